@@ -1,0 +1,98 @@
+"""Arts on prescription: referrals, courses, registers, wellbeing and KPI returns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Assemble the application. Nothing here touches the database or the network."""
+    app = Flask(
+        __name__,
+        instance_path=str(PROJECT_ROOT / "instance"),
+        instance_relative_config=True,
+    )
+    from referrals.config import load_config
+
+    load_config(app, config)
+    if app.config.get("PROXY_COUNT"):
+        # Behind a TLS-terminating proxy: trust its X-Forwarded-For/Proto, and only its.
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = int(app.config["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+
+    app.jinja_options = {
+        "undefined": ChainableUndefined,
+        "loader": ChoiceLoader(
+            [
+                FileSystemLoader(str(PROJECT_ROOT / "templates")),
+                PackageLoader("nhsuk_frontend_jinja"),
+            ]
+        ),
+        "autoescape": True,
+        "extensions": ["jinja2.ext.do"],
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+    }
+
+    from referrals import cli, errors, models, security  # noqa: F401  (models registers tables)
+    from referrals.auth.models import User
+    from referrals.auth.sessions import load_user_for_session
+    from referrals.extensions import csrf, db, login_manager, migrate
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
+    csrf.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Sign in to continue"
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(load_user_for_session)
+    login_manager.anonymous_user = _anonymous_user_class(User)
+
+    security.init_app(app)
+    errors.init_app(app)
+    cli.init_app(app)
+
+    from referrals.admin.views import bp as admin_bp
+    from referrals.api import bp as api_bp
+    from referrals.auth.views import bp as auth_bp
+    from referrals.intake.views import bp as intake_bp
+    from referrals.main.views import bp as main_bp
+    from referrals.notifications.views import bp as notifications_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    app.register_blueprint(intake_bp, url_prefix="/referrals")
+    app.register_blueprint(notifications_bp, url_prefix="/messages")
+    app.register_blueprint(api_bp, url_prefix="/api/v1")
+    csrf.exempt(api_bp)  # the API authenticates by bearer token only, never by cookie
+
+    from referrals.intake.presenters import init_app as init_intake_presenters
+    from referrals.main.context import init_app as init_context
+
+    init_context(app)
+    init_intake_presenters(app)
+    return app
+
+
+def _anonymous_user_class(user_cls: type) -> type:
+    from flask_login import AnonymousUserMixin
+
+    class Anonymous(AnonymousUserMixin):
+        role = None
+        organisation_id = None
+        id = None
+
+        def has_role(self, *roles: object) -> bool:
+            return False
+
+    return Anonymous

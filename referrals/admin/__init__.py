@@ -1,0 +1,1 @@
+"""Admin pages: organisations, users and the audit log."""

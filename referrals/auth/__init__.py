@@ -1,0 +1,1 @@
+"""Accounts, organisations, roles, sign-in and server-side sessions."""

@@ -1,0 +1,75 @@
+"""Sign-in and password forms. Forms validate; services write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
+
+from referrals.auth.passwords import MAX_LENGTH, password_problem
+
+
+def no_control_characters(form: Any, field: Any) -> None:
+    """Control characters are never typed by people, and PostgreSQL refuses NUL in text."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in field.data or ""):
+        raise ValidationError(f"{field.label.text} must not contain control characters")
+
+
+class LoginForm(FlaskForm):
+    email = EmailField(
+        "Email address",
+        validators=[
+            DataRequired("Enter your email address"),
+            Length(max=254),
+            no_control_characters,
+        ],
+    )
+    password = PasswordField(
+        "Password",
+        validators=[
+            DataRequired("Enter your password"),
+            Length(max=MAX_LENGTH),
+            no_control_characters,
+        ],
+    )
+
+
+class NewPasswordMixin:
+    """A new password checked against the policy (length, common, guessable)."""
+
+    def policy_context(self) -> dict[str, str]:
+        return {}
+
+    def validate_new_password(self, field: Any) -> None:
+        problem = password_problem(field.data or "", **self.policy_context())
+        if problem:
+            raise ValidationError(problem)
+
+
+class ChangePasswordForm(NewPasswordMixin, FlaskForm):
+    current_password = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password")]
+    )
+    new_password = PasswordField("New password", validators=[DataRequired("Enter a new password")])
+    confirm_password = PasswordField(
+        "Confirm new password",
+        validators=[
+            DataRequired("Enter the new password again"),
+            EqualTo("new_password", "The passwords do not match"),
+        ],
+    )
+
+    def __init__(self, *args: Any, user: Any = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._user = user
+
+    def policy_context(self) -> dict[str, str]:
+        if self._user is None:
+            return {}
+        return {"email": self._user.email, "name": self._user.name}
+
+
+class TokenNameForm(FlaskForm):
+    name = StringField("Token name", validators=[Length(max=120)])

@@ -1,0 +1,250 @@
+"""Account services: sign-in with throttling, users and organisations, API tokens."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, request
+from flask_login import login_user, logout_user
+from sqlalchemy import func, select
+
+from referrals.audit import record
+from referrals.auth.models import (
+    ROLE_ORGANISATION_KINDS,
+    ApiToken,
+    LoginAttempt,
+    Organisation,
+    OrganisationKind,
+    Role,
+    User,
+)
+from referrals.auth.passwords import hash_password, needs_rehash, verify_password
+from referrals.auth.sessions import end_current_session, revoke_all_sessions, start_session
+from referrals.db import utcnow
+from referrals.extensions import db
+
+
+class LoginOutcome(enum.Enum):
+    OK = "ok"
+    REFUSED = "refused"
+    THROTTLED = "throttled"
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def recent_failures(email: str) -> int:
+    since = utcnow() - current_app.config["LOGIN_FAILURE_WINDOW"]
+    return (
+        db.session.scalar(
+            select(func.count()).where(LoginAttempt.email == email, LoginAttempt.at > since)
+        )
+        or 0
+    )
+
+
+def sign_in(email: str, password: str) -> tuple[LoginOutcome, User | None]:
+    """Check credentials, throttled per account whether or not the account exists.
+
+    The throttle counts failures for the address typed, so it never reveals which accounts
+    exist, and it locks only that address for the window, never everyone.
+    """
+    email = normalise_email(email)
+    if recent_failures(email) >= current_app.config["LOGIN_MAX_FAILURES"]:
+        record(None, "login.throttled", object_type="login", email_hash=_email_hash(email))
+        return LoginOutcome.THROTTLED, None
+
+    user = db.session.scalar(select(User).where(User.email == email))
+    valid = verify_password(user.password_hash if user else None, password)
+    if not valid or user is None or not user.active or not user.organisation.active:
+        db.session.add(LoginAttempt(email=email, ip_address=request.remote_addr))
+        record(None, "login.failed", object_type="login", email_hash=_email_hash(email))
+        return LoginOutcome.REFUSED, None
+
+    if user.password_hash and needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    start_session(user)
+    login_user(user)
+    user.last_login_at = utcnow()
+    record(user, "login.succeeded", user)
+    return LoginOutcome.OK, user
+
+
+def _email_hash(email: str) -> str:
+    # The audit trail keeps who tried, without storing a mistyped address in clear.
+    return hashlib.sha256(email.encode()).hexdigest()[:16]
+
+
+def sign_out(user: Any) -> None:
+    if getattr(user, "is_authenticated", False):
+        record(user, "logout", user)
+    end_current_session()
+    logout_user()
+
+
+@dataclass(frozen=True)
+class UserFields:
+    email: str
+    name: str
+    role: Role
+    organisation: Organisation
+    active: bool = True
+
+
+class RoleOrganisationMismatch(ValueError):
+    pass
+
+
+def check_role_fits_organisation(role: Role, organisation: Organisation) -> None:
+    if organisation.kind not in ROLE_ORGANISATION_KINDS[role]:
+        allowed = ", ".join(sorted(k.label for k in ROLE_ORGANISATION_KINDS[role]))
+        raise RoleOrganisationMismatch(f"A {role.label.lower()} must belong to a {allowed}")
+
+
+def email_taken(email: str, *, excluding: User | None = None) -> bool:
+    query = select(User.id).where(User.email == normalise_email(email))
+    if excluding is not None:
+        query = query.where(User.id != excluding.id)
+    return db.session.scalar(query) is not None
+
+
+def create_user(actor: Any, fields: UserFields, password: str | None) -> User:
+    check_role_fits_organisation(fields.role, fields.organisation)
+    user = User(
+        email=normalise_email(fields.email),
+        name=fields.name.strip(),
+        role=fields.role,
+        organisation=fields.organisation,
+        active=fields.active,
+        password_hash=hash_password(password) if password else None,
+        password_changed_at=utcnow() if password else None,
+    )
+    db.session.add(user)
+    db.session.flush()
+    record(actor, "user.created", user, role=user.role.value)
+    return user
+
+
+def update_user(actor: Any, user: User, fields: UserFields) -> User:
+    check_role_fits_organisation(fields.role, fields.organisation)
+    changed = {
+        name
+        for name, new in (
+            ("email", normalise_email(fields.email)),
+            ("name", fields.name.strip()),
+            ("role", fields.role),
+            ("organisation", fields.organisation),
+            ("active", fields.active),
+        )
+        if getattr(user, name) != new
+    }
+    user.email = normalise_email(fields.email)
+    user.name = fields.name.strip()
+    user.role = fields.role
+    user.organisation = fields.organisation
+    if user.active and not fields.active:
+        deactivate_user(actor, user)
+    user.active = fields.active
+    # A change of role or organisation changes what the user may see: sign them out everywhere.
+    if changed & {"role", "organisation"}:
+        revoke_all_sessions(user)
+    record(actor, "user.updated", user, fields=sorted(changed))
+    return user
+
+
+def deactivate_user(actor: Any, user: User) -> None:
+    user.active = False
+    revoke_all_sessions(user)
+    revoke_api_tokens(user)
+    record(actor, "user.deactivated", user)
+
+
+def set_password(actor: Any, user: User, password: str) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    revoke_all_sessions(user)
+    record(actor, "user.password_changed", user)
+
+
+@dataclass(frozen=True)
+class OrganisationFields:
+    name: str
+    kind: OrganisationKind
+    ods_code: str | None
+    active: bool = True
+
+
+def organisation_name_taken(name: str, *, excluding: Organisation | None = None) -> bool:
+    query = select(Organisation.id).where(func.lower(Organisation.name) == name.strip().lower())
+    if excluding is not None:
+        query = query.where(Organisation.id != excluding.id)
+    return db.session.scalar(query) is not None
+
+
+def ods_code_taken(code: str, *, excluding: Organisation | None = None) -> bool:
+    query = select(Organisation.id).where(Organisation.ods_code == code)
+    if excluding is not None:
+        query = query.where(Organisation.id != excluding.id)
+    return db.session.scalar(query) is not None
+
+
+def create_organisation(actor: Any, fields: OrganisationFields) -> Organisation:
+    organisation = Organisation(
+        name=fields.name.strip(), kind=fields.kind, ods_code=fields.ods_code, active=fields.active
+    )
+    db.session.add(organisation)
+    db.session.flush()
+    record(actor, "organisation.created", organisation, kind=organisation.kind.value)
+    return organisation
+
+
+def update_organisation(actor: Any, organisation: Organisation, fields: OrganisationFields) -> None:
+    was_active = organisation.active
+    organisation.name = fields.name.strip()
+    organisation.kind = fields.kind
+    organisation.ods_code = fields.ods_code
+    organisation.active = fields.active
+    if was_active and not fields.active:
+        # Nobody signs in for an organisation that has been deactivated.
+        for member in organisation.users:
+            revoke_all_sessions(member)
+            revoke_api_tokens(member)
+    record(actor, "organisation.updated", organisation)
+
+
+def issue_api_token(actor: Any, user: User, name: str = "") -> str:
+    """Create a token for `user` and return it; only its hash is kept."""
+    token = "aop_" + secrets.token_urlsafe(32)
+    db.session.add(
+        ApiToken(
+            user_id=user.id,
+            token_hash=hashlib.sha256(token.encode()).hexdigest(),
+            prefix=token[:10],
+            name=name,
+        )
+    )
+    db.session.flush()
+    record(actor, "api_token.issued", user)
+    return token
+
+
+def revoke_api_tokens(user: User) -> None:
+    for token in db.session.scalars(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ):
+        token.revoked_at = utcnow()
+
+
+def user_for_api_token(token: str) -> User | None:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    row = db.session.scalar(
+        select(ApiToken).where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+    )
+    if row is None or not row.user.active or not row.user.organisation.active:
+        return None
+    return row.user

@@ -1,0 +1,107 @@
+"""Configuration, layered: defaults -> instance/config.py -> environment -> the test mapping.
+
+`DATABASE_URL` and `SECRET_KEY` are read as-is; any other `REFERRALS_<NAME>` variable sets
+`<NAME>`. In development a missing secret key is generated once into the instance folder; in
+production (`REFERRALS_ENV=production`) the service refuses to start without one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+ENV_PREFIX = "REFERRALS_"
+
+
+class Defaults:
+    ENV = "development"
+    SERVICE_NAME = "Arts on Prescription"
+    SQLALCHEMY_DATABASE_URI: str | None = None  # set to the instance SQLite file when unset
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    SQLITE_BUSY_TIMEOUT_MS = 10_000
+    # Sessions live server-side (see auth.sessions); the cookie only carries a random id.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = False  # forced on in production below
+    SESSION_COOKIE_NAME = "aop_session"
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
+    SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
+    SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=8)
+    REMEMBER_COOKIE_DURATION = timedelta(seconds=0)  # remember-me is not offered
+    WTF_CSRF_TIME_LIMIT = 8 * 3600
+    MAX_CONTENT_LENGTH = 2 * 1024 * 1024
+    # Argon2id parameters: RFC 9106 "low memory" profile, above OWASP's m=19 MiB, t=2 minimum.
+    ARGON2_TIME_COST = 3
+    ARGON2_MEMORY_COST_KIB = 64 * 1024
+    ARGON2_PARALLELISM = 4
+    LOGIN_MAX_FAILURES = 10
+    LOGIN_FAILURE_WINDOW = timedelta(minutes=5)
+    API_MAX_PER_PAGE = 100
+    TIMEZONE = "Europe/London"
+
+
+def _coerce(raw: str) -> Any:
+    """Environment values are strings; accept JSON for numbers, booleans and lists."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
+    app.config.from_object(Defaults)
+    app.config.from_pyfile("config.py", silent=True)
+
+    env = os.environ
+    if env.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(env["DATABASE_URL"])
+    if env.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = env["SECRET_KEY"]
+    for key, value in env.items():
+        if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
+            app.config[key[len(ENV_PREFIX) :]] = _coerce(value)
+
+    if test_config:
+        app.config.update(test_config)
+
+    if not app.config.get("SQLALCHEMY_DATABASE_URI"):
+        db_path = Path(app.instance_path) / "referrals.sqlite"
+        app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{db_path}"
+    app.config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(
+        app.config["SQLALCHEMY_DATABASE_URI"]
+    )
+
+    if app.config["ENV"] == "production":
+        if not app.config.get("SECRET_KEY"):
+            raise RuntimeError(
+                "SECRET_KEY is not set. In production the service will not start without one."
+            )
+        app.config["SESSION_COOKIE_SECURE"] = True
+    elif not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+
+
+def _normalise_database_url(url: str) -> str:
+    """Hosting platforms hand out `postgres://` URLs; SQLAlchemy needs a driver name."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _development_secret(instance: Path) -> str:
+    """Generate the development secret once so sessions survive restarts and every worker agrees."""
+    path = instance / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    instance.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret

@@ -1,0 +1,1 @@
+"""Patients and referrals: intake, duplicate checks, triage, the lifecycle and letters back."""

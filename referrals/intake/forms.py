@@ -1,0 +1,231 @@
+"""Referral, contact, conversation and transition forms. They validate; services write."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, RadioField, SelectField, TextAreaField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+
+from referrals.forms import MultiCheckboxField, StrippedStringField, UKDateField
+from referrals.intake.validation import (
+    InvalidValue,
+    clean_date_of_birth,
+    clean_nhs_number,
+    clean_phone,
+    clean_postcode,
+)
+from referrals.vocab import (
+    ArtForm,
+    ContactMethod,
+    ContactOutcome,
+    Ethnicity,
+    Pathway,
+    ReferrerType,
+    Sex,
+)
+
+NAME_MAX = 100
+TEXT_MAX = 4000
+
+
+def _cleaned_by(cleaner: Any) -> Any:
+    """A validator that runs a pure cleaner and keeps its normalised value."""
+
+    def check(form: Any, field: Any) -> None:
+        if not field.data:
+            return
+        try:
+            field.data = cleaner(field.data)
+        except InvalidValue as error:
+            raise ValidationError(str(error)) from error
+
+    return check
+
+
+class ReferralForm(FlaskForm):
+    nhs_number = StrippedStringField(
+        "NHS number",
+        validators=[
+            DataRequired("Enter the NHS number"),
+            Length(max=20),
+            _cleaned_by(clean_nhs_number),
+        ],
+    )
+    given_name = StrippedStringField(
+        "First name",
+        validators=[
+            DataRequired("Enter the first name"),
+            Length(max=NAME_MAX, message="First name must be 100 characters or fewer"),
+        ],
+    )
+    family_name = StrippedStringField(
+        "Last name",
+        validators=[
+            DataRequired("Enter the last name"),
+            Length(max=NAME_MAX, message="Last name must be 100 characters or fewer"),
+        ],
+    )
+    date_of_birth = UKDateField("Date of birth")
+    sex = RadioField("Sex", choices=Sex.choices(), validators=[InputRequired("Select sex")])
+    ethnicity = SelectField(
+        "Ethnic group",
+        choices=Ethnicity.choices(),
+        validators=[InputRequired("Select an ethnic group or Not stated")],
+    )
+    postcode = StrippedStringField(
+        "Postcode",
+        validators=[
+            DataRequired("Enter the postcode"),
+            Length(max=12),
+            _cleaned_by(clean_postcode),
+        ],
+    )
+    phone = StrippedStringField(
+        "Phone number", validators=[Optional(), Length(max=30), _cleaned_by(clean_phone)]
+    )
+    email = StrippedStringField(
+        "Email address",
+        validators=[
+            Optional(),
+            Length(max=254),
+            Email(
+                "Enter an email address in the correct format, like name@example.com",
+                check_deliverability=False,
+            ),
+        ],
+    )
+    preferred_contact = RadioField(
+        "Preferred way to contact them",
+        choices=ContactMethod.choices()[:4],
+        default=ContactMethod.PHONE.value,
+        validators=[InputRequired("Select how they prefer to be contacted")],
+    )
+    communication_needs = TextAreaField(
+        "Communication needs (optional)", validators=[Length(max=TEXT_MAX)]
+    )
+    access_needs = TextAreaField("Access needs (optional)", validators=[Length(max=TEXT_MAX)])
+
+    gp_practice = SelectField("Registered GP practice", coerce=str, validators=[Optional()])
+    referrer_type = RadioField(
+        "Who is referring",
+        choices=ReferrerType.choices(),
+        validators=[InputRequired("Select who is referring")],
+    )
+    pathway = SelectField(
+        "Pathway",
+        choices=[("", "Choose a pathway"), *Pathway.choices()],
+        validators=[DataRequired("Select a pathway")],
+    )
+    reason = TextAreaField(
+        "Reason for referral",
+        validators=[DataRequired("Enter the reason for referral"), Length(max=TEXT_MAX)],
+    )
+    interests = MultiCheckboxField("Interests (optional)", choices=ArtForm.choices())
+    risk_flag = BooleanField(
+        "There is a safeguarding concern or risk the link worker should know about"
+    )
+    risk_note = TextAreaField("Describe the concern or risk", validators=[Length(max=TEXT_MAX)])
+    received_on = UKDateField("Date received", message="Enter a real date, for example 3 11 2026")
+    consent = BooleanField(
+        "The person agrees to be referred and for their details to be shared "
+        "with the link worker service and the arts provider"
+    )
+    new_episode_reason = TextAreaField(
+        "Why is this a new referral? (optional)", validators=[Length(max=TEXT_MAX)]
+    )
+
+    def __init__(
+        self, *args: Any, today: date, practices: list[tuple[str, str]] | None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._today = today
+        if practices is None:
+            del self.gp_practice  # referrers refer for their own practice
+        else:
+            self.gp_practice.choices = [("", "Choose a practice"), *practices]
+
+    def validate_date_of_birth(self, field: Any) -> None:
+        if field.errors:
+            return
+        try:
+            clean_date_of_birth(field.data, self._today)
+        except InvalidValue as error:
+            raise ValidationError(str(error)) from error
+
+    def validate_received_on(self, field: Any) -> None:
+        if field.data and field.data > self._today:
+            raise ValidationError("Date received must be today or in the past")
+
+    def validate_consent(self, field: Any) -> None:
+        if not field.data:
+            raise ValidationError("Confirm the person agrees to be referred")
+
+    def validate_phone(self, field: Any) -> None:
+        if not field.data and not self.email.data:
+            raise ValidationError("Enter a phone number or an email address")
+
+    def validate_preferred_contact(self, field: Any) -> None:
+        if field.data in ("phone", "text") and not self.phone.data:
+            raise ValidationError("Enter a phone number, or choose another way to contact them")
+        if field.data == "email" and not self.email.data:
+            raise ValidationError("Enter an email address, or choose another way to contact them")
+
+    def validate_risk_note(self, field: Any) -> None:
+        if self.risk_flag.data and not (field.data or "").strip():
+            raise ValidationError("Describe the concern or risk")
+
+    def validate_gp_practice(self, field: Any) -> None:
+        if not field.data:
+            raise ValidationError("Select the person's GP practice")
+
+
+class ContactAttemptForm(FlaskForm):
+    method = RadioField(
+        "How",
+        choices=ContactMethod.choices(),
+        default="phone",
+        validators=[InputRequired("Select how you tried to contact them")],
+    )
+    outcome = RadioField(
+        "Outcome",
+        choices=ContactOutcome.choices(),
+        validators=[InputRequired("Select the outcome")],
+    )
+    note = TextAreaField("Note (optional)", validators=[Length(max=TEXT_MAX)])
+
+
+class ConversationForm(FlaskForm):
+    held_on = UKDateField("Date of the conversation")
+    what_matters = TextAreaField(
+        "What matters to them",
+        validators=[DataRequired("Record what matters to them"), Length(max=TEXT_MAX)],
+    )
+    agreed_next_steps = TextAreaField(
+        "Agreed next steps (optional)", validators=[Length(max=TEXT_MAX)]
+    )
+    preferred_art_forms = MultiCheckboxField(
+        "Art forms they would like to try (optional)", choices=ArtForm.choices()
+    )
+
+    def __init__(self, *args: Any, today: date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._today = today
+
+    def validate_held_on(self, field: Any) -> None:
+        if field.data is None and not field.errors:
+            raise ValidationError("Enter the date of the conversation")
+        if field.data and field.data > self._today:
+            raise ValidationError("The conversation date must be today or in the past")
+
+
+class TransitionForm(FlaskForm):
+    to = SelectField("New status", validators=[DataRequired("Select the new status")])
+    reason = TextAreaField("Reason", validators=[Length(max=TEXT_MAX)])
+    note = TextAreaField("Note (optional)", validators=[Length(max=TEXT_MAX)])
+
+
+class AssignForm(FlaskForm):
+    link_worker = SelectField("Link worker", coerce=str)

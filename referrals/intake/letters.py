@@ -1,0 +1,181 @@
+"""The message back to the referring practice, as a PDF letter (reportlab, built in memory)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from datetime import date, datetime
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+from referrals.intake.lifecycle import (
+    CLOSING_STATUSES,
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
+    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
+    Status,
+)
+from referrals.intake.models import Referral
+from referrals.intake.validation import format_nhs_number
+
+LONDON = ZoneInfo("Europe/London")
+
+SNOMED_TERMS = {
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING: "Referral to social prescribing service",
+    SNOMED_SOCIAL_PRESCRIBING_DECLINED: "Social prescribing declined",
+}
+
+
+@dataclass(frozen=True)
+class OutcomeSummary:
+    """What the letter can say beyond the status, when known."""
+
+    course: str | None = None
+    sessions_attended: int | None = None
+    sessions_delivered: int | None = None
+    wellbeing_baseline: float | None = None
+    wellbeing_end: float | None = None
+
+
+def outcome_summary(referral: Referral) -> OutcomeSummary:
+    """Attendance and wellbeing for the letter; empty until the person has been on a course."""
+    return OutcomeSummary()
+
+
+def letter_event(referral: Referral) -> str | None:
+    """Which message back applies now: completed, closed, accepted, or none yet."""
+    if referral.status is Status.COMPLETED:
+        return "completed"
+    if referral.status in CLOSING_STATUSES:
+        return "closed"
+    if referral.snomed_code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING:
+        return "accepted"
+    return None
+
+
+def _code_to_record(referral: Referral) -> str | None:
+    if referral.status is Status.DECLINED:
+        return SNOMED_SOCIAL_PRESCRIBING_DECLINED
+    if referral.snomed_code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING or referral.status in (
+        Status.COMPLETED,
+        Status.STARTED,
+        Status.ENROLLED,
+        Status.WAITLISTED,
+        Status.ASSESSED,
+    ):
+        return SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING
+    return None
+
+
+def _headline(referral: Referral, event: str) -> str:
+    name = referral.patient.full_name
+    if event == "completed":
+        return f"{name} has completed their arts on prescription course."
+    if event == "closed":
+        return f"The referral for {name} has been closed: {referral.status.label.lower()}."
+    return f"{name} has accepted support from the social prescribing link worker service."
+
+
+def build_outcome_letter(
+    referral: Referral, summary: OutcomeSummary, *, written_on: date | None = None
+) -> bytes:
+    event = letter_event(referral) or "accepted"
+    styles = getSampleStyleSheet()
+    body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10.5, leading=14)
+    small = ParagraphStyle("small", parent=body, fontSize=9, textColor=colors.HexColor("#4c6272"))
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=20 * mm,
+        rightMargin=20 * mm,
+        topMargin=18 * mm,
+        bottomMargin=18 * mm,
+        title=f"Referral R{referral.id} outcome",
+        author="Arts on Prescription",
+    )
+    patient = referral.patient
+    written = written_on or datetime.now(LONDON).date()
+    story = [
+        Paragraph("Arts on Prescription — message back to the referrer", styles["Title"]),
+        Paragraph(
+            escape(
+                f"To: {referral.gp_practice.name}"
+                + (f" ({referral.gp_practice.ods_code})" if referral.gp_practice.ods_code else "")
+            ),
+            body,
+        ),
+        Paragraph(f"Date: {written.strftime('%-d %B %Y')}", body),
+        Spacer(1, 6 * mm),
+        Paragraph(escape(_headline(referral, event)), styles["Heading2"]),
+    ]
+    details = [
+        ["Patient", patient.full_name],
+        ["NHS number", format_nhs_number(patient.nhs_number or "")],
+        [
+            "Date of birth",
+            patient.date_of_birth.strftime("%-d %B %Y") if patient.date_of_birth else "",
+        ],
+        ["Referral", f"R{referral.id}, received {referral.received_on.strftime('%-d %B %Y')}"],
+        ["Pathway", referral.pathway.label],
+        ["Outcome", referral.status.label],
+    ]
+    if summary.course:
+        details.append(["Course", summary.course])
+    if summary.sessions_delivered:
+        details.append(
+            [
+                "Attendance",
+                f"{summary.sessions_attended or 0} of {summary.sessions_delivered} "
+                "sessions attended",
+            ]
+        )
+    if summary.wellbeing_baseline is not None and summary.wellbeing_end is not None:
+        change = summary.wellbeing_end - summary.wellbeing_baseline
+        details.append(
+            [
+                "Wellbeing (SWEMWBS)",
+                f"{summary.wellbeing_baseline:.2f} at the start, "
+                f"{summary.wellbeing_end:.2f} at the end ({change:+.2f})",
+            ]
+        )
+    closing = next(
+        (t for t in reversed(referral.transitions) if t.to_status == referral.status), None
+    )
+    if event == "closed" and closing is not None and closing.reason:
+        details.append(["Reason", closing.reason])
+    table = Table(
+        [[Paragraph(k, body), Paragraph(escape(v), body)] for k, v in details],
+        colWidths=[45 * mm, 125 * mm],
+    )
+    table.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.5, colors.HexColor("#d8dde0")),
+                ("BACKGROUND", (0, 0), (0, -1), colors.HexColor("#f0f4f5")),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    story += [table, Spacer(1, 6 * mm)]
+    code = _code_to_record(referral)
+    if code:
+        story += [
+            Paragraph("Code to record in the patient's GP record", styles["Heading3"]),
+            Paragraph(f"SNOMED CT <b>{code}</b> — {SNOMED_TERMS[code]}", body),
+            Spacer(1, 4 * mm),
+        ]
+    story.append(
+        Paragraph(
+            "This letter is sent to the referring practice through the Arts on Prescription "
+            "service. It contains personal information: store it in the patient's record.",
+            small,
+        )
+    )
+    doc.build(story)
+    return buffer.getvalue()

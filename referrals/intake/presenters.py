@@ -1,0 +1,81 @@
+"""How referral data reads on a page: the merged timeline and small formatters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from flask import Flask
+
+from referrals.intake.models import Referral
+from referrals.intake.validation import age_on, format_nhs_number
+from referrals.vocab import ArtForm
+
+
+@dataclass
+class TimelineItem:
+    at: datetime
+    title: str
+    who: str = ""
+    lines: list[str] = field(default_factory=list)
+
+
+def timeline(referral: Referral) -> list[TimelineItem]:
+    """Transitions, contact attempts and conversations, oldest first."""
+    items: list[TimelineItem] = []
+    for step in referral.transitions:
+        title = (
+            "Referral received"
+            if step.from_status is None
+            else f"{step.from_status.label} → {step.to_status.label}"
+        )
+        lines = [f"Reason: {step.reason}" if step.reason else "", step.note]
+        if step.snomed_code:
+            lines.append(f"SNOMED CT {step.snomed_code} recorded")
+        items.append(
+            TimelineItem(
+                step.at,
+                title,
+                step.actor.name if step.actor else "System",
+                [line for line in lines if line],
+            )
+        )
+    for attempt in referral.contact_attempts:
+        items.append(
+            TimelineItem(
+                attempt.at,
+                f"Contact attempt: {attempt.method.label.lower()}, {attempt.outcome.label.lower()}",
+                attempt.actor.name if attempt.actor else "",
+                [attempt.note] if attempt.note else [],
+            )
+        )
+    for conversation in referral.conversations:
+        items.append(
+            TimelineItem(
+                conversation.at,
+                "What matters conversation recorded",
+                conversation.actor.name if conversation.actor else "",
+            )
+        )
+    return sorted(items, key=lambda item: item.at)
+
+
+def art_forms(values: list[str] | None) -> str:
+    labels = [ArtForm(v).label for v in values or [] if v in ArtForm._value2member_map_]
+    return ", ".join(labels)
+
+
+def nhs_number(value: str | None) -> str:
+    return format_nhs_number(value) if value else "Not recorded"
+
+
+def age(date_of_birth: date | None, today: date) -> Any:
+    return age_on(date_of_birth, today) if date_of_birth else "unknown"
+
+
+def init_app(app: Flask) -> None:
+    app.add_template_filter(timeline, "timeline")
+    app.add_template_filter(art_forms, "art_forms")
+    app.add_template_filter(nhs_number, "nhs_number")
+    app.add_template_filter(age, "age")

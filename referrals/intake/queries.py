@@ -1,0 +1,104 @@
+"""The caseload and practice lists: filtered, ordered and eager-loaded in bounded queries."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy.orm import joinedload
+
+from referrals.intake.lifecycle import OPEN_STATUSES, Status
+from referrals.intake.models import Patient, Referral
+from referrals.intake.scope import referral_scope
+from referrals.workdays import add_working_days
+
+FIRST_CONTACT_WORKING_DAYS = 5
+
+
+@dataclass(frozen=True)
+class CaseloadFilters:
+    statuses: tuple[Status, ...] = ()
+    practice_id: int | None = None
+    pathway: str | None = None
+    mine: bool = False
+    search: str = ""
+
+
+def contact_due_by(received_on: date) -> date:
+    return add_working_days(received_on, FIRST_CONTACT_WORKING_DAYS)
+
+
+def is_overdue(referral: Referral, today: date) -> bool:
+    """Not contacted within 5 working days of being received."""
+    return (
+        referral.first_contact_at is None
+        and referral.status is Status.RECEIVED
+        and contact_due_by(referral.received_on) < today
+    )
+
+
+def _search_clause(text: str) -> Any:
+    digits = re.sub(r"[\s-]", "", text)
+    if digits.isdigit() and len(digits) == 10:
+        return Patient.nhs_number == digits
+    if re.fullmatch(r"[Rr]?\d{1,9}", text.strip()):
+        return Referral.id == int(text.strip().lstrip("Rr"))
+    terms = [t for t in re.split(r"\s+", text.strip().lower()) if t][:4]
+    return (
+        func.lower(Patient.given_name + " " + Patient.family_name).contains(" ".join(terms))
+        if len(terms) > 1
+        else or_(
+            func.lower(Patient.given_name).startswith(terms[0]),
+            func.lower(Patient.family_name).startswith(terms[0]),
+        )
+    )
+
+
+def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
+    """New referrals first, flagged ones next, then oldest first."""
+    query = (
+        select(Referral)
+        .join(Referral.patient)
+        .where(referral_scope(user))
+        .options(
+            joinedload(Referral.patient),
+            joinedload(Referral.gp_practice),
+            joinedload(Referral.assigned_to),
+        )
+    )
+    statuses = filters.statuses or tuple(OPEN_STATUSES)
+    query = query.where(Referral.status.in_(statuses))
+    if filters.practice_id:
+        query = query.where(Referral.gp_practice_id == filters.practice_id)
+    if filters.pathway:
+        query = query.where(Referral.pathway == filters.pathway)
+    if filters.mine:
+        query = query.where(Referral.assigned_to_id == user.id)
+    if filters.search.strip():
+        query = query.where(_search_clause(filters.search))
+    return query.order_by(
+        case((Referral.status == Status.RECEIVED, 0), else_=1),
+        Referral.risk_flag.desc(),
+        Referral.received_on,
+        Referral.id,
+    )
+
+
+def practice_query(user: Any, search: str = "", status: str | None = None) -> Select[Any]:
+    """A practice's referrals, newest first."""
+    query = (
+        select(Referral)
+        .join(Referral.patient)
+        .where(referral_scope(user))
+        .options(joinedload(Referral.patient), joinedload(Referral.referred_by))
+    )
+    if status == "open":
+        query = query.where(Referral.status.in_(OPEN_STATUSES))
+    elif status == "closed":
+        query = query.where(Referral.status.not_in(OPEN_STATUSES))
+    if search.strip():
+        query = query.where(_search_clause(search))
+    return query.order_by(Referral.received_on.desc(), Referral.id.desc())

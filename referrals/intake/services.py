@@ -1,0 +1,330 @@
+"""Referral services: intake with duplicate checks, transitions, contact and conversations.
+
+Services take explicit arguments, flush, write the audit entry and leave the commit to the
+request, job or command that called them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from flask import url_for
+from sqlalchemy import select
+
+from referrals.audit import record, record_now
+from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.db import utcnow
+from referrals.extensions import db
+from referrals.intake.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    Actor,
+    Status,
+    check_transition,
+    snomed_code_for,
+)
+from referrals.intake.models import (
+    ContactAttempt,
+    Conversation,
+    Patient,
+    Referral,
+    ReferralTransition,
+)
+from referrals.notifications.services import notify
+from referrals.vocab import (
+    ArtForm,
+    ContactMethod,
+    ContactOutcome,
+    Ethnicity,
+    Pathway,
+    ReferrerType,
+    Sex,
+)
+
+
+@dataclass(frozen=True)
+class PatientDetails:
+    nhs_number: str
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    sex: Sex
+    ethnicity: Ethnicity
+    postcode: str
+    phone: str | None
+    email: str | None
+    preferred_contact: ContactMethod
+    communication_needs: str = ""
+    access_needs: str = ""
+
+
+@dataclass(frozen=True)
+class ReferralDetails:
+    patient: PatientDetails
+    gp_practice: Organisation
+    referrer_type: ReferrerType
+    pathway: Pathway
+    reason: str
+    interests: list[ArtForm] = field(default_factory=list)
+    consent: bool = True
+    risk_flag: bool = False
+    risk_note: str = ""
+    received_on: date | None = None
+    new_episode_reason: str = ""
+
+
+class DuplicateOpenReferral(Exception):
+    """The person already has an open referral and no new-episode reason was given."""
+
+    def __init__(self, referral: Referral) -> None:
+        super().__init__(f"open referral {referral.id}")
+        self.referral = referral
+
+
+def open_referrals_for(nhs_number: str) -> list[Referral]:
+    return list(
+        db.session.scalars(
+            select(Referral)
+            .join(Patient)
+            .where(Patient.nhs_number == nhs_number, Referral.status.in_(OPEN_STATUSES))
+            .order_by(Referral.received_on)
+        )
+    )
+
+
+def practice_for(actor: User, requested: Organisation | None) -> Organisation:
+    """Referrers always refer for their own practice; others choose a practice."""
+    if actor.role == Role.REFERRER:
+        return actor.organisation
+    if requested is None or requested.kind != OrganisationKind.GP_PRACTICE:
+        raise ValueError("a GP practice is required")
+    return requested
+
+
+def _lock_patient(nhs_number: str) -> Patient | None:
+    # On PostgreSQL the row lock serialises two referrals for one person; SQLite's writing
+    # transactions already hold the database write lock (BEGIN IMMEDIATE).
+    return db.session.scalar(
+        select(Patient).where(Patient.nhs_number == nhs_number).with_for_update()
+    )
+
+
+def create_referral(actor: User, details: ReferralDetails, *, today: date) -> Referral:
+    """Record a referral, creating or updating the patient. Refuses an unexplained duplicate."""
+    person = details.patient
+    patient = _lock_patient(person.nhs_number)
+    if patient is not None and not details.new_episode_reason.strip():
+        open_ones = [r for r in patient.referrals if r.status in OPEN_STATUSES]
+        if open_ones:
+            raise DuplicateOpenReferral(open_ones[0])
+    if patient is None:
+        patient = Patient(nhs_number=person.nhs_number)
+        db.session.add(patient)
+    for name in (
+        "given_name",
+        "family_name",
+        "date_of_birth",
+        "sex",
+        "ethnicity",
+        "postcode",
+        "phone",
+        "email",
+        "preferred_contact",
+        "communication_needs",
+        "access_needs",
+    ):
+        setattr(patient, name, getattr(person, name))
+    patient.gp_practice = details.gp_practice
+
+    received_on = details.received_on or today
+    referral = Referral(
+        patient=patient,
+        gp_practice=details.gp_practice,
+        referred_by_id=actor.id,
+        referrer_type=details.referrer_type,
+        pathway=details.pathway,
+        reason=details.reason.strip(),
+        interests=[a.value for a in details.interests],
+        consent=details.consent,
+        risk_flag=details.risk_flag,
+        risk_note=details.risk_note.strip(),
+        received_on=received_on,
+        status=Status.RECEIVED,
+        new_episode_reason=details.new_episode_reason.strip(),
+        assigned_to_id=actor.id if actor.role == Role.LINK_WORKER else None,
+    )
+    db.session.add(referral)
+    db.session.flush()
+    db.session.add(
+        ReferralTransition(
+            referral_id=referral.id,
+            from_status=None,
+            to_status=Status.RECEIVED,
+            effective_on=received_on,
+            actor_id=actor.id,
+            reason=details.new_episode_reason.strip(),
+        )
+    )
+    record(actor, "referral.created", referral, patient_id=patient.id)
+    return referral
+
+
+def transition(
+    actor: User | None,
+    referral: Referral,
+    target: Status,
+    *,
+    reason: str = "",
+    note: str = "",
+    on: date | None = None,
+    by: Actor = Actor.PERSON,
+    today: date | None = None,
+) -> ReferralTransition:
+    """Move a referral along the lifecycle, or raise TransitionRefused with a message."""
+    current = referral.status
+    check_transition(current, target, actor=by, reason=reason)
+    effective_on = on or today or utcnow().date()
+    code = snomed_code_for(current, target)
+    step = ReferralTransition(
+        referral_id=referral.id,
+        from_status=current,
+        to_status=target,
+        effective_on=effective_on,
+        actor_id=actor.id if actor is not None else None,
+        reason=reason.strip(),
+        note=note.strip(),
+        snomed_code=code,
+    )
+    db.session.add(step)
+    referral.status = target
+    referral.status_changed_at = utcnow()
+    if code:
+        referral.snomed_code = code
+    if target in CLOSED_STATUSES:
+        referral.closed_on = effective_on
+    elif current in CLOSED_STATUSES:
+        referral.closed_on = None  # reopened
+    db.session.flush()
+    record(
+        actor, "referral.transition", referral, from_status=current.value, to_status=target.value
+    )
+    _message_back_if_due(referral, current, target)
+    return step
+
+
+def _message_back_if_due(referral: Referral, current: Status, target: Status) -> None:
+    """Tell the referring practice when the person accepts support, closes or completes."""
+    if snomed_code_for(current, target) == "871731000000106":
+        event = "accepted social prescribing support"
+    elif target is Status.COMPLETED:
+        event = "completed their arts course"
+    elif target in CLOSED_STATUSES:
+        event = f"was closed: {target.label.lower()}"
+    else:
+        return
+    notify(
+        organisation=referral.gp_practice,
+        kind="message_back",
+        text=f"Referral R{referral.id} {event}. A letter with the code to record is attached.",
+        link=url_for("intake.referral", referral_id=referral.id),
+    )
+
+
+def log_contact_attempt(
+    actor: User,
+    referral: Referral,
+    *,
+    method: ContactMethod,
+    outcome: ContactOutcome,
+    note: str = "",
+    at: datetime | None = None,
+) -> ContactAttempt:
+    """Log an attempt; the first one moves a new referral to `contacting`."""
+    if referral.status not in OPEN_STATUSES:
+        from referrals.intake.lifecycle import TransitionRefused
+
+        raise TransitionRefused("Reopen the referral before logging contact")
+    attempt = ContactAttempt(
+        referral_id=referral.id,
+        method=method,
+        outcome=outcome,
+        note=note.strip(),
+        actor_id=actor.id,
+        at=at or utcnow(),
+    )
+    db.session.add(attempt)
+    if referral.first_contact_at is None:
+        referral.first_contact_at = attempt.at
+    if referral.status is Status.RECEIVED:
+        transition(
+            actor,
+            referral,
+            Status.CONTACTING,
+            note=f"{method.label}: {outcome.label}",
+            on=attempt.at.date(),
+        )
+    if referral.assigned_to_id is None and actor.role == Role.LINK_WORKER:
+        referral.assigned_to_id = actor.id
+    db.session.flush()
+    record(actor, "referral.contact_logged", referral, outcome=outcome.value)
+    return attempt
+
+
+def record_conversation(
+    actor: User,
+    referral: Referral,
+    *,
+    held_on: date,
+    what_matters: str,
+    agreed_next_steps: str = "",
+    preferred_art_forms: list[ArtForm] | None = None,
+) -> Conversation:
+    """Record "what matters to you"; the person has accepted support, so it is assessed."""
+    if referral.status not in (Status.RECEIVED, Status.CONTACTING, Status.ASSESSED):
+        from referrals.intake.lifecycle import TransitionRefused
+
+        raise TransitionRefused(
+            f"A referral that is {referral.status.label.lower()} has already been assessed"
+        )
+    conversation = Conversation(
+        referral_id=referral.id,
+        held_on=held_on,
+        what_matters=what_matters.strip(),
+        agreed_next_steps=agreed_next_steps.strip(),
+        preferred_art_forms=[a.value for a in preferred_art_forms or []],
+        actor_id=actor.id,
+    )
+    db.session.add(conversation)
+    if referral.first_contact_at is None:
+        referral.first_contact_at = utcnow()
+    if referral.status is not Status.ASSESSED:
+        transition(
+            actor, referral, Status.ASSESSED, note="What matters conversation recorded", on=held_on
+        )
+    if referral.assigned_to_id is None and actor.role == Role.LINK_WORKER:
+        referral.assigned_to_id = actor.id
+    db.session.flush()
+    record(actor, "referral.conversation_recorded", referral)
+    return conversation
+
+
+def assign(actor: User, referral: Referral, link_worker: User | None) -> None:
+    referral.assigned_to_id = link_worker.id if link_worker else None
+    record(actor, "referral.assigned", referral, to_user=link_worker.id if link_worker else None)
+
+
+def record_view(actor: Any, referral: Referral) -> None:
+    """Every view of a person's record is audited, committed at once."""
+    record_now(actor, "referral.viewed", referral, patient_id=referral.patient_id)
+
+
+def link_workers() -> list[User]:
+    return list(
+        db.session.scalars(
+            select(User)
+            .where(User.role == Role.LINK_WORKER, User.active.is_(True))
+            .order_by(User.name)
+        )
+    )

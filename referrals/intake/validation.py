@@ -1,0 +1,79 @@
+"""Pure checks and normalisers for patient details. Each returns the clean value or raises
+`InvalidValue` with a message fit to show at the field."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import nhs_number
+
+
+class InvalidValue(ValueError):
+    pass
+
+
+def clean_nhs_number(raw: str) -> str:
+    """10 digits with a valid modulus 11 check digit; spaces and hyphens are accepted."""
+    digits = re.sub(r"[\s-]", "", raw or "")
+    if not digits:
+        raise InvalidValue("Enter the NHS number")
+    if not digits.isdigit() or len(digits) != 10:
+        raise InvalidValue("NHS number must be 10 digits")
+    if not nhs_number.is_valid(digits):
+        raise InvalidValue("This is not a valid NHS number. Check it and try again")
+    return digits
+
+
+def format_nhs_number(digits: str) -> str:
+    """NHS numbers are shown 3-3-4: 943 476 5919."""
+    return f"{digits[:3]} {digits[3:6]} {digits[6:]}" if len(digits) == 10 else digits
+
+
+# The UK postcode pattern (BS 7666), including GIR 0AA; the inward code is always digit+2 letters.
+_POSTCODE = re.compile(
+    r"^(GIR0AA|[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9]{1,2}|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY])"
+    r"[0-9][ABD-HJLNP-UW-Z]{2})$"
+)
+
+
+def clean_postcode(raw: str) -> str:
+    """A UK postcode, upper case with one space before the inward code: `GL1 2AB`."""
+    compact = re.sub(r"\s", "", raw or "").upper()
+    if not compact:
+        raise InvalidValue("Enter the postcode")
+    if not _POSTCODE.match(compact):
+        raise InvalidValue("Enter a real UK postcode, like GL1 2AB")
+    return f"{compact[:-3]} {compact[-3:]}"
+
+
+def clean_date_of_birth(value: date | None, today: date) -> date:
+    if value is None:
+        raise InvalidValue("Enter the date of birth")
+    if value > today:
+        raise InvalidValue("Date of birth must be today or in the past")
+    if value < _years_before(today, 120):
+        raise InvalidValue("Date of birth must be within the last 120 years")
+    return value
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def clean_phone(raw: str) -> str:
+    """A UK phone number: 10 or 11 digits starting 0, or +44; stored without spaces."""
+    compact = re.sub(r"[\s()-]", "", raw or "")
+    if compact.startswith("+44"):
+        compact = "0" + compact[3:].lstrip("0")
+    if not re.fullmatch(r"0\d{9,10}", compact):
+        raise InvalidValue("Enter a UK phone number, like 01632 960 001 or 07700 900 982")
+    return compact
+
+
+def age_on(date_of_birth: date, day: date) -> int:
+    years = day.year - date_of_birth.year
+    return years - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))

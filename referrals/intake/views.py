@@ -1,0 +1,373 @@
+"""Referral pages: the form, the caseload, the practice list, a referral and its actions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from sqlalchemy import select
+
+from referrals.auth.models import Organisation, OrganisationKind, Role
+from referrals.exports import send_bytes
+from referrals.extensions import db
+from referrals.intake import letters
+from referrals.intake.forms import (
+    AssignForm,
+    ContactAttemptForm,
+    ConversationForm,
+    ReferralForm,
+    TransitionForm,
+)
+from referrals.intake.lifecycle import Status, TransitionRefused, next_steps
+from referrals.intake.queries import CaseloadFilters, caseload_query, is_overdue, practice_query
+from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
+from referrals.intake.services import (
+    DuplicateOpenReferral,
+    PatientDetails,
+    ReferralDetails,
+    assign,
+    create_referral,
+    link_workers,
+    log_contact_attempt,
+    practice_for,
+    record_conversation,
+    record_view,
+    transition,
+)
+from referrals.intake.validation import InvalidValue, clean_nhs_number
+from referrals.pagination import Page
+from referrals.security import allow
+from referrals.vocab import (
+    ArtForm,
+    ContactMethod,
+    ContactOutcome,
+    Ethnicity,
+    Pathway,
+    ReferrerType,
+    Sex,
+)
+
+bp = Blueprint("intake", __name__)
+
+REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
+TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
+LONDON = ZoneInfo("Europe/London")
+
+
+def today() -> date:
+    return datetime.now(LONDON).date()
+
+
+def _practice_choices() -> list[tuple[str, str]]:
+    rows = db.session.execute(
+        select(Organisation.id, Organisation.name, Organisation.ods_code)
+        .where(Organisation.kind == OrganisationKind.GP_PRACTICE, Organisation.active.is_(True))
+        .order_by(Organisation.name)
+    ).all()
+    return [(str(i), f"{name} ({ods})" if ods else name) for i, name, ods in rows]
+
+
+@bp.get("/")
+@allow(*REFERRING)
+def referrals() -> ResponseReturnValue:
+    if current_user.role == Role.REFERRER:
+        search = request.args.get("q", "")[:100]
+        status = request.args.get("status")
+        page = Page.from_request(practice_query(current_user, search, status))
+        return render_template("intake/practice_list.html", page=page, search=search, status=status)
+    return caseload()
+
+
+def caseload() -> ResponseReturnValue:
+    args = request.args
+    statuses = tuple(Status(s) for s in args.getlist("status") if s in Status.__members__.values())
+    practice_id = args.get("practice", "")
+    filters = CaseloadFilters(
+        statuses=statuses,
+        practice_id=int(practice_id) if practice_id.isdigit() else None,
+        pathway=args.get("pathway") if args.get("pathway") in Pathway._value2member_map_ else None,
+        mine=args.get("mine") == "1",
+        search=args.get("q", "")[:100],
+    )
+    page = Page.from_request(caseload_query(current_user, filters))
+    return render_template(
+        "intake/caseload.html",
+        page=page,
+        filters=filters,
+        today=today(),
+        is_overdue=is_overdue,
+        practices=_practice_choices(),
+        Status=Status,
+        Pathway=Pathway,
+        query_args={k: v for k, v in args.items(multi=True) if k != "page"} if args else {},
+    )
+
+
+def _form_for_user(data: Any = None) -> ReferralForm:
+    practices = None if current_user.role == Role.REFERRER else _practice_choices()
+    default_type = {Role.REFERRER: "gp", Role.LINK_WORKER: "link_worker"}.get(
+        current_user.role, "gp"
+    )
+    form = ReferralForm(formdata=data, today=today(), practices=practices)
+    if not form.is_submitted():
+        form.referrer_type.data = default_type
+        form.ethnicity.data = form.ethnicity.data or None
+    return form
+
+
+def _prefill_from_patient(form: ReferralForm) -> bool:
+    """Fill the person's details when the NHS number is already known within scope."""
+    try:
+        nhs = clean_nhs_number(form.nhs_number.data or "")
+    except InvalidValue as error:
+        form.nhs_number.errors = [str(error)]
+        return False
+    patient = find_patient_in_scope(current_user, nhs)
+    if patient is None:
+        flash("No record of this NHS number yet. Enter the person's details.", "info")
+        return False
+    form.nhs_number.data = nhs
+    for name in (
+        "given_name",
+        "family_name",
+        "date_of_birth",
+        "postcode",
+        "phone",
+        "email",
+        "communication_needs",
+        "access_needs",
+    ):
+        getattr(form, name).data = getattr(patient, name)
+    form.date_of_birth.raw_text = ""
+    form.sex.data = patient.sex.value
+    form.ethnicity.data = patient.ethnicity.value
+    form.preferred_contact.data = patient.preferred_contact.value
+    if hasattr(form, "gp_practice"):
+        form.gp_practice.data = str(patient.gp_practice_id)
+    from referrals.audit import record_now
+
+    record_now(current_user, "patient.viewed", patient, via="referral_form_lookup")
+    flash(f"Details found for {patient.full_name}. Check they are still correct.", "info")
+    return True
+
+
+def _details_from(form: ReferralForm) -> ReferralDetails:
+    requested = None
+    if hasattr(form, "gp_practice"):
+        requested = db.session.get(Organisation, int(form.gp_practice.data))
+    return ReferralDetails(
+        patient=PatientDetails(
+            nhs_number=form.nhs_number.data or "",
+            given_name=form.given_name.data or "",
+            family_name=form.family_name.data or "",
+            date_of_birth=form.date_of_birth.data,  # type: ignore[arg-type]
+            sex=Sex(form.sex.data),
+            ethnicity=Ethnicity(form.ethnicity.data),
+            postcode=form.postcode.data or "",
+            phone=form.phone.data or None,
+            email=(form.email.data or "").lower() or None,
+            preferred_contact=ContactMethod(form.preferred_contact.data),
+            communication_needs=form.communication_needs.data or "",
+            access_needs=form.access_needs.data or "",
+        ),
+        gp_practice=practice_for(current_user, requested),
+        referrer_type=ReferrerType(form.referrer_type.data),
+        pathway=Pathway(form.pathway.data),
+        reason=form.reason.data or "",
+        interests=[ArtForm(a) for a in form.interests.data or []],
+        consent=bool(form.consent.data),
+        risk_flag=bool(form.risk_flag.data),
+        risk_note=form.risk_note.data or "",
+        received_on=form.received_on.data,
+        new_episode_reason=form.new_episode_reason.data or "",
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@allow(*REFERRING)
+def new_referral() -> ResponseReturnValue:
+    form = _form_for_user(request.form if request.method == "POST" else None)
+    duplicate = None
+    if request.method == "POST" and request.form.get("action") == "lookup":
+        form.validate_on_submit()  # checks the CSRF token; field errors are not shown yet
+        csrf_errors = form.csrf_token.errors
+        for field in form:
+            field.errors = []
+        if csrf_errors:
+            abort(400)
+        _prefill_from_patient(form)
+        return render_template(
+            "intake/new.html",
+            form=form,
+            duplicate=None,
+            page_has_errors=bool(form.nhs_number.errors),
+        )
+    if form.validate_on_submit():
+        try:
+            referral = create_referral(current_user, _details_from(form), today=today())
+        except DuplicateOpenReferral as error:
+            db.session.rollback()
+            duplicate = error.referral
+            form.new_episode_reason.errors = [
+                "This person already has an open referral. Open it instead, or say why this "
+                "is a new episode"
+            ]
+        else:
+            db.session.commit()
+            flash(f"Referral R{referral.id} sent for {referral.patient.full_name}", "success")
+            return redirect(url_for("intake.referral", referral_id=referral.id))
+    return render_template(
+        "intake/new.html",
+        form=form,
+        duplicate=duplicate,
+        page_has_errors=bool(form.errors) or duplicate is not None,
+    )
+
+
+@bp.get("/<int:referral_id>")
+@allow(*REFERRING)
+def referral(referral_id: int) -> ResponseReturnValue:
+    item = get_referral_or_404(referral_id, current_user)
+    record_view(current_user, item)
+    history = [r for r in item.patient.referrals if r.id != item.id]
+    can_triage = current_user.role in TRIAGING
+    return render_template(
+        "intake/referral.html",
+        referral=item,
+        history=history,
+        can_triage=can_triage,
+        moves=next_steps(item.status) if can_triage else [],
+        overdue=is_overdue(item, today()),
+        today=today(),
+    )
+
+
+def _triage_page(referral_id: int) -> Any:
+    return get_referral_or_404(referral_id, current_user)
+
+
+@bp.route("/<int:referral_id>/contact", methods=["GET", "POST"])
+@allow(*TRIAGING)
+def contact(referral_id: int) -> ResponseReturnValue:
+    item = _triage_page(referral_id)
+    form = ContactAttemptForm()
+    if form.validate_on_submit():
+        try:
+            log_contact_attempt(
+                current_user,
+                item,
+                method=ContactMethod(form.method.data),
+                outcome=ContactOutcome(form.outcome.data),
+                note=form.note.data or "",
+            )
+        except TransitionRefused as error:
+            db.session.rollback()
+            form.outcome.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash("Contact attempt logged", "success")
+            return redirect(url_for("intake.referral", referral_id=item.id))
+    return render_template(
+        "intake/contact.html", referral=item, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+@bp.route("/<int:referral_id>/conversation", methods=["GET", "POST"])
+@allow(*TRIAGING)
+def conversation(referral_id: int) -> ResponseReturnValue:
+    item = _triage_page(referral_id)
+    form = ConversationForm(today=today())
+    if request.method == "GET":
+        form.held_on.data = today()
+    if form.validate_on_submit():
+        try:
+            record_conversation(
+                current_user,
+                item,
+                held_on=form.held_on.data,  # type: ignore[arg-type]
+                what_matters=form.what_matters.data or "",
+                agreed_next_steps=form.agreed_next_steps.data or "",
+                preferred_art_forms=[ArtForm(a) for a in form.preferred_art_forms.data or []],
+            )
+        except TransitionRefused as error:
+            db.session.rollback()
+            form.what_matters.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash("Conversation recorded. The referral is now assessed", "success")
+            return redirect(url_for("intake.referral", referral_id=item.id))
+    return render_template(
+        "intake/conversation.html", referral=item, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+@bp.route("/<int:referral_id>/status", methods=["GET", "POST"])
+@allow(*TRIAGING)
+def change_status(referral_id: int) -> ResponseReturnValue:
+    item = _triage_page(referral_id)
+    form = TransitionForm()
+    choices = [(s.value, s.label) for s in next_steps(item.status)]
+    form.to.choices = [("", "Choose a status"), *choices]
+    if request.method == "GET" and request.args.get("to") in dict(choices):
+        form.to.data = request.args["to"]
+    if form.validate_on_submit():
+        try:
+            transition(
+                current_user,
+                item,
+                Status(form.to.data),
+                reason=form.reason.data or "",
+                note=form.note.data or "",
+                today=today(),
+            )
+        except TransitionRefused as error:
+            db.session.rollback()
+            target = form.reason if str(error) == "Give a reason" else form.to
+            target.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash(f"Referral is now {item.status.label.lower()}", "success")
+            return redirect(url_for("intake.referral", referral_id=item.id))
+    return render_template(
+        "intake/status.html", referral=item, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+@bp.route("/<int:referral_id>/assign", methods=["GET", "POST"])
+@allow(*TRIAGING)
+def assign_referral(referral_id: int) -> ResponseReturnValue:
+    item = _triage_page(referral_id)
+    form = AssignForm()
+    workers = link_workers()
+    form.link_worker.choices = [("", "Nobody yet"), *[(str(u.id), u.name) for u in workers]]
+    if request.method == "GET":
+        form.link_worker.data = str(item.assigned_to_id or "")
+    if form.validate_on_submit():
+        chosen = next((u for u in workers if str(u.id) == form.link_worker.data), None)
+        assign(current_user, item, chosen)
+        db.session.commit()
+        flash(f"Assigned to {chosen.name}" if chosen else "Unassigned", "success")
+        return redirect(url_for("intake.referral", referral_id=item.id))
+    return render_template(
+        "intake/assign.html", referral=item, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+@bp.get("/<int:referral_id>/letter.pdf")
+@allow(*REFERRING)
+def letter(referral_id: int) -> ResponseReturnValue:
+    item = get_referral_or_404(referral_id, current_user)
+    if letters.letter_event(item) is None:
+        abort(404)
+    from referrals.audit import record_now
+
+    record_now(current_user, "referral.letter_downloaded", item)
+    return send_bytes(
+        letters.build_outcome_letter(item, letters.outcome_summary(item)),
+        f"referral-R{item.id}-outcome.pdf",
+        "application/pdf",
+    )

@@ -1,0 +1,1 @@
+"""Home pages, navigation, health check and the site's static pages."""

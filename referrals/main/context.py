@@ -1,0 +1,76 @@
+"""Template context: role-based navigation, the unread message count, date filters."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Flask, request, url_for
+from flask_login import current_user
+
+from referrals.auth.models import Role
+
+LONDON = ZoneInfo("Europe/London")
+
+# (label, endpoint, roles). Later areas append their entries with `add_navigation`.
+NAVIGATION: list[tuple[str, str, frozenset[Role]]] = [
+    ("Home", "main.home", frozenset(Role)),
+    ("Caseload", "intake.referrals", frozenset({Role.LINK_WORKER, Role.ADMIN})),
+    ("Referrals", "intake.referrals", frozenset({Role.REFERRER})),
+    ("Refer someone", "intake.new_referral", frozenset({Role.REFERRER})),
+    ("Organisations", "admin.organisations", frozenset({Role.ADMIN})),
+    ("Users", "admin.users", frozenset({Role.ADMIN})),
+    ("Audit log", "admin.audit_log", frozenset({Role.ADMIN})),
+]
+
+
+def add_navigation(label: str, endpoint: str, roles: frozenset[Role], position: int = -1) -> None:
+    entry = (label, endpoint, roles)
+    if entry not in NAVIGATION:
+        NAVIGATION.insert(position if position >= 0 else len(NAVIGATION), entry)
+
+
+def navigation_items() -> list[dict[str, Any]]:
+    if not current_user.is_authenticated:
+        return []
+    items = []
+    for label, endpoint, roles in NAVIGATION:
+        if current_user.role in roles:
+            href = url_for(endpoint)
+            current = request.path == href or (
+                href != url_for("main.home") and request.path.startswith(href)
+            )
+            items.append({"text": label, "href": href, "current": current})
+    return items
+
+
+def _inject() -> dict[str, Any]:
+    from referrals.notifications.services import unread_count
+
+    authenticated = current_user.is_authenticated
+    return {
+        "navigation_items": navigation_items(),
+        "unread_message_count": unread_count(current_user) if authenticated else 0,
+        "Role": Role,
+    }
+
+
+def local_datetime(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(LONDON).strftime("%-d %b %Y, %H:%M")
+
+
+def local_date(value: date | datetime | None) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.astimezone(LONDON).date()
+    return value.strftime("%-d %b %Y")
+
+
+def init_app(app: Flask) -> None:
+    app.context_processor(_inject)
+    app.add_template_filter(local_datetime, "local_datetime")
+    app.add_template_filter(local_date, "local_date")

@@ -1,0 +1,1 @@
+"""In-app messages to a user or to everyone in an organisation."""

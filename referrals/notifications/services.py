@@ -1,0 +1,83 @@
+"""Send, list and mark notifications. Every capability that tells someone something uses these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, and_, exists, func, or_, select
+
+from referrals.auth.models import Organisation, User
+from referrals.extensions import db
+from referrals.notifications.models import Notification, NotificationRead
+
+
+def notify(
+    *,
+    text: str,
+    user: User | None = None,
+    organisation: Organisation | None = None,
+    link: str | None = None,
+    kind: str = "general",
+) -> Notification:
+    """Address a message to one user or to everyone in an organisation."""
+    if user is None and organisation is None:
+        raise ValueError("a notification needs a user or an organisation")
+    notification = Notification(
+        user_id=user.id if user else None,
+        organisation_id=organisation.id if organisation else None,
+        text=text,
+        link=link,
+        kind=kind,
+    )
+    db.session.add(notification)
+    db.session.flush()
+    return notification
+
+
+def _addressed_to(user: Any) -> Any:
+    return or_(
+        Notification.user_id == user.id,
+        and_(Notification.user_id.is_(None), Notification.organisation_id == user.organisation_id),
+    )
+
+
+def _is_read(user: Any) -> Any:
+    return exists().where(
+        NotificationRead.notification_id == Notification.id, NotificationRead.user_id == user.id
+    )
+
+
+def inbox_query(user: Any) -> Select[Any]:
+    return (
+        select(Notification, _is_read(user).label("is_read"))
+        .where(_addressed_to(user))
+        .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+
+
+def unread_count(user: Any) -> int:
+    return (
+        db.session.scalar(
+            select(func.count(Notification.id)).where(_addressed_to(user), ~_is_read(user))
+        )
+        or 0
+    )
+
+
+def get_notification_or_404(notification_id: int, user: Any) -> Notification:
+    return db.first_or_404(
+        select(Notification).where(Notification.id == notification_id, _addressed_to(user))
+    )
+
+
+def mark_read(user: Any, notification: Notification) -> None:
+    if db.session.get(NotificationRead, (notification.id, user.id)) is None:
+        db.session.add(NotificationRead(notification_id=notification.id, user_id=user.id))
+
+
+def mark_all_read(user: Any) -> int:
+    unread = db.session.scalars(
+        select(Notification.id).where(_addressed_to(user), ~_is_read(user))
+    ).all()
+    db.session.add_all(NotificationRead(notification_id=nid, user_id=user.id) for nid in unread)
+    return len(unread)

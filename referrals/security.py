@@ -1,0 +1,141 @@
+"""Deny by default: every endpoint declares who may use it, or nobody can.
+
+`@public` marks the short allowlist (sign-in, health, static). Every other view must carry
+`@allow(roles...)`; a view without a rule is refused for everyone, so a forgotten decorator
+fails closed. The check runs in `before_request`, so it also covers OPTIONS and HEAD.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, redirect, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from referrals.audit import record
+from referrals.auth.models import Role
+from referrals.extensions import db
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ALL_ROLES = frozenset(Role)
+STAFF = ALL_ROLES  # every signed-in role
+ACCESS_ATTRIBUTE = "access_roles"
+PUBLIC = "public"
+
+
+def public(view: F) -> F:
+    setattr(view, ACCESS_ATTRIBUTE, PUBLIC)
+    return view
+
+
+def allow(*roles: Role | frozenset[Role]) -> Callable[[F], F]:
+    """Allow the listed roles (or `STAFF`) to use a view; everyone else gets 403."""
+    allowed = frozenset(
+        r for item in roles for r in (item if isinstance(item, frozenset) else {item})
+    )
+
+    def decorate(view: F) -> F:
+        setattr(view, ACCESS_ATTRIBUTE, allowed)
+        return view
+
+    return decorate
+
+
+def access_rule(endpoint: str | None) -> Any:
+    view = current_app.view_functions.get(endpoint or "")
+    if view is None:
+        return None
+    return getattr(view, ACCESS_ATTRIBUTE, None)
+
+
+def is_api_request() -> bool:
+    return request.blueprint == "api" or request.path.startswith("/api/")
+
+
+def enforce_access() -> ResponseReturnValue | None:
+    if request.endpoint is None:
+        return None  # no route: the 404 handler answers
+    rule = access_rule(request.endpoint)
+    if rule == PUBLIC:
+        return None
+    if is_api_request():
+        from referrals.api.auth import authenticate_bearer
+
+        if authenticate_bearer() is None:
+            raise Unauthorized("A valid bearer token is required")
+    elif not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if not isinstance(rule, frozenset) or current_user.role not in rule:
+        refuse_access("role")
+    return None
+
+
+def refuse_access(reason: str) -> None:
+    """Record the refusal and answer 403."""
+    record(
+        current_user,
+        "access.refused",
+        object_type="endpoint",
+        object_id=request.endpoint,
+        path=request.path[:200],
+        method=request.method,
+        reason=reason,
+    )
+    db.session.commit()
+    raise Forbidden()
+
+
+def safe_next_url(target: str | None) -> str | None:
+    """Accept only a local absolute path; anything that could leave the site is dropped."""
+    if not target or len(target) > 2000:
+        return None
+    if any(ch in target for ch in "\\\r\n\t") or any(ord(ch) < 32 for ch in target):
+        return None
+    if not target.startswith("/") or target.startswith("//"):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+def csp_nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return str(g.csp_nonce)
+
+
+def set_security_headers(response: Any) -> Any:
+    headers = response.headers
+    nonce = g.get("csp_nonce")
+    script_src = f"'self' 'nonce-{nonce}'" if nonce else "'self'"
+    headers["Content-Security-Policy"] = (
+        "default-src 'self'; "
+        f"script-src {script_src}; "
+        "style-src 'self'; img-src 'self' data:; font-src 'self'; connect-src 'self'; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if request.endpoint != "static":
+        # Pages and downloads may hold patient data: never keep them in a cache.
+        headers["Cache-Control"] = "no-store"
+        headers["Pragma"] = "no-cache"
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(enforce_access)
+    app.after_request(set_security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
