@@ -36,8 +36,8 @@ demo: db
 	$(BIN)/flask seed demo --if-empty
 
 lint: setup
-	$(BIN)/ruff check referrals tests bench
-	$(BIN)/ruff format --check referrals tests bench
+	$(BIN)/ruff check referrals tests
+	$(BIN)/ruff format --check referrals tests
 
 typecheck: setup
 	$(BIN)/mypy

@@ -9,7 +9,7 @@ from flask import has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, event
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from referrals.db import utcnow
+from referrals.db import unit_of_work_writes, utcnow
 from referrals.extensions import db
 
 
@@ -78,9 +78,12 @@ def record_now(actor: Any, action: str, obj: Any = None, **detail: Any) -> None:
 
     For reads (a person's record viewed on a GET): the event must be kept even if nothing else
     is committed, and a transaction that starts with its write never meets SQLite's
-    "database is locked" on upgrading a read.
+    "database is locked" on upgrading a read. A writing request already holds the write lock,
+    so there the event simply joins its transaction.
     """
     row = record(actor, action, obj, **detail)
+    if unit_of_work_writes():
+        return
     db.session.expunge(row)
     values = {c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
     values["at"] = values["at"] or utcnow()

@@ -58,7 +58,7 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-def _transaction_writes() -> bool:
+def unit_of_work_writes() -> bool:
     """Whether the current unit of work may write: any non-safe HTTP method, any job or command."""
     if has_request_context():
         return request.method not in ("GET", "HEAD", "OPTIONS")
@@ -87,4 +87,4 @@ def _begin_sqlite(conn: Connection) -> None:
     # A deferred transaction that reads and then writes fails at once with "database is
     # locked" when another writer got in first; writing units take the lock up front instead.
     if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if _transaction_writes() else "BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if unit_of_work_writes() else "BEGIN")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import enum
 
+from wtforms.fields.choices import SelectChoice
+
 
 class LabelledEnum(enum.StrEnum):
     """A string enum with a human label: `Member("value", "Label")`."""
@@ -24,8 +26,8 @@ class LabelledEnum(enum.StrEnum):
         return self._label
 
     @classmethod
-    def choices(cls) -> list[tuple[str, str]]:
-        return [(m.value, m.label) for m in cls]
+    def choices(cls) -> list[SelectChoice]:
+        return [SelectChoice(m.value, m.label) for m in cls]
 
 
 class Pathway(LabelledEnum):

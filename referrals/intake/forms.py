@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
 from referrals.forms import MultiCheckboxField, StrippedStringField, UKDateField
@@ -116,7 +117,7 @@ class ReferralForm(FlaskForm):
     )
     pathway = SelectField(
         "Pathway",
-        choices=[("", "Choose a pathway"), *Pathway.choices()],
+        choices=[SelectChoice("", "Choose a pathway"), *Pathway.choices()],
         validators=[DataRequired("Select a pathway")],
     )
     reason = TextAreaField(
@@ -138,14 +139,14 @@ class ReferralForm(FlaskForm):
     )
 
     def __init__(
-        self, *args: Any, today: date, practices: list[tuple[str, str]] | None, **kwargs: Any
+        self, *args: Any, today: date, practices: list[SelectChoice] | None, **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
         self._today = today
         if practices is None:
             del self.gp_practice  # referrers refer for their own practice
         else:
-            self.gp_practice.choices = [("", "Choose a practice"), *practices]
+            self.gp_practice.choices = [SelectChoice("", "Choose a practice"), *practices]
 
     def validate_date_of_birth(self, field: Any) -> None:
         if field.errors:
@@ -163,9 +164,13 @@ class ReferralForm(FlaskForm):
         if not field.data:
             raise ValidationError("Confirm the person agrees to be referred")
 
-    def validate_phone(self, field: Any) -> None:
-        if not field.data and not self.email.data:
-            raise ValidationError("Enter a phone number or an email address")
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        # Checked here: the fields' Optional() validators stop their own chains when empty.
+        if not self.phone.data and not self.email.data and not self.phone.errors:
+            self.phone.errors = [*self.phone.errors, "Enter a phone number or an email address"]
+            valid = False
+        return valid
 
     def validate_preferred_contact(self, field: Any) -> None:
         if field.data in ("phone", "text") and not self.phone.data:

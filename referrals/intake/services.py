@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from flask import url_for
 from sqlalchemy import select
 
 from referrals.audit import record, record_now
@@ -22,6 +21,7 @@ from referrals.intake.lifecycle import (
     OPEN_STATUSES,
     Actor,
     Status,
+    TransitionRefused,
     check_transition,
     snomed_code_for,
 )
@@ -111,8 +111,13 @@ def _lock_patient(nhs_number: str) -> Patient | None:
     )
 
 
-def create_referral(actor: User, details: ReferralDetails, *, today: date) -> Referral:
-    """Record a referral, creating or updating the patient. Refuses an unexplained duplicate."""
+def create_referral(
+    actor: User, details: ReferralDetails, *, today: date, at: datetime | None = None
+) -> Referral:
+    """Record a referral, creating or updating the patient. Refuses an unexplained duplicate.
+
+    `at` records when it was entered, for history loaded after the fact; default now.
+    """
     person = details.patient
     patient = _lock_patient(person.nhs_number)
     if patient is not None and not details.new_episode_reason.strip():
@@ -152,6 +157,7 @@ def create_referral(actor: User, details: ReferralDetails, *, today: date) -> Re
         risk_note=details.risk_note.strip(),
         received_on=received_on,
         status=Status.RECEIVED,
+        status_changed_at=at or utcnow(),
         new_episode_reason=details.new_episode_reason.strip(),
         assigned_to_id=actor.id if actor.role == Role.LINK_WORKER else None,
     )
@@ -165,6 +171,7 @@ def create_referral(actor: User, details: ReferralDetails, *, today: date) -> Re
             effective_on=received_on,
             actor_id=actor.id,
             reason=details.new_episode_reason.strip(),
+            at=at or utcnow(),
         )
     )
     record(actor, "referral.created", referral, patient_id=patient.id)
@@ -181,11 +188,16 @@ def transition(
     on: date | None = None,
     by: Actor = Actor.PERSON,
     today: date | None = None,
+    at: datetime | None = None,
 ) -> ReferralTransition:
-    """Move a referral along the lifecycle, or raise TransitionRefused with a message."""
+    """Move a referral along the lifecycle, or raise TransitionRefused with a message.
+
+    `at` records when it happened, for history loaded after the fact; default now.
+    """
     current = referral.status
     check_transition(current, target, actor=by, reason=reason)
-    effective_on = on or today or utcnow().date()
+    at = at or utcnow()
+    effective_on = on or today or at.date()
     code = snomed_code_for(current, target)
     step = ReferralTransition(
         referral_id=referral.id,
@@ -196,10 +208,11 @@ def transition(
         reason=reason.strip(),
         note=note.strip(),
         snomed_code=code,
+        at=at,
     )
     db.session.add(step)
     referral.status = target
-    referral.status_changed_at = utcnow()
+    referral.status_changed_at = at
     if code:
         referral.snomed_code = code
     if target in CLOSED_STATUSES:
@@ -212,6 +225,11 @@ def transition(
     )
     _message_back_if_due(referral, current, target)
     return step
+
+
+def referral_path(referral_id: int) -> str:
+    """The referral page's path; built by hand so jobs and commands can use it too."""
+    return f"/referrals/{referral_id}"
 
 
 def _message_back_if_due(referral: Referral, current: Status, target: Status) -> None:
@@ -228,7 +246,7 @@ def _message_back_if_due(referral: Referral, current: Status, target: Status) ->
         organisation=referral.gp_practice,
         kind="message_back",
         text=f"Referral R{referral.id} {event}. A letter with the code to record is attached.",
-        link=url_for("intake.referral", referral_id=referral.id),
+        link=referral_path(referral.id),
     )
 
 
@@ -243,8 +261,6 @@ def log_contact_attempt(
 ) -> ContactAttempt:
     """Log an attempt; the first one moves a new referral to `contacting`."""
     if referral.status not in OPEN_STATUSES:
-        from referrals.intake.lifecycle import TransitionRefused
-
         raise TransitionRefused("Reopen the referral before logging contact")
     attempt = ContactAttempt(
         referral_id=referral.id,
@@ -264,6 +280,7 @@ def log_contact_attempt(
             Status.CONTACTING,
             note=f"{method.label}: {outcome.label}",
             on=attempt.at.date(),
+            at=attempt.at,
         )
     if referral.assigned_to_id is None and actor.role == Role.LINK_WORKER:
         referral.assigned_to_id = actor.id
@@ -280,11 +297,11 @@ def record_conversation(
     what_matters: str,
     agreed_next_steps: str = "",
     preferred_art_forms: list[ArtForm] | None = None,
+    at: datetime | None = None,
 ) -> Conversation:
     """Record "what matters to you"; the person has accepted support, so it is assessed."""
+    at = at or utcnow()
     if referral.status not in (Status.RECEIVED, Status.CONTACTING, Status.ASSESSED):
-        from referrals.intake.lifecycle import TransitionRefused
-
         raise TransitionRefused(
             f"A referral that is {referral.status.label.lower()} has already been assessed"
         )
@@ -295,13 +312,19 @@ def record_conversation(
         agreed_next_steps=agreed_next_steps.strip(),
         preferred_art_forms=[a.value for a in preferred_art_forms or []],
         actor_id=actor.id,
+        at=at,
     )
     db.session.add(conversation)
     if referral.first_contact_at is None:
-        referral.first_contact_at = utcnow()
+        referral.first_contact_at = at
     if referral.status is not Status.ASSESSED:
         transition(
-            actor, referral, Status.ASSESSED, note="What matters conversation recorded", on=held_on
+            actor,
+            referral,
+            Status.ASSESSED,
+            note="What matters conversation recorded",
+            on=held_on,
+            at=at,
         )
     if referral.assigned_to_id is None and actor.role == Role.LINK_WORKER:
         referral.assigned_to_id = actor.id

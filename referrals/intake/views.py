@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
+from wtforms.fields.choices import SelectChoice
 
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.exports import send_bytes
@@ -62,13 +63,13 @@ def today() -> date:
     return datetime.now(LONDON).date()
 
 
-def _practice_choices() -> list[tuple[str, str]]:
+def _practice_choices() -> list[SelectChoice]:
     rows = db.session.execute(
         select(Organisation.id, Organisation.name, Organisation.ods_code)
         .where(Organisation.kind == OrganisationKind.GP_PRACTICE, Organisation.active.is_(True))
         .order_by(Organisation.name)
     ).all()
-    return [(str(i), f"{name} ({ods})" if ods else name) for i, name, ods in rows]
+    return [SelectChoice(str(i), f"{name} ({ods})" if ods else name) for i, name, ods in rows]
 
 
 @bp.get("/")
@@ -146,7 +147,7 @@ def _prefill_from_patient(form: ReferralForm) -> bool:
     form.sex.data = patient.sex.value
     form.ethnicity.data = patient.ethnicity.value
     form.preferred_contact.data = patient.preferred_contact.value
-    if hasattr(form, "gp_practice"):
+    if form.gp_practice is not None:
         form.gp_practice.data = str(patient.gp_practice_id)
     from referrals.audit import record_now
 
@@ -157,7 +158,7 @@ def _prefill_from_patient(form: ReferralForm) -> bool:
 
 def _details_from(form: ReferralForm) -> ReferralDetails:
     requested = None
-    if hasattr(form, "gp_practice"):
+    if form.gp_practice is not None:
         requested = db.session.get(Organisation, int(form.gp_practice.data))
     return ReferralDetails(
         patient=PatientDetails(
@@ -310,9 +311,9 @@ def conversation(referral_id: int) -> ResponseReturnValue:
 def change_status(referral_id: int) -> ResponseReturnValue:
     item = _triage_page(referral_id)
     form = TransitionForm()
-    choices = [(s.value, s.label) for s in next_steps(item.status)]
-    form.to.choices = [("", "Choose a status"), *choices]
-    if request.method == "GET" and request.args.get("to") in dict(choices):
+    choices = [SelectChoice(s.value, s.label) for s in next_steps(item.status)]
+    form.to.choices = [SelectChoice("", "Choose a status"), *choices]
+    if request.method == "GET" and request.args.get("to") in {c.value for c in choices}:
         form.to.data = request.args["to"]
     if form.validate_on_submit():
         try:
@@ -343,7 +344,10 @@ def assign_referral(referral_id: int) -> ResponseReturnValue:
     item = _triage_page(referral_id)
     form = AssignForm()
     workers = link_workers()
-    form.link_worker.choices = [("", "Nobody yet"), *[(str(u.id), u.name) for u in workers]]
+    form.link_worker.choices = [
+        SelectChoice("", "Nobody yet"),
+        *[SelectChoice(str(u.id), u.name) for u in workers],
+    ]
     if request.method == "GET":
         form.link_worker.data = str(item.assigned_to_id or "")
     if form.validate_on_submit():
