@@ -64,6 +64,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.admin.views import bp as admin_bp
     from referrals.api import bp as api_bp
     from referrals.auth.views import bp as auth_bp
+    from referrals.courses import register_files, views  # noqa: F401  (routes)
+    from referrals.courses.blueprint import bp as courses_bp
     from referrals.intake.views import bp as intake_bp
     from referrals.main.views import bp as main_bp
     from referrals.notifications.views import bp as notifications_bp
@@ -72,15 +74,18 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(main_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(intake_bp, url_prefix="/referrals")
+    app.register_blueprint(courses_bp)
     app.register_blueprint(notifications_bp, url_prefix="/messages")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates by bearer token only, never by cookie
 
+    from referrals.courses.presenters import init_app as init_course_presenters
     from referrals.intake.presenters import init_app as init_intake_presenters
     from referrals.main.context import init_app as init_context
 
     init_context(app)
     init_intake_presenters(app)
+    init_course_presenters(app)
     return app
 
 

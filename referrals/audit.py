@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from flask import has_request_context, request
-from sqlalchemy import JSON, ForeignKey, Index, String, event
+from sqlalchemy import JSON, ForeignKey, Index, String, event, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from referrals.db import unit_of_work_writes, utcnow
@@ -71,6 +72,27 @@ def record(
     )
     db.session.add(event_row)
     return event_row
+
+
+def record_many(actor: Any, action: str, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
+    """One audit event per (object, detail), written as a single batch."""
+    ip = request.remote_addr if has_request_context() else None
+    actor_id = getattr(actor, "id", None) if getattr(actor, "is_authenticated", False) else None
+    now = utcnow()
+    rows = [
+        {
+            "at": now,
+            "actor_id": actor_id,
+            "action": action,
+            "object_type": getattr(obj, "__tablename__", type(obj).__name__.lower()),
+            "object_id": str(obj.id),
+            "ip_address": ip,
+            "detail": detail,
+        }
+        for obj, detail in items
+    ]
+    if rows:
+        db.session.execute(insert(AuditEvent), rows)
 
 
 def record_now(actor: Any, action: str, obj: Any = None, **detail: Any) -> None:

@@ -2,6 +2,15 @@
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import ApiToken, LoginAttempt, Organisation, User, UserSession
+from referrals.courses.models import (
+    Attendance,
+    Contract,
+    Course,
+    CourseSession,
+    Enrolment,
+    Venue,
+    course_artist,
+)
 from referrals.intake.models import (
     ContactAttempt,
     Conversation,
@@ -11,12 +20,18 @@ from referrals.intake.models import (
     ReferralTransition,
 )
 from referrals.notifications.models import Notification, NotificationRead
+from referrals.outcomes.models import WellbeingAssessment
 
 __all__ = [
     "ApiToken",
+    "Attendance",
     "AuditEvent",
     "ContactAttempt",
+    "Contract",
     "Conversation",
+    "Course",
+    "CourseSession",
+    "Enrolment",
     "IdempotentRequest",
     "LoginAttempt",
     "Notification",
@@ -27,4 +42,7 @@ __all__ = [
     "ReferralTransition",
     "User",
     "UserSession",
+    "Venue",
+    "WellbeingAssessment",
+    "course_artist",
 ]

@@ -136,6 +136,9 @@ def set_security_headers(response: Any) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    # Static files (the NHS.UK styles, scripts and icons) carry no data and are needed to sign in.
+    if "static" in app.view_functions:
+        public(app.view_functions["static"])
     app.before_request(enforce_access)
     app.after_request(set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

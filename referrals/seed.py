@@ -1,13 +1,18 @@
-"""The demo scheme: commissioners, practices, a link worker service, providers and accounts.
+"""The demo scheme: commissioners, practices, a link worker service, providers, accounts and a
+year of referrals.
 
 Run by `make run` on an empty database (`flask seed demo --if-empty`). Later capabilities extend
-it with referrals, courses, sessions and returns.
+it with courses, sessions and returns.
 """
 
 from __future__ import annotations
 
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.auth.services import OrganisationFields, UserFields, create_organisation, create_user
+from referrals.intake.demo import seed_demo_referrals
 
 # Documented in the README. Demo data only: never use it on a real deployment.
 DEMO_PASSWORD = "choir-painting-dance"  # noqa: S105
@@ -65,8 +70,9 @@ DEMO_USERS = [
 ]
 
 
-def seed_demo() -> dict[str, Organisation]:
-    """Create the demo organisations and accounts; the caller commits."""
+def seed_demo(today: date | None = None) -> dict[str, Organisation]:
+    """Create the demo organisations, accounts and a year of referrals up to `today` (default:
+    today in London); the caller commits."""
     organisations: dict[str, Organisation] = {}
     for kind, rows in (
         (OrganisationKind.COMMISSIONER, COMMISSIONERS),
@@ -82,4 +88,7 @@ def seed_demo() -> dict[str, Organisation]:
         create_user(
             None, UserFields(email, name, role, organisations[organisation_name]), DEMO_PASSWORD
         )
+    seed_demo_referrals(
+        organisations, today=today or datetime.now(ZoneInfo("Europe/London")).date()
+    )
     return organisations

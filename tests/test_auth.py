@@ -200,7 +200,7 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
     for rule in app.url_map.iter_rules():
         rule_access = access_rule(rule.endpoint)
         if rule.endpoint in public:
-            assert rule_access == PUBLIC or rule.endpoint == "static"
+            assert rule_access == PUBLIC
             continue
         assert rule_access != PUBLIC, f"{rule.endpoint} is public but not on the allowlist"
         url = rule.build({arg: 1 for arg in rule.arguments}, append_unknown=False)[1]
@@ -303,3 +303,10 @@ def test_control_characters_at_sign_in_are_a_field_error_not_a_crash(client, app
 def test_odd_page_numbers_fall_back_to_the_first_page(login_as):
     client = login_as(Role.ADMIN)
     assert client.get("/messages/?page=%C2%B2").status_code == 200
+
+
+def test_static_files_are_served_without_sign_in(client, app):
+    response = client.get("/static/css/app.css")
+    assert response.status_code == 200
+    assert "Cache-Control" not in response.headers or "no-store" not in response.headers[
+        "Cache-Control"]

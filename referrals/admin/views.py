@@ -289,3 +289,6 @@ def audit_log() -> ResponseReturnValue:
     filters = AuditFilterForm(request.args, actions=actions, users=people)
     page = Page.from_request(audit_query(filters), per_page=50, scalars=False)
     return render_template("admin/audit_log.html", page=page, filters=filters)
+
+
+from referrals.admin import catalogue  # noqa: E402,F401

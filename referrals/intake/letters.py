@@ -43,8 +43,32 @@ class OutcomeSummary:
 
 
 def outcome_summary(referral: Referral) -> OutcomeSummary:
-    """Attendance and wellbeing for the letter; empty until the person has been on a course."""
-    return OutcomeSummary()
+    """Attendance and wellbeing on the person's latest course; empty before any course."""
+    from sqlalchemy import select
+
+    from referrals.courses.models import Enrolment
+    from referrals.courses.services import attendance_counts
+    from referrals.extensions import db
+    from referrals.outcomes.queries import enrolment_wellbeing
+    from referrals.outcomes.scoring import Instrument, Timepoint
+
+    enrolment = db.session.scalars(
+        select(Enrolment).where(Enrolment.referral_id == referral.id)
+        .order_by(Enrolment.created_at.desc(), Enrolment.id.desc())
+    ).first()
+    if enrolment is None:
+        return OutcomeSummary()
+    delivered, attended = attendance_counts(enrolment.course_id)
+    history = enrolment_wellbeing(enrolment)
+    baseline = history.latest(Instrument.SWEMWBS, Timepoint.BASELINE)
+    end = history.latest(Instrument.SWEMWBS, Timepoint.END)
+    return OutcomeSummary(
+        course=enrolment.course.title,
+        sessions_attended=attended.get(enrolment.id, 0),
+        sessions_delivered=delivered,
+        wellbeing_baseline=float(baseline) if baseline is not None else None,
+        wellbeing_end=float(end) if end is not None else None,
+    )
 
 
 def letter_event(referral: Referral) -> str | None:

@@ -7,7 +7,7 @@ named as in the body (`patient.nhs_number`). Nothing here writes.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -70,7 +70,7 @@ REFERRAL_FIELDS = frozenset(
 )
 TRANSITION_FIELDS = frozenset({"to", "reason", "note", "on"})
 MAX_ID = 2**31 - 1
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 EMAIL_MESSAGE = "Enter an email address in the correct format, like name@example.com"
 
 
@@ -110,12 +110,7 @@ class _Reader:
         for key in sorted(set(self.data) - known):
             self.fail(key, "Unknown field")
 
-    def given(self, key: str) -> bool:
-        return self.data.get(key) is not None
-
-    def text(
-        self, key: str, *, max_length: int, required: str = "", too_long: str = ""
-    ) -> str:
+    def text(self, key: str, *, max_length: int, required: str = "", too_long: str = "") -> str:
         """A string, trimmed; empty when absent. `required` is the message when it is empty."""
         value = self.data.get(key)
         if value is None:
@@ -144,14 +139,21 @@ class _Reader:
             self.fail(key, str(error))
             return ""
 
-    def choice(self, key: str, vocabulary: type[E], *, required: str = "") -> E | None:
-        """A value of an enum, given as its stored value."""
+    def choice(
+        self,
+        key: str,
+        vocabulary: type[E],
+        *,
+        required: str = "",
+        among: Iterable[E] | None = None,
+    ) -> E | None:
+        """A member of an enum (or of `among`, a subset), given as its stored value."""
         value = self.data.get(key)
         if value is None or value == "":
             if required:
                 self.fail(key, required)
             return None
-        allowed = [member.value for member in vocabulary]
+        allowed = [member.value for member in (vocabulary if among is None else among)]
         if not isinstance(value, str) or value not in allowed:
             self.fail(key, "Choose one of: " + ", ".join(allowed))
             return None
@@ -207,7 +209,7 @@ def _object(payload: Any) -> Mapping[str, Any]:
 
 
 def clean_email(raw: str) -> str:
-    """The referral form's email rule (no deliverability check), lower-cased as the page stores it."""
+    """The referral form's email rule (no deliverability check), lower-cased as the page does."""
     try:
         email_validator.validate_email(raw, check_deliverability=False)
     except email_validator.EmailNotValidError as error:
@@ -215,10 +217,9 @@ def clean_email(raw: str) -> str:
     return raw.lower()
 
 
-def _patient_details(
-    fields: _Reader, *, today: date
-) -> Callable[[], PatientDetails] | None:
-    """Check the person's details; returns a builder to call once every field is valid."""
+def _patient_details(fields: _Reader, *, today: date) -> PatientDetails | None:
+    """The person's details, or None when any of them is invalid (the reasons are recorded)."""
+    errors_before = len(fields.errors)
     fields.refuse_unknown(PATIENT_FIELDS)
     nhs_number = fields.cleaned(
         "nhs_number", clean_nhs_number, max_length=20, required="Enter the NHS number"
@@ -252,50 +253,35 @@ def _patient_details(
     email = fields.cleaned("email", clean_email, max_length=254)
     if not fields.failed("phone") and not fields.failed("email") and not (phone or email):
         fields.fail("phone", "Enter a phone number or an email address")
-
-    preferred: ContactMethod | None
-    if fields.given("preferred_contact"):
-        preferred = fields.choice("preferred_contact", _PreferredContact)
-        preferred = ContactMethod(preferred) if preferred else None
-        if preferred in (ContactMethod.PHONE, ContactMethod.TEXT) and not phone:
-            fields.fail(
-                "preferred_contact", "Enter a phone number, or choose another way to contact them"
-            )
-        if preferred is ContactMethod.EMAIL and not email:
-            fields.fail(
-                "preferred_contact",
-                "Enter an email address, or choose another way to contact them",
-            )
-    else:
-        preferred = ContactMethod.PHONE if phone else ContactMethod.EMAIL
+    preferred = fields.choice("preferred_contact", ContactMethod, among=PREFERRED_CONTACT_CHOICES)
+    if preferred in (ContactMethod.PHONE, ContactMethod.TEXT) and not phone:
+        fields.fail(
+            "preferred_contact", "Enter a phone number, or choose another way to contact them"
+        )
+    elif preferred is ContactMethod.EMAIL and not email:
+        fields.fail(
+            "preferred_contact", "Enter an email address, or choose another way to contact them"
+        )
     communication_needs = fields.text("communication_needs", max_length=TEXT_MAX)
     access_needs = fields.text("access_needs", max_length=TEXT_MAX)
 
-    def build() -> PatientDetails:
-        assert born is not None and sex is not None and ethnicity is not None
-        assert preferred is not None
-        return PatientDetails(
-            nhs_number=nhs_number,
-            given_name=given_name,
-            family_name=family_name,
-            date_of_birth=born,
-            sex=sex,
-            ethnicity=ethnicity,
-            postcode=postcode,
-            phone=phone or None,
-            email=email or None,
-            preferred_contact=preferred,
-            communication_needs=communication_needs,
-            access_needs=access_needs,
-        )
-
-    return build
-
-
-# The form's choices for preferred contact, as a vocabulary of its own for `_Reader.choice`.
-_PreferredContact = ContactMethod.__class__(  # type: ignore[call-overload]
-    "PreferredContact", [(m.name, m.value) for m in PREFERRED_CONTACT_CHOICES], type=str
-)
+    if len(fields.errors) > errors_before:
+        return None
+    assert born is not None and sex is not None and ethnicity is not None
+    return PatientDetails(
+        nhs_number=nhs_number,
+        given_name=given_name,
+        family_name=family_name,
+        date_of_birth=born,
+        sex=sex,
+        ethnicity=ethnicity,
+        postcode=postcode,
+        phone=phone or None,
+        email=email or None,
+        preferred_contact=preferred or (ContactMethod.PHONE if phone else ContactMethod.EMAIL),
+        communication_needs=communication_needs,
+        access_needs=access_needs,
+    )
 
 
 def _interests(fields: _Reader) -> list[ArtForm]:
@@ -345,15 +331,11 @@ def referral_details(actor: User, payload: Any, *, today: date) -> ReferralDetai
     fields = _Reader(_object(payload), errors)
     fields.refuse_unknown(REFERRAL_FIELDS)
     person = fields.nested("patient", "Enter the person's details")
-    build_patient = _patient_details(person, today=today) if person else None
+    patient = _patient_details(person, today=today) if person else None
     practice = _gp_practice(fields, actor)
-    referrer_type = fields.choice(
-        "referrer_type", ReferrerType, required="Select who is referring"
-    )
+    referrer_type = fields.choice("referrer_type", ReferrerType, required="Select who is referring")
     pathway = fields.choice("pathway", Pathway, required="Select a pathway")
-    reason = fields.text(
-        "reason", max_length=TEXT_MAX, required="Enter the reason for referral"
-    )
+    reason = fields.text("reason", max_length=TEXT_MAX, required="Enter the reason for referral")
     interests = _interests(fields)
     consent = fields.boolean("consent")
     if not fields.failed("consent") and consent is not True:
@@ -369,10 +351,10 @@ def referral_details(actor: User, payload: Any, *, today: date) -> ReferralDetai
 
     if errors:
         raise InvalidPayload(errors)
-    assert build_patient is not None and practice is not None
+    assert patient is not None and practice is not None
     assert referrer_type is not None and pathway is not None
     return ReferralDetails(
-        patient=build_patient(),
+        patient=patient,
         gp_practice=practice,
         referrer_type=referrer_type,
         pathway=pathway,

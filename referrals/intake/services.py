@@ -6,13 +6,14 @@ request, job or command that called them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
-from referrals.audit import record, record_now
+from referrals.audit import record, record_many, record_now
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.db import utcnow
 from referrals.extensions import db
@@ -189,42 +190,67 @@ def transition(
     by: Actor = Actor.PERSON,
     today: date | None = None,
     at: datetime | None = None,
-) -> ReferralTransition:
+) -> None:
     """Move a referral along the lifecycle, or raise TransitionRefused with a message.
 
     `at` records when it happened, for history loaded after the fact; default now.
     """
-    current = referral.status
-    check_transition(current, target, actor=by, reason=reason)
+    transition_many(
+        actor, [referral], target, reason=reason, note=note, on=on, by=by, today=today, at=at
+    )
+
+
+def transition_many(
+    actor: User | None,
+    referrals: Sequence[Referral],
+    target: Status,
+    *,
+    reason: str = "",
+    note: str = "",
+    on: date | None = None,
+    by: Actor = Actor.PERSON,
+    today: date | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Move several referrals to the same status, all or none.
+
+    The transition and audit rows are written as one batch, so a register that starts thirty
+    people costs the same few statements as one that starts three.
+    """
+    for referral in referrals:
+        check_transition(referral.status, target, actor=by, reason=reason)
     at = at or utcnow()
     effective_on = on or today or at.date()
-    code = snomed_code_for(current, target)
-    step = ReferralTransition(
-        referral_id=referral.id,
-        from_status=current,
-        to_status=target,
-        effective_on=effective_on,
-        actor_id=actor.id if actor is not None else None,
-        reason=reason.strip(),
-        note=note.strip(),
-        snomed_code=code,
-        at=at,
-    )
-    db.session.add(step)
-    referral.status = target
-    referral.status_changed_at = at
-    if code:
-        referral.snomed_code = code
-    if target in CLOSED_STATUSES:
-        referral.closed_on = effective_on
-    elif current in CLOSED_STATUSES:
-        referral.closed_on = None  # reopened
-    db.session.flush()
-    record(
-        actor, "referral.transition", referral, from_status=current.value, to_status=target.value
-    )
-    _message_back_if_due(referral, current, target)
-    return step
+    steps, audits = [], []
+    for referral in referrals:
+        current = referral.status
+        code = snomed_code_for(current, target)
+        steps.append(
+            {
+                "referral_id": referral.id,
+                "from_status": current,
+                "to_status": target,
+                "effective_on": effective_on,
+                "actor_id": actor.id if actor is not None else None,
+                "reason": reason.strip(),
+                "note": note.strip(),
+                "snomed_code": code,
+                "at": at,
+            }
+        )
+        audits.append((referral, {"from_status": current.value, "to_status": target.value}))
+        referral.status = target
+        referral.status_changed_at = at
+        if code:
+            referral.snomed_code = code
+        if target in CLOSED_STATUSES:
+            referral.closed_on = effective_on
+        elif current in CLOSED_STATUSES:
+            referral.closed_on = None  # reopened
+        _message_back_if_due(referral, current, target)
+    if steps:
+        db.session.execute(insert(ReferralTransition), steps)
+        record_many(actor, "referral.transition", audits)
 
 
 def referral_path(referral_id: int) -> str:

@@ -236,10 +236,13 @@ def referral(referral_id: int) -> ResponseReturnValue:
     record_view(current_user, item)
     history = [r for r in item.patient.referrals if r.id != item.id]
     can_triage = current_user.role in TRIAGING
+    from referrals.courses.queries import referral_enrolments
+
     return render_template(
         "intake/referral.html",
         referral=item,
         history=history,
+        enrolments=referral_enrolments(item),
         can_triage=can_triage,
         moves=next_steps(item.status) if can_triage else [],
         overdue=is_overdue(item, today()),

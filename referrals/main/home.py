@@ -18,7 +18,38 @@ def home_context(user: Any) -> dict[str, Any]:
     }
     if user.role == "admin":
         context.update(_admin_overview())
+    if user.role in ("referrer", "link_worker", "admin"):
+        context.update(referral_overview(user))
     return context
+
+
+def referral_overview(user: Any) -> dict[str, Any]:
+    """Counts by status in the user's scope, and the most recent referrals."""
+    from referrals.intake.lifecycle import OPEN_STATUSES, Status
+    from referrals.intake.models import Referral
+    from referrals.intake.queries import CaseloadFilters, caseload_query, practice_query
+    from referrals.intake.scope import referral_scope
+
+    by_status = dict(
+        db.session.execute(
+            select(Referral.status, func.count()).where(referral_scope(user))
+            .group_by(Referral.status)
+        ).all()
+    )
+    overview: dict[str, Any] = {
+        "referrals_by_status": [(s, by_status.get(s, 0)) for s in Status if by_status.get(s)],
+        "open_referrals": sum(n for s, n in by_status.items() if s in OPEN_STATUSES),
+        "new_referrals": by_status.get(Status.RECEIVED, 0),
+    }
+    if user.role == "referrer":
+        overview["recent_referrals"] = db.session.scalars(practice_query(user).limit(5)).all()
+    else:
+        overview["my_caseload"] = db.session.scalar(
+            select(func.count()).select_from(
+                caseload_query(user, CaseloadFilters(mine=True)).order_by(None).subquery()
+            )
+        )
+    return overview
 
 
 def _admin_overview() -> dict[str, Any]:

@@ -30,7 +30,6 @@ def notify(
         kind=kind,
     )
     db.session.add(notification)
-    db.session.flush()
     return notification
 
 

@@ -1,0 +1,1 @@
+"""Providers, courses, sessions, enrolments and registers."""

@@ -1,0 +1,174 @@
+"""Directory and session lists: filtered, eager-loaded, with places left in one grouped query."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import Select, String, and_, cast, func, select
+from sqlalchemy.orm import joinedload
+
+from referrals.courses.models import (
+    Course,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+    SessionStatus,
+    Venue,
+)
+from referrals.courses.scope import course_scope, register_scope
+from referrals.extensions import db
+
+
+@dataclass(frozen=True)
+class DirectoryFilters:
+    art_form: str | None = None
+    pathway: str | None = None
+    weekday: int | None = None  # Monday 0 … Sunday 6
+    area: str = ""  # postcode outward code or its start, e.g. "GL1" or "GL"
+    has_places: bool = False
+    include_finished: bool = False
+
+
+def _enrolled_counts() -> Any:
+    return (
+        select(Enrolment.course_id, func.count().label("enrolled"))
+        .where(Enrolment.status == EnrolmentStatus.ENROLLED)
+        .group_by(Enrolment.course_id)
+        .subquery()
+    )
+
+
+def _waiting_counts() -> Any:
+    return (
+        select(Enrolment.course_id, func.count().label("waiting"))
+        .where(Enrolment.status == EnrolmentStatus.WAITLISTED)
+        .group_by(Enrolment.course_id)
+        .subquery()
+    )
+
+
+def _course_ends() -> Any:
+    return (
+        select(
+            CourseSession.course_id,
+            func.max(CourseSession.date).label("ends_on"),
+            func.min(CourseSession.date).label("starts_on"),
+        )
+        .where(CourseSession.status != SessionStatus.CANCELLED)
+        .group_by(CourseSession.course_id)
+        .subquery()
+    )
+
+
+def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select[Any]:
+    """Rows of (course, enrolled, waiting, starts_on, ends_on), soonest start first."""
+    enrolled, waiting, ends = _enrolled_counts(), _waiting_counts(), _course_ends()
+    enrolled_n = func.coalesce(enrolled.c.enrolled, 0)
+    query = (
+        select(
+            Course,
+            enrolled_n.label("enrolled"),
+            func.coalesce(waiting.c.waiting, 0).label("waiting"),
+            ends.c.starts_on,
+            ends.c.ends_on,
+        )
+        .join(Venue, Venue.id == Course.venue_id)
+        .outerjoin(enrolled, enrolled.c.course_id == Course.id)
+        .outerjoin(waiting, waiting.c.course_id == Course.id)
+        .outerjoin(ends, ends.c.course_id == Course.id)
+        .where(course_scope(user))
+        .options(joinedload(Course.provider), joinedload(Course.venue))
+    )
+    if not filters.include_finished:
+        query = query.where(ends.c.ends_on >= today)
+    if filters.art_form:
+        query = query.where(Course.art_form == filters.art_form)
+    if filters.pathway:
+        # Pathways are a short JSON list; a LIKE on its text works the same on both databases.
+        query = query.where(cast(Course.pathways, String).like(f'%"{filters.pathway}"%'))
+    if filters.weekday is not None:
+        query = query.where(_weekday_is(Course.start_date, filters.weekday))
+    if filters.area.strip():
+        query = query.where(Venue.postcode.like(filters.area.strip().upper() + "%"))
+    if filters.has_places:
+        query = query.where(enrolled_n < Course.capacity)
+    return query.order_by(ends.c.starts_on, Course.title, Course.id)
+
+
+def _weekday_is(column: Any, weekday: int) -> Any:
+    """Monday 0 … Sunday 6, on SQLite and PostgreSQL alike."""
+    if db.engine.dialect.name == "sqlite":
+        # strftime('%w') counts from Sunday 0.
+        return func.strftime("%w", column) == str((weekday + 1) % 7)
+    return func.extract("isodow", column) == weekday + 1
+
+
+def sessions_for_user(user: Any, start: date, end: date) -> Select[Any]:
+    return (
+        select(CourseSession)
+        .join(CourseSession.course)
+        .where(register_scope(user), and_(CourseSession.date >= start, CourseSession.date <= end))
+        .options(joinedload(CourseSession.course).joinedload(Course.venue))
+        .order_by(CourseSession.date, CourseSession.start_time, CourseSession.id)
+    )
+
+
+def my_sessions(user: Any, today: date) -> dict[str, list[CourseSession]]:
+    """Today first, then registers still to take from the last week, then the next fortnight."""
+    rows = db.session.scalars(
+        sessions_for_user(user, today - timedelta(days=7), today + timedelta(days=14))
+    ).all()
+    return {
+        "today": [s for s in rows if s.date == today],
+        "to_take": [s for s in rows if s.date < today and s.status is SessionStatus.PLANNED],
+        "upcoming": [s for s in rows if s.date > today],
+        "recent": [s for s in rows if s.date < today and s.status is not SessionStatus.PLANNED],
+    }
+
+
+def register_counts(session_ids: list[int]) -> dict[int, int]:
+    from referrals.courses.models import Attendance, AttendanceStatus
+
+    if not session_ids:
+        return {}
+    return dict(
+        db.session.execute(
+            select(Attendance.session_id, func.count())
+            .where(
+                Attendance.session_id.in_(session_ids),
+                Attendance.status == AttendanceStatus.ATTENDED,
+            )
+            .group_by(Attendance.session_id)
+        ).all()
+    )
+
+
+@dataclass(frozen=True)
+class EnrolmentSummary:
+    enrolment: Any
+    position: int | None
+    attended: int
+    delivered: int
+
+
+def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
+    """A referral's courses with waiting-list position and attendance, newest first."""
+    from referrals.courses.services import attendance_counts, waitlist_position
+
+    enrolments = db.session.scalars(
+        select(Enrolment)
+        .where(Enrolment.referral_id == referral.id)
+        .options(joinedload(Enrolment.course))
+        .order_by(Enrolment.created_at.desc(), Enrolment.id.desc())
+    ).all()
+    summaries = []
+    for enrolment in enrolments:
+        delivered, attended = attendance_counts(enrolment.course_id)
+        summaries.append(
+            EnrolmentSummary(
+                enrolment, waitlist_position(enrolment), attended.get(enrolment.id, 0), delivered
+            )
+        )
+    return summaries

@@ -1,0 +1,489 @@
+"""Course directory, matching and enrolment, my sessions, registers and wellbeing pages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+from wtforms import RadioField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length
+
+from referrals.auth.models import Role
+from referrals.courses.blueprint import bp
+from referrals.courses.models import (
+    AttendanceStatus,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+    SessionStatus,
+)
+from referrals.courses.queries import (
+    DirectoryFilters,
+    directory_query,
+    my_sessions,
+    register_counts,
+    sessions_for_user,
+)
+from referrals.courses.scope import (
+    get_course_or_404,
+    get_enrolment_or_404,
+    get_register_session_or_404,
+)
+from referrals.courses.services import (
+    REGISTER_EDIT_DAYS,
+    CourseRuleBroken,
+    RegisterEntry,
+    RegisterRefused,
+    attendance_counts,
+    can_edit_register,
+    cancel_session,
+    enrol,
+    move_session,
+    record_wellbeing,
+    register_enrolments,
+    save_register,
+    waitlist_position,
+    withdraw,
+)
+from referrals.extensions import db
+from referrals.forms import UKDateField
+from referrals.intake.lifecycle import Status
+from referrals.intake.scope import get_referral_or_404
+from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
+from referrals.pagination import Page
+from referrals.security import STAFF, allow
+from referrals.vocab import ArtForm, Pathway
+
+LONDON = ZoneInfo("Europe/London")
+MATCHING = (Role.LINK_WORKER, Role.ADMIN)
+REGISTER_TAKERS = (Role.ARTIST, Role.ADMIN)
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def today() -> date:
+    return datetime.now(LONDON).date()
+
+
+# Directory and matching ------------------------------------------------------------------
+
+
+def _directory_filters() -> DirectoryFilters:
+    args = request.args
+    weekday = args.get("weekday", "")
+    return DirectoryFilters(
+        art_form=args.get("art_form")
+        if args.get("art_form") in ArtForm._value2member_map_
+        else None,
+        pathway=args.get("pathway") if args.get("pathway") in Pathway._value2member_map_ else None,
+        weekday=int(weekday) if weekday in {"0", "1", "2", "3", "4", "5", "6"} else None,
+        area="".join(ch for ch in args.get("area", "")[:8] if ch.isalnum()),
+        has_places=args.get("has_places") == "1",
+        include_finished=args.get("finished") == "1",
+    )
+
+
+@bp.get("/courses/")
+@allow(STAFF)
+def directory() -> ResponseReturnValue:
+    filters = _directory_filters()
+    referral = None
+    referral_arg = request.args.get("referral", "")
+    if referral_arg.isascii() and referral_arg.isdigit() and current_user.role in MATCHING:
+        referral = get_referral_or_404(int(referral_arg), current_user)
+    page = Page.from_request(directory_query(current_user, filters, today()), scalars=False)
+    args = {k: v for k, v in request.args.items() if k != "page"}
+    return render_template(
+        "courses/directory.html",
+        page=page,
+        filters=filters,
+        referral=referral,
+        ArtForm=ArtForm,
+        Pathway=Pathway,
+        weekdays=WEEKDAYS,
+        query_args=args,
+        today=today(),
+    )
+
+
+@bp.get("/courses/<int:course_id>")
+@allow(STAFF)
+def course(course_id: int) -> ResponseReturnValue:
+    item = get_course_or_404(course_id, current_user)
+    sees_people = current_user.role in MATCHING or current_user.role == Role.ARTIST
+    enrolments: list[Enrolment] = []
+    if sees_people:
+        enrolments = list(
+            db.session.scalars(
+                select(Enrolment)
+                .where(Enrolment.course_id == item.id)
+                .options(selectinload(Enrolment.referral))
+                .order_by(Enrolment.waitlisted_at.is_(None), Enrolment.waitlisted_at, Enrolment.id)
+            )
+        )
+    delivered, attended = attendance_counts(item.id)
+    referral = None
+    referral_arg = request.args.get("referral", "")
+    if referral_arg.isascii() and referral_arg.isdigit() and current_user.role in MATCHING:
+        referral = get_referral_or_404(int(referral_arg), current_user)
+    enrolled = [e for e in enrolments if e.status is EnrolmentStatus.ENROLLED]
+    return render_template(
+        "courses/course.html",
+        course=item,
+        referral=referral,
+        delivered=delivered,
+        attended=attended,
+        enrolled=enrolled,
+        completed=[e for e in enrolments if e.status is EnrolmentStatus.COMPLETED],
+        waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
+        places_left=max(0, item.capacity - len(enrolled)),
+        sees_people=sees_people,
+        can_manage_sessions=current_user.role == Role.ADMIN
+        or (current_user.role == Role.ARTIST and item.provider_id == current_user.organisation_id),
+        today=today(),
+    )
+
+
+@bp.post("/courses/<int:course_id>/enrol")
+@allow(*MATCHING)
+def enrol_referral(course_id: int) -> ResponseReturnValue:
+    item = get_course_or_404(course_id, current_user)
+    form = FlaskForm()
+    raw = request.form.get("referral_id", "")
+    if not form.validate_on_submit() or not (raw.isascii() and raw.isdigit()):
+        abort(400)
+    referral = get_referral_or_404(int(raw), current_user)
+    try:
+        enrolment = enrol(current_user, referral, item, today=today())
+    except CourseRuleBroken as error:
+        db.session.rollback()
+        flash(str(error), "error")
+        return redirect(url_for("courses.course", course_id=item.id, referral=referral.id))
+    db.session.commit()
+    if enrolment.status is EnrolmentStatus.WAITLISTED:
+        flash(
+            f"{item.title} is full. {referral.patient.full_name} is number "
+            f"{waitlist_position(enrolment)} on its waiting list",
+            "success",
+        )
+    else:
+        flash(f"{referral.patient.full_name} is enrolled on {item.title}", "success")
+    return redirect(url_for("intake.referral", referral_id=referral.id))
+
+
+class WithdrawForm(FlaskForm):
+    reason = TextAreaField("Reason", validators=[DataRequired("Give a reason"), Length(max=2000)])
+
+
+@bp.route("/enrolments/<int:enrolment_id>/withdraw", methods=["GET", "POST"])
+@allow(*MATCHING)
+def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
+    enrolment = get_enrolment_or_404(enrolment_id, current_user)
+    form = WithdrawForm()
+    if form.validate_on_submit():
+        try:
+            offered = withdraw(current_user, enrolment, form.reason.data or "", today=today())
+        except CourseRuleBroken as error:
+            db.session.rollback()
+            form.reason.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash(
+                f"{enrolment.referral.patient.full_name} has been taken off "
+                f"{enrolment.course.title}",
+                "success",
+            )
+            if offered is not None:
+                flash(
+                    f"The place was offered to {offered.referral.patient.full_name}, "
+                    "first on the waiting list",
+                    "info",
+                )
+            return redirect(url_for("intake.referral", referral_id=enrolment.referral_id))
+    return render_template(
+        "courses/withdraw.html", enrolment=enrolment, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+# Sessions and registers --------------------------------------------------------------------
+
+
+@bp.get("/sessions/")
+@allow(*REGISTER_TAKERS)
+def sessions() -> ResponseReturnValue:
+    day = today()
+    if current_user.role == Role.ADMIN:
+        from datetime import timedelta
+
+        page = Page.from_request(
+            sessions_for_user(current_user, day - timedelta(days=60), day + timedelta(days=60)),
+            per_page=50,
+        )
+        return render_template("courses/all_sessions.html", page=page, today=day)
+    groups = my_sessions(current_user, day)
+    counts = register_counts([s.id for group in groups.values() for s in group])
+    return render_template("courses/my_sessions.html", groups=groups, counts=counts, today=day)
+
+
+def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
+    existing = {a.enrolment_id: a for a in session.attendance}
+    rows = []
+    for enrolment in register_enrolments(session):
+        mark = existing.get(enrolment.id)
+        rows.append(
+            {
+                "enrolment": enrolment,
+                "patient": enrolment.referral.patient,
+                "status": mark.status.value if mark else "",
+                "mood_before": "" if mark is None or mark.mood_before is None else mark.mood_before,
+                "mood_after": "" if mark is None or mark.mood_after is None else mark.mood_after,
+                "note": mark.note if mark else "",
+            }
+        )
+    return rows
+
+
+def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry], dict[str, str]]:
+    """Read each person's marks; return the entries and field errors keyed by input name."""
+    entries, errors = [], {}
+    form = request.form
+    for row in rows:
+        eid = row["enrolment"].id
+        name = row["patient"].given_name
+        status = form.get(f"status-{eid}", "")
+        row["status"] = status if status in AttendanceStatus._value2member_map_ else ""
+        moods: dict[str, int | None] = {}
+        for key in ("mood_before", "mood_after"):
+            raw = form.get(f"{key}-{eid}", "").strip()
+            row[key] = raw
+            if raw == "":
+                moods[key] = None
+            elif raw.isascii() and raw.isdigit() and 0 <= int(raw) <= 10:
+                moods[key] = int(raw)
+            else:
+                errors[f"{key}-{eid}"] = f"Mood for {name} must be a number from 0 to 10"
+                moods[key] = None
+        note = form.get(f"note-{eid}", "")
+        row["note"] = note
+        if len(note) > 1000:
+            errors[f"note-{eid}"] = f"Note for {name} must be 1000 characters or fewer"
+        if not row["status"]:
+            errors[f"status-{eid}"] = f"Choose attended, apologies or no show for {name}"
+            continue
+        if row["status"] != "attended" and (
+            moods["mood_before"] is not None or moods["mood_after"] is not None
+        ):
+            errors[f"mood_before-{eid}"] = (
+                f"Moods are only recorded for people who attended ({name})"
+            )
+        entries.append(
+            RegisterEntry(
+                eid,
+                AttendanceStatus(row["status"]),
+                moods["mood_before"],
+                moods["mood_after"],
+                note,
+            )
+        )
+    return entries, errors
+
+
+@bp.route("/sessions/<int:session_id>/register", methods=["GET", "POST"])
+@allow(*REGISTER_TAKERS)
+def register(session_id: int) -> ResponseReturnValue:
+    session = get_register_session_or_404(session_id, current_user)
+    day = today()
+    rows = _register_rows(session)
+    editable = can_edit_register(current_user, session, day)
+    form = FlaskForm()
+    errors: dict[str, str] = {}
+    general: list[str] = []
+    if request.method == "POST":
+        if not form.validate_on_submit():
+            abort(400)
+        entries, errors = _entries_from_form(rows)
+        if not errors:
+            try:
+                save_register(current_user, session, entries, today=day)
+            except RegisterRefused as error:
+                db.session.rollback()
+                general = [str(error), *[m for ms in error.errors.values() for m in ms]]
+            else:
+                db.session.commit()
+                attended = sum(e.status is AttendanceStatus.ATTENDED for e in entries)
+                flash(f"Register saved: {attended} of {len(entries)} attended", "success")
+                return redirect(url_for("courses.sessions"))
+    return render_template(
+        "courses/register.html",
+        session=session,
+        rows=rows,
+        errors=errors,
+        general=general,
+        editable=editable,
+        form=form,
+        statuses=list(AttendanceStatus),
+        moods=range(11),
+        edit_days=REGISTER_EDIT_DAYS,
+        page_has_errors=bool(errors or general),
+        today=day,
+    )
+
+
+class CancelSessionForm(FlaskForm):
+    reason = TextAreaField(
+        "Why is it cancelled?",
+        validators=[DataRequired("Give a reason for cancelling"), Length(max=2000)],
+    )
+
+
+@bp.route("/sessions/<int:session_id>/cancel", methods=["GET", "POST"])
+@allow(*REGISTER_TAKERS)
+def cancel(session_id: int) -> ResponseReturnValue:
+    session = get_register_session_or_404(session_id, current_user)
+    form = CancelSessionForm()
+    if form.validate_on_submit():
+        try:
+            cancel_session(current_user, session, form.reason.data or "")
+        except CourseRuleBroken as error:
+            db.session.rollback()
+            form.reason.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash(f"Session on {session.date:%-d %B} cancelled", "success")
+            return redirect(url_for("courses.course", course_id=session.course_id))
+    return render_template(
+        "courses/cancel_session.html", session=session, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+class MoveSessionForm(FlaskForm):
+    new_date = UKDateField("New date")
+    new_time = RadioField("Start time", choices=[SelectChoice("same", "Same time")], default="same")
+
+
+@bp.route("/sessions/<int:session_id>/move", methods=["GET", "POST"])
+@allow(*REGISTER_TAKERS)
+def move(session_id: int) -> ResponseReturnValue:
+    session = get_register_session_or_404(session_id, current_user)
+    form = MoveSessionForm()
+    if form.validate_on_submit():
+        if form.new_date.data is None:
+            form.new_date.errors = ["Enter the new date, for example 17 3 2026"]
+        else:
+            try:
+                move_session(current_user, session, form.new_date.data, None, today=today())
+            except CourseRuleBroken as error:
+                db.session.rollback()
+                form.new_date.errors = [str(error)]
+            else:
+                db.session.commit()
+                flash(f"Session moved to {session.date:%-d %B %Y}", "success")
+                return redirect(url_for("courses.course", course_id=session.course_id))
+    return render_template(
+        "courses/move_session.html", session=session, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+# Wellbeing ----------------------------------------------------------------------------
+
+
+def _wellbeing_form(instrument: Instrument, labels: list[str]) -> FlaskForm:
+    class WellbeingForm(FlaskForm):
+        timepoint = RadioField(
+            "When is this?",
+            choices=[SelectChoice(t.value, t.label) for t in Timepoint],
+            validators=[InputRequired("Choose when the questionnaire was answered")],
+        )
+        recorded_on = UKDateField("Date answered")
+
+    for number, label in enumerate(labels, start=1):
+        setattr(
+            WellbeingForm,
+            f"item_{number}",
+            RadioField(
+                label,
+                choices=[SelectChoice(str(v), str(v)) for v in range(1, 6)],
+                validators=[InputRequired(f"Choose an answer from 1 to 5 for item {number}")],
+            ),
+        )
+    return WellbeingForm()
+
+
+@bp.route("/enrolments/<int:enrolment_id>/wellbeing", methods=["GET", "POST"])
+@allow(Role.ARTIST, Role.LINK_WORKER, Role.ADMIN)
+def wellbeing(enrolment_id: int) -> ResponseReturnValue:
+    enrolment = get_enrolment_or_404(enrolment_id, current_user)
+    raw_instrument = request.values.get("instrument", Instrument.SWEMWBS.value)
+    if raw_instrument not in Instrument._value2member_map_:
+        raw_instrument = Instrument.SWEMWBS.value
+    instrument = Instrument(raw_instrument)
+    labels = item_labels(instrument, current_app.config.get("WELLBEING_ITEM_WORDING"))
+    form: Any = _wellbeing_form(instrument, labels)
+    if request.method == "GET":
+        form.recorded_on.data = today()
+        if request.args.get("timepoint") in Timepoint._value2member_map_:
+            form.timepoint.data = request.args["timepoint"]
+    if form.validate_on_submit():
+        recorded_on = form.recorded_on.data or today()
+        items = [int(getattr(form, f"item_{n}").data) for n in range(1, len(labels) + 1)]
+        try:
+            assessment = record_wellbeing(
+                current_user,
+                enrolment,
+                instrument,
+                Timepoint(form.timepoint.data),
+                items,
+                recorded_on=recorded_on,
+                today=today(),
+            )
+        except InvalidScores as error:
+            db.session.rollback()
+            form.form_errors.extend(m for ms in error.errors.values() for m in ms)
+        except CourseRuleBroken as error:
+            db.session.rollback()
+            form.recorded_on.errors = [str(error)]
+        else:
+            db.session.commit()
+            flash(f"{instrument.value} recorded: score {assessment.metric_score}", "success")
+            return redirect(url_for("courses.enrolment", enrolment_id=enrolment.id))
+    return render_template(
+        "courses/wellbeing.html",
+        enrolment=enrolment,
+        form=form,
+        instrument=instrument,
+        instruments=list(Instrument),
+        item_fields=[getattr(form, f"item_{n}") for n in range(1, len(labels) + 1)],
+        page_has_errors=bool(form.errors),
+    )
+
+
+@bp.get("/enrolments/<int:enrolment_id>")
+@allow(STAFF)
+def enrolment(enrolment_id: int) -> ResponseReturnValue:
+    """A person on a course: attendance, moods and wellbeing over time."""
+    item = get_enrolment_or_404(enrolment_id, current_user)
+    from referrals.audit import record_now
+    from referrals.outcomes.charts import wellbeing_chart
+    from referrals.outcomes.queries import enrolment_wellbeing
+
+    record_now(current_user, "enrolment.viewed", item, referral_id=item.referral_id)
+    history = enrolment_wellbeing(item)
+    return render_template(
+        "courses/enrolment.html",
+        enrolment=item,
+        history=history,
+        chart=wellbeing_chart(history),
+        position=waitlist_position(item),
+        can_withdraw=current_user.role in MATCHING
+        and item.status in (EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED),
+        can_record_wellbeing=current_user.role in (Role.ARTIST, Role.LINK_WORKER, Role.ADMIN),
+        Status=Status,
+        SessionStatus=SessionStatus,
+    )

@@ -1,0 +1,1 @@
+"""Wellbeing instruments and scoring."""

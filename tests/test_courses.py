@@ -1,0 +1,425 @@
+"""Matching, waiting lists, registers, completion and wellbeing through the pages."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import event, func, select
+
+from referrals.audit import AuditEvent
+from referrals.auth.models import OrganisationKind, Role
+from referrals.courses.models import (
+    Attendance,
+    AttendanceStatus,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+    SessionStatus,
+)
+from referrals.courses.services import (
+    RegisterEntry,
+    RegisterRefused,
+    completion_threshold,
+    enrol,
+    save_register,
+)
+from referrals.extensions import db
+from referrals.intake.lifecycle import Status
+from referrals.notifications.models import Notification
+from referrals.outcomes.models import WellbeingAssessment
+from tests import factories
+from tests.conftest import submit
+from tests.course_helpers import assessed_referral, make_course
+from tests.intake_helpers import pdf_text
+
+
+@pytest.fixture()
+def provider(app):
+    return factories.make_organisation(OrganisationKind.PROVIDER, name="Cathedral Voices CIC")
+
+
+@pytest.fixture()
+def artist(login_as, provider):
+    return login_as(factories.make_user(Role.ARTIST, organisation=provider))
+
+
+@pytest.fixture()
+def link_worker(login_as):
+    return login_as(Role.LINK_WORKER)
+
+
+def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worker, provider):
+    course = make_course(provider, capacity=1)
+    first = assessed_referral(link_worker.user)
+    second = assessed_referral(link_worker.user)
+    db.session.commit()
+
+    response = submit(
+        link_worker,
+        f"/courses/{course.id}/enrol",
+        {"referral_id": first.id},
+        page=f"/courses/{course.id}?referral={first.id}",
+    )
+    assert response.status_code == 302
+    assert db.session.get(type(first), first.id).status is Status.ENROLLED
+
+    response = submit(
+        link_worker,
+        f"/courses/{course.id}/enrol",
+        {"referral_id": second.id},
+        page=f"/courses/{course.id}?referral={second.id}",
+        follow_redirects=True,
+    )
+    assert "is number 1 on its waiting list" in response.get_data(as_text=True)
+    page = link_worker.get(f"/referrals/{second.id}").get_data(as_text=True)
+    assert "number 1 on the waiting list" in page
+    db.session.expire_all()
+    assert second.status is Status.WAITLISTED
+
+    held = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == first.id))
+    response = submit(
+        link_worker,
+        f"/enrolments/{held.id}/withdraw",
+        {"reason": "Moved out of the area"},
+        follow_redirects=True,
+    )
+    assert "offered to" in response.get_data(as_text=True)
+    db.session.expire_all()
+    promoted = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == second.id))
+    assert promoted.status is EnrolmentStatus.ENROLLED
+    assert second.status is Status.ENROLLED
+    assert first.status is Status.ASSESSED  # back to matching
+    offer = db.session.scalar(select(Notification).where(Notification.kind == "waiting_list_offer"))
+    assert offer is not None and offer.user_id == link_worker.user.id
+
+
+def test_no_double_enrolment_and_only_assessed_referrals(link_worker, provider):
+    course = make_course(provider)
+    referral = assessed_referral(link_worker.user)
+    enrol(link_worker.user, referral, course, today=date.today())
+    db.session.commit()
+    response = submit(
+        link_worker,
+        f"/courses/{course.id}/enrol",
+        {"referral_id": referral.id},
+        page=f"/courses/{course.id}",
+        follow_redirects=True,
+    )
+    assert "Only an assessed referral can be enrolled" in response.get_data(as_text=True)
+    assert db.session.scalar(select(func.count()).select_from(Enrolment)) == 1
+
+
+def test_directory_filters_and_places(link_worker, provider):
+    make_course(provider, title="Singing for Better Breathing", capacity=1)
+    from referrals.vocab import ArtForm, Pathway
+
+    make_course(
+        provider,
+        title="Watercolour Wellbeing",
+        art_form=ArtForm.VISUAL_ART,
+        pathways=[Pathway.MENTAL_HEALTH],
+    )
+    db.session.commit()
+    page = link_worker.get("/courses/?art_form=visual_art").get_data(as_text=True)
+    assert "Watercolour Wellbeing" in page and "Singing for Better" not in page
+    page = link_worker.get("/courses/?pathway=copd_asthma").get_data(as_text=True)
+    assert "Singing for Better" in page and "Watercolour" not in page
+    weekday = (date.today() - timedelta(days=14)).weekday()
+    page = link_worker.get(f"/courses/?weekday={weekday}").get_data(as_text=True)
+    assert "Singing for Better" in page and "Watercolour" in page
+    page = link_worker.get(f"/courses/?weekday={(weekday + 1) % 7}").get_data(as_text=True)
+    assert "No courses match" in page
+    assert "GL1" in link_worker.get("/courses/?area=GL1").get_data(as_text=True)
+    assert "No courses match" in link_worker.get("/courses/?area=BS").get_data(as_text=True)
+
+
+def _today_session(course):
+    """make_course starts two weeks ago, so its third session is today."""
+    session = _sessions(course)[2]
+    assert session.date == date.today()
+    return session
+
+
+def _sessions(course):
+    return db.session.scalars(
+        select(CourseSession)
+        .where(CourseSession.course_id == course.id)
+        .order_by(CourseSession.date)
+    ).all()
+
+
+def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
+    course = make_course(provider)
+    referral = assessed_referral(link_worker.user, given_name="Margaret", family_name="Atkins")
+    enrolment = enrol(link_worker.user, referral, course, today=date.today())
+    db.session.commit()
+    first = _today_session(course)
+    page = artist.get(f"/sessions/{first.id}/register").get_data(as_text=True)
+    assert "Margaret Atkins" in page
+    assert referral.patient.nhs_number not in page and "Low mood" not in page
+    response = submit(
+        artist,
+        f"/sessions/{first.id}/register",
+        {
+            f"status-{enrolment.id}": "attended",
+            f"mood_before-{enrolment.id}": "4",
+            f"mood_after-{enrolment.id}": "7",
+            f"note-{enrolment.id}": "Sang a solo",
+        },
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    mark = db.session.scalar(select(Attendance))
+    assert (mark.status, mark.mood_before, mark.mood_after) == (AttendanceStatus.ATTENDED, 4, 7)
+    assert first.status is SessionStatus.DELIVERED
+    assert referral.status is Status.STARTED
+
+
+def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider, link_worker):
+    course = make_course(provider)
+    a = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
+    b = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
+    db.session.commit()
+    first = _sessions(course)[0]
+    response = submit(
+        artist,
+        f"/sessions/{first.id}/register",
+        {
+            f"status-{a.id}": "attended",
+            f"mood_before-{a.id}": "11",
+            f"note-{a.id}": "kept",
+            f"status-{b.id}": "",
+        },
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "must be a number from 0 to 10" in page
+    assert "Choose attended, apologies or no show" in page
+    assert f'href="#mood_before-{a.id}"' in page and ">kept</textarea>" in page
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
+    db.session.refresh(first)
+    assert first.status is SessionStatus.PLANNED
+
+
+def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, link_worker, app):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    outsider = enrol(
+        link_worker.user,
+        assessed_referral(link_worker.user),
+        make_course(provider),
+        today=date.today(),
+    )
+    artist_user = factories.make_user(Role.ARTIST, organisation=provider)
+    sessions = _sessions(course)
+    with pytest.raises(RegisterRefused) as refused:
+        save_register(
+            artist_user,
+            sessions[2],
+            [RegisterEntry(outsider.id, AttendanceStatus.ATTENDED)],
+            today=date.today(),
+        )
+    assert "entries.0.enrolment_id" in refused.value.errors
+    sessions[1].status = SessionStatus.CANCELLED
+    with pytest.raises(RegisterRefused, match="cancelled"):
+        save_register(
+            artist_user,
+            sessions[1],
+            [RegisterEntry(enrolment.id, AttendanceStatus.ATTENDED)],
+            today=date.today(),
+        )
+    with pytest.raises(RegisterRefused, match="on the day"):
+        save_register(
+            artist_user,
+            sessions[-1],
+            [RegisterEntry(enrolment.id, AttendanceStatus.ATTENDED)],
+            today=date.today(),
+        )
+    assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
+
+
+def test_another_providers_artist_gets_404(login_as, provider, link_worker):
+    course = make_course(provider)
+    db.session.commit()
+    session = _sessions(course)[0]
+    stranger = login_as(Role.ARTIST)
+    assert stranger.get(f"/sessions/{session.id}/register").status_code == 404
+    assert stranger.get(f"/courses/{course.id}").status_code == 404
+    assert stranger.get(f"/sessions/{session.id}/cancel").status_code == 404
+    assert link_worker.get(f"/sessions/{session.id}/register").status_code == 403
+
+
+def test_register_edit_window_for_artists_and_audited_admin_corrections(
+    artist, provider, link_worker, login_as
+):
+    course = make_course(provider, start=date.today() - timedelta(days=21))
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    old = _sessions(course)[0]  # three weeks ago
+    data = {f"status-{enrolment.id}": "attended"}
+    response = submit(artist, f"/sessions/{old.id}/register", data)
+    assert "Ask an admin to correct it" in response.get_data(as_text=True)
+    admin = login_as(Role.ADMIN)
+    assert submit(admin, f"/sessions/{old.id}/register", data).status_code == 302
+    submit(admin, f"/sessions/{old.id}/register", {f"status-{enrolment.id}": "apologies"})
+    events = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "register.saved").order_by(AuditEvent.id)
+    ).all()
+    assert [e.detail["late_edit_by_admin"] for e in events] == [False, True]
+    assert events[-1].actor_id == admin.user.id
+
+
+def _statements_during(callable_):
+    statements = []
+
+    def count(*args):
+        statements.append(args[2])
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        callable_()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    return len(statements)
+
+
+def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, link_worker):
+    counts = {}
+    for size in (5, 30):
+        course = make_course(provider, capacity=30)
+        enrolments = [
+            enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
+            for _ in range(size)
+        ]
+        db.session.commit()
+        first = _today_session(course)
+        data = {}
+        for e in enrolments:
+            data.update(
+                {
+                    f"status-{e.id}": "attended",
+                    f"mood_before-{e.id}": "5",
+                    f"mood_after-{e.id}": "7",
+                }
+            )
+        from tests.conftest import csrf_token
+
+        data["csrf_token"] = csrf_token(artist, f"/sessions/{first.id}/register")
+
+        def post(first=first, data=data):
+            assert artist.post(f"/sessions/{first.id}/register", data=data).status_code == 302
+
+        counts[size] = _statements_during(post)
+    assert counts[5] == counts[30]
+    assert counts[30] <= 40
+
+
+def test_completing_the_course_completes_the_referral_and_tells_the_practice(
+    artist, provider, link_worker, login_as
+):
+    start = date.today() - timedelta(days=7 * 3)
+    course = make_course(provider, start=start, sessions=4)
+    keen = assessed_referral(link_worker.user, given_name="Keen")
+    patchy = assessed_referral(link_worker.user, given_name="Patchy")
+    e_keen = enrol(link_worker.user, keen, course, today=date.today())
+    e_patchy = enrol(link_worker.user, patchy, course, today=date.today())
+    admin = login_as(Role.ADMIN)
+    db.session.commit()
+    sessions = _sessions(course)
+    assert completion_threshold(4) == 3
+    for index, session in enumerate(sessions):
+        patchy_status = "attended" if index < 2 else "no_show"
+        response = submit(
+            admin,
+            f"/sessions/{session.id}/register",
+            {f"status-{e_keen.id}": "attended", f"status-{e_patchy.id}": patchy_status},
+        )
+        assert response.status_code == 302
+    db.session.expire_all()
+    assert e_keen.status is EnrolmentStatus.COMPLETED and keen.status is Status.COMPLETED
+    assert e_patchy.status is EnrolmentStatus.ENROLLED and patchy.status is Status.STARTED
+    message = db.session.scalar(
+        select(Notification).where(
+            Notification.kind == "message_back", Notification.text.contains("completed")
+        )
+    )
+    assert message.organisation_id == keen.gp_practice_id
+    gp = login_as(factories.make_user(Role.REFERRER, organisation=keen.gp_practice))
+    letter = pdf_text(gp.get(f"/referrals/{keen.id}/letter.pdf").data)
+    assert "4 of 4 sessions attended" in letter and "871731000000106" in letter
+
+
+def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_worker):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    url = f"/enrolments/{enrolment.id}/wellbeing"
+    items = {f"item_{n}": "3" for n in range(1, 8)}  # raw 21 -> metric 19.25
+    response = submit(
+        artist,
+        url,
+        {
+            "timepoint": "baseline",
+            "instrument": "SWEMWBS",
+            "recorded_on": date.today().strftime("%d/%m/%Y"),
+            **items,
+        },
+    )
+    assert response.status_code == 302
+    assessment = db.session.scalar(select(WellbeingAssessment))
+    assert assessment.raw_score == 21 and str(assessment.metric_score) == "19.25"
+    page = artist.get(f"/enrolments/{enrolment.id}").get_data(as_text=True)
+    assert "19.25" in page and "Baseline" in page
+
+
+def test_wellbeing_missing_items_are_field_errors(artist, provider, link_worker):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    response = submit(
+        artist,
+        f"/enrolments/{enrolment.id}/wellbeing",
+        {"timepoint": "end", "instrument": "SWEMWBS", "item_1": "6", "item_2": "3"},
+    )
+    page = response.get_data(as_text=True)
+    assert "Choose an answer from 1 to 5 for item 3" in page
+    assert 'href="#item_1"' in page
+    assert db.session.scalar(select(func.count()).select_from(WellbeingAssessment)) == 0
+
+
+def test_cancel_and_move_sessions(artist, provider):
+    course = make_course(provider, start=date.today() + timedelta(days=7))
+    db.session.commit()
+    first, second = _sessions(course)[:2]
+    response = submit(artist, f"/sessions/{first.id}/cancel", {"reason": ""})
+    assert "Give a reason for cancelling" in response.get_data(as_text=True)
+    assert (
+        submit(artist, f"/sessions/{first.id}/cancel", {"reason": "Hall flooded"}).status_code
+        == 302
+    )
+    new_day = second.date + timedelta(days=1)
+    assert (
+        submit(
+            artist, f"/sessions/{second.id}/move", {"new_date": new_day.strftime("%d/%m/%Y")}
+        ).status_code
+        == 302
+    )
+    db.session.expire_all()
+    assert first.status is SessionStatus.CANCELLED and second.date == new_day
+    assert second.moved_from == new_day - timedelta(days=1)
+
+
+def test_my_sessions_puts_today_first(artist, provider):
+    make_course(provider, start=date.today(), title="Today's Choir")
+    db.session.commit()
+    page = artist.get("/sessions/").get_data(as_text=True)
+    assert page.index("Today") < page.index("Today&#39;s Choir") < page.index("Next two weeks")
