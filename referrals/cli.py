@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
@@ -92,6 +94,156 @@ def seed_demo_command(if_empty: bool) -> None:
         click.echo(f"  {user.role.value:<13} {user.email}")
 
 
+kpi_cli = AppGroup("kpi", help="Make and export monthly KPI returns.")
+scheduler_cli = AppGroup("scheduler", help="The scheduled-jobs process.")
+
+
+def _period(value: str) -> Any:
+    from referrals.reports.periods import InvalidPeriod, Period
+
+    try:
+        return Period.parse(value)
+    except InvalidPeriod as error:
+        raise click.BadParameter(str(error), param_hint="--period") from error
+
+
+@kpi_cli.command("generate")
+@click.option("--period", "period_text", required=True, help="The month, as YYYY-MM.")
+@click.option(
+    "--contract",
+    "contract_id",
+    type=int,
+    help="One contract; default every contract active in the month.",
+)
+@click.option("--all-activity", is_flag=True, help="Also make the all-activity return.")
+def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) -> None:
+    """Make the month's returns (idempotent: existing returns are left as they are)."""
+    from referrals.reports.periods import InvalidPeriod
+    from referrals.reports.services import ReturnRefused, contracts_active_in, make_return
+    from referrals.scheduler.jobs import today_in_london
+
+    period = _period(period_text)
+    targets: list[int | None]
+    if contract_id is not None:
+        targets = [contract_id]
+    else:
+        targets = [c.id for c in contracts_active_in(period)]
+    if all_activity:
+        targets.append(None)
+    if not targets:
+        click.echo(f"No contracts were active in {period.label}.")
+        return
+    with click.progressbar(
+        targets,
+        label=f"Returns for {period.label}",
+        item_show_func=lambda t: None if t is None else f"contract {t}",
+    ) as bar:
+        results = []
+        for target in bar:
+            try:
+                results.append(make_return(target, period, today=today_in_london(), job="cli"))
+            except InvalidPeriod as error:
+                raise click.BadParameter(str(error), param_hint="--period") from error
+            except ReturnRefused as error:
+                raise click.BadParameter(str(error), param_hint="--contract") from error
+    for made in results:
+        state = "made" if made.created else "already existed"
+        click.echo(
+            f"Return {made.kpi_return.id} ({made.kpi_return.scope_key}, "
+            f"{made.kpi_return.period}, version {made.kpi_return.version}) {state}"
+        )
+
+
+@kpi_cli.command("regenerate")
+@click.option("--period", "period_text", required=True)
+@click.option("--contract", "contract_id", type=int, required=True)
+@click.option("--reason", required=True, help="Why the return is being remade (kept with it).")
+def kpi_regenerate(period_text: str, contract_id: int, reason: str) -> None:
+    """Make a new version of a return; the old one is kept, marked superseded."""
+    from referrals.reports.periods import InvalidPeriod
+    from referrals.reports.services import ReturnRefused, regenerate_return
+    from referrals.scheduler.jobs import today_in_london
+
+    period = _period(period_text)
+    try:
+        made = regenerate_return(None, contract_id, period, reason, today=today_in_london())
+    except InvalidPeriod as error:
+        raise click.BadParameter(str(error), param_hint="--period") from error
+    except ReturnRefused as error:
+        raise click.BadParameter(str(error), param_hint=f"--{error.field or 'contract'}") from error
+    click.echo(f"Return {made.id} is version {made.version} for {made.period}")
+
+
+@kpi_cli.command("export")
+@click.option("--return", "return_id", type=int, required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "pdf"]), required=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True)
+def kpi_export(return_id: int, fmt: str, output: str) -> None:
+    """Write a return as CSV or PDF, as commissioners download it."""
+    from referrals.reports.exporting import export_return
+    from referrals.reports.models import KpiReturn
+
+    kpi_return = db.session.get(KpiReturn, return_id)
+    if kpi_return is None:
+        raise click.BadParameter("no return with this id", param_hint="--return")
+    content, _filename, _mimetype = export_return(kpi_return, fmt)
+    with open(output, "wb") as handle:
+        handle.write(content)
+    click.echo(f"Wrote {len(content)} bytes to {output}")
+
+
+@scheduler_cli.command("run")
+def scheduler_run() -> None:
+    """Run the scheduler in the foreground (its own process; one or more per deployment)."""
+    from flask import current_app
+
+    from referrals.scheduler.runner import run_forever
+
+    click.echo("Scheduler started. Jobs: monthly KPI returns, weekly register reminders.")
+    run_forever(current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+@scheduler_cli.command("catch-up")
+def scheduler_catch_up() -> None:
+    """Make every missing return for finished months now, then stop."""
+    from flask import current_app
+
+    from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
+
+    run = execute(current_app._get_current_object(), MONTHLY_RETURNS)  # type: ignore[attr-defined]
+    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+
+
+@scheduler_cli.command("run-job")
+@click.argument("job_id")
+def scheduler_run_job(job_id: str) -> None:
+    """Run one job now (for operators), recorded like a scheduled run."""
+    from flask import current_app
+
+    from referrals.scheduler.jobs import JOBS_BY_ID, execute
+
+    if job_id not in JOBS_BY_ID:
+        raise click.BadParameter(f"choose one of {', '.join(JOBS_BY_ID)}", param_hint="JOB_ID")
+    run = execute(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
+    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+
+
+@scheduler_cli.command("jobs")
+def scheduler_jobs() -> None:
+    """List the jobs and their recent runs."""
+    from referrals.scheduler.jobs import JOBS, recent_runs
+
+    for job in JOBS:
+        click.echo(f"{job.id}: {job.description} ({job.cron})")
+    for run in recent_runs(10):
+        click.echo(
+            f"  {run.started_at:%Y-%m-%d %H:%M} {run.job_id} {run.period_key} "
+            f"{run.outcome} {run.detail or run.error}"
+        )
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_cli)
+    app.cli.add_command(kpi_cli)
+    app.cli.add_command(scheduler_cli)

@@ -21,6 +21,7 @@ from referrals.intake.models import (
 )
 from referrals.notifications.models import Notification, NotificationRead
 from referrals.outcomes.models import WellbeingAssessment
+from referrals.reports.models import JobRun, KpiReturn
 
 __all__ = [
     "ApiToken",
@@ -33,6 +34,8 @@ __all__ = [
     "CourseSession",
     "Enrolment",
     "IdempotentRequest",
+    "JobRun",
+    "KpiReturn",
     "LoginAttempt",
     "Notification",
     "NotificationRead",

@@ -14,7 +14,7 @@ from flask import Flask
 from sqlalchemy import event, func, select
 
 from referrals.audit import AuditEvent
-from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.kpi_targets import TARGETABLE_BY_CODE, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
 from referrals.courses.schedule import Frequency, Schedule
@@ -274,9 +274,7 @@ def test_the_contract_list_counts_courses(admin: Any, catalogue: dict[str, Any])
     assert ">One</a>" in filtered and ">Two</a>" in filtered
 
 
-def test_admin_edits_a_contract_and_clears_a_target(
-    admin: Any, catalogue: dict[str, Any]
-) -> None:
+def test_admin_edits_a_contract_and_clears_a_target(admin: Any, catalogue: dict[str, Any]) -> None:
     contract = make_contract(
         "Old name",
         commissioner=catalogue["commissioner"],
@@ -545,9 +543,7 @@ def test_admin_adds_a_course_and_its_sessions_are_created(
     assert audit_events("course.created", course.id)[0].actor_id == admin.user.id
 
     page = admin.get("/admin/courses").get_data(as_text=True)
-    assert (
-        "Singing for Better Breathing has been added with 10 sessions from 3 March 2026" in page
-    )
+    assert "Singing for Better Breathing has been added with 10 sessions from 3 March 2026" in page
     row = page[page.index("Singing for Better Breathing</a>") :]
     for text in ("Riverside Arts", "Severnvale Arts 2026", "Singing", "3 Mar 2026", ">12<"):
         assert text in row, text
@@ -741,7 +737,7 @@ def test_bad_course_input_is_shown_at_the_field_and_nothing_is_stored(
         assert value_kept(page, "title", "Singing for Better Breathing")
     if "capacity" not in changes:
         assert value_kept(page, "capacity", "12")
-    if "cost_per_session" in changes and changes["cost_per_session"]:
+    if changes.get("cost_per_session"):
         assert value_kept(page, "cost_per_session", changes["cost_per_session"])
     # Ticked boxes stay ticked.
     if "pathways" not in changes:
@@ -770,6 +766,35 @@ def test_bad_course_edits_change_nothing(admin: Any, catalogue: dict[str, Any]) 
     assert "Weekly on Tuesdays" in page  # the schedule is still shown
     db.session.refresh(course)
     assert (course.title, course.capacity) == ("Singing for Better Breathing", 12)
+
+
+def test_a_contract_name_taken_by_a_concurrent_request_is_shown_at_the_field(
+    app: Flask, catalogue: dict[str, Any]
+) -> None:
+    """The unique constraint is the last word; the clash becomes a field message, not a 500."""
+    from referrals.admin.catalogue import _saved
+    from referrals.admin.catalogue_forms import ContractForm, commissioner_choices
+
+    data = contract_form(catalogue, name="Race Contract")
+    commissioner_id = catalogue["commissioner"].id
+    with app.test_request_context("/admin/contracts/new", method="POST", data=data):
+        form = ContractForm(meta={"csrf": False}, commissioners=commissioner_choices())
+        assert form.validate()
+        db.session.rollback()
+        with db.engine.begin() as other_request:  # another admin saves the same name first
+            other_request.execute(
+                Contract.__table__.insert().values(
+                    name="Race Contract",
+                    commissioner_id=commissioner_id,
+                    start_date=date(2026, 4, 1),
+                    end_date=date(2027, 3, 31),
+                    targets={},
+                )
+            )
+        saved = _saved(form, lambda: save_contract(None, form.contract_fields()))
+        assert not saved
+        assert form.name.errors == ["A contract with this name already exists"]
+    assert count(Contract, Contract.name == "Race Contract") == 1
 
 
 # Junk and unknown ids ------------------------------------------------------------------------
@@ -877,9 +902,7 @@ def test_other_roles_are_refused_every_catalogue_page(
     assert course.title == "Singing for Better Breathing"
 
 
-def test_admins_see_courses_and_contracts_in_the_navigation(
-    admin: Any, login_as: Any
-) -> None:
+def test_admins_see_courses_and_contracts_in_the_navigation(admin: Any, login_as: Any) -> None:
     page = admin.get("/").get_data(as_text=True)
     assert 'href="/admin/courses"' in page and 'href="/admin/contracts"' in page
     assert page.index('href="/admin/courses"') < page.index('href="/admin/organisations"')
@@ -964,9 +987,7 @@ def _add_courses(n: int, catalogue: dict[str, Any]) -> None:
     db.session.commit()
 
 
-def test_list_pages_use_a_bounded_number_of_queries(
-    admin: Any, catalogue: dict[str, Any]
-) -> None:
+def test_list_pages_use_a_bounded_number_of_queries(admin: Any, catalogue: dict[str, Any]) -> None:
     pages = ("/admin/courses", "/admin/contracts", "/admin/venues", "/admin/courses?contract=1")
     _add_courses(3, catalogue)
     few = {url: _queries_for(admin, url) for url in pages}

@@ -31,17 +31,16 @@ from referrals.admin.catalogue_forms import (
     target_field_name,
 )
 from referrals.admin.views import CONFLICT, PER_PAGE, bp
-from referrals.audit import record
 from referrals.auth.models import Organisation, Role
 from referrals.courses.kpi_targets import TARGET_LEVELS, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
 from referrals.courses.schedule import InvalidSchedule, describe, format_date
 from referrals.courses.services import (
     CourseRuleBroken,
-    VenueFields,
     create_course,
     create_venue,
     save_contract,
+    save_venue,
     update_course,
 )
 from referrals.extensions import db
@@ -184,24 +183,13 @@ def new_venue() -> ResponseReturnValue:
     return _form_page("admin/catalogue/venue_form.html", form, venue=None)
 
 
-def _update_venue(actor: Any, venue: Venue, fields: VenueFields) -> Venue:
-    # The course services have `create_venue` only; this mirrors it for changes.
-    venue.name = fields.name.strip()
-    venue.address = fields.address.strip()
-    venue.postcode = fields.postcode
-    venue.accessibility = fields.accessibility.strip()
-    db.session.flush()
-    record(actor, "venue.updated", venue)
-    return venue
-
-
 @bp.route("/venues/<int:venue_id>/edit", methods=["GET", "POST"])
 @allow(Role.ADMIN)
 def edit_venue(venue_id: int) -> ResponseReturnValue:
     venue: Venue = _get_or_404(Venue, venue_id)
     form = VenueForm(obj=venue if request.method == "GET" else None)
     if form.validate_on_submit() and _saved(
-        form, lambda: _update_venue(current_user, venue, form.venue_fields())
+        form, lambda: save_venue(current_user, form.venue_fields(), venue)
     ):
         flash(f"{venue.name} has been updated", "success")
         return redirect(url_for("admin.venues"))

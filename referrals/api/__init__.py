@@ -12,5 +12,5 @@ def _answer_problem(error: ApiProblem) -> Response:
     return error.response()
 
 
+from referrals.api import courses as _courses  # noqa: E402,F401  (routes register on import)
 from referrals.api import referrals, views  # noqa: E402,F401  (routes register on import)
-from referrals.api import courses  # noqa: E402,F401

@@ -809,7 +809,7 @@ def _end_clock(start: time, minutes: int) -> str:
     return _clock((datetime.combine(date(2000, 1, 1), start) + timedelta(minutes=minutes)).time())
 
 
-def _json_body() -> Any:
+def _json_body() -> dict[str, Any]:
     """The parsed JSON body; a missing, non-JSON or unreadable body is a 422."""
     if not request.is_json:
         raise validation_problem({"body": ["Send a JSON object as application/json"]})
@@ -830,23 +830,29 @@ def _created(body: dict[str, Any], location: str | None = None) -> ResponseRetur
     return response
 
 
+# Course rules name some inputs as the page forms do; the API's body names them differently.
+_BODY_FIELD = {"lead_artists": "lead_artist_ids"}
+
+
 def _rule_problem(error: CourseRuleBroken, status: int = 409) -> ApiProblem:
     """A request the course rules refuse; nothing it started is kept."""
     db.session.rollback()
     message = str(error)
-    errors = {error.field: [message]} if error.field else None
+    errors = {_BODY_FIELD.get(error.field, error.field): [message]} if error.field else None
     return ApiProblem(status, message, kind="course-rule", errors=errors)
 
 
+def _clash(error: IntegrityError) -> ApiProblem:
+    """A concurrent request changed the same records first; nothing of this one is kept."""
+    db.session.rollback()
+    return ApiProblem(409, "These records changed while the request was handled. Send it again")
+
+
 def _commit() -> None:
-    """Commit, answering 409 when a concurrent request changed the same records first."""
     try:
         db.session.commit()
     except IntegrityError as error:
-        db.session.rollback()
-        raise ApiProblem(
-            409, "These records changed while the request was handled. Send it again"
-        ) from error
+        raise _clash(error) from error
 
 
 class _Fields:
@@ -885,6 +891,9 @@ class _Fields:
             self.fail(key, "Must be a string")
             return ""
         value = value.strip()
+        if "\x00" in value:  # PostgreSQL text cannot hold it
+            self.fail(key, "Must not contain NUL characters")
+            return ""
         if not value and required:
             self.fail(key, required)
         elif len(value) > max_length:
@@ -989,6 +998,26 @@ class _Fields:
             self.fail(key, "Must be an object")
             return None
         return _Fields(value, self.errors, f"{self.prefix}{key}.")
+
+
+# Loaders ----------------------------------------------------------------------------------
+
+
+def _possible_id(record_id: int) -> None:
+    """Ids beyond the database's integer range cannot exist, and SQLite cannot even compare
+    them: answer 404 before the query."""
+    if record_id > MAX_ID:
+        abort(404)
+
+
+def _course_or_404(course_id: int) -> Course:
+    _possible_id(course_id)
+    return get_course_or_404(course_id, current_user)
+
+
+def _register_session_or_404(session_id: int) -> CourseSession:
+    _possible_id(session_id)
+    return get_register_session_or_404(session_id, current_user)
 
 
 # JSON shapes ----------------------------------------------------------------------------
@@ -1257,7 +1286,7 @@ def list_courses() -> ResponseReturnValue:
     responses={200: json_response("The course", ref("Course")), 404: _NOT_FOUND},
 )
 def get_course(course_id: int) -> ResponseReturnValue:
-    course = get_course_or_404(course_id, current_user)
+    course = _course_or_404(course_id)
     return jsonify(
         course_json(course, places=places_left(course), last_session=course_end(course.id))
     )
@@ -1408,6 +1437,8 @@ def create_course_view() -> ResponseReturnValue:
         raise validation_problem(
             {f"schedule.{name}": messages for name, messages in invalid.errors.items()}
         ) from invalid
+    except IntegrityError as error:
+        raise _clash(error) from error
     body = course_json(course, places=course.capacity, last_session=course_end(course.id))
     body["sessions"] = [session_json(session) for session in course.sessions]
     _commit()
@@ -1428,7 +1459,7 @@ def create_course_view() -> ResponseReturnValue:
     },
 )
 def list_course_sessions(course_id: int) -> ResponseReturnValue:
-    course = get_course_or_404(course_id, current_user)
+    course = _course_or_404(course_id)
     query = (
         select(CourseSession)
         .where(CourseSession.course_id == course.id)
@@ -1443,6 +1474,7 @@ def list_course_sessions(course_id: int) -> ResponseReturnValue:
 def _enrolment_or_404(enrolment_id: int) -> Enrolment:
     """The enrolment in the caller's scope. Artists see only people on a register: enrolled,
     completed, or already marked at a session; never the waiting list."""
+    _possible_id(enrolment_id)
     enrolment = get_enrolment_or_404(enrolment_id, current_user)
     if current_user.role == Role.ARTIST and enrolment.status not in (
         EnrolmentStatus.ENROLLED,
@@ -1475,7 +1507,7 @@ def _enrolment_or_404(enrolment_id: int) -> Enrolment:
     },
 )
 def create_enrolment(course_id: int) -> ResponseReturnValue:
-    course = get_course_or_404(course_id, current_user)
+    course = _course_or_404(course_id)
     errors: dict[str, list[str]] = {}
     fields = _Fields(_json_body(), errors)
     fields.refuse_unknown(frozenset({"referral_id"}))
@@ -1578,7 +1610,7 @@ def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
     responses={200: json_response("The register", ref("Register")), 404: _NOT_FOUND},
 )
 def get_register(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
+    session = _register_session_or_404(session_id)
     body = _register_body(session)
     record_now(
         current_user,
@@ -1701,7 +1733,7 @@ def _register_entries(payload: dict[str, Any]) -> list[RegisterEntry]:
     },
 )
 def save_register_view(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
+    session = _register_session_or_404(session_id)
     entries = _register_entries(_json_body())
     try:
         save_register(current_user, session, entries, today=today())
@@ -1715,6 +1747,8 @@ def save_register_view(session_id: int) -> ResponseReturnValue:
     except (CourseRuleBroken, TransitionRefused) as refused:
         db.session.rollback()
         raise ApiProblem(409, str(refused), kind="register-refused") from refused
+    except IntegrityError as error:
+        raise _clash(error) from error
     body = _register_body(session)
     _commit()
     return jsonify(body)
@@ -1735,7 +1769,7 @@ def save_register_view(session_id: int) -> ResponseReturnValue:
     },
 )
 def update_session(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
+    session = _register_session_or_404(session_id)
     errors: dict[str, list[str]] = {}
     fields = _Fields(_json_body(), errors)
     fields.refuse_unknown(frozenset({"status", "reason"}))
@@ -1903,6 +1937,8 @@ def create_contract() -> ResponseReturnValue:
         )
     except CourseRuleBroken as broken:
         raise _rule_problem(broken, 422) from broken
+    except IntegrityError as error:
+        raise _clash(error) from error
     body = contract_json(contract)
     _commit()
     return _created(body)

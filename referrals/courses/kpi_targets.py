@@ -40,9 +40,7 @@ TARGETABLE_KPIS: tuple[TargetableKpi, ...] = (
     TargetableKpi("C1", "Paired outcomes", "people"),
     TargetableKpi("C4", "Mean change", "SWEMWBS metric points", whole_number=False, maximum=28),
     TargetableKpi("C5", "Improved (%)", "percent", whole_number=False, maximum=100),
-    TargetableKpi(
-        "C7", "Session mood uplift", "mood points (0 to 10)", whole_number=False, maximum=10
-    ),
+    TargetableKpi("C7", "Session mood uplift", "mood points", whole_number=False, maximum=10),
 )
 
 TARGETABLE_BY_CODE: dict[str, TargetableKpi] = {kpi.code: kpi for kpi in TARGETABLE_KPIS}

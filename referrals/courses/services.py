@@ -91,17 +91,22 @@ class VenueFields:
     accessibility: str = ""
 
 
-def create_venue(actor: Any, fields: VenueFields) -> Venue:
-    venue = Venue(
-        name=fields.name.strip(),
-        address=fields.address.strip(),
-        postcode=fields.postcode,
-        accessibility=fields.accessibility.strip(),
-    )
+def save_venue(actor: Any, fields: VenueFields, venue: Venue | None = None) -> Venue:
+    """Create a venue, or update `venue` in place."""
+    created = venue is None
+    venue = venue or Venue()
+    venue.name = fields.name.strip()
+    venue.address = fields.address.strip()
+    venue.postcode = fields.postcode
+    venue.accessibility = fields.accessibility.strip()
     db.session.add(venue)
     db.session.flush()
-    record(actor, "venue.created", venue)
+    record(actor, "venue.created" if created else "venue.updated", venue)
     return venue
+
+
+def create_venue(actor: Any, fields: VenueFields) -> Venue:
+    return save_venue(actor, fields)
 
 
 # Courses and sessions ------------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Calendar-month reporting periods (`YYYY-MM`) and return scopes."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class InvalidPeriod(ValueError):
+    pass
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = _PERIOD.match((text or "").strip())
+        if not match:
+            raise InvalidPeriod("Enter the period as a year and month, like 2026-03")
+        year, month = int(match.group(1)), int(match.group(2))
+        if not 1 <= month <= 12 or year < 2000:
+            raise InvalidPeriod("Enter a real month, like 2026-03")
+        return cls(year, month)
+
+    @classmethod
+    def containing(cls, day: date) -> Period:
+        return cls(day.year, day.month)
+
+    @property
+    def start(self) -> date:
+        return date(self.year, self.month, 1)
+
+    @property
+    def end(self) -> date:
+        return date(self.year, self.month, calendar.monthrange(self.year, self.month)[1])
+
+    @property
+    def key(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    @property
+    def label(self) -> str:
+        return f"{calendar.month_name[self.month]} {self.year}"
+
+    @property
+    def short_label(self) -> str:
+        return f"{calendar.month_abbr[self.month]} {self.year % 100:02d}"
+
+    def previous(self) -> Period:
+        return Period(self.year - 1, 12) if self.month == 1 else Period(self.year, self.month - 1)
+
+    def next(self) -> Period:
+        return Period(self.year + 1, 1) if self.month == 12 else Period(self.year, self.month + 1)
+
+    def is_finished(self, today: date) -> bool:
+        return self.end < today
+
+    def __str__(self) -> str:
+        return self.key
+
+
+def last_periods(latest: Period, count: int) -> list[Period]:
+    """`count` periods ending with `latest`, oldest first."""
+    periods = [latest]
+    while len(periods) < count:
+        periods.append(periods[-1].previous())
+    return periods[::-1]
+
+
+def periods_between(first: Period, last: Period) -> list[Period]:
+    periods = []
+    current = first
+    while current <= last:
+        periods.append(current)
+        current = current.next()
+    return periods
+
+
+def check_reportable(period: Period, today: date) -> None:
+    """Returns are made for finished months only."""
+    if not period.is_finished(today):
+        raise InvalidPeriod(f"{period.label} has not finished yet; returns are for past months")
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A contract's courses, or all activity (admins only)."""
+
+    contract_id: int | None
+
+    ALL_KEY = "all"
+
+    @property
+    def key(self) -> str:
+        return self.ALL_KEY if self.contract_id is None else f"contract:{self.contract_id}"
+
+    @property
+    def is_all(self) -> bool:
+        return self.contract_id is None

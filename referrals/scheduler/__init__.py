@@ -1,0 +1,1 @@
+"""Scheduled jobs and the dedicated scheduler process (never inside the web app)."""
