@@ -34,6 +34,7 @@ db: setup
 
 demo: db
 	$(BIN)/flask seed demo --if-empty
+	$(BIN)/flask scheduler catch-up
 
 lint: setup
 	$(BIN)/ruff check referrals tests

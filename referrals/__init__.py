@@ -43,6 +43,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     }
 
     from referrals import cli, errors, models, security  # noqa: F401  (models registers tables)
+
+    app.url_map.converters["int"] = security.BoundedIntConverter
     from referrals.auth.models import User
     from referrals.auth.sessions import load_user_for_session
     from referrals.extensions import csrf, db, login_manager, migrate
@@ -69,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.intake.views import bp as intake_bp
     from referrals.main.views import bp as main_bp
     from referrals.notifications.views import bp as notifications_bp
+    from referrals.reports.views import bp as reports_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
@@ -76,6 +79,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(intake_bp, url_prefix="/referrals")
     app.register_blueprint(courses_bp)
     app.register_blueprint(notifications_bp, url_prefix="/messages")
+    app.register_blueprint(reports_bp, url_prefix="/returns")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     csrf.exempt(api_bp)  # the API authenticates by bearer token only, never by cookie
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
@@ -20,6 +21,7 @@ from referrals.auth.services import (
     normalise_email,
 )
 from referrals.extensions import db
+from referrals.intake.models import Patient
 
 users_cli = AppGroup("users", help="Manage user accounts and API tokens.")
 seed_cli = AppGroup("seed", help="Load demo or generated data.")
@@ -242,8 +244,106 @@ def scheduler_jobs() -> None:
         )
 
 
+backup_cli = AppGroup("backup", help="Online backups of the database, and restores.")
+retention_cli = AppGroup("retention", help="Anonymise or erase people's records.")
+
+
+def _report(report: Any) -> None:
+    click.echo(f"Integrity check: {report.integrity}")
+    width = max((len(name) for name in report.counts), default=0)
+    for name, rows in report.counts.items():
+        click.echo(f"  {name:<{width}} {rows:>9}")
+    click.echo(f"  {'total':<{width}} {report.total_rows:>9}")
+
+
+@backup_cli.command("create")
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    required=True,
+    help="The backup file to write (readable by its owner only).",
+)
+@click.option("--force", is_flag=True, help="Replace the file if it exists.")
+def backup_create(output: Path, force: bool) -> None:
+    """Back up the database while the service runs, check the copy and count its rows."""
+    from referrals.backup import BackupError, create_backup
+
+    try:
+        report = create_backup(output, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Backup written to {report.path}")
+    _report(report)
+
+
+@backup_cli.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite a database that already holds data.")
+def backup_restore(file: Path, force: bool) -> None:
+    """Restore FILE into the configured database (which must be empty), then check it."""
+    from referrals.backup import BackupError, restore_backup
+
+    try:
+        report = restore_backup(file, force=force)
+    except BackupError as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    click.echo(f"Restored {file}; every table holds the rows the backup holds")
+    _report(report)
+
+
+@retention_cli.command("due")
+def retention_due() -> None:
+    """List the people the retention job would anonymise today (by id), changing nothing."""
+    from flask import current_app
+
+    from referrals.retention import expired_patients
+    from referrals.scheduler.jobs import today_in_london
+
+    years = int(current_app.config["RETENTION_YEARS"])
+    ids = db.session.scalars(
+        expired_patients(today_in_london(), years).with_only_columns(Patient.id)
+    ).all()
+    click.echo(f"{len(ids)} people have had every referral closed for over {years} years")
+    for patient_id in ids:
+        click.echo(f"  P{patient_id}")
+
+
+@retention_cli.command("run")
+def retention_run() -> None:
+    """Run the retention job now, recorded like a scheduled run."""
+    from flask import current_app
+
+    from referrals.scheduler.jobs import RETENTION, execute
+
+    run = execute(current_app._get_current_object(), RETENTION)  # type: ignore[attr-defined]
+    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+
+
+@retention_cli.command("person")
+@click.argument("patient_id", type=int)
+@click.option("--erase", is_flag=True, help="Erase rather than anonymise.")
+@click.option("--reason", required=True, help="Why, e.g. the request's date and reference.")
+def retention_person(patient_id: int, erase: bool, reason: str) -> None:
+    """Anonymise (or with --erase, erase) one person's record on request."""
+    from referrals.retention import ReasonRequired, anonymise_patient, erase_patient
+
+    patient = db.session.get(Patient, patient_id)
+    if patient is None:
+        raise click.BadParameter("no person with this id", param_hint="PATIENT_ID")
+    try:
+        (erase_patient if erase else anonymise_patient)(None, patient, reason)
+    except ReasonRequired as error:
+        raise click.BadParameter(str(error), param_hint="--reason") from error
+    db.session.commit()
+    click.echo(f"P{patient_id} {'erased' if erase else 'anonymised'}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(kpi_cli)
     app.cli.add_command(scheduler_cli)
+    app.cli.add_command(backup_cli)
+    app.cli.add_command(retention_cli)

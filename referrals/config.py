@@ -42,8 +42,13 @@ class Defaults:
     ARGON2_PARALLELISM = 4
     LOGIN_MAX_FAILURES = 10
     LOGIN_FAILURE_WINDOW = timedelta(minutes=5)
+    # Roles that must use two-step verification. None: admins and commissioners in production,
+    # nobody elsewhere. An admin's choice on /admin/security overrides it (auth.mfa).
+    MFA_REQUIRED_ROLES: list[str] | None = None
     API_MAX_PER_PAGE = 100
     TIMEZONE = "Europe/London"
+    RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
+    IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
 
 
 def _coerce(raw: str) -> Any:
@@ -69,6 +74,7 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
     if test_config:
         app.config.update(test_config)
+    app.config["MFA_REQUIRED_ROLES"] = _mfa_required_roles(app.config)
 
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):
         db_path = Path(app.instance_path) / "referrals.sqlite"
@@ -85,6 +91,24 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config["SESSION_COOKIE_SECURE"] = True
     elif not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _development_secret(Path(app.instance_path))
+
+
+def _mfa_required_roles(config: Any) -> list[str]:
+    """The configured roles as a list of role names; a list, JSON list or comma-separated text."""
+    value = config.get("MFA_REQUIRED_ROLES")
+    if value is None:
+        return ["admin", "commissioner"] if config["ENV"] == "production" else []
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, list | tuple | set | frozenset):
+        raise RuntimeError("MFA_REQUIRED_ROLES must be a list of role names")
+    from referrals.auth.models import Role
+
+    names = [str(name) for name in value]
+    unknown = sorted(set(names) - {role.value for role in Role})
+    if unknown:
+        raise RuntimeError(f"MFA_REQUIRED_ROLES names unknown roles: {', '.join(unknown)}")
+    return names
 
 
 def _normalise_database_url(url: str) -> str:

@@ -6,6 +6,7 @@ import re
 from datetime import date
 from typing import Any
 
+from flask_wtf import FlaskForm
 from wtforms import Field, SelectMultipleField, StringField
 from wtforms.widgets import CheckboxInput, ListWidget, TextInput
 
@@ -74,3 +75,27 @@ class StrippedStringField(StringField):
         value: Any = getattr(self, "data", None)
         if isinstance(value, str):
             self.data = value.strip()
+
+
+_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+
+
+def has_control_characters(text: str) -> bool:
+    return bool(_CONTROL & set(text))
+
+
+class Form(FlaskForm):
+    """A form whose text fields refuse control characters (never typed; PostgreSQL refuses NUL)."""
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = bool(super().validate(extra_validators))
+        for field in self:
+            value = field.data
+            texts = value if isinstance(value, list) else [value]
+            if any(isinstance(t, str) and has_control_characters(t) for t in texts):
+                field.errors = [
+                    *field.errors,
+                    f"{field.label.text} must not contain control characters",
+                ]
+                valid = False
+        return valid

@@ -1,7 +1,15 @@
 """Imports every model module so that metadata (and Alembic) sees every table."""
 
 from referrals.audit import AuditEvent
-from referrals.auth.models import ApiToken, LoginAttempt, Organisation, User, UserSession
+from referrals.auth.models import (
+    ApiToken,
+    LoginAttempt,
+    Organisation,
+    RecoveryCode,
+    SecuritySetting,
+    User,
+    UserSession,
+)
 from referrals.courses.models import (
     Attendance,
     Contract,
@@ -41,8 +49,10 @@ __all__ = [
     "NotificationRead",
     "Organisation",
     "Patient",
+    "RecoveryCode",
     "Referral",
     "ReferralTransition",
+    "SecuritySetting",
     "User",
     "UserSession",
     "Venue",

@@ -3,6 +3,9 @@
 `@public` marks the short allowlist (sign-in, health, static). Every other view must carry
 `@allow(roles...)`; a view without a rule is refused for everyone, so a forgotten decorator
 fails closed. The check runs in `before_request`, so it also covers OPTIONS and HEAD.
+`@second_sign_in_step` marks the code step of sign-in, open only to a browser that has just
+given a right password. A second check keeps a user whose role requires two-step verification
+on its set-up pages until they have set it up.
 """
 
 from __future__ import annotations
@@ -12,12 +15,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, redirect, request, url_for
+from flask import Flask, current_app, flash, g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from werkzeug.exceptions import Forbidden, Unauthorized
+from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
+from werkzeug.routing import IntegerConverter
 
 from referrals.audit import record
+from referrals.auth.mfa import challenge_is_open, enrolment_due
 from referrals.auth.models import Role
 from referrals.extensions import db
 
@@ -27,10 +32,21 @@ ALL_ROLES = frozenset(Role)
 STAFF = ALL_ROLES  # every signed-in role
 ACCESS_ATTRIBUTE = "access_roles"
 PUBLIC = "public"
+SECOND_STEP = "second_step"
+# While a role's required two-step verification is not set up, only these (and public pages).
+MFA_SETUP_ENDPOINTS = frozenset(
+    {"auth.mfa_page", "auth.mfa_start", "auth.mfa_confirm", "auth.logout"}
+)
 
 
 def public(view: F) -> F:
     setattr(view, ACCESS_ATTRIBUTE, PUBLIC)
+    return view
+
+
+def second_sign_in_step(view: F) -> F:
+    """The code step of sign-in: only for a browser that has just given a right password."""
+    setattr(view, ACCESS_ATTRIBUTE, SECOND_STEP)
     return view
 
 
@@ -64,6 +80,8 @@ def enforce_access() -> ResponseReturnValue | None:
     rule = access_rule(request.endpoint)
     if rule == PUBLIC:
         return None
+    if rule == SECOND_STEP:
+        return None if challenge_is_open() else redirect(url_for("auth.login"))
     if is_api_request():
         from referrals.api.auth import authenticate_bearer
 
@@ -74,6 +92,24 @@ def enforce_access() -> ResponseReturnValue | None:
     if not isinstance(rule, frozenset) or current_user.role not in rule:
         refuse_access("role")
     return None
+
+
+def require_mfa_enrolment() -> ResponseReturnValue | None:
+    """Runs after `enforce_access`: a user whose role requires two-step verification and who
+    has not set it up may only set it up or sign out (public pages and static files stay)."""
+    endpoint = request.endpoint
+    if (
+        endpoint is None
+        or endpoint in MFA_SETUP_ENDPOINTS
+        or access_rule(endpoint) in (PUBLIC, SECOND_STEP)
+        or is_api_request()
+    ):
+        return None
+    if not current_user.is_authenticated or not enrolment_due(current_user):
+        return None
+    if request.method == "GET":
+        flash("Your role needs two-step verification. Set it up to continue", "info")
+    return redirect(url_for("auth.mfa_page"))
 
 
 def refuse_access(reason: str) -> None:
@@ -135,10 +171,26 @@ def set_security_headers(response: Any) -> Any:
     return response
 
 
+class BoundedIntConverter(IntegerConverter):
+    """`<int:id>` whose values beyond what a database column holds are a 404, whatever the method.
+
+    Without it an id like 99999999999999999999 reaches the database and fails there.
+    """
+
+    MAX_ID = 2**31 - 1
+
+    def to_python(self, value: str) -> int:
+        number = int(super().to_python(value))
+        if number > self.MAX_ID:
+            raise NotFound()
+        return number
+
+
 def init_app(app: Flask) -> None:
     # Static files (the NHS.UK styles, scripts and icons) carry no data and are needed to sign in.
     if "static" in app.view_functions:
         public(app.view_functions["static"])
     app.before_request(enforce_access)
+    app.before_request(require_mfa_enrolment)
     app.after_request(set_security_headers)
     app.jinja_env.globals["csp_nonce"] = csp_nonce

@@ -1,8 +1,7 @@
-"""The demo scheme: commissioners, practices, a link worker service, providers, accounts and a
-year of referrals.
+"""The demo scheme: commissioners, practices, a link worker service, providers, accounts, and
+thirteen months of referrals, course runs, registers and wellbeing questionnaires.
 
-Run by `make run` on an empty database (`flask seed demo --if-empty`). Later capabilities extend
-it with courses, sessions and returns.
+Run by `make run` on an empty database (`flask seed demo --if-empty`).
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.auth.services import OrganisationFields, UserFields, create_organisation, create_user
-from referrals.intake.demo import seed_demo_referrals
+from referrals.courses.demo import seed_demo_scheme
 
 # Documented in the README. Demo data only: never use it on a real deployment.
 DEMO_PASSWORD = "choir-painting-dance"  # noqa: S105
@@ -55,6 +54,8 @@ DEMO_USERS = [
     ),
     ("artist@demo.test", "Maria Lopez", Role.ARTIST, "Cathedral Voices CIC"),
     ("artist2@demo.test", "Dev Patel", Role.ARTIST, "Riverside Arts"),
+    ("artist3@demo.test", "Nia Roberts", Role.ARTIST, "Moving Minds Dance"),
+    ("artist4@demo.test", "Ruth Ellison", Role.ARTIST, "Severnvale Museum"),
     (
         "commissioner@demo.test",
         "Helen Price",
@@ -71,8 +72,8 @@ DEMO_USERS = [
 
 
 def seed_demo(today: date | None = None) -> dict[str, Organisation]:
-    """Create the demo organisations, accounts and a year of referrals up to `today` (default:
-    today in London); the caller commits."""
+    """Create the demo organisations, accounts, contracts, courses and referrals up to `today`
+    (default: today in London); the caller commits."""
     organisations: dict[str, Organisation] = {}
     for kind, rows in (
         (OrganisationKind.COMMISSIONER, COMMISSIONERS),
@@ -88,7 +89,5 @@ def seed_demo(today: date | None = None) -> dict[str, Organisation]:
         create_user(
             None, UserFields(email, name, role, organisations[organisation_name]), DEMO_PASSWORD
         )
-    seed_demo_referrals(
-        organisations, today=today or datetime.now(ZoneInfo("Europe/London")).date()
-    )
+    seed_demo_scheme(organisations, today=today or datetime.now(ZoneInfo("Europe/London")).date())
     return organisations

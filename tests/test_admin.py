@@ -751,8 +751,15 @@ def test_admin_pages_label_every_control_and_use_no_inline_code(admin: Any, app:
     from tests.course_helpers import make_course
 
     other = factories.make_user(Role.ARTIST)
+    from tests.intake_helpers import make_referral
+
     course = make_course()
     assert (course.id, course.contract_id, course.venue_id) == (1, 1, 1)
+    practice = factories.make_organisation("gp_practice")
+    referral = make_referral(
+        factories.make_user(Role.REFERRER, organisation=practice), practice, nhs="9434765919"
+    )
+    assert referral.patient_id == 1
     db.session.commit()
     urls = {
         url for method, url in _admin_urls(app, other.id, other.organisation_id) if method == "GET"

@@ -793,3 +793,10 @@ def test_the_referral_endpoints_are_documented(api_client):
     schemas = document["components"]["schemas"]
     assert {"ReferralInput", "Referral", "Patient", "Transition", "TransitionInput"} <= set(schemas)
     assert set(schemas["ReferralInput"]["properties"]) >= {"patient", "consent", "gp_practice_id"}
+
+
+def test_control_characters_in_text_are_a_field_error(api_client):
+    client, headers = api_client(Role.REFERRER)
+    response = client.post("/api/v1/referrals", json={"reason": "Low\x00 mood"}, headers=headers)
+    assert response.status_code == 422
+    assert "Must not contain control characters" in response.get_json()["errors"]["reason"]

@@ -195,6 +195,16 @@ def test_production_defaults_are_owasp_strength():
     assert Defaults.ARGON2_TIME_COST >= 2
 
 
+def sample_arguments(rule):
+    """A value each URL argument accepts: an id, or the first choice of an `any(...)` part."""
+    values = {}
+    for name in rule.arguments:
+        converter = rule._converters[name]
+        items = getattr(converter, "items", None)
+        values[name] = sorted(items)[0] if items else 1
+    return values
+
+
 def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
     public = {"auth.login", "main.health", "main.accessibility", "main.privacy", "static"}
     for rule in app.url_map.iter_rules():
@@ -203,7 +213,7 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
             assert rule_access == PUBLIC
             continue
         assert rule_access != PUBLIC, f"{rule.endpoint} is public but not on the allowlist"
-        url = rule.build({arg: 1 for arg in rule.arguments}, append_unknown=False)[1]
+        url = rule.build(sample_arguments(rule), append_unknown=False)[1]
         for method in sorted((rule.methods or set()) - {"HEAD"}):
             response = client.open(url, method=method)
             if rule.rule.startswith("/api/"):
@@ -308,5 +318,14 @@ def test_odd_page_numbers_fall_back_to_the_first_page(login_as):
 def test_static_files_are_served_without_sign_in(client, app):
     response = client.get("/static/css/app.css")
     assert response.status_code == 200
-    assert "Cache-Control" not in response.headers or "no-store" not in response.headers[
-        "Cache-Control"]
+    assert (
+        "Cache-Control" not in response.headers
+        or "no-store" not in response.headers["Cache-Control"]
+    )
+
+
+def test_ids_too_big_for_the_database_are_not_found(login_as, api_client):
+    client = login_as(Role.ADMIN)
+    assert client.get("/referrals/99999999999999999999").status_code == 404
+    api, headers = api_client(Role.ADMIN)
+    assert api.get("/api/v1/referrals/99999999999999999999", headers=headers).status_code == 404

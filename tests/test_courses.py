@@ -423,3 +423,69 @@ def test_my_sessions_puts_today_first(artist, provider):
     db.session.commit()
     page = artist.get("/sessions/").get_data(as_text=True)
     assert page.index("Today") < page.index("Today&#39;s Choir") < page.index("Next two weeks")
+
+
+def test_licensed_item_wording_from_instance_configuration(artist, provider, link_worker, app):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    url = f"/enrolments/{enrolment.id}/wellbeing"
+    assert "Item 1" in artist.get(url).get_data(as_text=True)
+    wording = [f"Licensed statement number {n}" for n in range(1, 8)]
+    app.config["WELLBEING_ITEM_WORDING"] = {"SWEMWBS": wording}
+    try:
+        page = artist.get(url).get_data(as_text=True)
+    finally:
+        app.config.pop("WELLBEING_ITEM_WORDING")
+    assert "Licensed statement number 7" in page and "Item 1" not in page
+
+
+def test_the_persons_page_charts_moods_and_scores(artist, provider, link_worker):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    session = _today_session(course)
+    submit(
+        artist,
+        f"/sessions/{session.id}/register",
+        {
+            f"status-{enrolment.id}": "attended",
+            f"mood_before-{enrolment.id}": "3",
+            f"mood_after-{enrolment.id}": "6",
+        },
+    )
+    items = {f"item_{n}": "4" for n in range(1, 8)}
+    submit(
+        artist,
+        f"/enrolments/{enrolment.id}/wellbeing",
+        {"timepoint": "baseline", "instrument": "SWEMWBS", **items},
+    )
+    page = artist.get(f"/enrolments/{enrolment.id}").get_data(as_text=True)
+    assert 'role="img"' in page and "Mood before and after each session" in page
+    assert "SWEMWBS wellbeing score over time" in page
+    assert "<desc" in page
+
+
+def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
+    course = make_course(provider, capacity=1)
+    holder = assessed_referral(link_worker.user)
+    waiting = assessed_referral(link_worker.user)
+    enrol(link_worker.user, holder, course, today=date.today())
+    enrol(link_worker.user, waiting, course, today=date.today())
+    db.session.commit()
+    response = submit(
+        link_worker,
+        f"/referrals/{holder.id}/status",
+        {"to": "declined", "reason": "Decided against it"},
+        follow_redirects=True,
+    )
+    assert "offered to" in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert holder.status is Status.DECLINED and holder.snomed_code == "871711000000103"
+    held = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == holder.id))
+    assert held.status is EnrolmentStatus.WITHDRAWN
+    assert waiting.status is Status.ENROLLED

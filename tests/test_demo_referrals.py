@@ -1,4 +1,4 @@
-"""The demo scheme's year of referrals: realistic, complete, deterministic, through the services."""
+"""The demo scheme's referrals: realistic, complete, deterministic, through the services."""
 
 from __future__ import annotations
 
@@ -13,8 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from referrals.auth.models import Organisation, OrganisationKind
+from referrals.courses.demo import plan_demo_referrals, plan_demo_scheme
 from referrals.extensions import db
-from referrals.intake.demo import COURSES, LONDON, PlannedMove, plan_demo_referrals
+from referrals.intake.demo import (
+    HISTORY_DAYS,
+    LONDON,
+    TOTAL_REFERRALS,
+    PlannedEnrol,
+    PlannedMove,
+)
 from referrals.intake.lifecycle import OPEN_STATUSES, TRANSITIONS, Status
 from referrals.intake.models import Patient, Referral
 from referrals.intake.queries import is_overdue
@@ -38,19 +45,22 @@ def test_the_plan_is_deterministic_for_a_seed():
 )
 def test_the_plan_covers_every_status_pathway_and_practice(today, seed):
     plan = plan_demo_referrals(today=today, seed=seed)
-    assert 280 <= len(plan) <= 320
+    assert len(plan) == TOTAL_REFERRALS
     assert {r.status for r in plan} == set(Status)
     assert {r.pathway for r in plan} == set(Pathway)
     assert {r.person.practice for r in plan} == {name for name, _ in GP_PRACTICES}
     for r in plan:
-        assert (today - r.received_on).days <= 366
+        assert (today - r.received_on).days <= HISTORY_DAYS
         moments = [r.received_at, *(s.at for s in r.steps)]
         assert moments == sorted(moments)
         assert all(m.astimezone(LONDON).date() < today for m in moments)
 
 
 def test_the_plan_reads_like_a_real_caseload():
-    plan = plan_demo_referrals(today=TODAY)
+    scheme = plan_demo_scheme(today=TODAY)
+    plan = scheme.referrals
+    titles = {run.title for run in scheme.runs}
+    runs = {run.key for run in scheme.runs}
     recent = [r for r in plan if (TODAY - r.received_on).days <= 21]
     older = [r for r in plan if (TODAY - r.received_on).days > 120]
     assert sum(r.status.is_open for r in recent) / len(recent) > 0.7
@@ -69,8 +79,11 @@ def test_the_plan_reads_like_a_real_caseload():
         assert person.phone is None or person.phone[5:8] in ("900", "960")
         assert person.email is None or person.email.endswith("@example.com")
         for step in r.steps:
-            if isinstance(step, PlannedMove) and step.system:
-                assert step.course in {c.name for c in COURSES.values()}
+            # Moves made by the course services name the course run.
+            if isinstance(step, PlannedMove) and (step.system or step.effect):
+                assert step.course in titles and step.effect
+            if isinstance(step, PlannedEnrol):
+                assert step.run in runs
 
     ethnicity = Counter(r.person.ethnicity for r in plan)
     assert len(ethnicity) == 6 and ethnicity.most_common(1)[0][0] == "white"
@@ -104,7 +117,7 @@ def test_seeding_loads_a_year_of_referrals_through_the_services(app):
     assert elapsed < 30, f"seeding took {elapsed:.1f}s"
 
     referrals = _all_referrals()
-    assert 280 <= len(referrals) <= 320
+    assert len(referrals) == TOTAL_REFERRALS
     assert {r.status for r in referrals} == set(Status)
     assert {r.pathway for r in referrals} == set(Pathway)
     practices = db.session.scalars(
@@ -147,7 +160,8 @@ def test_seeding_loads_a_year_of_referrals_through_the_services(app):
     }
 
     # The database holds exactly what the plan says, so the same seed gives the same scheme.
-    plan = plan_demo_referrals(today=TODAY)
+    plan = sorted(plan_demo_referrals(today=TODAY), key=lambda p: p.received_at)
+    referrals.sort(key=lambda r: r.transitions[0].at)
     assert [(r.patient.nhs_number, r.patient.full_name, r.status) for r in referrals] == [
         (p.person.nhs_number, f"{p.person.given_name} {p.person.family_name}", p.status)
         for p in plan

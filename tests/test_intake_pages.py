@@ -342,3 +342,9 @@ def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
         )
     assert counts[10] == counts[500]
     assert max(counts[500]) <= 10
+
+
+def test_control_characters_are_a_field_error(gp):
+    response = submit(gp, "/referrals/new", referral_form(given_name="Mar\x00garet"))
+    assert "First name must not contain control characters" in response.get_data(as_text=True)
+    assert count(Referral) == 0

@@ -145,7 +145,7 @@ def test_the_schedule_survives_downtime_and_retries_failures(app):
     scheduler = build_scheduler(app, BackgroundScheduler)
     scheduler.start(paused=True)  # jobs get their real settings, nothing runs
     scheduled = {job.id: job for job in scheduler.get_jobs()}
-    assert set(scheduled) == {MONTHLY_RETURNS, REGISTER_REMINDERS}
+    assert {MONTHLY_RETURNS, REGISTER_REMINDERS} <= set(scheduled)
     monthly = scheduled[MONTHLY_RETURNS]
     assert monthly.coalesce is True and monthly.misfire_grace_time == WEEK_SECONDS
     assert str(monthly.trigger.timezone) == "Europe/London"

@@ -13,4 +13,4 @@ def _answer_problem(error: ApiProblem) -> Response:
 
 
 from referrals.api import courses as _courses  # noqa: E402,F401  (routes register on import)
-from referrals.api import referrals, views  # noqa: E402,F401  (routes register on import)
+from referrals.api import kpi, referrals, views  # noqa: E402,F401  (routes register on import)

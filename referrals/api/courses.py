@@ -1514,8 +1514,9 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
     referral_id = fields.identifier("referral_id", required="Give the referral to enrol")
     referral = None
     if referral_id is not None:
+        # Not locked here: enrol() locks the course and then the referral, in that order.
         referral = db.session.scalar(
-            scoped_referrals(current_user).where(Referral.id == referral_id).with_for_update()
+            scoped_referrals(current_user).where(Referral.id == referral_id)
         )
         if referral is None:
             fields.fail("referral_id", "No referral with this id")

@@ -29,6 +29,7 @@ from referrals.api.pagination import paginate
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.audit import record, record_now
 from referrals.auth.models import Role
+from referrals.courses.services import CourseRuleBroken, close_referral, lock_courses_of
 from referrals.extensions import db
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.lifecycle import Status, TransitionRefused
@@ -51,7 +52,6 @@ from referrals.intake.services import (
     create_referral,
     open_referrals_for,
     record_view,
-    transition,
 )
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.security import allow
@@ -689,7 +689,9 @@ def get_referral(referral_id: int) -> ResponseReturnValue:
     },
 )
 def create_transition(referral_id: int) -> ResponseReturnValue:
-    # Locked on PostgreSQL so two moves of one referral cannot both start from the same status.
+    # Locked on PostgreSQL so two moves of one referral cannot both start from the same status;
+    # its courses first, in the order every change takes them.
+    lock_courses_of(referral_id)
     referral = db.first_or_404(
         scoped_referrals(current_user).where(Referral.id == referral_id).with_for_update()
     )
@@ -698,7 +700,7 @@ def create_transition(referral_id: int) -> ResponseReturnValue:
     except InvalidPayload as error:
         raise validation_problem(error.errors) from error
     try:
-        transition(
+        close_referral(
             current_user,
             referral,
             move.to,
@@ -707,6 +709,14 @@ def create_transition(referral_id: int) -> ResponseReturnValue:
             on=move.on,
             today=today(),
         )
+    except CourseRuleBroken as broken:
+        db.session.rollback()
+        raise ApiProblem(
+            422,
+            str(broken),
+            kind="transition-refused",
+            errors={broken.field or "to": [str(broken)]},
+        ) from broken
     except TransitionRefused as refused:
         db.session.rollback()
         message = str(refused)

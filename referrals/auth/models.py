@@ -1,11 +1,13 @@
-"""Organisations, users, server-side sessions, login attempts and API tokens."""
+"""Organisations, users, server-side sessions, login attempts, API tokens and two-step
+verification (recovery codes, the security settings admins change)."""
 
 from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referrals.db import TimestampMixin, utcnow
@@ -84,6 +86,11 @@ class User(TimestampMixin, db.Model):  # type: ignore[name-defined]
     active: Mapped[bool] = mapped_column(default=True)
     password_changed_at: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
+    # Two-step verification (auth.mfa). The secret is set when set-up starts and only counts
+    # once confirmed (`mfa_enabled_at`); the last accepted time step refuses a replayed code.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None]
+    mfa_enabled_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship(back_populates="users")
 
@@ -156,3 +163,30 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+
+class RecoveryCode(db.Model):  # type: ignore[name-defined]
+    """A one-time code for signing in without the authenticator app. Only its SHA-256 is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    used_at: Mapped[datetime | None]
+
+    __table_args__ = (UniqueConstraint("user_id", "code_hash"),)
+
+
+class SecuritySetting(db.Model):  # type: ignore[name-defined]
+    """A security setting changed by an admin; it overrides the configured default."""
+
+    __tablename__ = "security_setting"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )

@@ -32,6 +32,7 @@ class LoginOutcome(enum.Enum):
     OK = "ok"
     REFUSED = "refused"
     THROTTLED = "throttled"
+    CODE_NEEDED = "code_needed"  # password right; the second step (auth.mfa) comes next
 
 
 def normalise_email(email: str) -> str:
@@ -48,11 +49,20 @@ def recent_failures(email: str) -> int:
     )
 
 
-def sign_in(email: str, password: str) -> tuple[LoginOutcome, User | None]:
+def record_failure(email: str) -> None:
+    """Count a failed attempt (password or code) against the address for the throttle."""
+    db.session.add(LoginAttempt(email=email, ip_address=request.remote_addr))
+
+
+def sign_in(
+    email: str, password: str, next_url: str | None = None
+) -> tuple[LoginOutcome, User | None]:
     """Check credentials, throttled per account whether or not the account exists.
 
     The throttle counts failures for the address typed, so it never reveals which accounts
-    exist, and it locks only that address for the window, never everyone.
+    exist, and it locks only that address for the window, never everyone. For a user with
+    two-step verification the password starts no session: it opens a short challenge for the
+    code instead (`CODE_NEEDED`), and `next_url` waits there.
     """
     email = normalise_email(email)
     if recent_failures(email) >= current_app.config["LOGIN_MAX_FAILURES"]:
@@ -62,17 +72,27 @@ def sign_in(email: str, password: str) -> tuple[LoginOutcome, User | None]:
     user = db.session.scalar(select(User).where(User.email == email))
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or user is None or not user.active or not user.organisation.active:
-        db.session.add(LoginAttempt(email=email, ip_address=request.remote_addr))
+        record_failure(email)
         record(None, "login.failed", object_type="login", email_hash=_email_hash(email))
         return LoginOutcome.REFUSED, None
 
     if user.password_hash and needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    if user.mfa_enabled_at is not None:
+        from referrals.auth.mfa import begin_challenge  # mfa builds on this module
+
+        begin_challenge(user, next_url)
+        return LoginOutcome.CODE_NEEDED, user
+    complete_sign_in(user)
+    return LoginOutcome.OK, user
+
+
+def complete_sign_in(user: User, **detail: Any) -> None:
+    """Every factor checked: renew the session and sign the user in."""
     start_session(user)
     login_user(user)
     user.last_login_at = utcnow()
-    record(user, "login.succeeded", user)
-    return LoginOutcome.OK, user
+    record(user, "login.succeeded", user, **detail)
 
 
 def _email_hash(email: str) -> str:

@@ -1,4 +1,4 @@
-"""Sign in, sign out and change password."""
+"""Sign in, sign out and change password; two-step verification is in `mfa_views`."""
 
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ def login() -> ResponseReturnValue:
         return redirect(next_url or url_for("main.home"))
     form = LoginForm()
     if form.validate_on_submit():
-        outcome, _user = sign_in(form.email.data or "", form.password.data or "")
+        outcome, _user = sign_in(form.email.data or "", form.password.data or "", next_url)
         db.session.commit()
         if outcome is LoginOutcome.OK:
             return redirect(next_url or url_for("main.home"))
+        if outcome is LoginOutcome.CODE_NEEDED:
+            return redirect(url_for("auth.login_code"))
         # One message for unknown account, wrong password and inactive account alike.
         form.form_errors.append(
             THROTTLED_ERROR if outcome is LoginOutcome.THROTTLED else GENERIC_LOGIN_ERROR
@@ -65,3 +67,6 @@ def change_password() -> ResponseReturnValue:
     return render_template(
         "auth/change_password.html", form=form, page_has_errors=bool(form.errors)
     )
+
+
+from referrals.auth import mfa_views  # noqa: E402,F401  (routes on this blueprint)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, select, true
+from sqlalchemy import Select, and_, false, select, true
 
 from referrals.auth.models import Role
-from referrals.courses.models import Course, CourseSession, Enrolment
+from referrals.courses.models import Course, CourseSession, Enrolment, EnrolmentStatus
 from referrals.extensions import db
 from referrals.intake.models import Referral
 
@@ -53,7 +53,11 @@ def enrolment_scope(user: Any) -> Any:
     if user.role in (Role.ADMIN, Role.LINK_WORKER):
         return true()
     if user.role == Role.ARTIST:
-        return Course.provider_id == user.organisation_id
+        # Artists see the people on their provider's courses, not those waiting or withdrawn.
+        return and_(
+            Course.provider_id == user.organisation_id,
+            Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+        )
     if user.role == Role.REFERRER:
         return Referral.gp_practice_id == user.organisation_id
     return false()

@@ -33,7 +33,7 @@ from referrals.courses.models import (
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
 from referrals.extensions import db
-from referrals.intake.lifecycle import Actor, Status
+from referrals.intake.lifecycle import Actor, Status, check_transition
 from referrals.intake.models import Referral
 from referrals.intake.services import transition, transition_many
 from referrals.intake.validation import age_on
@@ -286,17 +286,23 @@ def waitlist_position(enrolment: Enrolment) -> int | None:
     return ahead + 1
 
 
-def _lock_course(course: Course) -> None:
-    # On PostgreSQL two link workers enrolling at once queue here, so the last place goes to
-    # one of them; SQLite's writing transactions already hold the database lock.
+def _lock_course(course: Course, referral: Referral | None = None) -> None:
+    """Lock the course, then the referral: always in that order, so rivals never deadlock.
+
+    On PostgreSQL two link workers enrolling at once queue here, so the last place goes to one
+    of them; SQLite's writing transactions already hold the database lock.
+    """
     db.session.execute(select(Course.id).where(Course.id == course.id).with_for_update())
+    if referral is not None:
+        db.session.execute(select(Referral.id).where(Referral.id == referral.id).with_for_update())
+        db.session.refresh(referral)  # its status as the lock holder left it
 
 
 def enrol(
     actor: User, referral: Referral, course: Course, *, today: date, at: datetime | None = None
 ) -> Enrolment:
     """Place an assessed referral on a course, or on its waiting list when it is full."""
-    _lock_course(course)
+    _lock_course(course, referral)
     at = at or utcnow()
     if referral.status is not Status.ASSESSED:
         raise CourseRuleBroken(
@@ -348,22 +354,37 @@ def enrol(
     return enrolment
 
 
-def withdraw(actor: User, enrolment: Enrolment, reason: str, *, today: date) -> Enrolment | None:
+def withdraw(
+    actor: User,
+    enrolment: Enrolment,
+    reason: str,
+    *,
+    today: date,
+    close_as: Status | None = None,
+    note: str = "",
+) -> Enrolment | None:
     """Take someone off a course; a freed place goes to the first person waiting.
 
-    Returns the enrolment that was offered the place, if any.
+    The referral goes back to `assessed` to be matched again (or, once started, is withdrawn);
+    with `close_as` it is closed with that status instead. Returns the enrolment that was
+    offered the place, if any.
     """
     if enrolment.status not in ACTIVE_ENROLMENT:
         raise CourseRuleBroken("This person is not on the course or its waiting list", "status")
     if not reason.strip():
         raise CourseRuleBroken("Give a reason", "reason")
-    _lock_course(enrolment.course)
+    _lock_course(enrolment.course, enrolment.referral)
+    db.session.refresh(enrolment)
+    if enrolment.status not in ACTIVE_ENROLMENT:
+        raise CourseRuleBroken("This person is not on the course or its waiting list", "status")
     held_place = enrolment.status is EnrolmentStatus.ENROLLED
     enrolment.status = EnrolmentStatus.WITHDRAWN
     enrolment.withdrawn_at = utcnow()
     enrolment.withdrawn_reason = reason.strip()
     referral = enrolment.referral
-    if referral.status in (Status.ENROLLED, Status.WAITLISTED):
+    if close_as is not None:
+        transition(actor, referral, close_as, reason=reason, note=note, today=today)
+    elif referral.status in (Status.ENROLLED, Status.WAITLISTED):
         transition(
             actor,
             referral,
@@ -380,6 +401,44 @@ def withdraw(actor: User, enrolment: Enrolment, reason: str, *, today: date) -> 
         offered = _fill_from_waiting_list(actor, enrolment.course)
         return offered[0] if offered else None
     return None
+
+
+def lock_courses_of(referral_id: int) -> None:
+    """Lock the courses a referral holds a place on, before the referral itself is locked.
+
+    Every change takes course locks before referral locks, so two changes never wait on each
+    other in a circle.
+    """
+    held = select(Enrolment.course_id).where(
+        Enrolment.referral_id == referral_id, Enrolment.status.in_(ACTIVE_ENROLMENT)
+    )
+    db.session.execute(select(Course.id).where(Course.id.in_(held)).with_for_update())
+
+
+def close_referral(
+    actor: User,
+    referral: Referral,
+    target: Status,
+    *,
+    reason: str,
+    note: str = "",
+    on: date | None = None,
+    today: date,
+) -> Enrolment | None:
+    """Move a referral by hand; closing it also gives up its course place or waiting-list spot.
+
+    Returns the enrolment offered the freed place, if any.
+    """
+    active = db.session.scalar(
+        select(Enrolment).where(
+            Enrolment.referral_id == referral.id, Enrolment.status.in_(ACTIVE_ENROLMENT)
+        )
+    )
+    if active is None or not target.is_closing:
+        transition(actor, referral, target, reason=reason, note=note, on=on, today=today)
+        return None
+    check_transition(referral.status, target, actor=Actor.PERSON, reason=reason)
+    return withdraw(actor, active, reason, today=today, close_as=target, note=note)
 
 
 def _fill_from_waiting_list(actor: Any, course: Course) -> list[Enrolment]:

@@ -54,7 +54,7 @@ from referrals.courses.services import (
     withdraw,
 )
 from referrals.extensions import db
-from referrals.forms import UKDateField
+from referrals.forms import Form, UKDateField, has_control_characters
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
@@ -143,6 +143,7 @@ def course(course_id: int) -> ResponseReturnValue:
         enrolled=enrolled,
         completed=[e for e in enrolments if e.status is EnrolmentStatus.COMPLETED],
         waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
+        sees_waiting_list=current_user.role in MATCHING,
         places_left=max(0, item.capacity - len(enrolled)),
         sees_people=sees_people,
         can_manage_sessions=current_user.role == Role.ADMIN
@@ -178,7 +179,7 @@ def enrol_referral(course_id: int) -> ResponseReturnValue:
     return redirect(url_for("intake.referral", referral_id=referral.id))
 
 
-class WithdrawForm(FlaskForm):
+class WithdrawForm(Form):
     reason = TextAreaField("Reason", validators=[DataRequired("Give a reason"), Length(max=2000)])
 
 
@@ -274,6 +275,8 @@ def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry],
         row["note"] = note
         if len(note) > 1000:
             errors[f"note-{eid}"] = f"Note for {name} must be 1000 characters or fewer"
+        elif has_control_characters(note):
+            errors[f"note-{eid}"] = f"Note for {name} must not contain control characters"
         if not row["status"]:
             errors[f"status-{eid}"] = f"Choose attended, apologies or no show for {name}"
             continue
@@ -336,7 +339,7 @@ def register(session_id: int) -> ResponseReturnValue:
     )
 
 
-class CancelSessionForm(FlaskForm):
+class CancelSessionForm(Form):
     reason = TextAreaField(
         "Why is it cancelled?",
         validators=[DataRequired("Give a reason for cancelling"), Length(max=2000)],
@@ -363,7 +366,7 @@ def cancel(session_id: int) -> ResponseReturnValue:
     )
 
 
-class MoveSessionForm(FlaskForm):
+class MoveSessionForm(Form):
     new_date = UKDateField("New date")
     new_time = RadioField("Start time", choices=[SelectChoice("same", "Same time")], default="same")
 
@@ -395,7 +398,7 @@ def move(session_id: int) -> ResponseReturnValue:
 
 
 def _wellbeing_form(instrument: Instrument, labels: list[str]) -> FlaskForm:
-    class WellbeingForm(FlaskForm):
+    class WellbeingForm(Form):
         timepoint = RadioField(
             "When is this?",
             choices=[SelectChoice(t.value, t.label) for t in Timepoint],
@@ -470,7 +473,7 @@ def enrolment(enrolment_id: int) -> ResponseReturnValue:
     """A person on a course: attendance, moods and wellbeing over time."""
     item = get_enrolment_or_404(enrolment_id, current_user)
     from referrals.audit import record_now
-    from referrals.outcomes.charts import wellbeing_chart
+    from referrals.outcomes.charts import questionnaire_chart, wellbeing_chart
     from referrals.outcomes.queries import enrolment_wellbeing
 
     record_now(current_user, "enrolment.viewed", item, referral_id=item.referral_id)
@@ -480,6 +483,7 @@ def enrolment(enrolment_id: int) -> ResponseReturnValue:
         enrolment=item,
         history=history,
         chart=wellbeing_chart(history),
+        scores_chart=questionnaire_chart(history),
         position=waitlist_position(item),
         can_withdraw=current_user.role in MATCHING
         and item.status in (EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED),

@@ -1,7 +1,9 @@
-"""Demo referrals: a year of the demo scheme's referrals, each from receipt to where it is today.
+"""Demo referrals: fifteen months of the demo scheme's referrals, from receipt to the point
+where a link worker matches each person to a course.
 
-`plan_demo_referrals` is pure and deterministic for a seed: people, referrals and every step of
-their timelines. `apply_demo_referrals` replays a plan through the referral services, so statuses,
+`draft_demo_referrals` is pure and deterministic for a seed: people, referrals and the intake part
+of their timelines (contact, conversation, early closes). `referrals.courses.demo` carries the
+matched ones on through courses and replays the whole plan through the services, so statuses,
 timelines, audit entries and messages back are the ones the service itself records.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
 from zoneinfo import ZoneInfo
@@ -22,7 +24,6 @@ from referrals.auth.models import Organisation, User
 from referrals.extensions import db
 from referrals.intake.lifecycle import (
     CLOSED_STATUSES,
-    OPEN_STATUSES,
     Actor,
     Status,
     check_transition,
@@ -52,7 +53,9 @@ from referrals.workdays import add_working_days, is_working_day
 LONDON = ZoneInfo("Europe/London")
 _T = TypeVar("_T")
 
-TOTAL_REFERRALS = 300
+HISTORY_DAYS = 455  # referrals start this many days before today: a year and a run-in
+LAUNCH_DAYS = 20  # working days of pent-up referrals when the scheme opens
+TOTAL_REFERRALS = 510
 RETURNING_PEOPLE = 14  # an earlier, closed referral and a new one
 CONCURRENT_PEOPLE = 2  # two open referrals, the second with a new-episode reason
 FRESH_UNASSIGNED = 4  # the newest referrals, not yet picked up
@@ -461,57 +464,6 @@ PRACTICALITIES = (
 )
 
 
-@dataclass(frozen=True)
-class Course:
-    name: str
-    provider: str
-    weekday: int  # Monday is 0
-    start: time
-    end: time
-
-
-COURSES = {
-    "breathing": Course(
-        "Singing for Better Breathing", "Cathedral Voices CIC", 1, time(10), time(12)
-    ),
-    "memory_choir": Course("Memory Lane Singers", "Cathedral Voices CIC", 3, time(14), time(16)),
-    "choir": Course("Community Wellbeing Choir", "Cathedral Voices CIC", 2, time(10), time(12)),
-    "drumming": Course("Drumming for Wellbeing", "Riverside Arts", 0, time(13), time(15)),
-    "painting": Course("Painting for Wellbeing", "Riverside Arts", 2, time(10), time(12)),
-    "textiles": Course("Textiles and Conversation", "Riverside Arts", 4, time(10), time(12)),
-    "writing": Course("Creative Writing Circle", "Riverside Arts", 3, time(10), time(12)),
-    "drama": Course("Drama for Confidence", "Riverside Arts", 1, time(14), time(16)),
-    "young": Course("Young Creatives", "Riverside Arts", 3, time(16), time(18)),
-    "dance": Course("Dance for Health", "Moving Minds Dance", 0, time(10), time(12)),
-    "seated_dance": Course("Seated Dance", "Moving Minds Dance", 3, time(10), time(12)),
-    "museum": Course("Museum Memories", "Severnvale Museum", 2, time(14), time(16)),
-    "objects": Course("Objects and Stories", "Severnvale Museum", 1, time(10), time(12)),
-    "photography": Course("Photography Walks", "Severnvale Museum", 4, time(13), time(15)),
-}
-SESSIONS_PER_COURSE = 8
-
-
-def _course_for(rng: random.Random, pathway: Pathway, art_form: ArtForm, age: int) -> Course:
-    young = pathway is Pathway.YOUNG_PEOPLES_MENTAL_HEALTH
-    older = age >= 70 or pathway in (Pathway.DEMENTIA, Pathway.COPD_ASTHMA)
-    key = {
-        ArtForm.SINGING: "memory_choir"
-        if pathway is Pathway.DEMENTIA
-        else "breathing"
-        if pathway is Pathway.COPD_ASTHMA or rng.random() < 0.3
-        else "choir",
-        ArtForm.MUSIC: "young" if young else "memory_choir" if older else "drumming",
-        ArtForm.VISUAL_ART: "young" if young and rng.random() < 0.5 else "painting",
-        ArtForm.CRAFTS: "textiles",
-        ArtForm.DANCE: "seated_dance" if older else "dance",
-        ArtForm.DRAMA: "young" if young else "drama",
-        ArtForm.WRITING: "writing",
-        ArtForm.PHOTOGRAPHY: "photography",
-        ArtForm.HERITAGE: "museum" if older else "objects",
-    }[art_form]
-    return COURSES[key]
-
-
 CLOSE_REASONS: dict[Status, tuple[str, ...]] = {
     Status.DECLINED: (
         "Does not feel ready for a group at the moment",
@@ -615,7 +567,10 @@ class PlannedConversation:
 
 @dataclass(frozen=True)
 class PlannedMove:
-    """A status change; `system` for moves the courses capability makes; `course` once matched."""
+    """A status change. `system` for moves only the courses capability may make; `effect` for
+    moves a course service makes by itself (an enrolment, a register, a completion, a withdrawal),
+    which replaying the plan does not apply directly. `seq` orders steps planned for one moment.
+    """
 
     at: datetime
     on: date
@@ -625,9 +580,40 @@ class PlannedMove:
     reason: str = ""
     note: str = ""
     course: str = ""
+    effect: bool = False
+    seq: int = 0
 
 
-PlannedStep = PlannedAssign | PlannedContact | PlannedConversation | PlannedMove
+@dataclass(frozen=True)
+class PlannedEnrol:
+    """The link worker enrols the person on a course run; `result` is enrolled or waitlisted."""
+
+    at: datetime
+    by: str
+    run: str
+    result: Status
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class PlannedWithdrawal:
+    """The person's place (or waiting-list place) on a course run is given up."""
+
+    at: datetime
+    by: str
+    run: str
+    reason: str
+    seq: int = 0
+
+
+PlannedStep = (
+    PlannedAssign
+    | PlannedContact
+    | PlannedConversation
+    | PlannedMove
+    | PlannedEnrol
+    | PlannedWithdrawal
+)
 
 
 @dataclass(frozen=True)
@@ -668,7 +654,7 @@ class PlannedReferral:
         return any(isinstance(s, PlannedMove) and s.target in CLOSED_STATUSES for s in self.steps)
 
 
-class _Timeline:
+class Timeline:
     """Builds one referral's steps forward in time from its receipt, checking each move."""
 
     def __init__(self, rng: random.Random, received_at: datetime, link_worker: str) -> None:
@@ -676,8 +662,11 @@ class _Timeline:
         self.now = received_at  # London time
         self.link_worker = link_worker
         self.status = Status.RECEIVED
-        self.course = ""  # the course they are matched to, by name
         self.steps: list[PlannedStep] = []
+        # Set when the conversation ends in a match: when the link worker looks for a course,
+        # and the art forms the person would like, first choice first.
+        self.ready_at: datetime | None = None
+        self.art_forms: tuple[ArtForm, ...] = ()
 
     def day_after(self, low: int, high: int) -> date:
         """A working day `low` to `high` working days after the last step (0: the same day)."""
@@ -697,6 +686,13 @@ class _Timeline:
             moment = self.now + timedelta(minutes=5)
         self.now = moment
         return moment
+
+    def _at(self, at: datetime) -> datetime:
+        """Move the clock to `at`, a moment another part of the plan fixed."""
+        if at < self.now:
+            raise ValueError(f"a step at {at} would come before the last one at {self.now}")
+        self.now = at
+        return at
 
     def assign(self, day: date, to: str) -> None:
         self.steps.append(PlannedAssign(self._tick(day).astimezone(UTC), to, to))
@@ -731,26 +727,58 @@ class _Timeline:
         day: date,
         target: Status,
         *,
+        reason: str = "",
+        hour: time | None = None,
+    ) -> None:
+        """A move the link worker makes on the referral's page."""
+        self.move_at(self._tick(day, hour), target, reason=reason)
+
+    def move_at(
+        self,
+        at: datetime,
+        target: Status,
+        *,
         system: bool = False,
+        effect: bool = False,
         reason: str = "",
         note: str = "",
         by: str | None = None,
-        hour: time | None = None,
+        course: str = "",
+        seq: int = 0,
     ) -> None:
         check_transition(
             self.status, target, actor=Actor.SYSTEM if system else Actor.PERSON, reason=reason
         )
-        at = self._tick(day, hour)
+        at = self._at(at)
         actor = by if by is not None else (None if system else self.link_worker)
         self.steps.append(
             PlannedMove(
-                at.astimezone(UTC), at.date(), actor, target, system, reason, note, self.course
+                at.astimezone(UTC),
+                at.date(),
+                actor,
+                target,
+                system,
+                reason,
+                note,
+                course,
+                effect,
+                seq,
             )
         )
         self.status = target
 
     def close(self, day: date, target: Status, reason: str | None = None) -> None:
         self.move(day, target, reason=reason or self.rng.choice(CLOSE_REASONS[target]))
+
+    def enrol(self, at: datetime, run: str, result: Status, seq: int) -> None:
+        self.steps.append(
+            PlannedEnrol(self._at(at).astimezone(UTC), self.link_worker, run, result, seq)
+        )
+
+    def withdraw(self, at: datetime, run: str, reason: str, seq: int) -> None:
+        self.steps.append(
+            PlannedWithdrawal(self._at(at).astimezone(UTC), self.link_worker, run, reason, seq)
+        )
 
     def until(self, last_day: date) -> tuple[PlannedStep, ...]:
         """The steps that have happened by the end of `last_day`."""
@@ -914,7 +942,7 @@ def _reason(rng: random.Random, pathway: Pathway, interests: tuple[ArtForm, ...]
 
 
 def _contact_attempts(
-    t: _Timeline, preferred: ContactMethod, failures: int, *, then_reach: bool
+    t: Timeline, preferred: ContactMethod, failures: int, *, then_reach: bool
 ) -> ContactMethod | None:
     """`failures` unanswered attempts, then (if `then_reach`) the one that gets through."""
     rng = t.rng
@@ -953,27 +981,15 @@ def _working_day_on_or_before(day: date) -> date:
     return day
 
 
-def _working_day_on_or_after(day: date) -> date:
-    while not is_working_day(day):
-        day += timedelta(days=1)
-    return day
-
-
-def _next_course_day(after: date, weekday: int) -> date:
-    day = after + timedelta(days=(weekday - after.weekday()) % 7)
-    while not is_working_day(day):
-        day += timedelta(days=7)
-    return day
-
-
 def _journey(
-    t: _Timeline,
+    t: Timeline,
     person: DemoPerson,
     pathway: Pathway,
     referrer_type: ReferrerType,
     interests: tuple[ArtForm, ...],
 ) -> None:
-    """The whole journey a referral would take, regardless of when the story stops."""
+    """The intake part of the journey, regardless of when the story stops: contact, the
+    conversation, and either a close or the moment a course is looked for."""
     rng = t.rng
     roll = rng.random()
     if roll < 0.03:
@@ -1028,7 +1044,6 @@ def _journey(
         same_call = method is ContactMethod.PHONE and rng.random() < 0.3
         talk_day = t.now.date() if same_call else t.day_after(2, 12)
 
-    age = age_on(person.date_of_birth, t.now.date())
     art_forms = interests or (rng.choice(PATHWAY_ART_FORMS[pathway]),)
     if len(art_forms) == 1 and rng.random() < 0.3:
         extra = rng.choice(PATHWAY_ART_FORMS[pathway])
@@ -1052,91 +1067,11 @@ def _journey(
         t.close(t.day_after(1, 10), after)
         return
 
-    course = _course_for(rng, pathway, art_forms[0], age)
-    t.course = course.name
+    # A course is looked for a few days later, or after a longer search; the courses part of the
+    # plan finds one that fits and enrols the person.
     match_day = t.day_after(2, 10) if rng.random() < 0.6 else t.day_after(10, 25)
-    if rng.random() < 0.3:
-        t.move(
-            match_day,
-            Status.WAITLISTED,
-            system=True,
-            by=t.link_worker,
-            note=f"{course.name} is full; on its waiting list",
-        )
-        wait_day = t.day_after(15, 55)
-        fate = _weighted(
-            rng,
-            [
-                ("place", 0.78),
-                (Status.WITHDRAWN, 0.08),
-                (Status.DECLINED, 0.07),
-                (Status.DID_NOT_START, 0.07),
-            ],
-        )
-        if fate == Status.WITHDRAWN:
-            t.close(wait_day, Status.WITHDRAWN, rng.choice(WITHDRAWN_FROM_WAITING_LIST))
-            return
-        if fate == Status.DID_NOT_START:
-            t.close(wait_day, Status.DID_NOT_START, "Offered two places but could not take either")
-            return
-        if fate == Status.DECLINED:
-            t.close(wait_day, Status.DECLINED)
-            return
-        enrol_day, enrol_note = wait_day, f"A place came up on {course.name}"
-    else:
-        enrol_day = match_day
-        enrol_note = f"Enrolled on {course.name} ({_WEEKDAYS[course.weekday]}s, {course.provider})"
-    t.move(enrol_day, Status.ENROLLED, system=True, by=t.link_worker, note=enrol_note)
-
-    if rng.random() < 0.03:
-        t.move(
-            t.day_after(3, 10),
-            Status.ASSESSED,
-            system=True,
-            by=t.link_worker,
-            reason=f"{course.name} was cancelled when its venue closed; to be matched again",
-        )
-        course = COURSES["painting" if course is not COURSES["painting"] else "textiles"]
-        t.course = course.name
-        t.move(
-            t.day_after(5, 15),
-            Status.ENROLLED,
-            system=True,
-            by=t.link_worker,
-            note=f"Enrolled on {course.name} ({_WEEKDAYS[course.weekday]}s, {course.provider})",
-        )
-
-    first_session = _next_course_day(
-        t.now.date() + timedelta(days=7 + rng.choice((0, 0, 7, 14, 21))), course.weekday
-    )
-    if rng.random() < 0.09:
-        t.close(_working_day_on_or_after(first_session + timedelta(days=8)), Status.DID_NOT_START)
-        return
-    t.move(
-        first_session,
-        Status.STARTED,
-        system=True,
-        note="Came to the first session",
-        hour=course.end,
-    )
-    if rng.random() < 0.12:
-        left = first_session + timedelta(days=7 * rng.randint(1, 5) + rng.randint(1, 2))
-        t.close(_working_day_on_or_after(left), Status.WITHDRAWN, rng.choice(WITHDRAWN_FROM_COURSE))
-        return
-    last_session = first_session
-    for _ in range(SESSIONS_PER_COURSE - 1):  # weekly, with no session on a bank holiday
-        last_session = _next_course_day(last_session + timedelta(days=7), course.weekday)
-    attended = _weighted(rng, [(8, 0.3), (7, 0.35), (6, 0.25), (5, 0.1)])
-    t.move(
-        last_session,
-        Status.COMPLETED,
-        system=True,
-        note=f"Attended {attended} of {SESSIONS_PER_COURSE} sessions",
-        hour=course.end,
-    )
-
-
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+    t.ready_at = t._tick(match_day)
+    t.art_forms = art_forms
 
 
 def _referrer(
@@ -1176,19 +1111,46 @@ def _compatible_pathways(age: int) -> list[tuple[Pathway, float]]:
     return [(p, s) for p, s in PATHWAY_SHARES.items() if AGES[p][0] <= age <= AGES[p][1]]
 
 
-def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferral]:
-    """About 300 referrals received over the year before `today`, oldest first; pure."""
+@dataclass
+class DraftReferral:
+    """A planned referral whose timeline the courses part of the plan may still extend."""
+
+    referral: PlannedReferral  # without steps; see `planned`
+    timeline: Timeline
+    # The earlier referral of someone referred again for a second need: it stays open.
+    keep_open: bool = False
+
+    def planned(self, last_day: date) -> PlannedReferral:
+        return replace(self.referral, steps=self.timeline.until(last_day))
+
+
+def history_start(today: date) -> date:
+    """The day the demo scheme's first referrals arrive."""
+    return today - timedelta(days=HISTORY_DAYS)
+
+
+def last_planned_day(today: date) -> date:
+    """The last day the plan records anything on: the working day before `today`."""
+    return _working_day_on_or_before(today - timedelta(days=1))
+
+
+def draft_demo_referrals(*, today: date, seed: int = 2026) -> list[DraftReferral]:
+    """About 510 referrals received over the fifteen months before `today`, oldest first, each
+    with its intake steps; pure."""
     rng = random.Random(seed)  # noqa: S311 - demo data, not security
     people = _People(rng)
-    last_day = _working_day_on_or_before(today - timedelta(days=1))
-    first_day = today - timedelta(days=365)
+    last_day = last_planned_day(today)
+    first_day = history_start(today)
     days = [
         first_day + timedelta(days=n)
         for n in range((last_day - first_day).days + 1)
         if is_working_day(first_day + timedelta(days=n))
     ]
-    # The scheme grows over the year: later days get more referrals.
-    weights = [1 + 0.6 * n / len(days) for n in range(len(days))]
+    # Practices refer the people they have been saving up when the scheme opens; after that it
+    # grows over the year, later days getting more referrals.
+    weights = [
+        (2.5 if n < LAUNCH_DAYS else 1) * (1 + 0.8 * n / len(days)) for n in range(len(days))
+    ]
     received = sorted(rng.choices(days, weights=weights, k=TOTAL_REFERRALS))
 
     fresh = set(range(TOTAL_REFERRALS - FRESH_UNASSIGNED, TOTAL_REFERRALS))
@@ -1213,38 +1175,44 @@ def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferra
         )
     )
 
-    plan: list[PlannedReferral] = []
+    drafts: list[DraftReferral] = []
     second_referral: set[str] = set()
     practices = list(PRACTICES)
     for index, received_on in enumerate(received):
-        earlier: PlannedReferral | None = None
+        earlier: DraftReferral | None = None
         if index in returning:
             candidates = [
-                r
-                for r in plan
-                if r.person.nhs_number not in second_referral
-                and (r.closed_on is not None and r.closed_on <= received_on - timedelta(days=21))
+                d
+                for d in drafts
+                if d.referral.person.nhs_number not in second_referral
+                and (closed_on := d.planned(last_day).closed_on) is not None
+                and closed_on <= received_on - timedelta(days=21)
             ]
             earlier = rng.choice(candidates) if candidates else None
         elif index in concurrent:
+            # Someone still being matched to a course, so the first referral stays open.
             candidates = [
-                r
-                for r in plan
-                if r.person.nhs_number not in second_referral
-                and r.status in OPEN_STATUSES - {Status.RECEIVED, Status.CONTACTING}
-                and not r.ever_closed
-                and r.received_on <= received_on - timedelta(days=21)
-                and len(_compatible_pathways(age_on(r.person.date_of_birth, received_on))) > 1
+                d
+                for d in drafts
+                if d.referral.person.nhs_number not in second_referral
+                and d.planned(last_day).status is Status.ASSESSED
+                and not d.planned(last_day).ever_closed
+                and d.referral.received_on <= received_on - timedelta(days=21)
+                and d.timeline.ready_at is not None
+                and d.timeline.ready_at.date() >= received_on - timedelta(days=28)
+                and len(_compatible_pathways(age_on(d.referral.person.date_of_birth, received_on)))
+                > 1
             ]
             earlier = rng.choice(candidates) if candidates else None
 
         if earlier is not None:
-            person = earlier.person
+            person = earlier.referral.person
             practice = person.practice
             age = age_on(person.date_of_birth, received_on)
             options = _compatible_pathways(age)
             if index in concurrent:
-                options = [(p, s) for p, s in options if p is not earlier.pathway]
+                options = [(p, s) for p, s in options if p is not earlier.referral.pathway]
+                earlier.keep_open = True
             pathway = _weighted(rng, options)
             second_referral.add(person.nhs_number)
         else:
@@ -1256,7 +1224,7 @@ def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferra
         profile = PRACTICES[practice]
         link_worker = profile.link_worker
         if earlier is not None and index in concurrent:
-            link_worker = earlier.link_worker
+            link_worker = earlier.referral.link_worker
         elif rng.random() < 0.1:  # cover for a colleague
             link_worker = LINK_WORKER_2 if link_worker == LINK_WORKER else LINK_WORKER
 
@@ -1273,7 +1241,7 @@ def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferra
         received_at = datetime.combine(
             received_on, time(minutes // 60, minutes % 60), tzinfo=LONDON
         )
-        t = _Timeline(rng, received_at, link_worker)
+        t = Timeline(rng, received_at, link_worker)
         if referrer not in (LINK_WORKER, LINK_WORKER_2) and index not in fresh:
             t.assign(t.day_after(0, 1), link_worker)
         if index not in fresh and index not in stalled:
@@ -1282,33 +1250,43 @@ def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferra
         new_episode = ""
         if earlier is not None and index in concurrent:
             new_episode = NEW_EPISODE_REASON.format(
-                first=_need(earlier.pathway), second=_need(pathway)
+                first=_need(earlier.referral.pathway), second=_need(pathway)
             )
-        plan.append(
-            PlannedReferral(
-                person=person,
-                referrer=referrer,
-                referrer_type=kind,
-                pathway=pathway,
-                reason=_reason(rng, pathway, interests),
-                interests=interests,
-                received_on=received_on,
-                received_at=received_at.astimezone(UTC),
-                risk_note=risk_note,
-                new_episode_reason=new_episode,
-                link_worker=link_worker,
-                steps=t.until(last_day),
+        drafts.append(
+            DraftReferral(
+                PlannedReferral(
+                    person=person,
+                    referrer=referrer,
+                    referrer_type=kind,
+                    pathway=pathway,
+                    reason=_reason(rng, pathway, interests),
+                    interests=interests,
+                    received_on=received_on,
+                    received_at=received_at.astimezone(UTC),
+                    risk_note=risk_note,
+                    new_episode_reason=new_episode,
+                    link_worker=link_worker,
+                ),
+                t,
             )
         )
-    return plan
+    return drafts
 
 
 # --- Applying the plan through the services ----------------------------------------------------
 
 
 @dataclass
-class _Accounts:
+class Accounts:
+    """The demo accounts by email."""
+
     by_email: dict[str, User] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, emails: set[str]) -> Accounts:
+        return cls(
+            {u.email: u for u in db.session.scalars(select(User).where(User.email.in_(emails)))}
+        )
 
     def __getitem__(self, email: str) -> User:
         try:
@@ -1319,74 +1297,66 @@ class _Accounts:
             ) from None
 
 
-def apply_demo_referrals(
-    plan: Sequence[PlannedReferral], organisations: dict[str, Organisation]
-) -> list[Referral]:
-    """Create each planned referral and replay its steps through the services; no commit."""
-    emails = {r.referrer for r in plan} | {LINK_WORKER, LINK_WORKER_2}
-    accounts = _Accounts(
-        {u.email: u for u in db.session.scalars(select(User).where(User.email.in_(emails)))}
+def create_planned_referral(
+    planned: PlannedReferral, accounts: Accounts, organisations: dict[str, Organisation]
+) -> Referral:
+    """Enter a planned referral as its referrer did, on the day it arrived."""
+    person = planned.person
+    return create_referral(
+        accounts[planned.referrer],
+        ReferralDetails(
+            patient=person.details(),
+            gp_practice=organisations[person.practice],
+            referrer_type=planned.referrer_type,
+            pathway=planned.pathway,
+            reason=planned.reason,
+            interests=list(planned.interests),
+            consent=True,
+            risk_flag=bool(planned.risk_note),
+            risk_note=planned.risk_note,
+            received_on=planned.received_on,
+            new_episode_reason=planned.new_episode_reason,
+        ),
+        today=planned.received_on,
+        at=planned.received_at,
     )
-    referrals = []
-    for planned in plan:
-        person = planned.person
-        referral = create_referral(
-            accounts[planned.referrer],
-            ReferralDetails(
-                patient=person.details(),
-                gp_practice=organisations[person.practice],
-                referrer_type=planned.referrer_type,
-                pathway=planned.pathway,
-                reason=planned.reason,
-                interests=list(planned.interests),
-                consent=True,
-                risk_flag=bool(planned.risk_note),
-                risk_note=planned.risk_note,
-                received_on=planned.received_on,
-                new_episode_reason=planned.new_episode_reason,
-            ),
-            today=planned.received_on,
-            at=planned.received_at,
+
+
+def apply_intake_step(
+    step: PlannedAssign | PlannedContact | PlannedConversation | PlannedMove,
+    referral: Referral,
+    accounts: Accounts,
+) -> None:
+    """Replay one intake step, or a move made on the referral's page, through the services."""
+    if isinstance(step, PlannedAssign):
+        assign(accounts[step.by], referral, accounts[step.to])
+    elif isinstance(step, PlannedContact):
+        log_contact_attempt(
+            accounts[step.by],
+            referral,
+            method=step.method,
+            outcome=step.outcome,
+            note=step.note,
+            at=step.at,
         )
-        for step in planned.steps:
-            if isinstance(step, PlannedAssign):
-                assign(accounts[step.by], referral, accounts[step.to])
-            elif isinstance(step, PlannedContact):
-                log_contact_attempt(
-                    accounts[step.by],
-                    referral,
-                    method=step.method,
-                    outcome=step.outcome,
-                    note=step.note,
-                    at=step.at,
-                )
-            elif isinstance(step, PlannedConversation):
-                record_conversation(
-                    accounts[step.by],
-                    referral,
-                    held_on=step.held_on,
-                    what_matters=step.what_matters,
-                    agreed_next_steps=step.agreed_next_steps,
-                    preferred_art_forms=list(step.art_forms),
-                    at=step.at,
-                )
-            else:
-                transition(
-                    accounts[step.by] if step.by else None,
-                    referral,
-                    step.target,
-                    reason=step.reason,
-                    note=step.note,
-                    on=step.on,
-                    by=Actor.SYSTEM if step.system else Actor.PERSON,
-                    at=step.at,
-                )
-        referrals.append(referral)
-    return referrals
-
-
-def seed_demo_referrals(
-    organisations: dict[str, Organisation], *, today: date, seed: int = 2026
-) -> list[Referral]:
-    """The demo scheme's year of referrals, as of `today`; the caller commits."""
-    return apply_demo_referrals(plan_demo_referrals(today=today, seed=seed), organisations)
+    elif isinstance(step, PlannedConversation):
+        record_conversation(
+            accounts[step.by],
+            referral,
+            held_on=step.held_on,
+            what_matters=step.what_matters,
+            agreed_next_steps=step.agreed_next_steps,
+            preferred_art_forms=list(step.art_forms),
+            at=step.at,
+        )
+    else:
+        transition(
+            accounts[step.by] if step.by else None,
+            referral,
+            step.target,
+            reason=step.reason,
+            note=step.note,
+            on=step.on,
+            by=Actor.SYSTEM if step.system else Actor.PERSON,
+            at=step.at,
+        )

@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
-from referrals.forms import MultiCheckboxField, StrippedStringField, UKDateField
+from referrals.forms import Form, MultiCheckboxField, StrippedStringField, UKDateField
 from referrals.intake.validation import (
     InvalidValue,
     clean_date_of_birth,
@@ -46,7 +45,7 @@ def _cleaned_by(cleaner: Any) -> Any:
     return check
 
 
-class ReferralForm(FlaskForm):
+class ReferralForm(Form):
     nhs_number = StrippedStringField(
         "NHS number",
         validators=[
@@ -187,7 +186,7 @@ class ReferralForm(FlaskForm):
             raise ValidationError("Select the person's GP practice")
 
 
-class ContactAttemptForm(FlaskForm):
+class ContactAttemptForm(Form):
     method = RadioField(
         "How",
         choices=ContactMethod.choices(),
@@ -202,7 +201,7 @@ class ContactAttemptForm(FlaskForm):
     note = TextAreaField("Note (optional)", validators=[Length(max=TEXT_MAX)])
 
 
-class ConversationForm(FlaskForm):
+class ConversationForm(Form):
     held_on = UKDateField("Date of the conversation")
     what_matters = TextAreaField(
         "What matters to them",
@@ -226,11 +225,11 @@ class ConversationForm(FlaskForm):
             raise ValidationError("The conversation date must be today or in the past")
 
 
-class TransitionForm(FlaskForm):
+class TransitionForm(Form):
     to = SelectField("New status", validators=[DataRequired("Select the new status")])
     reason = TextAreaField("Reason", validators=[Length(max=TEXT_MAX)])
     note = TextAreaField("Note (optional)", validators=[Length(max=TEXT_MAX)])
 
 
-class AssignForm(FlaskForm):
+class AssignForm(Form):
     link_worker = SelectField("Link worker", coerce=str)

@@ -53,7 +53,8 @@ def outcome_summary(referral: Referral) -> OutcomeSummary:
     from referrals.outcomes.scoring import Instrument, Timepoint
 
     enrolment = db.session.scalars(
-        select(Enrolment).where(Enrolment.referral_id == referral.id)
+        select(Enrolment)
+        .where(Enrolment.referral_id == referral.id)
         .order_by(Enrolment.created_at.desc(), Enrolment.id.desc())
     ).first()
     if enrolment is None:

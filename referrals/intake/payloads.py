@@ -16,6 +16,7 @@ import email_validator
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.extensions import db
+from referrals.forms import has_control_characters
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.lifecycle import Status
 from referrals.intake.services import PatientDetails, ReferralDetails, practice_for
@@ -119,6 +120,9 @@ class _Reader:
             self.fail(key, "Must be a string")
             return ""
         value = value.strip()
+        if has_control_characters(value):
+            self.fail(key, "Must not contain control characters")
+            return ""
         if not value and required:
             self.fail(key, required)
         elif len(value) > max_length:

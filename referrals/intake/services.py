@@ -247,7 +247,7 @@ def transition_many(
             referral.closed_on = effective_on
         elif current in CLOSED_STATUSES:
             referral.closed_on = None  # reopened
-        _message_back_if_due(referral, current, target)
+        _message_back_if_due(referral, current, target, at)
     if steps:
         db.session.execute(insert(ReferralTransition), steps)
         record_many(actor, "referral.transition", audits)
@@ -258,7 +258,7 @@ def referral_path(referral_id: int) -> str:
     return f"/referrals/{referral_id}"
 
 
-def _message_back_if_due(referral: Referral, current: Status, target: Status) -> None:
+def _message_back_if_due(referral: Referral, current: Status, target: Status, at: datetime) -> None:
     """Tell the referring practice when the person accepts support, closes or completes."""
     if snomed_code_for(current, target) == "871731000000106":
         event = "accepted social prescribing support"
@@ -273,6 +273,7 @@ def _message_back_if_due(referral: Referral, current: Status, target: Status) ->
         kind="message_back",
         text=f"Referral R{referral.id} {event}. A letter with the code to record is attached.",
         link=referral_path(referral.id),
+        at=at,
     )
 
 

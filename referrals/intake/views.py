@@ -37,7 +37,6 @@ from referrals.intake.services import (
     practice_for,
     record_conversation,
     record_view,
-    transition,
 )
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.pagination import Page
@@ -319,8 +318,10 @@ def change_status(referral_id: int) -> ResponseReturnValue:
     if request.method == "GET" and request.args.get("to") in {c.value for c in choices}:
         form.to.data = request.args["to"]
     if form.validate_on_submit():
+        from referrals.courses.services import CourseRuleBroken, close_referral
+
         try:
-            transition(
+            offered = close_referral(
                 current_user,
                 item,
                 Status(form.to.data),
@@ -328,6 +329,9 @@ def change_status(referral_id: int) -> ResponseReturnValue:
                 note=form.note.data or "",
                 today=today(),
             )
+        except CourseRuleBroken as error:
+            db.session.rollback()
+            form.reason.errors = [str(error)]
         except TransitionRefused as error:
             db.session.rollback()
             target = form.reason if str(error) == "Give a reason" else form.to
@@ -335,6 +339,12 @@ def change_status(referral_id: int) -> ResponseReturnValue:
         else:
             db.session.commit()
             flash(f"Referral is now {item.status.label.lower()}", "success")
+            if offered is not None:
+                flash(
+                    f"Their course place was offered to {offered.referral.patient.full_name}, "
+                    "first on the waiting list",
+                    "info",
+                )
             return redirect(url_for("intake.referral", referral_id=item.id))
     return render_template(
         "intake/status.html", referral=item, form=form, page_has_errors=bool(form.errors)

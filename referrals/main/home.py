@@ -20,6 +20,10 @@ def home_context(user: Any) -> dict[str, Any]:
         context.update(_admin_overview())
     if user.role in ("referrer", "link_worker", "admin"):
         context.update(referral_overview(user))
+    if user.role == "commissioner":
+        from referrals.reports.queries import contract_summaries
+
+        context["contract_summaries"] = contract_summaries(user)
     return context
 
 
@@ -32,7 +36,8 @@ def referral_overview(user: Any) -> dict[str, Any]:
 
     by_status = dict(
         db.session.execute(
-            select(Referral.status, func.count()).where(referral_scope(user))
+            select(Referral.status, func.count())
+            .where(referral_scope(user))
             .group_by(Referral.status)
         ).all()
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -18,8 +19,12 @@ def notify(
     organisation: Organisation | None = None,
     link: str | None = None,
     kind: str = "general",
+    at: datetime | None = None,
 ) -> Notification:
-    """Address a message to one user or to everyone in an organisation."""
+    """Address a message to one user or to everyone in an organisation.
+
+    `at` dates it, for history loaded after the fact; default now.
+    """
     if user is None and organisation is None:
         raise ValueError("a notification needs a user or an organisation")
     notification = Notification(
@@ -29,6 +34,8 @@ def notify(
         link=link,
         kind=kind,
     )
+    if at is not None:
+        notification.created_at = at
     db.session.add(notification)
     return notification
 

@@ -26,3 +26,25 @@ def wellbeing_chart(history: WellbeingHistory) -> Markup | None:
         "attended. The table below gives the same figures.",
         chart_id="moods",
     )
+
+
+def questionnaire_chart(history: WellbeingHistory) -> Markup | None:
+    """SWEMWBS metric scores over the course (baseline, end, follow-up), or None."""
+    from referrals.outcomes.scoring import Instrument
+
+    scores = [a for a in history.assessments if a.instrument is Instrument.SWEMWBS]
+    if not scores:
+        return None
+    return line_chart(
+        "SWEMWBS wellbeing score over time",
+        [
+            f"{a.timepoint.value.replace('_', ' ')} {a.recorded_on.strftime('%-d %b')}"
+            for a in scores
+        ],
+        [Series("SWEMWBS metric score", [float(a.metric_score) for a in scores])],
+        y_min=7,
+        y_max=35,
+        description="SWEMWBS metric scores from 7 to 35 at each questionnaire; higher is better. "
+        "The table above gives the same figures.",
+        chart_id="swemwbs",
+    )

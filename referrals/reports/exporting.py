@@ -21,4 +21,4 @@ def export_return(kpi_return: KpiReturn, fmt: str, *, raw: bool = False) -> tupl
         return content, f"{file_stem(kpi_return)}.csv", "text/csv"
     from referrals.reports.pdf import build_return_pdf
 
-    return build_return_pdf(kpi_return), f"{file_stem(kpi_return)}.pdf", "application/pdf"
+    return build_return_pdf(kpi_return, raw=raw), f"{file_stem(kpi_return)}.pdf", "application/pdf"

@@ -31,6 +31,7 @@ from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import MEANINGFUL_CHANGE, Instrument, Timepoint
 from referrals.reports.periods import Period, Scope
 from referrals.reports.rules import (
+    SUPPRESSED,
     Kind,
     percentage,
     protect_percentage,
@@ -160,41 +161,23 @@ def _section_a(period: Period) -> list[Figure]:
         Figure("A1", Kind.COUNT, by_pathway.get(p, 0), f"pathway={p.value}") for p in Pathway
     ]
 
-    ever_attended = exists().where(
-        Enrolment.referral_id == Referral.id,
-        Attendance.enrolment_id == Enrolment.id,
-        Attendance.status == AttendanceStatus.ATTENDED,
-    )
-    closed_in_period = and_(
-        Referral.closed_on >= period.start,
-        Referral.closed_on <= period.end,
-        Referral.status.in_(CLOSING_STATUSES),
-        ~ever_attended,
-    )
-    by_reason: dict[str, int] = {}
-    for status, count in db.session.execute(
-        select(Referral.status, func.count()).where(closed_in_period).group_by(Referral.status)
-    ).all():
-        key = "other" if status is Status.WITHDRAWN else status.value
-        by_reason[key] = by_reason.get(key, 0) + count
-    figures.append(Figure("A2", Kind.COUNT, sum(by_reason.values())))
-    figures += [
-        Figure("A2", Kind.COUNT, by_reason.get(r, 0), f"close_reason={r}") for r in CLOSE_REASONS
-    ]
-
-    # Open at the end of the period: the last status change on or before that day was to an
-    # open status (so reopened and later-closed referrals are judged as they stood then).
-    latest_step = (
-        select(ReferralTransition.to_status)
-        .where(
-            ReferralTransition.referral_id == Referral.id,
-            ReferralTransition.effective_on <= period.end,
+    # Both A2 and A3 judge each referral as it stood at the end of the month, from its
+    # lifecycle history: the last status change on or before that day.
+    def latest_step(column: Any) -> Any:
+        return (
+            select(column)
+            .where(
+                ReferralTransition.referral_id == Referral.id,
+                ReferralTransition.effective_on <= period.end,
+            )
+            .order_by(ReferralTransition.effective_on.desc(), ReferralTransition.id.desc())
+            .limit(1)
+            .correlate(Referral)
+            .scalar_subquery()
         )
-        .order_by(ReferralTransition.effective_on.desc(), ReferralTransition.id.desc())
-        .limit(1)
-        .correlate(Referral)
-        .scalar_subquery()
-    )
+
+    status_at_end = latest_step(ReferralTransition.to_status)
+    changed_on = latest_step(ReferralTransition.effective_on)
     attended_by_end = exists().where(
         Enrolment.referral_id == Referral.id,
         Attendance.enrolment_id == Enrolment.id,
@@ -202,6 +185,28 @@ def _section_a(period: Period) -> list[Figure]:
         _attended_at_delivered(),
         CourseSession.date <= period.end,
     )
+
+    # A2: closed during the month (and still closed at its end), never having attended.
+    by_reason: dict[str, int] = {}
+    for status, count in db.session.execute(
+        select(status_at_end, func.count())
+        .select_from(Referral)
+        .where(
+            Referral.received_on <= period.end,
+            status_at_end.in_(CLOSING_STATUSES),
+            changed_on >= period.start,
+            ~attended_by_end,
+        )
+        .group_by(status_at_end)
+    ).all():
+        closed = Status(status)
+        key = "other" if closed is Status.WITHDRAWN else closed.value
+        by_reason[key] = by_reason.get(key, 0) + count
+    figures.append(Figure("A2", Kind.COUNT, sum(by_reason.values())))
+    figures += [
+        Figure("A2", Kind.COUNT, by_reason.get(r, 0), f"close_reason={r}") for r in CLOSE_REASONS
+    ]
+
     figures.append(
         Figure(
             "A3",
@@ -211,7 +216,7 @@ def _section_a(period: Period) -> list[Figure]:
                 .select_from(Referral)
                 .where(
                     Referral.received_on <= period.end,
-                    latest_step.in_(OPEN_STATUSES),
+                    status_at_end.in_(OPEN_STATUSES),
                     ~attended_by_end,
                 )
             ),
@@ -258,7 +263,7 @@ def _completions(scope: Scope, period: Period) -> Any:
         .subquery()
     )
     # ceil(0.75 * delivered) in integers: (3 * delivered + 3) // 4.
-    needed = (ends.c.delivered * 3 + 3) / 4
+    needed = (ends.c.delivered * 3 + 3) // 4
     return (
         select(Enrolment.id.label("enrolment_id"))
         .join(ends, ends.c.course_id == Enrolment.course_id)
@@ -299,13 +304,17 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
         .join(Course, Course.id == CourseSession.course_id)
         .where(_sessions_in(scope, period), CourseSession.status == SessionStatus.DELIVERED)
     )
-    attended_n, all_records = db.session.execute(
+    attended_n, all_records, recorded_people = db.session.execute(
         select(
             func.coalesce(
                 func.sum(case((attendance.c.status == AttendanceStatus.ATTENDED, 1), else_=0)), 0
             ),
             func.count(),
-        ).select_from(attendance)
+            func.count(distinct(Referral.patient_id)),
+        )
+        .select_from(attendance)
+        .join(Enrolment, Enrolment.id == attendance.c.enrolment_id)
+        .join(Referral, Referral.id == Enrolment.referral_id)
     ).one()
     attended_n, all_records = int(attended_n), int(all_records)
     completions = _completions(scope, period)
@@ -320,7 +329,7 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
             "B6",
             Kind.PERCENT,
             percentage(attended_n, all_records),
-            people=all_records,
+            people=int(recorded_people),
             numerator=attended_n,
             denominator=all_records,
         ),
@@ -547,12 +556,15 @@ def publish(result: Result, targets: dict[str, dict[str, float]] | None) -> list
         if figure.kind is Kind.COUNT:
             shown = round_count(int(figure.value or 0))
         elif figure.kind is Kind.PERCENT:
-            shown = protect_percentage(figure.numerator or 0, figure.denominator or 0)
+            shown = protect_percentage(
+                figure.numerator or 0, figure.denominator or 0, figure.people
+            )
         else:
             shown = protect_statistic(
                 figure.value if isinstance(figure.value, Decimal) else None, figure.people or 0
             )
-        suppressed = _text(shown) != _text(figure.value)
+        # `suppressed` marks a cell withheld as "*"; rounded counts are logged but still shown.
+        suppressed = _text(shown) == SUPPRESSED
         rating = rate(shown, (targets or {}).get(figure.code)) if not figure.breakdown else None
         published.append(
             PublishedFigure(
@@ -570,8 +582,14 @@ def publish(result: Result, targets: dict[str, dict[str, float]] | None) -> list
 
 
 def suppression_log(figures: list[PublishedFigure]) -> list[dict[str, str]]:
+    """Every cell the small-number rule changed: withheld as "*", or rounded."""
     return [
-        {"code": f.code, "breakdown": f.breakdown, "shown": f.value}
+        {
+            "code": f.code,
+            "breakdown": f.breakdown,
+            "shown": f.value,
+            "protection": "suppressed" if f.suppressed else "rounded",
+        }
         for f in figures
-        if f.suppressed
+        if f.value != f.raw_value
     ]

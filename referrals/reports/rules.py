@@ -53,18 +53,23 @@ def percentage(numerator: int, denominator: int, places: int = 1) -> Decimal | N
     )
 
 
-def protect_percentage(numerator: int, denominator: int, places: int = 1) -> Decimal | str | None:
-    """A percentage for commissioners: `*` over 1–7, else from the rounded counts."""
+def protect_percentage(
+    numerator: int, denominator: int, people: int | None = None, places: int = 1
+) -> Decimal | str | None:
+    """A percentage for commissioners: `*` over 1–7 people, else from the rounded counts.
+
+    `people` is how many people the percentage is over (default: the denominator). A
+    numerator of 1–7 is also `*`, since it could be worked back from the percentage.
+    """
     if denominator == 0:
         return None
-    if denominator <= SMALL_MAX:
+    if (denominator if people is None else people) <= SMALL_MAX:
         return SUPPRESSED
     rounded_numerator = round_count(numerator)
     rounded_denominator = round_count(denominator)
-    assert isinstance(rounded_denominator, int)
-    if rounded_numerator == SUPPRESSED:
+    if rounded_numerator == SUPPRESSED or rounded_denominator == SUPPRESSED:
         return SUPPRESSED
-    assert isinstance(rounded_numerator, int)
+    assert isinstance(rounded_numerator, int) and isinstance(rounded_denominator, int)
     return percentage(rounded_numerator, rounded_denominator, places)
 
 
@@ -73,7 +78,7 @@ def rate(value: Decimal | int | str | None, target: dict[str, float] | None) -> 
 
     Suppressed or empty figures, and KPIs with no target, are not rated.
     """
-    if not target or value is None or value == SUPPRESSED:
+    if not target or value is None or value in (SUPPRESSED, ""):
         return None
     number = Decimal(str(value))
     if "stretch" in target and number >= Decimal(str(target["stretch"])):

@@ -115,6 +115,10 @@ def make_return(
     """The return for (scope, period), made now if it does not exist yet. Commits."""
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
+    if contract is not None and not (
+        contract.start_date <= period.end and contract.end_date >= period.start
+    ):
+        raise ReturnRefused(f"{contract.name} was not active in {period.label}", "period")
     _advisory_lock(scope, period)
     existing = current_return(scope, period)
     if existing is not None:

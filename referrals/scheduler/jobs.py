@@ -29,6 +29,7 @@ LONDON = ZoneInfo("Europe/London")
 
 MONTHLY_RETURNS = "monthly-kpi-returns"
 REGISTER_REMINDERS = "register-reminders"
+RETENTION = "retention"
 
 
 def today_in_london() -> date:
@@ -64,6 +65,26 @@ def run_register_reminders(today: date) -> str:
     return remind_missing_registers(today)
 
 
+def run_retention(today: date) -> str:
+    """Drop stale stored API answers, then anonymise everyone past the retention period.
+
+    People are anonymised in batches, each committed, so a long first run never holds the
+    database's write lock for long; a run cut short simply continues next time.
+    """
+    from referrals.retention import BATCH, anonymise_expired, purge_idempotent_requests
+
+    purged = purge_idempotent_requests()
+    db.session.commit()
+    anonymised = 0
+    while batch := anonymise_expired(today, limit=BATCH):
+        anonymised += batch
+        db.session.commit()
+    return (
+        f"{anonymised} {'person' if anonymised == 1 else 'people'} anonymised, "
+        f"{purged} stored API answer{'s' if purged != 1 else ''} removed"
+    )
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         MONTHLY_RETURNS,
@@ -77,6 +98,12 @@ JOBS: tuple[Job, ...] = (
         {"day_of_week": "mon", "hour": 8, "minute": 0},
         run_register_reminders,
         once_per_period=True,
+    ),
+    Job(
+        RETENTION,
+        "Anonymise people whose referrals all closed longer ago than the retention period",
+        {"hour": 3, "minute": 15},
+        run_retention,
     ),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}

@@ -1,0 +1,353 @@
+"""Online backups of the service's database, and restores that check what they brought back.
+
+SQLite: SQLite's online backup API copies the database from a connection of its own in a single
+step, which reads one consistent snapshot; in WAL mode the service's writers carry on meanwhile.
+PostgreSQL: `pg_dump --format=custom`, itself one consistent snapshot, and `pg_restore`.
+
+A backup is written beside its destination, checked (SQLite `PRAGMA integrity_check` and
+`foreign_key_check`; a PostgreSQL archive is read back in full) and only then moved into place,
+readable by its owner only. Both directions report the rows in every table, and a restore
+fails if the database it produced does not hold exactly the rows in the backup. Passwords are
+handed to the PostgreSQL tools in their environment, never on a command line or in output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import func, inspect, select, table
+from sqlalchemy.engine import URL
+
+from referrals.audit import record
+from referrals.extensions import db
+
+# Bookkeeping tables that hold rows even in a database with no data yet.
+BOOKKEEPING_TABLES = frozenset({"alembic_version"})
+# libpq settings a database URL may carry, passed on to the PostgreSQL tools.
+LIBPQ_ENVIRONMENT = {
+    "sslmode": "PGSSLMODE",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "application_name": "PGAPPNAME",
+}
+
+
+class BackupError(RuntimeError):
+    """A backup or restore that could not be made, or did not check out."""
+
+
+@dataclass(frozen=True)
+class BackupReport:
+    path: Path
+    integrity: str  # "ok", or what the check found
+    counts: dict[str, int]  # rows per table
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.counts.values())
+
+
+def database_url() -> URL:
+    return db.engine.url
+
+
+def backend() -> str:
+    return database_url().get_backend_name()
+
+
+def create_backup(output: Path, *, force: bool = False) -> BackupReport:
+    """Back up the configured database to `output` while the service keeps running."""
+    output = Path(output)
+    if output.exists() and not force:
+        raise BackupError(f"{output} already exists; choose another file or pass --force")
+    if not output.parent.is_dir():
+        raise BackupError(f"{output.parent} is not a folder")
+    if backend() == "sqlite" and output.resolve() == _sqlite_path().resolve():
+        raise BackupError("the backup cannot be written over the database itself")
+    partial = output.with_name(f".{output.name}.partial")
+    partial.unlink(missing_ok=True)
+    _create_private(partial)
+    try:
+        if backend() == "sqlite":
+            report = _sqlite_backup(partial)
+        elif backend() == "postgresql":
+            report = _postgresql_backup(partial)
+        else:
+            raise BackupError(f"backups of {backend()} databases are not supported")
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+    record(
+        None,
+        "backup.created",
+        object_type="backup",
+        file=output.name,
+        tables=len(report.counts),
+        rows=report.total_rows,
+    )
+    return BackupReport(output, report.integrity, report.counts)
+
+
+def restore_backup(source: Path, *, force: bool = False) -> BackupReport:
+    """Restore `source` into the configured database, which must be empty unless `force`."""
+    source = Path(source)
+    if not source.is_file():
+        raise BackupError(f"{source} is not a file")
+    if backend() == "sqlite":
+        report = _sqlite_restore(source, force=force)
+    elif backend() == "postgresql":
+        report = _postgresql_restore(source, force=force)
+    else:
+        raise BackupError(f"restores into {backend()} databases are not supported")
+    record(
+        None,
+        "backup.restored",
+        object_type="backup",
+        file=source.name,
+        tables=len(report.counts),
+        rows=report.total_rows,
+    )
+    return report
+
+
+def database_counts() -> dict[str, int]:
+    """Rows in every table of the configured database."""
+    with db.engine.connect() as connection:
+        names = inspect(connection).get_table_names()
+        return {
+            name: int(connection.scalar(select(func.count()).select_from(table(name))) or 0)
+            for name in sorted(names)
+        }
+
+
+def holds_data(counts: dict[str, int]) -> bool:
+    return any(n for name, n in counts.items() if name not in BOOKKEEPING_TABLES)
+
+
+def _create_private(path: Path) -> None:
+    """Create an empty file only its owner can read: a backup holds patients' records."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _check_counts(expected: dict[str, int], found: dict[str, int]) -> None:
+    differences = [
+        f"{name}: {expected.get(name, 0)} in the backup, {found.get(name, 0)} restored"
+        for name in sorted(set(expected) | set(found))
+        if expected.get(name, 0) != found.get(name, 0) and name in expected
+    ]
+    if differences:
+        raise BackupError(
+            "the restored database differs from the backup: " + "; ".join(differences)
+        )
+
+
+# SQLite ---------------------------------------------------------------------------------------
+
+
+def _sqlite_path() -> Path:
+    url = database_url()
+    if not url.database or url.database == ":memory:" or url.query.get("mode") == "memory":
+        raise BackupError("the configured SQLite database is not a file")
+    return Path(url.database)
+
+
+@contextlib.contextmanager
+def _sqlite(path: Path | str, *, read_only: bool = False) -> Iterator[sqlite3.Connection]:
+    timeout = int(current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", 10_000)) / 1000
+    target = f"{Path(path).resolve().as_uri()}?mode=ro" if read_only else str(path)
+    connection = sqlite3.connect(target, timeout=timeout, uri=read_only, isolation_level=None)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def sqlite_integrity(connection: sqlite3.Connection) -> str:
+    """ "ok", or the problems `integrity_check` and `foreign_key_check` found."""
+    problems = [row[0] for row in connection.execute("PRAGMA integrity_check")]
+    if problems != ["ok"]:
+        return "; ".join(str(p) for p in problems[:20])
+    orphans = connection.execute("PRAGMA foreign_key_check").fetchall()
+    if orphans:
+        return f"{len(orphans)} rows refer to rows that do not exist (first in {orphans[0][0]})"
+    return "ok"
+
+
+def sqlite_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    names = [
+        row[0]
+        for row in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "ORDER BY name"
+        )
+    ]
+    return {
+        name: int(connection.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0])  # noqa: S608
+        for name in names
+    }
+
+
+def _sqlite_backup(partial: Path) -> BackupReport:
+    with _sqlite(_sqlite_path()) as source, _sqlite(partial) as copy:
+        # pages=-1 copies everything in one step, under one read transaction: one snapshot.
+        source.backup(copy, pages=-1)
+        copy.execute("PRAGMA journal_mode = DELETE")  # one self-contained file
+        integrity = sqlite_integrity(copy)
+        counts = sqlite_counts(copy)
+    if integrity != "ok":
+        raise BackupError(f"the backup failed its integrity check: {integrity}")
+    return BackupReport(partial, integrity, counts)
+
+
+def _sqlite_restore(source: Path, *, force: bool) -> BackupReport:
+    try:
+        with _sqlite(source, read_only=True) as backup:
+            integrity = sqlite_integrity(backup)
+            expected = sqlite_counts(backup)
+    except sqlite3.DatabaseError as error:
+        raise BackupError(f"{source} is not an SQLite backup ({error})") from error
+    if integrity != "ok":
+        raise BackupError(f"the backup failed its integrity check: {integrity}")
+    target = _sqlite_path()
+    if target.resolve() == source.resolve():
+        raise BackupError("the backup is the configured database itself")
+    if target.exists() and not force:
+        with _sqlite(target) as existing:
+            if holds_data(sqlite_counts(existing)):
+                raise BackupError(
+                    "the database already holds data; restore into an empty one or pass --force"
+                )
+    # The service's pooled connections must not keep pages of the database being replaced.
+    db.session.remove()
+    db.engine.dispose()
+    with _sqlite(source, read_only=True) as backup, _sqlite(target) as restored:
+        backup.backup(restored, pages=-1)
+        integrity = sqlite_integrity(restored)
+        counts = sqlite_counts(restored)
+    if integrity != "ok":
+        raise BackupError(f"the restored database failed its integrity check: {integrity}")
+    _check_counts(expected, counts)
+    return BackupReport(target, integrity, counts)
+
+
+# PostgreSQL -----------------------------------------------------------------------------------
+
+
+def _pg_tool(program: str) -> tuple[list[str], dict[str, str]]:
+    """The tool with the URL's host, port, user and database; the password goes in PGPASSWORD."""
+    path = shutil.which(program)
+    if path is None:
+        raise BackupError(f"{program} is not installed (PostgreSQL client tools are needed)")
+    url = database_url()
+    args = [path, "--no-password"]
+    if url.host:
+        args += ["--host", url.host]
+    if url.port:
+        args += ["--port", str(url.port)]
+    if url.username:
+        args += ["--username", url.username]
+    env = dict(os.environ)
+    env.pop("PGPASSWORD", None)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    for key, variable in LIBPQ_ENVIRONMENT.items():
+        value = url.query.get(key)
+        if isinstance(value, str):
+            env[variable] = value
+    return args, env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(args, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        message = result.stderr.strip().splitlines()[-5:]
+        password = database_url().password
+        text = "; ".join(message) or f"exit status {result.returncode}"
+        if password:
+            text = text.replace(str(password), "***")
+        raise BackupError(f"{Path(args[0]).name} failed: {text}")
+    return result
+
+
+_COPY = re.compile(r'^COPY (?:"?[\w$]+"?\.)?"?([^"\s(]+)"? ')
+_TABLE_DATA = re.compile(r"^\d+; \d+ \d+ TABLE DATA \S+ (\S+) ")
+
+
+def archive_counts(archive: Path) -> dict[str, int]:
+    """Rows per table in a custom-format archive, by reading all of its data back."""
+    args, env = _pg_tool("pg_restore")
+    listing = _run([*args[:2], "--list", str(archive)], env).stdout
+    counts = {m.group(1): 0 for m in map(_TABLE_DATA.match, listing.splitlines()) if m}
+    process = subprocess.Popen(  # noqa: S603
+        [*args[:2], "--data-only", "--file=-", str(archive)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    current: str | None = None
+    for line in process.stdout:
+        if current is None:
+            match = _COPY.match(line)
+            if match:
+                current = match.group(1)
+                counts.setdefault(current, 0)
+        elif line == "\\.\n":
+            current = None
+        else:
+            counts[current] += 1
+    _, errors = process.communicate()
+    if process.returncode != 0:
+        raise BackupError(f"the archive could not be read back: {errors.strip()[-500:]}")
+    return dict(sorted(counts.items()))
+
+
+def _postgresql_backup(partial: Path) -> BackupReport:
+    args, env = _pg_tool("pg_dump")
+    database = database_url().database or ""
+    _run([*args, "--format=custom", f"--file={partial}", "--dbname", database], env)
+    return BackupReport(partial, "ok", archive_counts(partial))
+
+
+def _postgresql_restore(source: Path, *, force: bool) -> BackupReport:
+    try:
+        expected = archive_counts(source)
+    except BackupError as error:
+        raise BackupError(f"{source} is not a readable pg_dump archive ({error})") from error
+    if holds_data(database_counts()) and not force:
+        raise BackupError(
+            "the database already holds data; restore into an empty one or pass --force"
+        )
+    db.session.remove()
+    db.engine.dispose()
+    args, env = _pg_tool("pg_restore")
+    database = database_url().database or ""
+    _run(
+        [
+            *args,
+            "--clean",
+            "--if-exists",
+            "--no-owner",
+            "--exit-on-error",
+            "--single-transaction",
+            "--dbname",
+            database,
+            str(source),
+        ],
+        env,
+    )
+    counts = database_counts()
+    _check_counts(expected, counts)
+    return BackupReport(source, "ok", counts)

@@ -1,0 +1,789 @@
+"""A monthly KPI return as a PDF for commissioners (reportlab platypus, built in memory).
+
+The document is what a commissioner takes to a finance committee: a title page with the
+return's provenance and the headline KPIs rated against the contract's targets, a twelve-month
+trend chart per headline KPI, every section's figures with their breakdowns, and the cells the
+small-number rule withheld. It shows aggregates only: the one person named is the member of staff
+who made the return. RAG ratings are always written out in words as well as coloured.
+
+Needs an app context: the trends are read from the stored returns of the same scope.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from functools import cache
+from typing import Any
+from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from reportlab.graphics.charts.lineplots import LinePlot
+from reportlab.graphics.shapes import Drawing, Line, Rect, String
+from reportlab.graphics.widgets.markers import makeMarker
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle, StyleSheet1, getSampleStyleSheet
+from reportlab.lib.units import mm
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from referrals.reports.exporting import scope_label
+from referrals.reports.kpi import HEADLINE_CODES, NAMES
+
+# The return page's own wording for breakdown cells, so the PDF and the page read the same.
+from referrals.reports.labels import breakdown_label
+from referrals.reports.models import KpiReturn
+from referrals.reports.periods import Period
+from referrals.reports.rules import SUPPRESSED
+from referrals.reports.trends import Trend, headline_trends
+
+LONDON = ZoneInfo("Europe/London")
+JOB_NAMES = {"cli": "command line", "monthly-kpi-returns": "the scheduled monthly job"}
+
+SUPPRESSION_NOTE = (
+    "Counts of 1 to 7 are shown as *; other counts are rounded to the nearest 5; means, "
+    "medians and percentages over 1 to 7 people are shown as *; percentages are computed "
+    "from the rounded figures."
+)
+
+# NHS colours. Ratings use the NHS tag palette (dark text on a pale fill, as on the web page),
+# so the words stay readable in greyscale and the colour is never the only signal.
+NHS_BLUE = colors.HexColor("#005eb8")
+NHS_DARK = colors.HexColor("#212b32")
+NHS_SECONDARY = colors.HexColor("#4c6272")
+NHS_BORDER = colors.HexColor("#d8dde0")
+NHS_PALE = colors.HexColor("#f0f4f5")
+NOT_RATED = ("Not rated", colors.HexColor("#dbe0e3"), colors.HexColor("#282d30"))
+RATINGS = {
+    "red": ("Red — below minimum", colors.HexColor("#f7d4d1"), colors.HexColor("#6b140e")),
+    "amber": (
+        "Amber — minimum met, below expected",
+        colors.HexColor("#ffdc8e"),
+        colors.HexColor("#4d3708"),
+    ),
+    "green": ("Green — expected met", colors.HexColor("#cce2d8"), colors.HexColor("#005a30")),
+    "stretch met": (
+        "Stretch met — at or above stretch",
+        colors.HexColor("#d2e2f1"),
+        colors.HexColor("#144e81"),
+    ),
+}
+TARGET_LEVELS = ("minimum", "expected", "stretch")
+
+PAGE_MARGIN = 18 * mm
+FRAME_WIDTH = A4[0] - 2 * PAGE_MARGIN
+
+# The trend charts: two to a row across the frame.
+CHART_WIDTH = FRAME_WIDTH / 2 - 4 * mm
+CHART_HEIGHT = 44 * mm
+PLOT_LEFT, PLOT_BOTTOM, PLOT_RIGHT, PLOT_TOP = 30.0, 22.0, 8.0, 8.0
+PERCENT_CODES = frozenset({"B6", "C5", "C6"})
+
+
+# Styles and small helpers ------------------------------------------------------------------
+
+
+@cache
+def _styles() -> StyleSheet1:
+    styles = getSampleStyleSheet()
+    base = ParagraphStyle("kpi-body", parent=styles["BodyText"], fontSize=9.5, leading=12.5)
+    styles.add(base)
+    styles.add(ParagraphStyle("kpi-small", parent=base, fontSize=8, leading=10))
+    styles.add(
+        ParagraphStyle("kpi-note", parent=base, fontSize=8.5, leading=11, textColor=NHS_SECONDARY)
+    )
+    styles.add(ParagraphStyle("kpi-cell", parent=base, fontSize=8.5, leading=10.5))
+    styles.add(
+        ParagraphStyle("kpi-cell-bold", parent=styles["kpi-cell"], fontName="Helvetica-Bold")
+    )
+    styles.add(ParagraphStyle("kpi-cell-indent", parent=styles["kpi-cell"], leftIndent=10))
+    styles.add(
+        ParagraphStyle(
+            "kpi-head", parent=styles["kpi-cell"], fontName="Helvetica-Bold", textColor=colors.white
+        )
+    )
+    styles.add(
+        ParagraphStyle(
+            "kpi-service", parent=base, fontSize=12, leading=15, textColor=NHS_BLUE,
+            fontName="Helvetica-Bold",
+        )
+    )  # fmt: skip
+    styles.add(
+        ParagraphStyle(
+            "kpi-title", parent=styles["Title"], fontSize=24, leading=29, alignment=0,
+            spaceAfter=2 * mm, textColor=NHS_DARK,
+        )
+    )  # fmt: skip
+    styles.add(
+        ParagraphStyle(
+            "kpi-subtitle", parent=base, fontSize=14, leading=18, textColor=NHS_DARK,
+            spaceAfter=5 * mm,
+        )
+    )  # fmt: skip
+    styles.add(
+        ParagraphStyle(
+            "kpi-h2", parent=styles["Heading2"], fontSize=14, leading=17, textColor=NHS_DARK,
+            spaceBefore=5 * mm, spaceAfter=2 * mm,
+        )
+    )  # fmt: skip
+    styles.add(
+        ParagraphStyle(
+            "kpi-chart-title", parent=base, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5
+        )
+    )
+    styles.add(
+        ParagraphStyle(
+            "kpi-warning", parent=base, textColor=colors.HexColor("#6b140e"),
+            backColor=colors.HexColor("#f7d4d1"), borderPadding=(2 * mm, 2 * mm, 2 * mm, 2 * mm),
+            spaceBefore=2 * mm, spaceAfter=4 * mm,
+        )
+    )  # fmt: skip
+    return styles
+
+
+def _p(text: str, style: str = "kpi-cell") -> Paragraph:
+    """A paragraph of plain text (escaped: names and reasons come from people)."""
+    return Paragraph(escape(text), _styles()[style])
+
+
+def _shown(value: str | None) -> str:
+    """A published figure as printed: an empty figure is a dash, explained in the key."""
+    return value if value not in (None, "") else "–"
+
+
+def _number(text: str | None) -> Decimal | None:
+    try:
+        return Decimal(text or "")
+    except (InvalidOperation, TypeError):
+        return None
+
+
+def _level(value: Any) -> str:
+    return f"{float(value):g}"
+
+
+def _target_cell(target: dict[str, Any] | None) -> str:
+    if not target:
+        return "No target"
+    return " / ".join(_level(target[lvl]) if lvl in target else "–" for lvl in TARGET_LEVELS)
+
+
+def _london(moment: datetime) -> str:
+    local = moment.astimezone(LONDON)
+    return f"{local.day} {local:%B %Y at %H:%M} {local.tzname()}"
+
+
+def generated_by(kpi_return: KpiReturn) -> str:
+    """Who or what made the return, as the title page says it."""
+    if kpi_return.generated_by is not None:
+        return kpi_return.generated_by.name
+    if kpi_return.generated_by_job:
+        return JOB_NAMES.get(kpi_return.generated_by_job, kpi_return.generated_by_job)
+    return "Not recorded (the account has been removed)"
+
+
+def _table_style(extra: Sequence[tuple[Any, ...]] = ()) -> TableStyle:
+    return TableStyle(
+        [
+            ("BACKGROUND", (0, 0), (-1, 0), NHS_BLUE),
+            ("GRID", (0, 0), (-1, -1), 0.5, NHS_BORDER),
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            # Empty cells take the paragraphs' size, so every row is the same height.
+            ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+            ("LEADING", (0, 0), (-1, -1), 10.5),
+            ("TOPPADDING", (0, 0), (-1, -1), 2.5),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+            *extra,
+        ]
+    )
+
+
+# Title page and headline table --------------------------------------------------------------
+
+
+def _version_text(kpi_return: KpiReturn) -> str:
+    if kpi_return.superseded_at is not None:
+        return (
+            f"{kpi_return.version} — superseded on {_london(kpi_return.superseded_at)}: "
+            "a later version replaces it"
+        )
+    return f"{kpi_return.version} (current)"
+
+
+def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowable]:
+    contract = kpi_return.contract
+    rows = [
+        ("Contract", scope_label(kpi_return)),
+        (
+            "Commissioner",
+            contract.commissioner.name
+            if contract is not None
+            else "All contracts: every course the service runs",
+        ),
+        ("Period", f"{period.label} (1 to {period.end.day} {period.end:%B %Y})"),
+        ("Version", _version_text(kpi_return)),
+    ]
+    if kpi_return.version > 1:
+        rows.append(("Why it was regenerated", kpi_return.reason or "No reason recorded"))
+    rows += [
+        ("Generated at", _london(kpi_return.generated_at)),
+        ("Generated by", generated_by(kpi_return)),
+        ("KPI specification", f"Version {kpi_return.spec_version}"),
+    ]
+    details = Table(
+        [[_p(k, "kpi-cell-bold"), _p(v)] for k, v in rows],
+        colWidths=[42 * mm, FRAME_WIDTH - 42 * mm],
+    )
+    details.setStyle(
+        TableStyle(
+            [
+                ("GRID", (0, 0), (-1, -1), 0.5, NHS_BORDER),
+                ("BACKGROUND", (0, 0), (0, -1), NHS_PALE),
+                ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ]
+        )
+    )
+    story: list[Flowable] = [
+        _p(current_app.config["SERVICE_NAME"], "kpi-service"),
+        _p("Monthly KPI return", "kpi-title"),
+        _p(f"{period.label} · {scope_label(kpi_return)}", "kpi-subtitle"),
+    ]
+    if kpi_return.superseded_at is not None:
+        story.append(
+            _p(
+                "This version is superseded. Use the current version of this return unless "
+                "you need the figures as they were first published.",
+                "kpi-warning",
+            )
+        )
+    if raw:
+        story.append(
+            _p(
+                "Includes unrounded figures for the service's administrators. Do not share "
+                "this copy outside the service: send commissioners the standard PDF.",
+                "kpi-warning",
+            )
+        )
+    story += [details, *_headline_table(kpi_return, raw)]
+    return story
+
+
+def _rating_cell(figure: dict[str, Any], target: dict[str, Any] | None) -> tuple[str, Any, Any]:
+    """(text, fill, text colour) for a headline KPI's rating."""
+    rating = figure.get("target_rating")
+    if rating in RATINGS:
+        return RATINGS[rating]
+    label, fill, ink = NOT_RATED
+    if not target:
+        return "No target", None, NHS_SECONDARY
+    if figure.get("value") == SUPPRESSED:
+        return f"{label}: figure suppressed", fill, ink
+    return f"{label}: no figure", fill, ink
+
+
+def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
+    styles = _styles()
+    figures = {f["code"]: f for f in kpi_return.figures if not f["breakdown"]}
+    targets = kpi_return.targets or {}
+    header = ["Code", "Headline KPI", "Value"]
+    widths = [13 * mm, 0.0, 17 * mm]
+    if raw:
+        header.append("Unrounded")
+        widths.append(21 * mm)
+    header += ["Target (minimum / expected / stretch)", "Rating"]
+    widths += [30 * mm, 38 * mm]
+    widths[1] = FRAME_WIDTH - sum(widths)
+    rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
+    extra: list[tuple[Any, ...]] = []
+    for row_number, code in enumerate(HEADLINE_CODES, start=1):
+        figure = figures.get(code, {})
+        target = targets.get(code)
+        text, fill, ink = _rating_cell(figure, target)
+        rating_style = ParagraphStyle(
+            f"rating-{code}", parent=styles["kpi-cell-bold"], textColor=ink
+        )
+        row = [_p(code), _p(NAMES[code]), _p(_shown(figure.get("value")), "kpi-cell-bold")]
+        if raw:
+            row.append(_p(_shown(figure.get("raw_value"))))
+        row += [_p(_target_cell(target)), Paragraph(escape(text), rating_style)]
+        rows.append(row)
+        if fill is not None:
+            extra.append(("BACKGROUND", (-1, row_number), (-1, row_number), fill))
+    table = Table(rows, colWidths=widths, repeatRows=1)
+    table.setStyle(_table_style(extra))
+    return [
+        _p("Headline KPIs", "kpi-h2"),
+        table,
+        Spacer(1, 2 * mm),
+        _p(
+            "Ratings compare the figure as published with the contract's targets for the "
+            "month: red below minimum, amber from minimum to below expected, green from "
+            "expected, stretch met at or above stretch. Suppressed or empty figures are not "
+            "rated. – means there is no figure (nothing to measure this month).",
+            "kpi-note",
+        ),
+        Spacer(1, 1.5 * mm),
+        Paragraph(f"<b>Small numbers.</b> {escape(SUPPRESSION_NOTE)}", styles["kpi-note"]),
+    ]
+
+
+# Trend charts -------------------------------------------------------------------------------
+
+
+def _with_this_return(trend: Trend, kpi_return: KpiReturn) -> Trend:
+    """The trend with this return's own month and targets.
+
+    The trends are read from the current returns; a superseded version shows its own
+    figures for its month, as it was published.
+    """
+    figure = next(
+        (f for f in kpi_return.figures if f["code"] == trend.code and not f["breakdown"]), None
+    )
+    shown = "" if figure is None else figure["value"]
+    return replace(
+        trend,
+        values=[*trend.values[:-1], _number(shown)],
+        shown=[*trend.shown[:-1], shown],
+        target=(kpi_return.targets or {}).get(trend.code),
+    )
+
+
+def _nice_step(span: float) -> float:
+    """A round step (1, 2, 2.5 or 5 times a power of ten) giving at most five intervals."""
+    rough = span / 5
+    magnitude = 10 ** math.floor(math.log10(rough))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= rough)
+
+
+@dataclass(frozen=True)
+class _Axis:
+    low: float
+    high: float
+    step: float
+
+
+def _y_axis(code: str, values: list[float], target: dict[str, Any] | None) -> _Axis:
+    if code in PERCENT_CODES:
+        return _Axis(0.0, 100.0, 20.0)
+    levels = [float(target[lvl]) for lvl in TARGET_LEVELS if target and lvl in target]
+    points = values + levels
+    low = min([0.0, *points])
+    high = max([0.0, *points])
+    if high == low:
+        high = low + 5
+    step = _nice_step(high - low)
+    low = step * (low // step)
+    top = step * -(-high // step)
+    if top - high < step * 0.15:  # leave headroom for the value labels
+        top += step
+    return _Axis(low, top, step)
+
+
+def _segments(values: Sequence[Decimal | None]) -> list[list[tuple[int, float]]]:
+    """Runs of months with a figure: the line breaks at every gap."""
+    runs: list[list[tuple[int, float]]] = []
+    current: list[tuple[int, float]] = []
+    for index, value in enumerate(values):
+        if value is None:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append((index, float(value)))
+    if current:
+        runs.append(current)
+    return runs
+
+
+def trend_drawing(trend: Trend) -> Drawing:
+    """A twelve-month line chart: gaps for missing or suppressed months, the target shaded."""
+    drawing = Drawing(CHART_WIDTH, CHART_HEIGHT)
+    plot_x, plot_y = PLOT_LEFT, PLOT_BOTTOM
+    plot_w = CHART_WIDTH - PLOT_LEFT - PLOT_RIGHT
+    plot_h = CHART_HEIGHT - PLOT_BOTTOM - PLOT_TOP
+    values = [float(v) for v in trend.values if v is not None]
+    axis = _y_axis(trend.code, values, trend.target)
+    count = len(trend.periods)
+
+    def y_of(value: float) -> float:
+        return plot_y + (value - axis.low) / (axis.high - axis.low) * plot_h
+
+    def x_of(index: int) -> float:
+        return plot_x + (index + 0.5) / count * plot_w
+
+    # The target sits behind the line: minimum to expected shaded, stretch dashed.
+    target = trend.target or {}
+    if "minimum" in target and "expected" in target:
+        low = max(axis.low, min(float(target["minimum"]), axis.high))
+        high = max(axis.low, min(float(target["expected"]), axis.high))
+        drawing.add(
+            Rect(
+                plot_x, y_of(low), plot_w, max(y_of(high) - y_of(low), 0.8),
+                fillColor=colors.HexColor("#cce2d8"), strokeColor=None,
+            )
+        )  # fmt: skip
+    plot = LinePlot()
+    plot.x, plot.y, plot.width, plot.height = plot_x, plot_y, plot_w, plot_h
+    runs = _segments(trend.values)
+    # An empty plot still needs data to draw its axes: one invisible point.
+    plot.data = runs or [[(0, axis.low)]]
+    # Every run is one series in the same style (LinePlot colours its first two series itself).
+    for index in range(max(len(runs), 2)):
+        plot.lines[index].strokeColor = NHS_BLUE if runs else None
+    plot.lines.strokeWidth = 1.6
+    plot.lines.symbol = makeMarker("FilledCircle", size=3.5) if runs else None
+    plot.gridFirst = 1
+    if runs:
+        plot.lineLabelFormat = "values"
+        plot.lineLabelArray = [[trend.shown[i] for i, _ in run] for run in runs]
+        labels = plot.lineLabels
+        labels.fontSize = 6
+        labels.fillColor = NHS_DARK
+        labels.boxAnchor = "s"
+        labels.boxFillColor = colors.white
+        labels.boxStrokeColor = None
+        labels.leftPadding = labels.rightPadding = 1
+        labels.topPadding = labels.bottomPadding = 0.5
+        plot.lineLabelNudge = 4
+
+    x_axis = plot.xValueAxis
+    x_axis.valueMin, x_axis.valueMax = -0.5, count - 0.5
+    x_axis.valueSteps = list(range(count))
+    x_axis.labelTextFormat = lambda i: _month_label(trend.periods, i)
+    x_axis.labels.fontSize = 6.5
+    x_axis.labels.fillColor = NHS_DARK
+    x_axis.tickUp, x_axis.tickDown = 0, 2
+    x_axis.labels.dy = -1
+    x_axis.labels.leading = 7.5
+    x_axis.strokeColor = NHS_SECONDARY
+
+    y_axis = plot.yValueAxis
+    y_axis.valueMin, y_axis.valueMax, y_axis.valueStep = axis.low, axis.high, axis.step
+    y_axis.labelTextFormat = lambda v: f"{v:g}"
+    y_axis.labels.fontSize = 6.5
+    y_axis.tickLeft, y_axis.tickRight = 2, 0
+    y_axis.labels.fillColor = NHS_DARK
+    y_axis.visibleGrid = True
+    y_axis.gridStrokeColor = NHS_BORDER
+    y_axis.gridStrokeWidth = 0.4
+    y_axis.strokeColor = NHS_SECONDARY
+    drawing.add(plot)
+    if "stretch" in target and axis.low <= float(target["stretch"]) <= axis.high:
+        y = y_of(float(target["stretch"]))
+        drawing.add(
+            Line(
+                plot_x, y, plot_x + plot_w, y, strokeColor=colors.HexColor("#005a30"),
+                strokeWidth=1, strokeDashArray=[4, 2],
+            )
+        )  # fmt: skip
+
+    # Say why a month is a gap: * for a suppressed figure.
+    for index, shown in enumerate(trend.shown):
+        if shown == SUPPRESSED:
+            drawing.add(
+                String(
+                    x_of(index), plot_y + 3, "*", fontName="Helvetica-Bold", fontSize=9,
+                    fillColor=NHS_SECONDARY, textAnchor="middle",
+                )
+            )  # fmt: skip
+    if not runs:
+        drawing.add(
+            String(
+                plot_x + plot_w / 2, plot_y + plot_h / 2, "No published figures in these months",
+                fontName="Helvetica", fontSize=7.5, fillColor=NHS_SECONDARY, textAnchor="middle",
+            )
+        )  # fmt: skip
+    return drawing
+
+
+def _month_label(periods: Sequence[Period], tick: float) -> str:
+    index = round(tick)
+    if not 0 <= index < len(periods):
+        return ""
+    month, year = periods[index].short_label.split(" ")
+    return f"{month}\n{year}"
+
+
+def _chart_caption(trend: Trend) -> str:
+    latest = _shown(trend.shown[-1])
+    parts = [f"{trend.periods[-1].label}: {latest}."]
+    target = trend.target or {}
+    if "minimum" in target and "expected" in target:
+        parts.append(
+            f"Shaded: target from minimum {_level(target['minimum'])} to expected "
+            f"{_level(target['expected'])}."
+        )
+        if "stretch" in target:
+            parts.append(f"Dashed line: stretch {_level(target['stretch'])}.")
+    else:
+        parts.append("No target.")
+    return " ".join(parts)
+
+
+def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
+    trends = [
+        _with_this_return(t, kpi_return)
+        for t in headline_trends(kpi_return.scope_key, period, months=12)
+    ]
+    # Each pair of charts is a three-row table (titles, charts, captions), so the charts in a
+    # row line up whatever the length of their titles, and a pair never splits across pages.
+    pairs: list[Flowable] = []
+    for first in range(0, len(trends), 2):
+        pair = trends[first : first + 2]
+        rows: list[list[Any]] = [
+            [_p(f"{t.code} {t.name}", "kpi-chart-title") for t in pair],
+            [trend_drawing(t) for t in pair],
+            [_p(_chart_caption(t), "kpi-small") for t in pair],
+        ]
+        for row in rows:
+            row += [""] * (2 - len(row))
+        table = Table(rows, colWidths=[FRAME_WIDTH / 2] * 2)
+        table.setStyle(
+            TableStyle(
+                [
+                    ("VALIGN", (0, 0), (-1, -1), "BOTTOM"),
+                    ("VALIGN", (0, 2), (-1, 2), "TOP"),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 0),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), 4 * mm),
+                    ("TOPPADDING", (0, 0), (-1, -1), 0),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 1),
+                    ("BOTTOMPADDING", (0, 2), (-1, 2), 3 * mm),
+                ]
+            )
+        )
+        pairs.append(KeepTogether(table))
+    return [
+        _p("Twelve-month trends", "kpi-h2"),
+        _p(
+            f"Each headline KPI as published, {trends[0].periods[0].label} to {period.label}, "
+            "from the current return of each month. A gap is a month with no return or no "
+            "figure; * under a gap marks a suppressed figure. Figures are printed above each "
+            "point.",
+            "kpi-note",
+        ),
+        Spacer(1, 2 * mm),
+        *pairs,
+    ]
+
+
+# Sections A to D ----------------------------------------------------------------------------
+
+
+def _sections(kpi_return: KpiReturn) -> list[tuple[str, str]]:
+    courses = (
+        "Courses funded by this contract."
+        if kpi_return.contract is not None
+        else "Every course the service runs."
+    )
+    return [
+        (
+            "A. Referrals",
+            "Scheme-wide in every return: a referral belongs to a contract only once it is "
+            "enrolled on one of its courses.",
+        ),
+        ("B. Participation", courses),
+        (
+            "C. Wellbeing outcomes",
+            f"{courses} SWEMWBS metric scores for people completing a course that ended this "
+            "month, and mood before and after sessions.",
+        ),
+        ("D. Equalities", f"{courses} People supported (B1) by age band, sex and ethnic group."),
+    ]
+
+
+def _section_table(figures: list[dict[str, Any]], kpi_return: KpiReturn, raw: bool) -> Table:
+    header = ["Code", "Measure", "Value"]
+    widths = [13 * mm, 0.0, 22 * mm]
+    if raw:
+        header.append("Unrounded")
+        widths.append(22 * mm)
+    widths[1] = FRAME_WIDTH - sum(widths)
+    rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
+    extra: list[tuple[Any, ...]] = []
+    targets = kpi_return.targets or {}
+    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for figure in figures:
+        by_code[figure["code"]].append(figure)
+    for code, cells in by_code.items():
+        headline = next((f for f in cells if not f["breakdown"]), None)
+        name = _p(NAMES.get(code, cells[0].get("name", code)), "kpi-cell-bold")
+        row: list[Any] = [_p(code, "kpi-cell-bold")]
+        if headline is not None and headline.get("target_rating") in RATINGS:
+            text, fill, _ink = RATINGS[headline["target_rating"]]
+            row.append(
+                [name, _p(f"Target {_target_cell(targets.get(code))} · {text}", "kpi-small")]
+            )
+            extra.append(("BACKGROUND", (2, len(rows)), (2, len(rows)), fill))
+        else:
+            row.append(name)
+        if headline is not None:
+            row.append(_p(_shown(headline["value"]), "kpi-cell-bold"))
+            if raw:
+                row.append(_p(_shown(headline["raw_value"])))
+        else:
+            row += [""] * (2 if raw else 1)
+        extra.append(("BACKGROUND", (0, len(rows)), (1, len(rows)), NHS_PALE))
+        rows.append(row)
+        for cell in cells:
+            if not cell["breakdown"]:
+                continue
+            row = ["", _p(breakdown_label(cell["breakdown"]), "kpi-cell-indent")]
+            row.append(_p(_shown(cell["value"])))
+            if raw:
+                row.append(_p(_shown(cell["raw_value"])))
+            rows.append(row)
+    table = Table(rows, colWidths=widths, repeatRows=1)
+    table.setStyle(_table_style(extra))
+    return table
+
+
+def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
+    by_letter: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for figure in kpi_return.figures:
+        by_letter[figure["code"][:1]].append(figure)
+    story: list[Flowable] = []
+    for title, note in _sections(kpi_return):
+        figures = by_letter.get(title[0], [])
+        story += [
+            CondPageBreak(40 * mm),
+            KeepTogether([_p(title, "kpi-h2"), _p(note, "kpi-note"), Spacer(1, 2 * mm)]),
+        ]
+        if figures:
+            story.append(_section_table(figures, kpi_return, raw))
+        else:
+            story.append(_p("This return has no figures in this section.", "kpi-body"))
+    return story
+
+
+# Suppressed cells ---------------------------------------------------------------------------
+
+
+def _withheld(entry: dict[str, Any]) -> bool:
+    """A log entry for a cell shown as "*" (not one that was only rounded)."""
+    if "protection" in entry:
+        return bool(entry["protection"] == "suppressed")
+    return bool(entry.get("shown") == SUPPRESSED)
+
+
+def _suppressed_story(kpi_return: KpiReturn) -> list[Flowable]:
+    log = kpi_return.suppression_log or []
+    withheld = [e for e in log if _withheld(e)]
+    rounded = len(log) - len(withheld)
+    story: list[Flowable] = [
+        CondPageBreak(50 * mm),
+        _p("Cells suppressed under the small-number rule", "kpi-h2"),
+        _p(SUPPRESSION_NOTE, "kpi-note"),
+        Spacer(1, 2 * mm),
+        _p(
+            f"Cells suppressed: {len(withheld)}. Other cells changed by rounding: {rounded}.",
+            "kpi-body",
+        ),
+        Spacer(1, 2 * mm),
+    ]
+    if withheld:
+        rows: list[list[Any]] = [[_p(h, "kpi-head") for h in ("Code", "Measure", "Cell")]]
+        for entry in withheld:
+            code = entry.get("code", "")
+            rows.append(
+                [
+                    _p(code),
+                    _p(NAMES.get(code, code)),
+                    _p(breakdown_label(entry.get("breakdown", "")) or "Headline figure"),
+                ]
+            )
+        table = Table(rows, colWidths=[13 * mm, 95 * mm, FRAME_WIDTH - 108 * mm], repeatRows=1)
+        table.setStyle(_table_style())
+        story.append(table)
+    return story
+
+
+# Page furniture and the document ------------------------------------------------------------
+
+
+def _footer_canvas(left: str, right: str) -> type[Canvas]:
+    """A canvas that holds its pages until the end, to print "Page n of N" on each."""
+
+    class FooterCanvas(Canvas):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._held: list[dict[str, Any]] = []
+
+        def showPage(self) -> None:  # reportlab's name
+            self._held.append(dict(self.__dict__))
+            self._startPage()
+
+        def save(self) -> None:
+            total = len(self._held)
+            for number, state in enumerate(self._held, start=1):
+                self.__dict__.update(state)
+                self._footer(number, total)
+                super().showPage()
+            super().save()
+
+        def _footer(self, number: int, total: int) -> None:
+            width, _ = self._pagesize
+            self.saveState()
+            self.setStrokeColor(NHS_BORDER)
+            self.line(PAGE_MARGIN, 12 * mm, width - PAGE_MARGIN, 12 * mm)
+            self.setFont("Helvetica", 7.5)
+            self.setFillColor(NHS_SECONDARY)
+            self.drawString(PAGE_MARGIN, 8 * mm, left)
+            self.drawRightString(width - PAGE_MARGIN, 8 * mm, f"{right} · Page {number} of {total}")
+            self.restoreState()
+
+    return FooterCanvas
+
+
+def build_return_pdf(kpi_return: KpiReturn, *, raw: bool = False) -> bytes:
+    """The return as an A4 PDF; `raw` adds the unrounded figures (admins only)."""
+    period = Period.parse(kpi_return.period)
+    scope = scope_label(kpi_return)
+    short_scope = scope if len(scope) <= 60 else scope[:57] + "..."
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=A4,
+        leftMargin=PAGE_MARGIN,
+        rightMargin=PAGE_MARGIN,
+        topMargin=PAGE_MARGIN,
+        bottomMargin=PAGE_MARGIN,
+        title=f"Monthly KPI return, {period.label}, {scope}",
+        author=current_app.config["SERVICE_NAME"],
+        subject=f"KPI specification version {kpi_return.spec_version}",
+    )
+    story = [
+        *_title_page(kpi_return, period, raw),
+        PageBreak(),
+        *_trend_section(kpi_return, period),
+        PageBreak(),
+        *_section_story(kpi_return, raw),
+        *_suppressed_story(kpi_return),
+    ]
+    version = f"version {kpi_return.version}" + (
+        ", superseded" if kpi_return.superseded_at is not None else ""
+    )
+    doc.build(
+        story,
+        canvasmaker=_footer_canvas(
+            f"{period.label} · {short_scope} · {version}",
+            f"KPI specification v{kpi_return.spec_version}",
+        ),
+    )
+    return buffer.getvalue()

@@ -1,0 +1,370 @@
+"""The KPI returns dashboard, return pages and downloads, and making returns (admins).
+
+Commissioners see aggregates only, for their own contracts; admins see every contract, the
+all-activity return and the unrounded figures.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+from wtforms import SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from referrals.audit import record_now
+from referrals.auth.models import Role
+from referrals.courses.models import Contract
+from referrals.exports import send_bytes
+from referrals.extensions import db
+from referrals.forms import Form
+from referrals.main.context import add_navigation
+from referrals.pagination import Page
+from referrals.reports.exporting import export_return, scope_label
+from referrals.reports.kpi import HEADLINE_CODES, NAMES
+from referrals.reports.labels import breakdown_label, target_text
+from referrals.reports.models import KpiReturn
+from referrals.reports.periods import InvalidPeriod, Period, Scope, check_reportable
+from referrals.reports.scope import contracts_for, get_return_or_404
+from referrals.reports.services import (
+    ReturnRefused,
+    current_return,
+    make_return,
+    regenerate_return,
+)
+from referrals.reports.trends import Trend, headline_trends, trend_chart
+from referrals.security import allow
+
+bp = Blueprint("reports", __name__)
+
+LONDON = ZoneInfo("Europe/London")
+READERS = (Role.COMMISSIONER, Role.ADMIN)
+CONTRACTS_PER_PAGE = 10
+ALL_ACTIVITY = "all"
+
+
+def today() -> date:
+    return datetime.now(LONDON).date()
+
+
+@bp.record_once
+def _add_navigation(state: Any) -> None:
+    add_navigation("Returns", "reports.dashboard", frozenset(READERS))
+
+
+# Presenting figures -------------------------------------------------------------------------
+
+SECTIONS = (
+    (
+        "A",
+        "A. Referrals",
+        "Scheme-wide in every return: a referral belongs to a contract only once it is "
+        "enrolled on one of its courses.",
+    ),
+    ("B", "B. Participation", "Courses funded by this contract."),
+    ("C", "C. Wellbeing outcomes", "SWEMWBS metric scores, and mood before and after sessions."),
+    ("D", "D. Equalities", "People supported (B1) by age band, sex and ethnic group."),
+)
+
+
+@bp.app_template_filter("kpi_breakdown")
+def _breakdown_filter(breakdown: str) -> str:
+    return breakdown_label(breakdown)
+
+
+@bp.app_template_filter("kpi_target")
+def _target_filter(target: dict[str, Any] | None) -> str:
+    return target_text(target)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One version of a return, as the dashboard lists it (no figures)."""
+
+    id: int
+    period: Period
+    version: int
+    generated_at: datetime
+    is_current: bool
+
+
+@dataclass(frozen=True)
+class Headline:
+    code: str
+    name: str
+    value: str
+    raw_value: str
+    rating: str | None
+    target: dict[str, Any] | None
+
+
+@dataclass
+class ScopeReport:
+    """What the dashboard shows for one contract, or for all activity."""
+
+    anchor: str
+    title: str
+    contract: Contract | None
+    latest: KpiReturn | None = None
+    headlines: list[Headline] = field(default_factory=list)
+    trends: list[tuple[Trend, Markup]] = field(default_factory=list)
+    returns: list[Listing] = field(default_factory=list)
+
+    @property
+    def latest_period(self) -> Period | None:
+        return Period.parse(self.latest.period) if self.latest is not None else None
+
+
+def headlines_of(kpi_return: KpiReturn) -> list[Headline]:
+    figures = {f["code"]: f for f in kpi_return.figures if not f["breakdown"]}
+    headlines = []
+    for code in HEADLINE_CODES:
+        figure = figures.get(code, {})
+        headlines.append(
+            Headline(
+                code=code,
+                name=NAMES[code],
+                value=figure.get("value", ""),
+                raw_value=figure.get("raw_value", ""),
+                rating=figure.get("target_rating"),
+                target=(kpi_return.targets or {}).get(code),
+            )
+        )
+    return headlines
+
+
+def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[ScopeReport]:
+    """Sections for the dashboard.
+
+    Queries: one lists every version (without figures), then two per section (the latest
+    return, and its twelve-month trends), however many months there are.
+    """
+    reports = [ScopeReport("all-activity", "All activity", None)] if include_all else []
+    reports += [ScopeReport(f"contract-{c.id}", c.name, c) for c in contracts]
+    keys = {Scope(r.contract.id if r.contract else None).key: r for r in reports}
+    if not keys:
+        return reports
+    rows = db.session.execute(
+        select(
+            KpiReturn.id,
+            KpiReturn.scope_key,
+            KpiReturn.period,
+            KpiReturn.version,
+            KpiReturn.generated_at,
+            KpiReturn.superseded_at,
+        )
+        .where(KpiReturn.scope_key.in_(list(keys)))
+        .order_by(KpiReturn.period.desc(), KpiReturn.version.desc())
+    ).all()
+    listings: dict[str, list[Listing]] = defaultdict(list)
+    for row in rows:
+        listings[row.scope_key].append(
+            Listing(
+                row.id,
+                Period.parse(row.period),
+                row.version,
+                row.generated_at,
+                row.superseded_at is None,
+            )
+        )
+    for key, report in keys.items():
+        report.returns = listings.get(key, [])
+        latest = next((item for item in report.returns if item.is_current), None)
+        if latest is None:
+            continue
+        report.latest = db.session.get(KpiReturn, latest.id)
+        if report.latest is None:  # pragma: no cover  (removed between the two queries)
+            continue
+        trends = headline_trends(key, latest.period)
+        report.headlines = headlines_of(report.latest)
+        report.trends = [
+            (trend, trend_chart(trend, chart_id=f"{report.anchor}-{trend.code.lower()}"))
+            for trend in trends
+        ]
+    return reports
+
+
+# Dashboard and return pages -----------------------------------------------------------------
+
+
+@bp.get("/")
+@allow(*READERS)
+def dashboard() -> ResponseReturnValue:
+    is_admin = current_user.role == Role.ADMIN
+    page = Page.from_request(
+        contracts_for(current_user).options(joinedload(Contract.commissioner)),
+        per_page=CONTRACTS_PER_PAGE,
+    )
+    reports = scope_reports(page.items, include_all=is_admin and page.page == 1)
+    return render_template(
+        "reports/dashboard.html",
+        reports=reports,
+        page=page,
+        is_admin=is_admin,
+        last_finished=Period.containing(today()).previous(),
+    )
+
+
+def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    by_letter: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for figure in kpi_return.figures:
+        by_letter[figure["code"][:1]].append(figure)
+    return [(title, note, by_letter[letter]) for letter, title, note in SECTIONS]
+
+
+@bp.get("/<int:return_id>")
+@allow(*READERS)
+def kpi_return(return_id: int) -> ResponseReturnValue:
+    item = get_return_or_404(return_id, current_user)
+    period = Period.parse(item.period)
+    replacement = None
+    if not item.is_current:
+        replacement = current_return(Scope(item.contract_id), period)
+    return render_template(
+        "reports/return.html",
+        kpi_return=item,
+        period=period,
+        scope_title=scope_label(item),
+        sections=_figure_sections(item),
+        replacement=replacement,
+        is_admin=current_user.role == Role.ADMIN,
+    )
+
+
+@bp.get("/<int:return_id>.<any(csv, pdf):fmt>")
+@allow(*READERS)
+def download(return_id: int, fmt: str) -> ResponseReturnValue:
+    item = get_return_or_404(return_id, current_user)
+    raw = current_user.role == Role.ADMIN and request.args.get("raw") == "1"
+    content, filename, mimetype = export_return(item, fmt, raw=raw)
+    record_now(current_user, "kpi_return.exported", item, format=fmt, raw=raw)
+    return send_bytes(content, filename, mimetype)
+
+
+# Making and regenerating returns (admins) -------------------------------------------------
+
+
+class GenerateForm(Form):
+    scope = SelectField("Contract", choices=[], validate_choice=False)
+    period = StringField("Month")
+
+
+class RegenerateForm(Form):
+    reason = TextAreaField(
+        "Why are you regenerating this return?",
+        validators=[
+            DataRequired("Give a reason for regenerating the return"),
+            Length(max=2000, message="Reason must be 2000 characters or fewer"),
+        ],
+    )
+
+
+def _scope_choice(text: str) -> tuple[bool, int | None]:
+    """(valid, contract id) from the scope field: `all` or a contract id."""
+    if text == ALL_ACTIVITY:
+        return True, None
+    if text.isascii() and text.isdigit() and len(text) < 10:
+        return True, int(text)
+    return False, None
+
+
+@bp.route("/generate", methods=["GET", "POST"])
+@allow(Role.ADMIN)
+def generate() -> ResponseReturnValue:
+    last_finished = Period.containing(today()).previous()
+    form = GenerateForm()
+    form.scope.choices = [
+        ("", "Choose a contract"),
+        (ALL_ACTIVITY, "All activity"),
+        *(
+            (str(contract_id), name)
+            for contract_id, name in db.session.execute(
+                select(Contract.id, Contract.name).order_by(Contract.name)
+            )
+        ),
+    ]
+    if request.method == "GET" and not form.period.data:
+        form.period.data = last_finished.key
+    if form.validate_on_submit():
+        valid_scope, contract_id = _scope_choice(form.scope.data or "")
+        period: Period | None = None
+        if not valid_scope:
+            form.scope.errors = ["Choose a contract, or all activity"]
+        try:
+            period = Period.parse(form.period.data or "")
+            check_reportable(period, today())
+        except InvalidPeriod as error:
+            form.period.errors = [str(error)]
+        if valid_scope and period is not None and not form.period.errors:
+            try:
+                made = make_return(contract_id, period, today=today(), actor=current_user)
+            except InvalidPeriod as error:
+                db.session.rollback()
+                form.period.errors = [str(error)]
+            except ReturnRefused as error:
+                db.session.rollback()
+                target = form.period if error.field == "period" else form.scope
+                target.errors = [str(error)]
+            else:
+                label = scope_label(made.kpi_return)
+                if made.created:
+                    flash(f"Return made for {label}, {period.label}", "success")
+                else:
+                    flash(
+                        f"A return for {label}, {period.label} already exists. "
+                        "To remake it from today's records, regenerate it with a reason",
+                        "info",
+                    )
+                return redirect(url_for("reports.kpi_return", return_id=made.kpi_return.id))
+    return render_template(
+        "reports/generate.html",
+        form=form,
+        last_finished=last_finished,
+        page_has_errors=bool(form.errors),
+    )
+
+
+@bp.route("/<int:return_id>/regenerate", methods=["GET", "POST"])
+@allow(Role.ADMIN)
+def regenerate(return_id: int) -> ResponseReturnValue:
+    item = get_return_or_404(return_id, current_user)
+    period = Period.parse(item.period)
+    form = RegenerateForm()
+    if form.validate_on_submit():
+        try:
+            made = regenerate_return(
+                current_user, item.contract_id, period, form.reason.data or "", today=today()
+            )
+        except (ReturnRefused, InvalidPeriod) as error:
+            db.session.rollback()
+            if getattr(error, "field", None) == "reason":
+                form.reason.errors = [str(error)]
+            else:
+                form.form_errors.append(str(error))
+        else:
+            flash(
+                f"Version {made.version} made for {scope_label(made)}, {period.label}. "
+                f"Version {made.version - 1} is kept, marked superseded",
+                "success",
+            )
+            return redirect(url_for("reports.kpi_return", return_id=made.id))
+    return render_template(
+        "reports/regenerate.html",
+        kpi_return=item,
+        period=period,
+        scope_title=scope_label(item),
+        form=form,
+        page_has_errors=bool(form.errors or form.form_errors),
+    )
+
+
+# Commissioner home page -------------------------------------------------------------------

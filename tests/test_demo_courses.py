@@ -1,0 +1,367 @@
+"""The demo scheme's courses: a living year of terms, registers and questionnaires, made through
+the course services and consistent with the KPI rules."""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import date, timedelta
+from decimal import Decimal
+from itertools import pairwise
+
+import pytest
+from dateutil.relativedelta import relativedelta
+from flask import Flask
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from referrals.auth.models import User
+from referrals.courses.demo import COURSES, LEAD_ARTISTS, UNREAD_DAYS, plan_demo_scheme
+from referrals.courses.models import (
+    Attendance,
+    AttendanceStatus,
+    Contract,
+    Course,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+    SessionStatus,
+)
+from referrals.courses.queries import sessions_for_user
+from referrals.courses.services import completion_threshold
+from referrals.extensions import db
+from referrals.intake.demo import LONDON
+from referrals.intake.lifecycle import TRANSITIONS, Status
+from referrals.intake.models import Referral
+from referrals.notifications.models import Notification
+from referrals.notifications.services import inbox_query, unread_count
+from referrals.outcomes.models import WellbeingAssessment
+from referrals.outcomes.scoring import SWEMWBS_METRIC, Instrument, Timepoint
+from referrals.seed import seed_demo
+from tests.conftest import _empty_all_tables
+
+DATES = [date(2026, 3, 16), date(2025, 10, 9)]
+MATCHED = {Status.ENROLLED, Status.WAITLISTED, Status.STARTED, Status.COMPLETED}
+
+
+@pytest.fixture(scope="module", params=DATES, ids=str)
+def today(_migrated_app: Flask, request: pytest.FixtureRequest) -> Iterator[date]:
+    """The demo scheme seeded once per date, shared by the tests of this module."""
+    with _migrated_app.app_context():
+        seed_demo(today=request.param)
+        db.session.commit()
+        yield request.param
+        db.session.remove()
+        _empty_all_tables()
+
+
+def _base_title(course: Course) -> str:
+    return re.sub(r" \([A-Z][a-z]+ \d{4}\)$", "", course.title)
+
+
+def _courses() -> list[Course]:
+    return list(
+        db.session.scalars(
+            select(Course).options(
+                selectinload(Course.sessions),
+                selectinload(Course.provider),
+                selectinload(Course.venue),
+                selectinload(Course.contract),
+                selectinload(Course.lead_artists),
+                selectinload(Course.enrolments),
+            )
+        )
+    )
+
+
+def _attended() -> dict[int, list[date]]:
+    """Dates of delivered sessions each enrolment attended."""
+    rows = db.session.execute(
+        select(Attendance.enrolment_id, CourseSession.date)
+        .join(CourseSession, CourseSession.id == Attendance.session_id)
+        .where(
+            Attendance.status == AttendanceStatus.ATTENDED,
+            CourseSession.status == SessionStatus.DELIVERED,
+        )
+    )
+    attended: dict[int, list[date]] = defaultdict(list)
+    for enrolment_id, day in rows:
+        attended[enrolment_id].append(day)
+    return attended
+
+
+def test_twelve_courses_run_term_after_term_for_a_year(today: date) -> None:
+    courses = _courses()
+    titles = {_base_title(c) for c in courses}
+    assert titles == {c.title for c in COURSES.values()} and len(titles) >= 12
+    assert {c.provider.name for c in courses} == set(LEAD_ARTISTS)
+    for title in titles:
+        assert sum(_base_title(c) == title for c in courses) >= 2, title
+
+    delivered = db.session.scalars(
+        select(CourseSession.date).where(CourseSession.status == SessionStatus.DELIVERED)
+    ).all()
+    assert max(delivered) < today
+    months = Counter(d.strftime("%Y-%m") for d in delivered)
+    this_month = today.replace(day=1)
+    for back in range(1, 13):
+        month = (this_month - relativedelta(months=back)).strftime("%Y-%m")
+        assert months[month] >= 5, month
+    delivered_titles = {
+        _base_title(c)
+        for c in courses
+        if any(s.status is SessionStatus.DELIVERED for s in c.sessions)
+    }
+    assert len(delivered_titles) >= 10
+
+    # Terms running now and coming up, with no register left untaken in the past.
+    assert any(c.sessions[0].date <= today <= c.sessions[-1].date for c in courses)
+    assert any(c.sessions[0].date > today for c in courses)
+    assert not db.session.scalar(
+        select(func.count()).where(
+            CourseSession.status == SessionStatus.PLANNED, CourseSession.date < today
+        )
+    )
+    cancelled = db.session.scalars(
+        select(CourseSession).where(CourseSession.status == SessionStatus.CANCELLED)
+    ).all()
+    assert 5 <= len(cancelled) <= 25 and all(s.cancelled_reason for s in cancelled)
+    # One term could not run at all.
+    assert any(all(s.status is SessionStatus.CANCELLED for s in c.sessions) for c in courses)
+
+
+def test_courses_contracts_and_venues_are_complete(today: date) -> None:
+    contracts = db.session.scalars(select(Contract).options(selectinload(Contract.commissioner)))
+    by_commissioner = {c.commissioner.name: c for c in contracts}
+    assert set(by_commissioner) == {
+        "NHS Severnvale Integrated Care Board",
+        "Severnshire County Council Public Health",
+    }
+    year_ago = today.replace(day=1) - relativedelta(months=12)
+    for contract in by_commissioner.values():
+        assert contract.start_date <= year_ago and contract.end_date > today + timedelta(days=90)
+        assert {"B1", "B2", "B4", "B6", "B7", "C5"} <= set(contract.targets)
+        for levels in contract.targets.values():
+            assert levels["minimum"] <= levels["expected"] <= levels["stretch"]
+
+    for course in _courses():
+        assert 6 <= course.capacity <= 15
+        assert 2500 <= course.cost_per_session_pence <= 4000
+        assert course.pathways and course.description
+        assert [a.email for a in course.lead_artists] == [LEAD_ARTISTS[course.provider.name]]
+        assert all(a.organisation_id == course.provider_id for a in course.lead_artists)
+        assert course.contract.start_date <= course.sessions[0].date
+        assert course.sessions[-1].date <= course.contract.end_date
+        assert re.fullmatch(r"GL\d{1,2} \d[A-Z]{2}", course.venue.postcode)
+        assert course.venue.accessibility
+        assert len(course.sessions) == course.session_count
+        # Terms over Christmas take a break rather than meet on the holidays.
+        assert not any(
+            (s.date.month, s.date.day) in {(12, 25), (12, 26), (1, 1)} for s in course.sessions
+        )
+
+
+def test_every_matched_referral_holds_a_matching_enrolment(today: date) -> None:
+    attended = _attended()
+    referrals = db.session.scalars(
+        select(Referral).options(selectinload(Referral.transitions))
+    ).all()
+    enrolments: dict[int, list[Enrolment]] = defaultdict(list)
+    for enrolment in db.session.scalars(select(Enrolment)):
+        enrolments[enrolment.referral_id].append(enrolment)
+    expected = {
+        Status.ENROLLED: EnrolmentStatus.ENROLLED,
+        Status.WAITLISTED: EnrolmentStatus.WAITLISTED,
+        Status.STARTED: EnrolmentStatus.ENROLLED,
+        Status.COMPLETED: EnrolmentStatus.COMPLETED,
+    }
+    for referral in referrals:
+        held = [
+            e
+            for e in enrolments[referral.id]
+            if e.status in (EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED)
+        ]
+        reached = {t.to_status for t in referral.transitions}
+        if referral.status in MATCHED:
+            current = [e for e in enrolments[referral.id] if e.status is expected[referral.status]]
+            assert len(current) == 1, referral.id
+            came = attended.get(current[0].id, [])
+            assert bool(came) is (referral.status in (Status.STARTED, Status.COMPLETED))
+        else:
+            # Closed or waiting to be matched: no place held on any course.
+            assert not held, referral.id
+        if reached & MATCHED:
+            assert enrolments[referral.id], referral.id
+        if Status.DID_NOT_START in reached and enrolments[referral.id]:
+            assert all(e.status is EnrolmentStatus.WITHDRAWN for e in enrolments[referral.id])
+    statuses = Counter(r.status for r in referrals)
+    assert set(statuses) == set(Status)
+
+
+def test_completion_follows_the_75_percent_rule(today: date) -> None:
+    attended = _attended()
+    finished = 0
+    below = 0
+    for course in _courses():
+        delivered = [s for s in course.sessions if s.status is SessionStatus.DELIVERED]
+        if not delivered:
+            continue
+        needed = completion_threshold(len(delivered))
+        ended = course.sessions[-1].status is SessionStatus.DELIVERED
+        end = max(s.date for s in course.sessions if s.status is not SessionStatus.CANCELLED)
+        for enrolment in course.enrolments:
+            came = len(attended.get(enrolment.id, []))
+            if enrolment.status is EnrolmentStatus.COMPLETED:
+                assert ended and came >= needed
+                assert enrolment.completed_at is not None
+                assert enrolment.completed_at.astimezone(LONDON).date() == end
+            elif ended and enrolment.status is not EnrolmentStatus.WAITLISTED:
+                # Everyone still on the course at its end who came often enough completed.
+                assert came < needed or enrolment.withdrawn_at is not None
+                below += came < needed and came > 0
+        finished += ended
+    assert finished >= 20 and below >= 3
+
+
+def test_registers_record_realistic_attendance_and_moods(today: date) -> None:
+    sessions = db.session.scalars(
+        select(CourseSession)
+        .where(CourseSession.status == SessionStatus.DELIVERED)
+        .options(selectinload(CourseSession.attendance), selectinload(CourseSession.course))
+    ).all()
+    artists = {u.id: u.email for u in db.session.scalars(select(User))}
+    rows = [a for s in sessions for a in s.attendance]
+    for session in sessions:
+        assert session.attendance, session.id
+        assert session.register_saved_at is not None
+        assert session.register_saved_at.astimezone(LONDON).date() == session.date
+        assert all(a.recorded_at == session.register_saved_at for a in session.attendance)
+    assert {artists.get(s.register_saved_by_id or 0) for s in sessions} <= set(
+        LEAD_ARTISTS.values()
+    )
+
+    statuses = Counter(a.status for a in rows)
+    rate = statuses[AttendanceStatus.ATTENDED] / len(rows)
+    assert 0.65 <= rate <= 0.9
+    assert statuses[AttendanceStatus.APOLOGIES] > 0 and statuses[AttendanceStatus.NO_SHOW] > 0
+    came = [a for a in rows if a.status is AttendanceStatus.ATTENDED]
+    uplifts = [
+        a.mood_after - a.mood_before
+        for a in came
+        if a.mood_before is not None and a.mood_after is not None
+    ]
+    assert len(uplifts) / len(came) > 0.8
+    assert all(a.mood_before is None for a in rows if a.status is not AttendanceStatus.ATTENDED)
+    assert 0.8 <= statistics.mean(uplifts) <= 2.5
+    assert sum(u > 0 for u in uplifts) / len(uplifts) > 0.7
+
+
+def test_wellbeing_pairs_for_most_completers_scored_by_the_table(today: date) -> None:
+    attended = _attended()
+    assessments = db.session.scalars(select(WellbeingAssessment)).all()
+    for a in assessments:
+        assert a.raw_score == sum(a.items) and all(1 <= i <= 5 for i in a.items)
+        assert len(a.items) == a.instrument.item_count
+        if a.instrument is Instrument.SWEMWBS:
+            assert a.metric_score == SWEMWBS_METRIC[a.raw_score]
+        else:
+            assert a.metric_score == Decimal(a.raw_score)
+        assert a.recorded_on < today
+        came = attended.get(a.enrolment_id, [])
+        if a.timepoint is Timepoint.BASELINE:
+            assert came and a.recorded_on <= min(came)
+        elif a.timepoint is Timepoint.END:
+            assert came and a.recorded_on >= max(came)
+    assert any(a.instrument is Instrument.WEMWBS for a in assessments)
+    assert any(a.timepoint is Timepoint.FOLLOW_UP for a in assessments)
+
+    swemwbs = {
+        (a.enrolment_id, a.timepoint): a.metric_score
+        for a in assessments
+        if a.instrument is Instrument.SWEMWBS
+    }
+    completers = db.session.scalars(
+        select(Enrolment.id).where(Enrolment.status == EnrolmentStatus.COMPLETED)
+    ).all()
+    changes = [
+        swemwbs[(e, Timepoint.END)] - swemwbs[(e, Timepoint.BASELINE)]
+        for e in completers
+        if (e, Timepoint.BASELINE) in swemwbs and (e, Timepoint.END) in swemwbs
+    ]
+    assert len(changes) / len(completers) >= 0.65
+    assert Decimal(1) <= statistics.mean(changes) <= Decimal(5)
+    improved = sum(c >= 3 for c in changes)
+    worse = sum(c <= -3 for c in changes)
+    assert 0.3 <= improved / len(changes) <= 0.8
+    assert worse >= 1 and worse / len(changes) <= 0.15
+    assert len(changes) - improved - worse >= 5
+
+
+def test_a_course_is_full_with_people_waiting(today: date) -> None:
+    full = [
+        course
+        for course in _courses()
+        if sum(e.status is EnrolmentStatus.ENROLLED for e in course.enrolments) == course.capacity
+        and any(e.status is EnrolmentStatus.WAITLISTED for e in course.enrolments)
+    ]
+    assert full
+    # Earlier terms were full too, and people waiting moved on or were offered places.
+    waited = db.session.scalar(select(func.count()).where(Enrolment.waitlisted_at.is_not(None)))
+    assert (waited or 0) >= 20
+    offers = db.session.scalar(
+        select(func.count()).where(Notification.kind == "waiting_list_offer")
+    )
+    assert (offers or 0) >= 1
+
+
+def test_the_lead_artist_has_a_session_to_take_this_week(today: date) -> None:
+    artist = db.session.scalar(select(User).where(User.email == "artist@demo.test"))
+    week = db.session.scalars(sessions_for_user(artist, today, today + timedelta(days=6))).all()
+    coming = [s for s in week if s.status is SessionStatus.PLANNED]
+    assert coming and all(artist in s.course.lead_artists and s.course.enrolments for s in coming)
+    recent = db.session.scalars(sessions_for_user(artist, today - timedelta(days=7), today)).all()
+    assert any(s.status is SessionStatus.DELIVERED for s in recent)
+    emails = set(db.session.scalars(select(User.email).where(User.email.like("artist%"))))
+    assert emails == set(LEAD_ARTISTS.values())
+
+
+def test_transitions_and_messages_are_dated_when_they_happened(today: date) -> None:
+    referrals = db.session.scalars(
+        select(Referral).options(selectinload(Referral.transitions))
+    ).all()
+    for referral in referrals:
+        chain = referral.transitions
+        for before, after in pairwise(chain):
+            assert after.from_status is before.to_status
+            assert (after.from_status, after.to_status) in TRANSITIONS
+            assert before.at <= after.at
+        assert chain[-1].to_status is referral.status
+        assert referral.status_changed_at == chain[-1].at
+        assert chain[-1].at.astimezone(LONDON).date() < today
+        for step in chain:
+            if step.to_status is Status.STARTED:
+                # Started on the day of the first session they came to.
+                assert step.effective_on == step.at.astimezone(LONDON).date()
+
+    latest = db.session.scalar(select(func.max(Notification.created_at)))
+    assert latest is not None and latest.astimezone(LONDON).date() < today
+    # Practice users have read their older messages; a few recent ones are new.
+    for email in ("gp@demo.test", "gp2@demo.test"):
+        user = db.session.scalar(select(User).where(User.email == email))
+        unread = unread_count(user)
+        assert 1 <= unread <= 15, (email, unread)
+        recent = today - timedelta(days=UNREAD_DAYS)
+        for notification, is_read in db.session.execute(inbox_query(user)).all():
+            if not is_read:
+                assert notification.created_at.astimezone(LONDON).date() >= recent
+
+
+def test_the_plan_matches_what_the_services_made(today: date) -> None:
+    plan = plan_demo_scheme(today=today)
+    assert db.session.scalar(select(func.count()).select_from(Course)) == len(plan.runs)
+    assert db.session.scalar(select(func.count()).select_from(Referral)) == len(plan.referrals)
+    assert Counter(r.status for r in db.session.scalars(select(Referral))) == Counter(
+        r.status for r in plan.referrals
+    )

@@ -1,0 +1,410 @@
+"""The monthly KPI return as a PDF: what a commissioner reads, and what it must never show.
+
+The scheme is small but real, made through the services: two courses on one contract, people
+referred in March 2026, enrolled, registers saved by an admin on the day of each session, and
+SWEMWBS before and after. Returns are then made for past months, as the scheduler would.
+
+    Painting for Wellbeing  Wednesdays 4 Mar – 8 Apr (6 sessions), 9 people, all attend
+    Singing for Better Breathing  Thursdays 2 Apr – 21 May (8 sessions), 13 people:
+        11 attend every session (they complete), 2 attend the first four then stop
+
+May 2026, the return most tests read: B1 = 11 people (the two who stopped came in April only;
+published 10, green against 5 / 10 / 20), B4 = 3 sessions (published *), B7 = 11 completions
+(published 10), C4 = +2.17 against 1 / 2 / 3 (green: 7 people gain 3.10, 4 gain 0.55), C5 =
+7 of 11 improved (published *: its numerator is 1 to 7).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time as clock
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from referrals.auth.models import OrganisationKind, Role, User
+from referrals.courses.models import AttendanceStatus, Contract, Course, CourseSession
+from referrals.courses.services import RegisterEntry, enrol, record_wellbeing, save_register
+from referrals.extensions import db
+from referrals.outcomes.scoring import Instrument, Timepoint
+from referrals.reports.kpi import HEADLINE_CODES, NAMES
+from referrals.reports.models import KpiReturn
+from referrals.reports.pdf import SUPPRESSION_NOTE, build_return_pdf
+from referrals.reports.periods import Period, periods_between
+from referrals.reports.services import make_return, regenerate_return
+from referrals.vocab import ArtForm, Pathway
+from tests import factories
+from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.intake_helpers import pdf_text
+
+TODAY = date(2026, 6, 15)  # every month up to May 2026 has finished
+MAY = Period(2026, 5)
+FEBRUARY = Period(2026, 2)  # before any referral or session: a month with no activity
+GIVEN_NAMES = [
+    "Philippa", "Barnaby", "Ottoline", "Cressida", "Peregrine", "Araminta", "Fenella",
+    "Lysander", "Marigold", "Tarquin", "Wilhelmina", "Horatio", "Clementine", "Ignatius",
+    "Perpetua", "Ambrose", "Rosalind", "Evander", "Henrietta", "Leopold", "Guinevere",
+    "Bartholomew",
+]  # fmt: skip
+FAMILY_NAME = "Quennell-Featherstonehaugh"
+TARGETS = {
+    "B1": {"minimum": 5, "expected": 10, "stretch": 20},
+    "B4": {"minimum": 2, "expected": 4, "stretch": 6},
+    "C4": {"minimum": 1, "expected": 2, "stretch": 3},
+}
+# SWEMWBS items (each 1-5): raw 17 -> metric 16.88, 22 -> 19.98 (+3.10), 18 -> 17.43 (+0.55).
+BASELINE_ITEMS = [3, 3, 3, 2, 2, 2, 2]
+IMPROVED_ITEMS = [4, 4, 3, 3, 3, 3, 2]
+STEADY_ITEMS = [3, 3, 3, 3, 2, 2, 2]
+
+
+@dataclass
+class Scheme:
+    contract: Contract
+    admin: User
+    patients: list[tuple[str, str, str]] = field(default_factory=list)  # given, family, NHS
+    returns: dict[str, KpiReturn] = field(default_factory=dict)
+
+    def make_returns(self, periods: list[Period], **kwargs: Any) -> None:
+        for period in periods:
+            made = make_return(self.contract.id, period, today=TODAY, **kwargs)
+            self.returns[period.key] = made.kpi_return
+
+
+def _sessions(course: Course) -> list[CourseSession]:
+    return list(
+        db.session.scalars(
+            select(CourseSession)
+            .where(CourseSession.course_id == course.id)
+            .order_by(CourseSession.date)
+        )
+    )
+
+
+def _run_course(
+    scheme: Scheme,
+    link_worker: User,
+    course: Course,
+    people: int,
+    *,
+    names: list[str],
+    pathways: list[Pathway],
+    received: date,
+    stoppers: int = 0,
+    wellbeing: bool = False,
+) -> None:
+    """Enrol `people`, then save every register: the last `stoppers` come to half only."""
+    enrolments = []
+    for index in range(people):
+        referral = assessed_referral(
+            link_worker,
+            given_name=names[index],
+            family_name=FAMILY_NAME,
+            pathway=pathways[index % len(pathways)],
+            received_on=received,
+            today=received,
+        )
+        patient = referral.patient
+        scheme.patients.append((patient.given_name, patient.family_name, patient.nhs_number))
+        enrolments.append(enrol(link_worker, referral, course, today=received))
+    sessions = _sessions(course)
+    if wellbeing:
+        for enrolment in enrolments[: people - stoppers]:
+            record_wellbeing(
+                scheme.admin, enrolment, Instrument.SWEMWBS, Timepoint.BASELINE,
+                BASELINE_ITEMS, recorded_on=sessions[0].date, today=sessions[0].date,
+            )  # fmt: skip
+    for number, session in enumerate(sessions):
+        entries = [
+            RegisterEntry(
+                enrolment.id,
+                AttendanceStatus.NO_SHOW
+                if index >= people - stoppers and number >= len(sessions) // 2
+                else AttendanceStatus.ATTENDED,
+                mood_before=5,
+                mood_after=7,
+            )
+            for index, enrolment in enumerate(enrolments)
+        ]
+        save_register(scheme.admin, session, entries, today=session.date)
+    if wellbeing:
+        last = sessions[-1].date
+        for index, enrolment in enumerate(enrolments[: people - stoppers]):
+            items = IMPROVED_ITEMS if index < 7 else STEADY_ITEMS
+            record_wellbeing(
+                scheme.admin, enrolment, Instrument.SWEMWBS, Timepoint.END, items,
+                recorded_on=last, today=last,
+            )  # fmt: skip
+
+
+def build_scheme() -> Scheme:
+    """The scheme in the module docstring, with returns for February to May 2026."""
+    commissioner = factories.make_organisation(
+        OrganisationKind.COMMISSIONER, name="NHS Gloucestershire Integrated Care Board"
+    )
+    contract = make_contract(
+        name="Creative Health Gloucestershire 2025-27", commissioner=commissioner, targets=TARGETS
+    )
+    admin = factories.make_user(Role.ADMIN, name="Priya Natarajan")
+    link_worker = factories.make_user(Role.LINK_WORKER)
+    scheme = Scheme(contract, admin)
+    provider = factories.make_organisation(OrganisationKind.PROVIDER)
+    painting = make_course(
+        provider, contract=contract, start=date(2026, 3, 4), sessions=6, capacity=12,
+        title="Painting for Wellbeing", art_form=ArtForm.VISUAL_ART,
+    )  # fmt: skip
+    singing = make_course(provider, contract=contract, start=date(2026, 4, 2), capacity=15)
+    _run_course(
+        scheme, link_worker, painting, 9, names=GIVEN_NAMES[13:],
+        pathways=[Pathway.MENTAL_HEALTH], received=date(2026, 3, 2),
+    )  # fmt: skip
+    _run_course(
+        scheme, link_worker, singing, 13, names=GIVEN_NAMES[:13],
+        pathways=[Pathway.COPD_ASTHMA, Pathway.COPD_ASTHMA, Pathway.SOCIAL_ISOLATION],
+        received=date(2026, 3, 20), stoppers=2, wellbeing=True,
+    )  # fmt: skip
+    db.session.commit()
+    scheme.make_returns(periods_between(FEBRUARY, MAY), actor=admin)
+    return scheme
+
+
+@pytest.fixture()
+def scheme(app: Any) -> Scheme:
+    return build_scheme()
+
+
+def flat(data: bytes) -> str:
+    """The PDF's text with every run of whitespace made one space (lines wrap anywhere)."""
+    return " ".join(pdf_text(data).split())
+
+
+def figure(kpi_return: KpiReturn, code: str, breakdown: str = "") -> dict[str, Any]:
+    return next(f for f in kpi_return.figures if f["code"] == code and f["breakdown"] == breakdown)
+
+
+# What the return says ------------------------------------------------------------------------
+
+
+def test_the_title_page_says_whose_return_it_is_and_where_it_came_from(app, scheme):
+    data = build_return_pdf(scheme.returns[MAY.key])
+    assert data.startswith(b"%PDF")
+    text = flat(data)
+    assert app.config["SERVICE_NAME"] in text
+    assert "Monthly KPI return" in text
+    assert "Creative Health Gloucestershire 2025-27" in text
+    assert "NHS Gloucestershire Integrated Care Board" in text
+    assert "May 2026" in text
+    assert "Version 1 (current)" in text
+    assert "Generated at" in text and (" BST" in text or " GMT" in text)
+    assert "Generated by Priya Natarajan" in text
+    assert "KPI specification Version 1" in text
+
+
+def test_every_headline_kpi_is_listed_with_its_published_value(scheme):
+    kpi_return = scheme.returns[MAY.key]
+    text = flat(build_return_pdf(kpi_return))
+    for code in HEADLINE_CODES:
+        assert NAMES[code] in text, code
+    # The worked figures of the module docstring, as published.
+    assert figure(kpi_return, "B1")["value"] == "10"
+    assert figure(kpi_return, "B4")["value"] == "*"
+    assert figure(kpi_return, "B7")["value"] == "10"
+    assert figure(kpi_return, "C4")["value"] == "2.17"
+    assert figure(kpi_return, "C5")["value"] == "*"
+    assert re.search(r"B1 Number of people supported to access arts or cultural groups/ ?"
+                     r"activities 10 ", text)  # fmt: skip
+    assert re.search(r"B7 Completions 10 ", text)
+    assert re.search(r"C4 Mean change 2\.17 ", text)
+
+
+def test_ratings_are_written_out_not_only_coloured(scheme):
+    text = flat(build_return_pdf(scheme.returns[MAY.key]))
+    # B1: 10 published against 5 / 10 / 20; C4: 2.17 against 1 / 2 / 3.
+    assert re.search(r"activities 10 5 / 10 / 20 Green — expected met", text)
+    assert re.search(r"C4 Mean change 2\.17 1 / 2 / 3 Green — expected met", text)
+    # B4 has a target, but its figure is suppressed: it is not rated, and says why.
+    assert re.search(r"B4 Sessions delivered \* 2 / 4 / 6 Not rated: figure suppressed", text)
+    assert re.search(r"B2 New starters 0 No target No target", text)
+
+
+def test_sections_and_human_readable_breakdowns(scheme):
+    march = flat(build_return_pdf(scheme.returns["2026-03"]))
+    for heading in ("A. Referrals", "B. Participation", "C. Wellbeing outcomes", "D. Equalities"):
+        assert heading in march
+    # A1 in March: 22 referrals (published 20), all from GPs; 9 mental health (10), 9 COPD
+    # or asthma (10), 4 social isolation (*).
+    assert re.search(r"A1 Referrals received 20 ", march)
+    assert re.search(r"Referrer type: GP 20 ", march)
+    assert re.search(r"Pathway: Mental health 10 ", march)
+    assert re.search(r"Pathway: Social isolation \* ", march)
+    assert "Referrer type: Social prescribing link worker" in march
+    assert "Pathway: COPD or asthma" in march
+    assert "Close reason: Unable to contact" in march
+    assert "Age band: 75 and over" in march
+    assert "Age band: 18 to 24" in march
+    assert "Ethnic group: White" in march
+    assert "Sex: Female" in march
+    # No raw codes leak through.
+    assert "referrer_type=" not in march and "copd_asthma" not in march
+
+
+def test_suppressed_cells_are_starred_and_listed(scheme):
+    kpi_return = scheme.returns[MAY.key]
+    text = flat(build_return_pdf(kpi_return))
+    assert re.search(r"B4 Sessions delivered \* ", text)
+    assert SUPPRESSION_NOTE in text
+    assert (
+        "Counts of 1 to 7 are shown as *; other counts are rounded to the nearest 5; means, "
+        "medians and percentages over 1 to 7 people are shown as *; percentages are computed "
+        "from the rounded figures" in text
+    )
+    withheld = [e for e in kpi_return.suppression_log if e["protection"] == "suppressed"]
+    rounded = len(kpi_return.suppression_log) - len(withheld)
+    assert withheld
+    counts = f"Cells suppressed: {len(withheld)}. Other cells changed by rounding: {rounded}."
+    assert counts in text
+    # Each withheld cell is listed by name; the headline B4 and C5 among them.
+    assert re.search(r"B4 Sessions delivered Headline figure", text)
+    assert re.search(r"C5 Improved \(%\) Headline figure", text)
+    assert "Cells suppressed under the small-number rule" in text
+
+
+def test_every_page_has_the_specification_and_page_numbers(scheme):
+    data = build_return_pdf(scheme.returns[MAY.key])
+    pages = PdfReader(io.BytesIO(data)).pages
+    total = len(pages)
+    assert total >= 3
+    for number, page in enumerate(pages, start=1):
+        text = " ".join(page.extract_text().split())
+        assert "KPI specification v1" in text
+        assert f"Page {number} of {total}" in text
+    assert "Page 1 of" in flat(data)
+
+
+def test_the_trend_page_has_a_chart_per_headline_kpi(scheme):
+    text = flat(build_return_pdf(scheme.returns[MAY.key]))
+    assert "Twelve-month trends" in text
+    # Months run June 2025 to May 2026; each axis is labelled month by month.
+    assert "June 2025 to May 2026" in text
+    assert text.count("Jun 25 Jul 25 Aug 25") == len(HEADLINE_CODES)
+    # Each chart is captioned with its latest figure, and with its target when it has one.
+    b1 = "May 2026: 10. Shaded: target from minimum 5 to expected 10. Dashed line: stretch 20."
+    assert b1 in text
+    assert "May 2026: *. Shaded: target from minimum 2 to expected 4." in text
+    assert "May 2026: 87.5. No target." in text
+
+
+def test_admins_copy_adds_the_unrounded_figures(scheme):
+    kpi_return = scheme.returns[MAY.key]
+    assert figure(kpi_return, "B1")["raw_value"] == "11"
+    assert figure(kpi_return, "B7")["raw_value"] == "11"
+    standard = flat(build_return_pdf(kpi_return))
+    admin_copy = flat(build_return_pdf(kpi_return, raw=True))
+    assert "Unrounded" not in standard
+    assert "Unrounded" in admin_copy
+    assert "Includes unrounded figures" in admin_copy
+    assert re.search(r"B7 Completions 10 11 ", admin_copy)
+    assert re.search(r"activities 10 11 5 / 10 / 20", admin_copy)
+    assert not re.search(r"B7 Completions 10 11 ", standard)
+    assert re.search(r"B7 Completions 10 ", standard)
+
+
+def test_a_month_with_no_activity_still_builds(scheme):
+    kpi_return = scheme.returns[FEBRUARY.key]
+    assert figure(kpi_return, "B1")["raw_value"] == "0"
+    text = flat(build_return_pdf(kpi_return))
+    assert "February 2026" in text
+    assert re.search(r"B1 Number of people .* 0 5 / 10 / 20 Red — below minimum", text)
+    assert "Cells suppressed: 0." in text
+    # Attendance rate has no records to divide by: no figure, and no line on its chart.
+    assert re.search(r"B6 Attendance rate \(%\) – No target", text)
+    assert "No published figures in these months" in text
+
+
+def test_no_person_is_identified_anywhere(scheme):
+    for kpi_return in scheme.returns.values():
+        for raw in (False, True):
+            reader = PdfReader(io.BytesIO(build_return_pdf(kpi_return, raw=raw)))
+            metadata = " ".join(str(v) for v in (reader.metadata or {}).values())
+            text = " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+            text += " " + metadata
+            squashed = text.replace(" ", "")
+            assert FAMILY_NAME not in text
+            for given, _family, nhs in scheme.patients:
+                assert given not in text, given
+                assert nhs not in squashed, nhs
+
+
+def test_superseded_and_regenerated_versions_say_so(scheme):
+    first = scheme.returns[MAY.key]
+    second = regenerate_return(
+        scheme.admin, scheme.contract.id, MAY, "Registers <corrected> & checked", today=TODAY
+    )
+    old = flat(build_return_pdf(first))
+    assert "Version 1 — superseded on" in old
+    assert "This version is superseded" in old
+    assert "version 1, superseded" in old  # in every page's footer
+    new = flat(build_return_pdf(second))
+    assert "Version 2 (current)" in new
+    assert "Why it was regenerated Registers <corrected> & checked" in new
+
+
+@pytest.mark.parametrize(
+    ("job", "shown"),
+    [("monthly-kpi-returns", "the scheduled monthly job"), ("cli", "command line")],
+)
+def test_returns_made_by_jobs_say_which(app, job, shown):
+    contract = make_contract()
+    made = make_return(contract.id, Period(2026, 1), today=TODAY, job=job)
+    assert f"Generated by {shown}" in flat(build_return_pdf(made.kpi_return))
+
+
+def test_the_all_activity_return_builds(scheme):
+    made = make_return(None, MAY, today=TODAY, job="cli")
+    text = flat(build_return_pdf(made.kpi_return))
+    assert "May 2026 · All activity" in text
+    assert "All contracts: every course the service runs" in text
+    assert "No target" in text
+
+
+def test_a_full_return_with_twelve_months_of_trend_builds_in_under_two_seconds(scheme):
+    scheme.make_returns(periods_between(Period(2025, 6), Period(2026, 1)), job="cli")
+    kpi_return = scheme.returns[MAY.key]
+    assert len(kpi_return.figures) > 50  # every breakdown cell
+    build_return_pdf(kpi_return)  # warm up: fonts, imports
+    started = clock.perf_counter()
+    data = build_return_pdf(kpi_return, raw=True)
+    elapsed = clock.perf_counter() - started
+    assert data.startswith(b"%PDF")
+    assert elapsed < 2.0, f"took {elapsed:.2f} s"
+
+
+def test_a_trend_chart_breaks_its_line_at_gaps_and_shades_the_target(app):
+    from reportlab.graphics.charts.lineplots import LinePlot
+    from reportlab.graphics.shapes import Rect, String
+
+    from referrals.reports.pdf import trend_drawing
+    from referrals.reports.periods import last_periods
+    from referrals.reports.trends import Trend
+
+    shown = ["–"] * 7 + ["12", "15", "*", "", "20"]
+    values = [None] * 7 + [Decimal(12), Decimal(15), None, None, Decimal(20)]
+    target = {"minimum": 10, "expected": 15, "stretch": 25}
+    trend = Trend("B1", NAMES["B1"], last_periods(MAY, 12), values, shown, target)
+    drawing = trend_drawing(trend)
+    plot = next(item for item in drawing.contents if isinstance(item, LinePlot))
+    # Two runs of months with figures: the line is not drawn across the gap.
+    assert plot.data == [[(7, 12.0), (8, 15.0)], [(11, 20.0)]]
+    assert plot.lineLabelArray == [["12", "15"], ["20"]]
+    # The axis reaches the stretch target, so the band and the dashed line are on the chart.
+    assert plot.yValueAxis.valueMax >= 25
+    assert any(isinstance(item, Rect) for item in drawing.contents)
+    # The suppressed month is marked under its gap; the empty one is not.
+    stars = [i for i in drawing.contents if isinstance(i, String) and i.text == "*"]
+    assert len(stars) == 1
