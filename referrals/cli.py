@@ -199,9 +199,10 @@ def scheduler_run() -> None:
     """Run the scheduler in the foreground (its own process; one or more per deployment)."""
     from flask import current_app
 
+    from referrals.scheduler.jobs import JOBS
     from referrals.scheduler.runner import run_forever
 
-    click.echo("Scheduler started. Jobs: monthly KPI returns, weekly register reminders.")
+    click.echo("Scheduler started. Jobs: " + "; ".join(job.description for job in JOBS) + ".")
     run_forever(current_app._get_current_object())  # type: ignore[attr-defined]
 
 

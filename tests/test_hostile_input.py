@@ -236,13 +236,20 @@ def fill(body: Any, fresh: dict[str, Callable[[], Any]]) -> Any:
 
 
 def snapshot() -> dict[str, list[str]]:
-    """Every row of every table that a refused request must leave alone."""
-    with db.engine.connect() as connection:
+    """Every row of every table that a refused request must leave alone.
+
+    Read through the test's own session between commits: outside a request every SQLite
+    transaction takes the write lock, so a second connection would wait for the session's.
+    """
+    db.session.commit()
+    try:
         return {
-            table.name: sorted(repr(tuple(row)) for row in connection.execute(select(table)))
+            table.name: sorted(repr(tuple(row)) for row in db.session.execute(select(table)))
             for table in db.metadata.sorted_tables
             if table.name not in VOLATILE_TABLES
         }
+    finally:
+        db.session.commit()
 
 
 def assert_unchanged(before: dict[str, list[str]], what: str) -> None:

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record, record_many, record_now
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
@@ -112,23 +113,25 @@ def _lock_patient(nhs_number: str) -> Patient | None:
     )
 
 
-def create_referral(
-    actor: User, details: ReferralDetails, *, today: date, at: datetime | None = None
-) -> Referral:
-    """Record a referral, creating or updating the patient. Refuses an unexplained duplicate.
+def _new_patient(person: PatientDetails, practice: Organisation) -> Patient:
+    """Insert the person; if a simultaneous referral inserted them first, lock and use theirs."""
+    try:
+        with db.session.begin_nested():
+            patient = Patient(
+                nhs_number=person.nhs_number, gp_practice=practice, **_patient_fields(person)
+            )
+            db.session.add(patient)
+            db.session.flush()
+        return patient
+    except IntegrityError:
+        existing = _lock_patient(person.nhs_number)
+        if existing is None:
+            raise
+        return existing
 
-    `at` records when it was entered, for history loaded after the fact; default now.
-    """
-    person = details.patient
-    patient = _lock_patient(person.nhs_number)
-    if patient is not None and not details.new_episode_reason.strip():
-        open_ones = [r for r in patient.referrals if r.status in OPEN_STATUSES]
-        if open_ones:
-            raise DuplicateOpenReferral(open_ones[0])
-    if patient is None:
-        patient = Patient(nhs_number=person.nhs_number)
-        db.session.add(patient)
-    for name in (
+
+def _patient_fields(person: PatientDetails) -> dict[str, Any]:
+    names = (
         "given_name",
         "family_name",
         "date_of_birth",
@@ -140,8 +143,25 @@ def create_referral(
         "preferred_contact",
         "communication_needs",
         "access_needs",
-    ):
-        setattr(patient, name, getattr(person, name))
+    )
+    return {name: getattr(person, name) for name in names}
+
+
+def create_referral(
+    actor: User, details: ReferralDetails, *, today: date, at: datetime | None = None
+) -> Referral:
+    """Record a referral, creating or updating the patient. Refuses an unexplained duplicate.
+
+    `at` records when it was entered, for history loaded after the fact; default now.
+    """
+    person = details.patient
+    patient = _lock_patient(person.nhs_number) or _new_patient(person, details.gp_practice)
+    if not details.new_episode_reason.strip():
+        open_ones = [r for r in patient.referrals if r.status in OPEN_STATUSES]
+        if open_ones:
+            raise DuplicateOpenReferral(open_ones[0])
+    for name, value in _patient_fields(person).items():
+        setattr(patient, name, value)
     patient.gp_practice = details.gp_practice
 
     received_on = details.received_on or today

@@ -110,11 +110,13 @@ JOBS_BY_ID = {job.id: job for job in JOBS}
 
 
 def period_key(job: Job, today: date) -> str:
-    """What a run is for: the month just ended, or the ISO week."""
+    """What a run is for: the month just ended, the ISO week, or the day."""
     if job.id == MONTHLY_RETURNS:
         return Period.containing(today).previous().key
-    year, week, _ = today.isocalendar()
-    return f"{year}-W{week:02d}"
+    if job.id == REGISTER_REMINDERS:
+        year, week, _ = today.isocalendar()
+        return f"{year}-W{week:02d}"
+    return today.isoformat()
 
 
 def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
