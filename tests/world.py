@@ -19,9 +19,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
-from referrals.courses.models import CourseSession
+from referrals.courses.models import AttendanceStatus, CourseSession
 from referrals.courses.services import RegisterEntry, enrol, save_register, withdraw
-from referrals.courses.models import AttendanceStatus
 from referrals.extensions import db
 from referrals.intake.services import record_conversation
 from referrals.notifications.services import notify

@@ -70,13 +70,10 @@ class SetupCodeForm(FlaskForm):
 
 
 def _code_or_password() -> Any:
+    # Only compared, never stored: any password the policy accepted must be usable here.
     return PasswordField(
         "Code from your app, or your password",
-        validators=[
-            DataRequired("Enter a code from your app, or your password"),
-            Length(max=128),
-            no_control_characters,
-        ],
+        validators=[DataRequired("Enter a code from your app, or your password"), Length(max=128)],
     )
 
 

@@ -66,6 +66,9 @@ def password_problem(password: str, *, email: str = "", name: str = "") -> str |
         return f"Password must be at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"Password must be {MAX_LENGTH} characters or fewer"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+        # The sign-in form refuses these too, so such a password could never be used.
+        return "Password must not contain control characters, such as tabs"
     lowered = password.lower()
     if lowered in _common_passwords():
         return "This password is too common. Choose a longer phrase that is not easy to guess"
