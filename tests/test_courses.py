@@ -489,3 +489,12 @@ def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
     held = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == holder.id))
     assert held.status is EnrolmentStatus.WITHDRAWN
     assert waiting.status is Status.ENROLLED
+
+
+def test_the_artists_home_page_leads_to_todays_register(artist, provider):
+    course = make_course(provider, start=date.today(), title="Tuesday Choir")
+    db.session.commit()
+    session = _sessions(course)[0]
+    page = artist.get("/").get_data(as_text=True)
+    assert f'href="/sessions/{session.id}/register"' in page
+    assert "Take the register: Tuesday Choir" in page

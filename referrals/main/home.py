@@ -20,6 +20,13 @@ def home_context(user: Any) -> dict[str, Any]:
         context.update(_admin_overview())
     if user.role in ("referrer", "link_worker", "admin"):
         context.update(referral_overview(user))
+    if user.role == "artist":
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from referrals.courses.queries import my_sessions
+
+        context["sessions"] = my_sessions(user, datetime.now(ZoneInfo("Europe/London")).date())
     if user.role == "commissioner":
         from referrals.reports.queries import contract_summaries
 
