@@ -23,7 +23,8 @@ class Defaults:
     ENV = "development"
     SERVICE_NAME = "Arts on Prescription"
     SQLALCHEMY_DATABASE_URI: str | None = None  # set to the instance SQLite file when unset
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # hide_parameters keeps patient details out of database error messages (and so out of logs).
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
     SQLITE_BUSY_TIMEOUT_MS = 10_000
     # Sessions live server-side (see auth.sessions); the cookie only carries a random id.
     SESSION_COOKIE_HTTPONLY = True

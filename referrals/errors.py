@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -35,7 +36,9 @@ def handle_csrf_error(error: CSRFError) -> ResponseReturnValue:
 def handle_unexpected(error: Exception) -> ResponseReturnValue:
     # Nothing half-written survives a crash; the log records the type, never the request data.
     db.session.rollback()
-    log.exception("unhandled %s", type(error).__name__)
+    # The type and the stack only: an exception's message can quote the data it failed on.
+    frames = "".join(traceback.format_tb(error.__traceback__))
+    log.error("unhandled %s at %s\n%s", type(error).__name__, request.path, frames)
     return handle_http_error(InternalServerError())
 
 

@@ -359,9 +359,14 @@ def walk(app: Flask, world: World, role: Role | None, caller: Caller) -> list[st
         if not ok(response):
             failures.append(f"{who}: {case}: expected {description}, got {response.status_code}")
             continue
-        if case.is_api and response.status_code >= 400 and case.method != "HEAD":
-            if response.mimetype != "application/problem+json":
-                failures.append(f"{who}: {case}: error is {response.mimetype}, not problem+json")
+        problem_json = response.mimetype == "application/problem+json"
+        if (
+            case.is_api
+            and response.status_code >= 400
+            and case.method != "HEAD"
+            and not problem_json
+        ):
+            failures.append(f"{who}: {case}: error is {response.mimetype}, not problem+json")
         if response.status_code == 200 and case.method == "GET" and secrets:
             text = response_text(response)
             leaked = sorted({what for secret, what in secrets.items() if secret in text})

@@ -67,6 +67,7 @@ class Person:
             f"{d:%d %b %Y}",
             f"{d:%Y%m%d}",
             f"{d.day} {d.month} {d.year}",
+            f"date({d.year}, {d.month}, {d.day})",  # a date object's repr, as in log args
         ]
 
     def nhs_number_formats(self) -> list[str]:

@@ -52,6 +52,7 @@ from referrals.auth.services import (
     organisation_name_taken,
 )
 from referrals.extensions import db
+from referrals.ids import parse_id
 
 USER_NAME_MAX = 120
 EMAIL_MAX = 254
@@ -82,11 +83,7 @@ def _enum_coercer(enum_cls: type[E]) -> Any:
 
 def _int_or_none(value: Any) -> int | None:
     """An id from a form or the address bar; anything else (e.g. "²", which isdigit()) is None."""
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 12:
-        return int(value)
-    return None
+    return parse_id(value)
 
 
 def _strip(value: Any) -> Any:

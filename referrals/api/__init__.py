@@ -1,10 +1,41 @@
 """JSON API v1: bearer tokens, problem+json errors, pagination, and the OpenAPI document."""
 
-from flask import Blueprint, Response
+from typing import Any
 
-from referrals.api.problems import ApiProblem
+from flask import Blueprint, Response, request
+
+from referrals.api.problems import ApiProblem, validation_problem
 
 bp = Blueprint("api", __name__)
+
+
+def _has_surrogates(value: Any) -> bool:
+    """Any text in a JSON document holding half a UTF-16 pair; iterative, for deep nesting."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+@bp.before_request
+def _refuse_unpaired_surrogates() -> None:
+    """JSON can carry half a UTF-16 pair ("\ud800"), which no text column can store."""
+    if not request.is_json:
+        return
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        raise validation_problem({"body": ["Send a JSON object"]}) from None
+    if _has_surrogates(payload):
+        raise validation_problem({"body": ["Text must be valid Unicode"]})
 
 
 @bp.errorhandler(ApiProblem)

@@ -55,6 +55,7 @@ from referrals.courses.services import (
 )
 from referrals.extensions import db
 from referrals.forms import Form, UKDateField, has_control_characters
+from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
@@ -95,9 +96,9 @@ def _directory_filters() -> DirectoryFilters:
 def directory() -> ResponseReturnValue:
     filters = _directory_filters()
     referral = None
-    referral_arg = request.args.get("referral", "")
-    if referral_arg.isascii() and referral_arg.isdigit() and current_user.role in MATCHING:
-        referral = get_referral_or_404(int(referral_arg), current_user)
+    referral_id = parse_id(request.args.get("referral", ""))
+    if referral_id is not None and current_user.role in MATCHING:
+        referral = get_referral_or_404(referral_id, current_user)
     page = Page.from_request(directory_query(current_user, filters, today()), scalars=False)
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template(
@@ -130,9 +131,9 @@ def course(course_id: int) -> ResponseReturnValue:
         )
     delivered, attended = attendance_counts(item.id)
     referral = None
-    referral_arg = request.args.get("referral", "")
-    if referral_arg.isascii() and referral_arg.isdigit() and current_user.role in MATCHING:
-        referral = get_referral_or_404(int(referral_arg), current_user)
+    referral_id = parse_id(request.args.get("referral", ""))
+    if referral_id is not None and current_user.role in MATCHING:
+        referral = get_referral_or_404(referral_id, current_user)
     enrolled = [e for e in enrolments if e.status is EnrolmentStatus.ENROLLED]
     return render_template(
         "courses/course.html",
@@ -157,10 +158,12 @@ def course(course_id: int) -> ResponseReturnValue:
 def enrol_referral(course_id: int) -> ResponseReturnValue:
     item = get_course_or_404(course_id, current_user)
     form = FlaskForm()
-    raw = request.form.get("referral_id", "")
-    if not form.validate_on_submit() or not (raw.isascii() and raw.isdigit()):
+    if not form.validate_on_submit():
         abort(400)
-    referral = get_referral_or_404(int(raw), current_user)
+    referral_id = parse_id(request.form.get("referral_id", ""))
+    if referral_id is None:
+        abort(400)
+    referral = get_referral_or_404(referral_id, current_user)
     try:
         enrolment = enrol(current_user, referral, item, today=today())
     except CourseRuleBroken as error:

@@ -15,6 +15,7 @@ from wtforms.fields.choices import SelectChoice
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.exports import send_bytes
 from referrals.extensions import db
+from referrals.ids import parse_id
 from referrals.intake import letters
 from referrals.intake.forms import (
     AssignForm,
@@ -62,6 +63,11 @@ def today() -> date:
     return datetime.now(LONDON).date()
 
 
+def printable(text: str) -> str:
+    """A search term without control characters (never typed; PostgreSQL refuses NUL)."""
+    return "".join(ch for ch in text if ch.isprintable())
+
+
 def _practice_choices() -> list[SelectChoice]:
     rows = db.session.execute(
         select(Organisation.id, Organisation.name, Organisation.ods_code)
@@ -75,7 +81,7 @@ def _practice_choices() -> list[SelectChoice]:
 @allow(*REFERRING)
 def referrals() -> ResponseReturnValue:
     if current_user.role == Role.REFERRER:
-        search = request.args.get("q", "")[:100]
+        search = printable(request.args.get("q", ""))[:100]
         status = request.args.get("status")
         page = Page.from_request(practice_query(current_user, search, status))
         return render_template("intake/practice_list.html", page=page, search=search, status=status)
@@ -88,10 +94,10 @@ def caseload() -> ResponseReturnValue:
     practice_id = args.get("practice", "")
     filters = CaseloadFilters(
         statuses=statuses,
-        practice_id=int(practice_id) if practice_id.isdigit() else None,
+        practice_id=parse_id(practice_id),
         pathway=args.get("pathway") if args.get("pathway") in Pathway._value2member_map_ else None,
         mine=args.get("mine") == "1",
-        search=args.get("q", "")[:100],
+        search=printable(args.get("q", ""))[:100],
     )
     page = Page.from_request(caseload_query(current_user, filters))
     return render_template(
