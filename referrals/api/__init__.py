@@ -4,6 +4,7 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from referrals.api.body import json_body
 from referrals.api.problems import ApiProblem, validation_problem
 
 bp = Blueprint("api", __name__)
@@ -28,13 +29,9 @@ def _has_surrogates(value: Any) -> bool:
 @bp.before_request
 def _refuse_unpaired_surrogates() -> None:
     """JSON can carry half a UTF-16 pair ("\ud800"), which no text column can store."""
-    if not request.is_json:
+    if request.method not in ("POST", "PUT", "PATCH") or not request.is_json:
         return
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        raise validation_problem({"body": ["Send a JSON object"]}) from None
-    if _has_surrogates(payload):
+    if _has_surrogates(json_body()):
         raise validation_problem({"body": ["Text must be valid Unicode"]})
 
 

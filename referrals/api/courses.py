@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
 from referrals.api import bp
+from referrals.api.body import json_object
 from referrals.api.openapi import (
     PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
@@ -809,19 +810,6 @@ def _end_clock(start: time, minutes: int) -> str:
     return _clock((datetime.combine(date(2000, 1, 1), start) + timedelta(minutes=minutes)).time())
 
 
-def _json_body() -> dict[str, Any]:
-    """The parsed JSON body; a missing, non-JSON or unreadable body is a 422."""
-    if not request.is_json:
-        raise validation_problem({"body": ["Send a JSON object as application/json"]})
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        payload = None
-    if not isinstance(payload, dict):
-        raise validation_problem({"body": ["Send a JSON object"]})
-    return payload
-
-
 def _created(body: dict[str, Any], location: str | None = None) -> ResponseReturnValue:
     response = jsonify(body)
     response.status_code = 201
@@ -1425,7 +1413,7 @@ def _course_request(payload: dict[str, Any]) -> tuple[dict[str, Any], Venue | Ve
     },
 )
 def create_course_view() -> ResponseReturnValue:
-    details, venue = _course_request(_json_body())
+    details, venue = _course_request(json_object())
     try:
         if isinstance(venue, VenueFields):
             venue = create_venue(current_user, venue)
@@ -1509,7 +1497,7 @@ def _enrolment_or_404(enrolment_id: int) -> Enrolment:
 def create_enrolment(course_id: int) -> ResponseReturnValue:
     course = _course_or_404(course_id)
     errors: dict[str, list[str]] = {}
-    fields = _Fields(_json_body(), errors)
+    fields = _Fields(json_object(), errors)
     fields.refuse_unknown(frozenset({"referral_id"}))
     referral_id = fields.identifier("referral_id", required="Give the referral to enrol")
     referral = None
@@ -1581,7 +1569,7 @@ def get_enrolment(enrolment_id: int) -> ResponseReturnValue:
 def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
     enrolment = _enrolment_or_404(enrolment_id)
     errors: dict[str, list[str]] = {}
-    fields = _Fields(_json_body(), errors)
+    fields = _Fields(json_object(), errors)
     fields.refuse_unknown(frozenset({"reason"}))
     reason = fields.text("reason", max_length=TEXT_MAX, required="Give a reason")
     if errors:
@@ -1735,7 +1723,7 @@ def _register_entries(payload: dict[str, Any]) -> list[RegisterEntry]:
 )
 def save_register_view(session_id: int) -> ResponseReturnValue:
     session = _register_session_or_404(session_id)
-    entries = _register_entries(_json_body())
+    entries = _register_entries(json_object())
     try:
         save_register(current_user, session, entries, today=today())
     except RegisterRefused as refused:
@@ -1772,7 +1760,7 @@ def save_register_view(session_id: int) -> ResponseReturnValue:
 def update_session(session_id: int) -> ResponseReturnValue:
     session = _register_session_or_404(session_id)
     errors: dict[str, list[str]] = {}
-    fields = _Fields(_json_body(), errors)
+    fields = _Fields(json_object(), errors)
     fields.refuse_unknown(frozenset({"status", "reason"}))
     status = fields.data.get("status")
     if status is None:
@@ -1810,7 +1798,7 @@ def update_session(session_id: int) -> ResponseReturnValue:
 def create_wellbeing(enrolment_id: int) -> ResponseReturnValue:
     enrolment = _enrolment_or_404(enrolment_id)
     errors: dict[str, list[str]] = {}
-    fields = _Fields(_json_body(), errors)
+    fields = _Fields(json_object(), errors)
     fields.refuse_unknown(frozenset({"instrument", "timepoint", "items", "recorded_on"}))
     instrument = fields.choice("instrument", Instrument, required="Choose SWEMWBS or WEMWBS")
     timepoint = fields.choice("timepoint", Timepoint, required="Choose baseline, end or follow_up")
@@ -1906,7 +1894,7 @@ def _targets(fields: _Fields) -> dict[str, dict[str, float]]:
 )
 def create_contract() -> ResponseReturnValue:
     errors: dict[str, list[str]] = {}
-    fields = _Fields(_json_body(), errors)
+    fields = _Fields(json_object(), errors)
     fields.refuse_unknown(CONTRACT_FIELDS)
     name = fields.text("name", max_length=TITLE_MAX, required="Enter the contract's name")
     if name and db.session.scalar(

@@ -18,6 +18,7 @@ from flask_login import current_user
 from sqlalchemy import Select, false, select
 
 from referrals.api import bp
+from referrals.api.body import json_object
 from referrals.api.openapi import (
     PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
@@ -263,19 +264,6 @@ def _query_id(name: str, errors: dict[str, list[str]]) -> int | None:
     return int(raw)
 
 
-def _json_body() -> dict[str, Any]:
-    """The parsed JSON body; a missing, non-JSON or unreadable body is a 422."""
-    if not request.is_json:
-        raise validation_problem({"body": ["Send a JSON object as application/json"]})
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:
-        payload = None
-    if not isinstance(payload, dict):
-        raise validation_problem({"body": ["Send a JSON object"]})
-    return payload
-
-
 def _return_request(payload: dict[str, Any]) -> tuple[int | None, Period]:
     """Check a POST body: exactly one of contract_id and scope `all`, and a finished month."""
     errors: dict[str, list[str]] = {}
@@ -402,7 +390,7 @@ def list_kpi_returns() -> ResponseReturnValue:
     },
 )
 def make_kpi_return() -> ResponseReturnValue:
-    contract_id, period = _return_request(_json_body())
+    contract_id, period = _return_request(json_object())
     try:
         made = make_return(contract_id, period, today=today(), actor=current_user)
     except (InvalidPeriod, ReturnRefused) as error:  # checked above; kept for a race

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
 from referrals.api import bp
+from referrals.api.body import json_body
 from referrals.api.openapi import (
     PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
@@ -396,19 +397,6 @@ def referral_json(referral: Referral) -> dict[str, Any]:
     }
 
 
-def _json_body() -> Any:
-    """The parsed JSON body; a missing, non-JSON or unreadable body is a 422."""
-    if not request.is_json:
-        raise validation_problem({"body": ["Send a JSON object as application/json"]})
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        payload = None
-    if payload is None:
-        raise validation_problem({"body": ["Send a JSON object"]})
-    return payload
-
-
 def _referral_url(referral_id: int) -> str:
     return url_for("api.get_referral", referral_id=referral_id)
 
@@ -531,7 +519,7 @@ def _duplicate_problem(open_referral_id: int) -> ApiProblem:
 )
 def create_referral_view() -> ResponseReturnValue:
     key = _idempotency_key()
-    payload = _json_body()
+    payload = json_body()
     fingerprint = request_fingerprint(payload)
     if key is not None:
         stored = _stored_answer(key)
@@ -696,7 +684,7 @@ def create_transition(referral_id: int) -> ResponseReturnValue:
         scoped_referrals(current_user).where(Referral.id == referral_id).with_for_update()
     )
     try:
-        move = transition_request(_json_body(), today=today(), received_on=referral.received_on)
+        move = transition_request(json_body(), today=today(), received_on=referral.received_on)
     except InvalidPayload as error:
         raise validation_problem(error.errors) from error
     try:
