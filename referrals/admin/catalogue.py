@@ -217,7 +217,7 @@ def courses_query(filters: CourseFilterForm) -> Select:
 def courses() -> ResponseReturnValue:
     contracts = db.session.execute(
         select(Contract.id, Contract.name).order_by(func.lower(Contract.name), Contract.id)
-    ).tuples()
+    )
     filters = CourseFilterForm(request.args, contracts=contracts)
     page = Page.from_request(courses_query(filters), per_page=PER_PAGE, scalars=False)
     return render_template("admin/catalogue/courses.html", page=page, filters=filters)

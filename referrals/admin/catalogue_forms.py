@@ -478,7 +478,7 @@ def artist_choices(include: Iterable[int] = ()) -> list[tuple[User, str]]:
         .join(Organisation, User.organisation_id == Organisation.id)
         .where(User.role == Role.ARTIST, condition)
         .order_by(func.lower(Organisation.name), func.lower(User.name), User.id)
-    ).tuples()
+    )
     return list(rows)
 
 
