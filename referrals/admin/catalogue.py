@@ -14,7 +14,6 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Select, func, select
-from sqlalchemy.exc import IntegrityError
 
 from referrals.admin.catalogue_forms import (
     ContractForm,
@@ -30,7 +29,8 @@ from referrals.admin.catalogue_forms import (
     stored_schedule,
     target_field_name,
 )
-from referrals.admin.views import CONFLICT, PER_PAGE, bp
+from referrals.admin.views import PER_PAGE, _form_page, bp
+from referrals.admin.views import _saved as save_or_show_clash
 from referrals.auth.models import Organisation, Role
 from referrals.courses.kpi_targets import TARGET_LEVELS, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
@@ -61,31 +61,17 @@ add_navigation("Courses", "admin.courses", ADMINS, _navigation_position())
 add_navigation("Contracts", "admin.contracts", ADMINS, _navigation_position())
 
 
-def _form_page(template: str, form: Any, **context: Any) -> ResponseReturnValue:
-    return render_template(template, form=form, page_has_errors=bool(form.errors), **context)
-
-
 def _saved(form: Any, change: Callable[[], object]) -> bool:
-    """Run a service and commit. A rule the service refuses, or a clash with a concurrent
-    request caught by a unique constraint, is rolled back and shown at its field."""
+    """As the other admin pages, and a rule the course services refuse is shown at its field."""
     try:
-        change()
-        db.session.commit()
+        return save_or_show_clash(form, change)
     except CourseRuleBroken as error:
         db.session.rollback()
         show_errors(form, {error.field or "": [str(error)]})
-        return False
     except InvalidSchedule as error:
         db.session.rollback()
         show_errors(form, error.errors)
-        return False
-    except IntegrityError:
-        db.session.rollback()
-        form.validate()
-        if not form.errors:
-            form.form_errors.append(CONFLICT)
-        return False
-    return True
+    return False
 
 
 def _get_or_404(model: type[Any], object_id: int) -> Any:
