@@ -26,6 +26,7 @@ from flask_migrate import upgrade
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from referrals.extensions import db
+from tests.browser.accessibility import AuditLog
 from tests.conftest import _empty_all_tables, make_app
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -167,8 +168,9 @@ def new_context(
 ) -> Iterator[Any]:
     """`new_context(**options)`: a fresh browser context on the live server (so
     `page.goto("/path")` is relative to it), closed after the test. Its pages' JavaScript
-    errors and console errors fail the test; on failure each page is screenshotted into the
-    test's tmp_path."""
+    errors and console errors fail the test, and so does a page it navigated to that was never
+    checked with `accessibility.audit`; on failure each page is screenshotted into the test's
+    tmp_path."""
     contexts: list[Any] = []
     problems: list[str] = []
 
@@ -184,6 +186,11 @@ def new_context(
             route.continue_()
 
     def watch(page: Any) -> None:
+        log: AuditLog = page.context._audit_log
+        page.on(
+            "framenavigated",
+            lambda frame: log.navigated(frame.url) if frame is page.main_frame else None,
+        )
         page.on("pageerror", lambda error: problems.append(f"{page.url}: uncaught {error}"))
         page.on(
             "console",
@@ -200,6 +207,7 @@ def new_context(
         context = browser.new_context(base_url=live_server.url, **options)
         context.set_default_timeout(TIMEOUT_MS)
         context.route(f"{live_server.url}/**", commit_test_data_first)
+        context._audit_log = AuditLog()
         context.on("page", watch)
         contexts.append(context)
         return context
@@ -213,6 +221,12 @@ def new_context(
                 page.screenshot(path=str(path), full_page=True)
                 print(f"Screenshot of the failing page ({page.url}): {path}")
         context.close()
+    if report is not None and report.passed:
+        problems.extend(
+            f"{url}: visited but never checked with accessibility.audit(page)"
+            for context in contexts
+            for url in context._audit_log.unaudited()
+        )
     if problems and report is not None and report.passed:
         pytest.fail("The pages reported errors:\n" + "\n".join(problems))
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.sync_api import Page, expect
 
+from tests.browser.accessibility import audit
 from tests.factories import TEST_PASSWORD
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -26,12 +27,15 @@ def screenshot(page: Page, name: str, tmp_path: Path) -> Path:
 
 
 def sign_in(page: Page, email: str, password: str = TEST_PASSWORD) -> None:
-    """Sign in with the form as a person would, by its visible labels, and wait to be in."""
+    """Sign in with the form as a person would, by its visible labels, and wait to be in;
+    both the sign-in page and the page it leads to are checked with axe."""
     page.goto("/sign-in")
+    audit(page)
     page.get_by_label("Email address").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     expect(page).not_to_have_url(re.compile(r"/sign-in"))
+    audit(page)
 
 
 # The style that shows focus on an element. NHS.UK radios and checkboxes hide the real input

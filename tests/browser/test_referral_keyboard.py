@@ -12,6 +12,7 @@ from sqlalchemy import select
 from referrals.auth.models import OrganisationKind, Role
 from referrals.intake.models import Referral
 from tests import factories
+from tests.browser.accessibility import audit
 from tests.browser.helpers import KeyboardUser, screenshot, sign_in
 
 NHS_NUMBER = "943 476 5919"
@@ -30,6 +31,7 @@ OTHER_INTERESTS = [
 def open_referral_form(page: Page) -> None:
     page.get_by_role("navigation", name="Menu").get_by_role("link", name="Refer someone").click()
     expect(page.get_by_role("heading", name="Refer someone to an arts course")).to_be_visible()
+    audit(page)
 
 
 def test_gp_refers_with_the_keyboard_alone(page, live_data, tmp_path):
@@ -109,6 +111,7 @@ def test_gp_refers_with_the_keyboard_alone(page, live_data, tmp_path):
     expect(message).to_have_text(re.compile(r"Referral R\d+ sent for Margaret Atkins"))
     referral_id = int(re.search(r"Referral R(\d+)", message.inner_text()).group(1))
     expect(page).to_have_url(re.compile(rf"/referrals/{referral_id}$"))
+    audit(page)
     with live_data.fresh() as session:
         referral = session.get(Referral, referral_id)
         assert referral.patient.nhs_number == NHS_NUMBER.replace(" ", "")
@@ -135,6 +138,7 @@ def test_gp_refers_with_the_keyboard_alone(page, live_data, tmp_path):
     expect(page.get_by_text("This person already has an open referral").first).to_be_visible()
     first = page.get_by_role("link", name=f"Open referral R{referral_id}")
     expect(first).to_be_visible()
+    audit(page)  # the error summary as well as the form
     with live_data.fresh() as session:
         assert session.scalars(select(Referral.id)).all() == [referral_id]
     first.click()

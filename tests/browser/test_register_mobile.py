@@ -13,6 +13,7 @@ from referrals.auth.models import OrganisationKind, Role
 from referrals.courses.models import Attendance, AttendanceStatus
 from referrals.courses.services import enrol
 from tests import factories
+from tests.browser.accessibility import audit
 from tests.browser.helpers import page_scroll_width, screenshot, sign_in, wider_than
 from tests.course_helpers import assessed_referral, make_course
 
@@ -57,12 +58,14 @@ def test_artist_takes_the_register_and_a_baseline_on_a_phone(new_context, live_d
 
     page.get_by_role("link", name="My sessions").tap()
     expect(page.get_by_role("heading", name="My sessions", level=1)).to_be_visible()
+    audit(page)
     today_text = f"{day.day} {day:%b %Y}"
     todays_session = page.get_by_role(
         "link", name=re.compile(rf"Singing for Better Breathing.*{today_text}.*session 1")
     )
     todays_session.tap()
     expect(page.get_by_role("heading", name=f"Register, {today_text}")).to_be_visible()
+    audit(page)
 
     marks = {
         "Margaret Atkins": ("Attended", "4", "7"),
@@ -88,6 +91,7 @@ def test_artist_takes_the_register_and_a_baseline_on_a_phone(new_context, live_d
 
     save.tap()
     expect(page.get_by_role("status")).to_contain_text("Register saved: 2 of 3 attended")
+    audit(page)
     with live_data.fresh() as session:
         saved = {
             a.enrolment.referral.patient.full_name: (a.status, a.mood_before, a.mood_after)
@@ -109,6 +113,7 @@ def test_artist_takes_the_register_and_a_baseline_on_a_phone(new_context, live_d
     expect(page.get_by_role("heading", level=1)).to_contain_text("SWEMWBS")
     when = page.get_by_role("group", name="When is this?")
     expect(when.get_by_label("Baseline (start of course)")).to_be_checked()
+    audit(page)
     answers = [3, 4, 3, 3, 4, 3, 3]  # raw 23, metric 20.73 in the published conversion table
     for number, answer in enumerate(answers, start=1):
         item = page.get_by_role("group", name=f"Item {number}", exact=True)
@@ -123,3 +128,4 @@ def test_artist_takes_the_register_and_a_baseline_on_a_phone(new_context, live_d
     expect(row).to_contain_text("SWEMWBS")
     expect(row).to_contain_text("20.73 (raw 23)")
     expect(page).to_have_url(re.compile(rf"/enrolments/{enrolments['Margaret Atkins'].id}$"))
+    audit(page)
