@@ -25,6 +25,18 @@ from referrals.extensions import db
 from tests import factories
 
 TEST_PASSWORD = factories.TEST_PASSWORD
+# Debian's Chromium, which the browser journeys in tests/browser drive (see its conftest).
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say at the top of every run whether the browser journeys will run."""
+    if CHROMIUM.exists():
+        return f"browser journeys: run in Chromium at {CHROMIUM}"
+    return (
+        f"browser journeys: SKIPPED, Chromium not found at {CHROMIUM} "
+        "(install it with: apt-get install -y chromium)"
+    )
 
 
 def database_url(tmp_root: Path) -> str:

@@ -27,9 +27,8 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from referrals.extensions import db
 from tests.browser.accessibility import AuditLog
-from tests.conftest import _empty_all_tables, make_app
+from tests.conftest import CHROMIUM, _empty_all_tables, make_app
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
