@@ -9,8 +9,12 @@ mkdirSync(to, { recursive: true })
 // The stylesheet's @font-face rules load Frutiger from assets.nhs.uk. The service sends no
 // request to a third party (and its Content-Security-Policy allows fonts from itself only), so
 // they are removed and pages use the design system's fallback fonts.
+// Its icons (the search box's clear button, sortable table arrows) are addressed from the site
+// root, /assets/images/…; here they are served next to the stylesheet, so the paths are made
+// relative to it.
 const css = readFileSync(`${from}/nhsuk-frontend.min.css`, 'utf8')
   .replace(/@font-face\{[^}]*\}/g, '')
+  .replace(/url\(\/assets\//g, 'url(assets/')
   .replace(/\/\*# sourceMappingURL=[^*]*\*\//, '')
 writeFileSync(`${to}/nhsuk-frontend.min.css`, css)
 
