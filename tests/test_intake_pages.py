@@ -348,3 +348,15 @@ def test_control_characters_are_a_field_error(gp):
     response = submit(gp, "/referrals/new", referral_form(given_name="Mar\x00garet"))
     assert "First name must not contain control characters" in response.get_data(as_text=True)
     assert count(Referral) == 0
+
+
+def test_phone_numbers_read_in_groups_and_dial_internationally(gp, link_worker):
+    submit(gp, "/referrals/new", referral_form(phone="01632 960 001"))
+    referral = db.session.scalar(select(Referral))
+    assert referral.patient.phone == "01632960001"  # stored as digits, found whatever the spacing
+    for page in (f"/referrals/{referral.id}", f"/referrals/{referral.id}/contact"):
+        html = link_worker.get(page).get_data(as_text=True)
+        assert "01632 960001" in html
+        assert "01632960001" not in html
+    contact = link_worker.get(f"/referrals/{referral.id}/contact").get_data(as_text=True)
+    assert 'href="tel:+441632960001"' in contact

@@ -1,4 +1,4 @@
-"""Template context: role-based navigation, the unread message count, date filters."""
+"""Template context: role-based navigation, the unread message count, date and phone filters."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from flask import Flask, request, url_for
 from flask_login import current_user
 
@@ -74,7 +75,35 @@ def local_date(value: date | datetime | None) -> str:
     return value.strftime("%-d %b %Y")
 
 
+def _parsed_uk_phone(value: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(value, "GB")
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def phone_display(value: str | None) -> str:
+    """A stored phone number (digits only) grouped as people read it: 01632 960001,
+    020 7946 0000, 07700 900982."""
+    if not value:
+        return ""
+    number = _parsed_uk_phone(value)
+    if number is None:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+
+
+def phone_link(value: str | None) -> str:
+    """The tel: address of a stored phone number, international so it dials from anywhere."""
+    number = _parsed_uk_phone(value or "")
+    if number is None:
+        return f"tel:{value or ''}"
+    return "tel:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def init_app(app: Flask) -> None:
     app.context_processor(_inject)
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
+    app.add_template_filter(phone_display, "phone")
+    app.add_template_filter(phone_link, "tel")
