@@ -1,0 +1,109 @@
+"""KPI month computation and return PDF build times.
+
+Times `referrals.reports.kpi.compute` for one contract and for all activity over the last
+finished month, then the PDF of that contract's return (made first if it does not exist), as the
+download page builds it; each `--repeat` times, reporting min and median.
+
+    .venv/bin/python -m bench.kpi --scale small --db sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import date
+from typing import Any
+
+from flask import Flask
+
+from bench import common
+
+
+def _figures(times: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(times),
+        "min_s": round(min(times), 4),
+        "median_s": round(statistics.median(times), 4),
+        "max_s": round(max(times), 4),
+    }
+
+
+def contract_in(contract_id: int, period: Any) -> int:
+    """The benchmark commissioner's contract that ran in `period` (contracts run back to back)."""
+    from sqlalchemy import select
+
+    from referrals.courses.models import Contract
+    from referrals.extensions import db
+
+    contract = db.session.get(Contract, contract_id)
+    assert contract is not None
+    found = db.session.scalar(
+        select(Contract.id)
+        .where(
+            Contract.commissioner_id == contract.commissioner_id,
+            Contract.start_date <= period.end,
+            Contract.end_date >= period.start,
+        )
+        .order_by(Contract.start_date.desc())
+        .limit(1)
+    )
+    return int(found or contract_id)
+
+
+def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]:
+    from referrals.extensions import db
+    from referrals.reports.kpi import compute
+    from referrals.reports.pdf import build_return_pdf
+    from referrals.reports.periods import Period, Scope
+    from referrals.reports.services import current_return, make_return
+    from referrals.scheduler.jobs import today_in_london
+
+    found = common.targets(app)
+    day = today or today_in_london()
+    period = Period.containing(day).previous()
+    counter = common.QueryCounter(common.engine_of(app))
+    with app.app_context():
+        contract_id = contract_in(found.contract_id, period)
+        results: dict[str, Any] = {"period": period.key, "contract_id": contract_id}
+        for name, scope in (
+            ("kpi_month_contract", Scope(contract_id)),
+            ("kpi_month_all_activity", Scope(None)),
+        ):
+            common.note(f"kpi: {name} for {period.key}")
+            compute(scope, period)  # warm: first use of each statement compiles it
+            times, figures = [], 0
+            with counter.attached():
+                before = counter.count
+                for _ in range(repeat):
+                    started = time.perf_counter()
+                    figures = len(compute(scope, period).figures)
+                    times.append(time.perf_counter() - started)
+                statements = (counter.count - before) // repeat
+            results[name] = _figures(times) | {"figures": figures, "queries": statements}
+            db.session.rollback()
+
+        kpi_return = current_return(Scope(contract_id), period)
+        if kpi_return is None:
+            kpi_return = make_return(contract_id, period, today=day, job="bench").kpi_return
+        common.note(f"kpi: PDF of return {kpi_return.id}")
+        build_return_pdf(kpi_return)
+        times, pdf = common.timed(lambda: build_return_pdf(kpi_return), repeat)
+        results["return_pdf"] = _figures(times) | {"bytes": len(pdf), "return_id": kpi_return.id}
+        db.session.remove()
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_arguments(parser)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    app, url, scale = common.prepare(args)
+    result = common.header(app, url, scale, "kpi")
+    result.update(run(app, repeat=args.repeat))
+    return result
+
+
+if __name__ == "__main__":
+    common.emit(main())

@@ -1,0 +1,107 @@
+"""Every benchmark on one database, combined into bench/results/<database>-<scale>.json.
+
+The database is made and seeded once, then: the scheduler's memory during a month's returns,
+KPI and PDF times, in-process latency and queries per page, and gunicorn throughput. Prints the
+combined JSON and the targets met or missed; `make bench SCALE=full DB=postgresql` runs it.
+
+    .venv/bin/python -m bench.run_all --scale small --db sqlite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any
+
+from bench import common, kpi, latency, memory, throughput
+
+# The performance targets (docs/performance.md), checked against full-scale figures.
+LATENCY_P95_MS = 50.0
+KPI_MONTH_S = 0.5
+PDF_S = 2.0
+THROUGHPUT_SHARE = 0.25
+SCHEDULER_MIB = 300.0
+
+
+def target_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target with the measured figure and whether it is met."""
+    checks = []
+    for name, page in result.get("latency", {}).get("pages", {}).items():
+        checks.append(_check(f"{name} p95", page["p95_ms"], LATENCY_P95_MS, "ms"))
+    figures = result.get("kpi", {})
+    for name in ("kpi_month_contract", "kpi_month_all_activity"):
+        if name in figures:
+            checks.append(_check(f"{name} median", figures[name]["median_s"], KPI_MONTH_S, "s"))
+    if "return_pdf" in figures:
+        checks.append(_check("return_pdf median", figures["return_pdf"]["median_s"], PDF_S, "s"))
+    for name in ("referral_list", "register_page"):
+        page = result.get("throughput", {}).get(name)
+        if page:
+            share = page["share_of_hello_world"]
+            checks.append(
+                {
+                    "target": f"{name} throughput share of hello world",
+                    "measured": share,
+                    "limit": THROUGHPUT_SHARE,
+                    "unit": "",
+                    # The issue sets the 25% target for the referral list only.
+                    "met": share >= THROUGHPUT_SHARE if name == "referral_list" else None,
+                }
+            )
+    if "scheduler_peak_rss_mib" in result.get("memory", {}):
+        peak = result["memory"]["scheduler_peak_rss_mib"]
+        checks.append(_check("scheduler peak RSS", peak, SCHEDULER_MIB, "MiB"))
+    return checks
+
+
+def _check(target: str, measured: float, limit: float, unit: str) -> dict[str, Any]:
+    return {
+        "target": target,
+        "measured": measured,
+        "limit": limit,
+        "unit": unit,
+        "met": measured < limit,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_arguments(parser)
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per page")
+    parser.add_argument("--repeat", type=int, default=5, help="KPI and PDF repetitions")
+    parser.add_argument("--duration", type=int, default=10, help="wrk seconds per page")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--output", help="where to write the JSON (default bench/results/)")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    app, url, scale = common.prepare(args)
+    result = common.header(app, url, scale, "all")
+    del result["benchmark"]
+    result["memory"] = memory.run(app, url)
+    result["kpi"] = kpi.run(app, repeat=args.repeat)
+    result["latency"] = {
+        "requests_per_page": args.requests,
+        "pages": latency.run(app, n=args.requests, warmup=10),
+    }
+    if not args.skip_throughput:
+        cpus = os.cpu_count() or 1
+        load = throughput.Load(args.duration, args.connections, 2, cpus, 4)
+        result["throughput"] = throughput.run(url, app, load)
+    result["targets"] = target_checks(result)
+    result["seconds"] = round(time.perf_counter() - started, 1)
+
+    output = args.output or str(common.RESULTS_DIR / f"{result['database']}-{scale.name}.json")
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+    with open(output, "w") as handle:
+        json.dump(result, handle, indent=2, default=str)
+        handle.write("\n")
+    common.note(f"Written to {output}")
+    return result
+
+
+if __name__ == "__main__":
+    common.emit(main())

@@ -1,0 +1,245 @@
+"""Throughput under gunicorn on loopback, as a share of a bare Flask app's under the same load.
+
+Starts gunicorn (gthread workers, one per CPU) for the service on the benchmark database and for
+bench/hello.py, signs in over HTTP, then drives each page with wrk for a fixed time and
+connection count. Every answer must be 200 OK (bench/status.lua counts the others). Also reports
+the peak resident memory (VmHWM) of the service's web workers after the runs.
+
+    .venv/bin/python -m bench.throughput --scale small --db sqlite --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.cookiejar
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import common
+
+STATUS_SCRIPT = common.BENCH_ROOT / "status.lua"
+USER_AGENT = "arts-referrals-bench"
+_REQUESTS_PER_SECOND = re.compile(r"Requests/sec:\s+([\d.]+)")
+_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(\w+),")
+_NOT_OK = re.compile(r"NOT_200 (\d+)")
+_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
+_LATENCY = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Load:
+    duration: int
+    connections: int
+    threads: int
+    workers: int
+    worker_threads: int
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def gunicorn(
+    target: str, env: dict[str, str], load: Load, health: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A gunicorn master serving `target` on a free loopback port, stopped afterwards."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(load.workers),
+        "--worker-class",
+        "gthread",
+        "--threads",
+        str(load.worker_threads),
+        "--log-level",
+        "warning",
+        target,
+    ]
+    server = subprocess.Popen(command, cwd=common.PROJECT_ROOT, env=env)  # noqa: S603
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base + health, server)
+        yield base, server
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _wait_until_up(url: str, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"gunicorn stopped (exit {server.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310  (loopback)
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"gunicorn did not answer {url} within 60 s")
+
+
+def sign_in_over_http(base: str, email: str, password: str) -> str:
+    """Sign in through the real form over HTTP; return the session cookie as a header value."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    opener.addheaders = [("User-Agent", USER_AGENT)]
+    with opener.open(base + "/sign-in", timeout=30) as response:
+        token = common.csrf_token(response.read().decode())
+    body = urllib.parse.urlencode({"csrf_token": token, "email": email, "password": password})
+    with opener.open(base + "/sign-in", data=body.encode(), timeout=30) as response:
+        if urllib.parse.urlparse(response.url).path == "/sign-in":
+            raise RuntimeError(f"signing in as {email} over HTTP failed")
+    return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
+
+
+def check_page(url: str, cookie: str) -> None:
+    request = urllib.request.Request(  # noqa: S310  (loopback)
+        url, headers={"Cookie": cookie, "User-Agent": USER_AGENT}
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    with opener.open(request, timeout=30) as response:
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError(f"{args[0].full_url} redirected (signed out?)")
+
+
+def wrk(url: str, load: Load, *, duration: int, cookie: str = "") -> dict[str, Any]:
+    """One bounded wrk run; requests per second, latency percentiles and non-200 answers."""
+    program = shutil.which("wrk")
+    if program is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk)")
+    command = [
+        program,
+        f"--threads={load.threads}",
+        f"--connections={load.connections}",
+        f"--duration={duration}s",
+        "--timeout=10s",
+        "--latency",
+        f"--script={STATUS_SCRIPT}",
+        "--header",
+        f"User-Agent: {USER_AGENT}",
+    ]
+    if cookie:
+        command += ["--header", f"Cookie: {cookie}"]
+    output = subprocess.run(  # noqa: S603
+        [*command, url], capture_output=True, text=True, check=True
+    ).stdout
+    rps = _REQUESTS_PER_SECOND.search(output)
+    total = _TOTAL.search(output)
+    not_ok = _NOT_OK.search(output)
+    if rps is None or total is None or not_ok is None:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    figures: dict[str, Any] = {
+        "requests_per_s": float(rps.group(1)),
+        "requests": int(total.group(1)),
+        "not_200": int(not_ok.group(1)),
+    }
+    errors = _ERRORS.search(output)
+    figures["socket_errors"] = sum(int(n) for n in errors.groups()) if errors else 0
+    for share, value, unit in _LATENCY.findall(output):
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        figures[f"latency_p{share}_ms"] = round(float(value) * scale, 2)
+    return figures
+
+
+def worker_peak_rss_mib(master: int) -> float:
+    """The largest peak resident set (VmHWM) among a gunicorn master's workers."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    peaks = [_vm_hwm_kib(int(pid)) for pid in children]
+    return round(max(peaks) / 1024, 1) if peaks else 0.0
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def measured(url: str, load: Load, cookie: str = "") -> dict[str, Any]:
+    wrk(url, load, duration=1, cookie=cookie)  # warm: templates compiled, connections pooled
+    result = wrk(url, load, duration=load.duration, cookie=cookie)
+    if result["not_200"] or result["socket_errors"]:
+        raise RuntimeError(f"{url}: {result['not_200']} answers were not 200 OK: {result}")
+    return result
+
+
+def run(url: str, app: Any, load: Load) -> dict[str, Any]:
+    found = common.targets(app)
+    env = common.server_environment(url)
+    results: dict[str, Any] = {
+        "server": f"gunicorn gthread, {load.workers} workers x {load.worker_threads} threads",
+        "load": f"wrk, {load.threads} threads, {load.connections} connections, "
+        f"{load.duration} s per page",
+    }
+    common.note("throughput: bare Flask hello world")
+    with gunicorn("bench.hello:app", env, load, "/") as (base, _server):
+        hello = measured(base + "/", load)
+    results["hello_world"] = hello
+    pages = {
+        "referral_list": ("gp_email", "/referrals/"),
+        "register_page": ("artist_email", f"/sessions/{found.register_session_id}/register"),
+    }
+    with gunicorn("referrals:create_app()", env, load, "/health") as (base, server):
+        for name, (who, path) in pages.items():
+            common.note(f"throughput: {name} ({path})")
+            cookie = sign_in_over_http(base, getattr(found, who), found.password)
+            check_page(base + path, cookie)
+            figures = measured(base + path, load, cookie)
+            figures["share_of_hello_world"] = round(
+                figures["requests_per_s"] / hello["requests_per_s"], 3
+            )
+            check_page(base + path, cookie)  # still signed in: the run measured real pages
+            results[name] = figures
+        results["web_worker_peak_rss_mib"] = worker_peak_rss_mib(server.pid)
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common.add_arguments(parser)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of load per page")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--worker-threads", type=int, default=4)
+    args = parser.parse_args(argv)
+    app, url, scale = common.prepare(args)
+    load = Load(args.duration, args.connections, args.threads, args.workers, args.worker_threads)
+    result = common.header(app, url, scale, "throughput")
+    result.update(run(url, app, load))
+    return result
+
+
+if __name__ == "__main__":
+    common.emit(main())
