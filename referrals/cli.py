@@ -96,6 +96,30 @@ def seed_demo_command(if_empty: bool) -> None:
         click.echo(f"  {user.role.value:<13} {user.email}")
 
 
+@seed_cli.command("scale")
+@click.option("--referrals", type=click.IntRange(min=1), default=100_000, show_default=True)
+@click.option("--attendances", type=click.IntRange(min=0), default=1_000_000, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same data.")
+def seed_scale_command(referrals: int, attendances: int, seed: int) -> None:
+    """Generate a scheme of REFERRALS referrals and ATTENDANCES attendance records into an
+    empty database (see referrals/scale.py for its shape) and print its logins."""
+    from referrals.scale import DatabaseNotEmpty, seed_scale
+    from referrals.seed import DEMO_PASSWORD
+
+    try:
+        report = seed_scale(referrals, attendances, seed=seed)
+    except DatabaseNotEmpty as error:
+        raise click.ClickException(str(error)) from error
+    db.session.commit()
+    width = max(len(name) for name in report.counts)
+    for name, rows in sorted(report.counts.items()):
+        click.echo(f"  {name:<{width}} {rows:>10,}")
+    click.echo(f"Generated in {report.seconds:.1f} s.")
+    click.echo(f"Sign in as (password for all: {DEMO_PASSWORD}):")
+    for role, email in report.sign_ins.items():
+        click.echo(f"  {role:<13} {email}")
+
+
 kpi_cli = AppGroup("kpi", help="Make and export monthly KPI returns.")
 scheduler_cli = AppGroup("scheduler", help="The scheduled-jobs process.")
 

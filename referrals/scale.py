@@ -1,0 +1,1351 @@
+"""A generated scheme at any scale, for measuring the service: `flask seed scale`.
+
+The shape, for `--referrals N --attendances M` (figures for N = 100,000, M = 1,000,000):
+
+- Organisations: 4 commissioners (2 integrated care boards, 2 council public health teams),
+  40 GP practices (ODS codes L85001 on), 4 link worker services and 50 arts providers.
+- Accounts (all with the demo password): 1 admin, 2 commissioners per commissioner, 1 GP per
+  practice, 10 link workers per service (40; each covers one practice) and 3 artists per
+  provider (150). E-mails end `@scale.test`; `SIGN_INS` names one per role.
+- Contracts: back-to-back two-year contracts for each commissioner, from the first referral
+  to a year after today, with monthly KPI targets. 60 venues.
+- Referrals: N over the last 8 years, rising gently, each with its lifecycle history as the
+  service records it: received, contact attempts (one to three), the "what matters" conversation
+  (assessed), enrolment (rarely through a waiting list), first attendance (started), then
+  completed, or withdrawn, or did not start. About 9 in 100 close before a course (unable to
+  contact, declined, not suitable); the share that reaches a course is set so that the
+  attendance rows come to M. About 1 person in 12 comes back years later with a new referral.
+  Everything after `today` has not happened yet, so the last few weeks' referrals are open:
+  received, contacting, assessed, waiting, enrolled on a course that has not started, or
+  started on a course that is running (a link worker has a hundred or so open at a time).
+- Courses: the assessed people, in the order they were assessed, fill courses of 12 to 30 at
+  one of the providers, starting one to three weeks later and meeting weekly for 10 to 12
+  sessions (bank holidays skipped, about 1 in 100 sessions cancelled); about 8,000 courses.
+  Registers are saved for every session before today, with moods for most who came, SWEMWBS
+  at the first session someone comes to and at their last. A course run by `BENCH_ARTIST`
+  has 30 people enrolled and a session today whose register has not been taken yet.
+- Attendance: exactly M rows when the referrals allow it (at most about 11 per referral),
+  otherwise as many as they allow; the report says how many were made.
+
+Rows are written with bulk Core inserts in chunks, ids assigned here, so memory stays flat and
+nothing needs a RETURNING round trip. Audit entries and messages back are not generated.
+Deterministic for a seed and a `today`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time as clock
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Table, case, func, insert, select
+
+from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.auth.passwords import hash_password
+from referrals.courses.models import (
+    Attendance,
+    AttendanceStatus,
+    Contract,
+    Course,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+    SessionStatus,
+    Venue,
+    course_artist,
+)
+from referrals.courses.schedule import Frequency, Schedule, expand
+from referrals.courses.services import completion_threshold
+from referrals.extensions import db
+from referrals.intake.demo import (
+    AGES,
+    CLOSE_REASONS,
+    ETHNICITY_NOT_STATED,
+    NAME_GROUPS,
+    PATHWAY_ART_FORMS,
+    PATHWAY_SHARES,
+    RISK_NOTES,
+    SEXES,
+    SITUATIONS,
+    WHAT_MATTERS_ANY,
+    WITHDRAWN_FROM_COURSE,
+)
+from referrals.intake.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
+    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
+    Status,
+)
+from referrals.intake.models import ContactAttempt, Conversation, Patient, Referral
+from referrals.intake.models import ReferralTransition as Transition
+from referrals.outcomes.models import WellbeingAssessment
+from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.seed import DEMO_PASSWORD
+from referrals.vocab import (
+    ArtForm,
+    ContactMethod,
+    ContactOutcome,
+    Ethnicity,
+    Pathway,
+    ReferrerType,
+    Sex,
+)
+from referrals.workdays import add_working_days
+
+LONDON = ZoneInfo("Europe/London")
+_T = TypeVar("_T")
+
+HISTORY_YEARS = 8
+DOMAIN = "scale.test"
+COMMISSIONERS = (
+    "NHS Northmoor Integrated Care Board",
+    "NHS Southvale Integrated Care Board",
+    "Northmoor City Council Public Health",
+    "Southvale County Council Public Health",
+)
+PRACTICES = 40
+SERVICES = 4
+LINK_WORKERS_PER_SERVICE = 10
+PROVIDERS = 50
+ARTISTS_PER_PROVIDER = 3
+VENUES = 60
+GROUP_SIZES = (12, 30)
+BENCH_GROUP = 30
+CHUNK_ROWS = 20_000  # rows buffered per table before a bulk insert
+
+ADMIN_EMAIL = f"admin@{DOMAIN}"
+BENCH_LINK_WORKER = f"linkworker01@{DOMAIN}"
+BENCH_GP = f"gp01@{DOMAIN}"
+BENCH_ARTIST = f"artist001@{DOMAIN}"
+BENCH_COMMISSIONER = f"commissioner1@{DOMAIN}"
+SIGN_INS: dict[Role, str] = {
+    Role.LINK_WORKER: BENCH_LINK_WORKER,
+    Role.REFERRER: BENCH_GP,
+    Role.ARTIST: BENCH_ARTIST,
+    Role.COMMISSIONER: BENCH_COMMISSIONER,
+    Role.ADMIN: ADMIN_EMAIL,
+}
+
+PRACTICE_KINDS = ("Surgery", "Medical Centre", "Health Centre", "Practice")
+VENUE_KINDS = ("Community Centre", "Library", "Arts Centre")
+TOWNS = [
+    "Northmoor",
+    "Ashby",
+    "Barnford",
+    "Carlow",
+    "Dunmere",
+    "Elstow",
+    "Fenby",
+    "Garth",
+    "Holme",
+    "Ingleby",
+    "Kelby",
+    "Langley",
+    "Marston",
+    "Netherby",
+    "Oakham",
+    "Penrith",
+    "Quarley",
+    "Redmire",
+    "Selby",
+    "Thornby",
+]
+PROVIDER_KINDS = (
+    (ArtForm.SINGING, "Voices", "Singing for Breathing"),
+    (ArtForm.MUSIC, "Music Makers", "Music Together"),
+    (ArtForm.VISUAL_ART, "Arts Studio", "Paint and Chat"),
+    (ArtForm.CRAFTS, "Craft Collective", "Make and Mend"),
+    (ArtForm.DANCE, "Dance", "Moving Well"),
+    (ArtForm.DRAMA, "Theatre Company", "Stories and Stages"),
+    (ArtForm.WRITING, "Writers", "Words for Wellbeing"),
+    (ArtForm.PHOTOGRAPHY, "Lens Club", "Seeing Differently"),
+    (ArtForm.HERITAGE, "Museum", "Objects and Memories"),
+)
+FIRST_NAMES = [
+    "Alex",
+    "Sam",
+    "Jo",
+    "Chris",
+    "Kim",
+    "Lee",
+    "Robin",
+    "Charlie",
+    "Jamie",
+    "Morgan",
+    "Taylor",
+    "Casey",
+    "Jordan",
+    "Riley",
+    "Avery",
+    "Quinn",
+    "Rowan",
+    "Sasha",
+    "Toni",
+    "Frankie",
+]
+FAMILY_NAMES = [
+    "Ashworth",
+    "Barker",
+    "Carver",
+    "Dawson",
+    "Ellis",
+    "Fowler",
+    "Garner",
+    "Hewitt",
+    "Irving",
+    "Jarvis",
+    "Kendall",
+    "Lawson",
+    "Marsh",
+    "Norris",
+    "Oakley",
+    "Pearce",
+    "Quigley",
+    "Rowe",
+    "Slater",
+    "Tranter",
+]
+
+
+@dataclass
+class ScaleReport:
+    """What was made: rows per table, seconds taken and the sign-in e-mail for each role."""
+
+    counts: dict[str, int]
+    seconds: float
+    sign_ins: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchTargets:
+    """Ids a benchmark needs, found in a generated scheme (see `scale_bench_targets`)."""
+
+    link_worker_id: int
+    gp_id: int
+    artist_id: int
+    commissioner_id: int
+    admin_id: int
+    course_id: int  # the artist's course with a session today
+    session_id: int  # that session; its register lists `register_size` people
+    register_size: int
+    contract_id: int  # a contract of the commissioner
+    referral_id: int  # an open referral assigned to the link worker, with history
+    emails: dict[str, str]
+
+
+# --- Planning ----------------------------------------------------------------------------------
+
+
+class _Referral:
+    __slots__ = (
+        "assessed",
+        "close",
+        "contacts",
+        "course",
+        "id",
+        "link_worker",
+        "new_patient",
+        "outcome",
+        "pathway",
+        "patient",
+        "practice",
+        "received",
+        "slot",
+    )
+
+    def __init__(self, referral_id: int, received: date) -> None:
+        self.id = referral_id
+        self.received = received
+        self.patient = 0
+        self.new_patient = True
+        self.practice = 0
+        self.link_worker = 0
+        self.pathway = Pathway.OTHER
+        self.outcome = ""
+        self.contacts: list[tuple[date, ContactOutcome]] = []
+        self.assessed: date | None = None
+        self.close: tuple[Status, date] | None = None
+        self.course = -1  # index into the course plan, once matched
+        self.slot = -1  # place in that course's member list
+
+
+class _Member:
+    __slots__ = ("enrolled_on", "leave", "referral", "reliability", "waitlisted")
+
+    def __init__(self, referral: int, enrolled_on: date, leave: int, reliability: float) -> None:
+        self.referral = referral
+        self.enrolled_on = enrolled_on
+        self.leave = leave  # sessions (by index) they stay for; == session count to the end
+        self.reliability = reliability
+        self.waitlisted = False
+
+
+@dataclass
+class _Course:
+    id: int
+    provider: int
+    artist: int
+    venue: int
+    art_form: ArtForm
+    title: str
+    capacity: int
+    start: date
+    start_time: time
+    duration: int
+    dates: list[date]
+    cancelled: set[int]
+    members: list[_Member]
+
+    def delivered(self, today: date) -> list[int]:
+        return [i for i, d in enumerate(self.dates) if d < today and i not in self.cancelled]
+
+    @property
+    def finished_by(self) -> date:
+        return max(d for i, d in enumerate(self.dates) if i not in self.cancelled)
+
+
+def _weighted(rng: random.Random, options: Sequence[tuple[_T, float]]) -> _T:
+    return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
+
+
+def _working_day_on_or_before(day: date) -> date:
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return day
+
+
+def _at(day: date, rng: random.Random, start: int = 9, end: int = 17) -> datetime:
+    minutes = rng.randrange(start * 60, end * 60)
+    local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=LONDON)
+    return local.astimezone(UTC)
+
+
+def _session_end(day: date, start: time, duration: int) -> datetime:
+    local = datetime.combine(day, start, tzinfo=LONDON) + timedelta(minutes=duration)
+    return local.astimezone(UTC)
+
+
+@dataclass
+class _World:
+    """Ids of everything small, made before the referrals."""
+
+    practices: list[int]  # organisation ids
+    practice_gp: list[int]  # user id of each practice's GP
+    practice_link_worker: list[int]  # user id of the link worker covering each practice
+    providers: list[
+        tuple[int, ArtForm, str, list[int], list[int]]
+    ]  # id, art, name, artists, venues
+    contracts: list[tuple[int, int, date, date]]  # id, commissioner index, start, end
+    provider_commissioner: list[int]
+    users: int
+    organisations: int
+
+
+class _Planner:
+    def __init__(self, n: int, today: date, seed: int, enrol_share: float) -> None:
+        self.n = n
+        self.today = today
+        self.seed = seed
+        self.enrol_share = enrol_share
+        self.start = today - timedelta(days=365 * HISTORY_YEARS)
+
+    def referrals(self) -> list[_Referral]:
+        """When each referral arrived and how its intake went (before any course)."""
+        rng = random.Random(self.seed)  # noqa: S311 - generated data
+        span = (self.today - self.start).days
+        # A scheme that grows: referrals per day rise by half over the years.
+        offsets = sorted(span * math.sqrt(rng.random() * 0.8 + 0.2) / 1.0 for _ in range(self.n))
+        low = span * math.sqrt(0.2)
+        refs: list[_Referral] = []
+        patients = 0
+        pathways = list(PATHWAY_SHARES.items())
+        for index, offset in enumerate(offsets):
+            day = self.start + timedelta(days=int((offset - low) / (span - low) * (span - 1)))
+            ref = _Referral(index + 1, _working_day_on_or_before(min(day, self.today)))
+            ref.practice = rng.randrange(PRACTICES)
+            ref.pathway = _weighted(rng, pathways)
+            earlier = index - rng.randrange(self.n // 8 + 1, self.n // 2 + 2)
+            if index > self.n // 3 and earlier >= 0 and rng.random() < 0.08:
+                previous = refs[earlier]
+                if (ref.received - previous.received).days > 400 and previous.new_patient:
+                    ref.patient = previous.patient
+                    ref.new_patient = False
+                    ref.practice = previous.practice
+            if ref.new_patient:
+                patients += 1
+                ref.patient = patients
+            self._intake(rng, ref)
+            refs.append(ref)
+        return refs
+
+    def _intake(self, rng: random.Random, ref: _Referral) -> None:
+        roll = rng.random()
+        closed_before = 1 - self.enrol_share
+        if roll < closed_before * 0.4:
+            ref.outcome = "unable"
+        elif roll < closed_before * 0.7:
+            ref.outcome = "declined"
+        elif roll < closed_before * 0.85:
+            ref.outcome = "not_suitable"
+        elif roll < closed_before:
+            ref.outcome = "declined_after"
+        else:
+            ref.outcome = "course"
+        day = add_working_days(ref.received, rng.randint(1, 5))
+        failures = (
+            3 if ref.outcome == "unable" else _weighted(rng, [(0, 0.65), (1, 0.25), (2, 0.1)])
+        )
+        for _ in range(failures):
+            ref.contacts.append(
+                (day, rng.choice((ContactOutcome.NO_ANSWER, ContactOutcome.LEFT_MESSAGE)))
+            )
+            day = add_working_days(day, rng.randint(2, 4))
+        if ref.outcome == "unable":
+            ref.close = (Status.UNABLE_TO_CONTACT, add_working_days(day, 5))
+            return
+        ref.contacts.append((day, ContactOutcome.SPOKE))
+        if ref.outcome in ("declined", "not_suitable"):
+            status = Status.DECLINED if ref.outcome == "declined" else Status.NOT_SUITABLE
+            ref.close = (status, day)
+            return
+        ref.assessed = add_working_days(day, rng.randint(2, 8))
+        if ref.outcome == "declined_after":
+            ref.close = (Status.DECLINED, add_working_days(ref.assessed, rng.randint(3, 15)))
+
+    def courses(self, refs: list[_Referral], world: _World) -> list[_Course]:
+        """Fill courses with assessed people in the order they were assessed."""
+        rng = random.Random(self.seed + 1)  # noqa: S311 - generated data
+        waiting = sorted(
+            (r for r in refs if r.outcome == "course" and r.assessed and r.assessed <= self.today),
+            key=lambda r: (r.assessed or self.today, r.id),
+        )
+        # The bench course: the last people assessed a fortnight or more ago, on a course that
+        # meets on today's weekday and has a session today.
+        cutoff = self.today - timedelta(days=14)
+        before = [i for i, r in enumerate(waiting) if r.assessed and r.assessed <= cutoff]
+        bench_members: list[_Referral] = []
+        if before:
+            last = before[-1] + 1
+            bench_members = waiting[max(0, last - BENCH_GROUP) : last]
+            del waiting[max(0, last - BENCH_GROUP) : last]
+        plan: list[_Course] = []
+        at = 0
+        groups: list[tuple[list[_Referral], bool]] = []
+        while at < len(waiting):
+            size = rng.randint(*GROUP_SIZES)
+            groups.append((waiting[at : at + size], False))
+            at += size
+        if bench_members:
+            # Courses are numbered in start order, near enough; the bench one goes among them.
+            position = sum(1 for g, _ in groups if (g[-1].assessed or self.today) <= cutoff)
+            groups.insert(position, (bench_members, True))
+        for group, bench in groups:
+            filled = group[-1].assessed
+            assert filled is not None
+            if bench:
+                days = (self.today - filled).days
+                start = self.today - timedelta(weeks=max(1, min(5, (days - 1) // 7)))
+                provider = 0
+                artist = world.providers[0][3][0]
+                sessions = 12
+                skip = False
+            else:
+                start = filled + timedelta(days=rng.randint(7, 21))
+                provider = rng.randrange(PROVIDERS)
+                artist = rng.choice(world.providers[provider][3])
+                sessions = _weighted(rng, [(10, 0.2), (11, 0.2), (12, 0.6)])
+                skip = True
+                if start > self.today:
+                    # Not started yet: the most recently assessed are not matched yet.
+                    recent = self.today - timedelta(days=2)
+                    group = [r for r in group if r.assessed and r.assessed <= recent]
+                    if not group:
+                        continue
+            pid, art, name, _artists, venues = world.providers[provider]
+            schedule = Schedule(
+                start_date=start,
+                start_time=rng.choice((time(10), time(10, 30), time(13, 30), time(14), time(18))),
+                duration_minutes=rng.choice((90, 120)),
+                frequency=Frequency.WEEKLY,
+                sessions=sessions,
+                skip_bank_holidays=skip,
+            )
+            dates = [s.date for s in expand(schedule)]
+            cancelled = {
+                i
+                for i in range(1, sessions - 1)
+                if dates[i] != self.today and rng.random() < 0.01 and not bench
+            }
+            course = _Course(
+                id=len(plan) + 1,
+                provider=pid,
+                artist=artist,
+                venue=rng.choice(venues),
+                art_form=art,
+                title=f"{PROVIDER_KINDS[provider % len(PROVIDER_KINDS)][2]}: {name}, {start:%B %Y}",
+                capacity=len(group),
+                start=start,
+                start_time=schedule.start_time,
+                duration=schedule.duration_minutes,
+                dates=dates,
+                cancelled=cancelled,
+                members=[],
+            )
+            waitlisted = len(group) - rng.choice((0, 0, 1, 2)) if start > self.today else len(group)
+            for slot, ref in enumerate(group):
+                assert ref.assessed is not None
+                latest = start - timedelta(days=1)
+                enrolled_on = max(
+                    ref.assessed, min(ref.assessed + timedelta(days=rng.randint(0, 4)), latest)
+                )
+                roll = rng.random()
+                reliability = rng.uniform(0.72, 1.0)
+                if bench:
+                    leave = sessions
+                elif roll < 0.05:
+                    leave, reliability = 2, 0.0  # did not start: missed the first two
+                elif roll < 0.15:
+                    leave = rng.randint(2, sessions - 1)
+                else:
+                    leave = sessions
+                member = _Member(ref.id, enrolled_on, leave, reliability)
+                member.waitlisted = slot >= waitlisted
+                ref.course, ref.slot = len(plan), slot
+                course.members.append(member)
+            course.capacity = sum(1 for m in course.members if not m.waitlisted)
+            plan.append(course)
+        return plan
+
+
+def _rows(course: _Course, member: _Member, today: date) -> int:
+    return sum(1 for i in course.delivered(today) if i < member.leave)
+
+
+def _tune(plan: list[_Course], target: int, today: date) -> int:
+    """Move when people stopped coming so the attendance rows come to `target`; the total."""
+    total = 0
+    delivered_by_course = []
+    for course in plan:
+        delivered = set(course.delivered(today))
+        delivered_by_course.append(delivered)
+        total += sum(sum(1 for i in delivered if i < m.leave) for m in course.members)
+    # Only courses that have finished, so nobody's future is decided early.
+    finished = [
+        (course, delivered_by_course[i])
+        for i, course in enumerate(plan)
+        if course.finished_by < today and course.members
+    ]
+    for _pass in range(6):
+        if total == target:
+            break
+        for course, delivered in finished:
+            if total == target:
+                break
+            for member in course.members:
+                if total == target:
+                    break
+                sessions = len(course.dates)
+                if total < target and member.leave < sessions:
+                    member.leave += 1
+                    total += member.leave - 1 in delivered
+                elif total > target and member.leave > 1:
+                    member.leave -= 1
+                    total -= member.leave in delivered
+    return total
+
+
+# --- Writing -----------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Buffers rows per table and writes them with bulk inserts, parents before children."""
+
+    ORDER = (
+        Patient.__table__,
+        Referral.__table__,
+        Transition.__table__,
+        ContactAttempt.__table__,
+        Conversation.__table__,
+        Enrolment.__table__,
+        Attendance.__table__,
+        WellbeingAssessment.__table__,
+    )
+
+    def __init__(self) -> None:
+        self.rows: dict[Table, list[dict[str, Any]]] = {t: [] for t in self.ORDER}
+        self.counts: dict[str, int] = {t.name: 0 for t in self.ORDER}
+        self.buffered = 0
+
+    def add(self, table: Any, row: dict[str, Any]) -> int:
+        self.rows[table].append(row)
+        self.counts[table.name] += 1
+        self.buffered += 1
+        return self.counts[table.name]
+
+    def next_id(self, table: Any) -> int:
+        return self.counts[table.name] + 1
+
+    def maybe_flush(self) -> None:
+        if self.buffered >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        for table in self.ORDER:
+            rows = self.rows[table]
+            if rows:
+                db.session.execute(insert(table), rows)
+                rows.clear()
+        self.buffered = 0
+
+
+def _bulk(table: Any, rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), CHUNK_ROWS):
+        db.session.execute(insert(table), rows[start : start + CHUNK_ROWS])
+
+
+def _nhs_number(n: int) -> str:
+    """The n-th valid NHS number in a range kept for generated people."""
+    base = 600_000_000 + n * 7
+    while True:
+        digits = f"{base:09d}"
+        check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11
+        check = 0 if check == 11 else check
+        if check != 10:
+            return digits + str(check)
+        base += 1
+
+
+def _make_world(today: date, start: date, password_hash: str) -> _World:
+    now = datetime.now(UTC)
+    orgs: list[dict[str, Any]] = []
+    users: list[dict[str, Any]] = []
+
+    def org(name: str, kind: OrganisationKind, ods: str | None = None) -> int:
+        orgs.append({"id": len(orgs) + 1, "name": name, "kind": kind, "ods_code": ods})
+        return len(orgs)
+
+    def user(email: str, name: str, role: Role, organisation: int) -> int:
+        users.append(
+            {
+                "id": len(users) + 1,
+                "email": email,
+                "name": name,
+                "role": role,
+                "organisation_id": organisation,
+                "password_hash": password_hash,
+                "password_changed_at": now,
+            }
+        )
+        return len(users)
+
+    def person(n: int) -> str:
+        return f"{FIRST_NAMES[n % len(FIRST_NAMES)]} {FAMILY_NAMES[(n // 3) % len(FAMILY_NAMES)]}"
+
+    commissioners = [org(name, OrganisationKind.COMMISSIONER) for name in COMMISSIONERS]
+    practices = [
+        org(
+            f"{TOWNS[i % len(TOWNS)]} {PRACTICE_KINDS[i // 10 % 4]}",
+            OrganisationKind.GP_PRACTICE,
+            f"L{85001 + i}",
+        )
+        for i in range(PRACTICES)
+    ]
+    services = [
+        org(f"{TOWNS[i * 5]} Social Prescribing Service", OrganisationKind.LINK_WORKER_SERVICE)
+        for i in range(SERVICES)
+    ]
+    providers = []
+    for i in range(PROVIDERS):
+        art, suffix, _title = PROVIDER_KINDS[i % len(PROVIDER_KINDS)]
+        name = f"{TOWNS[(i * 7) % len(TOWNS)]} {suffix} {i + 1:02d}"
+        providers.append((org(name, OrganisationKind.PROVIDER), art, name))
+    user(ADMIN_EMAIL, "Alex Admin", Role.ADMIN, services[0])
+    for i, commissioner in enumerate(commissioners):
+        for j in range(2):
+            user(
+                f"commissioner{i * 2 + j + 1}@{DOMAIN}",
+                person(i * 2 + j),
+                Role.COMMISSIONER,
+                commissioner,
+            )
+    practice_gp = [
+        user(f"gp{i + 1:02d}@{DOMAIN}", f"Dr {person(i + 8)}", Role.REFERRER, practice)
+        for i, practice in enumerate(practices)
+    ]
+    link_workers = [
+        user(
+            f"linkworker{i + 1:02d}@{DOMAIN}",
+            person(i + 50),
+            Role.LINK_WORKER,
+            services[i // LINK_WORKERS_PER_SERVICE],
+        )
+        for i in range(SERVICES * LINK_WORKERS_PER_SERVICE)
+    ]
+    artists: list[list[int]] = []
+    for p, (provider_id, _art, _name) in enumerate(providers):
+        artists.append(
+            [
+                user(
+                    f"artist{p * ARTISTS_PER_PROVIDER + a + 1:03d}@{DOMAIN}",
+                    person(p * 3 + a + 100),
+                    Role.ARTIST,
+                    provider_id,
+                )
+                for a in range(ARTISTS_PER_PROVIDER)
+            ]
+        )
+    _bulk(Organisation.__table__, orgs)
+    _bulk(User.__table__, users)
+
+    venues = [
+        {
+            "id": i + 1,
+            "name": f"{TOWNS[i % len(TOWNS)]} {VENUE_KINDS[i // 20]}",
+            "address": f"{i + 1} High Street, {TOWNS[i % len(TOWNS)]}",
+            "postcode": f"NM{i % 20 + 1} {i % 9 + 1}AB",
+            "accessibility": "Step-free entrance and an accessible toilet" if i % 3 else "",
+        }
+        for i in range(VENUES)
+    ]
+    _bulk(Venue.__table__, venues)
+
+    contracts: list[dict[str, Any]] = []
+    contract_spans: list[tuple[int, int, date, date]] = []
+    for c, commissioner in enumerate(commissioners):
+        begin = start.replace(day=1)
+        while begin <= today + timedelta(days=365):
+            end = begin.replace(year=begin.year + 2) - timedelta(days=1)
+            contract_id = len(contracts) + 1
+            contracts.append(
+                {
+                    "id": contract_id,
+                    "name": f"{COMMISSIONERS[c]} arts on prescription "
+                    f"{begin.year}-{end.year % 100:02d}",
+                    "commissioner_id": commissioner,
+                    "start_date": begin,
+                    "end_date": end,
+                    "targets": {
+                        "B1": {"minimum": 150, "expected": 200, "stretch": 250},
+                        "B4": {"minimum": 80, "expected": 100, "stretch": 120},
+                        "B6": {"minimum": 70, "expected": 75, "stretch": 85},
+                        "B7": {"minimum": 30, "expected": 40, "stretch": 60},
+                    },
+                }
+            )
+            contract_spans.append((contract_id, c, begin, end))
+            begin = end + timedelta(days=1)
+    _bulk(Contract.__table__, contracts)
+
+    return _World(
+        practices=practices,
+        practice_gp=practice_gp,
+        practice_link_worker=[link_workers[i % len(link_workers)] for i in range(PRACTICES)],
+        providers=[
+            (pid, art, name, artists[p], [p % VENUES + 1, (p + PROVIDERS) % VENUES + 1])
+            for p, (pid, art, name) in enumerate(providers)
+        ],
+        contracts=contract_spans,
+        provider_commissioner=[p % len(commissioners) for p in range(PROVIDERS)],
+        users=len(users),
+        organisations=len(orgs),
+    )
+
+
+def _write_courses(plan: list[_Course], world: _World, today: date) -> dict[str, int]:
+    courses, artists, sessions = [], [], []
+    session_id = 0
+    provider_index = {p[0]: i for i, p in enumerate(world.providers)}
+    for course in plan:
+        commissioner = world.provider_commissioner[provider_index[course.provider]]
+        contract = next(
+            cid
+            for cid, c, begin, end in world.contracts
+            if c == commissioner and begin <= course.start <= end
+        )
+        courses.append(
+            {
+                "id": course.id,
+                "title": course.title,
+                "description": "A friendly weekly group; no experience needed.",
+                "art_form": course.art_form,
+                "provider_id": course.provider,
+                "contract_id": contract,
+                "venue_id": course.venue,
+                "pathways": [],
+                "capacity": course.capacity,
+                "cost_per_session_pence": 4500,
+                "start_date": course.start,
+                "start_time": course.start_time,
+                "duration_minutes": course.duration,
+                "frequency": Frequency.WEEKLY,
+                "session_count": len(course.dates),
+                "taster_count": 0,
+            }
+        )
+        artists.append({"course_id": course.id, "user_id": course.artist})
+        for i, day in enumerate(course.dates):
+            session_id += 1
+            if i in course.cancelled:
+                status = SessionStatus.CANCELLED
+            elif day < today:
+                status = SessionStatus.DELIVERED
+            else:
+                status = SessionStatus.PLANNED
+            delivered = status is SessionStatus.DELIVERED
+            sessions.append(
+                {
+                    "id": session_id,
+                    "course_id": course.id,
+                    "sequence": i + 1,
+                    "date": day,
+                    "start_time": course.start_time,
+                    "duration_minutes": course.duration,
+                    "is_taster": False,
+                    "status": status,
+                    "cancelled_reason": "Artist unwell" if i in course.cancelled else "",
+                    "register_saved_at": (
+                        _session_end(day, course.start_time, course.duration)
+                        + timedelta(minutes=30)
+                        if delivered
+                        else None
+                    ),
+                    "register_saved_by_id": course.artist if delivered else None,
+                }
+            )
+    _bulk(Course.__table__, courses)
+    _bulk(course_artist, artists)
+    _bulk(CourseSession.__table__, sessions)
+    return {"course": len(courses), "course_session": len(sessions)}
+
+
+class _Emitter:
+    """Writes each referral with everything that happened to it, in the order received."""
+
+    def __init__(
+        self, world: _World, plan: list[_Course], today: date, seed: int, writer: _Writer
+    ) -> None:
+        self.world = world
+        self.plan = plan
+        self.today = today
+        self.rng = random.Random(seed + 2)  # noqa: S311 - generated data
+        self.w = writer
+        self.first_session_id: list[int] = []
+        sid = 0
+        for course in plan:
+            self.first_session_id.append(sid + 1)
+            sid += len(course.dates)
+        self.scores: dict[tuple[int, ...], tuple[int, Decimal]] = {}
+
+    # People.
+
+    def patient(self, ref: _Referral, at: datetime) -> None:
+        rng = self.rng
+        low, high, mode = AGES[ref.pathway]
+        age = int(rng.triangular(low, high, mode))
+        born = ref.received - timedelta(days=age * 365 + rng.randrange(365))
+        group = _weighted(rng, [(g, g.share) for g in NAME_GROUPS])
+        sex = _weighted(rng, SEXES)
+        female = sex is Sex.FEMALE or (sex is not Sex.MALE and rng.random() < 0.5)
+        if group.female_by_age:
+            band = 0 if age < 38 else 1 if age < 68 else 2
+            given = rng.choice((group.female_by_age if female else group.male_by_age)[band])
+        else:
+            given = rng.choice(group.female if female else group.male)
+        ethnicity = Ethnicity.NOT_STATED if rng.random() < ETHNICITY_NOT_STATED else group.ethnicity
+        phone = f"07{rng.randrange(100_000_000, 999_999_999)}"
+        self.w.add(
+            Patient.__table__,
+            {
+                "id": ref.patient,
+                "nhs_number": _nhs_number(ref.patient),
+                "given_name": given,
+                "family_name": rng.choice(group.family),
+                "date_of_birth": born,
+                "sex": sex,
+                "ethnicity": ethnicity,
+                "postcode": f"NM{ref.practice % 20 + 1} {rng.randint(1, 9)}"
+                f"{rng.choice('ABDEFGHJ')}{rng.choice('LNPQRSTU')}",
+                "phone": phone,
+                "email": None if rng.random() < 0.5 else f"p{ref.patient}@example.org",
+                "preferred_contact": ContactMethod.PHONE
+                if rng.random() < 0.8
+                else ContactMethod.EMAIL,
+                "gp_practice_id": self.world.practices[ref.practice],
+                "communication_needs": "",
+                "access_needs": "",
+                "created_at": at,
+                "updated_at": at,
+            },
+        )
+
+    # One referral and its history.
+
+    def referral(self, ref: _Referral) -> None:
+        rng, w, today = self.rng, self.w, self.today
+        lw = self.world.practice_link_worker[ref.practice]
+        gp = self.world.practice_gp[ref.practice]
+        referrer_type = _weighted(
+            rng,
+            [
+                (ReferrerType.GP, 0.7),
+                (ReferrerType.LINK_WORKER, 0.15),
+                (ReferrerType.OTHER_HEALTH_PROFESSIONAL, 0.1),
+                (ReferrerType.SELF, 0.05),
+            ],
+        )
+        referred_by = gp if referrer_type is ReferrerType.GP else lw
+        received_at = _at(ref.received, rng)
+        if ref.new_patient:
+            self.patient(ref, received_at)
+        steps: list[tuple[Status | None, Status, datetime, date, int, str, str, str | None]] = []
+        status = Status.RECEIVED
+        steps.append((None, status, received_at, ref.received, referred_by, "", "", None))
+
+        def move(
+            target: Status, at: datetime, on: date, reason: str = "", note: str = "", by: int = lw
+        ) -> None:
+            nonlocal status
+            code = None
+            if target is Status.ASSESSED and status in (Status.RECEIVED, Status.CONTACTING):
+                code = SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING
+            elif target is Status.DECLINED:
+                code = SNOMED_SOCIAL_PRESCRIBING_DECLINED
+            steps.append((status, target, at, on, by, reason, note, code))
+            status = target
+
+        first_contact: datetime | None = None
+        for day, outcome in ref.contacts:
+            if day > today:
+                break
+            at = _at(day, rng)
+            first_contact = first_contact or at
+            w.add(
+                ContactAttempt.__table__,
+                {
+                    "referral_id": ref.id,
+                    "id": w.next_id(ContactAttempt.__table__),
+                    "at": at,
+                    "method": ContactMethod.PHONE,
+                    "outcome": outcome,
+                    "note": "",
+                    "actor_id": lw,
+                },
+            )
+            if status is Status.RECEIVED:
+                move(Status.CONTACTING, at, day, note=f"Phone: {outcome.label}")
+        if ref.assessed and ref.assessed <= today:
+            at = _at(ref.assessed, rng)
+            w.add(
+                Conversation.__table__,
+                {
+                    "id": w.next_id(Conversation.__table__),
+                    "referral_id": ref.id,
+                    "held_on": ref.assessed,
+                    "what_matters": rng.choice(WHAT_MATTERS_ANY),
+                    "agreed_next_steps": "Find a course that suits and enrol them.",
+                    "preferred_art_forms": [a.value for a in PATHWAY_ART_FORMS[ref.pathway][:2]],
+                    "actor_id": lw,
+                    "at": at,
+                },
+            )
+            move(Status.ASSESSED, at, ref.assessed, note="What matters conversation recorded")
+        if ref.close and ref.close[1] <= today and (status is not Status.RECEIVED):
+            closing, day = ref.close
+            move(closing, _at(day, rng), day, reason=rng.choice(CLOSE_REASONS[closing]))
+        if ref.course >= 0:
+            status = self.course_history(ref, lw, move, lambda: status)
+
+        risk = rng.random() < 0.03
+        interests = [a.value for a in PATHWAY_ART_FORMS[ref.pathway][: rng.randint(0, 2)]]
+        last = steps[-1]
+        closed_on = last[3] if last[1] in CLOSED_STATUSES else None
+        snomed = next((s[7] for s in reversed(steps) if s[7]), None)
+        w.add(
+            Referral.__table__,
+            {
+                "id": ref.id,
+                "patient_id": ref.patient,
+                "gp_practice_id": self.world.practices[ref.practice],
+                "referred_by_id": referred_by,
+                "assigned_to_id": lw,
+                "referrer_type": referrer_type,
+                "pathway": ref.pathway,
+                "reason": rng.choice(SITUATIONS[ref.pathway]),
+                "interests": interests,
+                "consent": True,
+                "risk_flag": risk,
+                "risk_note": rng.choice(RISK_NOTES) if risk else "",
+                "received_on": ref.received,
+                "status": status,
+                "status_changed_at": last[2],
+                "first_contact_at": first_contact,
+                "closed_on": closed_on,
+                "snomed_code": snomed,
+                "new_episode_reason": "",
+                "created_at": received_at,
+                "updated_at": last[2],
+            },
+        )
+        for frm, to, at, on, by, reason, note, code in steps:
+            w.add(
+                Transition.__table__,
+                {
+                    "id": w.next_id(Transition.__table__),
+                    "referral_id": ref.id,
+                    "from_status": frm,
+                    "to_status": to,
+                    "at": at,
+                    "effective_on": on,
+                    "actor_id": by,
+                    "reason": reason,
+                    "note": note,
+                    "snomed_code": code,
+                },
+            )
+
+    def course_history(self, ref: _Referral, lw: int, move: Any, current: Any) -> Status:
+        """Enrolment, registers, questionnaires and how the course ended for this person."""
+        rng, w, today = self.rng, self.w, self.today
+        course = self.plan[ref.course]
+        member = course.members[ref.slot]
+        if member.enrolled_on > today:
+            return current()
+        enrolled_at = _at(member.enrolled_on, rng)
+        enrolment_id = w.next_id(Enrolment.__table__)
+        enrolment: dict[str, Any] = {
+            "id": enrolment_id,
+            "course_id": course.id,
+            "referral_id": ref.id,
+            "status": EnrolmentStatus.ENROLLED,
+            "created_at": enrolled_at,
+            "waitlisted_at": None,
+            "enrolled_at": enrolled_at,
+            "completed_at": None,
+            "withdrawn_at": None,
+            "withdrawn_reason": "",
+            "created_by_id": lw,
+        }
+        if member.waitlisted:
+            enrolment.update(
+                status=EnrolmentStatus.WAITLISTED, waitlisted_at=enrolled_at, enrolled_at=None
+            )
+            move(Status.WAITLISTED, enrolled_at, member.enrolled_on, note=course.title, by=lw)
+            w.add(Enrolment.__table__, enrolment)
+            return current()
+        move(Status.ENROLLED, enrolled_at, member.enrolled_on, note=course.title, by=lw)
+
+        delivered = course.delivered(today)
+        first_session = self.first_session_id[ref.course]
+        attended_count = 0
+        last_attended: int | None = None
+        baseline: Decimal | None = None
+        for i in delivered:
+            if i >= member.leave:
+                break
+            day = course.dates[i]
+            came = rng.random() < member.reliability
+            end = _session_end(day, course.start_time, course.duration)
+            mood_before = mood_after = None
+            if came:
+                if rng.random() < 0.85:
+                    mood_before = rng.randint(2, 8)
+                    mood_after = min(10, mood_before + rng.choice((0, 1, 1, 2, 2, 3)))
+                status = AttendanceStatus.ATTENDED
+            else:
+                status = (
+                    AttendanceStatus.APOLOGIES if rng.random() < 0.6 else AttendanceStatus.NO_SHOW
+                )
+            w.add(
+                Attendance.__table__,
+                {
+                    "id": w.next_id(Attendance.__table__),
+                    "session_id": first_session + i,
+                    "enrolment_id": enrolment_id,
+                    "status": status,
+                    "mood_before": mood_before,
+                    "mood_after": mood_after,
+                    "note": "",
+                    "recorded_at": end,
+                    "recorded_by_id": course.artist,
+                },
+            )
+            if came:
+                attended_count += 1
+                if current() is Status.ENROLLED:
+                    move(Status.STARTED, end, day, note="First attendance", by=course.artist)
+                    if rng.random() < 0.9:
+                        baseline = self.questionnaire(
+                            enrolment_id,
+                            Timepoint.BASELINE,
+                            rng.gauss(19.5, 3.5),
+                            day,
+                            end,
+                            course.artist,
+                        )
+                last_attended = i
+        sessions = len(course.dates)
+        if member.leave < sessions:
+            stopped_after = course.dates[member.leave - 1]
+            day = stopped_after + timedelta(days=rng.randint(3, 8))
+            if day <= today and course.dates[member.leave] <= today:
+                at = _at(day, rng)
+                if current() is Status.STARTED:
+                    reason = rng.choice(WITHDRAWN_FROM_COURSE)
+                    move(Status.WITHDRAWN, at, day, reason=reason)
+                else:
+                    reason = rng.choice(CLOSE_REASONS[Status.DID_NOT_START])
+                    move(Status.DID_NOT_START, at, day, reason=reason)
+                enrolment.update(
+                    status=EnrolmentStatus.WITHDRAWN, withdrawn_at=at, withdrawn_reason=reason
+                )
+        elif course.finished_by < today:
+            last_day = course.finished_by
+            needed = completion_threshold(len(delivered))
+            end_at = _session_end(last_day, course.start_time, course.duration)
+            if attended_count >= needed and current() is Status.STARTED:
+                move(
+                    Status.COMPLETED,
+                    end_at,
+                    last_day,
+                    note=f"Completed {course.title}",
+                    by=course.artist,
+                )
+                enrolment.update(status=EnrolmentStatus.COMPLETED, completed_at=end_at)
+                if baseline is not None and last_attended is not None and rng.random() < 0.9:
+                    day = course.dates[last_attended]
+                    self.questionnaire(
+                        enrolment_id,
+                        Timepoint.END,
+                        float(baseline) + rng.gauss(2.0, 3.0),
+                        day,
+                        _session_end(day, course.start_time, course.duration),
+                        course.artist,
+                    )
+            else:
+                day = add_working_days(last_day, rng.randint(1, 5))
+                if day <= today:
+                    at = _at(day, rng)
+                    if current() is Status.STARTED:
+                        reason = (
+                            f"Came to {attended_count} of {len(delivered)} sessions; "
+                            "not enough to complete the course"
+                        )
+                        move(Status.WITHDRAWN, at, day, reason=reason)
+                    else:
+                        reason = rng.choice(CLOSE_REASONS[Status.DID_NOT_START])
+                        move(Status.DID_NOT_START, at, day, reason=reason)
+                    enrolment.update(
+                        status=EnrolmentStatus.WITHDRAWN, withdrawn_at=at, withdrawn_reason=reason
+                    )
+        w.add(Enrolment.__table__, enrolment)
+        return current()
+
+    def questionnaire(
+        self,
+        enrolment_id: int,
+        timepoint: Timepoint,
+        metric: float,
+        day: date,
+        at: datetime,
+        by: int,
+    ) -> Decimal:
+        rng = self.rng
+        raw_target = max(7, min(35, round(metric)))
+        items = [1] * 7
+        for _ in range(raw_target - 7):
+            candidates = [i for i in range(7) if items[i] < 5]
+            items[rng.choice(candidates)] += 1
+        key = tuple(items)
+        if key not in self.scores:
+            result = score(Instrument.SWEMWBS, items)
+            self.scores[key] = (result.raw, result.metric)
+        raw, value = self.scores[key]
+        self.w.add(
+            WellbeingAssessment.__table__,
+            {
+                "id": self.w.next_id(WellbeingAssessment.__table__),
+                "enrolment_id": enrolment_id,
+                "instrument": Instrument.SWEMWBS,
+                "timepoint": timepoint,
+                "items": items,
+                "raw_score": raw,
+                "metric_score": value,
+                "recorded_on": day,
+                "recorded_by_id": by,
+                "created_at": at,
+            },
+        )
+        return value
+
+
+def _reset_sequences() -> None:
+    """PostgreSQL hands out ids from sequences, which explicit ids do not move on."""
+    if db.engine.dialect.name != "postgresql":
+        return
+    for table in db.metadata.sorted_tables:
+        if "id" not in table.c or not table.c.id.primary_key:
+            continue
+        # setval is strict: a table whose id has no sequence gives NULL, not an error.
+        sequence = func.pg_get_serial_sequence(f'"{table.name}"', "id")
+        following = select(func.coalesce(func.max(table.c.id), 0) + 1).scalar_subquery()
+        db.session.execute(select(func.setval(sequence, following, False)))
+
+
+class DatabaseNotEmpty(RuntimeError):
+    """The generated scheme needs a migrated database with no organisations or users."""
+
+
+def database_is_empty() -> bool:
+    return (
+        db.session.scalar(select(Organisation.id).limit(1)) is None
+        and db.session.scalar(select(User.id).limit(1)) is None
+    )
+
+
+def seed_scale(
+    referrals: int, attendances: int, *, seed: int = 2026, today: date | None = None
+) -> ScaleReport:
+    """Generate the scheme described above into an empty migrated database; the caller commits."""
+    if referrals < 1 or attendances < 0:
+        raise ValueError("referrals must be 1 or more and attendances 0 or more")
+    if not database_is_empty():
+        raise DatabaseNotEmpty("the database already holds data; use an empty one")
+    began = clock.perf_counter()
+    today = today or datetime.now(LONDON).date()
+
+    # Aim the share of referrals reaching a course at the attendance wanted, then adjust.
+    share = 0.9
+    plan: list[_Course] = []
+    refs: list[_Referral] = []
+    stub = _stub_world()
+    for _attempt in range(3):
+        planner = _Planner(referrals, today, seed, share)
+        refs = planner.referrals()
+        plan = planner.courses(refs, stub)
+        rows = sum(_rows(c, m, today) for c in plan for m in c.members)
+        if rows == 0:
+            break
+        wanted = min(0.97, max(0.05, share * attendances / rows))
+        if abs(wanted - share) < 0.005:
+            break
+        share = wanted
+
+    world = _make_world(today, planner.start, hash_password(DEMO_PASSWORD))
+    if world.providers != stub.providers:
+        raise RuntimeError("the planned provider and artist ids differ from those written")
+    _tune(plan, attendances, today)
+    counts = {
+        "organisation": world.organisations,
+        "user_account": world.users,
+        "contract": len(world.contracts),
+        "venue": VENUES,
+    }
+    counts |= _write_courses(plan, world, today)
+    writer = _Writer()
+    emitter = _Emitter(world, plan, today, seed, writer)
+    for ref in refs:
+        emitter.referral(ref)
+        writer.maybe_flush()
+    writer.flush()
+    counts |= writer.counts
+    _reset_sequences()
+    db.session.flush()
+    return ScaleReport(
+        counts=counts,
+        seconds=clock.perf_counter() - began,
+        sign_ins={role.value: email for role, email in SIGN_INS.items()},
+    )
+
+
+def _stub_world() -> _World:
+    """Provider, artist and venue positions for planning, before any row exists.
+
+    Ids are given in the order `_make_world` gives them, so the plan's ids are the real ones.
+    """
+    organisations = len(COMMISSIONERS) + PRACTICES + SERVICES
+    first_artist = 1 + 2 * len(COMMISSIONERS) + PRACTICES + SERVICES * LINK_WORKERS_PER_SERVICE + 1
+    providers = []
+    for p in range(PROVIDERS):
+        art = PROVIDER_KINDS[p % len(PROVIDER_KINDS)][0]
+        name = f"{TOWNS[(p * 7) % len(TOWNS)]} {PROVIDER_KINDS[p % len(PROVIDER_KINDS)][1]}"
+        name += f" {p + 1:02d}"
+        artists = [first_artist + p * ARTISTS_PER_PROVIDER + a for a in range(ARTISTS_PER_PROVIDER)]
+        providers.append(
+            (
+                organisations + p + 1,
+                art,
+                name,
+                artists,
+                [p % VENUES + 1, (p + PROVIDERS) % VENUES + 1],
+            )
+        )
+    return _World([], [], [], providers, [], [], 0, 0)
+
+
+def scale_bench_targets(today: date | None = None) -> BenchTargets:
+    """The accounts and records a benchmark of a generated scheme should use."""
+    today = today or datetime.now(LONDON).date()
+    users = {
+        role: db.session.scalar(select(User).where(User.email == email))
+        for role, email in SIGN_INS.items()
+    }
+    missing = [role.value for role, user in users.items() if user is None]
+    if missing:
+        raise LookupError(f"no generated accounts for {', '.join(missing)}; run `flask seed scale`")
+    artist, commissioner = users[Role.ARTIST], users[Role.COMMISSIONER]
+    link_worker = users[Role.LINK_WORKER]
+    assert artist is not None and commissioner is not None and link_worker is not None
+    enrolled = (
+        select(func.count())
+        .where(
+            Enrolment.course_id == CourseSession.course_id,
+            Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+        )
+        .correlate(CourseSession)
+        .scalar_subquery()
+    )
+    session_id, course_id, size = db.session.execute(
+        select(CourseSession.id, CourseSession.course_id, enrolled)
+        .join(course_artist, course_artist.c.course_id == CourseSession.course_id)
+        .where(course_artist.c.user_id == artist.id, CourseSession.date == today)
+        .order_by(enrolled.desc(), CourseSession.id)
+        .limit(1)
+    ).one()
+    # The course's contract: its commissioner is the generated commissioner's organisation.
+    contract_id = db.session.scalar(select(Course.contract_id).where(Course.id == course_id))
+    referral_id = db.session.scalar(
+        select(Referral.id)
+        .where(Referral.assigned_to_id == link_worker.id)
+        # One still open on a course, with a long history, where there is one.
+        .order_by(
+            case(
+                (Referral.status == Status.STARTED, 0),
+                (Referral.status.in_(OPEN_STATUSES), 1),
+                else_=2,
+            ),
+            Referral.id,
+        )
+        .limit(1)
+    )
+    assert contract_id is not None and referral_id is not None
+    ids = {role: user.id for role, user in users.items() if user is not None}
+    return BenchTargets(
+        link_worker_id=ids[Role.LINK_WORKER],
+        gp_id=ids[Role.REFERRER],
+        artist_id=ids[Role.ARTIST],
+        commissioner_id=ids[Role.COMMISSIONER],
+        admin_id=ids[Role.ADMIN],
+        course_id=course_id,
+        session_id=session_id,
+        register_size=size,
+        contract_id=contract_id,
+        referral_id=referral_id,
+        emails={role.value: email for role, email in SIGN_INS.items()},
+    )
