@@ -37,8 +37,8 @@ demo: db
 	$(BIN)/flask scheduler catch-up
 
 lint: setup
-	$(BIN)/ruff check referrals tests
-	$(BIN)/ruff format --check referrals tests
+	$(BIN)/ruff check referrals tests bench
+	$(BIN)/ruff format --check referrals tests bench
 
 typecheck: setup
 	$(BIN)/mypy
@@ -51,6 +51,16 @@ audit: setup
 	$(BIN)/bandit --configfile pyproject.toml --recursive referrals --severity-level high --quiet
 
 check: lint typecheck audit test
+
+# Benchmarks (docs/performance.md): `make bench SCALE=small|full DB=sqlite|postgresql`.
+# Seeds a benchmark database once per scale, then writes bench/results/<db>-<scale>.json.
+SCALE ?= small
+DB ?= sqlite
+BENCH_OUTPUT ?= bench/results/$(DB)-$(SCALE).json
+bench: setup
+	$(BIN)/python -m bench.run_all --scale $(SCALE) --db $(DB) --output $(BENCH_OUTPUT) \
+		$(BENCH_ARGS) >/dev/null
+	$(BIN)/python -m bench.report $(BENCH_OUTPUT)
 
 clean:
 	rm -rf $(VENV) node_modules referrals/static/nhsuk .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,97 @@
+"""The benchmarks (bench/) run against a small generated scheme, so they cannot rot unnoticed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bench import kpi, latency, report, run_all
+from referrals.courses.models import Attendance, CourseSession, SessionStatus
+from referrals.extensions import db
+from referrals.scale import seed_scale
+
+REFERRALS, ATTENDANCES = 1_000, 8_000
+
+
+@pytest.fixture()
+def scheme(app):
+    seed_scale(REFERRALS, ATTENDANCES)  # today: the pages check registers against today
+    db.session.commit()
+    return app
+
+
+def test_latency_measures_every_page_signed_in_and_saves_the_register(scheme):
+    pages = latency.run(scheme, n=3, warmup=1)
+
+    assert list(pages) == [
+        "caseload",
+        "caseload_last_page",
+        "referral_list",
+        "referral_list_last_page",
+        "referral_detail",
+        "course_directory",
+        "register_page",
+        "register_save",
+        "commissioner_dashboard",
+    ]
+    for name, page in pages.items():
+        assert page["n"] == 3, name
+        assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"], name
+        assert page["queries"] >= 2, name  # at least the session check and the page's own
+    assert pages["caseload_last_page"]["path"] != "/referrals/?page=1"
+    # The timed POSTs really saved a 30-person register: everyone marked attended.
+    assert pages["register_save"]["people"] == 30
+    session_id = int(pages["register_save"]["path"].split("/")[2])
+    db.session.expire_all()
+    session = db.session.get(CourseSession, session_id)
+    assert session is not None and session.status is SessionStatus.DELIVERED
+    marks = db.session.scalar(
+        select(func.count()).where(
+            Attendance.session_id == session_id, Attendance.status == "attended"
+        )
+    )
+    assert marks == 30
+
+
+def test_kpi_times_both_scopes_and_builds_the_pdf(scheme):
+    figures = kpi.run(scheme, repeat=2)
+
+    for name in ("kpi_month_contract", "kpi_month_all_activity"):
+        assert figures[name]["n"] == 2
+        assert figures[name]["figures"] > 20 and figures[name]["queries"] > 5
+    assert figures["return_pdf"]["bytes"] > 5_000
+
+
+def _result(queries: dict[str, int], referrals: int) -> dict[str, Any]:
+    return {
+        "database": "sqlite",
+        "rows": {"referral": referrals, "attendance": referrals * 10},
+        "latency": {
+            "requests_per_page": 200,
+            "pages": {
+                name: {"p50_ms": 5.0, "p95_ms": 60.0 if name == "slow" else 9.0, "queries": n}
+                for name, n in queries.items()
+            },
+        },
+    }
+
+
+def test_query_counts_are_compared_between_sizes():
+    small = _result({"caseload": 8, "register_page": 12}, 2_000)
+    same = _result({"caseload": 8, "register_page": 12}, 100_000)
+    grown = _result({"caseload": 8, "register_page": 42}, 100_000)
+
+    assert report.query_differences(small, same) == []
+    assert report.query_differences(small, grown) == [
+        "register_page: 12 queries at 2,000 referrals, 42 at 100,000"
+    ]
+
+
+def test_targets_are_checked_and_tabled():
+    result = _result({"caseload": 8, "slow": 9}, 100_000)
+    checks = {c["target"]: c["met"] for c in run_all.target_checks(result)}
+    assert checks == {"caseload p95": True, "slow p95": False}
+    table = report.latency_table([result])
+    assert "| `slow` | p95 < 50 ms | 5.0 / 60.0 ✗ (9) |" in table
