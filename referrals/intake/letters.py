@@ -41,6 +41,13 @@ class OutcomeSummary:
     wellbeing_baseline: float | None = None
     wellbeing_end: float | None = None
 
+    @property
+    def wellbeing_change(self) -> float | None:
+        """End minus baseline SWEMWBS metric score, when both are recorded."""
+        if self.wellbeing_baseline is None or self.wellbeing_end is None:
+            return None
+        return self.wellbeing_end - self.wellbeing_baseline
+
 
 def outcome_summary(referral: Referral) -> OutcomeSummary:
     """Attendance and wellbeing on the person's latest course; empty before any course."""
@@ -81,6 +88,29 @@ def letter_event(referral: Referral) -> str | None:
     if referral.snomed_code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING:
         return "accepted"
     return None
+
+
+@dataclass(frozen=True)
+class MessageBack:
+    """What the referring practice is told now: the referral page shows it, the letter says it."""
+
+    headline: str
+    summary: OutcomeSummary
+    code: str | None  # SNOMED CT code to record in the GP record
+
+    @property
+    def code_term(self) -> str:
+        return SNOMED_TERMS[self.code] if self.code else ""
+
+
+def message_back(referral: Referral) -> MessageBack | None:
+    """The message back as it stands, or None before there is anything to tell."""
+    event = letter_event(referral)
+    if event is None:
+        return None
+    return MessageBack(
+        _headline(referral, event), outcome_summary(referral), _code_to_record(referral)
+    )
 
 
 def _code_to_record(referral: Referral) -> str | None:

@@ -252,6 +252,7 @@ def referral(referral_id: int) -> ResponseReturnValue:
         moves=next_steps(item.status) if can_triage else [],
         overdue=is_overdue(item, today()),
         today=today(),
+        message_back=letters.message_back(item),
     )
 
 
