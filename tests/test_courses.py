@@ -340,6 +340,9 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
             {f"status-{e_keen.id}": "attended", f"status-{e_patchy.id}": patchy_status},
         )
         assert response.status_code == 302
+    after_last = admin.get(response.headers["Location"]).get_data(as_text=True)
+    assert "That was the last session: Keen Person completed the course." in after_last
+    assert "Patchy" not in after_last
     db.session.expire_all()
     assert e_keen.status is EnrolmentStatus.COMPLETED and keen.status is Status.COMPLETED
     assert e_patchy.status is EnrolmentStatus.ENROLLED and patchy.status is Status.STARTED
@@ -352,6 +355,18 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
     gp = login_as(factories.make_user(Role.REFERRER, organisation=keen.gp_practice))
     letter = pdf_text(gp.get(f"/referrals/{keen.id}/letter.pdf").data)
     assert "4 of 4 sessions attended" in letter and "871731000000106" in letter
+    # The referral page the message opens says the same, with the code to record.
+    page = gp.get(f"/referrals/{keen.id}").get_data(as_text=True)
+    assert "Message back to the practice" in page
+    assert "Keen Person has completed" in page
+    assert "4 of 4 sessions attended" in page
+    assert "SNOMED CT 871731000000106" in page
+    assert f'href="/referrals/{keen.id}/letter.pdf"' in page
+    patchy_gp = login_as(factories.make_user(Role.REFERRER, organisation=patchy.gp_practice))
+    still_going = patchy_gp.get(f"/referrals/{patchy.id}")
+    assert still_going.status_code == 200
+    assert "Patchy Person has accepted support" in still_going.get_data(as_text=True)
+    assert "Patchy Person has completed" not in still_going.get_data(as_text=True)
 
 
 def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_worker):

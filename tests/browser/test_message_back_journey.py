@@ -184,7 +184,11 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
         person = leader.get_by_role("group", name=name, exact=True)
         person.get_by_label("Attended", exact=True).check()
     leader.get_by_role("button", name="Save register").click()
-    expect(leader.get_by_role("status")).to_contain_text("Register saved: 2 of 2 attended")
+    saved = leader.get_by_role("status")
+    expect(saved.filter(has_text="Register saved")).to_contain_text("2 of 2 attended")
+    expect(saved.filter(has_text="last session")).to_contain_text(
+        "Margaret Atkins completed the course. Their GP practices have been sent a message back."
+    )
     audit(leader)
     with live_data.fresh() as session:
         statuses = {
