@@ -156,6 +156,10 @@ def prepare(args: argparse.Namespace) -> tuple[Flask, str, Scale]:
             seed_scale(scale.referrals, scale.attendances)
             db.session.commit()
             note(f"Seeded in {time.perf_counter() - started:.0f} s")
+        if db.engine.dialect.name == "postgresql":
+            # Planner statistics, as autovacuum keeps them in service (it may be off here).
+            db.session.execute(text("ANALYZE"))
+            db.session.commit()
         started = time.perf_counter()
         made = make_recent_returns(args.return_months)
         if made:
@@ -174,6 +178,8 @@ def make_recent_returns(months: int = RETURN_MONTHS) -> int:
     from referrals.reports.services import contracts_active_in, make_return
     from referrals.scheduler.jobs import MONTHLY_RETURNS, today_in_london
 
+    if months < 1:
+        return 0
     today = today_in_london()
     made = 0
     for period in last_periods(Period.containing(today).previous(), months):

@@ -33,7 +33,7 @@ from bench import common
 STATUS_SCRIPT = common.BENCH_ROOT / "status.lua"
 USER_AGENT = "arts-referrals-bench"
 _REQUESTS_PER_SECOND = re.compile(r"Requests/sec:\s+([\d.]+)")
-_TOTAL = re.compile(r"(\d+) requests in ([\d.]+)(\w+),")
+_TOTAL = re.compile(r"(\d+) requests in [\d.]+\w+, ([\d.]+)([KMG]?B) read")
 _NOT_OK = re.compile(r"NOT_200 (\d+)")
 _ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 _LATENCY = re.compile(r"^\s+(50|90|99)%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -162,6 +162,13 @@ def wrk(url: str, load: Load, *, duration: int, cookie: str = "") -> dict[str, A
     figures: dict[str, Any] = {
         "requests_per_s": float(rps.group(1)),
         "requests": int(total.group(1)),
+        "kib_per_response": round(
+            float(total.group(2))
+            * {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3}[total.group(3)]
+            / 1024
+            / max(1, int(total.group(1))),
+            1,
+        ),
         "not_200": int(not_ok.group(1)),
     }
     errors = _ERRORS.search(output)
