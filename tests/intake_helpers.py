@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date
+import dataclasses
+from datetime import date, datetime
 from typing import Any
 
 from referrals.auth.models import Organisation, User
@@ -48,30 +49,45 @@ def referral_form(**overrides: Any) -> dict[str, Any]:
 
 
 def make_referral(
-    actor: User, practice: Organisation, *, nhs: str, today: date | None = None, **overrides: Any
+    actor: User,
+    practice: Organisation,
+    *,
+    nhs: str,
+    today: date | None = None,
+    at: datetime | None = None,
+    **overrides: Any,
 ) -> Any:
+    """A referral made through the service as `actor` would send it. Overrides name any field
+    of the patient (`given_name`, `date_of_birth`, ...) or of the referral (`pathway`,
+    `reason`, `interests`, ...)."""
     today = today or date(2026, 11, 23)
+    patient_fields = {field.name for field in dataclasses.fields(PatientDetails)}
     patient = PatientDetails(
-        nhs_number=nhs,
-        given_name=overrides.pop("given_name", "Test"),
-        family_name=overrides.pop("family_name", "Person"),
-        date_of_birth=date(1950, 1, 1),
-        sex=Sex.FEMALE,
-        ethnicity=Ethnicity.WHITE,
-        postcode="GL1 2AB",
-        phone="01632960001",
-        email=None,
-        preferred_contact=ContactMethod.PHONE,
+        **{
+            "nhs_number": nhs,
+            "given_name": "Test",
+            "family_name": "Person",
+            "date_of_birth": date(1950, 1, 1),
+            "sex": Sex.FEMALE,
+            "ethnicity": Ethnicity.WHITE,
+            "postcode": "GL1 2AB",
+            "phone": "01632960001",
+            "email": None,
+            "preferred_contact": ContactMethod.PHONE,
+            **{name: overrides.pop(name) for name in list(overrides) if name in patient_fields},
+        }
     )
     details = ReferralDetails(
-        patient=patient,
-        gp_practice=practice,
-        referrer_type=ReferrerType.GP,
-        pathway=overrides.pop("pathway", Pathway.MENTAL_HEALTH),
-        reason="Low mood",
-        **overrides,
+        **{
+            "patient": patient,
+            "gp_practice": practice,
+            "referrer_type": ReferrerType.GP,
+            "pathway": Pathway.MENTAL_HEALTH,
+            "reason": "Low mood",
+            **overrides,
+        }
     )
-    return create_referral(actor, details, today=today)
+    return create_referral(actor, details, today=today, at=at)
 
 
 def pdf_text(data: bytes) -> str:

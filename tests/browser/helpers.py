@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
@@ -14,6 +16,11 @@ from tests.browser.accessibility import audit
 from tests.factories import TEST_PASSWORD
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+def london_today() -> date:
+    """The service's 'today' (the views use London time, not the machine's zone)."""
+    return datetime.now(ZoneInfo("Europe/London")).date()
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> Path:

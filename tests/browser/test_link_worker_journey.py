@@ -10,8 +10,7 @@ messages, and the message leads to the referral, now enrolled.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
@@ -21,29 +20,21 @@ from referrals.courses.models import Enrolment, EnrolmentStatus
 from referrals.courses.services import enrol, waitlist_position
 from referrals.intake.lifecycle import Status
 from referrals.intake.models import ContactAttempt, Referral, ReferralTransition
-from referrals.intake.services import PatientDetails, ReferralDetails, create_referral
 from referrals.notifications.models import Notification
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
     ContactOutcome,
-    Ethnicity,
     Pathway,
-    ReferrerType,
-    Sex,
 )
 from tests import factories
 from tests.browser.accessibility import audit
-from tests.browser.helpers import screenshot, sign_in
+from tests.browser.helpers import london_today, screenshot, sign_in
 from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.intake_helpers import make_referral
 
 COURSE = "Singing for Better Breathing"
 ALREADY_ENROLLED = [("Joan", "Pritchard"), ("Derek", "Hale"), ("Eileen", "Moss")]
-
-
-def london_today() -> date:
-    """The service's 'today' (the views use London time, not the machine's zone)."""
-    return datetime.now(ZoneInfo("Europe/London")).date()
 
 
 def first_monday_of_next_month(day: date) -> date:
@@ -53,30 +44,19 @@ def first_monday_of_next_month(day: date) -> date:
 
 def margaret_referred_by(gp: User, today: date) -> Referral:
     """Mrs Atkins' referral as her GP sent it."""
-    return create_referral(
+    return make_referral(
         gp,
-        ReferralDetails(
-            patient=PatientDetails(
-                nhs_number="9434765919",
-                given_name="Margaret",
-                family_name="Atkins",
-                date_of_birth=date(1948, 3, 15),
-                sex=Sex.FEMALE,
-                ethnicity=Ethnicity.WHITE,
-                postcode="GL1 2AB",
-                phone="01632960001",
-                email=None,
-                preferred_contact=ContactMethod.PHONE,
-                communication_needs="Uses a hearing aid",
-            ),
-            gp_practice=gp.organisation,
-            referrer_type=ReferrerType.GP,
-            pathway=Pathway.COPD_ASTHMA,
-            reason="COPD, lonely since her husband died, used to sing in a choir",
-            interests=[ArtForm.SINGING, ArtForm.MUSIC],
-            consent=True,
-        ),
+        gp.organisation,
+        nhs="9434765919",
         today=today,
+        given_name="Margaret",
+        family_name="Atkins",
+        date_of_birth=date(1948, 3, 15),
+        communication_needs="Uses a hearing aid",
+        pathway=Pathway.COPD_ASTHMA,
+        reason="COPD, lonely since her husband died, used to sing in a choir",
+        interests=[ArtForm.SINGING, ArtForm.MUSIC],
+        consent=True,
     )
 
 

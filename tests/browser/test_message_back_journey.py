@@ -19,19 +19,14 @@ from referrals.courses.services import RegisterEntry, enrol, record_wellbeing, s
 from referrals.extensions import db
 from referrals.intake.lifecycle import SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING, Status
 from referrals.intake.models import Referral
-from referrals.intake.services import (
-    PatientDetails,
-    ReferralDetails,
-    create_referral,
-    record_conversation,
-)
+from referrals.intake.services import record_conversation
 from referrals.outcomes.scoring import Instrument, Timepoint, score
-from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
+from referrals.vocab import ArtForm, Pathway, Sex
 from tests import factories
 from tests.browser.accessibility import audit
-from tests.browser.helpers import screenshot, sign_in
+from tests.browser.helpers import london_today, screenshot, sign_in
 from tests.course_helpers import make_course
-from tests.intake_helpers import nhs_numbers, pdf_text
+from tests.intake_helpers import make_referral, nhs_numbers, pdf_text
 
 ATTENDED, APOLOGIES, NO_SHOW = (
     AttendanceStatus.ATTENDED,
@@ -67,11 +62,6 @@ def at_london(day: date, clock: time) -> datetime:
     return datetime.combine(day, clock, tzinfo=LONDON).astimezone(UTC)
 
 
-def london_today() -> date:
-    """The service's 'today' (the views use London time, not the machine's zone)."""
-    return datetime.now(LONDON).date()
-
-
 def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     new_context: Any, live_data: Any, tmp_path: Path
 ) -> None:
@@ -91,29 +81,19 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     for person in (MRS_ATKINS, MR_HALE):
         given = person["given_name"]
         referred, assessed = day - timedelta(weeks=6), day - timedelta(weeks=5)
-        referral = create_referral(
+        referral = make_referral(
             gp,
-            ReferralDetails(
-                patient=PatientDetails(
-                    nhs_number=next(numbers),
-                    given_name=given,
-                    family_name=person["family_name"],
-                    date_of_birth=person["date_of_birth"],
-                    sex=person["sex"],
-                    ethnicity=Ethnicity.WHITE,
-                    postcode="GL1 2AB",
-                    phone="01632 960001",
-                    email=None,
-                    preferred_contact=ContactMethod.PHONE,
-                ),
-                gp_practice=practice,
-                referrer_type=ReferrerType.GP,
-                pathway=Pathway.COPD_ASTHMA,
-                reason=person["reason"],
-                interests=[ArtForm.SINGING],
-            ),
+            practice,
+            nhs=next(numbers),
             today=referred,
             at=at_london(referred, time(9, 40)),
+            given_name=given,
+            family_name=person["family_name"],
+            date_of_birth=person["date_of_birth"],
+            sex=person["sex"],
+            pathway=Pathway.COPD_ASTHMA,
+            reason=person["reason"],
+            interests=[ArtForm.SINGING],
         )
         record_conversation(
             link_worker,

@@ -10,8 +10,7 @@ from referrals.courses.models import Attendance, AttendanceStatus
 from referrals.courses.services import enrol
 from tests import factories
 from tests.browser.accessibility import audit
-from tests.browser.helpers import KeyboardUser, sign_in
-from tests.browser.test_register_mobile import london_today
+from tests.browser.helpers import KeyboardUser, london_today, sign_in
 from tests.course_helpers import assessed_referral, make_course
 
 TABLET = {"width": 1024, "height": 768}

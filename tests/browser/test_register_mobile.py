@@ -4,8 +4,6 @@ SWEMWBS, on a 360×740 touch screen, finding everything by its visible label."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
@@ -14,16 +12,17 @@ from referrals.courses.models import Attendance, AttendanceStatus
 from referrals.courses.services import enrol
 from tests import factories
 from tests.browser.accessibility import audit
-from tests.browser.helpers import page_scroll_width, screenshot, sign_in, wider_than
+from tests.browser.helpers import (
+    london_today,
+    page_scroll_width,
+    screenshot,
+    sign_in,
+    wider_than,
+)
 from tests.course_helpers import assessed_referral, make_course
 
 PHONE = {"width": 360, "height": 740}
 MIN_TARGET_PX = 44  # WCAG 2.5.5 / NHS.UK: touch targets at least 44 by 44 CSS pixels
-
-
-def london_today() -> date:
-    """The service's 'today' (the views use London time, not the machine's zone)."""
-    return datetime.now(ZoneInfo("Europe/London")).date()
 
 
 def assert_no_sideways_scrolling(page: Page) -> None:
