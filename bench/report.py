@@ -147,18 +147,18 @@ def render(results: list[dict[str, Any]]) -> str:
     servers = ", ".join(
         sorted({str(r.get("machine", {}).get("database_server", "")) for r in results})
     )
-    return "\n\n".join(
-        [
-            f"Measured on {machine.get('cpus')} CPUs ({machine.get('cpu_model')}), "
-            f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {servers}.",
-            "Rows in the database:\n\n" + rows_table(results),
-            "In-process latency, "
-            + str(_get(results[0], "latency", "requests_per_page"))
-            + " timed requests per page:\n\n"
-            + latency_table(results),
-            "KPI, PDF, throughput and memory:\n\n" + work_table(results),
-        ]
-    )
+    parts = [
+        f"Measured on {machine.get('cpus')} CPUs ({machine.get('cpu_model')}), "
+        f"{machine.get('memory_gib')} GiB, Python {machine.get('python')}, {servers}.",
+        "Rows in the database:\n\n" + rows_table(results),
+    ]
+    requests = _get(results[0], "latency", "requests_per_page")
+    if requests:
+        parts.append(
+            f"In-process latency, {requests} timed requests per page:\n\n" + latency_table(results)
+        )
+    parts.append("KPI, PDF, throughput and memory:\n\n" + work_table(results))
+    return "\n\n".join(parts)
 
 
 # Pages showing one record whose own history differs between two generated schemes: their

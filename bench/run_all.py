@@ -73,7 +73,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--repeat", type=int, default=5, help="KPI and PDF repetitions")
     parser.add_argument("--duration", type=int, default=10, help="wrk seconds per page")
     parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=["memory", "kpi", "latency", "throughput"],
+        help="leave out a benchmark (repeatable)",
+    )
     parser.add_argument("--output", help="where to write the JSON (default bench/results/)")
     args = parser.parse_args(argv)
 
@@ -81,13 +87,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     app, url, scale = common.prepare(args)
     result = common.header(app, url, scale, "all")
     del result["benchmark"]
-    result["memory"] = memory.run(app, url)
-    result["kpi"] = kpi.run(app, repeat=args.repeat)
-    result["latency"] = {
-        "requests_per_page": args.requests,
-        "pages": latency.run(app, n=args.requests, warmup=10),
-    }
-    if not args.skip_throughput:
+    if "memory" not in args.skip:
+        result["memory"] = memory.run(app, url)
+    if "kpi" not in args.skip:
+        result["kpi"] = kpi.run(app, repeat=args.repeat)
+    if "latency" not in args.skip:
+        result["latency"] = {
+            "requests_per_page": args.requests,
+            "pages": latency.run(app, n=args.requests, warmup=10),
+        }
+    if "throughput" not in args.skip:
         cpus = os.cpu_count() or 1
         load = throughput.Load(args.duration, args.connections, 2, cpus, 4)
         result["throughput"] = throughput.run(url, app, load)
