@@ -7,8 +7,9 @@ The shape, for `--referrals N --attendances M` (figures for N = 100,000, M = 1,0
 - Accounts (all with the demo password): 1 admin, 2 commissioners per commissioner, 1 GP per
   practice, 10 link workers per service (40; each covers one practice) and 3 artists per
   provider (150). E-mails end `@scale.test`; `SIGN_INS` names one per role.
-- Contracts: back-to-back two-year contracts for each commissioner, from the first referral
-  to a year after today, with monthly KPI targets. 60 venues.
+- Contracts: back-to-back two-year contracts from April for each commissioner, from before the
+  first referral to a year after today (the current one began a year or more ago), with
+  monthly KPI targets. 60 venues.
 - Referrals: N over the last 8 years, rising gently, each with its lifecycle history as the
   service records it: received, contact attempts (one to three), the "what matters" conversation
   (assessed), enrolment (rarely through a waiting list), first attendance (started), then
@@ -718,8 +719,13 @@ def _make_world(today: date, start: date, password_hash: str) -> _World:
 
     contracts: list[dict[str, Any]] = []
     contract_spans: list[tuple[int, int, date, date]] = []
+    # Two-year contracts from April, the current one started at least a year ago, so every
+    # commissioner has a year of finished months to report on.
+    anchor = date(today.year - 1 if today.month >= 4 else today.year - 2, 4, 1)
+    while anchor > start:
+        anchor = anchor.replace(year=anchor.year - 2)
     for c, commissioner in enumerate(commissioners):
-        begin = start.replace(day=1)
+        begin = anchor
         while begin <= today + timedelta(days=365):
             end = begin.replace(year=begin.year + 2) - timedelta(days=1)
             contract_id = len(contracts) + 1

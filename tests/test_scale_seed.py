@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -157,6 +157,13 @@ def test_bench_targets_name_a_register_taken_today(scheme, app):
     assert targets.artist_id in {artist.id for artist in course.lead_artists}
     assert targets.register_size >= 20
     assert course.contract_id == targets.contract_id
+    # The commissioner has a year of finished months under the contract to report on.
+    assert (
+        course.contract.start_date
+        <= TODAY - timedelta(days=365)
+        < TODAY
+        <= course.contract.end_date
+    )
     assert (
         course.contract.commissioner_id
         == db.session.get(User, targets.commissioner_id).organisation_id

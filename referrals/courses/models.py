@@ -96,6 +96,8 @@ course_artist = Table(
     db.metadata,
     Column("course_id", ForeignKey("course.id", ondelete="CASCADE"), primary_key=True),
     Column("user_id", ForeignKey("user_account.id", ondelete="CASCADE"), primary_key=True),
+    # An artist's courses: their home page and registers.
+    Index("ix_course_artist_user_id", "user_id"),
 )
 
 

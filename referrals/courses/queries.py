@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, func, select
+from sqlalchemy import Select, String, and_, cast, func, select, true
 from sqlalchemy.orm import joinedload
 
 from referrals.courses.models import (
@@ -32,40 +32,58 @@ class DirectoryFilters:
     include_finished: bool = False
 
 
-def _enrolled_counts() -> Any:
+def _enrolled_counts(courses: Any = None) -> Any:
     return (
         select(Enrolment.course_id, func.count().label("enrolled"))
-        .where(Enrolment.status == EnrolmentStatus.ENROLLED)
+        .where(Enrolment.status == EnrolmentStatus.ENROLLED, _among(Enrolment.course_id, courses))
         .group_by(Enrolment.course_id)
         .subquery()
     )
 
 
-def _waiting_counts() -> Any:
+def _waiting_counts(courses: Any = None) -> Any:
     return (
         select(Enrolment.course_id, func.count().label("waiting"))
-        .where(Enrolment.status == EnrolmentStatus.WAITLISTED)
+        .where(Enrolment.status == EnrolmentStatus.WAITLISTED, _among(Enrolment.course_id, courses))
         .group_by(Enrolment.course_id)
         .subquery()
     )
 
 
-def _course_ends() -> Any:
+def _course_ends(courses: Any = None) -> Any:
     return (
         select(
             CourseSession.course_id,
             func.max(CourseSession.date).label("ends_on"),
             func.min(CourseSession.date).label("starts_on"),
         )
-        .where(CourseSession.status != SessionStatus.CANCELLED)
+        .where(
+            CourseSession.status != SessionStatus.CANCELLED,
+            _among(CourseSession.course_id, courses),
+        )
         .group_by(CourseSession.course_id)
         .subquery()
     )
 
 
+def _among(column: Any, courses: Any) -> Any:
+    return true() if courses is None else column.in_(courses)
+
+
+def _running_or_to_come(today: date) -> Any:
+    """Ids of courses with a session (not cancelled) today or later: those not yet finished."""
+    return select(CourseSession.course_id).where(
+        CourseSession.date >= today, CourseSession.status != SessionStatus.CANCELLED
+    )
+
+
 def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select[Any]:
     """Rows of (course, enrolled, waiting, starts_on, ends_on), soonest start first."""
-    enrolled, waiting, ends = _enrolled_counts(), _waiting_counts(), _course_ends()
+    # Unless finished courses are asked for, count places only for the courses still to run,
+    # not for the scheme's whole history.
+    courses = None if filters.include_finished else _running_or_to_come(today)
+    enrolled, waiting = _enrolled_counts(courses), _waiting_counts(courses)
+    ends = _course_ends(courses)
     enrolled_n = func.coalesce(enrolled.c.enrolled, 0)
     query = (
         select(
@@ -82,8 +100,8 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
         .where(course_scope(user))
         .options(joinedload(Course.provider), joinedload(Course.venue))
     )
-    if not filters.include_finished:
-        query = query.where(ends.c.ends_on >= today)
+    if courses is not None:
+        query = query.where(Course.id.in_(courses), ends.c.ends_on >= today)
     if filters.art_form:
         query = query.where(Course.art_form == filters.art_form)
     if filters.pathway:

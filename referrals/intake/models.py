@@ -129,6 +129,15 @@ class ReferralTransition(db.Model):  # type: ignore[name-defined]
     referral: Mapped[Referral] = relationship(back_populates="transitions")
     actor: Mapped[User | None] = relationship()
 
+    __table_args__ = (
+        # A referral's status on a given day (KPIs A2 and A3): its latest change by then.
+        Index(
+            "ix_referral_transition_referral_id_effective_on", "referral_id", "effective_on", "id"
+        ),
+        # The referrals changed in a month (KPI A2).
+        Index("ix_referral_transition_effective_on", "effective_on", "referral_id"),
+    )
+
 
 class ContactAttempt(db.Model):  # type: ignore[name-defined]
     __tablename__ = "contact_attempt"

@@ -187,11 +187,18 @@ def _section_a(period: Period) -> list[Figure]:
     )
 
     # A2: closed during the month (and still closed at its end), never having attended.
+    # The last change on or before the month's end falls in the month exactly when some
+    # change does: looking only at those referrals keeps this to the month's activity.
+    changed_in_period = select(ReferralTransition.referral_id).where(
+        ReferralTransition.effective_on >= period.start,
+        ReferralTransition.effective_on <= period.end,
+    )
     by_reason: dict[str, int] = {}
     for status, count in db.session.execute(
         select(status_at_end, func.count())
         .select_from(Referral)
         .where(
+            Referral.id.in_(changed_in_period),
             Referral.received_on <= period.end,
             status_at_end.in_(CLOSING_STATUSES),
             changed_on >= period.start,
@@ -228,13 +235,24 @@ def _section_a(period: Period) -> list[Figure]:
 # Section B: participation ---------------------------------------------------------------
 
 
-def _first_attendance(scope: Scope) -> Any:
-    """Each in-scope enrolment's first attended delivered session date."""
+def _first_attendance(scope: Scope, period: Period) -> Any:
+    """The first attended delivered session date of each in-scope enrolment that attended in
+    the period (only those can have started in it)."""
+    attended_in_period = (
+        select(Attendance.enrolment_id)
+        .join(CourseSession, CourseSession.id == Attendance.session_id)
+        .join(Course, Course.id == CourseSession.course_id)
+        .where(_sessions_in(scope, period), _attended_at_delivered())
+    )
     return (
         select(Attendance.enrolment_id, func.min(CourseSession.date).label("first_on"))
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Course, Course.id == CourseSession.course_id)
-        .where(_attended_at_delivered(), _courses_in(scope))
+        .where(
+            _attended_at_delivered(),
+            _courses_in(scope),
+            Attendance.enrolment_id.in_(attended_in_period),
+        )
         .group_by(Attendance.enrolment_id)
         .subquery()
     )
@@ -242,6 +260,13 @@ def _first_attendance(scope: Scope) -> Any:
 
 def _completions(scope: Scope, period: Period) -> Any:
     """B7's enrolments: course end in the period, attended at least 75% (rounded up)."""
+    # A course can only end in the period if it meets in it; counting attendance for just
+    # those courses' enrolments keeps the work to the month's courses.
+    meeting = select(CourseSession.course_id).where(
+        CourseSession.date >= period.start,
+        CourseSession.date <= period.end,
+        CourseSession.status != SessionStatus.CANCELLED,
+    )
     ends = (
         select(
             CourseSession.course_id,
@@ -251,14 +276,23 @@ def _completions(scope: Scope, period: Period) -> Any:
             ),
         )
         .join(Course, Course.id == CourseSession.course_id)
-        .where(CourseSession.status != SessionStatus.CANCELLED, _courses_in(scope))
+        .where(
+            CourseSession.status != SessionStatus.CANCELLED,
+            _courses_in(scope),
+            CourseSession.course_id.in_(meeting),
+        )
         .group_by(CourseSession.course_id)
         .subquery()
     )
     attended = (
         select(Attendance.enrolment_id, func.count().label("attended"))
         .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .where(_attended_at_delivered())
+        .where(
+            _attended_at_delivered(),
+            Attendance.enrolment_id.in_(
+                select(Enrolment.id).where(Enrolment.course_id.in_(meeting))
+            ),
+        )
         .group_by(Attendance.enrolment_id)
         .subquery()
     )
@@ -289,7 +323,7 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
         .join(Referral, Referral.id == Enrolment.referral_id)
         .where(_sessions_in(scope, period), _attended_at_delivered())
     )
-    first = _first_attendance(scope)
+    first = _first_attendance(scope, period)
     starters = db.session.execute(
         select(first.c.first_on, Referral.received_on)
         .join(Enrolment, Enrolment.id == first.c.enrolment_id)
@@ -341,8 +375,9 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
 # Section C: wellbeing -------------------------------------------------------------------
 
 
-def _latest_score(timepoint: Timepoint) -> Any:
-    """Each enrolment's most recent SWEMWBS metric score at a timepoint."""
+def _latest_score(timepoint: Timepoint, enrolments: Any) -> Any:
+    """The most recent SWEMWBS metric score at a timepoint of each of `enrolments` (a
+    subquery with an `enrolment_id` column)."""
     ranked = (
         select(
             WellbeingAssessment.enrolment_id,
@@ -357,6 +392,7 @@ def _latest_score(timepoint: Timepoint) -> Any:
         .where(
             WellbeingAssessment.instrument == Instrument.SWEMWBS,
             WellbeingAssessment.timepoint == timepoint,
+            WellbeingAssessment.enrolment_id.in_(select(enrolments.c.enrolment_id)),
         )
         .subquery()
     )
@@ -371,7 +407,8 @@ def _mean(values: Iterable[Decimal]) -> Decimal | None:
 
 
 def _section_c(scope: Scope, period: Period, completions: Any) -> list[Figure]:
-    baseline, end = _latest_score(Timepoint.BASELINE), _latest_score(Timepoint.END)
+    baseline = _latest_score(Timepoint.BASELINE, completions)
+    end = _latest_score(Timepoint.END, completions)
     change = end.c.metric_score - baseline.c.metric_score
     row = db.session.execute(
         select(
