@@ -1,7 +1,13 @@
-"""Page-numbered lists for HTML pages: one COUNT and one bounded SELECT per page."""
+"""Page-numbered lists for HTML pages: one COUNT and one bounded SELECT per page.
+
+Long lists of wide rows (the caseload, a practice's referrals) page by key instead: the
+ordered query selects only the records' keys, which is cheap to sort and skip however deep
+the page, and the page's 25 records are then loaded, with what they show, by key.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,3 +66,24 @@ class Page:
         result = db.session.execute(bounded)
         items = list(result.scalars().all() if scalars else result.all())
         return cls(items=items, page=page, per_page=per_page, total=total)
+
+    @classmethod
+    def of_keys(
+        cls,
+        query: Select[Any],
+        key: Any,
+        load: Callable[[Sequence[Any]], Sequence[Any]],
+        *,
+        per_page: int = 25,
+    ) -> Page:
+        """The requested page of `query` found by its `key` column alone, then its records
+        fetched by `load(keys)`, which returns them in the keys' order (see `by_key`)."""
+        page = cls.from_request(query.with_only_columns(key), per_page=per_page)
+        page.items = list(load(page.items)) if page.items else []
+        return page
+
+
+def by_key(keys: Sequence[Any], records: Sequence[Any], key: str = "id") -> list[Any]:
+    """`records` in the order of `keys` (a SQL IN list comes back in any order)."""
+    found = {getattr(record, key): record for record in records}
+    return [found[k] for k in keys if k in found]

@@ -360,3 +360,49 @@ def test_phone_numbers_read_in_groups_and_dial_internationally(gp, link_worker):
         assert "01632960001" not in html
     contact = link_worker.get(f"/referrals/{referral.id}/contact").get_data(as_text=True)
     assert 'href="tel:+441632960001"' in contact
+
+
+@pytest.mark.slow
+def test_every_page_of_the_lists_shows_the_next_records_in_order(link_worker, login_as):
+    """The lists find a page's records by key, then load them: each page must hold exactly
+    the records the list's order puts there, in that order, across page boundaries."""
+    import re
+
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    gp_user = factories.make_user(Role.REFERRER, organisation=practice)
+    numbers = nhs_numbers()
+    today = date.today()
+    made = [
+        make_referral(
+            gp_user,
+            practice,
+            nhs=next(numbers),
+            received_on=today - timedelta(days=n % 9),
+            risk_flag=n % 4 == 0,
+            risk_note="Lives alone" if n % 4 == 0 else "",
+        )
+        for n in range(60)
+    ]
+    db.session.commit()
+
+    def shown(client, url):
+        html = client.get(url).get_data(as_text=True)
+        return [int(n) for n in re.findall(r">R(\d+)</span>", html)]
+
+    caseload = [shown(link_worker, f"/referrals/?page={n}") for n in (1, 2, 3)]
+    expected = sorted(made, key=lambda r: (not r.risk_flag, r.received_on, r.id))
+    assert caseload == [[r.id for r in expected[i : i + 25]] for i in (0, 25, 50)]
+    gp = login_as(gp_user)
+    practice_pages = [shown(gp, f"/referrals/?page={n}") for n in (1, 2, 3)]
+    newest_first = sorted(made, key=lambda r: (r.received_on, r.id), reverse=True)
+    assert practice_pages == [[r.id for r in newest_first[i : i + 25]] for i in (0, 25, 50)]
+
+
+def test_by_key_puts_records_in_the_order_of_their_keys():
+    from types import SimpleNamespace
+
+    from referrals.pagination import by_key
+
+    records = [SimpleNamespace(id=n) for n in (5, 1, 9)]
+    assert [r.id for r in by_key([9, 5, 1], records)] == [9, 5, 1]
+    assert [r.id for r in by_key([9, 7, 1], records)] == [9, 1]

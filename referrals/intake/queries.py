@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -10,9 +11,11 @@ from typing import Any
 from sqlalchemy import Select, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
+from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.intake.models import Patient, Referral
 from referrals.intake.scope import referral_scope
+from referrals.pagination import by_key
 from referrals.workdays import add_working_days
 
 FIRST_CONTACT_WORKING_DAYS = 5
@@ -57,18 +60,26 @@ def _search_clause(text: str) -> Any:
     )
 
 
+# What each list shows of a referral, loaded with the page's rows in the same statement.
+CASELOAD_LOADERS = (
+    joinedload(Referral.patient),
+    joinedload(Referral.gp_practice),
+    joinedload(Referral.assigned_to),
+)
+PRACTICE_LIST_LOADERS = (joinedload(Referral.patient), joinedload(Referral.referred_by))
+
+
+def _searched(query: Select[Any], search: str) -> Select[Any]:
+    # The person's table is joined only to search it: the lists' filters and order are all on
+    # the referral, so without a search the ordered query never leaves the referral table.
+    if not search.strip():
+        return query
+    return query.join(Referral.patient).where(_search_clause(search))
+
+
 def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
     """New referrals first, flagged ones next, then oldest first."""
-    query = (
-        select(Referral)
-        .join(Referral.patient)
-        .where(referral_scope(user))
-        .options(
-            joinedload(Referral.patient),
-            joinedload(Referral.gp_practice),
-            joinedload(Referral.assigned_to),
-        )
-    )
+    query = select(Referral).where(referral_scope(user))
     statuses = filters.statuses or tuple(OPEN_STATUSES)
     query = query.where(Referral.status.in_(statuses))
     if filters.practice_id:
@@ -77,9 +88,7 @@ def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
         query = query.where(Referral.pathway == filters.pathway)
     if filters.mine:
         query = query.where(Referral.assigned_to_id == user.id)
-    if filters.search.strip():
-        query = query.where(_search_clause(filters.search))
-    return query.order_by(
+    return _searched(query, filters.search).order_by(
         case((Referral.status == Status.RECEIVED, 0), else_=1),
         Referral.risk_flag.desc(),
         Referral.received_on,
@@ -89,16 +98,15 @@ def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
 
 def practice_query(user: Any, search: str = "", status: str | None = None) -> Select[Any]:
     """A practice's referrals, newest first."""
-    query = (
-        select(Referral)
-        .join(Referral.patient)
-        .where(referral_scope(user))
-        .options(joinedload(Referral.patient), joinedload(Referral.referred_by))
-    )
+    query = select(Referral).where(referral_scope(user))
     if status == "open":
         query = query.where(Referral.status.in_(OPEN_STATUSES))
     elif status == "closed":
         query = query.where(Referral.status.not_in(OPEN_STATUSES))
-    if search.strip():
-        query = query.where(_search_clause(search))
-    return query.order_by(Referral.received_on.desc(), Referral.id.desc())
+    return _searched(query, search).order_by(Referral.received_on.desc(), Referral.id.desc())
+
+
+def referrals_by_id(ids: Sequence[int], loaders: Sequence[Any]) -> list[Referral]:
+    """The referrals with these ids, in this order, with what a list shows of them."""
+    found = db.session.scalars(select(Referral).where(Referral.id.in_(ids)).options(*loaders))
+    return by_key(ids, list(found))

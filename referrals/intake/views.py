@@ -25,7 +25,16 @@ from referrals.intake.forms import (
     TransitionForm,
 )
 from referrals.intake.lifecycle import Status, TransitionRefused, next_steps
-from referrals.intake.queries import CaseloadFilters, caseload_query, is_overdue, practice_query
+from referrals.intake.models import Referral
+from referrals.intake.queries import (
+    CASELOAD_LOADERS,
+    PRACTICE_LIST_LOADERS,
+    CaseloadFilters,
+    caseload_query,
+    is_overdue,
+    practice_query,
+    referrals_by_id,
+)
 from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
 from referrals.intake.services import (
     DuplicateOpenReferral,
@@ -83,7 +92,11 @@ def referrals() -> ResponseReturnValue:
     if current_user.role == Role.REFERRER:
         search = printable(request.args.get("q", ""))[:100]
         status = request.args.get("status")
-        page = Page.from_request(practice_query(current_user, search, status))
+        page = Page.of_keys(
+            practice_query(current_user, search, status),
+            Referral.id,
+            lambda ids: referrals_by_id(ids, PRACTICE_LIST_LOADERS),
+        )
         return render_template("intake/practice_list.html", page=page, search=search, status=status)
     return caseload()
 
@@ -99,7 +112,11 @@ def caseload() -> ResponseReturnValue:
         mine=args.get("mine") == "1",
         search=printable(args.get("q", ""))[:100],
     )
-    page = Page.from_request(caseload_query(current_user, filters))
+    page = Page.of_keys(
+        caseload_query(current_user, filters),
+        Referral.id,
+        lambda ids: referrals_by_id(ids, CASELOAD_LOADERS),
+    )
     return render_template(
         "intake/caseload.html",
         page=page,

@@ -38,7 +38,12 @@ def referral_overview(user: Any) -> dict[str, Any]:
     """Counts by status in the user's scope, and the most recent referrals."""
     from referrals.intake.lifecycle import OPEN_STATUSES, Status
     from referrals.intake.models import Referral
-    from referrals.intake.queries import CaseloadFilters, caseload_query, practice_query
+    from referrals.intake.queries import (
+        PRACTICE_LIST_LOADERS,
+        CaseloadFilters,
+        caseload_query,
+        practice_query,
+    )
     from referrals.intake.scope import referral_scope
 
     by_status = dict(
@@ -54,7 +59,9 @@ def referral_overview(user: Any) -> dict[str, Any]:
         "new_referrals": by_status.get(Status.RECEIVED, 0),
     }
     if user.role == "referrer":
-        overview["recent_referrals"] = db.session.scalars(practice_query(user).limit(5)).all()
+        overview["recent_referrals"] = db.session.scalars(
+            practice_query(user).options(*PRACTICE_LIST_LOADERS).limit(5)
+        ).all()
     else:
         overview["my_caseload"] = db.session.scalar(
             select(func.count()).select_from(
