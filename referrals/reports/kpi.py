@@ -9,12 +9,12 @@ Decisions the specification leaves open are written in docs/kpi.md.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, exists, func, literal, select
+from sqlalchemy import Select, and_, case, distinct, exists, func, literal, or_, select
 
 from referrals.courses.models import (
     Attendance,
@@ -223,6 +223,10 @@ def _section_a(period: Period) -> list[Figure]:
                 .select_from(Referral)
                 .where(
                     Referral.received_on <= period.end,
+                    # Open at the month's end means not closed then: either open now, or
+                    # closed (for the last time) after the month. Only those are judged from
+                    # their history, which keeps years of closed referrals out of it.
+                    or_(Referral.closed_on.is_(None), Referral.closed_on > period.end),
                     status_at_end.in_(OPEN_STATUSES),
                     ~attended_by_end,
                 )
@@ -312,7 +316,7 @@ def _completions(scope: Scope, period: Period) -> Any:
     )
 
 
-def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
+def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], list[int]]:
     attendance = _attendance_in(scope, period).subquery()
     people = _count(
         select(func.count(distinct(Referral.patient_id)))
@@ -351,8 +355,9 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
         .join(Referral, Referral.id == Enrolment.referral_id)
     ).one()
     attended_n, all_records = int(attended_n), int(all_records)
-    completions = _completions(scope, period)
-    completed_n = _count(select(func.count()).select_from(completions))
+    # The month's completions are few; fetched once, section C scores just these.
+    completions = list(db.session.scalars(select(_completions(scope, period).c.enrolment_id)))
+    completed_n = len(completions)
     figures = [
         Figure("B1", Kind.COUNT, people),
         Figure("B2", Kind.COUNT, len(starters)),
@@ -375,9 +380,8 @@ def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], Any]:
 # Section C: wellbeing -------------------------------------------------------------------
 
 
-def _latest_score(timepoint: Timepoint, enrolments: Any) -> Any:
-    """The most recent SWEMWBS metric score at a timepoint of each of `enrolments` (a
-    subquery with an `enrolment_id` column)."""
+def _latest_score(timepoint: Timepoint, enrolments: Sequence[int]) -> Any:
+    """The most recent SWEMWBS metric score at a timepoint of each of `enrolments`."""
     ranked = (
         select(
             WellbeingAssessment.enrolment_id,
@@ -392,7 +396,7 @@ def _latest_score(timepoint: Timepoint, enrolments: Any) -> Any:
         .where(
             WellbeingAssessment.instrument == Instrument.SWEMWBS,
             WellbeingAssessment.timepoint == timepoint,
-            WellbeingAssessment.enrolment_id.in_(select(enrolments.c.enrolment_id)),
+            WellbeingAssessment.enrolment_id.in_(enrolments),
         )
         .subquery()
     )
@@ -406,7 +410,7 @@ def _mean(values: Iterable[Decimal]) -> Decimal | None:
     return (sum(items, Decimal(0)) / len(items)).quantize(TWO, rounding=ROUND_HALF_UP)
 
 
-def _section_c(scope: Scope, period: Period, completions: Any) -> list[Figure]:
+def _section_c(scope: Scope, period: Period, completions: Sequence[int]) -> list[Figure]:
     baseline = _latest_score(Timepoint.BASELINE, completions)
     end = _latest_score(Timepoint.END, completions)
     change = end.c.metric_score - baseline.c.metric_score
@@ -418,9 +422,8 @@ def _section_c(scope: Scope, period: Period, completions: Any) -> list[Figure]:
             func.sum(case((change >= MEANINGFUL_CHANGE, 1), else_=0)),
             func.sum(case((change <= -MEANINGFUL_CHANGE, 1), else_=0)),
         )
-        .select_from(completions)
-        .join(baseline, baseline.c.enrolment_id == completions.c.enrolment_id)
-        .join(end, end.c.enrolment_id == completions.c.enrolment_id)
+        .select_from(baseline)
+        .join(end, end.c.enrolment_id == baseline.c.enrolment_id)
     ).one()
     paired = int(row[0] or 0)
     mean_baseline = _quantised_mean(row[1], paired)
