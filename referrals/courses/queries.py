@@ -81,7 +81,13 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
     """Rows of (course, enrolled, waiting, starts_on, ends_on), soonest start first."""
     # Unless finished courses are asked for, count places only for the courses still to run,
     # not for the scheme's whole history.
-    courses = None if filters.include_finished else _running_or_to_come(today)
+    # They are a few hundred at most: fetched first, the database plans the counts for exactly
+    # those courses (by index) rather than guessing how many a subquery yields.
+    courses = (
+        None
+        if filters.include_finished
+        else list(db.session.scalars(_running_or_to_come(today).distinct()))
+    )
     enrolled, waiting = _enrolled_counts(courses), _waiting_counts(courses)
     ends = _course_ends(courses)
     enrolled_n = func.coalesce(enrolled.c.enrolled, 0)
