@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 import random
 import time as clock
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -1097,20 +1097,25 @@ class _Emitter:
                         )
                 last_attended = i
         sessions = len(course.dates)
+
+        def leave_course(day: date, why_started: Callable[[], str]) -> None:
+            """Off the course before completing it: withdrawn once started, else never started."""
+            at = _at(day, rng)
+            if current() is Status.STARTED:
+                reason = why_started()
+                move(Status.WITHDRAWN, at, day, reason=reason)
+            else:
+                reason = rng.choice(CLOSE_REASONS[Status.DID_NOT_START])
+                move(Status.DID_NOT_START, at, day, reason=reason)
+            enrolment.update(
+                status=EnrolmentStatus.WITHDRAWN, withdrawn_at=at, withdrawn_reason=reason
+            )
+
         if member.leave < sessions:
             stopped_after = course.dates[member.leave - 1]
             day = stopped_after + timedelta(days=rng.randint(3, 8))
             if day <= today and course.dates[member.leave] <= today:
-                at = _at(day, rng)
-                if current() is Status.STARTED:
-                    reason = rng.choice(WITHDRAWN_FROM_COURSE)
-                    move(Status.WITHDRAWN, at, day, reason=reason)
-                else:
-                    reason = rng.choice(CLOSE_REASONS[Status.DID_NOT_START])
-                    move(Status.DID_NOT_START, at, day, reason=reason)
-                enrolment.update(
-                    status=EnrolmentStatus.WITHDRAWN, withdrawn_at=at, withdrawn_reason=reason
-                )
+                leave_course(day, lambda: rng.choice(WITHDRAWN_FROM_COURSE))
         elif course.finished_by < today:
             last_day = course.finished_by
             needed = completion_threshold(len(delivered))
@@ -1137,18 +1142,12 @@ class _Emitter:
             else:
                 day = add_working_days(last_day, rng.randint(1, 5))
                 if day <= today:
-                    at = _at(day, rng)
-                    if current() is Status.STARTED:
-                        reason = (
+                    leave_course(
+                        day,
+                        lambda: (
                             f"Came to {attended_count} of {len(delivered)} sessions; "
                             "not enough to complete the course"
-                        )
-                        move(Status.WITHDRAWN, at, day, reason=reason)
-                    else:
-                        reason = rng.choice(CLOSE_REASONS[Status.DID_NOT_START])
-                        move(Status.DID_NOT_START, at, day, reason=reason)
-                    enrolment.update(
-                        status=EnrolmentStatus.WITHDRAWN, withdrawn_at=at, withdrawn_reason=reason
+                        ),
                     )
         w.add(Enrolment.__table__, enrolment)
         return current()
