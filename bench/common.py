@@ -147,6 +147,7 @@ def prepare(args: argparse.Namespace) -> tuple[Flask, str, Scale]:
         from referrals.extensions import db
         from referrals.intake.models import Referral
 
+        _refuse_other_data(db.engine)
         upgrade()
         if not db.session.scalar(select(Referral.id).limit(1)):
             from referrals.scale import seed_scale
@@ -166,6 +167,24 @@ def prepare(args: argparse.Namespace) -> tuple[Flask, str, Scale]:
             note(f"{made} KPI returns made in {time.perf_counter() - started:.0f} s")
         db.session.remove()
     return app, url, scale
+
+
+def _refuse_other_data(engine: Engine) -> None:
+    """Benchmarks migrate, make returns and delete some: only on an empty database or one
+    made by the generator (its accounts are all @scale.test), never on a scheme's own data."""
+    from sqlalchemy import inspect
+
+    if "user_account" not in inspect(engine).get_table_names():
+        return
+    with engine.connect() as connection:
+        others = connection.scalar(
+            text("SELECT count(*) FROM user_account WHERE email NOT LIKE '%@scale.test'")
+        )
+    if others:
+        raise SystemExit(
+            f"{engine.url.render_as_string(hide_password=True)} holds accounts the generator did "
+            "not make: benchmarks run only on an empty database or one made by `flask seed scale`."
+        )
 
 
 def make_recent_returns(months: int = RETURN_MONTHS) -> int:

@@ -611,9 +611,17 @@ def _bulk(table: Any, rows: list[dict[str, Any]]) -> None:
         db.session.execute(insert(table), rows[start : start + CHUNK_ROWS])
 
 
+# The 999 range is set aside for test and synthetic NHS numbers, so generated people can never
+# be mistaken for real ones; stepping by 5 leaves room for the odd invalid check digit.
+NHS_NUMBER_STEP = 5
+MAX_GENERATED_PEOPLE = 1_000_000 // NHS_NUMBER_STEP - 1
+
+
 def _nhs_number(n: int) -> str:
-    """The n-th valid NHS number in a range kept for generated people."""
-    base = 600_000_000 + n * 7
+    """The n-th generated person's NHS number: valid, and in the synthetic 999 range."""
+    if n > MAX_GENERATED_PEOPLE:
+        raise ValueError(f"at most {MAX_GENERATED_PEOPLE:,} generated people have NHS numbers")
+    base = 999_000_000 + n * NHS_NUMBER_STEP
     while True:
         digits = f"{base:09d}"
         check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11
@@ -865,7 +873,7 @@ class _Emitter:
         else:
             given = rng.choice(group.female if female else group.male)
         ethnicity = Ethnicity.NOT_STATED if rng.random() < ETHNICITY_NOT_STATED else group.ethnicity
-        phone = f"07{rng.randrange(100_000_000, 999_999_999)}"
+        phone = f"07700{rng.randrange(900_000, 901_000)}"  # Ofcom's range kept for drama
         self.w.add(
             Patient.__table__,
             {

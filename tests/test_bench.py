@@ -95,3 +95,15 @@ def test_targets_are_checked_and_tabled():
     assert checks == {"caseload p95": True, "slow p95": False}
     table = report.latency_table([result])
     assert "| `slow` | p95 < 50 ms | 5.0 / 60.0 ✗ (9) |" in table
+
+
+def test_benchmarks_refuse_a_database_holding_a_schemes_own_accounts(app):
+    from bench.common import _refuse_other_data
+    from referrals.auth.models import Role
+    from tests import factories
+
+    _refuse_other_data(db.engine)  # empty: fine
+    factories.make_user(Role.ADMIN, email="coordinator@scheme.example")
+    db.session.commit()
+    with pytest.raises(SystemExit, match="holds accounts the generator did not make"):
+        _refuse_other_data(db.engine)

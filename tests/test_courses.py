@@ -343,6 +343,14 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
     after_last = admin.get(response.headers["Location"]).get_data(as_text=True)
     assert "That was the last session: Keen Person completed the course." in after_last
     assert "Patchy" not in after_last
+    # Saved again (still within the edit window), nobody completes anew: nothing is claimed.
+    again = submit(
+        admin,
+        f"/sessions/{sessions[-1].id}/register",
+        {f"status-{e_keen.id}": "attended", f"status-{e_patchy.id}": "no_show"},
+    )
+    after_again = admin.get(again.headers["Location"]).get_data(as_text=True)
+    assert "Register saved" in after_again and "last session" not in after_again
     db.session.expire_all()
     assert e_keen.status is EnrolmentStatus.COMPLETED and keen.status is Status.COMPLETED
     assert e_patchy.status is EnrolmentStatus.ENROLLED and patchy.status is Status.STARTED

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, String, and_, cast, func, select, true
@@ -19,7 +19,6 @@ from referrals.courses.models import (
 )
 from referrals.courses.scope import course_scope, register_scope
 from referrals.extensions import db
-from referrals.intake.models import Patient, Referral
 
 
 @dataclass(frozen=True)
@@ -197,21 +196,3 @@ def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
             )
         )
     return summaries
-
-
-def completed_since(course_id: int, since: datetime) -> list[str]:
-    """Names of the people marked as having completed the course at or after `since` (the
-    course's last register has just been saved), for the artist's confirmation."""
-    return list(
-        db.session.scalars(
-            select(Patient.given_name + " " + Patient.family_name)
-            .join(Referral, Referral.patient_id == Patient.id)
-            .join(Enrolment, Enrolment.referral_id == Referral.id)
-            .where(
-                Enrolment.course_id == course_id,
-                Enrolment.status == EnrolmentStatus.COMPLETED,
-                Enrolment.completed_at >= since,
-            )
-            .order_by(Patient.family_name, Patient.given_name)
-        )
-    )

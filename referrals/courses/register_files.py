@@ -534,8 +534,10 @@ def register_upload(session_id: int) -> ResponseReturnValue:
                 raise RegisterCsvInvalid(["The selected file must be a CSV"])
             people = {e.id: e.referral.patient.full_name for e in _register_people(session)}
             lines = parse_register_lines(_read_upload(upload), people)
-            rows = save_register(current_user, session, [item.entry for item in lines], today=today)
-            record(current_user, "register.uploaded", session, entries=len(rows))
+            saved = save_register(
+                current_user, session, [item.entry for item in lines], today=today
+            )
+            record(current_user, "register.uploaded", session, entries=len(saved.attendance))
         except RegisterCsvInvalid as error:
             db.session.rollback()
             errors = error.errors
@@ -547,7 +549,8 @@ def register_upload(session_id: int) -> ResponseReturnValue:
             errors = [str(error)]
         else:
             db.session.commit()
-            people_text = "1 person" if len(rows) == 1 else f"{len(rows)} people"
+            recorded = len(saved.attendance)
+            people_text = "1 person" if recorded == 1 else f"{recorded} people"
             flash(f"Register uploaded: {people_text} recorded", "success")
             return redirect(
                 _register_page_url(session)

@@ -532,9 +532,16 @@ def can_edit_register(user: Any, session: CourseSession, today: date) -> bool:
     return user.role == Role.ARTIST and (today - session.date).days <= REGISTER_EDIT_DAYS
 
 
+@dataclass(frozen=True)
+class SavedRegister:
+    attendance: list[Attendance]
+    # Who this save completed the course for; None unless it was the course's last session.
+    completed: list[Enrolment] | None
+
+
 def save_register(
     actor: User, session: CourseSession, entries: Sequence[RegisterEntry], *, today: date
-) -> list[Attendance]:
+) -> SavedRegister:
     """Record who came (and moods), mark the session delivered, start and complete people.
 
     All or nothing: any bad entry refuses the whole register.
@@ -618,13 +625,13 @@ def save_register(
         actor, starting, Status.STARTED, by=Actor.SYSTEM, on=session.date, note="First attendance"
     )
     db.session.flush()
+    completed = None
     if course_end(session.course_id) == session.date:
-        complete_course(actor, session.course, today=today)
-    return list(
-        db.session.scalars(
-            select(Attendance).where(Attendance.session_id == session.id).order_by(Attendance.id)
-        )
+        completed = complete_course(actor, session.course, today=today)
+    attendance = db.session.scalars(
+        select(Attendance).where(Attendance.session_id == session.id).order_by(Attendance.id)
     )
+    return SavedRegister(list(attendance), completed)
 
 
 def attendance_counts(course_id: int) -> tuple[int, dict[int, int]]:

@@ -27,7 +27,6 @@ from referrals.courses.models import (
 )
 from referrals.courses.queries import (
     DirectoryFilters,
-    completed_since,
     directory_query,
     my_sessions,
     register_counts,
@@ -46,7 +45,6 @@ from referrals.courses.services import (
     attendance_counts,
     can_edit_register,
     cancel_session,
-    course_end,
     enrol,
     move_session,
     record_wellbeing,
@@ -55,7 +53,6 @@ from referrals.courses.services import (
     waitlist_position,
     withdraw,
 )
-from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.forms import Form, UKDateField, has_control_characters
 from referrals.ids import parse_id
@@ -305,8 +302,6 @@ def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry],
 
 
 def _completion_message(names: list[str]) -> str:
-    if not names:
-        return "That was the last session. Nobody reached 75% of the sessions to complete it."
     who = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (
         f"That was the last session: {who} completed the course. "
@@ -329,9 +324,8 @@ def register(session_id: int) -> ResponseReturnValue:
             abort(400)
         entries, errors = _entries_from_form(rows)
         if not errors:
-            saving_from = utcnow()
             try:
-                save_register(current_user, session, entries, today=day)
+                saved = save_register(current_user, session, entries, today=day)
             except RegisterRefused as error:
                 db.session.rollback()
                 general = [str(error), *[m for ms in error.errors.values() for m in ms]]
@@ -339,8 +333,10 @@ def register(session_id: int) -> ResponseReturnValue:
                 db.session.commit()
                 attended = sum(e.status is AttendanceStatus.ATTENDED for e in entries)
                 flash(f"Register saved: {attended} of {len(entries)} attended", "success")
-                if course_end(session.course_id) == session.date:
-                    flash(_completion_message(completed_since(session.course_id, saving_from)))
+                if saved.completed:
+                    flash(
+                        _completion_message([e.referral.patient.full_name for e in saved.completed])
+                    )
                 return redirect(url_for("courses.sessions"))
     return render_template(
         "courses/register.html",

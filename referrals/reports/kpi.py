@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, exists, func, literal, or_, select
+from sqlalchemy import Select, and_, case, distinct, exists, func, literal, select
 
 from referrals.courses.models import (
     Attendance,
@@ -223,10 +223,6 @@ def _section_a(period: Period) -> list[Figure]:
                 .select_from(Referral)
                 .where(
                     Referral.received_on <= period.end,
-                    # Open at the month's end means not closed then: either open now, or
-                    # closed (for the last time) after the month. Only those are judged from
-                    # their history, which keeps years of closed referrals out of it.
-                    or_(Referral.closed_on.is_(None), Referral.closed_on > period.end),
                     status_at_end.in_(OPEN_STATUSES),
                     ~attended_by_end,
                 )
