@@ -143,6 +143,26 @@ def post(client: Any, url: str, data: dict[str, Any], page: str | None = None) -
     return client.post(url, data={**data, "csrf_token": csrf_token(client, page or url)})
 
 
+def api_referral_body() -> dict[str, Any]:
+    """The API's referral for the second person, whose details must never reach a log."""
+    return {
+        "patient": {
+            "nhs_number": BY_API.nhs_number,
+            "given_name": BY_API.given_name,
+            "family_name": BY_API.family_name,
+            "date_of_birth": BY_API.date_of_birth.isoformat(),
+            "sex": "male",
+            "ethnicity": "white",
+            "postcode": "GL1 2AB",
+            "phone": "01632 960002",
+        },
+        "referrer_type": "gp",
+        "pathway": "social_isolation",
+        "reason": BY_API.reason,
+        "consent": True,
+    }
+
+
 def test_a_whole_journey_logs_no_patient_identifiers(
     app: Flask, login_as: Any, api_client: Any, logs: Capture, capsys: Any
 ) -> None:
@@ -166,22 +186,7 @@ def test_a_whole_journey_logs_no_patient_identifiers(
     gp.get("/referrals/?q=" + BY_PAGE.family_name)
 
     api, headers = api_client(world.user(Role.REFERRER))
-    body = {
-        "patient": {
-            "nhs_number": BY_API.nhs_number,
-            "given_name": BY_API.given_name,
-            "family_name": BY_API.family_name,
-            "date_of_birth": BY_API.date_of_birth.isoformat(),
-            "sex": "male",
-            "ethnicity": "white",
-            "postcode": "GL1 2AB",
-            "phone": "01632 960002",
-        },
-        "referrer_type": "gp",
-        "pathway": "social_isolation",
-        "reason": BY_API.reason,
-        "consent": True,
-    }
+    body = api_referral_body()
     bad = {**body, "patient": {**body["patient"], "date_of_birth": "02/12/1939x"}}
     status["api 422"] = api.post("/api/v1/referrals", json=bad, headers=headers).status_code
     made = api.post("/api/v1/referrals", json=body, headers=headers)
@@ -344,22 +349,7 @@ def test_an_unexpected_error_in_the_api_logs_no_patient_identifiers(
     monkeypatch.setattr(api_referrals, "create_referral", explode)
     world = build_world()
     client, headers = api_client(world.user(Role.REFERRER))
-    body = {
-        "patient": {
-            "nhs_number": BY_API.nhs_number,
-            "given_name": BY_API.given_name,
-            "family_name": BY_API.family_name,
-            "date_of_birth": BY_API.date_of_birth.isoformat(),
-            "sex": "male",
-            "ethnicity": "white",
-            "postcode": "GL1 2AB",
-            "phone": "01632 960002",
-        },
-        "referrer_type": "gp",
-        "pathway": "social_isolation",
-        "reason": BY_API.reason,
-        "consent": True,
-    }
+    body = api_referral_body()
     response = client.post("/api/v1/referrals", json=body, headers=headers)
     assert response.status_code == 500
     assert any(r.levelno >= logging.ERROR for r in logs.records), "the crash was not logged"
