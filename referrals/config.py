@@ -34,6 +34,8 @@ class Defaults:
     PERMANENT_SESSION_LIFETIME = timedelta(hours=8)
     SESSION_IDLE_TIMEOUT = timedelta(minutes=30)
     SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=8)
+    # How often a signed-in session's last-seen time is written: reads stay reads in between.
+    SESSION_TOUCH_INTERVAL = timedelta(seconds=60)
     REMEMBER_COOKIE_DURATION = timedelta(seconds=0)  # remember-me is not offered
     WTF_CSRF_TIME_LIMIT = 8 * 3600
     MAX_CONTENT_LENGTH = 2 * 1024 * 1024
@@ -50,6 +52,14 @@ class Defaults:
     TIMEZONE = "Europe/London"
     RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
+
+
+# Durations that may also be given as a number of seconds (as environment variables are).
+_DURATIONS_IN_SECONDS = (
+    "SESSION_IDLE_TIMEOUT",
+    "SESSION_ABSOLUTE_TIMEOUT",
+    "SESSION_TOUCH_INTERVAL",
+)
 
 
 def _coerce(raw: str) -> Any:
@@ -75,6 +85,9 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
 
     if test_config:
         app.config.update(test_config)
+    for key in _DURATIONS_IN_SECONDS:
+        if isinstance(app.config.get(key), int | float):
+            app.config[key] = timedelta(seconds=app.config[key])
     app.config["MFA_REQUIRED_ROLES"] = _mfa_required_roles(app.config)
 
     if not app.config.get("SQLALCHEMY_DATABASE_URI"):

@@ -24,6 +24,7 @@ from werkzeug.routing import IntegerConverter
 from referrals.audit import record
 from referrals.auth.mfa import challenge_is_open, enrolment_due
 from referrals.auth.models import Role
+from referrals.auth.sessions import refresh_last_seen
 from referrals.extensions import db
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -112,8 +113,20 @@ def require_mfa_enrolment() -> ResponseReturnValue | None:
     return redirect(url_for("auth.mfa_page"))
 
 
+def keep_session_alive() -> None:
+    """Pages only: the API authenticates by bearer token and never reads the session cookie."""
+    if not is_api_request():
+        refresh_last_seen()
+
+
 def refuse_access(reason: str) -> None:
-    """Record the refusal and answer 403."""
+    """Record the refusal and answer 403.
+
+    The request has done nothing worth keeping, so its transaction ends first and the entry is
+    written by a transaction that starts with its write: on SQLite a read that turns into a
+    write fails at once if another request wrote in between.
+    """
+    db.session.rollback()
     record(
         current_user,
         "access.refused",
@@ -190,6 +203,7 @@ def init_app(app: Flask) -> None:
     # Static files (the NHS.UK styles, scripts and icons) carry no data and are needed to sign in.
     if "static" in app.view_functions:
         public(app.view_functions["static"])
+    app.before_request(keep_session_alive)
     app.before_request(enforce_access)
     app.before_request(require_mfa_enrolment)
     app.after_request(set_security_headers)

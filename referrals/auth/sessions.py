@@ -4,15 +4,23 @@ Flask's cookie session cannot be revoked on its own, so every signed-in browser 
 `UserSession` row. Logout, password change and deactivation revoke rows; a replayed old cookie
 then finds a revoked (or missing) row and is treated as signed out. Idle and absolute timeouts
 are enforced here too.
+
+The last-seen time is written by the request itself, on its own connection, as its first unit
+of work (`refresh_last_seen`, the first `before_request` hook): never on a second connection.
+On SQLite a writing request holds the database write lock from its first statement, so a write
+on a second connection would wait on the request's own lock until the busy timeout and fail.
+Doing it first, and committing it at once, also keeps it when the rest of the request is rolled
+back (a form refused for its input still shows the person was active).
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from flask import current_app, request, session
+from flask import current_app, g, request, session
+from flask_login import current_user
 from sqlalchemy import select, update
 
 from referrals.auth.models import User, UserSession
@@ -20,8 +28,7 @@ from referrals.db import utcnow
 from referrals.extensions import db
 
 SESSION_KEY = "sid"
-# Refresh last-seen at most this often, so reads do not turn every request into a write.
-_TOUCH_INTERVAL = timedelta(seconds=60)
+_TOUCH_DUE = "session_touch_due"
 
 
 def _digest(token: str) -> str:
@@ -67,17 +74,29 @@ def load_user_for_session(user_id: str) -> User | None:
     user = db.session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    if now - row.last_seen_at > _TOUCH_INTERVAL:
-        _touch(row.id, now)
+    if now - row.last_seen_at > current_app.config["SESSION_TOUCH_INTERVAL"]:
+        g.setdefault(_TOUCH_DUE, row.id)
     return user
 
 
-def _touch(row_id: int, now: datetime) -> None:
-    # A separate short transaction that starts with its write: safe on SQLite during a GET.
-    with db.engine.begin() as connection:
-        connection.execute(
-            update(UserSession).where(UserSession.id == row_id).values(last_seen_at=now)
-        )
+def refresh_last_seen() -> None:
+    """Load the signed-in user first and, when due, record that they are still here.
+
+    Runs before any other work of the request, so there is nothing of the request's own to
+    commit yet: the read that loaded the session ends, and the update runs as a transaction
+    that starts with its write (on SQLite it waits for other writers, never on itself).
+    """
+    if SESSION_KEY not in session or request.endpoint == "static":
+        return
+    current_user._get_current_object()  # runs the user loader, which marks a due refresh
+    row_id = g.pop(_TOUCH_DUE, None)
+    if row_id is None:
+        return
+    db.session.commit()
+    db.session.execute(
+        update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow())
+    )
+    db.session.commit()
 
 
 def end_current_session() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from flask import Flask, request, url_for
+from flask import Flask, g, request, url_for
 from flask_login import current_user
 
 from referrals.auth.models import Role
@@ -54,6 +54,8 @@ def _inject() -> dict[str, Any]:
     from referrals.notifications.services import unread_count
 
     authenticated = current_user.is_authenticated
+    if g.get("page_without_database"):
+        authenticated = False  # an error page: the database may be what failed
     return {
         "navigation_items": navigation_items(),
         "unread_message_count": unread_count(current_user) if authenticated else 0,
