@@ -18,7 +18,7 @@ from referrals.notifications.models import Notification
 from referrals.vocab import ContactMethod, Sex
 from tests import factories
 from tests.conftest import submit
-from tests.intake_helpers import referral_form
+from tests.intake_helpers import pdf_text, referral_form
 
 NHS = "9434765919"
 # What Brookside made up for Abbey Road's patient: every detail different, email and needs blank.
@@ -173,6 +173,21 @@ def test_another_practice_referring_a_known_person_leaves_their_record_untouched
     opened = actions("patient.reconciliation_opened")
     assert len(opened) == 1 and "Zebedee" not in str(opened[0].detail)
     assert actions("patient.updated") == []
+
+
+def test_the_letter_to_the_referring_practice_names_the_person_as_it_knows_them(
+    gp, gp2, link_worker, brookside
+):
+    abbey_patient(gp, link_worker)
+    submit(gp2, "/referrals/new", referral_form(**MADE_UP))
+    referral = db.session.scalar(select(Referral).where(Referral.gp_practice_id == brookside.id))
+    closed = submit(
+        link_worker, f"/referrals/{referral.id}/status", {"to": "declined", "reason": "No"}
+    )
+    assert closed.status_code == 302
+    letter = pdf_text(gp2.get(f"/referrals/{referral.id}/letter.pdf").data)
+    assert "Zebedee Quarrington" in letter
+    assert "Margaret" not in letter and "1948" not in letter
 
 
 def test_a_search_never_matches_another_practices_record_of_a_person(gp, gp2, link_worker, abbey):

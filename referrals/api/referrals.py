@@ -646,6 +646,7 @@ def list_referrals() -> ResponseReturnValue:
         .where(*_list_filters())
         .options(
             joinedload(Referral.patient),
+            joinedload(Referral.reconciliation),
             selectinload(Referral.transitions).joinedload(ReferralTransition.actor),
         )
         .order_by(Referral.received_on.desc(), Referral.id.desc())
