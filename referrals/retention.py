@@ -13,7 +13,8 @@ needs: the outward postcode, art-form interests and preferences, and every messa
 referrals. Rows the figures count (the person, referrals, transitions, attendance, scores) stay,
 without identifiers: an anonymous row is no longer personal data.
 
-Both also drop any stored API answer that shows the person, and are written to the audit log by
+Both also drop any stored API answer that shows the person and any details another practice
+sent about them for reconciliation, and are written to the audit log by
 id only. `anonymise_expired` is the scheduled retention rule.
 """
 
@@ -42,7 +43,7 @@ from referrals.courses.models import (
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES
-from referrals.intake.models import IdempotentRequest, Patient, Referral
+from referrals.intake.models import IdempotentRequest, Patient, PatientReconciliation, Referral
 from referrals.intake.validation import age_on, format_nhs_number
 from referrals.notifications.models import Notification
 
@@ -296,6 +297,10 @@ def _remove(
     answers = _stored_answers_about(patient.id, set(referral_ids))
     for stored in answers:
         db.session.delete(stored)
+    # Details another practice sent about them, kept for a link worker to reconcile.
+    db.session.execute(
+        delete(PatientReconciliation).where(PatientReconciliation.patient_id == patient.id)
+    )
 
     patient.date_of_birth = band_preserving_birth_date(
         patient.date_of_birth, _dates_age_may_count(referral_ids)

@@ -96,6 +96,7 @@ MATRIX: dict[str, Access] = {
     "intake.contact": _on(TRIAGING, "referral_id", "referral"),
     "intake.conversation": _on(TRIAGING, "referral_id", "referral"),
     "intake.change_status": _on(TRIAGING, "referral_id", "referral"),
+    "intake.reconcile": _on(TRIAGING, "referral_id", "referral"),
     # Courses, enrolments, sessions and registers.
     "courses.directory": _on(STAFF),
     "courses.course": _on(STAFF, "course_id", "course"),

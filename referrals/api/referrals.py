@@ -33,6 +33,7 @@ from referrals.auth.models import Role
 from referrals.courses.services import CourseRuleBroken, close_referral, lock_courses_of
 from referrals.extensions import db
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
+from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status, TransitionRefused
 from referrals.intake.models import (
     IdempotentRequest,
@@ -49,9 +50,12 @@ from referrals.intake.payloads import (
 )
 from referrals.intake.scope import get_referral_or_404, scoped_referrals
 from referrals.intake.services import (
+    OPEN_ELSEWHERE,
     DuplicateOpenReferral,
+    OpenReferral,
     create_referral,
-    open_referrals_for,
+    duplicate_refused,
+    open_referral_check,
     record_view,
 )
 from referrals.intake.validation import InvalidValue, clean_nhs_number
@@ -286,8 +290,12 @@ register_schema(
             ref("Problem"),
             {
                 "type": "object",
-                "required": ["open_referral_id"],
-                "properties": {"open_referral_id": {"type": "integer"}},
+                "properties": {
+                    "open_referral_id": {
+                        "type": "integer",
+                        "description": "Only when the open referral is one the caller may see",
+                    }
+                },
             },
         ]
     },
@@ -339,7 +347,7 @@ def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def patient_json(patient: Patient) -> dict[str, Any]:
+def patient_json(patient: Patient | PersonAsSent) -> dict[str, Any]:
     return {
         "id": patient.id,
         "nhs_number": patient.nhs_number,
@@ -371,7 +379,10 @@ def transition_json(step: ReferralTransition) -> dict[str, Any]:
     }
 
 
-def referral_json(referral: Referral) -> dict[str, Any]:
+def referral_json(referral: Referral, viewer: Any = None) -> dict[str, Any]:
+    """The referral as JSON. A `viewer` sees the person as their scope allows (see
+    `person_seen_by`); without one, the stored record, for the service's own use."""
+    person = referral.patient if viewer is None else person_seen_by(viewer, referral)
     return {
         "id": referral.id,
         "status": referral.status.value,
@@ -392,7 +403,7 @@ def referral_json(referral: Referral) -> dict[str, Any]:
         "referred_by_id": referral.referred_by_id,
         "assigned_to_id": referral.assigned_to_id,
         "created_at": _iso(referral.created_at),
-        "patient": patient_json(referral.patient),
+        "patient": patient_json(person),
         "timeline": [transition_json(step) for step in referral.transitions],
     }
 
@@ -484,13 +495,20 @@ def _claim(key: str, fingerprint: str) -> IdempotentRequest | None:
     return claim
 
 
-def _duplicate_problem(open_referral_id: int) -> ApiProblem:
+def _duplicate_problem(found: OpenReferral) -> ApiProblem:
+    """The open referral is named only when it is within the caller's scope."""
+    if found.referral is None:
+        return ApiProblem(
+            409,
+            f"{OPEN_ELSEWHERE} If this is a new need, send new_episode_reason to say why",
+            kind="duplicate-open-referral",
+        )
     return ApiProblem(
         409,
         "This person already has an open referral. Use it, or send new_episode_reason to say "
         "why this is a new episode",
         kind="duplicate-open-referral",
-        open_referral_id=open_referral_id,
+        open_referral_id=found.referral.id,
     )
 
 
@@ -510,7 +528,8 @@ def _duplicate_problem(open_referral_id: int) -> ApiProblem:
         409: {
             "description": (
                 "The NHS number already has an open referral and no new_episode_reason was "
-                "given; `open_referral_id` names it"
+                "given; `open_referral_id` names it when the caller may see it, and otherwise "
+                "nothing about it is said: the link workers are told instead"
             ),
             "content": {"application/problem+json": {"schema": ref("DuplicateReferralProblem")}},
         },
@@ -542,20 +561,22 @@ def create_referral_view() -> ResponseReturnValue:
         referral = create_referral(current_user, details, today=today())
     except DuplicateOpenReferral as duplicate:
         db.session.rollback()
-        raise _duplicate_problem(duplicate.referral.id) from duplicate
+        duplicate_refused(current_user, duplicate)
+        db.session.commit()
+        raise _duplicate_problem(duplicate.found) from duplicate
     except IntegrityError as error:
         # A concurrent request recorded this person first (unique NHS number): answer as if it
         # had finished before this one started.
         db.session.rollback()
-        open_ones = open_referrals_for(details.patient.nhs_number)
-        if open_ones and not details.new_episode_reason.strip():
-            raise _duplicate_problem(open_ones[0].id) from error
+        found = open_referral_check(current_user, details.patient.nhs_number)
+        if found is not None and not details.new_episode_reason.strip():
+            raise _duplicate_problem(found) from error
         raise ApiProblem(
             409, "This person's record changed while the referral was recorded. Send it again"
         ) from error
 
     db.session.expire(referral, ["transitions"])  # the service added the first step by id
-    body = referral_json(referral)
+    body = referral_json(referral, current_user)
     if claim is not None:
         claim.status_code = 201
         claim.body = body
@@ -625,11 +646,12 @@ def list_referrals() -> ResponseReturnValue:
         .where(*_list_filters())
         .options(
             joinedload(Referral.patient),
+            joinedload(Referral.reconciliation),
             selectinload(Referral.transitions).joinedload(ReferralTransition.actor),
         )
         .order_by(Referral.received_on.desc(), Referral.id.desc())
     )
-    page = paginate(query, referral_json)
+    page = paginate(query, lambda referral: referral_json(referral, current_user))
     if page["items"]:
         record_now(
             current_user,
@@ -654,7 +676,7 @@ def list_referrals() -> ResponseReturnValue:
 def get_referral(referral_id: int) -> ResponseReturnValue:
     referral = get_referral_or_404(referral_id, current_user)
     record_view(current_user, referral)
-    return jsonify(referral_json(referral))
+    return jsonify(referral_json(referral, current_user))
 
 
 @bp.post("/referrals/<int:referral_id>/transitions")
@@ -713,6 +735,6 @@ def create_transition(referral_id: int) -> ResponseReturnValue:
             422, message, kind="transition-refused", errors={field: [message]}
         ) from refused
     db.session.commit()
-    response = jsonify(referral_json(referral))
+    response = jsonify(referral_json(referral, current_user))
     response.status_code = 201
     return response

@@ -233,3 +233,36 @@ class TransitionForm(Form):
 
 class AssignForm(Form):
     link_worker = SelectField("Link worker", coerce=str)
+
+
+ACCEPT = "accept"
+KEEP = "keep"
+
+
+class ReconciliationForm(Form):
+    """One choice per detail that differs: use what the referral sent, or keep what is stored.
+    The fields are added by `reconciliation_form`, one per difference."""
+
+
+def reconciliation_form(differences: list[tuple[str, str, str, str]]) -> ReconciliationForm:
+    """The form for these differences, each (field name, label, stored text, sent text)."""
+
+    class Choices(ReconciliationForm):
+        pass
+
+    for name, label, stored, sent in differences:
+        setattr(
+            Choices,
+            name,
+            RadioField(
+                label,
+                choices=[
+                    SelectChoice(ACCEPT, f"Use the new detail: {sent}"),
+                    SelectChoice(KEEP, f"Keep: {stored}"),
+                ],
+                validators=[
+                    InputRequired(f"Choose whether to use the new {label.lower()} or keep it")
+                ],
+            ),
+        )
+    return Choices()

@@ -14,6 +14,7 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
+from referrals.intake.identity import person_as_referred
 from referrals.intake.lifecycle import (
     CLOSING_STATUSES,
     SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
@@ -128,7 +129,7 @@ def _code_to_record(referral: Referral) -> str | None:
 
 
 def _headline(referral: Referral, event: str) -> str:
-    name = referral.patient.full_name
+    name = person_as_referred(referral).full_name
     if event == "completed":
         return f"{name} has completed their arts on prescription course."
     if event == "closed":
@@ -154,7 +155,7 @@ def build_outcome_letter(
         title=f"Referral R{referral.id} outcome",
         author="Arts on Prescription",
     )
-    patient = referral.patient
+    patient = person_as_referred(referral)  # the letter goes to the referring practice
     written = written_on or datetime.now(LONDON).date()
     story = [
         Paragraph("Arts on Prescription — message back to the referrer", styles["Title"]),

@@ -17,6 +17,7 @@ from referrals.vocab import (
     ContactMethod,
     ContactOutcome,
     Ethnicity,
+    LabelledEnum,
     Pathway,
     ReferrerType,
     Sex,
@@ -93,6 +94,9 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
     )
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="referral", order_by="Conversation.id"
+    )
+    reconciliation: Mapped[PatientReconciliation | None] = relationship(
+        back_populates="referral", uselist=False
     )
 
     __table_args__ = (
@@ -191,3 +195,48 @@ class IdempotentRequest(db.Model):  # type: ignore[name-defined]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("user_id", "key", name="uq_idempotent_request_user_key"),)
+
+
+class ReconciliationStatus(LabelledEnum):
+    OPEN = "open", "To check"
+    RESOLVED = "resolved", "Resolved"
+
+
+class PatientReconciliation(db.Model):  # type: ignore[name-defined]
+    """The person as a referral from outside their practice described them, where that differs
+    from the stored record. The stored record is left as it was; a link worker accepts or keeps
+    each difference."""
+
+    __tablename__ = "patient_reconciliation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referral_id: Mapped[int] = mapped_column(ForeignKey("referral.id", ondelete="CASCADE"))
+    patient_id: Mapped[int] = mapped_column(
+        ForeignKey("patient.id", ondelete="CASCADE"), index=True
+    )
+    # Every detail as sent (JSON values: ISO dates, enum values, the practice's id).
+    sent: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The details that differed from the stored record when the referral arrived.
+    fields: Mapped[list[str]] = mapped_column(JSON)
+    status: Mapped[ReconciliationStatus] = mapped_column(enum_column(ReconciliationStatus))
+    # For each difference once resolved: "accepted" (the stored record took the sent value) or
+    # "kept" (the stored value stayed).
+    decisions: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
+    resolved_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+
+    referral: Mapped[Referral] = relationship(back_populates="reconciliation")
+    patient: Mapped[Patient] = relationship()
+    resolved_by: Mapped[User | None] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("referral_id", name="uq_patient_reconciliation_referral_id"),
+        Index("ix_patient_reconciliation_status", "status"),
+    )
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is ReconciliationStatus.OPEN

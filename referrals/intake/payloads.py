@@ -18,6 +18,7 @@ from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.extensions import db
 from referrals.forms import has_control_characters
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
+from referrals.intake.identity import DETAIL_FIELDS
 from referrals.intake.lifecycle import Status
 from referrals.intake.services import PatientDetails, ReferralDetails, practice_for
 from referrals.intake.validation import (
@@ -38,22 +39,7 @@ PREFERRED_CONTACT_CHOICES = (
     ContactMethod.TEXT,
     ContactMethod.LETTER,
 )
-PATIENT_FIELDS = frozenset(
-    {
-        "nhs_number",
-        "given_name",
-        "family_name",
-        "date_of_birth",
-        "sex",
-        "ethnicity",
-        "postcode",
-        "phone",
-        "email",
-        "preferred_contact",
-        "communication_needs",
-        "access_needs",
-    }
-)
+PATIENT_FIELDS = frozenset({"nhs_number", *DETAIL_FIELDS})
 REFERRAL_FIELDS = frozenset(
     {
         "patient",

@@ -74,7 +74,17 @@ def age(date_of_birth: date | None, today: date) -> Any:
     return age_on(date_of_birth, today) if date_of_birth else "unknown"
 
 
+def person(referral: Referral) -> Any:
+    """The person on a referral as the signed-in user may see them."""
+    from flask_login import current_user
+
+    from referrals.intake.identity import person_seen_by
+
+    return person_seen_by(current_user, referral)
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(person, "person")
     app.add_template_filter(timeline, "timeline")
     app.add_template_filter(art_forms, "art_forms")
     app.add_template_filter(nhs_number, "nhs_number")

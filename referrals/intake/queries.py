@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select
+from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import joinedload
 
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.intake.models import Patient, Referral
-from referrals.intake.scope import referral_scope
+from referrals.intake.scope import patient_scope, referral_scope, scoped_referrals
 from referrals.pagination import by_key
 from referrals.workdays import add_working_days
 
@@ -43,14 +43,14 @@ def is_overdue(referral: Referral, today: date) -> bool:
     )
 
 
-def _search_clause(text: str) -> Any:
+def _search_clause(text: str, user: Any) -> Any:
     digits = re.sub(r"[\s-]", "", text)
     if digits.isdigit() and len(digits) == 10:
         return Patient.nhs_number == digits
     if re.fullmatch(r"[Rr]?\d{1,9}", text.strip()):
         return Referral.id == int(text.strip().lstrip("Rr"))
     terms = [t for t in re.split(r"\s+", text.strip().lower()) if t][:4]
-    return (
+    by_name = (
         func.lower(Patient.given_name + " " + Patient.family_name).contains(" ".join(terms))
         if len(terms) > 1
         else or_(
@@ -58,6 +58,9 @@ def _search_clause(text: str) -> Any:
             func.lower(Patient.family_name).startswith(terms[0]),
         )
     )
+    # Names are matched only on records the user may see, so a search never tells a practice
+    # what another practice's record says.
+    return and_(by_name, patient_scope(user))
 
 
 # What each list shows of a referral, loaded with the page's rows in the same statement.
@@ -66,15 +69,21 @@ CASELOAD_LOADERS = (
     joinedload(Referral.gp_practice),
     joinedload(Referral.assigned_to),
 )
-PRACTICE_LIST_LOADERS = (joinedload(Referral.patient), joinedload(Referral.referred_by))
+# A practice's list names each person as the practice knows them, which for someone registered
+# elsewhere is what the practice sent (kept with the referral's reconciliation).
+PRACTICE_LIST_LOADERS = (
+    joinedload(Referral.patient),
+    joinedload(Referral.referred_by),
+    joinedload(Referral.reconciliation),
+)
 
 
-def _searched(query: Select[Any], search: str) -> Select[Any]:
+def _searched(query: Select[Any], search: str, user: Any) -> Select[Any]:
     # The person's table is joined only to search it: the lists' filters and order are all on
     # the referral, so without a search the ordered query never leaves the referral table.
     if not search.strip():
         return query
-    return query.join(Referral.patient).where(_search_clause(search))
+    return query.join(Referral.patient).where(_search_clause(search, user))
 
 
 def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
@@ -88,7 +97,7 @@ def caseload_query(user: Any, filters: CaseloadFilters) -> Select[Any]:
         query = query.where(Referral.pathway == filters.pathway)
     if filters.mine:
         query = query.where(Referral.assigned_to_id == user.id)
-    return _searched(query, filters.search).order_by(
+    return _searched(query, filters.search, user).order_by(
         case((Referral.status == Status.RECEIVED, 0), else_=1),
         Referral.risk_flag.desc(),
         Referral.received_on,
@@ -103,10 +112,21 @@ def practice_query(user: Any, search: str = "", status: str | None = None) -> Se
         query = query.where(Referral.status.in_(OPEN_STATUSES))
     elif status == "closed":
         query = query.where(Referral.status.not_in(OPEN_STATUSES))
-    return _searched(query, search).order_by(Referral.received_on.desc(), Referral.id.desc())
+    return _searched(query, search, user).order_by(Referral.received_on.desc(), Referral.id.desc())
 
 
 def referrals_by_id(ids: Sequence[int], loaders: Sequence[Any]) -> list[Referral]:
     """The referrals with these ids, in this order, with what a list shows of them."""
     found = db.session.scalars(select(Referral).where(Referral.id.in_(ids)).options(*loaders))
     return by_key(ids, list(found))
+
+
+def other_referrals(user: Any, referral: Referral) -> list[Referral]:
+    """The person's other referrals that the user may see, newest first."""
+    return list(
+        db.session.scalars(
+            scoped_referrals(user)
+            .where(Referral.patient_id == referral.patient_id, Referral.id != referral.id)
+            .order_by(Referral.received_on.desc(), Referral.id.desc())
+        )
+    )

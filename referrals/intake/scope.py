@@ -20,12 +20,30 @@ def referral_scope(user: Any) -> Any:
     return false()  # artists and commissioners never see referrals
 
 
-def patient_scope(user: Any) -> Any:
+def _patient_practice(user: Any) -> int | bool:
+    """Whose records the user may see: True for everyone's, a practice's id for the people
+    registered there, False for nobody's. `patient_scope` and `sees_patient` both read it."""
     if user.role in (Role.ADMIN, Role.LINK_WORKER):
-        return true()
+        return True
     if user.role == Role.REFERRER:
-        return Patient.gp_practice_id == user.organisation_id
-    return false()
+        return int(user.organisation_id)
+    return False
+
+
+def patient_scope(user: Any) -> Any:
+    """A WHERE clause limiting people to those whose stored details the user may see."""
+    practice = _patient_practice(user)
+    if isinstance(practice, bool):
+        return true() if practice else false()
+    return Patient.gp_practice_id == practice
+
+
+def sees_patient(user: Any, patient: Patient) -> bool:
+    """Whether the user may see this person's stored details (the rule of `patient_scope`)."""
+    practice = _patient_practice(user)
+    if isinstance(practice, bool):
+        return practice
+    return patient.gp_practice_id == practice
 
 
 def scoped_referrals(user: Any) -> Select[Any]:

@@ -18,6 +18,11 @@ from referrals.audit import record, record_many, record_now
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.intake.identity import (
+    DETAIL_FIELDS,
+    open_reconciliation,
+    update_known_person,
+)
 from referrals.intake.lifecycle import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
@@ -34,6 +39,7 @@ from referrals.intake.models import (
     Referral,
     ReferralTransition,
 )
+from referrals.intake.scope import scoped_referrals, sees_patient
 from referrals.notifications.services import notify
 from referrals.vocab import (
     ArtForm,
@@ -77,12 +83,33 @@ class ReferralDetails:
     new_episode_reason: str = ""
 
 
+# What a referrer is told when the person's open referral is outside their scope: nothing about
+# it (no id, date or status), only who will pick it up.
+OPEN_ELSEWHERE = (
+    "The link worker service already supports this person and will pick this up. They will "
+    "contact your practice if they need to."
+)
+
+
+@dataclass(frozen=True)
+class OpenReferral:
+    """What the duplicate check may tell the user about the person's open referral.
+
+    `referral` is the open referral when it is within the user's scope; None when it is not,
+    and then `elsewhere_id` names it for the link workers alone.
+    """
+
+    referral: Referral | None
+    elsewhere_id: int | None = None
+
+
 class DuplicateOpenReferral(Exception):
     """The person already has an open referral and no new-episode reason was given."""
 
-    def __init__(self, referral: Referral) -> None:
-        super().__init__(f"open referral {referral.id}")
-        self.referral = referral
+    def __init__(self, found: OpenReferral) -> None:
+        super().__init__("the person already has an open referral")
+        self.found = found
+        self.referral = found.referral
 
 
 def open_referrals_for(nhs_number: str) -> list[Referral]:
@@ -91,9 +118,52 @@ def open_referrals_for(nhs_number: str) -> list[Referral]:
             select(Referral)
             .join(Patient)
             .where(Patient.nhs_number == nhs_number, Referral.status.in_(OPEN_STATUSES))
-            .order_by(Referral.received_on)
+            .order_by(Referral.received_on, Referral.id)
         )
     )
+
+
+def open_referral_check(actor: User, nhs_number: str) -> OpenReferral | None:
+    """The duplicate check, for the form's Find and for sending alike: the person's open
+    referral as this user may learn of it, or None when there is none."""
+    open_ones = open_referrals_for(nhs_number)
+    if not open_ones:
+        return None
+    visible = set(
+        db.session.scalars(
+            scoped_referrals(actor)
+            .with_only_columns(Referral.id)
+            .where(Referral.id.in_([r.id for r in open_ones]))
+        )
+    )
+    for referral in open_ones:
+        if referral.id in visible:
+            return OpenReferral(referral)
+    return OpenReferral(None, elsewhere_id=open_ones[0].id)
+
+
+def tell_link_workers(referral_id: int, text: str, *, kind: str) -> None:
+    """A message to the referral's link worker, or to every active link worker when nobody
+    is assigned, linking to the referral."""
+    assigned = db.session.scalar(select(Referral.assigned_to_id).where(Referral.id == referral_id))
+    worker = db.session.get(User, assigned) if assigned else None
+    for user in [worker] if worker is not None and worker.active else link_workers():
+        notify(user=user, text=text, link=referral_path(referral_id), kind=kind)
+
+
+def duplicate_refused(actor: User, duplicate: DuplicateOpenReferral) -> None:
+    """After a refused duplicate: when its open referral is outside the sender's scope, tell
+    the link workers that another practice tried to refer the person."""
+    elsewhere = duplicate.found.elsewhere_id
+    if elsewhere is None:
+        return
+    sender = actor.organisation.name if actor.organisation else actor.name
+    tell_link_workers(
+        elsewhere,
+        f"{sender} tried to refer the person on open referral R{elsewhere}. Pick it up with them.",
+        kind="duplicate_referral",
+    )
+    record(actor, "referral.duplicate_refused", object_type="referral", object_id=elsewhere)
 
 
 def practice_for(actor: User, requested: Organisation | None) -> Organisation:
@@ -113,38 +183,24 @@ def _lock_patient(nhs_number: str) -> Patient | None:
     )
 
 
-def _new_patient(person: PatientDetails, practice: Organisation) -> Patient:
-    """Insert the person; if a simultaneous referral inserted them first, lock and use theirs."""
+def _new_patient(person: PatientDetails, practice: Organisation) -> tuple[Patient, bool]:
+    """Insert the person, returning (person, True); if a simultaneous referral inserted them
+    first, lock and return (theirs, False)."""
     try:
         with db.session.begin_nested():
             patient = Patient(
-                nhs_number=person.nhs_number, gp_practice=practice, **_patient_fields(person)
+                nhs_number=person.nhs_number,
+                gp_practice=practice,
+                **{name: getattr(person, name) for name in DETAIL_FIELDS},
             )
             db.session.add(patient)
             db.session.flush()
-        return patient
+        return patient, True
     except IntegrityError:
         existing = _lock_patient(person.nhs_number)
         if existing is None:
             raise
-        return existing
-
-
-def _patient_fields(person: PatientDetails) -> dict[str, Any]:
-    names = (
-        "given_name",
-        "family_name",
-        "date_of_birth",
-        "sex",
-        "ethnicity",
-        "postcode",
-        "phone",
-        "email",
-        "preferred_contact",
-        "communication_needs",
-        "access_needs",
-    )
-    return {name: getattr(person, name) for name in names}
+        return existing, False
 
 
 def create_referral(
@@ -155,14 +211,17 @@ def create_referral(
     `at` records when it was entered, for history loaded after the fact; default now.
     """
     person = details.patient
-    patient = _lock_patient(person.nhs_number) or _new_patient(person, details.gp_practice)
+    patient = _lock_patient(person.nhs_number)
+    is_new = False
+    if patient is None:
+        patient, is_new = _new_patient(person, details.gp_practice)
     if not details.new_episode_reason.strip():
-        open_ones = [r for r in patient.referrals if r.status in OPEN_STATUSES]
-        if open_ones:
-            raise DuplicateOpenReferral(open_ones[0])
-    for name, value in _patient_fields(person).items():
-        setattr(patient, name, value)
-    patient.gp_practice = details.gp_practice
+        found = open_referral_check(actor, person.nhs_number)
+        if found is not None:
+            raise DuplicateOpenReferral(found)
+    in_scope = sees_patient(actor, patient)
+    if in_scope and not is_new:
+        update_known_person(actor, patient, person, details.gp_practice)
 
     received_on = details.received_on or today
     referral = Referral(
@@ -195,6 +254,15 @@ def create_referral(
             at=at or utcnow(),
         )
     )
+    if not in_scope:
+        task = open_reconciliation(actor, referral, patient, person)
+        if task.is_open:
+            tell_link_workers(
+                referral.id,
+                f"Referral R{referral.id} came from a practice the person is not registered "
+                "with. Check the details it sent against their record.",
+                kind="reconciliation",
+            )
     record(actor, "referral.created", referral, patient_id=patient.id)
     return referral
 

@@ -18,11 +18,19 @@ from referrals.extensions import db
 from referrals.ids import parse_id
 from referrals.intake import letters
 from referrals.intake.forms import (
+    ACCEPT,
     AssignForm,
     ContactAttemptForm,
     ConversationForm,
     ReferralForm,
     TransitionForm,
+    reconciliation_form,
+)
+from referrals.intake.identity import (
+    ReconciliationRefused,
+    differences,
+    person_seen_by,
+    resolve_reconciliation,
 )
 from referrals.intake.lifecycle import Status, TransitionRefused, next_steps
 from referrals.intake.models import Referral
@@ -32,18 +40,23 @@ from referrals.intake.queries import (
     CaseloadFilters,
     caseload_query,
     is_overdue,
+    other_referrals,
     practice_query,
     referrals_by_id,
 )
 from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
 from referrals.intake.services import (
+    OPEN_ELSEWHERE,
     DuplicateOpenReferral,
+    OpenReferral,
     PatientDetails,
     ReferralDetails,
     assign,
     create_referral,
+    duplicate_refused,
     link_workers,
     log_contact_attempt,
+    open_referral_check,
     practice_for,
     record_conversation,
     record_view,
@@ -142,18 +155,21 @@ def _form_for_user(data: Any = None) -> ReferralForm:
     return form
 
 
-def _prefill_from_patient(form: ReferralForm) -> bool:
-    """Fill the person's details when the NHS number is already known within scope."""
+def _prefill_from_patient(form: ReferralForm) -> OpenReferral | None:
+    """Fill the person's details when the NHS number is already known within scope, and say
+    what sending would: the same duplicate check, with the same words."""
     try:
         nhs = clean_nhs_number(form.nhs_number.data or "")
     except InvalidValue as error:
         form.nhs_number.errors = [str(error)]
-        return False
+        return None
+    form.nhs_number.data = nhs
+    duplicate = open_referral_check(current_user, nhs)
     patient = find_patient_in_scope(current_user, nhs)
     if patient is None:
-        flash("No record of this NHS number yet. Enter the person's details.", "info")
-        return False
-    form.nhs_number.data = nhs
+        if duplicate is None:
+            flash("No record of this NHS number yet. Enter the person's details.", "info")
+        return duplicate
     for name in (
         "given_name",
         "family_name",
@@ -175,7 +191,16 @@ def _prefill_from_patient(form: ReferralForm) -> bool:
 
     record_now(current_user, "patient.viewed", patient, via="referral_form_lookup")
     flash(f"Details found for {patient.full_name}. Check they are still correct.", "info")
-    return True
+    return duplicate
+
+
+def _duplicate_message(found: OpenReferral) -> str:
+    if found.referral is None:
+        return f"{OPEN_ELSEWHERE} If this is a new need, say why below."
+    return (
+        "This person already has an open referral. Open it instead, or say why this is a new "
+        "episode"
+    )
 
 
 def _details_from(form: ReferralForm) -> ReferralDetails:
@@ -222,11 +247,12 @@ def new_referral() -> ResponseReturnValue:
             field.errors = []
         if csrf_errors:
             abort(400)
-        _prefill_from_patient(form)
+        duplicate = _prefill_from_patient(form)
         return render_template(
             "intake/new.html",
             form=form,
-            duplicate=None,
+            duplicate=duplicate,
+            duplicate_message=_duplicate_message(duplicate) if duplicate else "",
             page_has_errors=bool(form.nhs_number.errors),
         )
     if form.validate_on_submit():
@@ -234,19 +260,20 @@ def new_referral() -> ResponseReturnValue:
             referral = create_referral(current_user, _details_from(form), today=today())
         except DuplicateOpenReferral as error:
             db.session.rollback()
-            duplicate = error.referral
-            form.new_episode_reason.errors = [
-                "This person already has an open referral. Open it instead, or say why this "
-                "is a new episode"
-            ]
+            duplicate_refused(current_user, error)
+            db.session.commit()
+            duplicate = error.found
+            form.new_episode_reason.errors = [_duplicate_message(duplicate)]
         else:
             db.session.commit()
-            flash(f"Referral R{referral.id} sent for {referral.patient.full_name}", "success")
+            person = person_seen_by(current_user, referral)
+            flash(f"Referral R{referral.id} sent for {person.full_name}", "success")
             return redirect(url_for("intake.referral", referral_id=referral.id))
     return render_template(
         "intake/new.html",
         form=form,
         duplicate=duplicate,
+        duplicate_message=_duplicate_message(duplicate) if duplicate else "",
         page_has_errors=bool(form.errors) or duplicate is not None,
     )
 
@@ -256,14 +283,17 @@ def new_referral() -> ResponseReturnValue:
 def referral(referral_id: int) -> ResponseReturnValue:
     item = get_referral_or_404(referral_id, current_user)
     record_view(current_user, item)
-    history = [r for r in item.patient.referrals if r.id != item.id]
     can_triage = current_user.role in TRIAGING
+    task = item.reconciliation if can_triage else None
     from referrals.courses.queries import referral_enrolments
 
     return render_template(
         "intake/referral.html",
         referral=item,
-        history=history,
+        person=person_seen_by(current_user, item),
+        history=other_referrals(current_user, item),
+        reconciliation=task,
+        differences=differences(task) if task else [],
         enrolments=referral_enrolments(item),
         can_triage=can_triage,
         moves=next_steps(item.status) if can_triage else [],
@@ -372,6 +402,40 @@ def change_status(referral_id: int) -> ResponseReturnValue:
             return redirect(url_for("intake.referral", referral_id=item.id))
     return render_template(
         "intake/status.html", referral=item, form=form, page_has_errors=bool(form.errors)
+    )
+
+
+@bp.route("/<int:referral_id>/details", methods=["GET", "POST"])
+@allow(*TRIAGING)
+def reconcile(referral_id: int) -> ResponseReturnValue:
+    """Check the person's details a referral from another practice sent against their record."""
+    item = _triage_page(referral_id)
+    task = item.reconciliation
+    if task is None or not task.is_open:
+        flash("There are no details to check on this referral", "info")
+        return redirect(url_for("intake.referral", referral_id=item.id))
+    found = differences(task)
+    form = reconciliation_form([(d.name, d.label, d.stored, d.sent) for d in found])
+    if form.validate_on_submit():
+        accepted = [d.name for d in found if form[d.name].data == ACCEPT]
+        try:
+            changed = resolve_reconciliation(current_user, task, accepted)
+        except ReconciliationRefused as error:
+            db.session.rollback()
+            flash(str(error), "warning")
+        else:
+            db.session.commit()
+            flash(
+                f"Details checked: {len(changed)} updated" if changed else "Details checked",
+                "success",
+            )
+        return redirect(url_for("intake.referral", referral_id=item.id))
+    return render_template(
+        "intake/reconcile.html",
+        referral=item,
+        form=form,
+        differences=found,
+        page_has_errors=bool(form.errors),
     )
 
 
