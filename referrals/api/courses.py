@@ -78,6 +78,7 @@ from referrals.courses.services import (
     waitlist_position,
     withdraw,
 )
+from referrals.dates import check_contract, check_recorded, refusal
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import Referral
@@ -1812,8 +1813,10 @@ def create_wellbeing(enrolment_id: int) -> ResponseReturnValue:
             for message in messages:
                 fields.fail(name, message)
     recorded_on = fields.day("recorded_on") or today()
-    if not fields.failed("recorded_on") and recorded_on > today():
-        fields.fail("recorded_on", "The date must be today or in the past")
+    if not fields.failed("recorded_on") and (
+        refused := refusal(check_recorded, recorded_on, today())
+    ):
+        fields.fail(refused.field, str(refused))
     if errors:
         raise validation_problem(errors)
     assert instrument is not None and timepoint is not None and isinstance(items, list)
@@ -1909,6 +1912,12 @@ def create_contract() -> ResponseReturnValue:
         fields.fail("commissioner_id", "No organisation has this id")
     start_date = fields.day("start_date", required="Enter the start date")
     end_date = fields.day("end_date", required="Enter the end date")
+    if (
+        start_date
+        and end_date
+        and (refused := refusal(check_contract, start_date, end_date, today()))
+    ):
+        fields.fail(refused.field, str(refused))
     targets = _targets(fields)
     if errors:
         raise validation_problem(errors)
@@ -1923,6 +1932,7 @@ def create_contract() -> ResponseReturnValue:
                 end_date=end_date,
                 targets=targets,
             ),
+            today=today(),
         )
     except CourseRuleBroken as broken:
         raise _rule_problem(broken, 422) from broken
