@@ -268,6 +268,7 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Ogden",
         received_on=today - timedelta(days=30),
     )
@@ -275,18 +276,20 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Fletcher",
         received_on=today - timedelta(days=1),
         risk_flag=True,
         risk_note="Lives alone; recent fall",
     )
     recent = make_referral(
-        actor, practice, nhs=next(numbers), family_name="Reeves", received_on=today
+        actor, practice, nhs=next(numbers), family_name="Reeves", received_on=today, today=today
     )
     contacting = make_referral(
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Carter",
         received_on=today - timedelta(days=40),
     )

@@ -337,7 +337,8 @@ register_schema(
                 "description": (
                     "Sessions are generated on the start date's weekday; occurrences on England "
                     "bank holidays are skipped and the course runs on, so `sessions` (plus "
-                    "`taster_sessions`, held first) sessions are always created."
+                    "`taster_sessions`, held first) sessions are always created. Every session "
+                    "must fall inside the course's contract."
                 ),
                 "properties": {
                     "start_date": _DATE,
@@ -545,7 +546,10 @@ register_schema(
                 "items": {"type": "integer", "minimum": 1, "maximum": 5},
                 "description": "One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
             },
-            "recorded_on": {**_DATE, "description": "Default today; never in the future"},
+            "recorded_on": {
+                **_DATE,
+                "description": "Default today; from 2000-01-01, never in the future",
+            },
         },
     },
 )
@@ -593,8 +597,14 @@ register_schema(
         "properties": {
             "name": {"type": "string", "maxLength": TITLE_MAX},
             "commissioner_id": {**_ID, "description": "An organisation of kind commissioner"},
-            "start_date": _DATE,
-            "end_date": {**_DATE, "description": "On or after start_date"},
+            "start_date": {
+                **_DATE,
+                "description": "From 2000-01-01, and no more than 10 years from today",
+            },
+            "end_date": {
+                **_DATE,
+                "description": "On or after start_date; a contract runs for at most 10 years",
+            },
             "targets": {
                 "type": "object",
                 "propertyNames": {"enum": list(KPI_CODES)},
