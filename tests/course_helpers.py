@@ -35,7 +35,7 @@ def make_contract(**overrides: Any) -> Contract:
         "end_date": date(2027, 3, 31),
     }
     fields.update(overrides)
-    return save_contract(None, ContractFields(**fields))
+    return save_contract(None, ContractFields(**fields), today=date.today())
 
 
 def make_venue(**overrides: Any) -> Venue:

@@ -113,11 +113,11 @@ def make_contract(name: str = "Arts on Prescription 2026", **overrides: Any) -> 
     fields: dict[str, Any] = {
         "name": name,
         "commissioner": overrides.pop("commissioner", None) or make_commissioner(f"ICB {name}"),
-        "start_date": date(2026, 4, 1),
+        "start_date": date(2026, 1, 1),
         "end_date": date(2027, 3, 31),
     }
     fields.update(overrides)
-    return save_contract(None, ContractFields(**fields))
+    return save_contract(None, ContractFields(**fields), today=date.today())
 
 
 def make_venue(name: str = "Subscription Rooms") -> Venue:
@@ -278,6 +278,7 @@ def test_admin_edits_a_contract_and_clears_a_target(admin: Any, catalogue: dict[
     contract = make_contract(
         "Old name",
         commissioner=catalogue["commissioner"],
+        start_date=date(2026, 4, 1),
         targets={
             "B1": {"minimum": 40, "expected": 50, "stretch": 60},
             "B4": {"minimum": 8, "expected": 10, "stretch": 12},
@@ -338,7 +339,16 @@ def test_a_contract_keeps_its_name_on_edit_but_not_anothers(
         ({"commissioner": "abc"}, "commissioner", "Select the commissioner"),
         ({"start_date": ""}, "start_date", "Enter the start date"),
         ({"start_date": "31/2/2026"}, "start_date", "Enter a real start date"),
-        ({"start_date": "1/4/1926"}, "start_date", "Enter a date between 2000 and 2099"),
+        (
+            {"start_date": "1/4/1926"},
+            "start_date",
+            "The start date must be on or after 1 January 2000",
+        ),
+        (
+            {"start_date": "1/4/2026", "end_date": "1/4/2036"},
+            "end_date",
+            "A contract runs for at most 10 years: end it by 31 March 2036",
+        ),
         (
             {"end_date": "31/3/2026"},
             "end_date",
@@ -634,6 +644,51 @@ def test_admin_edits_a_course_and_sees_its_schedule_read_only(
     assert audit_events("course.updated", course.id)[0].actor_id == admin.user.id
 
 
+def test_a_contract_term_must_keep_its_courses_sessions_inside(
+    admin: Any, catalogue: dict[str, Any]
+) -> None:
+    # Ten weekly sessions from 3 March 2026: the last is on 5 May 2026.
+    course = make_course(
+        contract=catalogue["contract"],
+        provider=catalogue["provider"],
+        schedule=Schedule(date(2026, 3, 3), time(10), 120, Frequency.WEEKLY, 10),
+    )
+    db.session.commit()
+    url = f"/admin/contracts/{catalogue['contract'].id}/edit"
+    name = catalogue["contract"].name
+    response = submit(
+        admin, url, contract_form(catalogue, name=name, start_date="1/1/2026", end_date="30/4/2026")
+    )
+    assert_field_error(
+        response, "end_date", "This contract has sessions until 5 May 2026: end it on or after then"
+    )
+    response = submit(admin, url, contract_form(catalogue, name=name, start_date="1/4/2026"))
+    assert_field_error(
+        response,
+        "start_date",
+        "This contract has sessions from 3 March 2026: start it on or before then",
+    )
+    db.session.refresh(catalogue["contract"])
+    assert catalogue["contract"].end_date == date(2027, 3, 31)
+
+    # Moving the course to a contract that ends before its sessions do is refused too.
+    short = make_contract("Short", start_date=date(2026, 1, 1), end_date=date(2026, 4, 30))
+    db.session.commit()
+    response = submit(
+        admin,
+        f"/admin/courses/{course.id}/edit",
+        course_form(catalogue, contract=str(short.id)),
+    )
+    assert_field_error(
+        response,
+        "contract",
+        "Sessions must be on or before the day the contract ends (30 April 2026); "
+        "the last would be on 5 May 2026",
+    )
+    db.session.refresh(course)
+    assert course.contract_id == catalogue["contract"].id
+
+
 def test_a_lead_artist_from_another_provider_is_refused_at_the_field(
     admin: Any, catalogue: dict[str, Any]
 ) -> None:
@@ -705,6 +760,18 @@ def test_a_lead_artist_from_another_provider_is_refused_at_the_field(
         ),
         ({"start_date": ""}, "start_date", "Enter the date of the first session"),
         ({"start_date": "30/2/2026"}, "start_date", "Enter a real date, for example 3 3 2026"),
+        ({"start_date": "3/3/1999"}, "start_date", "Sessions must be on or after 1 January 2000"),
+        (
+            {"start_date": "2/12/2025"},
+            "start_date",
+            "Sessions must be on or after the day the contract starts (1 January 2026)",
+        ),
+        (
+            {"start_date": "2/3/2027"},
+            "start_date",
+            "Sessions must be on or before the day the contract ends (31 March 2027); "
+            "the last would be on 4 May 2027",
+        ),
         ({"start_time": "25:00"}, "start_time", "Enter the start time in 24-hour format"),
         ({"start_time": ""}, "start_time", "Enter the start time, like 10:00"),
         ({"frequency": "daily"}, "frequency", "Select how often the course meets"),
@@ -778,7 +845,9 @@ def test_a_contract_name_taken_by_a_concurrent_request_is_shown_at_the_field(
     data = contract_form(catalogue, name="Race Contract")
     commissioner_id = catalogue["commissioner"].id
     with app.test_request_context("/admin/contracts/new", method="POST", data=data):
-        form = ContractForm(meta={"csrf": False}, commissioners=commissioner_choices())
+        form = ContractForm(
+            meta={"csrf": False}, commissioners=commissioner_choices(), today=date.today()
+        )
         assert form.validate()
         db.session.rollback()
         with db.engine.begin() as other_request:  # another admin saves the same name first
@@ -791,7 +860,9 @@ def test_a_contract_name_taken_by_a_concurrent_request_is_shown_at_the_field(
                     targets={},
                 )
             )
-        saved = _saved(form, lambda: save_contract(None, form.contract_fields()))
+        saved = _saved(
+            form, lambda: save_contract(None, form.contract_fields(), today=date.today())
+        )
         assert not saved
         assert form.name.errors == ["A contract with this name already exists"]
     assert count(Contract, Contract.name == "Race Contract") == 1

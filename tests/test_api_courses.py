@@ -71,6 +71,7 @@ def make_contract(commissioner: Organisation | None = None) -> Contract:
             start_date=date(2026, 1, 1),
             end_date=date(2027, 12, 31),
         ),
+        today=london_today(),
     )
 
 
@@ -933,6 +934,15 @@ def test_a_swemwbs_questionnaire_is_scored_with_the_metric_conversion(world, as_
             {"instrument": "SWEMWBS", "timepoint": "end", "items": [3] * 7, "recorded_on": "today"},
             {"recorded_on"},
         ),
+        (
+            {
+                "instrument": "SWEMWBS",
+                "timepoint": "end",
+                "items": [3] * 7,
+                "recorded_on": "0001-01-01",
+            },
+            {"recorded_on"},
+        ),
         ({"instrument": "SWEMWBS", "timepoint": "end", "items": [3] * 7, "mood": 1}, {"mood"}),
     ],
 )
@@ -1012,6 +1022,10 @@ def test_admins_create_contracts_and_commissioners_see_their_own(world, as_user)
         ({"targets": {"B1": 40}}, {"targets.B1"}),
         ({"targets": [1, 2]}, {"targets"}),
         ({"budget": 100}, {"budget"}),
+        ({"start_date": "0001-01-01", "end_date": "9999-12-31"}, {"start_date"}),
+        ({"start_date": "1999-12-31"}, {"start_date"}),
+        ({"start_date": "2027-04-01", "end_date": "2037-04-01"}, {"end_date"}),
+        ({"start_date": "9990-01-01", "end_date": "9999-12-31"}, {"start_date"}),
     ],
 )
 def test_bad_contracts_are_422_at_the_field(world, as_user, overrides, fields):
@@ -1190,8 +1204,30 @@ def test_values_the_database_cannot_hold_are_422(world, as_user, path, value, fi
     assert count(Course) == 1
 
 
-def test_a_course_can_start_on_the_first_day_of_the_calendar(world, as_user):
-    body = _with(course_body(world), "schedule.start_date", "0001-01-01")
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ("0001-01-01", "Sessions must be on or after 1 January 2000"),
+        (
+            "2025-12-30",
+            "Sessions must be on or after the day the contract starts (1 January 2026)",
+        ),
+        (
+            "2028-01-04",
+            "Sessions must be on or before the day the contract ends (31 December 2027); "
+            "the last would be on 9 May 2028",
+        ),
+        (
+            "2027-11-02",
+            "Sessions must be on or before the day the contract ends (31 December 2027); "
+            "the last would be on 21 March 2028",
+        ),
+    ],
+)
+def test_a_course_runs_inside_its_contract(world, as_user, start, message):
+    """The world's contract runs through 2027: every session, not just the first, inside it."""
+    body = _with(course_body(world), "schedule.start_date", start)
     response = as_user(world.admin).post("/courses", body)
-    assert response.status_code == 201, response.get_json()
-    assert response.get_json()["sessions"][0]["date"] == "0001-01-01"
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"] == {"schedule.start_date": [message]}
+    assert count(Course) == 1

@@ -290,6 +290,8 @@ BAD_INPUT = [
     ({"risk_note": "x" * 4001}, "risk_note"),
     ({"received_on": (london_today() + timedelta(days=1)).isoformat()}, "received_on"),
     ({"received_on": "yesterday"}, "received_on"),
+    ({"received_on": "0001-01-01"}, "received_on"),
+    ({"received_on": "1999-12-31"}, "received_on"),
     ({"new_episode_reason": "x" * 4001}, "new_episode_reason"),
     ({"risk_flagged": True}, "risk_flagged"),  # a mistyped field is refused, not ignored
 ]

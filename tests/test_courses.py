@@ -402,6 +402,34 @@ def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_work
     assert "19.25" in page and "Baseline" in page
 
 
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("1/1/0001", "The date must be on or after 1 January 2000"),
+        ("31/12/1999", "The date must be on or after 1 January 2000"),
+        ("1/1/2999", "The date must be today or in the past"),
+    ],
+)
+def test_a_questionnaire_date_out_of_bounds_is_shown_at_the_field(
+    artist, provider, link_worker, typed, message
+):
+    course = make_course(provider)
+    enrolment = enrol(
+        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+    )
+    db.session.commit()
+    items = {f"item_{n}": "3" for n in range(1, 8)}
+    response = submit(
+        artist,
+        f"/enrolments/{enrolment.id}/wellbeing",
+        {"timepoint": "baseline", "instrument": "SWEMWBS", "recorded_on": typed, **items},
+    )
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert message in page and 'href="#recorded_on"' in page
+    assert db.session.scalar(select(func.count()).select_from(WellbeingAssessment)) == 0
+
+
 def test_wellbeing_missing_items_are_field_errors(artist, provider, link_worker):
     course = make_course(provider)
     enrolment = enrol(

@@ -97,6 +97,7 @@ def test_closed_referrals_are_linked_as_history(gp, link_worker):
         ("nhs_number", "12345", "NHS number must be 10 digits"),
         ("date_of_birth", "1/1/2099", "Date of birth must be today or in the past"),
         ("date_of_birth", "31/2/1950", "Enter a real date"),
+        ("received_on", "31/12/1999", "Date received must be on or after 1 January 2000"),
         ("postcode", "GL1 2CI", "Enter a real UK postcode"),
         ("consent", None, "Confirm the person agrees to be referred"),
         ("pathway", "", "Select a pathway"),
@@ -267,6 +268,7 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Ogden",
         received_on=today - timedelta(days=30),
     )
@@ -274,18 +276,20 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Fletcher",
         received_on=today - timedelta(days=1),
         risk_flag=True,
         risk_note="Lives alone; recent fall",
     )
     recent = make_referral(
-        actor, practice, nhs=next(numbers), family_name="Reeves", received_on=today
+        actor, practice, nhs=next(numbers), family_name="Reeves", received_on=today, today=today
     )
     contacting = make_referral(
         actor,
         practice,
         nhs=next(numbers),
+        today=today,
         family_name="Carter",
         received_on=today - timedelta(days=40),
     )

@@ -116,6 +116,7 @@ def build_world(
             start_date=today - timedelta(days=365),
             end_date=today + timedelta(days=365),
         ),
+        today=today,
     )
     venue = create_venue(
         None,

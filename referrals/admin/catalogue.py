@@ -34,7 +34,7 @@ from referrals.admin.views import _saved as save_or_show_clash
 from referrals.auth.models import Organisation, Role
 from referrals.courses.kpi_targets import TARGET_LEVELS, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
-from referrals.courses.schedule import InvalidSchedule, describe, format_date
+from referrals.courses.schedule import InvalidSchedule, describe
 from referrals.courses.services import (
     CourseRuleBroken,
     create_course,
@@ -43,9 +43,11 @@ from referrals.courses.services import (
     save_venue,
     update_course,
 )
+from referrals.dates import format_date
 from referrals.extensions import db
 from referrals.main.context import NAVIGATION, add_navigation
 from referrals.pagination import Page
+from referrals.scheduler.jobs import today_in_london
 from referrals.security import allow
 
 ADMINS = frozenset({Role.ADMIN})
@@ -119,9 +121,9 @@ def _contract_page(form: ContractForm, contract: Contract | None) -> ResponseRet
 @bp.route("/contracts/new", methods=["GET", "POST"])
 @allow(Role.ADMIN)
 def new_contract() -> ResponseReturnValue:
-    form = ContractForm(commissioners=commissioner_choices())
+    form = ContractForm(commissioners=commissioner_choices(), today=today_in_london())
     if form.validate_on_submit() and _saved(
-        form, lambda: save_contract(current_user, form.contract_fields())
+        form, lambda: save_contract(current_user, form.contract_fields(), today=today_in_london())
     ):
         flash(f"{form.name.data} has been added", "success")
         return redirect(url_for("admin.contracts"))
@@ -137,9 +139,13 @@ def edit_contract(contract_id: int) -> ResponseReturnValue:
         data=contract_form_data(contract) if request.method == "GET" else None,
         commissioners=commissioner_choices(include=contract.commissioner),
         contract=contract,
+        today=today_in_london(),
     )
     if form.validate_on_submit() and _saved(
-        form, lambda: save_contract(current_user, form.contract_fields(), contract)
+        form,
+        lambda: save_contract(
+            current_user, form.contract_fields(), contract, today=today_in_london()
+        ),
     ):
         flash(f"{contract.name} has been updated", "success")
         return redirect(url_for("admin.contracts"))

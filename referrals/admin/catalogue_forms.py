@@ -10,7 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from referrals.courses.kpi_targets import (
 from referrals.courses.models import Contract, Course, Venue
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule, expand
 from referrals.courses.services import ContractFields, CourseFields, VenueFields
+from referrals.dates import check_contract, refusal
 from referrals.extensions import db
 from referrals.forms import MultiCheckboxField, UKDateField
 from referrals.intake.validation import InvalidValue, clean_postcode
@@ -45,8 +46,6 @@ TEXT_MAX = 4000
 MAX_AGE = 120
 MAX_CAPACITY = 1000
 MAX_COST_PENCE = 1_000_000  # £10,000 a session
-# Catches a mistyped year (2062 for 2026 is still possible, 2206 is not).
-FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 T = TypeVar("T")
 
@@ -56,6 +55,7 @@ SERVICE_FIELDS = {
     "provider_id": "provider",
     "contract_id": "contract",
     "venue_id": "venue",
+    "schedule.start_date": "start_date",
 }
 
 
@@ -103,11 +103,6 @@ def _between(low: int, high: int, below: str, above: str) -> Callable[[Any, Any]
             raise StopValidation(above)
 
     return check
-
-
-def _plausible_date(form: Any, field: Any) -> None:
-    if field.data is not None and not FIRST_YEAR <= field.data.year <= LAST_YEAR:
-        raise StopValidation(f"Enter a date between {FIRST_YEAR} and {LAST_YEAR}")
 
 
 def _name_field(label: str, missing: str) -> Any:
@@ -301,12 +296,12 @@ class ContractForm(FlaskForm):
     start_date = UKDateField(
         "Start date",
         message="Enter a real start date, for example 1 4 2026",
-        validators=[_required("Enter the start date"), _plausible_date],
+        validators=[_required("Enter the start date")],
     )
     end_date = UKDateField(
         "End date",
         message="Enter a real end date, for example 31 3 2027",
-        validators=[_required("Enter the end date"), _plausible_date],
+        validators=[_required("Enter the end date")],
     )
     # One TargetField per KPI and level is added below the class, e.g. `target_B1_minimum`.
 
@@ -315,11 +310,13 @@ class ContractForm(FlaskForm):
         *args: Any,
         commissioners: Iterable[Organisation] = (),
         contract: Contract | None = None,
+        today: date,
         **kwargs: Any,
     ):
         super().__init__(*args, **kwargs)
         self._commissioners = {o.id: o for o in commissioners}
         self._contract = contract
+        self._today = today
         self.commissioner.choices = [SelectChoice("", "Select a commissioner")] + [
             _organisation_choice(o) for o in self._commissioners.values()
         ]
@@ -338,16 +335,23 @@ class ContractForm(FlaskForm):
         if field.data not in self._commissioners:
             raise ValidationError("Select a commissioner from the list")
 
-    def validate_end_date(self, field: Any) -> None:
-        start = self.start_date.data
-        if start is not None and field.data is not None and field.data < start:
-            raise ValidationError("The end date must be on or after the start date")
-
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
+        valid = self._check_term() and valid
         for kpi in TARGETABLE_KPIS:
             valid = self._check_targets(kpi) and valid
         return valid
+
+    def _check_term(self) -> bool:
+        """The dates the service accepts for a contract (referrals.dates), at their fields;
+        whether the term still holds its courses' sessions is the service's to say."""
+        start, end = self.start_date.data, self.end_date.data
+        if start is None or end is None:
+            return True
+        refused = refusal(check_contract, start, end, self._today)
+        if refused is not None:
+            show_errors(self, {refused.field: [str(refused)]})
+        return refused is None
 
     def _check_targets(self, kpi: TargetableKpi) -> bool:
         """All three levels or none, and minimum <= expected <= stretch."""
@@ -660,7 +664,7 @@ class NewCourseForm(CourseForm):
     start_date = UKDateField(
         "First session date",
         message="Enter a real date, for example 3 3 2026",
-        validators=[_required("Enter the date of the first session"), _plausible_date],
+        validators=[_required("Enter the date of the first session")],
     )
     start_time = ClockTimeField(
         "Start time", validators=[_required("Enter the start time, like 10:00")]

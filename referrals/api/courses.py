@@ -78,6 +78,7 @@ from referrals.courses.services import (
     waitlist_position,
     withdraw,
 )
+from referrals.dates import check_contract, check_recorded, refusal
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import Referral
@@ -336,7 +337,8 @@ register_schema(
                 "description": (
                     "Sessions are generated on the start date's weekday; occurrences on England "
                     "bank holidays are skipped and the course runs on, so `sessions` (plus "
-                    "`taster_sessions`, held first) sessions are always created."
+                    "`taster_sessions`, held first) sessions are always created. Every session "
+                    "must fall inside the course's contract."
                 ),
                 "properties": {
                     "start_date": _DATE,
@@ -544,7 +546,10 @@ register_schema(
                 "items": {"type": "integer", "minimum": 1, "maximum": 5},
                 "description": "One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
             },
-            "recorded_on": {**_DATE, "description": "Default today; never in the future"},
+            "recorded_on": {
+                **_DATE,
+                "description": "Default today; from 2000-01-01, never in the future",
+            },
         },
     },
 )
@@ -592,8 +597,14 @@ register_schema(
         "properties": {
             "name": {"type": "string", "maxLength": TITLE_MAX},
             "commissioner_id": {**_ID, "description": "An organisation of kind commissioner"},
-            "start_date": _DATE,
-            "end_date": {**_DATE, "description": "On or after start_date"},
+            "start_date": {
+                **_DATE,
+                "description": "From 2000-01-01, and no more than 10 years from today",
+            },
+            "end_date": {
+                **_DATE,
+                "description": "On or after start_date; a contract runs for at most 10 years",
+            },
             "targets": {
                 "type": "object",
                 "propertyNames": {"enum": list(KPI_CODES)},
@@ -1812,8 +1823,10 @@ def create_wellbeing(enrolment_id: int) -> ResponseReturnValue:
             for message in messages:
                 fields.fail(name, message)
     recorded_on = fields.day("recorded_on") or today()
-    if not fields.failed("recorded_on") and recorded_on > today():
-        fields.fail("recorded_on", "The date must be today or in the past")
+    if not fields.failed("recorded_on") and (
+        refused := refusal(check_recorded, recorded_on, today())
+    ):
+        fields.fail(refused.field, str(refused))
     if errors:
         raise validation_problem(errors)
     assert instrument is not None and timepoint is not None and isinstance(items, list)
@@ -1909,6 +1922,12 @@ def create_contract() -> ResponseReturnValue:
         fields.fail("commissioner_id", "No organisation has this id")
     start_date = fields.day("start_date", required="Enter the start date")
     end_date = fields.day("end_date", required="Enter the end date")
+    if (
+        start_date
+        and end_date
+        and (refused := refusal(check_contract, start_date, end_date, today()))
+    ):
+        fields.fail(refused.field, str(refused))
     targets = _targets(fields)
     if errors:
         raise validation_problem(errors)
@@ -1923,6 +1942,7 @@ def create_contract() -> ResponseReturnValue:
                 end_date=end_date,
                 targets=targets,
             ),
+            today=today(),
         )
     except CourseRuleBroken as broken:
         raise _rule_problem(broken, 422) from broken

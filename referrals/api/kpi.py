@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import abort, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import Select, false, select
+from sqlalchemy import Select, select
 
 from referrals.api import bp
 from referrals.api.body import json_object
@@ -38,6 +38,7 @@ from referrals.extensions import db
 from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, check_reportable
+from referrals.reports.scope import return_scope
 from referrals.reports.services import ReturnRefused, make_return
 from referrals.security import allow, refuse_access
 
@@ -178,15 +179,7 @@ def _is_admin() -> bool:
 
 def scoped_returns() -> Select[KpiReturn]:
     """The returns the caller may see: all for admins, own contracts' for commissioners."""
-    query = select(KpiReturn)
-    if current_user.role == Role.ADMIN:
-        return query
-    if current_user.role == Role.COMMISSIONER:
-        # The inner join drops the all-activity return (no contract): admins only.
-        return query.join(Contract, KpiReturn.contract_id == Contract.id).where(
-            Contract.commissioner_id == current_user.organisation_id
-        )
-    return query.where(false())
+    return select(KpiReturn).where(return_scope(current_user))
 
 
 def get_return_or_404(return_id: int) -> KpiReturn:

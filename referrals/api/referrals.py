@@ -251,7 +251,10 @@ register_schema(
             "risk_note": {**_TEXT, "description": "Required when risk_flag is true"},
             "received_on": {
                 **_DATE,
-                "description": "Default today; earlier dates load history; never in the future",
+                "description": (
+                    "Default today; earlier dates (from 2000-01-01) load history; never in the "
+                    "future"
+                ),
             },
             "new_episode_reason": {
                 **_TEXT,

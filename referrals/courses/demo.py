@@ -46,6 +46,7 @@ from referrals.courses.services import (
     save_register,
     withdraw,
 )
+from referrals.dates import MONTH_NAMES
 from referrals.extensions import db
 from referrals.intake.demo import (
     CLOSE_REASONS,
@@ -89,20 +90,6 @@ LEAD_ARTISTS = {
 }
 UNREAD_DAYS = 14  # messages older than this are marked read in the demo inboxes
 
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 # --- The catalogue -----------------------------------------------------------------------------
 
@@ -603,7 +590,7 @@ def _make_run(course: DemoCourse, start: date) -> PlannedRun:
     return PlannedRun(
         key=f"{course.key}-{first.isoformat()}",
         course=course.key,
-        title=f"{course.title} ({_MONTHS[first.month - 1]} {first.year})",
+        title=f"{course.title} ({MONTH_NAMES[first.month - 1]} {first.year})",
         schedule=schedule,
         dates=tuple(dates),
     )
@@ -1593,6 +1580,7 @@ def _create_catalogue(
                 end_date=c.end,
                 targets=c.targets,
             ),
+            today=plan.today,
         )
         for c in plan.contracts
     }

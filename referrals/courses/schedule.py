@@ -16,6 +16,7 @@ from datetime import date, datetime, time
 from dateutil.relativedelta import relativedelta
 from dateutil.rrule import WEEKLY, rrule
 
+from referrals.dates import format_date
 from referrals.workdays import BANK_HOLIDAYS
 
 MIN_SESSIONS, MAX_SESSIONS = 1, 200
@@ -26,20 +27,6 @@ MIN_DURATION, MAX_DURATION = 15, 480
 MAX_YEARS = 10
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 class Frequency(enum.StrEnum):
@@ -180,11 +167,6 @@ def describe(schedule: Schedule) -> str:
     if schedule.taster_sessions:
         text += f" (plus {_count(schedule.taster_sessions, 'taster session')})"
     return text
-
-
-def format_date(day: date) -> str:
-    """Dates as people write them: 3 March 2026."""
-    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
 
 
 def _occurrences(schedule: Schedule) -> Iterator[date]:

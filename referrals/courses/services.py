@@ -7,7 +7,8 @@ Each takes explicit arguments, writes its audit entry and leaves the commit to t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -16,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import selectinload
 
+from referrals import dates
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.models import (
@@ -54,6 +56,15 @@ class CourseRuleBroken(ValueError):
         self.field = field
 
 
+@contextmanager
+def _dates_checked() -> Iterator[None]:
+    """A date outside the service's bounds (referrals.dates) is a rule broken at its field."""
+    try:
+        yield
+    except dates.DateRefused as refused:
+        raise CourseRuleBroken(str(refused), refused.field) from refused
+
+
 # Contracts and venues ------------------------------------------------------------------
 
 
@@ -66,11 +77,18 @@ class ContractFields:
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def save_contract(actor: Any, fields: ContractFields, contract: Contract | None = None) -> Contract:
+def save_contract(
+    actor: Any, fields: ContractFields, contract: Contract | None = None, *, today: date
+) -> Contract:
+    """Create a contract, or update `contract` in place; its term keeps every session inside."""
     if fields.commissioner.kind != OrganisationKind.COMMISSIONER:
         raise CourseRuleBroken("Choose a commissioner organisation", "commissioner_id")
-    if fields.end_date < fields.start_date:
-        raise CourseRuleBroken("The end date must be on or after the start date", "end_date")
+    with _dates_checked():
+        dates.check_contract(fields.start_date, fields.end_date, today)
+        if contract is not None and contract.id is not None:
+            dates.check_contract_holds(
+                fields.start_date, fields.end_date, *_session_span(Course.contract_id, contract.id)
+            )
     contract = contract or Contract()
     contract.name = fields.name.strip()
     contract.commissioner = fields.commissioner
@@ -147,10 +165,31 @@ def _check_course(fields: CourseFields) -> None:
             )
 
 
+def _session_span(column: Any, value: int) -> tuple[date | None, date | None]:
+    """The first and last dates of the sessions still to run or run (not cancelled) of the
+    courses where `column == value`."""
+    first, last = db.session.execute(
+        select(func.min(CourseSession.date), func.max(CourseSession.date))
+        .join(Course, CourseSession.course_id == Course.id)
+        .where(column == value, CourseSession.status != SessionStatus.CANCELLED)
+    ).one()
+    return first, last
+
+
+def _check_inside_contract(contract: Contract, first: date, last: date, field: str) -> None:
+    with _dates_checked():
+        dates.check_within_contract(
+            first, last, contract.start_date, contract.end_date, field=field
+        )
+
+
 def create_course(actor: Any, fields: CourseFields) -> Course:
-    """Create a course and expand its schedule into dated sessions."""
+    """Create a course and expand its schedule into dated sessions, all inside its contract."""
     _check_course(fields)
     planned = expand(fields.schedule)
+    _check_inside_contract(
+        fields.contract, planned[0].date, planned[-1].date, "schedule.start_date"
+    )
     course = Course(
         title=fields.title.strip(),
         description=fields.description.strip(),
@@ -197,6 +236,10 @@ def update_course(actor: Any, course: Course, fields: CourseFields) -> Course:
         raise CourseRuleBroken(
             f"{enrolled} people are enrolled: capacity cannot be below that", "capacity"
         )
+    if fields.contract.id != course.contract_id:
+        first, last = _session_span(Course.id, course.id)
+        if first is not None and last is not None:
+            _check_inside_contract(fields.contract, first, last, "contract_id")
     course.title = fields.title.strip()
     course.description = fields.description.strip()
     course.art_form = fields.art_form
@@ -232,6 +275,8 @@ def move_session(
         raise CourseRuleBroken("Only a planned session can be moved", "date")
     if new_date < today:
         raise CourseRuleBroken("Move the session to today or a later date", "date")
+    contract = session.course.contract
+    _check_inside_contract(contract, new_date, new_date, "date")
     session.moved_from = session.moved_from or session.date
     session.date = new_date
     if new_time is not None:
@@ -706,8 +751,8 @@ def record_wellbeing(
     today: date,
 ) -> WellbeingAssessment:
     """Score and store a questionnaire. Raises InvalidScores for bad answers."""
-    if recorded_on > today:
-        raise CourseRuleBroken("The date must be today or in the past", "recorded_on")
+    with _dates_checked():
+        dates.check_recorded(recorded_on, today)
     result = score(instrument, items)
     assessment = WellbeingAssessment(
         enrolment_id=enrolment.id,

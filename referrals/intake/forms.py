@@ -9,6 +9,7 @@ from wtforms import BooleanField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
 
+from referrals.dates import check_received, refusal
 from referrals.forms import Form, MultiCheckboxField, StrippedStringField, UKDateField
 from referrals.intake.validation import (
     InvalidValue,
@@ -156,8 +157,8 @@ class ReferralForm(Form):
             raise ValidationError(str(error)) from error
 
     def validate_received_on(self, field: Any) -> None:
-        if field.data and field.data > self._today:
-            raise ValidationError("Date received must be today or in the past")
+        if field.data and (refused := refusal(check_received, field.data, self._today)):
+            raise ValidationError(str(refused))
 
     def validate_consent(self, field: Any) -> None:
         if not field.data:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import email_validator
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.dates import check_past, check_received, refusal
 from referrals.extensions import db
 from referrals.forms import has_control_characters
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
@@ -335,8 +336,8 @@ def referral_details(actor: User, payload: Any, *, today: date) -> ReferralDetai
     if risk_flag and not risk_note and not fields.failed("risk_note"):
         fields.fail("risk_note", "Describe the concern or risk")
     received_on = fields.day("received_on")
-    if received_on is not None and received_on > today:
-        fields.fail("received_on", "Date received must be today or in the past")
+    if received_on is not None and (refused := refusal(check_received, received_on, today)):
+        fields.fail(refused.field, str(refused))
     new_episode_reason = fields.text("new_episode_reason", max_length=TEXT_MAX)
 
     if errors:
@@ -370,8 +371,8 @@ def transition_request(
     reason = fields.text("reason", max_length=TEXT_MAX)
     note = fields.text("note", max_length=TEXT_MAX)
     on = fields.day("on")
-    if on is not None and on > today:
-        fields.fail("on", "The date must be today or in the past")
+    if on is not None and (refused := refusal(check_past, on, today, field="on")):
+        fields.fail(refused.field, str(refused))
     elif on is not None and received_on is not None and on < received_on:
         fields.fail("on", "The date must be on or after the date the referral was received")
     if errors:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record, record_many, record_now
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.dates import check_received
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.identity import (
@@ -209,7 +210,10 @@ def create_referral(
     """Record a referral, creating or updating the patient. Refuses an unexplained duplicate.
 
     `at` records when it was entered, for history loaded after the fact; default now.
+    Raises DateRefused for a received date outside the service's bounds.
     """
+    if details.received_on is not None:
+        check_received(details.received_on, today)
     person = details.patient
     patient = _lock_patient(person.nhs_number)
     is_new = False

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
+from referrals.dates import EARLIEST, MAX_CONTRACT_MONTHS
+
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -25,9 +27,11 @@ class Period:
         if not match:
             raise InvalidPeriod("Enter the period as a year and month, like 2026-03")
         year, month = int(match.group(1)), int(match.group(2))
-        if not 1 <= month <= 12 or year < 2000:
+        if not 1 <= month <= 12:
             raise InvalidPeriod("Enter a real month, like 2026-03")
-        return cls(year, month)
+        period = cls(year, month)
+        check_in_bounds(period)
+        return period
 
     @classmethod
     def containing(cls, day: date) -> Period:
@@ -83,10 +87,29 @@ def periods_between(first: Period, last: Period) -> list[Period]:
     return periods
 
 
+FIRST = Period.containing(EARLIEST)
+
+
+def check_in_bounds(period: Period) -> None:
+    """No month before the service's first date (referrals.dates.EARLIEST)."""
+    if period < FIRST:
+        raise InvalidPeriod(f"Enter a month from {FIRST.key} onwards, like 2026-03")
+
+
 def check_reportable(period: Period, today: date) -> None:
-    """Returns are made for finished months only."""
+    """Returns are made for finished months within the bounds only."""
+    check_in_bounds(period)
     if not period.is_finished(today):
         raise InvalidPeriod(f"{period.label} has not finished yet; returns are for past months")
+
+
+def months_to_report(start: date, end: date, today: date) -> list[Period]:
+    """A contract's finished months, up to last month: at most its longest possible term
+    (`MAX_CONTRACT_MONTHS`) and never before `FIRST`, whatever dates are stored."""
+    last = min(Period.containing(end), Period.containing(today).previous())
+    earliest = max(Period.containing(start), FIRST)
+    months = periods_between(earliest, last)
+    return months[-MAX_CONTRACT_MONTHS:]
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from referrals.courses.models import Contract
 from referrals.extensions import db
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
-from referrals.reports.scope import contracts_for
+from referrals.reports.scope import contracts_for, in_bounds
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ def contract_summaries(user: Any) -> list[ContractSummary]:
             .where(
                 KpiReturn.contract_id.in_([c.id for c in contracts]),
                 KpiReturn.superseded_at.is_(None),
+                in_bounds(),
             )
             .group_by(KpiReturn.contract_id)
         ).all()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, false, select, true
+from sqlalchemy import ColumnElement, Select, and_, false, select, true
 from sqlalchemy.orm import joinedload
 
 from referrals.auth.models import Role
 from referrals.courses.models import Contract
 from referrals.extensions import db
 from referrals.reports.models import KpiReturn
+from referrals.reports.periods import FIRST
 
 
 def contract_scope(user: Any) -> Any:
@@ -31,14 +32,23 @@ def contracts_for(user: Any) -> Select[Any]:
     return select(Contract).where(contract_scope(user)).order_by(Contract.name, Contract.id)
 
 
+def in_bounds() -> ColumnElement[bool]:
+    """Returns for months the service accepts. One stored for an earlier month (made before
+    the bounds, referrals.dates) is never read as a period, so never shown or listed."""
+    return KpiReturn.period >= FIRST.key
+
+
 def return_scope(user: Any) -> Any:
     """A WHERE clause on KpiReturn: admins every return, commissioners their contracts' only."""
     if user.role == Role.ADMIN:
-        return true()
+        return in_bounds()
     if user.role == Role.COMMISSIONER and user.organisation_id is not None:
         # NULL contract_id (all activity) never matches IN, so it stays out of scope.
-        return KpiReturn.contract_id.in_(
-            select(Contract.id).where(Contract.commissioner_id == user.organisation_id)
+        return and_(
+            in_bounds(),
+            KpiReturn.contract_id.in_(
+                select(Contract.id).where(Contract.commissioner_id == user.organisation_id)
+            ),
         )
     return false()
 

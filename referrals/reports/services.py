@@ -21,7 +21,7 @@ from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.reports.kpi import SPEC_VERSION, compute, publish, suppression_log
 from referrals.reports.models import KpiReturn
-from referrals.reports.periods import Period, Scope, check_reportable
+from referrals.reports.periods import Period, Scope, check_reportable, months_to_report
 
 
 class ReturnRefused(ValueError):
@@ -176,8 +176,10 @@ def regenerate_return(
 
 
 def missing_returns(today: date) -> list[tuple[int, Period]]:
-    """Every (contract, finished month) since each contract started that has no return."""
-    last_finished = Period.containing(today).previous()
+    """Every (contract, finished month) since each contract started that has no return.
+
+    Bounded whatever the stored dates: at most a contract's longest possible term of months
+    each, never before the service's first month (`months_to_report`)."""
     made = {
         (contract_id, period)
         for contract_id, period in db.session.execute(
@@ -188,12 +190,9 @@ def missing_returns(today: date) -> list[tuple[int, Period]]:
     }
     wanted = []
     for contract in db.session.scalars(select(Contract).order_by(Contract.id)):
-        period = Period.containing(contract.start_date)
-        end = min(Period.containing(contract.end_date), last_finished)
-        while period <= end:
+        for period in months_to_report(contract.start_date, contract.end_date, today):
             if (contract.id, period.key) not in made:
                 wanted.append((contract.id, period))
-            period = period.next()
     return wanted
 
 

@@ -34,7 +34,7 @@ from referrals.reports.kpi import HEADLINE_CODES, NAMES
 from referrals.reports.labels import breakdown_label, target_text
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, Scope, check_reportable
-from referrals.reports.scope import contracts_for, get_return_or_404
+from referrals.reports.scope import contracts_for, get_return_or_404, in_bounds
 from referrals.reports.services import (
     ReturnRefused,
     current_return,
@@ -162,7 +162,7 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
             KpiReturn.generated_at,
             KpiReturn.superseded_at,
         )
-        .where(KpiReturn.scope_key.in_(list(keys)))
+        .where(KpiReturn.scope_key.in_(list(keys)), in_bounds())
         .order_by(KpiReturn.period.desc(), KpiReturn.version.desc())
     ).all()
     listings: dict[str, list[Listing]] = defaultdict(list)
