@@ -381,6 +381,7 @@ def test_every_page_of_the_lists_shows_the_next_records_in_order(link_worker, lo
             gp_user,
             practice,
             nhs=next(numbers),
+            today=today,
             received_on=today - timedelta(days=n % 9),
             risk_flag=n % 4 == 0,
             risk_note="Lives alone" if n % 4 == 0 else "",
