@@ -8,15 +8,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, request
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
 
 from referrals.audit import record
+from referrals.auth import throttle
 from referrals.auth.models import (
     ROLE_ORGANISATION_KINDS,
     ApiToken,
-    LoginAttempt,
     Organisation,
     OrganisationKind,
     Role,
@@ -24,6 +23,7 @@ from referrals.auth.models import (
 )
 from referrals.auth.passwords import hash_password, needs_rehash, verify_password
 from referrals.auth.sessions import end_current_session, revoke_all_sessions, start_session
+from referrals.auth.throttle import Throttled
 from referrals.db import utcnow
 from referrals.extensions import db
 
@@ -31,7 +31,6 @@ from referrals.extensions import db
 class LoginOutcome(enum.Enum):
     OK = "ok"
     REFUSED = "refused"
-    THROTTLED = "throttled"
     CODE_NEEDED = "code_needed"  # password right; the second step (auth.mfa) comes next
 
 
@@ -39,40 +38,27 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def recent_failures(email: str) -> int:
-    since = utcnow() - current_app.config["LOGIN_FAILURE_WINDOW"]
-    return (
-        db.session.scalar(
-            select(func.count()).where(LoginAttempt.email == email, LoginAttempt.at > since)
-        )
-        or 0
-    )
-
-
-def record_failure(email: str) -> None:
-    """Count a failed attempt (password or code) against the address for the throttle."""
-    db.session.add(LoginAttempt(email=email, ip_address=request.remote_addr))
-
-
 def sign_in(
     email: str, password: str, next_url: str | None = None
-) -> tuple[LoginOutcome, User | None]:
-    """Check credentials, throttled per account whether or not the account exists.
+) -> tuple[LoginOutcome | Throttled, User | None]:
+    """Check credentials, throttled whether or not the account exists.
 
-    The throttle counts failures for the address typed, so it never reveals which accounts
-    exist, and it locks only that address for the window, never everyone. For a user with
-    two-step verification the password starts no session: it opens a short challenge for the
-    code instead (`CODE_NEEDED`), and `next_url` waits there.
+    The throttle (`auth.throttle`) counts failures for the address typed from this client and
+    for this client over all accounts, so it never reveals which accounts exist and never
+    holds back the owner signing in from elsewhere. For a user with two-step verification the
+    password starts no session: it opens a short challenge for the code instead
+    (`CODE_NEEDED`), and `next_url` waits there.
     """
     email = normalise_email(email)
-    if recent_failures(email) >= current_app.config["LOGIN_MAX_FAILURES"]:
+    throttled = throttle.check(email)
+    if throttled is not None:
         record(None, "login.throttled", object_type="login", email_hash=_email_hash(email))
-        return LoginOutcome.THROTTLED, None
+        return throttled, None
 
     user = db.session.scalar(select(User).where(User.email == email))
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or user is None or not user.active or not user.organisation.active:
-        record_failure(email)
+        throttle.record_failure(email)
         record(None, "login.failed", object_type="login", email_hash=_email_hash(email))
         return LoginOutcome.REFUSED, None
 
