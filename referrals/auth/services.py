@@ -166,14 +166,16 @@ def update_user(actor: Any, user: User, fields: UserFields) -> User:
 def deactivate_user(actor: Any, user: User) -> None:
     user.active = False
     revoke_all_sessions(user)
-    revoke_api_tokens(user)
+    revoke_api_tokens(actor, user, "account deactivated")
     record(actor, "user.deactivated", user)
 
 
 def set_password(actor: Any, user: User, password: str) -> None:
+    """A new password ends every session and stops every API token of the person."""
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     revoke_all_sessions(user)
+    revoke_api_tokens(actor, user, "password changed")
     record(actor, "user.password_changed", user)
 
 
@@ -219,31 +221,59 @@ def update_organisation(actor: Any, organisation: Organisation, fields: Organisa
         # Nobody signs in for an organisation that has been deactivated.
         for member in organisation.users:
             revoke_all_sessions(member)
-            revoke_api_tokens(member)
+            revoke_api_tokens(actor, member, "organisation deactivated")
     record(actor, "organisation.updated", organisation)
 
 
 def issue_api_token(actor: Any, user: User, name: str = "") -> str:
     """Create a token for `user` and return it; only its hash is kept."""
     token = "aop_" + secrets.token_urlsafe(32)
-    db.session.add(
-        ApiToken(
-            user_id=user.id,
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            prefix=token[:10],
-            name=name,
-        )
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        prefix=token[:10],
+        name=name,
     )
+    db.session.add(row)
     db.session.flush()
-    record(actor, "api_token.issued", user)
+    record(actor, "api_token.issued", user, token_id=row.id, prefix=row.prefix)
     return token
 
 
-def revoke_api_tokens(user: User) -> None:
+def api_tokens_of(user: User) -> list[ApiToken]:
+    """A person's tokens, those still working first, newest first."""
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc(), ApiToken.id)
+        )
+    )
+
+
+def api_token_of(user: User, token_id: int) -> ApiToken | None:
+    """One of `user`'s tokens, or None: a token of someone else is never found this way."""
+    return db.session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+    )
+
+
+def revoke_api_token(actor: Any, token: ApiToken, reason: str = "revoked") -> bool:
+    """Stop one token working; False if it already had. Every revocation is audited."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    detail: dict[str, Any] = {"token_id": token.id, "prefix": token.prefix, "reason": reason}
+    record(actor, "api_token.revoked", token.user, **detail)
+    return True
+
+
+def revoke_api_tokens(actor: Any, user: User, reason: str) -> None:
+    """Stop all of `user`'s tokens working (password changed, account or organisation off)."""
     for token in db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
     ):
-        token.revoked_at = utcnow()
+        revoke_api_token(actor, token, reason)
 
 
 def user_for_api_token(token: str) -> User | None:

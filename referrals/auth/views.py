@@ -82,4 +82,4 @@ def change_password() -> ResponseReturnValue:
     )
 
 
-from referrals.auth import mfa_views  # noqa: E402,F401  (routes on this blueprint)
+from referrals.auth import mfa_views, token_views  # noqa: E402,F401  (routes on this blueprint)
