@@ -90,6 +90,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     init_context(app)
     init_intake_presenters(app)
     init_course_presenters(app)
+
+    from referrals import ratelimits
+
+    ratelimits.init_app(app)  # last: it limits the views registered above
     return app
 
 

@@ -15,10 +15,13 @@ from referrals.auth.passwords import password_problem
 from referrals.auth.services import (
     RoleOrganisationMismatch,
     UserFields,
+    api_token_of,
+    api_tokens_of,
     create_user,
     email_taken,
     issue_api_token,
     normalise_email,
+    revoke_api_token,
 )
 from referrals.extensions import db
 from referrals.intake.models import Patient
@@ -64,17 +67,54 @@ def create_user_command(
     click.echo(f"Created {user.role.value} {user.email} (id {user.id})")
 
 
+def _user_by_email(email: str, *, active: bool = False) -> User:
+    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if user is None or (active and not user.active):
+        qualifier = "active " if active else ""
+        raise click.BadParameter(f"no {qualifier}user with this email", param_hint="EMAIL")
+    return user
+
+
 @users_cli.command("token")
 @click.argument("email")
 @click.option("--name", default="", help="A label for the token, e.g. the system using it.")
 def token_command(email: str, name: str) -> None:
     """Print a new API token for EMAIL (shown once; only its hash is stored)."""
-    user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
-    if user is None or not user.active:
-        raise click.BadParameter("no active user with this email", param_hint="EMAIL")
+    user = _user_by_email(email, active=True)
     token = issue_api_token(None, user, name)
     db.session.commit()
     click.echo(token)
+
+
+@users_cli.command("tokens")
+@click.argument("email")
+def tokens_command(email: str) -> None:
+    """List EMAIL's API tokens: id, start of the token, label, made, and whether revoked."""
+    tokens = api_tokens_of(_user_by_email(email))
+    if not tokens:
+        click.echo("No API tokens.")
+    for token in tokens:
+        status = f"revoked {token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "working"
+        label = token.name or "-"
+        click.echo(
+            f"{token.id}\t{token.prefix}…\t{label}\tmade {token.created_at:%Y-%m-%d %H:%M}"
+            f"\t{status}"
+        )
+
+
+@users_cli.command("revoke-token")
+@click.argument("email")
+@click.argument("token_id", type=click.IntRange(min=1))
+def revoke_token_command(email: str, token_id: int) -> None:
+    """Revoke EMAIL's API token TOKEN_ID (the id `flask users tokens EMAIL` shows)."""
+    token = api_token_of(_user_by_email(email), token_id)
+    if token is None:
+        raise click.BadParameter("this person has no token with this id", param_hint="TOKEN_ID")
+    if revoke_api_token(None, token):
+        db.session.commit()
+        click.echo(f"Revoked token {token.id} ({token.prefix}…)")
+    else:
+        click.echo(f"Token {token.id} ({token.prefix}…) had already been revoked")
 
 
 @seed_cli.command("demo")

@@ -43,8 +43,21 @@ class Defaults:
     ARGON2_TIME_COST = 3
     ARGON2_MEMORY_COST_KIB = 64 * 1024
     ARGON2_PARALLELISM = 4
-    LOGIN_MAX_FAILURES = 10
+    # Sign-in throttle (auth.throttle), counted in the database over a sliding window: failed
+    # steps per account from one client address; per client address over all accounts; and
+    # how many different accounts one client address may fail on.
     LOGIN_FAILURE_WINDOW = timedelta(minutes=5)
+    LOGIN_MAX_FAILURES = 10
+    LOGIN_MAX_FAILURES_PER_ADDRESS = 30
+    LOGIN_MAX_ACCOUNTS_PER_ADDRESS = 10
+    # Request rates (referrals.ratelimits, Flask-Limiter). Counted in Redis when
+    # RATELIMIT_STORAGE_URI names it (redis://host:6379), else in each worker's memory.
+    RATELIMIT_STORAGE_URI = "memory://"
+    RATELIMIT_KEY_PREFIX = "aop"
+    RATELIMIT_SIGN_IN = "30 per minute"  # password and code steps, per client address
+    RATELIMIT_PUBLIC = "120 per minute"  # other pages open without sign-in, per client address
+    RATELIMIT_API_PER_CLIENT = "300 per minute"  # per bearer token (or address without one)
+    RATELIMIT_API_PER_ADDRESS = "600 per minute"  # per client address, whatever the token
     # Roles that must use two-step verification. None: admins and commissioners in production,
     # nobody elsewhere. An admin's choice on /admin/security overrides it (auth.mfa).
     MFA_REQUIRED_ROLES: list[str] | None = None

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from referrals import create_app
 from referrals.auth.models import Role, User
 from referrals.extensions import db
+from referrals.ratelimits import limiter_for
 from tests import factories
 
 TEST_PASSWORD = factories.TEST_PASSWORD
@@ -117,6 +118,7 @@ def app(_migrated_app: Flask) -> Iterator[Flask]:
         yield _migrated_app
         db.session.remove()
         _empty_all_tables()
+        limiter_for(_migrated_app).reset()  # request counts, like the tables, start afresh
 
 
 @pytest.fixture()

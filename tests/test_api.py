@@ -29,7 +29,7 @@ def test_missing_bad_and_revoked_tokens_get_401_problems(api_client, app):
         assert response.get_json()["status"] == 401
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
     user = db.session.scalar(select(ApiToken)).user
-    revoke_api_tokens(user)
+    revoke_api_tokens(None, user, "revoked")
     db.session.commit()
     assert client.get("/api/v1/me", headers=headers).status_code == 401
 

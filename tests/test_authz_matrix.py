@@ -84,6 +84,9 @@ MATRIX: dict[str, Access] = {
     "auth.mfa_confirm": _on(STAFF),
     "auth.mfa_disable": _on(STAFF),
     "auth.mfa_recovery_codes": _on(STAFF),
+    "auth.api_tokens": _on(STAFF),
+    # Everyone may revoke their own tokens, and only those (an admin's own included).
+    "auth.revoke_my_api_token": _on(STAFF, "token_id", "own_api_token"),
     "notifications.inbox": _on(STAFF),
     "notifications.read_all": _on(STAFF),
     "notifications.open_message": _on(STAFF, "notification_id", "notification"),
@@ -129,6 +132,8 @@ MATRIX: dict[str, Access] = {
     "admin.deactivate_user": _on(ADMIN, "user_id", "user"),
     "admin.reset_password": _on(ADMIN, "user_id", "user"),
     "admin.reset_mfa": _on(ADMIN, "user_id", "user"),
+    "admin.user_api_tokens": _on(ADMIN, "user_id", "user"),
+    "admin.revoke_user_api_token": _on(ADMIN, "token_id", "api_token"),
     "admin.security": _on(ADMIN),
     "admin.erase_person": _on(ADMIN, "patient_id", "patient"),
     "admin.contracts": _on(ADMIN),

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.auth.services import api_tokens_of, issue_api_token
 from referrals.courses.models import AttendanceStatus, CourseSession
 from referrals.courses.services import RegisterEntry, enrol, save_register, withdraw
 from referrals.extensions import db
@@ -241,6 +242,15 @@ def build_world() -> World:
         notifications[f"org_{name}"] = note.id
     db.session.commit()
 
+    # An API token for each role's "a" and "b" users: revoking one is a POST in the walk.
+    tokens: dict[str, int] = {}
+    for role in ROLES:
+        for which in "ab":
+            owner = world.user(role, which)
+            issue_api_token(None, owner, "world")
+            tokens[f"tok_{role.value}_{which}"] = api_tokens_of(owner)[0].id
+    db.session.commit()
+
     returns = {
         "ret_a": make_return(contract_a.id, world.period, today=today).kpi_return.id,
         "ret_b": make_return(contract_b.id, world.period, today=today).kpi_return.id,
@@ -260,6 +270,8 @@ def build_world() -> World:
         "organisation": {"gp_a": org["gp_a"].id, "prov_b": org["prov_b"].id},
         "user": {"spare": spare.id},
         "patient": {"pat_a": referrals["ref_a"].patient_id, "pat_b": referrals["ref_b"].patient_id},
+        "api_token": tokens,
+        "own_api_token": tokens,  # the same tokens, as their owners' account page sees them
     }
     _write_scopes(world)
     return world
@@ -298,6 +310,7 @@ def _write_scopes(world: World) -> None:
     }
     own_org_messages = {Role.REFERRER: "org_gp_a", Role.ARTIST: "org_prov_a"}
     for role, kinds in scopes.items():
+        kinds["own_api_token"] = frozenset({f"tok_{role.value}_a"})  # admins' included
         messages = {f"{role.value}_a"}
         if role in own_org_messages:
             messages.add(own_org_messages[role])

@@ -10,8 +10,8 @@ after set-up.
 
 After a correct password, a user with two-step verification gets no session: the signed session
 cookie holds a challenge (user, time, password version) that lasts 5 minutes, and only a right
-code turns it into a session. Wrong codes count towards the same per-account throttle as wrong
-passwords.
+code turns it into a session. Wrong codes count towards the same throttle as wrong passwords,
+and also per account from any address (`auth.throttle`).
 """
 
 from __future__ import annotations
@@ -31,15 +31,19 @@ from flask import current_app, flash, session
 from sqlalchemy import delete, func, or_, select, update
 
 from referrals.audit import record
-from referrals.auth.models import RecoveryCode, Role, SecuritySetting, User, UserSession
-from referrals.auth.passwords import verify_password
-from referrals.auth.services import (
-    LoginOutcome,
-    complete_sign_in,
-    recent_failures,
-    record_failure,
+from referrals.auth import throttle
+from referrals.auth.models import (
+    FailedStep,
+    RecoveryCode,
+    Role,
+    SecuritySetting,
+    User,
+    UserSession,
 )
+from referrals.auth.passwords import verify_password
+from referrals.auth.services import LoginOutcome, complete_sign_in
 from referrals.auth.sessions import current_session_row, revoke_all_sessions
+from referrals.auth.throttle import Throttled
 from referrals.db import utcnow
 from referrals.extensions import db
 
@@ -243,22 +247,23 @@ def _end_other_sessions(user: User) -> None:
     db.session.execute(query.values(revoked_at=utcnow()))
 
 
-def confirm_identity(user: User, code_or_password: str) -> LoginOutcome:
+def confirm_identity(user: User, code_or_password: str) -> LoginOutcome | Throttled:
     """Before a change to two-step verification: a current code, or the password.
 
-    Failures count towards the sign-in throttle, so a left-open session cannot be used to
-    guess either.
+    Failures count towards the sign-in throttle as wrong codes, so a left-open session cannot
+    be used to guess either.
     """
-    if recent_failures(user.email) >= current_app.config["LOGIN_MAX_FAILURES"]:
+    throttled = throttle.check(user.email, step=FailedStep.CODE)
+    if throttled is not None:
         record(user, "mfa.throttled", user)
-        return LoginOutcome.THROTTLED
+        return throttled
     code = normalise_code(code_or_password)
     if _TOTP_FORMAT.fullmatch(code) and user.totp_secret:
         valid = accept_totp(user, code)
     else:
         valid = verify_password(user.password_hash, code_or_password)
     if not valid:
-        record_failure(user.email)
+        throttle.record_failure(user.email, FailedStep.CODE)
         record(user, "mfa.confirmation_failed", user)
         return LoginOutcome.REFUSED
     return LoginOutcome.OK
@@ -329,20 +334,21 @@ def challenge_is_open() -> bool:
     return False
 
 
-def complete_challenge(challenge: Challenge, code: str) -> LoginOutcome:
+def complete_challenge(challenge: Challenge, code: str) -> LoginOutcome | Throttled:
     """Check the second step. A right code (or unused recovery code) signs the user in."""
     user = challenge.user
-    if recent_failures(user.email) >= current_app.config["LOGIN_MAX_FAILURES"]:
+    throttled = throttle.check(user.email, step=FailedStep.CODE)
+    if throttled is not None:
         end_challenge()
         record(None, "mfa.throttled", user)
-        return LoginOutcome.THROTTLED
+        return throttled
     if accept_totp(user, code):
         method = Method.TOTP
     elif accept_recovery_code(user, code):
         method = Method.RECOVERY_CODE
         record(user, "mfa.recovery_code_used", user, left=recovery_codes_left(user))
     else:
-        record_failure(user.email)
+        throttle.record_failure(user.email, FailedStep.CODE)
         record(None, "mfa.failed", user)
         return LoginOutcome.REFUSED
     complete_sign_in(user, second_factor=method)

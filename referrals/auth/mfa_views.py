@@ -24,7 +24,8 @@ from referrals.auth import mfa
 from referrals.auth.forms import no_control_characters
 from referrals.auth.models import Role, User
 from referrals.auth.services import LoginOutcome
-from referrals.auth.views import THROTTLED_ERROR, bp
+from referrals.auth.throttle import Throttled
+from referrals.auth.views import bp, retry_after, throttled_message
 from referrals.extensions import db
 from referrals.forms import MultiCheckboxField
 from referrals.main.context import NAVIGATION, add_navigation
@@ -114,9 +115,10 @@ def login_code() -> ResponseReturnValue:
                     "info",
                 )
             return redirect(challenge.next_url or url_for("main.home"))
-        if outcome is LoginOutcome.THROTTLED:
-            form.form_errors.append(THROTTLED_ERROR)
-            return render_template("auth/mfa_code.html", form=form, throttled=True), 200
+        if isinstance(outcome, Throttled):
+            form.form_errors.append(throttled_message(outcome))
+            page = render_template("auth/mfa_code.html", form=form, throttled=True)
+            return page, 429, retry_after(outcome)
         form.code.errors = [WRONG_CODE]
         form.code.data = ""
     return render_template("auth/mfa_code.html", form=form, page_has_errors=bool(form.errors))
@@ -207,7 +209,7 @@ def _confirmed(user: User, field: Any) -> bool:
     db.session.commit()
     if outcome is LoginOutcome.OK:
         return True
-    field.errors = [THROTTLED_ERROR if outcome is LoginOutcome.THROTTLED else NOT_CONFIRMED]
+    field.errors = [throttled_message(outcome) if isinstance(outcome, Throttled) else NOT_CONFIRMED]
     return False
 
 

@@ -135,8 +135,16 @@ class UserSession(db.Model):  # type: ignore[name-defined]
     __table_args__ = (Index("ix_user_session_user_id_revoked_at", "user_id", "revoked_at"),)
 
 
+class FailedStep(enum.StrEnum):
+    """Which step of signing in failed: a password, or a two-step verification code."""
+
+    PASSWORD = "password"  # noqa: S105  (a step's name)
+    CODE = "code"
+
+
 class LoginAttempt(db.Model):  # type: ignore[name-defined]
-    """Failed sign-ins by the email typed (known or not), for throttling."""
+    """A failed sign-in step, by the email typed (known or not) and the client address, for
+    the throttle in `auth.throttle`."""
 
     __tablename__ = "login_attempt"
 
@@ -144,8 +152,14 @@ class LoginAttempt(db.Model):  # type: ignore[name-defined]
     email: Mapped[str] = mapped_column(String(254))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(45))
+    step: Mapped[FailedStep] = mapped_column(
+        enum_column(FailedStep), default=FailedStep.PASSWORD, server_default="password"
+    )
 
-    __table_args__ = (Index("ix_login_attempt_email_at", "email", "at"),)
+    __table_args__ = (
+        Index("ix_login_attempt_email_at", "email", "at"),
+        Index("ix_login_attempt_ip_address_at", "ip_address", "at"),
+    )
 
 
 class ApiToken(db.Model):  # type: ignore[name-defined]
@@ -163,6 +177,8 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
+
+    __table_args__ = (Index("ix_api_token_user_id", "user_id"),)
 
 
 class RecoveryCode(db.Model):  # type: ignore[name-defined]

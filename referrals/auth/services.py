@@ -8,15 +8,14 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, request
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
 
 from referrals.audit import record
+from referrals.auth import throttle
 from referrals.auth.models import (
     ROLE_ORGANISATION_KINDS,
     ApiToken,
-    LoginAttempt,
     Organisation,
     OrganisationKind,
     Role,
@@ -24,6 +23,7 @@ from referrals.auth.models import (
 )
 from referrals.auth.passwords import hash_password, needs_rehash, verify_password
 from referrals.auth.sessions import end_current_session, revoke_all_sessions, start_session
+from referrals.auth.throttle import Throttled
 from referrals.db import utcnow
 from referrals.extensions import db
 
@@ -31,7 +31,6 @@ from referrals.extensions import db
 class LoginOutcome(enum.Enum):
     OK = "ok"
     REFUSED = "refused"
-    THROTTLED = "throttled"
     CODE_NEEDED = "code_needed"  # password right; the second step (auth.mfa) comes next
 
 
@@ -39,40 +38,27 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def recent_failures(email: str) -> int:
-    since = utcnow() - current_app.config["LOGIN_FAILURE_WINDOW"]
-    return (
-        db.session.scalar(
-            select(func.count()).where(LoginAttempt.email == email, LoginAttempt.at > since)
-        )
-        or 0
-    )
-
-
-def record_failure(email: str) -> None:
-    """Count a failed attempt (password or code) against the address for the throttle."""
-    db.session.add(LoginAttempt(email=email, ip_address=request.remote_addr))
-
-
 def sign_in(
     email: str, password: str, next_url: str | None = None
-) -> tuple[LoginOutcome, User | None]:
-    """Check credentials, throttled per account whether or not the account exists.
+) -> tuple[LoginOutcome | Throttled, User | None]:
+    """Check credentials, throttled whether or not the account exists.
 
-    The throttle counts failures for the address typed, so it never reveals which accounts
-    exist, and it locks only that address for the window, never everyone. For a user with
-    two-step verification the password starts no session: it opens a short challenge for the
-    code instead (`CODE_NEEDED`), and `next_url` waits there.
+    The throttle (`auth.throttle`) counts failures for the address typed from this client and
+    for this client over all accounts, so it never reveals which accounts exist and never
+    holds back the owner signing in from elsewhere. For a user with two-step verification the
+    password starts no session: it opens a short challenge for the code instead
+    (`CODE_NEEDED`), and `next_url` waits there.
     """
     email = normalise_email(email)
-    if recent_failures(email) >= current_app.config["LOGIN_MAX_FAILURES"]:
+    throttled = throttle.check(email)
+    if throttled is not None:
         record(None, "login.throttled", object_type="login", email_hash=_email_hash(email))
-        return LoginOutcome.THROTTLED, None
+        return throttled, None
 
     user = db.session.scalar(select(User).where(User.email == email))
     valid = verify_password(user.password_hash if user else None, password)
     if not valid or user is None or not user.active or not user.organisation.active:
-        record_failure(email)
+        throttle.record_failure(email)
         record(None, "login.failed", object_type="login", email_hash=_email_hash(email))
         return LoginOutcome.REFUSED, None
 
@@ -180,14 +166,16 @@ def update_user(actor: Any, user: User, fields: UserFields) -> User:
 def deactivate_user(actor: Any, user: User) -> None:
     user.active = False
     revoke_all_sessions(user)
-    revoke_api_tokens(user)
+    revoke_api_tokens(actor, user, "account deactivated")
     record(actor, "user.deactivated", user)
 
 
 def set_password(actor: Any, user: User, password: str) -> None:
+    """A new password ends every session and stops every API token of the person."""
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     revoke_all_sessions(user)
+    revoke_api_tokens(actor, user, "password changed")
     record(actor, "user.password_changed", user)
 
 
@@ -233,31 +221,59 @@ def update_organisation(actor: Any, organisation: Organisation, fields: Organisa
         # Nobody signs in for an organisation that has been deactivated.
         for member in organisation.users:
             revoke_all_sessions(member)
-            revoke_api_tokens(member)
+            revoke_api_tokens(actor, member, "organisation deactivated")
     record(actor, "organisation.updated", organisation)
 
 
 def issue_api_token(actor: Any, user: User, name: str = "") -> str:
     """Create a token for `user` and return it; only its hash is kept."""
     token = "aop_" + secrets.token_urlsafe(32)
-    db.session.add(
-        ApiToken(
-            user_id=user.id,
-            token_hash=hashlib.sha256(token.encode()).hexdigest(),
-            prefix=token[:10],
-            name=name,
-        )
+    row = ApiToken(
+        user_id=user.id,
+        token_hash=hashlib.sha256(token.encode()).hexdigest(),
+        prefix=token[:10],
+        name=name,
     )
+    db.session.add(row)
     db.session.flush()
-    record(actor, "api_token.issued", user)
+    record(actor, "api_token.issued", user, token_id=row.id, prefix=row.prefix)
     return token
 
 
-def revoke_api_tokens(user: User) -> None:
+def api_tokens_of(user: User) -> list[ApiToken]:
+    """A person's tokens, those still working first, newest first."""
+    return list(
+        db.session.scalars(
+            select(ApiToken)
+            .where(ApiToken.user_id == user.id)
+            .order_by(ApiToken.revoked_at.is_not(None), ApiToken.created_at.desc(), ApiToken.id)
+        )
+    )
+
+
+def api_token_of(user: User, token_id: int) -> ApiToken | None:
+    """One of `user`'s tokens, or None: a token of someone else is never found this way."""
+    return db.session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user.id)
+    )
+
+
+def revoke_api_token(actor: Any, token: ApiToken, reason: str = "revoked") -> bool:
+    """Stop one token working; False if it already had. Every revocation is audited."""
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    detail: dict[str, Any] = {"token_id": token.id, "prefix": token.prefix, "reason": reason}
+    record(actor, "api_token.revoked", token.user, **detail)
+    return True
+
+
+def revoke_api_tokens(actor: Any, user: User, reason: str) -> None:
+    """Stop all of `user`'s tokens working (password changed, account or organisation off)."""
     for token in db.session.scalars(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
     ):
-        token.revoked_at = utcnow()
+        revoke_api_token(actor, token, reason)
 
 
 def user_for_api_token(token: str) -> User | None:

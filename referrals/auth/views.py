@@ -9,13 +9,24 @@ from flask_login import current_user
 from referrals.auth.forms import ChangePasswordForm, LoginForm
 from referrals.auth.passwords import verify_password
 from referrals.auth.services import LoginOutcome, set_password, sign_in, sign_out
+from referrals.auth.throttle import Throttled
 from referrals.extensions import db
 from referrals.security import STAFF, allow, public, safe_next_url
 
 bp = Blueprint("auth", __name__)
 
 GENERIC_LOGIN_ERROR = "Enter a correct email address and password"
-THROTTLED_ERROR = "Too many failed attempts. Wait 5 minutes, then try again"
+
+
+def throttled_message(throttled: Throttled) -> str:
+    minutes = throttled.minutes
+    plural = "s" if minutes != 1 else ""
+    return f"Too many failed attempts. Wait {minutes} minute{plural}, then try again"
+
+
+def retry_after(throttled: Throttled) -> dict[str, str]:
+    """The header a throttled answer (429) carries."""
+    return {"Retry-After": str(throttled.retry_after)}
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -32,11 +43,13 @@ def login() -> ResponseReturnValue:
             return redirect(next_url or url_for("main.home"))
         if outcome is LoginOutcome.CODE_NEEDED:
             return redirect(url_for("auth.login_code"))
-        # One message for unknown account, wrong password and inactive account alike.
-        form.form_errors.append(
-            THROTTLED_ERROR if outcome is LoginOutcome.THROTTLED else GENERIC_LOGIN_ERROR
-        )
         form.password.data = ""
+        if isinstance(outcome, Throttled):
+            form.form_errors.append(throttled_message(outcome))
+            page = render_template("auth/login.html", form=form, page_has_errors=True)
+            return page, 429, retry_after(outcome)
+        # One message for unknown account, wrong password and inactive account alike.
+        form.form_errors.append(GENERIC_LOGIN_ERROR)
         return render_template("auth/login.html", form=form, page_has_errors=True), 200
     return render_template("auth/login.html", form=form, page_has_errors=bool(form.errors))
 
@@ -69,4 +82,4 @@ def change_password() -> ResponseReturnValue:
     )
 
 
-from referrals.auth import mfa_views  # noqa: E402,F401  (routes on this blueprint)
+from referrals.auth import mfa_views, token_views  # noqa: E402,F401  (routes on this blueprint)

@@ -10,6 +10,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
 from referrals.auth.models import Organisation, OrganisationKind, Role
@@ -99,31 +100,66 @@ def _practice_choices() -> list[SelectChoice]:
     return [SelectChoice(str(i), f"{name} ({ods})" if ods else name) for i, name, ods in rows]
 
 
-@bp.get("/")
+# Searches by name or NHS number are POSTed: an identifier never goes in a URL, so never in an
+# access log or the browser's history. The search term is read from the body only; the other
+# filters, which identify nobody, stay in the URL of a plain list. Paging within a search posts
+# the search again, with the page number in the URL.
+SEARCH_FIELD = "q"
+LIST_FILTERS = ("status", "practice", "pathway", "mine")
+
+
+def _list_request() -> tuple[MultiDict[str, str], str]:
+    """Where this list's filters come from, and the search term (from a POST body alone)."""
+    if request.method == "POST":
+        return request.form, printable(request.form.get(SEARCH_FIELD, "")).strip()[:100]
+    return request.args, ""
+
+
+def _filter_args(source: MultiDict[str, str]) -> dict[str, Any]:
+    """The filters other than the search, to carry in a URL or a paging form."""
+    return {
+        name: values
+        for name in LIST_FILTERS
+        if (values := [value for value in source.getlist(name) if value])
+    }
+
+
+@bp.route("/", methods=["GET", "POST"])
 @allow(*REFERRING)
 def referrals() -> ResponseReturnValue:
+    source, search = _list_request()
+    if request.method == "POST" and not search:
+        # Nothing to hide: the plain list, whose URL can be bookmarked.
+        return redirect(url_for("intake.referrals", **_filter_args(source)))
     if current_user.role == Role.REFERRER:
-        search = printable(request.args.get("q", ""))[:100]
-        status = request.args.get("status")
+        status = source.get("status")
         page = Page.of_keys(
             practice_query(current_user, search, status),
             Referral.id,
             lambda ids: referrals_by_id(ids, PRACTICE_LIST_LOADERS),
         )
-        return render_template("intake/practice_list.html", page=page, search=search, status=status)
-    return caseload()
+        return render_template(
+            "intake/practice_list.html",
+            page=page,
+            search=search,
+            status=status,
+            filter_args=_filter_args(source),
+        )
+    return caseload(source, search)
 
 
-def caseload() -> ResponseReturnValue:
-    args = request.args
-    statuses = tuple(Status(s) for s in args.getlist("status") if s in Status.__members__.values())
-    practice_id = args.get("practice", "")
+def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
+    statuses = tuple(
+        Status(s) for s in source.getlist("status") if s in Status.__members__.values()
+    )
+    practice_id = source.get("practice", "")
+    pathway = source.get("pathway")
     filters = CaseloadFilters(
         statuses=statuses,
         practice_id=parse_id(practice_id),
-        pathway=args.get("pathway") if args.get("pathway") in Pathway._value2member_map_ else None,
-        mine=args.get("mine") == "1",
-        search=printable(args.get("q", ""))[:100],
+        pathway=pathway if pathway in Pathway._value2member_map_ else None,
+        mine=source.get("mine") == "1",
+        search=search,
     )
     page = Page.of_keys(
         caseload_query(current_user, filters),
@@ -139,7 +175,7 @@ def caseload() -> ResponseReturnValue:
         practices=_practice_choices(),
         Status=Status,
         Pathway=Pathway,
-        query_args={k: v for k, v in args.items(multi=True) if k != "page"} if args else {},
+        filter_args=_filter_args(source),
     )
 
 
