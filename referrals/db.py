@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app, has_app_context, has_request_context, request
+from flask import current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -58,11 +60,39 @@ class TimestampMixin:
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+_READING_ONLY = "unit_of_work_reading_only"
+
+
 def unit_of_work_writes() -> bool:
-    """Whether the current unit of work may write: any non-safe HTTP method, any job or command."""
+    """Whether the current unit of work may write: any non-safe HTTP method, any job or command,
+    except inside `without_write_lock`."""
     if has_request_context():
+        if g.get(_READING_ONLY):
+            return False
         return request.method not in ("GET", "HEAD", "OPTIONS")
     return True
+
+
+@contextmanager
+def without_write_lock(session: Session) -> Iterator[None]:
+    """Run slow work (a password hash) while holding no write lock.
+
+    On SQLite a writing request holds the database's one write lock from its first statement,
+    so a quarter-second hash inside it would hold up every other writer (other people signing
+    in, saving registers) for as long. The request's transaction ends first (it must hold no
+    unsaved change); what the block reads runs in a read transaction that ends on the way out;
+    the next statement after the block starts the writing transaction afresh. Objects loaded
+    before or inside are expired: keep plain values, and load again afterwards.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("the unit of work has unsaved changes; save them first")
+    session.commit()
+    g.setdefault(_READING_ONLY, True)
+    try:
+        yield
+    finally:
+        g.pop(_READING_ONLY, None)
+        session.rollback()
 
 
 @event.listens_for(Engine, "connect")

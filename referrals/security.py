@@ -21,7 +21,7 @@ from flask_login import current_user
 from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
 from werkzeug.routing import IntegerConverter
 
-from referrals.audit import record
+from referrals.audit import record_now
 from referrals.auth.mfa import challenge_is_open, enrolment_due
 from referrals.auth.models import Role
 from referrals.auth.sessions import refresh_last_seen
@@ -122,12 +122,11 @@ def keep_session_alive() -> None:
 def refuse_access(reason: str) -> None:
     """Record the refusal and answer 403.
 
-    The request has done nothing worth keeping, so its transaction ends first and the entry is
-    written by a transaction that starts with its write: on SQLite a read that turns into a
-    write fails at once if another request wrote in between.
+    `record_now`: on a GET the entry is written by a short transaction that starts with its
+    write (a read that turned into a write would fail at once on SQLite if another request had
+    written in between); a writing request already holds the lock, and commits it here.
     """
-    db.session.rollback()
-    record(
+    record_now(
         current_user,
         "access.refused",
         object_type="endpoint",

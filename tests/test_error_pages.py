@@ -150,3 +150,35 @@ def test_nothing_of_a_failed_referral_is_half_written(app: Flask, impatient_app:
     assert response.status_code == 500
     assert ("family_name", "Atkins") in hidden_fields(response.get_data(as_text=True))
     assert db.session.scalar(select(func.count()).select_from(Referral)) == 0
+
+
+def _another_process_can_write(path: str) -> bool:
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+def test_slow_work_in_a_writing_request_holds_no_write_lock(app: Flask) -> None:
+    """A password hash inside a sign-in must not hold every other writer up."""
+    from referrals.auth.models import User
+    from referrals.db import without_write_lock
+
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    path = db.engine.url.database
+    db.session.commit()
+    with app.test_request_context("/sign-in", method="POST"):
+        db.session.execute(select(User.id)).all()  # a writing request takes the lock first
+        assert not _another_process_can_write(path)
+        with without_write_lock(db.session):
+            db.session.execute(select(User.id)).all()
+            assert _another_process_can_write(path)
+        db.session.execute(select(User.id)).all()
+        assert not _another_process_can_write(path)
+        db.session.rollback()

@@ -24,7 +24,7 @@ from referrals.auth.models import (
 from referrals.auth.passwords import hash_password, needs_rehash, verify_password
 from referrals.auth.sessions import end_current_session, revoke_all_sessions, start_session
 from referrals.auth.throttle import Throttled
-from referrals.db import utcnow
+from referrals.db import utcnow, without_write_lock
 from referrals.extensions import db
 
 
@@ -50,20 +50,32 @@ def sign_in(
     (`CODE_NEEDED`), and `next_url` waits there.
     """
     email = normalise_email(email)
-    throttled = throttle.check(email)
+    # The hashes run outside the write transaction: see `db.without_write_lock`.
+    with without_write_lock(db.session):
+        throttled = throttle.check(email)
+        found = db.session.execute(
+            select(User.id, User.password_hash).where(User.email == email)
+        ).first()
+        if throttled is None:
+            stored_hash = found.password_hash if found else None
+            valid = verify_password(stored_hash, password)
+            rehashed = (
+                hash_password(password)
+                if valid and stored_hash and needs_rehash(stored_hash)
+                else None
+            )
     if throttled is not None:
         record(None, "login.throttled", object_type="login", email_hash=_email_hash(email))
         return throttled, None
 
-    user = db.session.scalar(select(User).where(User.email == email))
-    valid = verify_password(user.password_hash if user else None, password)
+    user = db.session.get(User, found.id) if found else None
     if not valid or user is None or not user.active or not user.organisation.active:
         throttle.record_failure(email)
         record(None, "login.failed", object_type="login", email_hash=_email_hash(email))
         return LoginOutcome.REFUSED, None
 
-    if user.password_hash and needs_rehash(user.password_hash):
-        user.password_hash = hash_password(password)
+    if rehashed is not None:
+        user.password_hash = rehashed
     if user.mfa_enabled_at is not None:
         from referrals.auth.mfa import begin_challenge  # mfa builds on this module
 

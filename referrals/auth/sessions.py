@@ -93,8 +93,11 @@ def refresh_last_seen() -> None:
     if row_id is None:
         return
     db.session.commit()
+    # No synchronisation with loaded objects: reading them first would make this a read that
+    # turns into a write.
     db.session.execute(
-        update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow())
+        update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow()),
+        execution_options={"synchronize_session": False},
     )
     db.session.commit()
 
