@@ -11,7 +11,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, scoped_session
 from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
@@ -74,7 +74,7 @@ def unit_of_work_writes() -> bool:
 
 
 @contextmanager
-def without_write_lock(session: Session) -> Iterator[None]:
+def without_write_lock(session: Session | scoped_session[Any]) -> Iterator[None]:
     """Run slow work (a password hash) while holding no write lock.
 
     On SQLite a writing request holds the database's one write lock from its first statement,
