@@ -374,7 +374,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(retention_cli)
 
 
-def main() -> None:
+def command_line() -> click.Group:
     """The `referrals` command: Flask's CLI for this service, `flask db` included.
 
     An installed console script rather than `flask` with `FLASK_APP` or a `.flaskenv`: it works
@@ -385,9 +385,12 @@ def main() -> None:
 
     from referrals import create_app
 
-    cli = FlaskGroup(
+    return FlaskGroup(
         name="referrals",
         create_app=create_app,
         help="Arts on Prescription: accounts, data, KPI returns, the scheduler, backups.",
     )
-    cli.main(prog_name="referrals")
+
+
+def main() -> None:
+    command_line().main(prog_name="referrals")
