@@ -10,12 +10,10 @@ import holidays
 
 @cache
 def _bank_holidays_in(year: int) -> frozenset[date]:
-    """England and Wales bank holidays in `year`, from the `holidays` package.
-
-    Both the day itself (Christmas Day on a Saturday) and its substitute weekday are included:
-    working days are weekdays anyway, and a weekend course should not meet on Christmas Day.
-    """
-    return frozenset(holidays.country_holidays("GB", subdiv="ENG", years=year))
+    """England and Wales bank holidays in `year`, from the `holidays` package, as gov.uk lists
+    them: weekdays only, so Christmas Day on a Saturday gives way to its substitute Monday."""
+    calendar = holidays.country_holidays("GB", subdiv="ENG", years=year)
+    return frozenset(day for day in calendar if day.weekday() < 5)
 
 
 def is_bank_holiday(day: date) -> bool:

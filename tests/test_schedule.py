@@ -143,13 +143,6 @@ def test_bank_holidays_come_for_every_year_not_only_a_listed_few():
     assert dates_of(planned) == days("2028-12-18", "2029-01-08", "2029-01-15")
 
 
-def test_a_weekend_course_skips_christmas_day_itself():
-    # Christmas Day 2027 is a Saturday: the bank holiday moves to Monday, the choir still rests.
-    planned = expand(schedule(start_date=date(2027, 12, 18), sessions=2))
-
-    assert dates_of(planned) == days("2027-12-18", "2028-01-08")
-
-
 # Term breaks
 
 

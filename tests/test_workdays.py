@@ -30,6 +30,13 @@ def test_working_days_over_the_2028_29_christmas():
 
 def test_substitute_days_when_christmas_falls_at_a_weekend():
     # 2027: Christmas Day and Boxing Day are Saturday and Sunday; 27 and 28 December are off.
+    assert [is_bank_holiday(date(2027, 12, d)) for d in (24, 25, 26, 27, 28)] == [
+        False,
+        False,
+        False,
+        True,
+        True,
+    ]
     assert not is_working_day(date(2027, 12, 27))
     assert not is_working_day(date(2027, 12, 28))
     assert working_days_between(date(2027, 12, 24), date(2027, 12, 29)) == 1
