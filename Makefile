@@ -2,25 +2,36 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-export FLASK_APP := referrals
+PORT ?= 5000
+# The dependency lock (runtime and development tools, with hashes) that setup installs from.
+LOCK := requirements.lock
 
-.PHONY: run test setup assets db demo lint typecheck audit check bench clean
+.PHONY: run test setup assets db demo lint typecheck audit check lock bench clean
 
 run: setup db demo
 	@echo ""
-	@echo "Serving on http://127.0.0.1:5000  (Ctrl-C to stop)"
-	$(BIN)/flask run --host 127.0.0.1 --port 5000
+	@echo "Serving on http://127.0.0.1:$(PORT)  (Ctrl-C to stop)"
+	$(BIN)/referrals run --host 127.0.0.1 --port $(PORT)
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed referrals/static/nhsuk/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked versions (pip and setuptools included), checked against their hashes; then
+# the project itself, built with the locked setuptools rather than whatever is newest.
+$(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
+
+# Refresh the lock from pyproject.toml (after adding or changing a dependency there), then run
+# `make setup`. Pass PIP_COMPILE_ARGS=--upgrade to move everything to its newest allowed version.
+lock: $(VENV)/.installed
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file $(LOCK) $(PIP_COMPILE_ARGS) \
+		pyproject.toml
 
 referrals/static/nhsuk/.installed: package.json package-lock.json scripts/copy-assets.mjs
 	npm ci --no-audit --no-fund --loglevel=error
@@ -30,11 +41,11 @@ referrals/static/nhsuk/.installed: package.json package-lock.json scripts/copy-a
 assets: referrals/static/nhsuk/.installed
 
 db: setup
-	$(BIN)/flask db upgrade
+	$(BIN)/referrals db upgrade
 
 demo: db
-	$(BIN)/flask seed demo --if-empty
-	$(BIN)/flask scheduler catch-up
+	$(BIN)/referrals seed demo --if-empty
+	$(BIN)/referrals scheduler catch-up
 
 lint: setup
 	$(BIN)/ruff check referrals tests bench
@@ -43,11 +54,12 @@ lint: setup
 typecheck: setup
 	$(BIN)/mypy
 
-# Supply chain: known vulnerabilities in the installed dependencies, and high-severity code
-# findings (medium and low are reviewed by hand: see docs/security.md).
+# Supply chain: known vulnerabilities in every installed distribution (pip and setuptools
+# included: `--all`), and high-severity code findings (medium and low are reviewed by hand:
+# see docs/security.md).
 audit: setup
-	$(BIN)/pip freeze --exclude-editable > .venv/requirements.lock
-	$(BIN)/pip-audit --requirement .venv/requirements.lock --no-deps --disable-pip --progress-spinner off
+	$(BIN)/pip freeze --all --exclude-editable > $(VENV)/installed.txt
+	$(BIN)/pip-audit --requirement $(VENV)/installed.txt --no-deps --disable-pip --progress-spinner off
 	$(BIN)/bandit --configfile pyproject.toml --recursive referrals --severity-level high --quiet
 
 check: lint typecheck audit test

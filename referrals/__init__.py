@@ -42,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "lstrip_blocks": True,
     }
 
-    from referrals import cli, errors, models, security  # noqa: F401  (models registers tables)
+    from referrals import cli, errors, logs, models, security  # noqa: F401  (models: tables)
 
     app.url_map.converters["int"] = security.BoundedIntConverter
     from referrals.auth.models import User
@@ -59,6 +59,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     login_manager.user_loader(load_user_for_session)
     login_manager.anonymous_user = _anonymous_user_class(User)
 
+    logs.init_app(app)  # first: every later hook and log line has the request id
     security.init_app(app)
     errors.init_app(app)
     cli.init_app(app)

@@ -412,3 +412,25 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(backup_cli)
     app.cli.add_command(retention_cli)
+
+
+def command_line() -> click.Group:
+    """The `referrals` command: Flask's CLI for this service, `flask db` included.
+
+    An installed console script rather than `flask` with `FLASK_APP` or a `.flaskenv`: it works
+    from any directory (systemd units, containers, cron) with no variable or dotenv file to
+    forget, and names the service it runs.
+    """
+    from flask.cli import FlaskGroup
+
+    from referrals import create_app
+
+    return FlaskGroup(
+        name="referrals",
+        create_app=create_app,
+        help="Arts on Prescription: accounts, data, KPI returns, the scheduler, backups.",
+    )
+
+
+def main() -> None:
+    command_line().main(prog_name="referrals")

@@ -65,6 +65,9 @@ class Defaults:
     TIMEZONE = "Europe/London"
     RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
+    LOG_LEVEL = "INFO"
+    # /health/ready: the newest scheduler heartbeat must be this recent (it beats each minute).
+    SCHEDULER_HEARTBEAT_MAX_AGE_SECONDS = 300
 
 
 # Durations that may also be given as a number of seconds (as environment variables are).

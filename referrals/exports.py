@@ -18,6 +18,12 @@ def safe_cell(value: Any) -> Any:
 
 
 def send_bytes(content: bytes, filename: str, mimetype: str) -> Response:
+    """A built file as a download that is never cached.
+
+    `mimetype` is the whole Content-Type, charset included where it has one: send_file would
+    append a second charset to a text type that already names one. The server sets `Date`
+    (send_file's own would make two under gunicorn).
+    """
     response = send_file(
         io.BytesIO(content),
         mimetype=mimetype,
@@ -25,5 +31,7 @@ def send_bytes(content: bytes, filename: str, mimetype: str) -> Response:
         download_name=filename,
         max_age=0,
     )
+    response.headers["Content-Type"] = mimetype
     response.headers["Cache-Control"] = "no-store"
+    del response.headers["Date"]
     return response

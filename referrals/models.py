@@ -30,6 +30,7 @@ from referrals.intake.models import (
 from referrals.notifications.models import Notification, NotificationRead
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.reports.models import JobRun, KpiReturn
+from referrals.scheduler.models import SchedulerHeartbeat
 
 __all__ = [
     "ApiToken",
@@ -52,6 +53,7 @@ __all__ = [
     "RecoveryCode",
     "Referral",
     "ReferralTransition",
+    "SchedulerHeartbeat",
     "SecuritySetting",
     "User",
     "UserSession",

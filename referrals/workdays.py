@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import cache
 
-# England and Wales bank holidays (gov.uk). Extend each year; later years count weekdays only.
-BANK_HOLIDAYS = frozenset(
-    date.fromisoformat(d)
-    for d in [
-        "2025-01-01",
-        "2025-04-18",
-        "2025-04-21",
-        "2025-05-05",
-        "2025-05-26",
-        "2025-08-25",
-        "2025-12-25",
-        "2025-12-26",
-        "2026-01-01",
-        "2026-04-03",
-        "2026-04-06",
-        "2026-05-04",
-        "2026-05-25",
-        "2026-08-31",
-        "2026-12-25",
-        "2026-12-28",
-        "2027-01-01",
-        "2027-03-26",
-        "2027-03-29",
-        "2027-05-03",
-        "2027-05-31",
-        "2027-08-30",
-        "2027-12-27",
-        "2027-12-28",
-    ]
-)
+import holidays
+
+
+@cache
+def _bank_holidays_in(year: int) -> frozenset[date]:
+    """England and Wales bank holidays in `year`, from the `holidays` package, as gov.uk lists
+    them: weekdays only, so Christmas Day on a Saturday gives way to its substitute Monday."""
+    calendar = holidays.country_holidays("GB", subdiv="ENG", years=year)
+    return frozenset(day for day in calendar if day.weekday() < 5)
+
+
+def is_bank_holiday(day: date) -> bool:
+    return day in _bank_holidays_in(day.year)
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in BANK_HOLIDAYS
+    return day.weekday() < 5 and not is_bank_holiday(day)
 
 
 def working_days_between(start: date, end: date) -> int:

@@ -86,7 +86,8 @@ def test_the_plan_reads_like_a_real_caseload():
                 assert step.run in runs
 
     ethnicity = Counter(r.person.ethnicity for r in plan)
-    assert len(ethnicity) == 6 and ethnicity.most_common(1)[0][0] == "white"
+    # Five groups at least: the rarest ("other", about 1 in 100) may by chance not be drawn.
+    assert len(ethnicity) >= 5 and ethnicity.most_common(1)[0][0] == "white"
     people = Counter(r.person.nhs_number for r in plan)
     with_two = [n for n, count in people.items() if count == 2]
     assert 0.03 <= len(with_two) / len(people) <= 0.08 and max(people.values()) == 2

@@ -360,3 +360,96 @@ def test_an_unexpected_error_in_the_api_logs_no_patient_identifiers(
     assert any(r.levelno >= logging.ERROR for r in logs.records), "the crash was not logged"
     problems = leaks(logs.records, [BY_API])
     assert not problems, "\n".join(problems)
+
+
+# The access log ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_access_log_is_json_with_paths_and_request_ids_but_never_query_strings(
+    app: Flask,
+) -> None:
+    """gunicorn with the project's configuration: the requests carry the journey's patient
+    details in their query strings (as a search or a bookmarked link could); the access log
+    keeps each path, status and request id, and none of those details."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    db.session.commit()
+    port = _free_port()
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        SECRET_KEY="test-secret-key-not-for-production",
+        PYTHONPATH=str(root),
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="1",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "referrals:create_app()"],
+        cwd=root,  # gunicorn reads ./gunicorn.conf.py from here
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    person = BY_PAGE
+    queries = {
+        "/health/live": f"nhs={person.nhs_number}",
+        "/sign-in": f"next=/referrals%3Fq%3D{person.family_name}",
+        "/referrals": f"q={person.given_name}+{person.family_name}&dob={person.date_of_birth}",
+    }
+    answered: dict[str, str] = {}
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):  # up to 30 s for the worker to come up
+            try:
+                urllib.request.urlopen(f"{base}/health/live", timeout=2).close()  # noqa: S310
+                break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not start")
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        opener = urllib.request.build_opener(NoRedirect)
+        for path, query in queries.items():
+            request = urllib.request.Request(f"{base}{path}?{query}")  # noqa: S310
+            try:
+                response = opener.open(request, timeout=10)
+            except urllib.error.HTTPError as error:  # the redirect to sign-in
+                response = error
+            answered[path] = response.headers["X-Request-ID"]
+            response.close()
+    finally:
+        server.terminate()
+        out, err = server.communicate(timeout=30)
+
+    lines = [json.loads(line) for line in out.splitlines() if line.strip()]
+    for line in err.splitlines():  # gunicorn's own log is JSON too
+        if line.strip():
+            json.loads(line)
+    logged = {(line["path"], line["request_id"]) for line in lines if line["message"] == "request"}
+    for path, request_id in answered.items():
+        assert (path, request_id) in logged, (path, lines)
+    everything = out + err
+    assert "?" not in "".join(str(line["path"]) for line in lines)
+    for secret, what in secrets_of([person]).items():
+        assert secret not in everything, what

@@ -20,7 +20,7 @@ from referrals.courses.schedule import (
     expand,
     weekday_name,
 )
-from referrals.workdays import BANK_HOLIDAYS
+from referrals.workdays import is_bank_holiday
 
 WEEKLY, FORTNIGHTLY = Frequency.WEEKLY, Frequency.FORTNIGHTLY
 
@@ -134,6 +134,13 @@ def test_christmas_day_and_new_years_day_are_skipped():
     planned = expand(schedule(start_date=date(2025, 12, 18), sessions=3))  # Thursdays
 
     assert dates_of(planned) == days("2025-12-18", "2026-01-08", "2026-01-15")
+
+
+def test_bank_holidays_come_for_every_year_not_only_a_listed_few():
+    # Mondays from 18 December 2028: Christmas Day and New Year's Day 2029 are both Mondays.
+    planned = expand(schedule(start_date=date(2028, 12, 18), sessions=3))
+
+    assert dates_of(planned) == days("2028-12-18", "2029-01-08", "2029-01-15")
 
 
 # Term breaks
@@ -424,7 +431,7 @@ def test_no_session_on_a_skipped_bank_holiday_or_in_a_term_break(s):
     dates = dates_of(expand(s))
 
     if s.skip_bank_holidays:
-        assert not any(day in BANK_HOLIDAYS for day in dates)
+        assert not any(is_bank_holiday(day) for day in dates)
     assert not any(in_a_break(day, s.term_breaks) for day in dates)
 
 
@@ -435,7 +442,7 @@ def test_only_excluded_occurrences_are_passed_over(s):
 
     day = s.start_date
     while day <= dates[-1]:
-        excluded = (s.skip_bank_holidays and day in BANK_HOLIDAYS) or in_a_break(day, s.term_breaks)
+        excluded = (s.skip_bank_holidays and is_bank_holiday(day)) or in_a_break(day, s.term_breaks)
         assert (day in dates) is not excluded
         day += period
 

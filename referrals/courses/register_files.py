@@ -23,7 +23,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4, landscape
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
@@ -46,6 +46,7 @@ from referrals.courses.services import (
     register_enrolments,
     save_register,
 )
+from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
 from referrals.exports import safe_cell, send_bytes
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
@@ -123,14 +124,14 @@ def build_register_pdf(
     an NHS number, date of birth or the reason for referral.
     """
     course = session.course
-    styles = getSampleStyleSheet()
+    styles = sample_styles()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10, leading=13)
     cell = ParagraphStyle("cell", parent=body, fontSize=9, leading=11)
-    head = ParagraphStyle("head", parent=cell, fontName="Helvetica-Bold")
+    head = ParagraphStyle("head", parent=cell, fontName=FONT_BOLD)
     small = ParagraphStyle("small", parent=body, fontSize=8.5, textColor=colors.HexColor("#4c6272"))
     page_size = landscape(A4)
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = Document(
         buffer,
         pagesize=page_size,
         leftMargin=12 * mm,
@@ -200,7 +201,7 @@ def build_register_pdf(
                 "",
             ]
         )
-    widths = [12, 45, 30, 58, 17, 19, 17, 17, 17, 41]
+    widths = [12, 45, 28, 52, 22, 23, 17, 17, 17, 40]  # no heading breaks inside a word
     table = Table(rows, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(
         TableStyle(
@@ -246,7 +247,7 @@ def build_register_pdf(
 
     def draw_footer(canvas: Canvas, document: SimpleDocTemplate) -> None:
         canvas.saveState()
-        canvas.setFont("Helvetica", 8)
+        canvas.setFont(FONT, 8)
         canvas.setFillColor(colors.HexColor("#4c6272"))
         canvas.drawString(12 * mm, 8 * mm, footer[:150])
         canvas.drawRightString(page_size[0] - 12 * mm, 8 * mm, f"Page {document.page}")

@@ -17,7 +17,7 @@ from dateutil.relativedelta import relativedelta
 from dateutil.rrule import WEEKLY, rrule
 
 from referrals.dates import format_date
-from referrals.workdays import BANK_HOLIDAYS
+from referrals.workdays import is_bank_holiday
 
 MIN_SESSIONS, MAX_SESSIONS = 1, 200
 MIN_TASTERS, MAX_TASTERS = 0, 10
@@ -182,7 +182,7 @@ def _occurrences(schedule: Schedule) -> Iterator[date]:
 
 
 def _is_skipped(schedule: Schedule, day: date) -> bool:
-    if schedule.skip_bank_holidays and day in BANK_HOLIDAYS:
+    if schedule.skip_bank_holidays and is_bank_holiday(day):
         return True
     return any(first <= day <= last for first, last in schedule.term_breaks)
 

@@ -10,10 +10,11 @@ from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
+from referrals.documents import Document, sample_styles
 from referrals.intake.identity import person_as_referred
 from referrals.intake.lifecycle import (
     CLOSING_STATUSES,
@@ -141,11 +142,11 @@ def build_outcome_letter(
     referral: Referral, summary: OutcomeSummary, *, written_on: date | None = None
 ) -> bytes:
     event = letter_event(referral) or "accepted"
-    styles = getSampleStyleSheet()
+    styles = sample_styles()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10.5, leading=14)
     small = ParagraphStyle("small", parent=body, fontSize=9, textColor=colors.HexColor("#4c6272"))
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = Document(
         buffer,
         pagesize=A4,
         leftMargin=20 * mm,

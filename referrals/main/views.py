@@ -1,4 +1,4 @@
-"""Home page per role, health check, accessibility and privacy statements."""
+"""Home page per role, health checks and version, accessibility and privacy statements."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from referrals.auth.models import Role
 from referrals.extensions import db
+from referrals.main.health import database_revisions, migration_heads, readiness, release
 from referrals.main.home import home_context
 from referrals.security import STAFF, allow, public
 
@@ -27,6 +28,32 @@ def home() -> ResponseReturnValue:
 def health() -> ResponseReturnValue:
     db.session.execute(text("SELECT 1"))
     return jsonify(status="ok")
+
+
+@bp.get("/health/live")
+@public
+def health_live() -> ResponseReturnValue:
+    """The process answers (no database needed): restart it if this fails."""
+    return jsonify(status="ok")
+
+
+@bp.get("/health/ready")
+@public
+def health_ready() -> ResponseReturnValue:
+    """Database, migrations at head, a fresh scheduler heartbeat and no failing job; else 503."""
+    ready, checks = readiness()
+    return jsonify(status="ok" if ready else "failing", checks=checks), 200 if ready else 503
+
+
+@bp.get("/version")
+@public
+def version() -> ResponseReturnValue:
+    """The release running and the migration revision its database is at."""
+    return jsonify(
+        release=release(),
+        migration=list(database_revisions()),
+        code_migration=list(migration_heads()),
+    )
 
 
 @bp.get("/accessibility")

@@ -29,7 +29,7 @@ from reportlab.graphics.shapes import Drawing, Line, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.styles import ParagraphStyle, StyleSheet1, getSampleStyleSheet
+from reportlab.lib.styles import ParagraphStyle, StyleSheet1
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
@@ -38,12 +38,12 @@ from reportlab.platypus import (
     KeepTogether,
     PageBreak,
     Paragraph,
-    SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
 )
 
+from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
 from referrals.reports.exporting import scope_label
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
 
@@ -102,7 +102,7 @@ PERCENT_CODES = frozenset({"B6", "C5", "C6"})
 
 @cache
 def _styles() -> StyleSheet1:
-    styles = getSampleStyleSheet()
+    styles = sample_styles()
     base = ParagraphStyle("kpi-body", parent=styles["BodyText"], fontSize=9.5, leading=12.5)
     styles.add(base)
     styles.add(ParagraphStyle("kpi-small", parent=base, fontSize=8, leading=10))
@@ -110,19 +110,17 @@ def _styles() -> StyleSheet1:
         ParagraphStyle("kpi-note", parent=base, fontSize=8.5, leading=11, textColor=NHS_SECONDARY)
     )
     styles.add(ParagraphStyle("kpi-cell", parent=base, fontSize=8.5, leading=10.5))
-    styles.add(
-        ParagraphStyle("kpi-cell-bold", parent=styles["kpi-cell"], fontName="Helvetica-Bold")
-    )
+    styles.add(ParagraphStyle("kpi-cell-bold", parent=styles["kpi-cell"], fontName=FONT_BOLD))
     styles.add(ParagraphStyle("kpi-cell-indent", parent=styles["kpi-cell"], leftIndent=10))
     styles.add(
         ParagraphStyle(
-            "kpi-head", parent=styles["kpi-cell"], fontName="Helvetica-Bold", textColor=colors.white
+            "kpi-head", parent=styles["kpi-cell"], fontName=FONT_BOLD, textColor=colors.white
         )
     )
     styles.add(
         ParagraphStyle(
             "kpi-service", parent=base, fontSize=12, leading=15, textColor=NHS_BLUE,
-            fontName="Helvetica-Bold",
+            fontName=FONT_BOLD,
         )
     )  # fmt: skip
     styles.add(
@@ -145,7 +143,7 @@ def _styles() -> StyleSheet1:
     )  # fmt: skip
     styles.add(
         ParagraphStyle(
-            "kpi-chart-title", parent=base, fontName="Helvetica-Bold", fontSize=8.5, leading=10.5
+            "kpi-chart-title", parent=base, fontName=FONT_BOLD, fontSize=8.5, leading=10.5
         )
     )
     styles.add(
@@ -306,7 +304,7 @@ def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
     widths = [13 * mm, 0.0, 17 * mm]
     if raw:
         header.append("Unrounded")
-        widths.append(21 * mm)
+        widths.append(24 * mm)
     header += ["Target (minimum / expected / stretch)", "Rating"]
     widths += [30 * mm, 38 * mm]
     widths[1] = FRAME_WIDTH - sum(widths)
@@ -414,7 +412,7 @@ def _segments(values: Sequence[Decimal | None]) -> list[list[tuple[int, float]]]
 
 def trend_drawing(trend: Trend) -> Drawing:
     """A twelve-month line chart: gaps for missing or suppressed months, the target shaded."""
-    drawing = Drawing(CHART_WIDTH, CHART_HEIGHT)
+    drawing = Drawing(CHART_WIDTH, CHART_HEIGHT, initialFontName=FONT)
     plot_x, plot_y = PLOT_LEFT, PLOT_BOTTOM
     plot_w = CHART_WIDTH - PLOT_LEFT - PLOT_RIGHT
     plot_h = CHART_HEIGHT - PLOT_BOTTOM - PLOT_TOP
@@ -454,7 +452,7 @@ def trend_drawing(trend: Trend) -> Drawing:
         plot.lineLabelFormat = "values"
         plot.lineLabelArray = [[trend.shown[i] for i, _ in run] for run in runs]
         labels = plot.lineLabels
-        labels.fontSize = 6
+        labels.fontName, labels.fontSize = FONT, 6
         labels.fillColor = NHS_DARK
         labels.boxAnchor = "s"
         labels.boxFillColor = colors.white
@@ -467,7 +465,7 @@ def trend_drawing(trend: Trend) -> Drawing:
     x_axis.valueMin, x_axis.valueMax = -0.5, count - 0.5
     x_axis.valueSteps = list(range(count))
     x_axis.labelTextFormat = lambda i: _month_label(trend.periods, i)
-    x_axis.labels.fontSize = 6.5
+    x_axis.labels.fontName, x_axis.labels.fontSize = FONT, 6.5
     x_axis.labels.fillColor = NHS_DARK
     x_axis.tickUp, x_axis.tickDown = 0, 2
     x_axis.labels.dy = -1
@@ -477,7 +475,7 @@ def trend_drawing(trend: Trend) -> Drawing:
     y_axis = plot.yValueAxis
     y_axis.valueMin, y_axis.valueMax, y_axis.valueStep = axis.low, axis.high, axis.step
     y_axis.labelTextFormat = lambda v: f"{v:g}"
-    y_axis.labels.fontSize = 6.5
+    y_axis.labels.fontName, y_axis.labels.fontSize = FONT, 6.5
     y_axis.tickLeft, y_axis.tickRight = 2, 0
     y_axis.labels.fillColor = NHS_DARK
     y_axis.visibleGrid = True
@@ -499,7 +497,7 @@ def trend_drawing(trend: Trend) -> Drawing:
         if shown == SUPPRESSED:
             drawing.add(
                 String(
-                    x_of(index), plot_y + 3, "*", fontName="Helvetica-Bold", fontSize=9,
+                    x_of(index), plot_y + 3, "*", fontName=FONT_BOLD, fontSize=9,
                     fillColor=NHS_SECONDARY, textAnchor="middle",
                 )
             )  # fmt: skip
@@ -507,7 +505,7 @@ def trend_drawing(trend: Trend) -> Drawing:
         drawing.add(
             String(
                 plot_x + plot_w / 2, plot_y + plot_h / 2, "No published figures in these months",
-                fontName="Helvetica", fontSize=7.5, fillColor=NHS_SECONDARY, textAnchor="middle",
+                fontName=FONT, fontSize=7.5, fillColor=NHS_SECONDARY, textAnchor="middle",
             )
         )  # fmt: skip
     return drawing
@@ -613,7 +611,7 @@ def _section_table(figures: list[dict[str, Any]], kpi_return: KpiReturn, raw: bo
     widths = [13 * mm, 0.0, 22 * mm]
     if raw:
         header.append("Unrounded")
-        widths.append(22 * mm)
+        widths.append(24 * mm)
     widths[1] = FRAME_WIDTH - sum(widths)
     rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
     extra: list[tuple[Any, ...]] = []
@@ -742,7 +740,7 @@ def _footer_canvas(left: str, right: str) -> type[Canvas]:
             self.saveState()
             self.setStrokeColor(NHS_BORDER)
             self.line(PAGE_MARGIN, 12 * mm, width - PAGE_MARGIN, 12 * mm)
-            self.setFont("Helvetica", 7.5)
+            self.setFont(FONT, 7.5)
             self.setFillColor(NHS_SECONDARY)
             self.drawString(PAGE_MARGIN, 8 * mm, left)
             self.drawRightString(width - PAGE_MARGIN, 8 * mm, f"{right} · Page {number} of {total}")
@@ -757,7 +755,7 @@ def build_return_pdf(kpi_return: KpiReturn, *, raw: bool = False) -> bytes:
     scope = scope_label(kpi_return)
     short_scope = scope if len(scope) <= 60 else scope[:57] + "..."
     buffer = io.BytesIO()
-    doc = SimpleDocTemplate(
+    doc = Document(
         buffer,
         pagesize=A4,
         leftMargin=PAGE_MARGIN,

@@ -16,8 +16,10 @@ from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
+from referrals.scheduler.health import HEARTBEAT_EVERY, beat, this_process
 from referrals.scheduler.jobs import (
     JOBS,
     LONDON,
@@ -47,9 +49,21 @@ def build_scheduler(
             name=job.description,
             replace_existing=True,
         )
+    # A sign of life every minute for /health/ready; not a job run, so not in job_run.
+    scheduler.add_job(
+        beat,
+        IntervalTrigger(seconds=HEARTBEAT_EVERY.total_seconds()),
+        args=[app, this_process()],
+        id="heartbeat",
+        name="Scheduler heartbeat",
+        replace_existing=True,
+        misfire_grace_time=None,
+    )
     attempts: dict[str, int] = {}
 
     def retry_failed(event: JobExecutionEvent) -> None:
+        if event.job_id == "heartbeat":  # the next beat is a minute away
+            return
         base = event.job_id.split(":retry", 1)[0]
         attempts[base] = attempts.get(base, 0) + 1
         if attempts[base] > RETRY_LIMIT:
@@ -79,5 +93,6 @@ def catch_up(app: Flask) -> None:
 
 def run_forever(app: Flask) -> None:
     scheduler = build_scheduler(app)
+    beat(app)
     catch_up(app)
     scheduler.start()
