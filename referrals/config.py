@@ -52,6 +52,10 @@ class Defaults:
     TIMEZONE = "Europe/London"
     RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
+    # A running scheduled job writes a heartbeat this often; one silent for longer than
+    # JOB_STALE_AFTER is taken for dead (its process was killed) and retried.
+    JOB_HEARTBEAT_INTERVAL = timedelta(seconds=60)
+    JOB_STALE_AFTER = timedelta(minutes=10)
 
 
 # Durations that may also be given as a number of seconds (as environment variables are).
@@ -59,6 +63,8 @@ _DURATIONS_IN_SECONDS = (
     "SESSION_IDLE_TIMEOUT",
     "SESSION_ABSOLUTE_TIMEOUT",
     "SESSION_TOUCH_INTERVAL",
+    "JOB_HEARTBEAT_INTERVAL",
+    "JOB_STALE_AFTER",
 )
 
 

@@ -40,6 +40,7 @@ from referrals.intake.validation import age_on
 from referrals.notifications.services import notify
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
@@ -606,6 +607,7 @@ def save_register(
     session.status = SessionStatus.DELIVERED
     session.register_saved_at = now
     session.register_saved_by_id = actor.id
+    mark_returns_changed(session.course.contract_id, session.date)
     record(
         actor,
         "register.saved",
