@@ -440,3 +440,24 @@ def test_kpi_export_command_writes_the_csv(app, runner, tmp_path):
     text = output.read_bytes().decode("utf-8-sig")
     assert text.splitlines()[0] == "period,scope,code,name,breakdown,value,suppressed,target_rating"
     assert any(line.split(",")[2] == "B1" for line in text.splitlines()[1:])
+
+
+def test_admins_see_job_history_and_failures_on_a_page(app, login_as, monkeypatch):
+    client = login_as(Role.ADMIN)
+
+    def broken(today):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setitem(
+        jobs.JOBS_BY_ID, MONTHLY_RETURNS, jobs.Job(MONTHLY_RETURNS, "returns", {"day": 1}, broken)
+    )
+    _execute(app, MONTHLY_RETURNS)
+    _execute(app, REGISTER_REMINDERS)
+
+    page = client.get("/admin/jobs").get_data(as_text=True)
+    assert "2 runs, newest first" in page
+    assert "database went away" in page and "Failed" in page and "0 reminders sent" in page
+    problems = client.get("/admin/jobs?show=problems").get_data(as_text=True)
+    assert "1 run, newest first" in problems and "database went away" in problems
+    inbox = client.get("/messages/").get_data(as_text=True)
+    assert "failed for" in inbox and "database went away" in inbox

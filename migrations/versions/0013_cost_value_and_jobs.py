@@ -20,7 +20,7 @@ CLAIMING = "outcome IN ('running', 'succeeded')"
 
 def upgrade():
     with op.batch_alter_table('contract', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('value_pence', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('value_pence', sa.BigInteger(), nullable=True))
         batch_op.create_check_constraint('value_not_negative', 'value_pence >= 0')
     with op.batch_alter_table('course', schema=None) as batch_op:
         batch_op.add_column(sa.Column('participant_fee_pence', sa.Integer(), nullable=True))

@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -75,7 +76,7 @@ class Contract(TimestampMixin, db.Model):  # type: ignore[name-defined]
     # {"B1": {"minimum": 40, "expected": 50, "stretch": 60}, ...}
     targets: Mapped[dict[str, dict[str, float]]] = mapped_column(JSON, default=dict)
     # What the contract is worth over its whole term, in pence; None when not recorded.
-    value_pence: Mapped[int | None]
+    value_pence: Mapped[int | None] = mapped_column(BigInteger)
 
     commissioner: Mapped[Organisation] = relationship()
     courses: Mapped[list[Course]] = relationship(back_populates="contract")
