@@ -224,15 +224,24 @@ def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) 
 @click.option("--period", "period_text", required=True)
 @click.option("--contract", "contract_id", type=int, required=True)
 @click.option("--reason", required=True, help="Why the return is being remade (kept with it).")
-def kpi_regenerate(period_text: str, contract_id: int, reason: str) -> None:
+@click.option(
+    "--by",
+    "by_email",
+    required=True,
+    help="The email of the admin who asked; the return and the audit log record them.",
+)
+def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: str) -> None:
     """Make a new version of a return; the old one is kept, marked superseded."""
     from referrals.reports.periods import InvalidPeriod
     from referrals.reports.services import ReturnRefused, regenerate_return
     from referrals.scheduler.jobs import today_in_london
 
     period = _period(period_text)
+    asker = db.session.scalar(select(User).where(User.email == normalise_email(by_email)))
+    if asker is None or not asker.active or asker.role is not Role.ADMIN:
+        raise click.BadParameter("no active admin has this email", param_hint="--by")
     try:
-        made = regenerate_return(None, contract_id, period, reason, today=today_in_london())
+        made = regenerate_return(asker, contract_id, period, reason, today=today_in_london())
     except InvalidPeriod as error:
         raise click.BadParameter(str(error), param_hint="--period") from error
     except ReturnRefused as error:
@@ -258,6 +267,16 @@ def kpi_export(return_id: int, fmt: str, output: str) -> None:
     click.echo(f"Wrote {len(content)} bytes to {output}")
 
 
+def _report_run(run: Any) -> None:
+    """Print how a run ended; a failed run exits with status 1 (it is retried by the
+    scheduler)."""
+    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+    if run.error:
+        click.echo(run.error, err=True)
+    if run.outcome == "failed":
+        raise SystemExit(1)
+
+
 @scheduler_cli.command("run")
 def scheduler_run() -> None:
     """Run the scheduler in the foreground (its own process; one or more per deployment)."""
@@ -277,8 +296,7 @@ def scheduler_catch_up() -> None:
 
     from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 
-    run = execute(current_app._get_current_object(), MONTHLY_RETURNS)  # type: ignore[attr-defined]
-    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+    _report_run(execute(current_app._get_current_object(), MONTHLY_RETURNS))  # type: ignore[attr-defined]
 
 
 @scheduler_cli.command("run-job")
@@ -291,8 +309,7 @@ def scheduler_run_job(job_id: str) -> None:
 
     if job_id not in JOBS_BY_ID:
         raise click.BadParameter(f"choose one of {', '.join(JOBS_BY_ID)}", param_hint="JOB_ID")
-    run = execute(current_app._get_current_object(), job_id)  # type: ignore[attr-defined]
-    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+    _report_run(execute(current_app._get_current_object(), job_id))  # type: ignore[attr-defined]
 
 
 @scheduler_cli.command("jobs")
@@ -382,8 +399,7 @@ def retention_run() -> None:
 
     from referrals.scheduler.jobs import RETENTION, execute
 
-    run = execute(current_app._get_current_object(), RETENTION)  # type: ignore[attr-defined]
-    click.echo(f"{run.job_id} for {run.period_key}: {run.outcome}, {run.detail}")
+    _report_run(execute(current_app._get_current_object(), RETENTION))  # type: ignore[attr-defined]
 
 
 @retention_cli.command("person")

@@ -68,6 +68,10 @@ class Defaults:
     LOG_LEVEL = "INFO"
     # /health/ready: the newest scheduler heartbeat must be this recent (it beats each minute).
     SCHEDULER_HEARTBEAT_MAX_AGE_SECONDS = 300
+    # A running scheduled job writes a heartbeat this often; one silent for longer than
+    # JOB_STALE_AFTER is taken for dead (its process was killed) and retried.
+    JOB_HEARTBEAT_INTERVAL = timedelta(seconds=60)
+    JOB_STALE_AFTER = timedelta(minutes=10)
 
 
 # Durations that may also be given as a number of seconds (as environment variables are).
@@ -75,6 +79,8 @@ _DURATIONS_IN_SECONDS = (
     "SESSION_IDLE_TIMEOUT",
     "SESSION_ABSOLUTE_TIMEOUT",
     "SESSION_TOUCH_INTERVAL",
+    "JOB_HEARTBEAT_INTERVAL",
+    "JOB_STALE_AFTER",
 )
 
 

@@ -235,6 +235,7 @@ def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any
             target_C4_minimum="0",
             target_C4_expected="1.5",
             target_C4_stretch="3",
+            value="£120000",
         ),
     )
     assert response.status_code == 302
@@ -251,6 +252,7 @@ def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any
         "C4": {"minimum": 0.0, "expected": 1.5, "stretch": 3.0},
     }
     assert isinstance(contract.targets["B1"]["minimum"], int)
+    assert contract.value_pence == 120_000_00
     saved = audit_events("contract.saved", contract.id)
     assert saved and saved[0].actor_id == admin.user.id
 
@@ -389,6 +391,8 @@ def test_a_contract_keeps_its_name_on_edit_but_not_anothers(
             "target_B6_stretch",
             "The B6 stretch target must be 100 or less",
         ),
+        ({"value": "-1"}, "value", "Value of the contract must be £0 or more"),
+        ({"value": "lots"}, "value", "Enter the value of the contract in pounds"),
         (
             {"target_C4_minimum": "1.255", "target_C4_expected": "2", "target_C4_stretch": "3"},
             "target_C4_minimum",
@@ -534,6 +538,7 @@ def test_admin_adds_a_course_and_its_sessions_are_created(
     assert course.pathways == [Pathway.COPD_ASTHMA.value, Pathway.SOCIAL_ISOLATION.value]
     assert (course.min_age, course.max_age, course.capacity) == (18, None, 12)
     assert course.cost_per_session_pence == 3300
+    assert course.participant_fee_pence is None  # free unless a fee is given
     assert [u.id for u in course.lead_artists] == [catalogue["lead"].id]
     assert (course.start_time, course.duration_minutes, course.frequency) == (
         time(10),
@@ -745,18 +750,30 @@ def test_a_lead_artist_from_another_provider_is_refused_at_the_field(
         ({"capacity": "0"}, "capacity", "Capacity must be 1 or more"),
         ({"capacity": "99999999999"}, "capacity", "Enter the capacity as a whole number"),
         ({"capacity": "²"}, "capacity", "Enter the capacity as a whole number"),
-        ({"cost_per_session": ""}, "cost_per_session", "Enter the cost per session, or 0"),
-        ({"cost_per_session": "-5.00"}, "cost_per_session", "Cost per session must be £0 or more"),
+        (
+            {"cost_per_session": ""},
+            "cost_per_session",
+            "Enter the cost per session to the contract, or 0",
+        ),
+        (
+            {"cost_per_session": "-5.00"},
+            "cost_per_session",
+            "Cost per session to the contract must be £0 or more",
+        ),
         (
             {"cost_per_session": "33.005"},
             "cost_per_session",
-            "Enter the cost per session to the nearest penny, like 33.50",
+            "Enter the cost per session to the contract to the nearest penny, like 33.50",
         ),
-        ({"cost_per_session": "lots"}, "cost_per_session", "Enter the cost per session in pounds"),
+        (
+            {"cost_per_session": "lots"},
+            "cost_per_session",
+            "Enter the cost per session to the contract in pounds",
+        ),
         (
             {"cost_per_session": "20000"},
             "cost_per_session",
-            "Cost per session must be £10,000 or less",
+            "Cost per session to the contract must be £10,000 or less",
         ),
         ({"start_date": ""}, "start_date", "Enter the date of the first session"),
         ({"start_date": "30/2/2026"}, "start_date", "Enter a real date, for example 3 3 2026"),
@@ -1070,3 +1087,24 @@ def test_list_pages_use_a_bounded_number_of_queries(admin: Any, catalogue: dict[
     first = admin.get("/admin/courses").get_data(as_text=True)
     assert "Showing 1 to 25 of 30" in first
     assert admin.get("/admin/courses?page=2").status_code == 200
+
+
+def test_a_course_shows_its_fee_to_everyone_and_its_cost_only_to_the_contract_side(
+    admin: Any, catalogue: dict[str, Any], login_as: Any
+) -> None:
+    submit(admin, "/admin/courses/new", course_form(catalogue, participant_fee="2.50"))
+    course = db.session.scalar(select(Course))
+    assert course is not None and course.participant_fee_pence == 250
+    edit_page = admin.get(f"/admin/courses/{course.id}/edit").get_data(as_text=True)
+    assert "Cost per session to the contract" in edit_page and value_kept(
+        edit_page, "participant_fee", "2.50"
+    )
+    for role in Role:
+        page = login_as(role).get(f"/courses/{course.id}")
+        if page.status_code != 200:  # artists see their own provider's courses only
+            continue
+        text = page.get_data(as_text=True)
+        assert "Fee to the participant" in text and "£2.50 per session" in text, role
+        sees_cost = role in (Role.ADMIN, Role.COMMISSIONER)
+        assert ("Cost per session to the contract" in text) is sees_cost, role
+        assert ("£33.00" in text) is sees_cost, role

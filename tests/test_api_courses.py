@@ -245,9 +245,21 @@ def test_the_directory_shows_courses_with_places_left_and_schedule(world, as_use
         "taster_sessions": 0,
         "end_date": (start + timedelta(weeks=7)).isoformat(),
     }
+    assert item["participant_fee_pence"] is None  # free
     one = admin.get(f"/courses/{world.course.id}")
     assert one.status_code == 200
     assert one.get_json() == item
+
+
+def test_the_cost_to_the_contract_is_never_given_to_referrers_as_a_price(world, as_user):
+    for role in Role:
+        caller = as_user(world.artist if role is Role.ARTIST else role)  # their own provider's
+        listed = caller.get("/courses").get_json()["items"][0]
+        one = caller.get(f"/courses/{world.course.id}").get_json()
+        sees_cost = role in (Role.ADMIN, Role.COMMISSIONER)
+        for body in (listed, one):
+            assert ("cost_per_session_pence" in body) is sees_cost, role
+            assert body["participant_fee_pence"] is None
 
 
 def test_the_directory_filters(world, as_user):
@@ -1064,7 +1076,8 @@ def test_the_directory_as_open_referral_uk_services(world, as_user):
         frequency=Frequency.FORTNIGHTLY,
         pathways=(Pathway.DEMENTIA, Pathway.SOCIAL_ISOLATION),
         min_age=50,
-        cost_per_session_pence=0,
+        cost_per_session_pence=4500,
+        participant_fee_pence=300,
         description="Museum object handling",
     )
     db.session.commit()
@@ -1084,9 +1097,10 @@ def test_the_directory_as_open_referral_uk_services(world, as_user):
         "name": world.provider.name,
         "description": "",
     }
-    assert weekly["fees"] == "£33.00 per session"
+    # The feed publishes what a participant pays, never the £33.00 the contract pays.
+    assert weekly["fees"] == "Free"
     (cost,) = weekly["cost_options"]
-    assert cost["amount"] == 33.0 and cost["amount_description"] == "per session"
+    assert cost["amount"] == 0 and cost["amount_description"] == "per session"
     (schedule,) = weekly["regular_schedules"]
     start = world.course.start_date
     assert schedule["freq"] == "WEEKLY" and schedule["interval"] == 1
@@ -1115,7 +1129,7 @@ def test_the_directory_as_open_referral_uk_services(world, as_user):
 
     other = services[str(fortnightly.id)]
     assert other["description"] == "Museum object handling"
-    assert other["fees"] == "Free" and other["cost_options"][0]["amount"] == 0
+    assert other["fees"] == "£3.00 per session" and other["cost_options"][0]["amount"] == 3.0
     assert other["regular_schedules"][0]["interval"] == 2
     assert other["regular_schedules"][0]["byday"] == "TU"
     assert other["eligibilitys"][0]["minimum_age"] == 50

@@ -128,6 +128,7 @@ MATRIX: dict[str, Access] = {
     "reports.regenerate": _on(ADMIN, "return_id", "kpi_return"),
     # Administration.
     "admin.audit_log": _on(ADMIN),
+    "admin.jobs": _on(ADMIN),
     "admin.organisations": _on(ADMIN),
     "admin.new_organisation": _on(ADMIN),
     "admin.edit_organisation": _on(ADMIN, "organisation_id", "organisation"),

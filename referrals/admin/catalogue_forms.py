@@ -33,7 +33,12 @@ from referrals.courses.kpi_targets import (
 )
 from referrals.courses.models import Contract, Course, Venue
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule, expand
-from referrals.courses.services import ContractFields, CourseFields, VenueFields
+from referrals.courses.services import (
+    CONTRACT_VALUE_MAX_PENCE,
+    ContractFields,
+    CourseFields,
+    VenueFields,
+)
 from referrals.dates import check_contract, refusal
 from referrals.extensions import db
 from referrals.forms import MultiCheckboxField, UKDateField
@@ -56,6 +61,7 @@ SERVICE_FIELDS = {
     "contract_id": "contract",
     "venue_id": "venue",
     "schedule.start_date": "start_date",
+    "value_pence": "value",
 }
 
 
@@ -303,6 +309,17 @@ class ContractForm(FlaskForm):
         message="Enter a real end date, for example 31 3 2027",
         validators=[_required("Enter the end date")],
     )
+    value = PoundsField(
+        "Value of the contract",
+        validators=[
+            _between(
+                0,
+                CONTRACT_VALUE_MAX_PENCE,
+                "Value of the contract must be £0 or more",
+                f"Value of the contract must be £{CONTRACT_VALUE_MAX_PENCE // 100:,} or less",
+            )
+        ],
+    )
     # One TargetField per KPI and level is added below the class, e.g. `target_B1_minimum`.
 
     def __init__(
@@ -406,6 +423,7 @@ class ContractForm(FlaskForm):
             start_date=_given(self.start_date.data),
             end_date=_given(self.end_date.data),
             targets={**kept, **self.targets()},
+            value_pence=self.value.data,
         )
 
 
@@ -421,6 +439,7 @@ def contract_form_data(contract: Contract) -> dict[str, Any]:
         "commissioner": contract.commissioner_id,
         "start_date": contract.start_date,
         "end_date": contract.end_date,
+        "value": contract.value_pence,
     }
     for code, levels in (contract.targets or {}).items():
         if code in TARGETABLE_BY_CODE and isinstance(levels, dict):
@@ -575,14 +594,25 @@ class CourseForm(FlaskForm):
         ],
     )
     cost_per_session = PoundsField(
-        "Cost per session",
+        "Cost per session to the contract",
         validators=[
-            _required("Enter the cost per session, or 0 if it is free"),
+            _required("Enter the cost per session to the contract, or 0"),
             _between(
                 0,
                 MAX_COST_PENCE,
-                "Cost per session must be £0 or more",
-                f"Cost per session must be £{MAX_COST_PENCE // 100:,} or less",
+                "Cost per session to the contract must be £0 or more",
+                f"Cost per session to the contract must be £{MAX_COST_PENCE // 100:,} or less",
+            ),
+        ],
+    )
+    participant_fee = PoundsField(
+        "Fee per session to the participant (optional)",
+        validators=[
+            _between(
+                0,
+                MAX_COST_PENCE,
+                "The participant's fee must be £0 or more",
+                f"The participant's fee must be £{MAX_COST_PENCE // 100:,} or less",
             ),
         ],
     )
@@ -652,6 +682,7 @@ class CourseForm(FlaskForm):
             min_age=self.min_age.data,
             max_age=self.max_age.data,
             cost_per_session_pence=self.cost_per_session.data,
+            participant_fee_pence=self.participant_fee.data or None,
             lead_artists=[
                 self._artists[user_id] for user_id in dict.fromkeys(self.lead_artists.data or [])
             ],
@@ -758,6 +789,7 @@ def course_form_data(course: Course) -> dict[str, Any]:
         "max_age": course.max_age,
         "capacity": course.capacity,
         "cost_per_session": course.cost_per_session_pence,
+        "participant_fee": course.participant_fee_pence,
         "lead_artists": [user.id for user in course.lead_artists],
     }
 

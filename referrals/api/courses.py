@@ -49,6 +49,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.presenters import participant_fee
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule
 from referrals.courses.schedule import validate as schedule_errors
 from referrals.courses.scope import (
@@ -56,8 +57,10 @@ from referrals.courses.scope import (
     get_course_or_404,
     get_enrolment_or_404,
     get_register_session_or_404,
+    sees_contract_cost,
 )
 from referrals.courses.services import (
+    CONTRACT_VALUE_MAX_PENCE,
     ContractFields,
     CourseFields,
     CourseRuleBroken,
@@ -135,6 +138,7 @@ COURSE_FIELDS = frozenset(
         "venue_id",
         "capacity",
         "cost_per_session_pence",
+        "participant_fee_pence",
         "pathways",
         "min_age",
         "max_age",
@@ -147,7 +151,9 @@ SCHEDULE_FIELDS = frozenset(
     {"start_date", "start_time", "duration_minutes", "frequency", "sessions", "taster_sessions"}
 )
 ENTRY_FIELDS = frozenset({"enrolment_id", "status", "mood_before", "mood_after", "note"})
-CONTRACT_FIELDS = frozenset({"name", "commissioner_id", "start_date", "end_date", "targets"})
+CONTRACT_FIELDS = frozenset(
+    {"name", "commissioner_id", "start_date", "end_date", "targets", "value_pence"}
+)
 
 
 def _values(vocabulary: Iterable[Any]) -> list[str]:
@@ -226,7 +232,7 @@ register_schema(
             "venue",
             "capacity",
             "places_left",
-            "cost_per_session_pence",
+            "participant_fee_pence",
             "pathways",
             "schedule",
         ],
@@ -241,7 +247,17 @@ register_schema(
             "venue": ref("Venue"),
             "capacity": {"type": "integer"},
             "places_left": {"type": "integer", "description": "Capacity less people enrolled"},
-            "cost_per_session_pence": {"type": "integer"},
+            "cost_per_session_pence": {
+                "type": "integer",
+                "description": (
+                    "What the contract pays the provider for one session, in pence; given to "
+                    "admins and commissioners only, and never a charge to the participant"
+                ),
+            },
+            "participant_fee_pence": {
+                "type": ["integer", "null"],
+                "description": "What a participant pays per session, in pence; null: free",
+            },
             "pathways": {"type": "array", "items": {"type": "string", "enum": _values(Pathway)}},
             "min_age": {"type": ["integer", "null"]},
             "max_age": {"type": ["integer", "null"]},
@@ -311,6 +327,14 @@ register_schema(
                 "minimum": 0,
                 "maximum": COST_MAX_PENCE,
                 "default": 0,
+                "description": "What the contract pays the provider for one session, in pence",
+            },
+            "participant_fee_pence": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": COST_MAX_PENCE,
+                "default": None,
+                "description": "What a participant pays per session, in pence; null: free",
             },
             "pathways": {
                 "type": "array",
@@ -605,6 +629,12 @@ register_schema(
                 **_DATE,
                 "description": "On or after start_date; a contract runs for at most 10 years",
             },
+            "value_pence": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "maximum": CONTRACT_VALUE_MAX_PENCE,
+                "description": "What the contract is worth over its whole term, in pence",
+            },
             "targets": {
                 "type": "object",
                 "propertyNames": {"enum": list(KPI_CODES)},
@@ -624,6 +654,7 @@ register_schema(
             "commissioner_id": {"type": "integer"},
             "start_date": _DATE,
             "end_date": _DATE,
+            "value_pence": {"type": ["integer", "null"]},
             "targets": {"type": "object", "additionalProperties": _TARGET},
         },
     },
@@ -1058,7 +1089,12 @@ def course_json(course: Course, *, places: int, last_session: date | None) -> di
         "venue": venue_json(course.venue),
         "capacity": course.capacity,
         "places_left": places,
-        "cost_per_session_pence": course.cost_per_session_pence,
+        **(
+            {"cost_per_session_pence": course.cost_per_session_pence}
+            if sees_contract_cost(current_user)
+            else {}
+        ),
+        "participant_fee_pence": course.participant_fee_pence,
         "pathways": list(course.pathways or []),
         "min_age": course.min_age,
         "max_age": course.max_age,
@@ -1144,6 +1180,7 @@ def contract_json(contract: Contract) -> dict[str, Any]:
         "commissioner_id": contract.commissioner_id,
         "start_date": contract.start_date.isoformat(),
         "end_date": contract.end_date.isoformat(),
+        "value_pence": contract.value_pence,
         "targets": dict(contract.targets or {}),
     }
 
@@ -1381,6 +1418,7 @@ def _course_request(payload: dict[str, Any]) -> tuple[dict[str, Any], Venue | Ve
         "capacity", minimum=1, maximum=CAPACITY_MAX, required="Enter the capacity"
     )
     cost = fields.integer("cost_per_session_pence", minimum=0, maximum=COST_MAX_PENCE)
+    fee = fields.integer("participant_fee_pence", minimum=0, maximum=COST_MAX_PENCE)
     pathways = fields.choices("pathways", Pathway)
     min_age = fields.integer("min_age", minimum=0, maximum=AGE_MAX)
     max_age = fields.integer("max_age", minimum=0, maximum=AGE_MAX)
@@ -1406,6 +1444,7 @@ def _course_request(payload: dict[str, Any]) -> tuple[dict[str, Any], Venue | Ve
         "min_age": min_age,
         "max_age": max_age,
         "cost_per_session_pence": cost or 0,
+        "participant_fee_pence": fee or None,
         "lead_artists": artists,
     }
     return course, venue
@@ -1928,6 +1967,7 @@ def create_contract() -> ResponseReturnValue:
         and (refused := refusal(check_contract, start_date, end_date, today()))
     ):
         fields.fail(refused.field, str(refused))
+    value = fields.integer("value_pence", minimum=0, maximum=CONTRACT_VALUE_MAX_PENCE)
     targets = _targets(fields)
     if errors:
         raise validation_problem(errors)
@@ -1941,6 +1981,7 @@ def create_contract() -> ResponseReturnValue:
                 start_date=start_date,
                 end_date=end_date,
                 targets=targets,
+                value_pence=value,
             ),
             today=today(),
         )
@@ -2001,7 +2042,7 @@ def openreferral_service(
     """A course as an Open Referral UK (v1) service."""
     key = str(course.id)
     venue = course.venue
-    pounds = Decimal(course.cost_per_session_pence) / 100
+    fee_pence = course.participant_fee_pence or 0
     pathways = [
         Pathway(code) for code in course.pathways or [] if code in Pathway._value2member_map_
     ]
@@ -2012,7 +2053,8 @@ def openreferral_service(
         "name": course.title,
         "description": course.description,
         "status": "active" if last_session is not None and last_session >= on else "inactive",
-        "fees": f"£{pounds:.2f} per session" if course.cost_per_session_pence else "Free",
+        # What a participant pays (usually nothing), never the course's cost to the contract.
+        "fees": participant_fee(course),
         "attending_type": "venue",
         "attending_access": "referral",
         "organization": {
@@ -2024,7 +2066,7 @@ def openreferral_service(
             {
                 "id": key,
                 "option": "Per session",
-                "amount": float(pounds),
+                "amount": float(Decimal(fee_pence) / 100),
                 "amount_description": "per session",
                 "valid_from": course.start_date.isoformat(),
                 "valid_to": _iso(last_session),

@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     CheckConstraint,
     Column,
     ForeignKey,
@@ -74,11 +75,16 @@ class Contract(TimestampMixin, db.Model):  # type: ignore[name-defined]
     end_date: Mapped[date]
     # {"B1": {"minimum": 40, "expected": 50, "stretch": 60}, ...}
     targets: Mapped[dict[str, dict[str, float]]] = mapped_column(JSON, default=dict)
+    # What the contract is worth over its whole term, in pence; None when not recorded.
+    value_pence: Mapped[int | None] = mapped_column(BigInteger)
 
     commissioner: Mapped[Organisation] = relationship()
     courses: Mapped[list[Course]] = relationship(back_populates="contract")
 
-    __table_args__ = (CheckConstraint("end_date >= start_date", name="dates_in_order"),)
+    __table_args__ = (
+        CheckConstraint("end_date >= start_date", name="dates_in_order"),
+        CheckConstraint("value_pence >= 0", name="value_not_negative"),
+    )
 
 
 class Venue(TimestampMixin, db.Model):  # type: ignore[name-defined]
@@ -115,7 +121,10 @@ class Course(TimestampMixin, db.Model):  # type: ignore[name-defined]
     min_age: Mapped[int | None]
     max_age: Mapped[int | None]
     capacity: Mapped[int]
+    # What the contract pays the provider for one session: never a charge to the participant.
     cost_per_session_pence: Mapped[int] = mapped_column(default=0)
+    # What a participant pays per session, shown to people and published; None means free.
+    participant_fee_pence: Mapped[int | None]
     start_date: Mapped[date]
     start_time: Mapped[time]
     duration_minutes: Mapped[int]
@@ -135,6 +144,7 @@ class Course(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __table_args__ = (
         CheckConstraint("capacity > 0", name="capacity_positive"),
         CheckConstraint("cost_per_session_pence >= 0", name="cost_not_negative"),
+        CheckConstraint("participant_fee_pence >= 0", name="participant_fee_not_negative"),
         Index("ix_course_contract_id_start_date", "contract_id", "start_date"),
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask import Flask
 
 from referrals.courses.models import Course
@@ -38,9 +40,18 @@ def age_range(course: Course) -> str:
     return f"{course.min_age} to {course.max_age}"
 
 
+def participant_fee(course: Course) -> str:
+    """What a participant pays, as shown to people and published: "Free" or "£3.00 per
+    session". Never the course's cost to the contract."""
+    if not course.participant_fee_pence:
+        return "Free"
+    return f"£{Decimal(course.participant_fee_pence) / 100:.2f} per session"
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(schedule_text, "schedule_text")
     app.add_template_filter(pathways, "pathways")
     app.add_template_filter(age_range, "age_range")
+    app.add_template_filter(participant_fee, "participant_fee")
     app.add_template_filter(Instrument, "instrument")
     app.add_template_filter(Timepoint, "timepoint")

@@ -19,6 +19,12 @@ def course_scope(user: Any) -> Any:
     return true()
 
 
+def sees_contract_cost(user: Any) -> bool:
+    """A course's cost per session is what the contract pays: for admins and commissioners,
+    never shown to referrers, link workers or artists as a price."""
+    return user.role in (Role.ADMIN, Role.COMMISSIONER)
+
+
 def get_course_or_404(course_id: int, user: Any) -> Course:
     return db.first_or_404(select(Course).where(Course.id == course_id, course_scope(user)))
 

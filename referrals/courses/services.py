@@ -42,9 +42,11 @@ from referrals.intake.validation import age_on
 from referrals.notifications.services import notify
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
+CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term
 COMPLETION_SHARE = Decimal("0.75")
 
 
@@ -75,6 +77,7 @@ class ContractFields:
     start_date: date
     end_date: date
     targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    value_pence: int | None = None  # for the whole term; None when not recorded
 
 
 def save_contract(
@@ -89,12 +92,18 @@ def save_contract(
             dates.check_contract_holds(
                 fields.start_date, fields.end_date, *_session_span(Course.contract_id, contract.id)
             )
+    if fields.value_pence is not None and not 0 <= fields.value_pence <= CONTRACT_VALUE_MAX_PENCE:
+        raise CourseRuleBroken(
+            f"The contract's value must be from £0 to £{CONTRACT_VALUE_MAX_PENCE // 100:,}",
+            "value_pence",
+        )
     contract = contract or Contract()
     contract.name = fields.name.strip()
     contract.commissioner = fields.commissioner
     contract.start_date = fields.start_date
     contract.end_date = fields.end_date
     contract.targets = fields.targets
+    contract.value_pence = fields.value_pence
     db.session.add(contract)
     db.session.flush()
     record(actor, "contract.saved", contract)
@@ -143,7 +152,8 @@ class CourseFields:
     pathways: Sequence[Pathway] = ()
     min_age: int | None = None
     max_age: int | None = None
-    cost_per_session_pence: int = 0
+    cost_per_session_pence: int = 0  # to the contract, never a charge to the participant
+    participant_fee_pence: int | None = None  # per session; None: free
     lead_artists: Sequence[User] = ()
 
 
@@ -152,6 +162,8 @@ def _check_course(fields: CourseFields) -> None:
         raise CourseRuleBroken("Choose an arts provider", "provider_id")
     if fields.capacity < 1:
         raise CourseRuleBroken("Capacity must be 1 or more", "capacity")
+    if fields.participant_fee_pence is not None and fields.participant_fee_pence < 0:
+        raise CourseRuleBroken("The participant's fee must be £0 or more", "participant_fee")
     if (
         fields.min_age is not None
         and fields.max_age is not None
@@ -202,6 +214,7 @@ def create_course(actor: Any, fields: CourseFields) -> Course:
         max_age=fields.max_age,
         capacity=fields.capacity,
         cost_per_session_pence=fields.cost_per_session_pence,
+        participant_fee_pence=fields.participant_fee_pence,
         start_date=fields.schedule.start_date,
         start_time=fields.schedule.start_time,
         duration_minutes=fields.schedule.duration_minutes,
@@ -249,6 +262,7 @@ def update_course(actor: Any, course: Course, fields: CourseFields) -> Course:
     course.pathways = [p.value for p in fields.pathways]
     course.min_age, course.max_age = fields.min_age, fields.max_age
     course.cost_per_session_pence = fields.cost_per_session_pence
+    course.participant_fee_pence = fields.participant_fee_pence
     course.lead_artists = list(fields.lead_artists)
     grew = fields.capacity > course.capacity
     course.capacity = fields.capacity
@@ -651,6 +665,7 @@ def save_register(
     session.status = SessionStatus.DELIVERED
     session.register_saved_at = now
     session.register_saved_by_id = actor.id
+    mark_returns_changed(session.course.contract_id, session.date)
     record(
         actor,
         "register.saved",

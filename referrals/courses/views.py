@@ -36,6 +36,7 @@ from referrals.courses.scope import (
     get_course_or_404,
     get_enrolment_or_404,
     get_register_session_or_404,
+    sees_contract_cost,
 )
 from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
@@ -147,6 +148,7 @@ def course(course_id: int) -> ResponseReturnValue:
         sees_waiting_list=current_user.role in MATCHING,
         places_left=max(0, item.capacity - len(enrolled)),
         sees_people=sees_people,
+        sees_cost=sees_contract_cost(current_user),
         can_manage_sessions=current_user.role == Role.ADMIN
         or (current_user.role == Role.ARTIST and item.provider_id == current_user.organisation_id),
         today=today(),

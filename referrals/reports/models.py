@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referrals.auth.models import User
@@ -35,6 +35,10 @@ class KpiReturn(db.Model):  # type: ignore[name-defined]
     generated_by_job: Mapped[str | None] = mapped_column(String(60))
     reason: Mapped[str] = mapped_column(Text, default="")
     superseded_at: Mapped[datetime | None]
+    # Made before the month's registers closed: its figures may still change.
+    provisional: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # When a register of its month was first saved after it was made (admins regenerate it).
+    registers_changed_at: Mapped[datetime | None]
 
     contract: Mapped[Contract | None] = relationship()
     generated_by: Mapped[User | None] = relationship()
@@ -51,6 +55,21 @@ class KpiReturn(db.Model):  # type: ignore[name-defined]
         return self.superseded_at is None
 
 
+class JobOutcome:
+    """How a run ended (or that it is still going). Only `running` and `succeeded` hold the
+    claim on a (job, period); a failed or abandoned run leaves it free for a retry."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ABANDONED = "abandoned"  # its process stopped beating: killed, or its host went away
+    SKIPPED = "skipped"  # another run holds the claim
+
+
+CLAIMING_OUTCOMES = (JobOutcome.RUNNING, JobOutcome.SUCCEEDED)
+_CLAIMING = "outcome IN ('running', 'succeeded')"
+
+
 class JobRun(db.Model):  # type: ignore[name-defined]
     """One run of a scheduled job: what, for which period, when, and how it ended."""
 
@@ -65,5 +84,22 @@ class JobRun(db.Model):  # type: ignore[name-defined]
     detail: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str] = mapped_column(Text, default="")
     host: Mapped[str] = mapped_column(String(100), default="")
+    # The day the run did its work for (a retry does the same work); its process's last sign
+    # of life, written every minute or so while it runs.
+    for_date: Mapped[date | None]
+    heartbeat_at: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_job_run_job_id_period_key", "job_id", "period_key"),)
+    __table_args__ = (
+        Index("ix_job_run_job_id_period_key", "job_id", "period_key"),
+        # The claim: at most one run per (job, period) that is running or has succeeded, so
+        # however many scheduler processes or hosts start the same work, one does it.
+        Index(
+            "uq_job_run_claim",
+            "job_id",
+            "period_key",
+            unique=True,
+            sqlite_where=text(_CLAIMING),
+            postgresql_where=text(_CLAIMING),
+        ),
+        Index("ix_job_run_started_at", "started_at"),
+    )

@@ -3,22 +3,27 @@
 A return is made once per (scope, period): the unique key on (scope, period, version) is the
 claim, and on PostgreSQL a transaction-level advisory lock also queues rival makers, so any
 number of scheduler processes or hosts still produce one return.
+
+A month's returns are due once its registers close (`registers_close_on`); one made before
+then is provisional, and the scheduled job replaces it with the final return when they close.
+A register saved after its month's return was made marks that return changed since it was made.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record
 from referrals.courses.models import Contract
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.notifications.services import notify
 from referrals.reports.kpi import SPEC_VERSION, compute, publish, suppression_log
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period, Scope, check_reportable, months_to_report
@@ -36,6 +41,31 @@ class ReturnRefused(ValueError):
 class Made:
     kpi_return: KpiReturn
     created: bool
+
+
+FINAL_REASON = "Registers closed: the final return replaces the provisional one"
+REGENERATED_KIND = "kpi_return_regenerated"
+
+
+def registers_close_on(period: Period) -> date:
+    """The day a month's returns are due: the day after the last day on which an artist may
+    still change a register for a session in the month (v2, "Returns are records")."""
+    # Imported here: the courses area calls this module when a register is saved.
+    from referrals.courses.services import REGISTER_EDIT_DAYS
+
+    return period.end + timedelta(days=REGISTER_EDIT_DAYS + 1)
+
+
+def latest_closed_period(today: date) -> Period:
+    """The latest month whose registers have closed by `today` (last month from the 8th)."""
+    period = Period.containing(today).previous()
+    while registers_close_on(period) > today:
+        period = period.previous()
+    return period
+
+
+def is_provisional(period: Period, today: date) -> bool:
+    return today < registers_close_on(period)
 
 
 def contracts_active_in(period: Period) -> list[Contract]:
@@ -85,6 +115,7 @@ def _build(
     actor: Any,
     job: str | None,
     reason: str,
+    today: date,
 ) -> KpiReturn:
     targets = dict(contract.targets or {}) if contract is not None else {}
     published = publish(compute(scope, period), targets)
@@ -101,6 +132,7 @@ def _build(
         generated_by_id=getattr(actor, "id", None),
         generated_by_job=job,
         reason=reason,
+        provisional=is_provisional(period, today),
     )
 
 
@@ -112,7 +144,10 @@ def make_return(
     actor: Any = None,
     job: str | None = None,
 ) -> Made:
-    """The return for (scope, period), made now if it does not exist yet. Commits."""
+    """The return for (scope, period), made now if it does not exist yet. Commits.
+
+    Made before the month's registers close, it is provisional.
+    """
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
     if contract is not None and not (
@@ -123,7 +158,9 @@ def make_return(
     existing = current_return(scope, period)
     if existing is not None:
         return Made(existing, created=False)
-    kpi_return = _build(scope, contract, period, version=1, actor=actor, job=job, reason="")
+    kpi_return = _build(
+        scope, contract, period, version=1, actor=actor, job=job, reason="", today=today
+    )
     db.session.add(kpi_return)
     try:
         db.session.flush()
@@ -139,14 +176,36 @@ def make_return(
 
 
 def regenerate_return(
-    actor: Any, contract_id: int | None, period: Period, reason: str, *, today: date
+    actor: Any,
+    contract_id: int | None,
+    period: Period,
+    reason: str,
+    *,
+    today: date,
+    job: str | None = None,
 ) -> KpiReturn:
-    """A new version from today's records; the old one is kept, marked superseded. Commits."""
+    """A new version from today's records; the old one is kept, marked superseded. Commits.
+
+    The contract's commissioner is told in-app.
+    """
     if not reason.strip():
         raise ReturnRefused("Give a reason for regenerating the return", "reason")
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
     _advisory_lock(scope, period)
+    return _regenerate(actor, scope, contract, period, reason.strip(), today=today, job=job)
+
+
+def _regenerate(
+    actor: Any,
+    scope: Scope,
+    contract: Contract | None,
+    period: Period,
+    reason: str,
+    *,
+    today: date,
+    job: str | None,
+) -> KpiReturn:
     latest = db.session.scalar(
         select(func.max(KpiReturn.version)).where(
             KpiReturn.scope_key == scope.key, KpiReturn.period == period.key
@@ -156,7 +215,14 @@ def regenerate_return(
         raise ReturnRefused(f"There is no return for {period.label} to regenerate", "period")
     previous = current_return(scope, period)
     kpi_return = _build(
-        scope, contract, period, version=latest + 1, actor=actor, job=None, reason=reason.strip()
+        scope,
+        contract,
+        period,
+        version=latest + 1,
+        actor=actor,
+        job=job,
+        reason=reason,
+        today=today,
     )
     if previous is not None:
         previous.superseded_at = utcnow()
@@ -168,18 +234,82 @@ def regenerate_return(
         kpi_return,
         period=period.key,
         scope=scope.key,
-        reason=reason.strip(),
+        reason=reason,
         replaces=previous.id if previous else None,
+        job=job,
     )
+    if contract is not None:
+        # Commissioners see their contracts' returns; the all-activity return is admins' only.
+        notify(
+            organisation=contract.commissioner,
+            text=(
+                f"The {period.label} KPI return for {contract.name} has been regenerated "
+                f"(version {kpi_return.version}): {reason}"
+            ),
+            link=f"/returns/{kpi_return.id}",
+            kind=REGENERATED_KIND,
+        )
     db.session.commit()
     return kpi_return
 
 
+def finalise_return(contract_id: int, period: Period, *, today: date, job: str) -> bool:
+    """Replace a provisional return with the final one once its registers have closed.
+
+    Returns whether this call made it (a rival process, or an earlier run, may have). Commits.
+    """
+    check_reportable(period, today)
+    if is_provisional(period, today):
+        return False
+    scope, contract = _scope_for(contract_id)
+    _advisory_lock(scope, period)
+    current = current_return(scope, period)
+    if current is None or not current.provisional:
+        db.session.rollback()
+        return False
+    _regenerate(None, scope, contract, period, FINAL_REASON, today=today, job=job)
+    return True
+
+
+def provisional_returns_closed(today: date) -> list[tuple[int, Period]]:
+    """Contracts' current returns that are provisional although their registers have closed."""
+    last_closed = latest_closed_period(today)
+    rows = db.session.execute(
+        select(KpiReturn.contract_id, KpiReturn.period)
+        .where(
+            KpiReturn.contract_id.is_not(None),
+            KpiReturn.provisional.is_(True),
+            KpiReturn.superseded_at.is_(None),
+            KpiReturn.period <= last_closed.key,
+        )
+        .order_by(KpiReturn.contract_id, KpiReturn.period)
+    ).all()
+    return [(contract_id, Period.parse(period)) for contract_id, period in rows if contract_id]
+
+
+def mark_returns_changed(contract_id: int, session_date: date) -> None:
+    """A register of this contract's session was saved: mark the current returns of its month
+    (the contract's and all activity's) as changed since they were made. Call it on saving."""
+    db.session.execute(
+        update(KpiReturn)
+        .where(
+            KpiReturn.period == Period.containing(session_date).key,
+            KpiReturn.superseded_at.is_(None),
+            KpiReturn.registers_changed_at.is_(None),
+            or_(KpiReturn.contract_id == contract_id, KpiReturn.scope_key == Scope.ALL_KEY),
+        )
+        .values(registers_changed_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 def missing_returns(today: date) -> list[tuple[int, Period]]:
-    """Every (contract, finished month) since each contract started that has no return.
+    """Every (contract, month whose registers have closed) since each contract started that has
+    no return.
 
     Bounded whatever the stored dates: at most a contract's longest possible term of months
     each, never before the service's first month (`months_to_report`)."""
+    last_closed = latest_closed_period(today)
     made = {
         (contract_id, period)
         for contract_id, period in db.session.execute(
@@ -191,7 +321,7 @@ def missing_returns(today: date) -> list[tuple[int, Period]]:
     wanted = []
     for contract in db.session.scalars(select(Contract).order_by(Contract.id)):
         for period in months_to_report(contract.start_date, contract.end_date, today):
-            if (contract.id, period.key) not in made:
+            if period <= last_closed and (contract.id, period.key) not in made:
                 wanted.append((contract.id, period))
     return wanted
 

@@ -40,6 +40,7 @@ from referrals.reports.services import (
     current_return,
     make_return,
     regenerate_return,
+    registers_close_on,
 )
 from referrals.reports.trends import Trend, headline_trends, trend_chart
 from referrals.security import allow
@@ -237,6 +238,7 @@ def kpi_return(return_id: int) -> ResponseReturnValue:
         sections=_figure_sections(item),
         replacement=replacement,
         is_admin=current_user.role == Role.ADMIN,
+        registers_close=registers_close_on(period),
     )
 
 
@@ -316,7 +318,14 @@ def generate() -> ResponseReturnValue:
                 target.errors = [str(error)]
             else:
                 label = scope_label(made.kpi_return)
-                if made.created:
+                if made.created and made.kpi_return.provisional:
+                    flash(
+                        f"Provisional return made for {label}, {period.label}: its registers "
+                        f"close on {registers_close_on(period):%-d %B %Y}, when the final "
+                        "return is made",
+                        "success",
+                    )
+                elif made.created:
                     flash(f"Return made for {label}, {period.label}", "success")
                 else:
                     flash(
@@ -329,6 +338,7 @@ def generate() -> ResponseReturnValue:
         "reports/generate.html",
         form=form,
         last_finished=last_finished,
+        edit_days=(registers_close_on(last_finished) - last_finished.end).days - 1,
         page_has_errors=bool(form.errors),
     )
 

@@ -1,17 +1,17 @@
 """The scheduler process: APScheduler 3 in the foreground, started by `flask scheduler run`.
 
 It is a separate process, never the web app or its workers (which would run each job once per
-worker). Misfires are coalesced with a week's grace so downtime never silently drops a month,
-and on start it catches up: every missing return for finished months is made at once. A
-failed run is recorded and retried a few times; the next catch-up also covers it.
+worker). Misfires are coalesced with a week's grace so downtime never silently drops a month.
+On start it catches up (every missing return for closed months), trying again until the
+database answers; every few minutes it recovers runs whose process died and retries failed
+runs. Retries live in the database, not in this process, so any scheduler may take them up.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from apscheduler.events import EVENT_JOB_ERROR, JobExecutionEvent
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -20,17 +20,21 @@ from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
 from referrals.scheduler.health import HEARTBEAT_EVERY, beat, this_process
-from referrals.scheduler.jobs import (
-    JOBS,
-    LONDON,
-    MONTHLY_RETURNS,
-    RETRY_DELAY,
-    RETRY_LIMIT,
-    execute,
-)
+from referrals.scheduler.jobs import JOBS, LONDON, MONTHLY_RETURNS, execute, recover
 
 log = logging.getLogger(__name__)
 WEEK_SECONDS = 7 * 24 * 3600
+RECOVERY = "recover-runs"
+RECOVERY_EVERY = timedelta(minutes=5)
+CATCH_UP = "catch-up"
+CATCH_UP_RETRY = timedelta(minutes=1)
+
+
+def _recover(app: Flask) -> None:
+    try:
+        recover(app)
+    except Exception:  # the database may be away; the next round tries again
+        log.exception("recovering job runs failed")
 
 
 def build_scheduler(
@@ -59,40 +63,49 @@ def build_scheduler(
         replace_existing=True,
         misfire_grace_time=None,
     )
-    attempts: dict[str, int] = {}
-
-    def retry_failed(event: JobExecutionEvent) -> None:
-        if event.job_id == "heartbeat":  # the next beat is a minute away
-            return
-        base = event.job_id.split(":retry", 1)[0]
-        attempts[base] = attempts.get(base, 0) + 1
-        if attempts[base] > RETRY_LIMIT:
-            log.error("job %s failed %d times; waiting for its next schedule", base, RETRY_LIMIT)
-            attempts[base] = 0
-            return
-        run_at = datetime.now(LONDON) + RETRY_DELAY
-        scheduler.add_job(
-            execute,
-            DateTrigger(run_date=run_at),
-            args=[app, base],
-            id=f"{base}:retry",
-            replace_existing=True,
-        )
-
-    scheduler.add_listener(retry_failed, EVENT_JOB_ERROR)
+    scheduler.add_job(
+        _recover,
+        IntervalTrigger(seconds=int(RECOVERY_EVERY.total_seconds()), timezone=LONDON),
+        args=[app],
+        id=RECOVERY,
+        name="Retry job runs that failed or whose process died",
+        replace_existing=True,
+    )
     return scheduler
 
 
-def catch_up(app: Flask) -> None:
-    """Make every missing return now (after downtime, or on first start)."""
+def catch_up(app: Flask, scheduler: BaseScheduler) -> bool:
+    """Make every missing return now (after downtime, or on first start) and recover dead or
+    failed runs. When the database does not answer, try again in a minute; returns whether
+    the catch-up ran."""
     try:
+        recover(app)
         execute(app, MONTHLY_RETURNS)
-    except Exception:  # recorded in job_run; the schedule retries
-        log.exception("catch-up failed")
+    except Exception:
+        log.exception("catch-up failed; trying again in %s", CATCH_UP_RETRY)
+        scheduler.add_job(
+            catch_up,
+            DateTrigger(run_date=datetime.now(LONDON) + CATCH_UP_RETRY),
+            args=[app, scheduler],
+            id=CATCH_UP,
+            name="Catch up after start",
+            replace_existing=True,
+        )
+        return False
+    return True
 
 
 def run_forever(app: Flask) -> None:
     scheduler = build_scheduler(app)
-    beat(app)
-    catch_up(app)
+    try:
+        beat(app)
+    except Exception:  # the database may be away at start; the minute's beat tries again
+        log.exception("the first heartbeat failed")
+    scheduler.add_job(
+        catch_up,
+        DateTrigger(run_date=datetime.now(LONDON)),
+        args=[app, scheduler],
+        id=CATCH_UP,
+        name="Catch up after start",
+    )
     scheduler.start()
