@@ -44,6 +44,7 @@ from referrals.intake.services import record_conversation
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
+from tests.course_helpers import from_start
 from tests.intake_helpers import make_referral, nhs_numbers
 
 API = "/api/v1"
@@ -149,7 +150,10 @@ class World:
     course: Course
 
     def enrol(self, referral: Referral, course: Course | None = None) -> Enrolment:
-        return enrol(self.link_worker, referral, course or self.course, today=london_today())
+        course = course or self.course
+        return enrol(
+            self.link_worker, referral, course, today=london_today(), at=from_start(course)
+        )
 
     def person(self, **overrides: Any) -> Referral:
         return assessed_referral(self.link_worker, self.practice, **overrides)

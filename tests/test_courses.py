@@ -30,7 +30,7 @@ from referrals.notifications.models import Notification
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral, enrol_from_start, make_course
 from tests.intake_helpers import pdf_text
 
 
@@ -97,7 +97,7 @@ def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worke
 def test_no_double_enrolment_and_only_assessed_referrals(link_worker, provider):
     course = make_course(provider)
     referral = assessed_referral(link_worker.user)
-    enrol(link_worker.user, referral, course, today=date.today())
+    enrol_from_start(link_worker.user, course, referral)
     db.session.commit()
     response = submit(
         link_worker,
@@ -152,7 +152,7 @@ def _sessions(course):
 def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
     course = make_course(provider)
     referral = assessed_referral(link_worker.user, given_name="Margaret", family_name="Atkins")
-    enrolment = enrol(link_worker.user, referral, course, today=date.today())
+    enrolment = enrol_from_start(link_worker.user, course, referral)
     db.session.commit()
     first = _today_session(course)
     page = artist.get(f"/sessions/{first.id}/register").get_data(as_text=True)
@@ -178,8 +178,8 @@ def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
 
 def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider, link_worker):
     course = make_course(provider)
-    a = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
-    b = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
+    a = enrol_from_start(link_worker.user, course)
+    b = enrol_from_start(link_worker.user, course)
     db.session.commit()
     first = _sessions(course)[0]
     response = submit(
@@ -194,7 +194,7 @@ def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider,
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "must be a number from 0 to 10" in page
+    assert "Mood must be a whole number from 0 to 10" in page
     assert "Choose attended, apologies or no show" in page
     assert f'href="#mood_before-{a.id}"' in page and ">kept</textarea>" in page
     assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
@@ -204,9 +204,7 @@ def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider,
 
 def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, link_worker, app):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     outsider = enrol(
         link_worker.user,
         assessed_referral(link_worker.user),
@@ -256,9 +254,7 @@ def test_register_edit_window_for_artists_and_audited_admin_corrections(
     artist, provider, link_worker, login_as
 ):
     course = make_course(provider, start=date.today() - timedelta(days=21))
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     old = _sessions(course)[0]  # three weeks ago
     data = {f"status-{enrolment.id}": "attended"}
@@ -292,10 +288,7 @@ def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, li
     counts = {}
     for size in (5, 30):
         course = make_course(provider, capacity=30)
-        enrolments = [
-            enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
-            for _ in range(size)
-        ]
+        enrolments = [enrol_from_start(link_worker.user, course) for _ in range(size)]
         db.session.commit()
         first = _today_session(course)
         data = {}
@@ -326,8 +319,8 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
     course = make_course(provider, start=start, sessions=4)
     keen = assessed_referral(link_worker.user, given_name="Keen")
     patchy = assessed_referral(link_worker.user, given_name="Patchy")
-    e_keen = enrol(link_worker.user, keen, course, today=date.today())
-    e_patchy = enrol(link_worker.user, patchy, course, today=date.today())
+    e_keen = enrol_from_start(link_worker.user, course, keen)
+    e_patchy = enrol_from_start(link_worker.user, course, patchy)
     admin = login_as(Role.ADMIN)
     db.session.commit()
     sessions = _sessions(course)
@@ -379,9 +372,7 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
 
 def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     url = f"/enrolments/{enrolment.id}/wellbeing"
     items = {f"item_{n}": "3" for n in range(1, 8)}  # raw 21 -> metric 19.25
@@ -404,9 +395,7 @@ def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_work
 
 def test_wellbeing_missing_items_are_field_errors(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     response = submit(
         artist,
@@ -450,9 +439,7 @@ def test_my_sessions_puts_today_first(artist, provider):
 
 def test_licensed_item_wording_from_instance_configuration(artist, provider, link_worker, app):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     url = f"/enrolments/{enrolment.id}/wellbeing"
     assert "Item 1" in artist.get(url).get_data(as_text=True)
@@ -467,9 +454,7 @@ def test_licensed_item_wording_from_instance_configuration(artist, provider, lin
 
 def test_the_persons_page_charts_moods_and_scores(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     session = _today_session(course)
     submit(
@@ -497,8 +482,8 @@ def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
     course = make_course(provider, capacity=1)
     holder = assessed_referral(link_worker.user)
     waiting = assessed_referral(link_worker.user)
-    enrol(link_worker.user, holder, course, today=date.today())
-    enrol(link_worker.user, waiting, course, today=date.today())
+    enrol_from_start(link_worker.user, course, holder)
+    enrol_from_start(link_worker.user, course, waiting)
     db.session.commit()
     response = submit(
         link_worker,

@@ -49,6 +49,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule
 from referrals.courses.schedule import validate as schedule_errors
 from referrals.courses.scope import (
@@ -61,7 +62,6 @@ from referrals.courses.services import (
     ContractFields,
     CourseFields,
     CourseRuleBroken,
-    RegisterEntry,
     RegisterRefused,
     VenueFields,
     can_edit_register,
@@ -108,11 +108,9 @@ TARGET_MAX = 1_000_000_000
 TITLE_MAX = 200
 TEXT_MAX = 4000
 ADDRESS_MAX = 1000
-NOTE_MAX = 1000
 CAPACITY_MAX = 1000
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
 AGE_MAX = 120
-MOOD_MIN, MOOD_MAX = 0, 10
 REGISTER_ENTRIES_MAX = 500
 ITEMS_MAX = 100
 MAX_ID = 2**31 - 1

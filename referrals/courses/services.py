@@ -13,7 +13,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
@@ -30,6 +30,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.register_rules import RegisterEntry, entry_problems, on_register_until
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
 from referrals.extensions import db
@@ -490,15 +491,6 @@ def _fill_from_waiting_list(actor: Any, course: Course) -> list[Enrolment]:
 # Registers -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RegisterEntry:
-    enrolment_id: int
-    status: AttendanceStatus
-    mood_before: int | None = None
-    mood_after: int | None = None
-    note: str = ""
-
-
 class RegisterRefused(CourseRuleBroken):
     """A register that cannot be saved; `errors` maps entry fields to messages."""
 
@@ -508,14 +500,21 @@ class RegisterRefused(CourseRuleBroken):
 
 
 def register_enrolments(session: CourseSession) -> list[Enrolment]:
-    """The people a register lists: enrolled or completed, plus anyone already marked."""
+    """The people a register lists: those on the course (enrolled or completed) who had joined
+    it by the session's day, plus anyone already marked at it."""
     marked = select(Attendance.enrolment_id).where(Attendance.session_id == session.id)
+    joined_by_then = Enrolment.enrolled_at.is_(None) | (
+        Enrolment.enrolled_at < on_register_until(session.date)
+    )
     return list(
         db.session.scalars(
             select(Enrolment)
             .where(
                 Enrolment.course_id == session.course_id,
-                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED))
+                and_(
+                    Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+                    joined_by_then,
+                )
                 | Enrolment.id.in_(marked),
             )
             .options(selectinload(Enrolment.referral).selectinload(Referral.patient))
@@ -556,20 +555,7 @@ def save_register(
             "Ask an admin to correct it"
         )
     allowed = {e.id: e for e in register_enrolments(session)}
-    errors: dict[str, list[str]] = {}
-    seen: set[int] = set()
-    for index, entry in enumerate(entries):
-        if entry.enrolment_id not in allowed:
-            errors[f"entries.{index}.enrolment_id"] = ["This person is not enrolled on the course"]
-        elif entry.enrolment_id in seen:
-            errors[f"entries.{index}.enrolment_id"] = ["This person is listed twice"]
-        seen.add(entry.enrolment_id)
-        for name in ("mood_before", "mood_after"):
-            value = getattr(entry, name)
-            if value is not None and not (isinstance(value, int) and 0 <= value <= 10):
-                errors[f"entries.{index}.{name}"] = ["Mood must be a whole number from 0 to 10"]
-        if len(entry.note) > 1000:
-            errors[f"entries.{index}.note"] = ["Note must be 1000 characters or fewer"]
+    errors = entry_problems(entries, {e.id: e.referral.patient.full_name for e in allowed.values()})
     if errors:
         raise RegisterRefused("The register has problems; nothing was saved", errors)
 

@@ -32,6 +32,12 @@ from referrals.courses.queries import (
     register_counts,
     sessions_for_user,
 )
+from referrals.courses.register_rules import (
+    MOOD_FIELDS,
+    MoodUnreadable,
+    RegisterEntry,
+    parse_mood,
+)
 from referrals.courses.scope import (
     get_course_or_404,
     get_enrolment_or_404,
@@ -40,7 +46,6 @@ from referrals.courses.scope import (
 from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
     CourseRuleBroken,
-    RegisterEntry,
     RegisterRefused,
     attendance_counts,
     can_edit_register,
@@ -54,7 +59,7 @@ from referrals.courses.services import (
     withdraw,
 )
 from referrals.extensions import db
-from referrals.forms import Form, UKDateField, has_control_characters
+from referrals.forms import Form, UKDateField
 from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
@@ -255,7 +260,11 @@ def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
 
 
 def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry], dict[str, str]]:
-    """Read each person's marks; return the entries and field errors keyed by input name."""
+    """Read each person's marks; return the entries and reading errors keyed by input name.
+
+    Only reading is done here; the register rules are checked by the service, as for a CSV
+    upload or the API.
+    """
     entries, errors = [], {}
     form = request.form
     for row in rows:
@@ -264,41 +273,44 @@ def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry],
         status = form.get(f"status-{eid}", "")
         row["status"] = status if status in AttendanceStatus._value2member_map_ else ""
         moods: dict[str, int | None] = {}
-        for key in ("mood_before", "mood_after"):
-            raw = form.get(f"{key}-{eid}", "").strip()
-            row[key] = raw
-            if raw == "":
+        for key in MOOD_FIELDS:
+            raw = form.get(f"{key}-{eid}", "")
+            row[key] = raw.strip()
+            try:
+                moods[key] = parse_mood(raw)
+            except MoodUnreadable as error:
+                errors[f"{key}-{eid}"] = f"{error} ({name})"
                 moods[key] = None
-            elif raw.isascii() and raw.isdigit() and 0 <= int(raw) <= 10:
-                moods[key] = int(raw)
-            else:
-                errors[f"{key}-{eid}"] = f"Mood for {name} must be a number from 0 to 10"
-                moods[key] = None
-        note = form.get(f"note-{eid}", "")
-        row["note"] = note
-        if len(note) > 1000:
-            errors[f"note-{eid}"] = f"Note for {name} must be 1000 characters or fewer"
-        elif has_control_characters(note):
-            errors[f"note-{eid}"] = f"Note for {name} must not contain control characters"
+        row["note"] = form.get(f"note-{eid}", "")
         if not row["status"]:
             errors[f"status-{eid}"] = f"Choose attended, apologies or no show for {name}"
             continue
-        if row["status"] != "attended" and (
-            moods["mood_before"] is not None or moods["mood_after"] is not None
-        ):
-            errors[f"mood_before-{eid}"] = (
-                f"Moods are only recorded for people who attended ({name})"
-            )
         entries.append(
             RegisterEntry(
                 eid,
                 AttendanceStatus(row["status"]),
                 moods["mood_before"],
                 moods["mood_after"],
-                note,
+                row["note"],
             )
         )
     return entries, errors
+
+
+def _field_errors(
+    refused: RegisterRefused, entries: list[RegisterEntry]
+) -> tuple[dict[str, str], list[str]]:
+    """The service's refusal shown at each person's fields, and what belongs to no field."""
+    at_fields: dict[str, str] = {}
+    general: list[str] = [str(refused)]
+    for key, messages in refused.errors.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(entries):
+            field = "status" if parts[2] == "enrolment_id" else parts[2]
+            at_fields[f"{field}-{entries[int(parts[1])].enrolment_id}"] = " ".join(messages)
+        else:
+            general += messages
+    return at_fields, general
 
 
 def _completion_message(names: list[str]) -> str:
@@ -328,7 +340,7 @@ def register(session_id: int) -> ResponseReturnValue:
                 saved = save_register(current_user, session, entries, today=day)
             except RegisterRefused as error:
                 db.session.rollback()
-                general = [str(error), *[m for ms in error.errors.values() for m in ms]]
+                errors, general = _field_errors(error, entries)
             else:
                 db.session.commit()
                 attended = sum(e.status is AttendanceStatus.ATTENDED for e in entries)
