@@ -506,3 +506,26 @@ def test_the_artists_home_page_leads_to_todays_register(artist, provider):
     page = artist.get("/").get_data(as_text=True)
     assert f'href="/sessions/{session.id}/register"' in page
     assert "Take the register: Tuesday Choir" in page
+
+
+def test_everyone_sees_the_same_place_counts_and_only_their_own_names(
+    provider, link_worker, login_as
+):
+    course = make_course(provider, capacity=8)
+    for n in range(12):
+        enrol_from_start(link_worker.user, course, assessed_referral(given_name=f"Person{n}"))
+    db.session.commit()
+    viewers = {
+        "link worker": link_worker,
+        "artist": login_as(factories.make_user(Role.ARTIST, organisation=provider)),
+        "GP": login_as(Role.REFERRER),
+        "commissioner": login_as(Role.COMMISSIONER),
+        "admin": login_as(Role.ADMIN),
+    }
+    for who, client in viewers.items():
+        page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+        assert "8 (0 left, 4 waiting)" in page, who
+    artist_page = viewers["artist"].get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Person0 Person" in artist_page and "Person11" not in artist_page
+    assert "Person0" not in viewers["GP"].get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Person11 Person" in link_worker.get(f"/courses/{course.id}").get_data(as_text=True)

@@ -263,8 +263,39 @@ def enrolled_count(course: Course) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Places:
+    """A course's places as everyone sees them, counted from all its enrolments."""
+
+    capacity: int
+    enrolled: int
+    waiting: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.capacity - self.enrolled)
+
+
+def course_places(course: Course) -> Places:
+    counts = dict(
+        db.session.execute(
+            select(Enrolment.status, func.count())
+            .where(
+                Enrolment.course_id == course.id,
+                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED)),
+            )
+            .group_by(Enrolment.status)
+        ).all()
+    )
+    return Places(
+        course.capacity,
+        counts.get(EnrolmentStatus.ENROLLED, 0),
+        counts.get(EnrolmentStatus.WAITLISTED, 0),
+    )
+
+
 def places_left(course: Course) -> int:
-    return max(0, course.capacity - enrolled_count(course))
+    return course_places(course).left
 
 
 def waitlist_position(enrolment: Enrolment) -> int | None:

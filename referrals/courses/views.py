@@ -10,7 +10,6 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms import RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -42,6 +41,7 @@ from referrals.courses.scope import (
     get_course_or_404,
     get_enrolment_or_404,
     get_register_session_or_404,
+    scoped_enrolments,
 )
 from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
@@ -50,6 +50,7 @@ from referrals.courses.services import (
     attendance_counts,
     can_edit_register,
     cancel_session,
+    course_places,
     enrol,
     move_session,
     record_wellbeing,
@@ -126,14 +127,16 @@ def course(course_id: int) -> ResponseReturnValue:
     sees_people = current_user.role in MATCHING or current_user.role == Role.ARTIST
     enrolments: list[Enrolment] = []
     if sees_people:
+        # Names through the viewer's scope; the counts below come from every enrolment.
         enrolments = list(
             db.session.scalars(
-                select(Enrolment)
+                scoped_enrolments(current_user)
                 .where(Enrolment.course_id == item.id)
                 .options(selectinload(Enrolment.referral))
                 .order_by(Enrolment.waitlisted_at.is_(None), Enrolment.waitlisted_at, Enrolment.id)
             )
         )
+    places = course_places(item)
     delivered, attended = attendance_counts(item.id)
     referral = None
     referral_id = parse_id(request.args.get("referral", ""))
@@ -150,7 +153,7 @@ def course(course_id: int) -> ResponseReturnValue:
         completed=[e for e in enrolments if e.status is EnrolmentStatus.COMPLETED],
         waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
         sees_waiting_list=current_user.role in MATCHING,
-        places_left=max(0, item.capacity - len(enrolled)),
+        places=places,
         sees_people=sees_people,
         can_manage_sessions=current_user.role == Role.ADMIN
         or (current_user.role == Role.ARTIST and item.provider_id == current_user.organisation_id),
