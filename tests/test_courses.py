@@ -353,15 +353,21 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
         )
     )
     assert message.organisation_id == keen.gp_practice_id
+    assert "there is no code to record" in message.text
     gp = login_as(factories.make_user(Role.REFERRER, organisation=keen.gp_practice))
     letter = pdf_text(gp.get(f"/referrals/{keen.id}/letter.pdf").data)
-    assert "4 of 4 sessions attended" in letter and "871731000000106" in letter
-    # The referral page the message opens says the same, with the code to record.
+    assert "4 of 4 sessions attended" in letter
+    # 871731000000106 is recorded at the first interaction only: completing records no code.
+    assert "871731000000106" not in letter and "Code to record" not in letter
+    # The referral page the message opens says the same.
     page = gp.get(f"/referrals/{keen.id}").get_data(as_text=True)
     assert "Message back to the practice" in page
     assert "Keen Person has completed" in page
     assert "4 of 4 sessions attended" in page
-    assert "SNOMED CT 871731000000106" in page
+    assert (
+        "871731000000106"
+        not in page.split("Message back to the practice")[1].split("</section>")[0]
+    )
     assert f'href="/referrals/{keen.id}/letter.pdf"' in page
     patchy_gp = login_as(factories.make_user(Role.REFERRER, organisation=patchy.gp_practice))
     still_going = patchy_gp.get(f"/referrals/{patchy.id}")
@@ -529,3 +535,32 @@ def test_everyone_sees_the_same_place_counts_and_only_their_own_names(
     assert "Person0 Person" in artist_page and "Person11" not in artist_page
     assert "Person0" not in viewers["GP"].get(f"/courses/{course.id}").get_data(as_text=True)
     assert "Person11 Person" in link_worker.get(f"/courses/{course.id}").get_data(as_text=True)
+
+
+def test_a_letter_is_dated_with_its_message_and_carries_the_code_its_move_recorded(login_as):
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from referrals.intake.services import record_conversation, transition
+    from tests.intake_helpers import make_referral, nhs_numbers
+
+    accepted_on = date.today() - timedelta(days=40)
+    at = datetime.combine(accepted_on, time(14), tzinfo=ZoneInfo("Europe/London"))
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    link_worker = factories.make_user(Role.LINK_WORKER)
+    numbers = nhs_numbers()
+    accepted, declined = (
+        make_referral(link_worker, practice, nhs=next(numbers), today=accepted_on, at=at)
+        for _ in range(2)
+    )
+    record_conversation(link_worker, accepted, held_on=accepted_on, what_matters="Song", at=at)
+    transition(link_worker, declined, Status.DECLINED, reason="Not now", at=at)
+    gp = login_as(factories.make_user(Role.REFERRER, organisation=practice))
+
+    letter = pdf_text(gp.get(f"/referrals/{accepted.id}/letter.pdf").data)
+    assert f"Date: {accepted_on:%-d %B %Y}" in letter
+    assert f"Date: {date.today():%-d %B %Y}" not in letter
+    assert "SNOMED CT 871731000000106" in letter
+    letter = pdf_text(gp.get(f"/referrals/{declined.id}/letter.pdf").data)
+    assert f"Date: {accepted_on:%-d %B %Y}" in letter
+    assert "SNOMED CT 871711000000103" in letter and "871731000000106" not in letter
