@@ -896,7 +896,7 @@ def test_a_swemwbs_questionnaire_is_scored_with_the_metric_conversion(world, as_
         f"/enrolments/{people[1].id}/wellbeing",
         {
             "instrument": "WEMWBS",
-            "timepoint": "end",
+            "timepoint": "baseline",
             "items": [4] * 14,
             "recorded_on": (london_today() - timedelta(days=1)).isoformat(),
         },
@@ -946,6 +946,26 @@ def test_bad_questionnaires_are_422_and_not_stored(world, as_user, register, bod
     assert response.status_code == 422, response.get_json()
     assert problem_fields(response) == fields
     assert count(WellbeingAssessment) == 0
+
+
+def test_the_api_refuses_a_timepoint_the_course_does_not_call_for(world, as_user, register):
+    session, people = register
+    admin = as_user(world.admin)
+    assert admin.send("PUT", f"/sessions/{session.id}/register", entries(people)).status_code == 200
+    # Two days into a course of 8 weekly sessions: neither its end nor a follow-up.
+    for timepoint in ("end", "follow_up"):
+        body = {"instrument": "SWEMWBS", "timepoint": timepoint, "items": [3] * 7}
+        response = admin.post(f"/enrolments/{people[1].id}/wellbeing", body)
+        assert response.status_code == 422
+        assert problem_fields(response) == {"timepoint"}
+    # People[0] attended the first session, two days ago: a baseline today is too late.
+    body = {"instrument": "SWEMWBS", "timepoint": "baseline", "items": [3] * 7}
+    response = admin.post(f"/enrolments/{people[0].id}/wellbeing", body)
+    assert response.status_code == 422
+    assert "first session the person attended" in response.get_json()["errors"]["timepoint"][0]
+    body["recorded_on"] = session.date.isoformat()
+    assert admin.post(f"/enrolments/{people[0].id}/wellbeing", body).status_code == 201
+    assert count(WellbeingAssessment) == 1
 
 
 @pytest.mark.parametrize("role", [Role.REFERRER, Role.COMMISSIONER])

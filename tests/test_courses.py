@@ -564,3 +564,60 @@ def test_a_letter_is_dated_with_its_message_and_carries_the_code_its_move_record
     letter = pdf_text(gp.get(f"/referrals/{declined.id}/letter.pdf").data)
     assert f"Date: {accepted_on:%-d %B %Y}" in letter
     assert "SNOMED CT 871711000000103" in letter and "871731000000106" not in letter
+
+
+def _checked_timepoint(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'name="timepoint" type="radio" value="(\w+)" checked', page)
+
+
+def test_the_register_asks_for_the_questionnaire_the_session_calls_for(
+    artist, provider, link_worker, login_as
+):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(days=21), sessions=10)
+    regular = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Regular"))
+    late = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Late"))
+    admin = factories.make_user(Role.ADMIN)
+    sessions = _sessions(course)
+    for session in sessions[:3]:
+        entries = [
+            RegisterEntry(regular.id, AttendanceStatus.ATTENDED),
+            RegisterEntry(late.id, AttendanceStatus.NO_SHOW),
+        ]
+        save_register(admin, session, entries, today=today)
+    db.session.commit()
+    fourth = sessions[3]
+    assert fourth.date == today
+
+    page = artist.get(f"/sessions/{fourth.id}/register").get_data(as_text=True)
+    # Session 4 of 10: mid-course for Regular (no questionnaire); Late's first session.
+    assert f"/enrolments/{regular.id}/wellbeing" not in page
+    assert f"/enrolments/{late.id}/wellbeing?session={fourth.id}" in page
+    assert "Record a wellbeing questionnaire: baseline (start of course)" in page
+    form = artist.get(f"/enrolments/{late.id}/wellbeing?session={fourth.id}")
+    assert _checked_timepoint(form.get_data(as_text=True)) == ["baseline"]
+
+    url = f"/enrolments/{regular.id}/wellbeing"
+    form_page = artist.get(url).get_data(as_text=True)
+    assert _checked_timepoint(form_page) == [] and "No questionnaire is due" in form_page
+    items = {f"item_{n}": "5" for n in range(1, 8)}
+    day = today.strftime("%d/%m/%Y")
+    response = submit(artist, url, {"timepoint": "end", "recorded_on": day, **items})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "is during the course (session 4 of 10)" in page and 'href="#timepoint"' in page
+    assert db.session.scalar(select(func.count()).select_from(WellbeingAssessment)) == 0
+
+
+def test_the_last_register_asks_for_the_end_of_course_questionnaire(artist, provider, link_worker):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(days=21), sessions=4)
+    enrolment = enrol_from_start(link_worker.user, course)
+    db.session.commit()
+    last = _sessions(course)[-1]
+    page = artist.get(f"/sessions/{last.id}/register").get_data(as_text=True)
+    assert "Record a wellbeing questionnaire: end of course" in page
+    url = f"/enrolments/{enrolment.id}/wellbeing?session={last.id}"
+    assert _checked_timepoint(artist.get(url).get_data(as_text=True)) == ["end"]

@@ -41,6 +41,7 @@ from referrals.intake.validation import age_on
 from referrals.notifications.services import notify
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
@@ -712,6 +713,31 @@ def complete_course(actor: Any, course: Course, *, today: date) -> list[Enrolmen
 # Wellbeing -----------------------------------------------------------------------------
 
 
+def course_days(enrolments: Sequence[Enrolment]) -> dict[int, CourseDays]:
+    """The days that decide each enrolment's questionnaire timepoints, in two queries."""
+    sessions: dict[int, list[date]] = {}
+    for course_id, day in db.session.execute(
+        select(CourseSession.course_id, CourseSession.date).where(
+            CourseSession.course_id.in_({e.course_id for e in enrolments}),
+            CourseSession.status != SessionStatus.CANCELLED,
+        )
+    ):
+        sessions.setdefault(course_id, []).append(day)
+    attended: dict[int, list[date]] = {}
+    for enrolment_id, day in db.session.execute(
+        select(Attendance.enrolment_id, CourseSession.date)
+        .join(CourseSession, CourseSession.id == Attendance.session_id)
+        .where(
+            Attendance.enrolment_id.in_([e.id for e in enrolments]),
+            Attendance.status == AttendanceStatus.ATTENDED,
+        )
+    ):
+        attended.setdefault(enrolment_id, []).append(day)
+    return {
+        e.id: CourseDays(sessions.get(e.course_id, []), attended.get(e.id, [])) for e in enrolments
+    }
+
+
 def record_wellbeing(
     actor: User,
     enrolment: Enrolment,
@@ -722,9 +748,13 @@ def record_wellbeing(
     recorded_on: date,
     today: date,
 ) -> WellbeingAssessment:
-    """Score and store a questionnaire. Raises InvalidScores for bad answers."""
+    """Score and store a questionnaire. Raises InvalidScores for bad answers, and
+    CourseRuleBroken for a timepoint the person's course does not allow on that date."""
     if recorded_on > today:
         raise CourseRuleBroken("The date must be today or in the past", "recorded_on")
+    problem = timepoint_problem(timepoint, recorded_on, course_days([enrolment])[enrolment.id])
+    if problem is not None:
+        raise CourseRuleBroken(problem, "timepoint")
     result = score(instrument, items)
     assessment = WellbeingAssessment(
         enrolment_id=enrolment.id,

@@ -50,6 +50,7 @@ from referrals.courses.services import (
     attendance_counts,
     can_edit_register,
     cancel_session,
+    course_days,
     course_places,
     enrol,
     move_session,
@@ -65,6 +66,7 @@ from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
+from referrals.outcomes.timepoints import timepoint_for
 from referrals.pagination import Page
 from referrals.security import STAFF, allow
 from referrals.vocab import ArtForm, Pathway
@@ -246,13 +248,17 @@ def sessions() -> ResponseReturnValue:
 
 def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
     existing = {a.enrolment_id: a for a in session.attendance}
+    enrolments = register_enrolments(session)
+    days = course_days(enrolments)
     rows = []
-    for enrolment in register_enrolments(session):
+    for enrolment in enrolments:
         mark = existing.get(enrolment.id)
         rows.append(
             {
                 "enrolment": enrolment,
                 "patient": enrolment.referral.patient,
+                # The questionnaire this session calls for, if any (none mid-course).
+                "timepoint": timepoint_for(session.date, days[enrolment.id]),
                 "status": mark.status.value if mark else "",
                 "mood_before": "" if mark is None or mark.mood_before is None else mark.mood_before,
                 "mood_after": "" if mark is None or mark.mood_after is None else mark.mood_after,
@@ -459,10 +465,17 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
     instrument = Instrument(raw_instrument)
     labels = item_labels(instrument, current_app.config.get("WELLBEING_ITEM_WORDING"))
     form: Any = _wellbeing_form(instrument, labels)
+    mid_course = False
     if request.method == "GET":
-        form.recorded_on.data = today()
-        if request.args.get("timepoint") in Timepoint._value2member_map_:
-            form.timepoint.data = request.args["timepoint"]
+        # From a register, the questionnaire is dated the session's day; the timepoint is the
+        # one the course calls for on that day.
+        session_id = parse_id(request.args.get("session", ""))
+        at_session = db.session.get(CourseSession, session_id) if session_id else None
+        on_register = at_session is not None and at_session.course_id == enrolment.course_id
+        form.recorded_on.data = at_session.date if at_session and on_register else today()
+        timepoint = timepoint_for(form.recorded_on.data, course_days([enrolment])[enrolment.id])
+        form.timepoint.data = timepoint.value if timepoint else None
+        mid_course = timepoint is None
     if form.validate_on_submit():
         recorded_on = form.recorded_on.data or today()
         items = [int(getattr(form, f"item_{n}").data) for n in range(1, len(labels) + 1)]
@@ -481,7 +494,8 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
             form.form_errors.extend(m for ms in error.errors.values() for m in ms)
         except CourseRuleBroken as error:
             db.session.rollback()
-            form.recorded_on.errors = [str(error)]
+            field = form.timepoint if error.field == "timepoint" else form.recorded_on
+            field.errors = [str(error)]
         else:
             db.session.commit()
             flash(f"{instrument.value} recorded: score {assessment.metric_score}", "success")
@@ -493,6 +507,7 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
         instrument=instrument,
         instruments=list(Instrument),
         item_fields=[getattr(form, f"item_{n}") for n in range(1, len(labels) + 1)],
+        mid_course=mid_course,
         page_has_errors=bool(form.errors),
     )
 
