@@ -101,4 +101,5 @@ def from_start(course: Course) -> datetime:
 def enrol_from_start(actor: User, course: Course, referral: Any = None) -> Enrolment:
     """Enrol `referral` (by default a new assessed one) as of the course's first day."""
     referral = referral or assessed_referral(actor)
-    return enrol(actor, referral, course, today=date.today(), at=from_start(course))
+    day = min(course.start_date, date.today())
+    return enrol(actor, referral, course, today=day, at=from_start(course))

@@ -36,6 +36,7 @@ from referrals.courses.services import (
     create_venue,
     enrol,
     save_contract,
+    save_register,
 )
 from referrals.extensions import db
 from referrals.intake.lifecycle import Status
@@ -1219,3 +1220,23 @@ def test_a_course_can_start_on_the_first_day_of_the_calendar(world, as_user):
     response = as_user(world.admin).post("/courses", body)
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["sessions"][0]["date"] == "0001-01-01"
+
+
+def test_enrolling_too_late_to_complete_needs_the_late_start_confirmed(world, as_user):
+    today = london_today()
+    course = make_course(world.provider, start=today - timedelta(weeks=6))
+    for session in course.sessions[:6]:
+        save_register(world.admin, session, [], today=today)
+    person = world.person()
+    db.session.commit()
+    link_worker = as_user(world.link_worker)
+    url = f"/courses/{course.id}/enrolments"
+    response = link_worker.post(url, {"referral_id": person.id})
+    assert response.status_code == 409
+    message = response.get_json()["errors"]["late_start_confirmed"][0]
+    assert message.startswith("Only 2 of 8 sessions are left")
+    response = link_worker.post(url, {"referral_id": person.id, "late_start_confirmed": "yes"})
+    assert response.status_code == 422
+    response = link_worker.post(url, {"referral_id": person.id, "late_start_confirmed": True})
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "enrolled"

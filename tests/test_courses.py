@@ -621,3 +621,52 @@ def test_the_last_register_asks_for_the_end_of_course_questionnaire(artist, prov
     assert "Record a wellbeing questionnaire: end of course" in page
     url = f"/enrolments/{enrolment.id}/wellbeing?session={last.id}"
     assert _checked_timepoint(artist.get(url).get_data(as_text=True)) == ["end"]
+
+
+def test_a_course_too_far_gone_warns_and_enrols_only_when_the_late_start_is_confirmed(
+    link_worker, provider
+):
+    today = date.today()
+    # 10 weekly sessions, 8 already delivered: 2 left, and completing needs 8.
+    course = make_course(provider, start=today - timedelta(weeks=7), sessions=10)
+    admin = factories.make_user(Role.ADMIN)
+    for session in _sessions(course)[:8]:
+        save_register(admin, session, [], today=today)
+    referral = assessed_referral(link_worker.user)
+    db.session.commit()
+
+    directory = link_worker.get(f"/courses/?referral={referral.id}").get_data(as_text=True)
+    assert "2 of 10 sessions left" in directory and "Too late to complete" in directory
+    page_url = f"/courses/{course.id}?referral={referral.id}"
+    page = link_worker.get(page_url).get_data(as_text=True)
+    assert "Only 2 of 10 sessions are left: completing the course needs 8" in page
+
+    enrol_url = f"/courses/{course.id}/enrol"
+    response = submit(link_worker, enrol_url, {"referral_id": referral.id}, page=page_url)
+    assert response.status_code == 302 and response.headers["Location"].endswith(page_url)
+    warned = link_worker.get(page_url).get_data(as_text=True)
+    assert "Confirm the late start to enrol anyway" in warned
+    db.session.expire_all()
+    assert referral.status is Status.ASSESSED
+
+    form = {"referral_id": referral.id, "late_start_confirmed": "1"}
+    response = submit(link_worker, enrol_url, form, page=page_url)
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert referral.status is Status.ENROLLED
+
+
+def test_a_course_with_enough_sessions_left_enrols_without_a_warning(link_worker, provider):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(weeks=2), sessions=10)
+    referral = assessed_referral(link_worker.user)
+    db.session.commit()
+    page_url = f"/courses/{course.id}?referral={referral.id}"
+    page = link_worker.get(page_url).get_data(as_text=True)
+    assert "8 of 10" in page and "Too late to complete" not in page
+    response = submit(
+        link_worker, f"/courses/{course.id}/enrol", {"referral_id": referral.id}, page=page_url
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert referral.status is Status.ENROLLED

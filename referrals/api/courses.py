@@ -417,7 +417,17 @@ register_schema(
         "type": "object",
         "additionalProperties": False,
         "required": ["referral_id"],
-        "properties": {"referral_id": {**_ID, "description": "An assessed referral"}},
+        "properties": {
+            "referral_id": {**_ID, "description": "An assessed referral"},
+            "late_start_confirmed": {
+                "type": "boolean",
+                "default": False,
+                "description": (
+                    "Needed when so few sessions are left that the person cannot complete the "
+                    "course: they have been told, and want to join"
+                ),
+            },
+        },
     },
 )
 register_schema(
@@ -1487,7 +1497,8 @@ def _enrolment_or_404(enrolment_id: int) -> Enrolment:
         404: _NOT_FOUND,
         409: _conflict(
             "The course rules refuse it (not assessed, already on a course, outside the age "
-            "range, course finished); `errors` names the field"
+            "range, course finished, too late to complete without `late_start_confirmed`); "
+            "`errors` names the field"
         ),
         422: _INVALID,
     },
@@ -1496,8 +1507,11 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
     course = _course_or_404(course_id)
     errors: dict[str, list[str]] = {}
     fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"referral_id"}))
+    fields.refuse_unknown(frozenset({"referral_id", "late_start_confirmed"}))
     referral_id = fields.identifier("referral_id", required="Give the referral to enrol")
+    late_start_confirmed = fields.data.get("late_start_confirmed", False)
+    if not isinstance(late_start_confirmed, bool):
+        fields.fail("late_start_confirmed", "Must be true or false")
     referral = None
     if referral_id is not None:
         # Not locked here: enrol() locks the course and then the referral, in that order.
@@ -1510,7 +1524,13 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
         raise validation_problem(errors)
     assert referral is not None
     try:
-        enrolment = enrol(current_user, referral, course, today=today())
+        enrolment = enrol(
+            current_user,
+            referral,
+            course,
+            today=today(),
+            late_start_confirmed=late_start_confirmed is True,
+        )
     except CourseRuleBroken as broken:
         raise _rule_problem(broken) from broken
     except TransitionRefused as refused:

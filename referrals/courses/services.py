@@ -6,14 +6,12 @@ Each takes explicit arguments, writes its audit entry and leaves the commit to t
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
@@ -30,6 +28,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.progress import SessionsLeft, completion_threshold
 from referrals.courses.register_rules import RegisterEntry, entry_problems, on_register_until
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
@@ -45,7 +44,6 @@ from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
-COMPLETION_SHARE = Decimal("0.75")
 
 
 class CourseRuleBroken(ValueError):
@@ -331,10 +329,39 @@ def _lock_course(course: Course, referral: Referral | None = None) -> None:
         db.session.refresh(referral)  # its status as the lock holder left it
 
 
+def sessions_left(course_ids: Collection[int], today: date) -> dict[int, SessionsLeft]:
+    """Each course's sessions (not cancelled) and those still to come, in one query."""
+    to_come = (CourseSession.date >= today) & (CourseSession.status == SessionStatus.PLANNED)
+    rows = db.session.execute(
+        select(
+            CourseSession.course_id,
+            func.count(),
+            func.count(case((to_come, CourseSession.id))),
+        )
+        .where(
+            CourseSession.course_id.in_(course_ids),
+            CourseSession.status != SessionStatus.CANCELLED,
+        )
+        .group_by(CourseSession.course_id)
+    )
+    found = {course_id: SessionsLeft(left, total) for course_id, total, left in rows}
+    return {course_id: found.get(course_id, SessionsLeft(0, 0)) for course_id in course_ids}
+
+
 def enrol(
-    actor: User, referral: Referral, course: Course, *, today: date, at: datetime | None = None
+    actor: User,
+    referral: Referral,
+    course: Course,
+    *,
+    today: date,
+    at: datetime | None = None,
+    late_start_confirmed: bool = False,
 ) -> Enrolment:
-    """Place an assessed referral on a course, or on its waiting list when it is full."""
+    """Place an assessed referral on a course, or on its waiting list when it is full.
+
+    A course too far gone for the person to complete is refused unless the late start is
+    confirmed: the person enrolling has been told, and says so.
+    """
     _lock_course(course, referral)
     at = at or utcnow()
     if referral.status is not Status.ASSESSED:
@@ -363,6 +390,12 @@ def enrol(
     end = course_end(course.id)
     if end is not None and end < today:
         raise CourseRuleBroken("This course has finished", "course_id")
+    progress = sessions_left([course.id], today)[course.id]
+    if progress.too_late_to_complete and not late_start_confirmed:
+        raise CourseRuleBroken(
+            f"{progress.warning()}. Confirm the late start to enrol anyway",
+            "late_start_confirmed",
+        )
 
     enrolment = db.session.scalar(
         select(Enrolment).where(
@@ -676,11 +709,6 @@ def attendance_counts(course_id: int) -> tuple[int, dict[int, int]]:
         ).all()
     )
     return delivered, attended
-
-
-def completion_threshold(delivered_sessions: int) -> int:
-    """Attended sessions needed to complete: 75% of delivered sessions, rounded up (KPI B7)."""
-    return math.ceil(Decimal(delivered_sessions) * COMPLETION_SHARE)
 
 
 def complete_course(actor: Any, course: Course, *, today: date) -> list[Enrolment]:

@@ -57,6 +57,7 @@ from referrals.courses.services import (
     record_wellbeing,
     register_enrolments,
     save_register,
+    sessions_left,
     waitlist_position,
     withdraw,
 )
@@ -108,6 +109,7 @@ def directory() -> ResponseReturnValue:
     if referral_id is not None and current_user.role in MATCHING:
         referral = get_referral_or_404(referral_id, current_user)
     page = Page.from_request(directory_query(current_user, filters, today()), scalars=False)
+    progress = sessions_left([row[0].id for row in page.items], today())
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template(
         "courses/directory.html",
@@ -118,6 +120,7 @@ def directory() -> ResponseReturnValue:
         Pathway=Pathway,
         weekdays=WEEKDAYS,
         query_args=args,
+        progress=progress,
         today=today(),
     )
 
@@ -156,6 +159,7 @@ def course(course_id: int) -> ResponseReturnValue:
         waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
         sees_waiting_list=current_user.role in MATCHING,
         places=places,
+        progress=sessions_left([item.id], today())[item.id],
         sees_people=sees_people,
         can_manage_sessions=current_user.role == Role.ADMIN
         or (current_user.role == Role.ARTIST and item.provider_id == current_user.organisation_id),
@@ -175,7 +179,13 @@ def enrol_referral(course_id: int) -> ResponseReturnValue:
         abort(400)
     referral = get_referral_or_404(referral_id, current_user)
     try:
-        enrolment = enrol(current_user, referral, item, today=today())
+        enrolment = enrol(
+            current_user,
+            referral,
+            item,
+            today=today(),
+            late_start_confirmed=request.form.get("late_start_confirmed") == "1",
+        )
     except CourseRuleBroken as error:
         db.session.rollback()
         flash(str(error), "error")
