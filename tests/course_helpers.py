@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
-from referrals.courses.models import Contract, Course, Venue
+from referrals.courses.models import Contract, Course, Enrolment, Venue
 from referrals.courses.schedule import Frequency, Schedule
 from referrals.courses.services import (
     ContractFields,
@@ -14,6 +15,7 @@ from referrals.courses.services import (
     VenueFields,
     create_course,
     create_venue,
+    enrol,
     save_contract,
 )
 from referrals.intake.services import record_conversation
@@ -88,3 +90,16 @@ def assessed_referral(actor: User | None = None, **overrides: Any) -> Any:
     referral = make_referral(actor, practice, nhs=next(_numbers), **overrides)
     record_conversation(actor, referral, held_on=date.today(), what_matters="Singing")
     return referral
+
+
+def from_start(course: Course) -> datetime:
+    """Early on the course's first day (in England): enrolled with `at=from_start(course)`,
+    a person is on every register of the course."""
+    return datetime.combine(course.start_date, time(8, 0), tzinfo=ZoneInfo("Europe/London"))
+
+
+def enrol_from_start(actor: User, course: Course, referral: Any = None) -> Enrolment:
+    """Enrol `referral` (by default a new assessed one) as of the course's first day."""
+    referral = referral or assessed_referral(actor)
+    day = min(course.start_date, date.today())
+    return enrol(actor, referral, course, today=day, at=from_start(course))

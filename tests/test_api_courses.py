@@ -36,6 +36,7 @@ from referrals.courses.services import (
     create_venue,
     enrol,
     save_contract,
+    save_register,
 )
 from referrals.extensions import db
 from referrals.intake.lifecycle import Status
@@ -44,6 +45,7 @@ from referrals.intake.services import record_conversation
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
+from tests.course_helpers import from_start
 from tests.intake_helpers import make_referral, nhs_numbers
 
 API = "/api/v1"
@@ -150,7 +152,10 @@ class World:
     course: Course
 
     def enrol(self, referral: Referral, course: Course | None = None) -> Enrolment:
-        return enrol(self.link_worker, referral, course or self.course, today=london_today())
+        course = course or self.course
+        return enrol(
+            self.link_worker, referral, course, today=london_today(), at=from_start(course)
+        )
 
     def person(self, **overrides: Any) -> Referral:
         return assessed_referral(self.link_worker, self.practice, **overrides)
@@ -905,7 +910,7 @@ def test_a_swemwbs_questionnaire_is_scored_with_the_metric_conversion(world, as_
         f"/enrolments/{people[1].id}/wellbeing",
         {
             "instrument": "WEMWBS",
-            "timepoint": "end",
+            "timepoint": "baseline",
             "items": [4] * 14,
             "recorded_on": (london_today() - timedelta(days=1)).isoformat(),
         },
@@ -964,6 +969,26 @@ def test_bad_questionnaires_are_422_and_not_stored(world, as_user, register, bod
     assert response.status_code == 422, response.get_json()
     assert problem_fields(response) == fields
     assert count(WellbeingAssessment) == 0
+
+
+def test_the_api_refuses_a_timepoint_the_course_does_not_call_for(world, as_user, register):
+    session, people = register
+    admin = as_user(world.admin)
+    assert admin.send("PUT", f"/sessions/{session.id}/register", entries(people)).status_code == 200
+    # Two days into a course of 8 weekly sessions: neither its end nor a follow-up.
+    for timepoint in ("end", "follow_up"):
+        body = {"instrument": "SWEMWBS", "timepoint": timepoint, "items": [3] * 7}
+        response = admin.post(f"/enrolments/{people[1].id}/wellbeing", body)
+        assert response.status_code == 422
+        assert problem_fields(response) == {"timepoint"}
+    # People[0] attended the first session, two days ago: a baseline today is too late.
+    body = {"instrument": "SWEMWBS", "timepoint": "baseline", "items": [3] * 7}
+    response = admin.post(f"/enrolments/{people[0].id}/wellbeing", body)
+    assert response.status_code == 422
+    assert "first session the person attended" in response.get_json()["errors"]["timepoint"][0]
+    body["recorded_on"] = session.date.isoformat()
+    assert admin.post(f"/enrolments/{people[0].id}/wellbeing", body).status_code == 201
+    assert count(WellbeingAssessment) == 1
 
 
 @pytest.mark.parametrize("role", [Role.REFERRER, Role.COMMISSIONER])
@@ -1245,3 +1270,23 @@ def test_a_course_runs_inside_its_contract(world, as_user, start, message):
     assert response.status_code == 422, response.get_json()
     assert response.get_json()["errors"] == {"schedule.start_date": [message]}
     assert count(Course) == 1
+
+
+def test_enrolling_too_late_to_complete_needs_the_late_start_confirmed(world, as_user):
+    today = london_today()
+    course = make_course(world.provider, start=today - timedelta(weeks=6))
+    for session in course.sessions[:6]:
+        save_register(world.admin, session, [], today=today)
+    person = world.person()
+    db.session.commit()
+    link_worker = as_user(world.link_worker)
+    url = f"/courses/{course.id}/enrolments"
+    response = link_worker.post(url, {"referral_id": person.id})
+    assert response.status_code == 409
+    message = response.get_json()["errors"]["late_start_confirmed"][0]
+    assert message.startswith("Only 2 of 8 sessions are left")
+    response = link_worker.post(url, {"referral_id": person.id, "late_start_confirmed": "yes"})
+    assert response.status_code == 422
+    response = link_worker.post(url, {"referral_id": person.id, "late_start_confirmed": True})
+    assert response.status_code == 201
+    assert response.get_json()["status"] == "enrolled"

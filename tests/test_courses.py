@@ -30,7 +30,7 @@ from referrals.notifications.models import Notification
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral, enrol_from_start, make_course
 from tests.intake_helpers import pdf_text
 
 
@@ -97,7 +97,7 @@ def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worke
 def test_no_double_enrolment_and_only_assessed_referrals(link_worker, provider):
     course = make_course(provider)
     referral = assessed_referral(link_worker.user)
-    enrol(link_worker.user, referral, course, today=date.today())
+    enrol_from_start(link_worker.user, course, referral)
     db.session.commit()
     response = submit(
         link_worker,
@@ -152,7 +152,7 @@ def _sessions(course):
 def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
     course = make_course(provider)
     referral = assessed_referral(link_worker.user, given_name="Margaret", family_name="Atkins")
-    enrolment = enrol(link_worker.user, referral, course, today=date.today())
+    enrolment = enrol_from_start(link_worker.user, course, referral)
     db.session.commit()
     first = _today_session(course)
     page = artist.get(f"/sessions/{first.id}/register").get_data(as_text=True)
@@ -178,8 +178,8 @@ def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
 
 def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider, link_worker):
     course = make_course(provider)
-    a = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
-    b = enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
+    a = enrol_from_start(link_worker.user, course)
+    b = enrol_from_start(link_worker.user, course)
     db.session.commit()
     first = _sessions(course)[0]
     response = submit(
@@ -194,7 +194,7 @@ def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider,
     )
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "must be a number from 0 to 10" in page
+    assert "Mood must be a whole number from 0 to 10" in page
     assert "Choose attended, apologies or no show" in page
     assert f'href="#mood_before-{a.id}"' in page and ">kept</textarea>" in page
     assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
@@ -204,9 +204,7 @@ def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider,
 
 def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, link_worker, app):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     outsider = enrol(
         link_worker.user,
         assessed_referral(link_worker.user),
@@ -256,9 +254,7 @@ def test_register_edit_window_for_artists_and_audited_admin_corrections(
     artist, provider, link_worker, login_as
 ):
     course = make_course(provider, start=date.today() - timedelta(days=21))
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     old = _sessions(course)[0]  # three weeks ago
     data = {f"status-{enrolment.id}": "attended"}
@@ -292,10 +288,7 @@ def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, li
     counts = {}
     for size in (5, 30):
         course = make_course(provider, capacity=30)
-        enrolments = [
-            enrol(link_worker.user, assessed_referral(link_worker.user), course, today=date.today())
-            for _ in range(size)
-        ]
+        enrolments = [enrol_from_start(link_worker.user, course) for _ in range(size)]
         db.session.commit()
         first = _today_session(course)
         data = {}
@@ -326,8 +319,8 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
     course = make_course(provider, start=start, sessions=4)
     keen = assessed_referral(link_worker.user, given_name="Keen")
     patchy = assessed_referral(link_worker.user, given_name="Patchy")
-    e_keen = enrol(link_worker.user, keen, course, today=date.today())
-    e_patchy = enrol(link_worker.user, patchy, course, today=date.today())
+    e_keen = enrol_from_start(link_worker.user, course, keen)
+    e_patchy = enrol_from_start(link_worker.user, course, patchy)
     admin = login_as(Role.ADMIN)
     db.session.commit()
     sessions = _sessions(course)
@@ -360,15 +353,21 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
         )
     )
     assert message.organisation_id == keen.gp_practice_id
+    assert "there is no code to record" in message.text
     gp = login_as(factories.make_user(Role.REFERRER, organisation=keen.gp_practice))
     letter = pdf_text(gp.get(f"/referrals/{keen.id}/letter.pdf").data)
-    assert "4 of 4 sessions attended" in letter and "871731000000106" in letter
-    # The referral page the message opens says the same, with the code to record.
+    assert "4 of 4 sessions attended" in letter
+    # 871731000000106 is recorded at the first interaction only: completing records no code.
+    assert "871731000000106" not in letter and "Code to record" not in letter
+    # The referral page the message opens says the same.
     page = gp.get(f"/referrals/{keen.id}").get_data(as_text=True)
     assert "Message back to the practice" in page
     assert "Keen Person has completed" in page
     assert "4 of 4 sessions attended" in page
-    assert "SNOMED CT 871731000000106" in page
+    assert (
+        "871731000000106"
+        not in page.split("Message back to the practice")[1].split("</section>")[0]
+    )
     assert f'href="/referrals/{keen.id}/letter.pdf"' in page
     patchy_gp = login_as(factories.make_user(Role.REFERRER, organisation=patchy.gp_practice))
     still_going = patchy_gp.get(f"/referrals/{patchy.id}")
@@ -379,9 +378,7 @@ def test_completing_the_course_completes_the_referral_and_tells_the_practice(
 
 def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     url = f"/enrolments/{enrolment.id}/wellbeing"
     items = {f"item_{n}": "3" for n in range(1, 8)}  # raw 21 -> metric 19.25
@@ -432,9 +429,7 @@ def test_a_questionnaire_date_out_of_bounds_is_shown_at_the_field(
 
 def test_wellbeing_missing_items_are_field_errors(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     response = submit(
         artist,
@@ -478,9 +473,7 @@ def test_my_sessions_puts_today_first(artist, provider):
 
 def test_licensed_item_wording_from_instance_configuration(artist, provider, link_worker, app):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     url = f"/enrolments/{enrolment.id}/wellbeing"
     assert "Item 1" in artist.get(url).get_data(as_text=True)
@@ -495,9 +488,7 @@ def test_licensed_item_wording_from_instance_configuration(artist, provider, lin
 
 def test_the_persons_page_charts_moods_and_scores(artist, provider, link_worker):
     course = make_course(provider)
-    enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
-    )
+    enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     session = _today_session(course)
     submit(
@@ -525,8 +516,8 @@ def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
     course = make_course(provider, capacity=1)
     holder = assessed_referral(link_worker.user)
     waiting = assessed_referral(link_worker.user)
-    enrol(link_worker.user, holder, course, today=date.today())
-    enrol(link_worker.user, waiting, course, today=date.today())
+    enrol_from_start(link_worker.user, course, holder)
+    enrol_from_start(link_worker.user, course, waiting)
     db.session.commit()
     response = submit(
         link_worker,
@@ -549,3 +540,161 @@ def test_the_artists_home_page_leads_to_todays_register(artist, provider):
     page = artist.get("/").get_data(as_text=True)
     assert f'href="/sessions/{session.id}/register"' in page
     assert "Take the register: Tuesday Choir" in page
+
+
+def test_everyone_sees_the_same_place_counts_and_only_their_own_names(
+    provider, link_worker, login_as
+):
+    course = make_course(provider, capacity=8)
+    for n in range(12):
+        enrol_from_start(link_worker.user, course, assessed_referral(given_name=f"Person{n}"))
+    db.session.commit()
+    viewers = {
+        "link worker": link_worker,
+        "artist": login_as(factories.make_user(Role.ARTIST, organisation=provider)),
+        "GP": login_as(Role.REFERRER),
+        "commissioner": login_as(Role.COMMISSIONER),
+        "admin": login_as(Role.ADMIN),
+    }
+    for who, client in viewers.items():
+        page = client.get(f"/courses/{course.id}").get_data(as_text=True)
+        assert "8 (0 left, 4 waiting)" in page, who
+    artist_page = viewers["artist"].get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Person0 Person" in artist_page and "Person11" not in artist_page
+    assert "Person0" not in viewers["GP"].get(f"/courses/{course.id}").get_data(as_text=True)
+    assert "Person11 Person" in link_worker.get(f"/courses/{course.id}").get_data(as_text=True)
+
+
+def test_a_letter_is_dated_with_its_message_and_carries_the_code_its_move_recorded(login_as):
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from referrals.intake.services import record_conversation, transition
+    from tests.intake_helpers import make_referral, nhs_numbers
+
+    accepted_on = date.today() - timedelta(days=40)
+    at = datetime.combine(accepted_on, time(14), tzinfo=ZoneInfo("Europe/London"))
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    link_worker = factories.make_user(Role.LINK_WORKER)
+    numbers = nhs_numbers()
+    accepted, declined = (
+        make_referral(link_worker, practice, nhs=next(numbers), today=accepted_on, at=at)
+        for _ in range(2)
+    )
+    record_conversation(link_worker, accepted, held_on=accepted_on, what_matters="Song", at=at)
+    transition(link_worker, declined, Status.DECLINED, reason="Not now", at=at)
+    gp = login_as(factories.make_user(Role.REFERRER, organisation=practice))
+
+    letter = pdf_text(gp.get(f"/referrals/{accepted.id}/letter.pdf").data)
+    assert f"Date: {accepted_on:%-d %B %Y}" in letter
+    assert f"Date: {date.today():%-d %B %Y}" not in letter
+    assert "SNOMED CT 871731000000106" in letter
+    letter = pdf_text(gp.get(f"/referrals/{declined.id}/letter.pdf").data)
+    assert f"Date: {accepted_on:%-d %B %Y}" in letter
+    assert "SNOMED CT 871711000000103" in letter and "871731000000106" not in letter
+
+
+def _checked_timepoint(page: str) -> list[str]:
+    import re
+
+    return re.findall(r'name="timepoint" type="radio" value="(\w+)" checked', page)
+
+
+def test_the_register_asks_for_the_questionnaire_the_session_calls_for(
+    artist, provider, link_worker, login_as
+):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(days=21), sessions=10)
+    regular = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Regular"))
+    late = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Late"))
+    admin = factories.make_user(Role.ADMIN)
+    sessions = _sessions(course)
+    for session in sessions[:3]:
+        entries = [
+            RegisterEntry(regular.id, AttendanceStatus.ATTENDED),
+            RegisterEntry(late.id, AttendanceStatus.NO_SHOW),
+        ]
+        save_register(admin, session, entries, today=today)
+    db.session.commit()
+    fourth = sessions[3]
+    assert fourth.date == today
+
+    page = artist.get(f"/sessions/{fourth.id}/register").get_data(as_text=True)
+    # Session 4 of 10: mid-course for Regular (no questionnaire); Late's first session.
+    assert f"/enrolments/{regular.id}/wellbeing" not in page
+    assert f"/enrolments/{late.id}/wellbeing?session={fourth.id}" in page
+    assert "Record a wellbeing questionnaire: baseline (start of course)" in page
+    form = artist.get(f"/enrolments/{late.id}/wellbeing?session={fourth.id}")
+    assert _checked_timepoint(form.get_data(as_text=True)) == ["baseline"]
+
+    url = f"/enrolments/{regular.id}/wellbeing"
+    form_page = artist.get(url).get_data(as_text=True)
+    assert _checked_timepoint(form_page) == [] and "No questionnaire is due" in form_page
+    items = {f"item_{n}": "5" for n in range(1, 8)}
+    day = today.strftime("%d/%m/%Y")
+    response = submit(artist, url, {"timepoint": "end", "recorded_on": day, **items})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "is during the course (session 4 of 10)" in page and 'href="#timepoint"' in page
+    assert db.session.scalar(select(func.count()).select_from(WellbeingAssessment)) == 0
+
+
+def test_the_last_register_asks_for_the_end_of_course_questionnaire(artist, provider, link_worker):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(days=21), sessions=4)
+    enrolment = enrol_from_start(link_worker.user, course)
+    db.session.commit()
+    last = _sessions(course)[-1]
+    page = artist.get(f"/sessions/{last.id}/register").get_data(as_text=True)
+    assert "Record a wellbeing questionnaire: end of course" in page
+    url = f"/enrolments/{enrolment.id}/wellbeing?session={last.id}"
+    assert _checked_timepoint(artist.get(url).get_data(as_text=True)) == ["end"]
+
+
+def test_a_course_too_far_gone_warns_and_enrols_only_when_the_late_start_is_confirmed(
+    link_worker, provider
+):
+    today = date.today()
+    # 10 weekly sessions, 8 already delivered: 2 left, and completing needs 8.
+    course = make_course(provider, start=today - timedelta(weeks=7), sessions=10)
+    admin = factories.make_user(Role.ADMIN)
+    for session in _sessions(course)[:8]:
+        save_register(admin, session, [], today=today)
+    referral = assessed_referral(link_worker.user)
+    db.session.commit()
+
+    directory = link_worker.get(f"/courses/?referral={referral.id}").get_data(as_text=True)
+    assert "2 of 10 sessions left" in directory and "Too late to complete" in directory
+    page_url = f"/courses/{course.id}?referral={referral.id}"
+    page = link_worker.get(page_url).get_data(as_text=True)
+    assert "Only 2 of 10 sessions are left: completing the course needs 8" in page
+
+    enrol_url = f"/courses/{course.id}/enrol"
+    response = submit(link_worker, enrol_url, {"referral_id": referral.id}, page=page_url)
+    assert response.status_code == 302 and response.headers["Location"].endswith(page_url)
+    warned = link_worker.get(page_url).get_data(as_text=True)
+    assert "Confirm the late start to enrol anyway" in warned
+    db.session.expire_all()
+    assert referral.status is Status.ASSESSED
+
+    form = {"referral_id": referral.id, "late_start_confirmed": "1"}
+    response = submit(link_worker, enrol_url, form, page=page_url)
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert referral.status is Status.ENROLLED
+
+
+def test_a_course_with_enough_sessions_left_enrols_without_a_warning(link_worker, provider):
+    today = date.today()
+    course = make_course(provider, start=today - timedelta(weeks=2), sessions=10)
+    referral = assessed_referral(link_worker.user)
+    db.session.commit()
+    page_url = f"/courses/{course.id}?referral={referral.id}"
+    page = link_worker.get(page_url).get_data(as_text=True)
+    assert "8 of 10" in page and "Too late to complete" not in page
+    response = submit(
+        link_worker, f"/courses/{course.id}/enrol", {"referral_id": referral.id}, page=page_url
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert referral.status is Status.ENROLLED

@@ -26,7 +26,7 @@ from referrals.reports.periods import Period
 from referrals.reports.services import make_return, regenerate_return
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.course_helpers import assessed_referral, from_start, make_contract, make_course
 
 TODAY = date(2026, 11, 23)  # pinned: returns are for months finished by then
 SEPTEMBER = Period(2026, 9)
@@ -66,15 +66,15 @@ def _run_course(contract: Contract, people: int, absent: int = 0) -> tuple[Cours
         )
         for n in range(people)
     ]
-    enrolments = [enrol(link_worker, r, course, today=date(2026, 8, 20)) for r in referrals]
+    enrolments = [
+        enrol(link_worker, r, course, today=date(2026, 8, 20), at=from_start(course))
+        for r in referrals
+    ]
     for session in course.sessions:
         entries = [
-            RegisterEntry(
-                e.id,
-                AttendanceStatus.NO_SHOW if n < absent else AttendanceStatus.ATTENDED,
-                mood_before=5,
-                mood_after=7,
-            )
+            RegisterEntry(e.id, AttendanceStatus.NO_SHOW)
+            if n < absent
+            else RegisterEntry(e.id, AttendanceStatus.ATTENDED, mood_before=5, mood_after=7)
             for n, e in enumerate(enrolments)
         ]
         save_register(admin, session, entries, today=session.date)

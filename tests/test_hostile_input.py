@@ -1180,7 +1180,9 @@ def prepare(world: World, api: ApiBody, body: Any) -> tuple[str, Any]:
         url = url.replace("__REFERRAL__", str(made.id))
     if "__ENROLMENT__" in url:
         course = db.session.get(Course, world.ids("course")["course_a"])
-        enrolment = enrol(worker, assessed_referral(worker), course, today=world.today)
+        # The world's course is past the point of completing; enrolling is set-up here.
+        referral = assessed_referral(worker)
+        enrolment = enrol(worker, referral, course, today=world.today, late_start_confirmed=True)
         db.session.commit()
         url = url.replace("__ENROLMENT__", str(enrolment.id))
     if "__SESSION__" in url:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from referrals.auth.models import Role
 from referrals.extensions import db
+from referrals.notifications.models import Notification
 from referrals.notifications.services import notify, unread_count
 from tests import factories
 from tests.conftest import csrf_token, submit
@@ -63,3 +66,28 @@ def test_message_links_never_leave_the_site(login_as, app):
     db.session.commit()
     response = submit(client, f"/messages/{message.id}/open", page="/messages/")
     assert response.headers["Location"] == "/messages/"
+
+
+def test_the_gp_home_counts_every_referral_and_its_messages_open_the_referral(login_as, app):
+    from referrals.intake.lifecycle import Status
+    from referrals.intake.services import transition
+    from tests.intake_helpers import make_referral, nhs_numbers
+
+    practice = factories.make_organisation("gp_practice")
+    gp = factories.make_user(Role.REFERRER, organisation=practice)
+    numbers = nhs_numbers()
+    referrals = [make_referral(gp, practice, nhs=next(numbers)) for _ in range(7)]
+    for referral in referrals[:2]:
+        transition(gp, referral, Status.DECLINED, reason="Not for now")
+    db.session.commit()
+
+    client = login_as(gp)
+    home = client.get("/").get_data(as_text=True)
+    assert "All 7 open and closed referrals from your practice" in home
+    declined = referrals[1]
+    message = next(
+        n for n in db.session.scalars(select(Notification)) if f"R{declined.id} " in n.text
+    )
+    assert f'action="/messages/{message.id}/open"' in home
+    response = submit(client, f"/messages/{message.id}/open", page="/")
+    assert response.headers["Location"] == f"/referrals/{declined.id}"

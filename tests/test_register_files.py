@@ -54,6 +54,7 @@ from referrals.intake.services import record_conversation
 from referrals.intake.validation import format_nhs_number
 from referrals.vocab import ArtForm
 from tests.conftest import csrf_token, submit
+from tests.course_helpers import from_start
 from tests.factories import make_organisation, make_user
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text
 
@@ -159,7 +160,7 @@ def build_world(
             family_name=family,
         )
         record_conversation(link_worker, referral, held_on=start, what_matters="Singing")
-        enrolments.append(enrol(link_worker, referral, course, today=start))
+        enrolments.append(enrol(link_worker, referral, course, today=start, at=from_start(course)))
         referrals.append(referral)
     if referrals:
         referrals[0].patient.access_needs = "Wheelchair user"
@@ -322,12 +323,12 @@ def test_csv_template_round_trips_through_the_parser(app: Any) -> None:
     rows = list(csv.reader(io.StringIO(template.decode("utf-8-sig"))))
     for row, status in zip(rows[1:], ("attended", "apologies", "no_show"), strict=True):
         row[2] = status
-        row[3] = "5"
+        row[3] = "5" if status == "attended" else ""
     filled = io.StringIO()
     csv.writer(filled, lineterminator="\r\n").writerows(rows)
     entries = parse_register_csv(filled.getvalue().encode("utf-8-sig"), world.people)
     assert entries == [
-        RegisterEntry(e.id, status, 5, None, "")
+        RegisterEntry(e.id, status, 5 if status is AttendanceStatus.ATTENDED else None, None, "")
         for e, status in zip(world.enrolments, AttendanceStatus, strict=True)
     ]
 
@@ -637,13 +638,16 @@ def test_parser_accepts_spreadsheet_variations() -> None:
         "\r\n"
         '11,"Lovelace, Ada",Attended, 4 ,10,"Sang, and said:\nlovely"\r\n'
         "12,Bill Bloggs,NO SHOW,,,\r\n"
-        "13,,no-show,0,,  \r\n"
+        "13,,no-show,,,  \r\n"
         ",,,,,\r\n"
     )
     assert parse(text, bom=True) == [
         RegisterEntry(11, AttendanceStatus.ATTENDED, 4, 10, "Sang, and said:\nlovely"),
         RegisterEntry(12, AttendanceStatus.NO_SHOW),
-        RegisterEntry(13, AttendanceStatus.NO_SHOW, 0, None, ""),
+        RegisterEntry(13, AttendanceStatus.NO_SHOW, None, None, ""),
+    ]
+    assert parse(f"{HEADER}\n12,x,attended,0,,\n") == [
+        RegisterEntry(12, AttendanceStatus.ATTENDED, 0)
     ]
     assert parse(f"{HEADER}\n12,x,apologies,,,\n") == [
         RegisterEntry(12, AttendanceStatus.APOLOGIES)
@@ -686,7 +690,7 @@ def test_parser_keeps_line_numbers_across_multi_line_notes() -> None:
         (",Ada,attended,,,", "Line 2: enrolment_id must be a number from the template"),
         ("11,Ada,attended,,", "Line 2: expected 6 columns, found 5"),
         ("11,Ada,attended,,,,", "Line 2: expected 6 columns, found 7"),
-        ("11,Ada,attended,,," + "n" * 1001, "Line 2: note must be 1000 characters or fewer"),
+        ("11,Ada,attended,,," + "n" * 1001, "Line 2: Note must be 1000 characters or fewer"),
     ],
 )
 def test_parser_names_the_line_of_each_problem(row: str, message: str) -> None:
@@ -752,3 +756,138 @@ def test_names_in_error_messages_are_escaped(login_as: Any) -> None:
     assert "<script>alert(1)" not in body
     assert body.count("&lt;script&gt;alert(1)&lt;/script&gt; Evil (enrolment_id") == 2
     assert_nothing_saved(world)
+
+
+# One set of register rules for the screen, the CSV upload and the API ---------------------
+
+
+def screen_form(marks: Sequence[tuple[Enrolment, str, str]]) -> dict[str, str]:
+    """The screen register's fields: each person's status and mood before."""
+    form = {}
+    for enrolment, status, mood in marks:
+        form[f"status-{enrolment.id}"] = status
+        form[f"mood_before-{enrolment.id}"] = mood
+    return form
+
+
+def test_no_channel_records_a_mood_for_someone_who_did_not_come(
+    login_as: Any, api_client: Any
+) -> None:
+    world = build_world()
+    a, b, c = world.enrolments
+    refusal = "Moods are only recorded for people who attended (Cara Jones)"
+
+    rows = good_rows(world)
+    rows[2][3] = "3"  # Cara, marked no show, with a mood
+    response = upload(login_as(world.artist), world.session, csv_bytes(rows))
+    assert response.status_code == 200
+    assert f"Line 4: {refusal}" in page_text(response)
+    assert_nothing_saved(world)
+
+    client, headers = api_client(world.artist)
+    body = {
+        "entries": [
+            {"enrolment_id": a.id, "status": "attended", "mood_before": 4},
+            {"enrolment_id": b.id, "status": "apologies"},
+            {"enrolment_id": c.id, "status": "no_show", "mood_after": 3},
+        ]
+    }
+    response = client.put(
+        f"/api/v1/sessions/{world.session.id}/register", json=body, headers=headers
+    )
+    assert response.status_code == 422
+    assert response.get_json()["errors"] == {"entries.2.mood_after": [refusal]}
+    assert_nothing_saved(world)
+
+    screen = login_as(world.artist)
+    url = f"/sessions/{world.session.id}/register"
+    marks = [(a, "attended", "4"), (b, "apologies", ""), (c, "no_show", "3")]
+    response = submit(screen, url, screen_form(marks))
+    assert response.status_code == 200
+    assert refusal in page_text(response)
+    assert_nothing_saved(world)
+
+
+def test_an_upload_counts_the_people_in_the_file(login_as: Any) -> None:
+    world = build_world(names=[*NAMES, ("Dan", "Smith")])
+    a, b, c, d = world.enrolments
+    artist = login_as(world.artist)
+    marks = [(a, "attended", ""), (b, "attended", ""), (c, "attended", ""), (d, "apologies", "")]
+    assert (
+        submit(artist, f"/sessions/{world.session.id}/register", screen_form(marks)).status_code
+        == 302
+    )
+
+    rows = [[a.id, "", "attended", "4", "7", ""], [b.id, "", "apologies", "", "", ""]]
+    rows.append([c.id, "", "no_show", "", "", ""])
+    response = upload(artist, world.session, csv_bytes(rows))
+    assert response.status_code == 302
+    followed = page_text(artist.get(response.headers["Location"]))
+    assert "Register uploaded: 3 people recorded" in followed
+    assert "4 people" not in followed
+    db.session.expire_all()
+    kept = db.session.scalar(select(Attendance).where(Attendance.enrolment_id == d.id))
+    assert kept is not None and kept.status is AttendanceStatus.APOLOGIES
+
+
+def enrol_newcomer(world: World, *, at: datetime) -> Enrolment:
+    """Someone who joins the course at `at`, after its earlier sessions."""
+    link_worker = make_user(Role.LINK_WORKER)
+    practice = world.referrals[0].gp_practice
+    referral = make_referral(
+        link_worker,
+        practice,
+        nhs=next(_NHS_NUMBERS),
+        today=london_today(),
+        given_name="Nina",
+        family_name="Newcomer",
+    )
+    record_conversation(link_worker, referral, held_on=london_today(), what_matters="Singing")
+    enrolment = enrol(link_worker, referral, world.course, today=london_today(), at=at)
+    db.session.commit()
+    return enrolment
+
+
+def test_an_old_register_lists_who_was_on_the_course_that_day(
+    login_as: Any, api_client: Any
+) -> None:
+    today = london_today()
+    world = build_world(first_session=today - timedelta(days=7))
+    a, b, c = world.enrolments
+    artist = login_as(world.artist)
+    url = f"/sessions/{world.session.id}/register"
+    marks = [(a, "attended", "5"), (b, "apologies", ""), (c, "no_show", "")]
+    assert submit(artist, url, screen_form(marks)).status_code == 302
+    newcomer = enrol_newcomer(world, at=datetime.combine(today, time(9), tzinfo=LONDON))
+
+    page = page_text(artist.get(url))
+    assert "Ada Lovelace" in page and "Nina Newcomer" not in page
+    # Re-opened and saved again without the newcomer: accepted.
+    marks[2] = (c, "attended", "6")
+    assert submit(artist, url, screen_form(marks)).status_code == 302
+    db.session.expire_all()
+    assert (
+        db.session.scalar(
+            select(Attendance.status).where(
+                Attendance.session_id == world.session.id, Attendance.enrolment_id == c.id
+            )
+        )
+        is AttendanceStatus.ATTENDED
+    )
+    template = artist.get(f"{url}.csv").get_data(as_text=True)
+    assert "Nina Newcomer" not in template and "Ada Lovelace" in template
+    client, headers = api_client(world.artist)
+    listed = client.get(f"/api/v1{url}", headers=headers).get_json()["entries"]
+    assert [entry["enrolment_id"] for entry in listed] == [a.id, b.id, c.id]
+    # A register naming the newcomer for a session before they joined is refused.
+    response = client.put(
+        f"/api/v1{url}",
+        json={"entries": [{"enrolment_id": newcomer.id, "status": "attended"}]},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert "entries.0.enrolment_id" in response.get_json()["errors"]
+
+    # Today's session, after they joined, lists them.
+    today_session = next(s for s in world.course.sessions if s.date == today)
+    assert "Nina Newcomer" in page_text(artist.get(f"/sessions/{today_session.id}/register"))

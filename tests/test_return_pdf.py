@@ -41,7 +41,7 @@ from referrals.reports.periods import Period, periods_between
 from referrals.reports.services import make_return, regenerate_return
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
-from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.course_helpers import assessed_referral, from_start, make_contract, make_course
 from tests.intake_helpers import pdf_fonts, pdf_text
 
 TODAY = date(2026, 6, 15)  # every month up to May 2026 has finished
@@ -113,7 +113,9 @@ def _run_course(
         )
         patient = referral.patient
         scheme.patients.append((patient.given_name, patient.family_name, patient.nhs_number))
-        enrolments.append(enrol(link_worker, referral, course, today=received))
+        enrolments.append(
+            enrol(link_worker, referral, course, today=received, at=from_start(course))
+        )
     sessions = _sessions(course)
     if wellbeing:
         for enrolment in enrolments[: people - stoppers]:
@@ -123,14 +125,9 @@ def _run_course(
             )  # fmt: skip
     for number, session in enumerate(sessions):
         entries = [
-            RegisterEntry(
-                enrolment.id,
-                AttendanceStatus.NO_SHOW
-                if index >= people - stoppers and number >= len(sessions) // 2
-                else AttendanceStatus.ATTENDED,
-                mood_before=5,
-                mood_after=7,
-            )
+            RegisterEntry(enrolment.id, AttendanceStatus.NO_SHOW)
+            if index >= people - stoppers and number >= len(sessions) // 2
+            else RegisterEntry(enrolment.id, AttendanceStatus.ATTENDED, 5, 7)
             for index, enrolment in enumerate(enrolments)
         ]
         save_register(scheme.admin, session, entries, today=session.date)

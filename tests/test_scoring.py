@@ -274,3 +274,23 @@ def test_item_labels_use_complete_licensed_wording() -> None:
 def test_item_labels_ignore_incomplete_wording(wording: object) -> None:
     labels = item_labels(Instrument.SWEMWBS, {"SWEMWBS": wording})  # type: ignore[dict-item]
     assert labels == [f"Item {n}" for n in range(1, 8)]
+
+
+def test_the_timepoint_follows_from_where_the_person_is_on_the_course():
+    from datetime import date, timedelta
+
+    from referrals.outcomes.timepoints import CourseDays, timepoint_for, timepoint_problem
+
+    sessions = [date(2026, 3, 3) + timedelta(weeks=n) for n in range(10)]
+    days = CourseDays(sessions, attended=sessions[:3])
+    assert timepoint_for(sessions[0], days) is Timepoint.BASELINE
+    assert timepoint_for(sessions[3], days) is None  # session 4 of 10: mid-course
+    assert "session 4 of 10" in (timepoint_problem(Timepoint.END, sessions[3], days) or "")
+    assert timepoint_for(sessions[-1], days) is Timepoint.END
+    assert timepoint_for(sessions[-1] + timedelta(weeks=7), days) is Timepoint.END
+    assert timepoint_for(sessions[-1] + timedelta(weeks=8), days) is Timepoint.FOLLOW_UP
+    assert timepoint_problem(Timepoint.FOLLOW_UP, sessions[-1] + timedelta(weeks=13), days) is None
+    # Someone whose first session was the fifth has their baseline then.
+    joined_late = CourseDays(sessions, attended=sessions[4:])
+    assert timepoint_for(sessions[4], joined_late) is Timepoint.BASELINE
+    assert timepoint_problem(Timepoint.BASELINE, sessions[5], joined_late) is not None

@@ -28,7 +28,7 @@ from referrals.notifications.services import notify
 from referrals.reports.periods import Period
 from referrals.reports.services import make_return
 from tests import factories
-from tests.course_helpers import make_contract, make_course, make_venue
+from tests.course_helpers import from_start, make_contract, make_course, make_venue
 from tests.intake_helpers import make_referral
 
 LONDON = ZoneInfo("Europe/London")
@@ -201,11 +201,12 @@ def build_world() -> World:
         "ref_x": _referral(link_worker, org["gp_b"], PEOPLE["ref_x"], today),
         "ref_w": _referral(link_worker, org["gp_a"], PEOPLE["ref_w"], today),
     }
+    joined = from_start(course_a)  # both courses start together: on all their registers
     enrolments = {
-        "enr_a": enrol(link_worker, referrals["ref_a"], course_a, today=today),
-        "enr_b": enrol(link_worker, referrals["ref_b"], course_b, today=today),
-        "enr_x": enrol(link_worker, referrals["ref_x"], course_a, today=today),
-        "enr_w": enrol(link_worker, referrals["ref_w"], course_a, today=today),
+        "enr_a": enrol(link_worker, referrals["ref_a"], course_a, today=today, at=joined),
+        "enr_b": enrol(link_worker, referrals["ref_b"], course_b, today=today, at=joined),
+        "enr_x": enrol(link_worker, referrals["ref_x"], course_a, today=today, at=joined),
+        "enr_w": enrol(link_worker, referrals["ref_w"], course_a, today=today, at=joined),
     }
     withdraw(link_worker, enrolments["enr_w"], "Moved away", today=today)
     db.session.flush()

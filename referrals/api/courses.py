@@ -50,6 +50,7 @@ from referrals.courses.models import (
     Venue,
 )
 from referrals.courses.presenters import participant_fee
+from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule
 from referrals.courses.schedule import validate as schedule_errors
 from referrals.courses.scope import (
@@ -64,7 +65,6 @@ from referrals.courses.services import (
     ContractFields,
     CourseFields,
     CourseRuleBroken,
-    RegisterEntry,
     RegisterRefused,
     VenueFields,
     can_edit_register,
@@ -112,11 +112,9 @@ TARGET_MAX = 1_000_000_000
 TITLE_MAX = 200
 TEXT_MAX = 4000
 ADDRESS_MAX = 1000
-NOTE_MAX = 1000
 CAPACITY_MAX = 1000
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
 AGE_MAX = 120
-MOOD_MIN, MOOD_MAX = 0, 10
 REGISTER_ENTRIES_MAX = 500
 ITEMS_MAX = 100
 MAX_ID = 2**31 - 1
@@ -445,7 +443,17 @@ register_schema(
         "type": "object",
         "additionalProperties": False,
         "required": ["referral_id"],
-        "properties": {"referral_id": {**_ID, "description": "An assessed referral"}},
+        "properties": {
+            "referral_id": {**_ID, "description": "An assessed referral"},
+            "late_start_confirmed": {
+                "type": "boolean",
+                "default": False,
+                "description": (
+                    "Needed when so few sessions are left that the person cannot complete the "
+                    "course: they have been told, and want to join"
+                ),
+            },
+        },
     },
 )
 register_schema(
@@ -1539,7 +1547,8 @@ def _enrolment_or_404(enrolment_id: int) -> Enrolment:
         404: _NOT_FOUND,
         409: _conflict(
             "The course rules refuse it (not assessed, already on a course, outside the age "
-            "range, course finished); `errors` names the field"
+            "range, course finished, too late to complete without `late_start_confirmed`); "
+            "`errors` names the field"
         ),
         422: _INVALID,
     },
@@ -1548,8 +1557,11 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
     course = _course_or_404(course_id)
     errors: dict[str, list[str]] = {}
     fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"referral_id"}))
+    fields.refuse_unknown(frozenset({"referral_id", "late_start_confirmed"}))
     referral_id = fields.identifier("referral_id", required="Give the referral to enrol")
+    late_start_confirmed = fields.data.get("late_start_confirmed", False)
+    if not isinstance(late_start_confirmed, bool):
+        fields.fail("late_start_confirmed", "Must be true or false")
     referral = None
     if referral_id is not None:
         # Not locked here: enrol() locks the course and then the referral, in that order.
@@ -1562,7 +1574,13 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
         raise validation_problem(errors)
     assert referral is not None
     try:
-        enrolment = enrol(current_user, referral, course, today=today())
+        enrolment = enrol(
+            current_user,
+            referral,
+            course,
+            today=today(),
+            late_start_confirmed=late_start_confirmed is True,
+        )
     except CourseRuleBroken as broken:
         raise _rule_problem(broken) from broken
     except TransitionRefused as refused:

@@ -1311,7 +1311,7 @@ class _SchemeYear:
                     course=run.plan.title,
                     seq=seq,
                 )
-                self._end(run, place, artist, person)
+                self._end(run, place, artist, person, at)
             elif not place.leaving:
                 place.leaving = True
                 day = add_working_days(at.date(), rng.randint(2, 8))
@@ -1442,14 +1442,17 @@ class _SchemeYear:
                 place.baseline_wemwbs,
             )
 
-    def _end(self, run: _Run, place: _Place, artist: str, person: _Person) -> None:
-        """At the last session they came to; and for some, a follow-up three months on."""
+    def _end(
+        self, run: _Run, place: _Place, artist: str, person: _Person, completed: datetime
+    ) -> None:
+        """At the course's last session (when it `completed`: the end questionnaire's day);
+        and for some, a follow-up three months on."""
         rng = self.rng
         if place.baseline is None or place.last_attended is None or rng.random() >= 0.9:
             return
         sequence = place.last_attended
         end = _clip(place.baseline + person.change, 7, 35)
-        at = _session_end(run.plan, sequence) - timedelta(minutes=10)
+        at = completed - timedelta(minutes=10)
         self._questionnaire(
             run, sequence, place, artist, Instrument.SWEMWBS, Timepoint.END, end, at=at
         )

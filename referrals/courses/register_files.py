@@ -36,11 +36,20 @@ from referrals.audit import record, record_now
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment, SessionStatus
+from referrals.courses.register_rules import (
+    MOOD_FIELDS,
+    MOOD_MAX,
+    MOOD_MIN,
+    MoodUnreadable,
+    RegisterEntry,
+    entry_problems,
+    parse_mood,
+    recorded_text,
+)
 from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
     CourseRuleBroken,
-    RegisterEntry,
     RegisterRefused,
     can_edit_register,
     register_enrolments,
@@ -72,7 +81,6 @@ REGISTER_ROLES = (Role.ARTIST, Role.ADMIN)
 CSV_HEADER = ("enrolment_id", "name", "status", "mood_before", "mood_after", "note")
 MAX_CSV_BYTES = 100 * 1024
 MAX_CSV_ROWS = 200
-MAX_NOTE_CHARS = 1000
 _STATUS_WORDS = {
     "attended": AttendanceStatus.ATTENDED,
     "apologies": AttendanceStatus.APOLOGIES,
@@ -80,7 +88,6 @@ _STATUS_WORDS = {
     "no show": AttendanceStatus.NO_SHOW,
     "no-show": AttendanceStatus.NO_SHOW,
 }
-_MOOD = re.compile(r"^[0-9]{1,2}$")
 _ENROLMENT_ID = re.compile(r"^[0-9]{1,9}$")
 
 
@@ -295,16 +302,6 @@ def _parse_status(text: str) -> AttendanceStatus | None:
     return _STATUS_WORDS.get(" ".join(text.lower().split()))
 
 
-def _parse_mood(text: str) -> int | str | None:
-    """The mood as a number, None when blank, or the text when it is not a mood."""
-    value = text.strip()
-    if not value:
-        return None
-    if _MOOD.match(value) and int(value) <= 10:
-        return int(value)
-    return value
-
-
 def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
@@ -410,24 +407,27 @@ def _parse_row(
     if status is None:
         errors.append(f"Line {line}: status must be attended, apologies or no_show")
     moods: dict[str, int | None] = {}
-    for column, raw in (("mood_before", raw_before), ("mood_after", raw_after)):
-        value = _parse_mood(raw)
-        if isinstance(value, str):
-            errors.append(f"Line {line}: {column} must be empty or a whole number from 0 to 10")
-        else:
-            moods[column] = value
+    for column, raw in zip(MOOD_FIELDS, (raw_before, raw_after), strict=True):
+        try:
+            moods[column] = parse_mood(raw)
+        except MoodUnreadable:
+            errors.append(
+                f"Line {line}: {column} must be empty or a whole number from "
+                f"{MOOD_MIN} to {MOOD_MAX}"
+            )
     note = note.strip()
-    if len(note) > MAX_NOTE_CHARS:
-        errors.append(f"Line {line}: note must be {MAX_NOTE_CHARS} characters or fewer")
     if errors or enrolment_id is None or status is None:
         return errors, None
-    return errors, RegisterEntry(
+    entry = RegisterEntry(
         enrolment_id=enrolment_id,
         status=status,
         mood_before=moods["mood_before"],
         mood_after=moods["mood_after"],
         note=note,
     )
+    # The register rules, line by line, so that every problem in the file is named at once.
+    problems = entry_problems([entry], {enrolment_id: allowed[enrolment_id]})
+    return [f"Line {line}: {m}" for ms in problems.values() for m in ms], entry
 
 
 def parse_register_csv(
@@ -535,10 +535,8 @@ def register_upload(session_id: int) -> ResponseReturnValue:
                 raise RegisterCsvInvalid(["The selected file must be a CSV"])
             people = {e.id: e.referral.patient.full_name for e in _register_people(session)}
             lines = parse_register_lines(_read_upload(upload), people)
-            saved = save_register(
-                current_user, session, [item.entry for item in lines], today=today
-            )
-            record(current_user, "register.uploaded", session, entries=len(saved.attendance))
+            save_register(current_user, session, [item.entry for item in lines], today=today)
+            record(current_user, "register.uploaded", session, entries=len(lines))
         except RegisterCsvInvalid as error:
             db.session.rollback()
             errors = error.errors
@@ -550,9 +548,7 @@ def register_upload(session_id: int) -> ResponseReturnValue:
             errors = [str(error)]
         else:
             db.session.commit()
-            recorded = len(saved.attendance)
-            people_text = "1 person" if recorded == 1 else f"{recorded} people"
-            flash(f"Register uploaded: {people_text} recorded", "success")
+            flash(f"Register uploaded: {recorded_text(len(lines))} recorded", "success")
             return redirect(
                 _register_page_url(session)
                 or url_for("courses.register_upload", session_id=session.id)

@@ -6,15 +6,13 @@ Each takes explicit arguments, writes its audit entry and leaves the commit to t
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from referrals import dates
@@ -32,6 +30,8 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.progress import SessionsLeft, completion_threshold
+from referrals.courses.register_rules import RegisterEntry, entry_problems, on_register_until
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
 from referrals.extensions import db
@@ -42,12 +42,12 @@ from referrals.intake.validation import age_on
 from referrals.notifications.services import notify
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
 CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term
-COMPLETION_SHARE = Decimal("0.75")
 
 
 class CourseRuleBroken(ValueError):
@@ -321,8 +321,39 @@ def enrolled_count(course: Course) -> int:
     )
 
 
+@dataclass(frozen=True)
+class Places:
+    """A course's places as everyone sees them, counted from all its enrolments."""
+
+    capacity: int
+    enrolled: int
+    waiting: int
+
+    @property
+    def left(self) -> int:
+        return max(0, self.capacity - self.enrolled)
+
+
+def course_places(course: Course) -> Places:
+    counts = dict(
+        db.session.execute(
+            select(Enrolment.status, func.count())
+            .where(
+                Enrolment.course_id == course.id,
+                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED)),
+            )
+            .group_by(Enrolment.status)
+        ).all()
+    )
+    return Places(
+        course.capacity,
+        counts.get(EnrolmentStatus.ENROLLED, 0),
+        counts.get(EnrolmentStatus.WAITLISTED, 0),
+    )
+
+
 def places_left(course: Course) -> int:
-    return max(0, course.capacity - enrolled_count(course))
+    return course_places(course).left
 
 
 def waitlist_position(enrolment: Enrolment) -> int | None:
@@ -357,10 +388,39 @@ def _lock_course(course: Course, referral: Referral | None = None) -> None:
         db.session.refresh(referral)  # its status as the lock holder left it
 
 
+def sessions_left(course_ids: Collection[int], today: date) -> dict[int, SessionsLeft]:
+    """Each course's sessions (not cancelled) and those still to come, in one query."""
+    to_come = (CourseSession.date >= today) & (CourseSession.status == SessionStatus.PLANNED)
+    rows = db.session.execute(
+        select(
+            CourseSession.course_id,
+            func.count(),
+            func.count(case((to_come, CourseSession.id))),
+        )
+        .where(
+            CourseSession.course_id.in_(course_ids),
+            CourseSession.status != SessionStatus.CANCELLED,
+        )
+        .group_by(CourseSession.course_id)
+    )
+    found = {course_id: SessionsLeft(left, total) for course_id, total, left in rows}
+    return {course_id: found.get(course_id, SessionsLeft(0, 0)) for course_id in course_ids}
+
+
 def enrol(
-    actor: User, referral: Referral, course: Course, *, today: date, at: datetime | None = None
+    actor: User,
+    referral: Referral,
+    course: Course,
+    *,
+    today: date,
+    at: datetime | None = None,
+    late_start_confirmed: bool = False,
 ) -> Enrolment:
-    """Place an assessed referral on a course, or on its waiting list when it is full."""
+    """Place an assessed referral on a course, or on its waiting list when it is full.
+
+    A course too far gone for the person to complete is refused unless the late start is
+    confirmed: the person enrolling has been told, and says so.
+    """
     _lock_course(course, referral)
     at = at or utcnow()
     if referral.status is not Status.ASSESSED:
@@ -389,6 +449,12 @@ def enrol(
     end = course_end(course.id)
     if end is not None and end < today:
         raise CourseRuleBroken("This course has finished", "course_id")
+    progress = sessions_left([course.id], today)[course.id]
+    if progress.too_late_to_complete and not late_start_confirmed:
+        raise CourseRuleBroken(
+            f"{progress.warning()}. Confirm the late start to enrol anyway",
+            "late_start_confirmed",
+        )
 
     enrolment = db.session.scalar(
         select(Enrolment).where(
@@ -549,15 +615,6 @@ def _fill_from_waiting_list(actor: Any, course: Course) -> list[Enrolment]:
 # Registers -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class RegisterEntry:
-    enrolment_id: int
-    status: AttendanceStatus
-    mood_before: int | None = None
-    mood_after: int | None = None
-    note: str = ""
-
-
 class RegisterRefused(CourseRuleBroken):
     """A register that cannot be saved; `errors` maps entry fields to messages."""
 
@@ -567,14 +624,21 @@ class RegisterRefused(CourseRuleBroken):
 
 
 def register_enrolments(session: CourseSession) -> list[Enrolment]:
-    """The people a register lists: enrolled or completed, plus anyone already marked."""
+    """The people a register lists: those on the course (enrolled or completed) who had joined
+    it by the session's day, plus anyone already marked at it."""
     marked = select(Attendance.enrolment_id).where(Attendance.session_id == session.id)
+    joined_by_then = Enrolment.enrolled_at.is_(None) | (
+        Enrolment.enrolled_at < on_register_until(session.date)
+    )
     return list(
         db.session.scalars(
             select(Enrolment)
             .where(
                 Enrolment.course_id == session.course_id,
-                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED))
+                and_(
+                    Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+                    joined_by_then,
+                )
                 | Enrolment.id.in_(marked),
             )
             .options(selectinload(Enrolment.referral).selectinload(Referral.patient))
@@ -615,20 +679,7 @@ def save_register(
             "Ask an admin to correct it"
         )
     allowed = {e.id: e for e in register_enrolments(session)}
-    errors: dict[str, list[str]] = {}
-    seen: set[int] = set()
-    for index, entry in enumerate(entries):
-        if entry.enrolment_id not in allowed:
-            errors[f"entries.{index}.enrolment_id"] = ["This person is not enrolled on the course"]
-        elif entry.enrolment_id in seen:
-            errors[f"entries.{index}.enrolment_id"] = ["This person is listed twice"]
-        seen.add(entry.enrolment_id)
-        for name in ("mood_before", "mood_after"):
-            value = getattr(entry, name)
-            if value is not None and not (isinstance(value, int) and 0 <= value <= 10):
-                errors[f"entries.{index}.{name}"] = ["Mood must be a whole number from 0 to 10"]
-        if len(entry.note) > 1000:
-            errors[f"entries.{index}.note"] = ["Note must be 1000 characters or fewer"]
+    errors = entry_problems(entries, {e.id: e.referral.patient.full_name for e in allowed.values()})
     if errors:
         raise RegisterRefused("The register has problems; nothing was saved", errors)
 
@@ -720,11 +771,6 @@ def attendance_counts(course_id: int) -> tuple[int, dict[int, int]]:
     return delivered, attended
 
 
-def completion_threshold(delivered_sessions: int) -> int:
-    """Attended sessions needed to complete: 75% of delivered sessions, rounded up (KPI B7)."""
-    return math.ceil(Decimal(delivered_sessions) * COMPLETION_SHARE)
-
-
 def complete_course(actor: Any, course: Course, *, today: date) -> list[Enrolment]:
     """At the course end, mark who completed it and send the message back for each."""
     delivered, attended = attendance_counts(course.id)
@@ -755,6 +801,31 @@ def complete_course(actor: Any, course: Course, *, today: date) -> list[Enrolmen
 # Wellbeing -----------------------------------------------------------------------------
 
 
+def course_days(enrolments: Sequence[Enrolment]) -> dict[int, CourseDays]:
+    """The days that decide each enrolment's questionnaire timepoints, in two queries."""
+    sessions: dict[int, list[date]] = {}
+    for course_id, day in db.session.execute(
+        select(CourseSession.course_id, CourseSession.date).where(
+            CourseSession.course_id.in_({e.course_id for e in enrolments}),
+            CourseSession.status != SessionStatus.CANCELLED,
+        )
+    ):
+        sessions.setdefault(course_id, []).append(day)
+    attended: dict[int, list[date]] = {}
+    for enrolment_id, day in db.session.execute(
+        select(Attendance.enrolment_id, CourseSession.date)
+        .join(CourseSession, CourseSession.id == Attendance.session_id)
+        .where(
+            Attendance.enrolment_id.in_([e.id for e in enrolments]),
+            Attendance.status == AttendanceStatus.ATTENDED,
+        )
+    ):
+        attended.setdefault(enrolment_id, []).append(day)
+    return {
+        e.id: CourseDays(sessions.get(e.course_id, []), attended.get(e.id, [])) for e in enrolments
+    }
+
+
 def record_wellbeing(
     actor: User,
     enrolment: Enrolment,
@@ -765,9 +836,14 @@ def record_wellbeing(
     recorded_on: date,
     today: date,
 ) -> WellbeingAssessment:
-    """Score and store a questionnaire. Raises InvalidScores for bad answers."""
+    """Score and store a questionnaire. Raises InvalidScores for bad answers, and
+    CourseRuleBroken for a date out of bounds or a timepoint the person's course does not allow
+    on that date."""
     with _dates_checked():
         dates.check_recorded(recorded_on, today)
+    problem = timepoint_problem(timepoint, recorded_on, course_days([enrolment])[enrolment.id])
+    if problem is not None:
+        raise CourseRuleBroken(problem, "timepoint")
     result = score(instrument, items)
     assessment = WellbeingAssessment(
         enrolment_id=enrolment.id,

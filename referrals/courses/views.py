@@ -10,7 +10,6 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from wtforms import RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -32,34 +31,44 @@ from referrals.courses.queries import (
     register_counts,
     sessions_for_user,
 )
+from referrals.courses.register_rules import (
+    MOOD_FIELDS,
+    MoodUnreadable,
+    RegisterEntry,
+    parse_mood,
+)
 from referrals.courses.scope import (
     get_course_or_404,
     get_enrolment_or_404,
     get_register_session_or_404,
+    scoped_enrolments,
     sees_contract_cost,
 )
 from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
     CourseRuleBroken,
-    RegisterEntry,
     RegisterRefused,
     attendance_counts,
     can_edit_register,
     cancel_session,
+    course_days,
+    course_places,
     enrol,
     move_session,
     record_wellbeing,
     register_enrolments,
     save_register,
+    sessions_left,
     waitlist_position,
     withdraw,
 )
 from referrals.extensions import db
-from referrals.forms import Form, UKDateField, has_control_characters
+from referrals.forms import Form, UKDateField
 from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
+from referrals.outcomes.timepoints import timepoint_for
 from referrals.pagination import Page
 from referrals.security import STAFF, allow
 from referrals.vocab import ArtForm, Pathway
@@ -101,6 +110,7 @@ def directory() -> ResponseReturnValue:
     if referral_id is not None and current_user.role in MATCHING:
         referral = get_referral_or_404(referral_id, current_user)
     page = Page.from_request(directory_query(current_user, filters, today()), scalars=False)
+    progress = sessions_left([row[0].id for row in page.items], today())
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template(
         "courses/directory.html",
@@ -111,6 +121,7 @@ def directory() -> ResponseReturnValue:
         Pathway=Pathway,
         weekdays=WEEKDAYS,
         query_args=args,
+        progress=progress,
         today=today(),
     )
 
@@ -122,14 +133,16 @@ def course(course_id: int) -> ResponseReturnValue:
     sees_people = current_user.role in MATCHING or current_user.role == Role.ARTIST
     enrolments: list[Enrolment] = []
     if sees_people:
+        # Names through the viewer's scope; the counts below come from every enrolment.
         enrolments = list(
             db.session.scalars(
-                select(Enrolment)
+                scoped_enrolments(current_user)
                 .where(Enrolment.course_id == item.id)
                 .options(selectinload(Enrolment.referral))
                 .order_by(Enrolment.waitlisted_at.is_(None), Enrolment.waitlisted_at, Enrolment.id)
             )
         )
+    places = course_places(item)
     delivered, attended = attendance_counts(item.id)
     referral = None
     referral_id = parse_id(request.args.get("referral", ""))
@@ -146,7 +159,8 @@ def course(course_id: int) -> ResponseReturnValue:
         completed=[e for e in enrolments if e.status is EnrolmentStatus.COMPLETED],
         waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
         sees_waiting_list=current_user.role in MATCHING,
-        places_left=max(0, item.capacity - len(enrolled)),
+        places=places,
+        progress=sessions_left([item.id], today())[item.id],
         sees_people=sees_people,
         sees_cost=sees_contract_cost(current_user),
         can_manage_sessions=current_user.role == Role.ADMIN
@@ -167,7 +181,13 @@ def enrol_referral(course_id: int) -> ResponseReturnValue:
         abort(400)
     referral = get_referral_or_404(referral_id, current_user)
     try:
-        enrolment = enrol(current_user, referral, item, today=today())
+        enrolment = enrol(
+            current_user,
+            referral,
+            item,
+            today=today(),
+            late_start_confirmed=request.form.get("late_start_confirmed") == "1",
+        )
     except CourseRuleBroken as error:
         db.session.rollback()
         flash(str(error), "error")
@@ -240,13 +260,17 @@ def sessions() -> ResponseReturnValue:
 
 def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
     existing = {a.enrolment_id: a for a in session.attendance}
+    enrolments = register_enrolments(session)
+    days = course_days(enrolments)
     rows = []
-    for enrolment in register_enrolments(session):
+    for enrolment in enrolments:
         mark = existing.get(enrolment.id)
         rows.append(
             {
                 "enrolment": enrolment,
                 "patient": enrolment.referral.patient,
+                # The questionnaire this session calls for, if any (none mid-course).
+                "timepoint": timepoint_for(session.date, days[enrolment.id]),
                 "status": mark.status.value if mark else "",
                 "mood_before": "" if mark is None or mark.mood_before is None else mark.mood_before,
                 "mood_after": "" if mark is None or mark.mood_after is None else mark.mood_after,
@@ -257,7 +281,11 @@ def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
 
 
 def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry], dict[str, str]]:
-    """Read each person's marks; return the entries and field errors keyed by input name."""
+    """Read each person's marks; return the entries and reading errors keyed by input name.
+
+    Only reading is done here; the register rules are checked by the service, as for a CSV
+    upload or the API.
+    """
     entries, errors = [], {}
     form = request.form
     for row in rows:
@@ -266,41 +294,44 @@ def _entries_from_form(rows: list[dict[str, Any]]) -> tuple[list[RegisterEntry],
         status = form.get(f"status-{eid}", "")
         row["status"] = status if status in AttendanceStatus._value2member_map_ else ""
         moods: dict[str, int | None] = {}
-        for key in ("mood_before", "mood_after"):
-            raw = form.get(f"{key}-{eid}", "").strip()
-            row[key] = raw
-            if raw == "":
+        for key in MOOD_FIELDS:
+            raw = form.get(f"{key}-{eid}", "")
+            row[key] = raw.strip()
+            try:
+                moods[key] = parse_mood(raw)
+            except MoodUnreadable as error:
+                errors[f"{key}-{eid}"] = f"{error} ({name})"
                 moods[key] = None
-            elif raw.isascii() and raw.isdigit() and 0 <= int(raw) <= 10:
-                moods[key] = int(raw)
-            else:
-                errors[f"{key}-{eid}"] = f"Mood for {name} must be a number from 0 to 10"
-                moods[key] = None
-        note = form.get(f"note-{eid}", "")
-        row["note"] = note
-        if len(note) > 1000:
-            errors[f"note-{eid}"] = f"Note for {name} must be 1000 characters or fewer"
-        elif has_control_characters(note):
-            errors[f"note-{eid}"] = f"Note for {name} must not contain control characters"
+        row["note"] = form.get(f"note-{eid}", "")
         if not row["status"]:
             errors[f"status-{eid}"] = f"Choose attended, apologies or no show for {name}"
             continue
-        if row["status"] != "attended" and (
-            moods["mood_before"] is not None or moods["mood_after"] is not None
-        ):
-            errors[f"mood_before-{eid}"] = (
-                f"Moods are only recorded for people who attended ({name})"
-            )
         entries.append(
             RegisterEntry(
                 eid,
                 AttendanceStatus(row["status"]),
                 moods["mood_before"],
                 moods["mood_after"],
-                note,
+                row["note"],
             )
         )
     return entries, errors
+
+
+def _field_errors(
+    refused: RegisterRefused, entries: list[RegisterEntry]
+) -> tuple[dict[str, str], list[str]]:
+    """The service's refusal shown at each person's fields, and what belongs to no field."""
+    at_fields: dict[str, str] = {}
+    general: list[str] = [str(refused)]
+    for key, messages in refused.errors.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) < len(entries):
+            field = "status" if parts[2] == "enrolment_id" else parts[2]
+            at_fields[f"{field}-{entries[int(parts[1])].enrolment_id}"] = " ".join(messages)
+        else:
+            general += messages
+    return at_fields, general
 
 
 def _completion_message(names: list[str]) -> str:
@@ -330,7 +361,7 @@ def register(session_id: int) -> ResponseReturnValue:
                 saved = save_register(current_user, session, entries, today=day)
             except RegisterRefused as error:
                 db.session.rollback()
-                general = [str(error), *[m for ms in error.errors.values() for m in ms]]
+                errors, general = _field_errors(error, entries)
             else:
                 db.session.commit()
                 attended = sum(e.status is AttendanceStatus.ATTENDED for e in entries)
@@ -446,10 +477,17 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
     instrument = Instrument(raw_instrument)
     labels = item_labels(instrument, current_app.config.get("WELLBEING_ITEM_WORDING"))
     form: Any = _wellbeing_form(instrument, labels)
+    mid_course = False
     if request.method == "GET":
-        form.recorded_on.data = today()
-        if request.args.get("timepoint") in Timepoint._value2member_map_:
-            form.timepoint.data = request.args["timepoint"]
+        # From a register, the questionnaire is dated the session's day; the timepoint is the
+        # one the course calls for on that day.
+        session_id = parse_id(request.args.get("session", ""))
+        at_session = db.session.get(CourseSession, session_id) if session_id else None
+        on_register = at_session is not None and at_session.course_id == enrolment.course_id
+        form.recorded_on.data = at_session.date if at_session and on_register else today()
+        timepoint = timepoint_for(form.recorded_on.data, course_days([enrolment])[enrolment.id])
+        form.timepoint.data = timepoint.value if timepoint else None
+        mid_course = timepoint is None
     if form.validate_on_submit():
         recorded_on = form.recorded_on.data or today()
         items = [int(getattr(form, f"item_{n}").data) for n in range(1, len(labels) + 1)]
@@ -468,7 +506,8 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
             form.form_errors.extend(m for ms in error.errors.values() for m in ms)
         except CourseRuleBroken as error:
             db.session.rollback()
-            form.recorded_on.errors = [str(error)]
+            field = form.timepoint if error.field == "timepoint" else form.recorded_on
+            field.errors = [str(error)]
         else:
             db.session.commit()
             flash(f"{instrument.value} recorded: score {assessment.metric_score}", "success")
@@ -480,6 +519,7 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
         instrument=instrument,
         instruments=list(Instrument),
         item_fields=[getattr(form, f"item_{n}") for n in range(1, len(labels) + 1)],
+        mid_course=mid_course,
         page_has_errors=bool(form.errors),
     )
 

@@ -22,7 +22,7 @@ from referrals.intake.lifecycle import (
     SNOMED_SOCIAL_PRESCRIBING_DECLINED,
     Status,
 )
-from referrals.intake.models import Referral
+from referrals.intake.models import Referral, ReferralTransition
 from referrals.intake.validation import format_nhs_number
 
 LONDON = ZoneInfo("Europe/London")
@@ -99,6 +99,7 @@ class MessageBack:
     headline: str
     summary: OutcomeSummary
     code: str | None  # SNOMED CT code to record in the GP record
+    sent_on: date  # the day of the move the message reports
 
     @property
     def code_term(self) -> str:
@@ -110,23 +111,31 @@ def message_back(referral: Referral) -> MessageBack | None:
     event = letter_event(referral)
     if event is None:
         return None
+    step = _reported_step(referral, event)
     return MessageBack(
-        _headline(referral, event), outcome_summary(referral), _code_to_record(referral)
+        _headline(referral, event),
+        outcome_summary(referral),
+        # A code only where the move recorded one (`snomed_code_for`): accepting support at
+        # the first interaction, or declining. Completing a course records none.
+        step.snomed_code if step is not None else None,
+        step.at.astimezone(LONDON).date() if step is not None else _today(),
     )
 
 
-def _code_to_record(referral: Referral) -> str | None:
-    if referral.status is Status.DECLINED:
-        return SNOMED_SOCIAL_PRESCRIBING_DECLINED
-    if referral.snomed_code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING or referral.status in (
-        Status.COMPLETED,
-        Status.STARTED,
-        Status.ENROLLED,
-        Status.WAITLISTED,
-        Status.ASSESSED,
-    ):
-        return SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING
+def _reported_step(referral: Referral, event: str) -> ReferralTransition | None:
+    """The move the message back reports: the latest that accepted support, or that reached
+    the current status."""
+    for step in reversed(referral.transitions):
+        if event == "accepted":
+            if step.snomed_code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING:
+                return step
+        elif step.to_status == referral.status:
+            return step
     return None
+
+
+def _today() -> date:
+    return datetime.now(LONDON).date()
 
 
 def _headline(referral: Referral, event: str) -> str:
@@ -138,10 +147,10 @@ def _headline(referral: Referral, event: str) -> str:
     return f"{name} has accepted support from the social prescribing link worker service."
 
 
-def build_outcome_letter(
-    referral: Referral, summary: OutcomeSummary, *, written_on: date | None = None
-) -> bytes:
+def build_outcome_letter(referral: Referral, message: MessageBack) -> bytes:
+    """The message back as a letter, dated the day the message was sent."""
     event = letter_event(referral) or "accepted"
+    summary = message.summary
     styles = sample_styles()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10.5, leading=14)
     small = ParagraphStyle("small", parent=body, fontSize=9, textColor=colors.HexColor("#4c6272"))
@@ -157,7 +166,6 @@ def build_outcome_letter(
         author="Arts on Prescription",
     )
     patient = person_as_referred(referral)  # the letter goes to the referring practice
-    written = written_on or datetime.now(LONDON).date()
     story = [
         Paragraph("Arts on Prescription — message back to the referrer", styles["Title"]),
         Paragraph(
@@ -167,7 +175,7 @@ def build_outcome_letter(
             ),
             body,
         ),
-        Paragraph(f"Date: {written.strftime('%-d %B %Y')}", body),
+        Paragraph(f"Date: {message.sent_on.strftime('%-d %B %Y')}", body),
         Spacer(1, 6 * mm),
         Paragraph(escape(_headline(referral, event)), styles["Heading2"]),
     ]
@@ -220,11 +228,10 @@ def build_outcome_letter(
         )
     )
     story += [table, Spacer(1, 6 * mm)]
-    code = _code_to_record(referral)
-    if code:
+    if message.code:
         story += [
             Paragraph("Code to record in the patient's GP record", styles["Heading3"]),
-            Paragraph(f"SNOMED CT <b>{code}</b> — {SNOMED_TERMS[code]}", body),
+            Paragraph(f"SNOMED CT <b>{message.code}</b> — {message.code_term}", body),
             Spacer(1, 4 * mm),
         ]
     story.append(

@@ -27,6 +27,7 @@ from referrals.intake.identity import (
 from referrals.intake.lifecycle import (
     CLOSED_STATUSES,
     OPEN_STATUSES,
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
     Actor,
     Status,
     TransitionRefused,
@@ -352,7 +353,8 @@ def referral_path(referral_id: int) -> str:
 
 def _message_back_if_due(referral: Referral, current: Status, target: Status, at: datetime) -> None:
     """Tell the referring practice when the person accepts support, closes or completes."""
-    if snomed_code_for(current, target) == "871731000000106":
+    code = snomed_code_for(current, target)
+    if code == SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING:
         event = "accepted social prescribing support"
     elif target is Status.COMPLETED:
         event = "completed their arts course"
@@ -363,7 +365,12 @@ def _message_back_if_due(referral: Referral, current: Status, target: Status, at
     notify(
         organisation=referral.gp_practice,
         kind="message_back",
-        text=f"Referral R{referral.id} {event}. A letter with the code to record is attached.",
+        text=f"Referral R{referral.id} {event}. "
+        + (
+            "A letter with the code to record is attached."
+            if code
+            else "A letter is attached; there is no code to record."
+        ),
         link=referral_path(referral.id),
         at=at,
     )

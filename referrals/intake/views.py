@@ -502,13 +502,14 @@ def assign_referral(referral_id: int) -> ResponseReturnValue:
 @allow(*REFERRING)
 def letter(referral_id: int) -> ResponseReturnValue:
     item = get_referral_or_404(referral_id, current_user)
-    if letters.letter_event(item) is None:
+    message = letters.message_back(item)
+    if message is None:
         abort(404)
     from referrals.audit import record_now
 
     record_now(current_user, "referral.letter_downloaded", item)
     return send_bytes(
-        letters.build_outcome_letter(item, letters.outcome_summary(item)),
+        letters.build_outcome_letter(item, message),
         f"referral-R{item.id}-outcome.pdf",
         "application/pdf",
     )

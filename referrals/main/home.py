@@ -56,6 +56,7 @@ def referral_overview(user: Any) -> dict[str, Any]:
     overview: dict[str, Any] = {
         "referrals_by_status": [(s, by_status.get(s, 0)) for s in Status if by_status.get(s)],
         "open_referrals": sum(n for s, n in by_status.items() if s in OPEN_STATUSES),
+        "all_referrals": sum(by_status.values()),
         "new_referrals": by_status.get(Status.RECEIVED, 0),
     }
     if user.role == "referrer":

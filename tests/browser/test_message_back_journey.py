@@ -194,7 +194,7 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
         has_text=f"Referral R{r_margaret} completed their arts course"
     )
     expect(completion.get_by_text("New", exact=True)).to_be_visible()
-    expect(completion).to_contain_text("A letter with the code to record is attached")
+    expect(completion).to_contain_text("A letter is attached; there is no code to record")
     expect(
         inbox.get_by_role("listitem").filter(has_text=f"Referral R{r_derek} completed")
     ).to_have_count(0)
@@ -209,8 +209,9 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     expect(message).to_contain_text("Singing for Better Breathing")
     expect(message).to_contain_text("3 of 4 sessions attended")
     expect(message).to_contain_text(wellbeing)
-    code = SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING  # the code for a completed episode too
-    expect(message).to_contain_text(f"SNOMED CT {code} — Referral to social prescribing service")
+    # The episode's code was recorded when she accepted support: completing adds none.
+    code = SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING
+    expect(message).not_to_contain_text("SNOMED CT")
     courses = page.get_by_role("heading", name="Courses").locator("xpath=following-sibling::ul[1]")
     expect(courses).to_contain_text("Completed, attended 3 of 4 sessions")
     audit(page)
@@ -229,7 +230,8 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     assert "Course Singing for Better Breathing" in letter
     assert "Attendance 3 of 4 sessions attended" in letter
     assert f"Wellbeing (SWEMWBS) {wellbeing}" in letter
-    assert f"SNOMED CT {code} — Referral to social prescribing service" in letter
+    assert code not in letter and "Code to record" not in letter
+    assert f"Date: {day.day} {day:%B %Y}" in letter
 
     # Opening the message marked it read.
     page.get_by_role("link", name=re.compile(r"^Messages\s*2\s*unread$")).click()
