@@ -602,3 +602,50 @@ def test_the_dashboard_takes_as_many_queries_for_12_months_as_for_2(
     page = client.get("/returns/").get_data(as_text=True)
     assert len(re.findall(r"<svg[^>]*class=\"app-chart\" role=\"img\"", page)) == 9
     assert "November 2025" in page
+
+
+def test_a_contracts_months_come_as_one_csv(commissioner: Any, scheme: Scheme) -> None:
+    august = make_return(scheme.contract.id, Period(2026, 8), today=date(2026, 11, 1))
+    db.session.commit()
+    url = f"/returns/contracts/{scheme.contract.id}/returns.csv"
+    rows = list(csv.reader(io.StringIO(commissioner.get(url).get_data().decode("utf-8-sig"))))
+    assert rows[0][:3] == ["period", "scope", "span"]
+    assert {r[0] for r in rows[1:]} == {"2026-08", "2026-09"}
+    assert rows[1][0] == "2026-08"  # oldest first, for trend analysis
+    assert len(rows) - 1 == len(august.kpi_return.figures) + len(scheme.september.figures)
+    narrowed = commissioner.get(f"{url}?from=2026-09").get_data().decode("utf-8-sig")
+    assert {r[0] for r in list(csv.reader(io.StringIO(narrowed)))[1:]} == {"2026-09"}
+    # Another commissioner's contract is not found.
+    assert (
+        commissioner.get(f"/returns/contracts/{scheme.other_contract.id}/returns.csv").status_code
+        == 404
+    )
+
+
+def test_csv_numbers_stay_numbers_and_only_text_is_guarded() -> None:
+    from datetime import UTC, datetime
+
+    from referrals.reports.csv_export import build_return_csv
+
+    kpi_return = KpiReturn(
+        scope_key="contract:1",
+        period="2026-03",
+        version=2,
+        spec_version="2",
+        generated_at=datetime(2026, 4, 8, 6, 0, tzinfo=UTC),
+        targets={},
+        figures=[
+            {"code": "C4", "name": "Mean change", "span": "year_to_date", "breakdown": "",
+             "value": "-1.50", "raw_value": "-1.50", "suppressed": False, "target_rating": "red",
+             "target_minimum": -1, "target_expected": 0.5, "target_stretch": 2},
+            {"code": "C9", "name": "=cmd|'/c calc'!A1", "span": "month", "breakdown": "",
+             "value": "-3", "raw_value": "-3", "suppressed": False, "target_rating": None},
+        ],
+    )  # fmt: skip
+    rows = list(
+        csv.reader(io.StringIO(build_return_csv(kpi_return, scope_label="-X").decode("utf-8-sig")))
+    )
+    assert rows[1][6] == "-1.50" and rows[1][8:11] == ["-1", "0.5", "2"]
+    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00"]
+    assert rows[2][6] == "-3"
+    assert rows[2][4] == "'=cmd|'/c calc'!A1" and rows[1][1] == "'-X"  # text is neutralised
