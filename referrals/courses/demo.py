@@ -540,7 +540,7 @@ def plan_contracts(today: date) -> tuple[PlannedContract, ...]:
                 "B2": {"month": _levels(8, 12, 18)},
                 "B4": {"month": _levels(10, 14, 18)},
                 "B6": {"month": _levels(70, 75, 85), "year_to_date": _levels(70, 75, 85)},
-                "A2": {"month": _levels(10, 6, 0)},
+                "A2": {"month": _levels(15, 10, 0)},
                 "C0": {"year_to_date": _levels(70, 80, 90)},
                 "C4": {"year_to_date": _levels(1, 2, 3)},
                 "C5": {"year_to_date": _levels(30, 40, 60)},

@@ -208,7 +208,8 @@ def _check_levels(
         elif kpi.people and 1 <= value <= SMALL_MAX:
             fail(
                 where,
-                f"A {level} target of 1 to {SMALL_MAX} for {described} would rate a figure "
+                f"{'An' if level == EXPECTED else 'A'} {level} target of 1 to {SMALL_MAX} for "
+                f"{described} would rate a figure "
                 "published as *. "
                 + (
                     "Set a year-to-date target instead"
