@@ -1,8 +1,9 @@
-"""KPI month computation and return PDF build times.
+"""KPI return computation and return PDF build times.
 
-Times `referrals.reports.kpi.compute` for one contract and for all activity over the last
-finished month, then the PDF of that contract's return (made first if it does not exist), as the
-download page builds it; each `--repeat` times, reporting min and median.
+Times `referrals.reports.kpi.compute` for one contract (the whole return: the month, the year
+to date and the contract to date) and for all activity (the month and the year to date) over
+the last finished month, then the PDF of that contract's return (made first if it does not
+exist), as the download page builds it; each `--repeat` times, reporting min and median.
 
     .venv/bin/python -m bench.kpi --scale small --db sqlite
 """
@@ -63,21 +64,25 @@ def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]
     day = today or today_in_london()
     period = Period.containing(day).previous()
     counter = common.QueryCounter(common.engine_of(app))
+    from referrals.courses.models import Contract
+
     with app.app_context():
         contract_id = contract_in(found.contract_id, period)
+        contract = db.session.get(Contract, contract_id)
+        contract_start = contract.start_date if contract is not None else None
         results: dict[str, Any] = {"period": period.key, "contract_id": contract_id}
-        for name, scope in (
-            ("kpi_month_contract", Scope(contract_id)),
-            ("kpi_month_all_activity", Scope(None)),
+        for name, scope, start in (
+            ("kpi_return_contract_all_spans", Scope(contract_id), contract_start),
+            ("kpi_return_all_activity", Scope(None), None),
         ):
             common.note(f"kpi: {name} for {period.key}")
-            compute(scope, period)  # warm: first use of each statement compiles it
+            compute(scope, period, start)  # warm: first use of each statement compiles it
             times, figures = [], 0
             with counter.attached():
                 before = counter.count
                 for _ in range(repeat):
                     started = time.perf_counter()
-                    figures = len(compute(scope, period).figures)
+                    figures = len(compute(scope, period, start).figures)
                     times.append(time.perf_counter() - started)
                 statements = (counter.count - before) // repeat
             results[name] = _figures(times) | {"figures": figures, "queries": statements}

@@ -31,7 +31,7 @@ def target_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
     for name, page in result.get("latency", {}).get("pages", {}).items():
         checks.append(_check(f"{name} p95", page["p95_ms"], LATENCY_P95_MS, "ms"))
     figures = result.get("kpi", {})
-    for name in ("kpi_month_contract", "kpi_month_all_activity"):
+    for name in ("kpi_return_contract_all_spans", "kpi_return_all_activity"):
         if name in figures:
             checks.append(_check(f"{name} median", figures[name]["median_s"], KPI_MONTH_S, "s"))
     if "return_pdf" in figures:

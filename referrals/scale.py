@@ -746,10 +746,10 @@ def _make_world(today: date, start: date, password_hash: str) -> _World:
                     "start_date": begin,
                     "end_date": end,
                     "targets": {
-                        "B1": {"minimum": 150, "expected": 200, "stretch": 250},
-                        "B4": {"minimum": 80, "expected": 100, "stretch": 120},
-                        "B6": {"minimum": 70, "expected": 75, "stretch": 85},
-                        "B7": {"minimum": 30, "expected": 40, "stretch": 60},
+                        "B1": {"month": {"minimum": 150, "expected": 200, "stretch": 250}},
+                        "B4": {"month": {"minimum": 80, "expected": 100, "stretch": 120}},
+                        "B6": {"month": {"minimum": 70, "expected": 75, "stretch": 85}},
+                        "B7": {"month": {"minimum": 30, "expected": 40, "stretch": 60}},
                     },
                 }
             )

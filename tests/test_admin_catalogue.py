@@ -216,7 +216,7 @@ def test_the_targetable_kpis_carry_the_specs_names() -> None:
     assert TARGETABLE_BY_CODE["B1"].name == (
         "Number of people supported to access arts or cultural groups/activities"
     )
-    assert TARGETABLE_BY_CODE["B6"].unit == "percent" and TARGETABLE_BY_CODE["B6"].maximum == 100
+    assert TARGETABLE_BY_CODE["B6"].unit == "percent" and TARGETABLE_BY_CODE["B6"].highest == 100
 
 
 def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any]) -> None:
@@ -236,6 +236,9 @@ def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any
             target_C4_expected="1.5",
             target_C4_stretch="3",
             value="£120000",
+            target_B2_year_to_date_minimum="20",
+            target_B2_year_to_date_expected="30",
+            target_B2_year_to_date_stretch="40",
         ),
     )
     assert response.status_code == 302
@@ -247,11 +250,12 @@ def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any
     assert contract.commissioner_id == catalogue["commissioner"].id
     assert (contract.start_date, contract.end_date) == (date(2026, 4, 1), date(2027, 3, 31))
     assert contract.targets == {
-        "B1": {"minimum": 40, "expected": 50, "stretch": 60},
-        "B6": {"minimum": 70.0, "expected": 75.5, "stretch": 80.0},
-        "C4": {"minimum": 0.0, "expected": 1.5, "stretch": 3.0},
+        "B1": {"month": {"minimum": 40, "expected": 50, "stretch": 60}},
+        "B6": {"month": {"minimum": 70.0, "expected": 75.5, "stretch": 80.0}},
+        "C4": {"month": {"minimum": 0.0, "expected": 1.5, "stretch": 3.0}},
+        "B2": {"year_to_date": {"minimum": 20, "expected": 30, "stretch": 40}},
     }
-    assert isinstance(contract.targets["B1"]["minimum"], int)
+    assert isinstance(contract.targets["B1"]["month"]["minimum"], int)
     assert contract.value_pence == 120_000_00
     saved = audit_events("contract.saved", contract.id)
     assert saved and saved[0].actor_id == admin.user.id
@@ -284,7 +288,6 @@ def test_admin_edits_a_contract_and_clears_a_target(admin: Any, catalogue: dict[
         targets={
             "B1": {"minimum": 40, "expected": 50, "stretch": 60},
             "B4": {"minimum": 8, "expected": 10, "stretch": 12},
-            "Z9": {"minimum": 1, "expected": 2, "stretch": 3},  # set elsewhere: kept
         },
     )
     db.session.commit()
@@ -309,10 +312,8 @@ def test_admin_edits_a_contract_and_clears_a_target(admin: Any, catalogue: dict[
     db.session.refresh(contract)
     assert contract.name == "New name"
     assert contract.end_date == date(2026, 9, 30)
-    assert contract.targets == {
-        "B1": {"minimum": 45, "expected": 50, "stretch": 60},
-        "Z9": {"minimum": 1, "expected": 2, "stretch": 3},
-    }
+    # Stored per span now; codes the targets rule does not know are not kept.
+    assert contract.targets == {"B1": {"month": {"minimum": 45, "expected": 50, "stretch": 60}}}
     assert "New name has been updated" in admin.get("/admin/contracts").get_data(as_text=True)
 
 
@@ -357,46 +358,57 @@ def test_a_contract_keeps_its_name_on_edit_but_not_anothers(
             "The end date must be on or after the start date",
         ),
         (
-            {"target_B1_minimum": "-1", "target_B1_expected": "5", "target_B1_stretch": "6"},
+            {"target_B1_minimum": "-1", "target_B1_expected": "50", "target_B1_stretch": "60"},
             "target_B1_minimum",
-            "The B1 minimum target must be 0 or more",
+            "The B1 month minimum target must be 0 or more",
         ),
         (
-            {"target_B1_minimum": "lots", "target_B1_expected": "5", "target_B1_stretch": "6"},
+            {"target_B1_minimum": "lots", "target_B1_expected": "50", "target_B1_stretch": "60"},
             "target_B1_minimum",
-            "Enter the B1 minimum target as a number, like 40",
+            "Enter the B1 month minimum target as a number, like 40",
         ),
         (
-            {"target_B1_minimum": "4.5", "target_B1_expected": "5", "target_B1_stretch": "6"},
+            {"target_B1_minimum": "40.5", "target_B1_expected": "50", "target_B1_stretch": "60"},
             "target_B1_minimum",
-            "The B1 minimum target must be a whole number",
+            "The B1 month minimum target must be a whole number",
         ),
         (
             {"target_B1_minimum": "60", "target_B1_expected": "50", "target_B1_stretch": "70"},
             "target_B1_expected",
-            "The B1 expected target must be at least the minimum (60)",
+            "The B1 month expected target must be at least the minimum (60)",
         ),
         (
             {"target_B4_minimum": "8", "target_B4_expected": "10", "target_B4_stretch": "9"},
             "target_B4_stretch",
-            "The B4 stretch target must be at least the expected target (10)",
+            "The B4 month stretch target must be at least the expected target (10)",
         ),
         (
             {"target_B5_minimum": "100"},
             "target_B5_expected",
-            "Enter all three B5 targets (minimum, expected and stretch), or none",
+            "Enter all three B5 month targets (minimum, expected and stretch), or none",
         ),
         (
             {"target_B6_minimum": "70", "target_B6_expected": "80", "target_B6_stretch": "101"},
             "target_B6_stretch",
-            "The B6 stretch target must be 100 or less",
+            "The B6 month stretch target must be 100 or less",
         ),
         ({"value": "-1"}, "value", "Value of the contract must be £0 or more"),
         ({"value": "lots"}, "value", "Enter the value of the contract in pounds"),
         (
             {"target_C4_minimum": "1.255", "target_C4_expected": "2", "target_C4_stretch": "3"},
             "target_C4_minimum",
-            "The C4 minimum target can have at most 2 decimal places",
+            "The C4 month minimum target can have at most 2 decimal places",
+        ),
+        (
+            {"target_B2_minimum": "5", "target_B2_expected": "10", "target_B2_stretch": "15"},
+            "target_B2_minimum",
+            "A minimum target of 1 to 7 for B2 month would rate a figure published as *. Set "
+            "a year-to-date target instead",
+        ),
+        (
+            {"target_A2_minimum": "10", "target_A2_expected": "15", "target_A2_stretch": "20"},
+            "target_A2_expected",
+            "The A2 month expected target must be at most the minimum (10): lower is better for A2",
         ),
     ],
 )

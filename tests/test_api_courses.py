@@ -1028,7 +1028,8 @@ def test_admins_create_contracts_and_commissioners_see_their_own(world, as_user)
     assert response.status_code == 201, response.get_json()
     body = response.get_json()
     assert isinstance(body["id"], int)
-    assert body["targets"]["C5"] == {"minimum": 50.5, "expected": 60, "stretch": 75}
+    # Levels sent without a span are the month's (the v1 shape); stored per span.
+    assert body["targets"]["C5"] == {"month": {"minimum": 50.5, "expected": 60, "stretch": 75}}
     stored = db.session.get(Contract, body["id"])
     assert stored.commissioner_id == own.id and stored.end_date == date(2028, 3, 31)
 
@@ -1049,13 +1050,40 @@ def test_admins_create_contracts_and_commissioners_see_their_own(world, as_user)
         ({"name": ""}, {"name"}),
         ({"commissioner_id": 999_999}, {"commissioner_id"}),
         ({"targets": {"Z9": {"minimum": 1, "expected": 2, "stretch": 3}}}, {"targets.Z9"}),
-        ({"targets": {"B1": {"minimum": 1, "expected": 2}}}, {"targets.B1.stretch"}),
+        ({"targets": {"B1": {"minimum": 40, "expected": 50}}}, {"targets.B1.month.stretch"}),
         (
-            {"targets": {"B1": {"minimum": 1, "expected": "2", "stretch": 3}}},
-            {"targets.B1.expected"},
+            {"targets": {"B1": {"minimum": 40, "expected": "50", "stretch": 60}}},
+            {"targets.B1.month.expected"},
         ),
-        ({"targets": {"B1": {"minimum": 5, "expected": 2, "stretch": 3}}}, {"targets.B1"}),
-        ({"targets": {"B1": {"minimum": -1, "expected": 2, "stretch": 3}}}, {"targets.B1.minimum"}),
+        (
+            {"targets": {"B1": {"minimum": 50, "expected": 20, "stretch": 30}}},
+            {"targets.B1.month.expected"},
+        ),
+        (
+            {"targets": {"B1": {"minimum": -1, "expected": 20, "stretch": 30}}},
+            {"targets.B1.month.minimum"},
+        ),
+        # v2: KPIs that are not rated take no target.
+        ({"targets": {"C2": {"minimum": 10, "expected": 20, "stretch": 30}}}, {"targets.C2"}),
+        # A count of people from 1 to 7 would rate a suppressed cell.
+        (
+            {"targets": {"B2": {"month": {"minimum": 3, "expected": 5, "stretch": 10}}}},
+            {"targets.B2.month.minimum", "targets.B2.month.expected"},
+        ),
+        # Impossible percentages (the audit's 150-250 % attendance target).
+        (
+            {"targets": {"B6": {"minimum": 150, "expected": 200, "stretch": 250}}},
+            {"targets.B6.month.minimum", "targets.B6.month.expected", "targets.B6.month.stretch"},
+        ),
+        # Lower is better for A2: its levels run downwards.
+        (
+            {"targets": {"A2": {"minimum": 10, "expected": 15, "stretch": 20}}},
+            {"targets.A2.month.expected"},
+        ),
+        (
+            {"targets": {"A1": {"year_to_date": {"minimum": 8, "expected": 9, "stretch": 10}}}},
+            {"targets.A1.year_to_date"},
+        ),
         ({"targets": {"B1": 40}}, {"targets.B1"}),
         ({"targets": [1, 2]}, {"targets"}),
         ({"budget": 100}, {"budget"}),
@@ -1087,7 +1115,7 @@ def test_a_contract_needs_a_commissioner_and_a_new_name(world, as_user):
     )
     response = admin.send("POST", "/contracts", raw=non_finite)
     assert response.status_code == 422
-    assert {"targets.B1.minimum", "targets.B1.stretch"} <= problem_fields(response)
+    assert {"targets.B1.month.minimum", "targets.B1.month.stretch"} <= problem_fields(response)
 
 
 # Open Referral UK ---------------------------------------------------------------------------

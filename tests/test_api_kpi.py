@@ -39,7 +39,18 @@ SUMMARY_KEYS = {
     "generated_at",
     "superseded",
 }
-FIGURE_KEYS = {"code", "name", "breakdown", "value", "suppressed", "target_rating"}
+FIGURE_KEYS = {
+    "code",
+    "name",
+    "span",
+    "breakdown",
+    "value",
+    "suppressed",
+    "target_minimum",
+    "target_expected",
+    "target_stretch",
+    "target_rating",
+}
 
 _numbers = nhs_numbers()
 
@@ -111,7 +122,7 @@ def test_admins_list_every_return_without_figures(api_client, world):
         assert set(item) == SUMMARY_KEYS
         assert item["period"] == PERIOD.key
         assert item["version"] == 1 and item["superseded"] is False
-        assert item["spec_version"] == "1"
+        assert item["spec_version"] == "2"
         assert datetime.fromisoformat(item["generated_at"]).utcoffset() is not None
     everything = next(i for i in body["items"] if i["id"] == world.everything.kpi_return.id)
     assert everything["scope"] == "all" and everything["contract_id"] is None
@@ -358,21 +369,29 @@ def test_the_csv_has_the_spec_columns_and_is_formula_safe(api_client, world):
     assert list(COLUMNS) == [
         "period",
         "scope",
+        "span",
         "code",
         "name",
         "breakdown",
         "value",
         "suppressed",
+        "target_minimum",
+        "target_expected",
+        "target_stretch",
         "target_rating",
+        "version",
+        "generated_at",
     ]
     assert len(rows) - 1 == len(world.own.kpi_return.figures)
     for row in rows[1:]:
         assert row[0] == PERIOD.key
         assert row[1] == "'" + world.contract.name  # neutralised, not a formula
         assert not row[1].startswith(("=", "+", "-", "@"))
-    a1 = next(r for r in rows if r[2] == "A1" and r[4] == "")
-    assert a1[5] == "*" and a1[6] == "yes"
-    assert "3" not in a1[5:]
+    a1 = next(r for r in rows if r[3] == "A1" and r[5] == "")
+    assert a1[2] == "month" and a1[6] == "*" and a1[7] == "yes"
+    assert "3" not in a1[6:12]
+    b4 = next(r for r in rows if r[2:4] == ["month", "B4"] and r[5] == "")
+    assert b4[6:12] == ["0", "no", "1", "2", "3", "red"]  # numbers as numbers, levels given
 
 
 def test_commissioners_cannot_ask_for_raw_csv(api_client, world):
@@ -388,8 +407,8 @@ def test_admins_may_add_raw_values_to_the_csv(api_client, world):
     assert response.status_code == 200
     rows = _rows(response)
     assert rows[0] == [*COLUMNS, "raw_value"]
-    a1 = next(r for r in rows if r[2] == "A1" and r[4] == "")
-    assert a1[1] == "All activity" and a1[5] == "*" and a1[8] == "3"
+    a1 = next(r for r in rows if r[3] == "A1" and r[5] == "")
+    assert a1[1] == "All activity" and a1[6] == "*" and a1[-1] == "3"
     plain = _rows(client.get(f"{URL}/{world.everything.kpi_return.id}.csv", headers=headers))
     assert tuple(plain[0]) == COLUMNS
     bad = client.get(f"{URL}/{world.everything.kpi_return.id}.csv?raw=yes", headers=headers)

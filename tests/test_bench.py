@@ -58,7 +58,7 @@ def test_latency_measures_every_page_signed_in_and_saves_the_register(scheme):
 def test_kpi_times_both_scopes_and_builds_the_pdf(scheme):
     figures = kpi.run(scheme, repeat=2)
 
-    for name in ("kpi_month_contract", "kpi_month_all_activity"):
+    for name in ("kpi_return_contract_all_spans", "kpi_return_all_activity"):
         assert figures[name]["n"] == 2
         assert figures[name]["figures"] > 20 and figures[name]["queries"] > 5
     assert figures["return_pdf"]["bytes"] > 5_000

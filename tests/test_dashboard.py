@@ -33,9 +33,9 @@ SEPTEMBER = Period(2026, 9)
 OCTOBER = Period(2026, 10)
 B1_NAME = "Number of people supported to access arts or cultural groups/activities"
 TARGETS = {
-    "B1": {"minimum": 5, "expected": 8, "stretch": 20},  # 8 people, shown as 10: green
-    "B4": {"minimum": 2, "expected": 4, "stretch": 6},  # 4 sessions, shown as *: not rated
-    "B6": {"minimum": 80, "expected": 99, "stretch": 100},  # 32 of 36, from 30/35: amber
+    "B1": {"month": {"minimum": 0, "expected": 8, "stretch": 20}},  # 8 people (shown 10): green
+    "B4": {"month": {"minimum": 2, "expected": 5, "stretch": 6}},  # 4 sessions, shown 4: amber
+    "B6": {"month": {"minimum": 80, "expected": 99, "stretch": 100}},  # 32 of 36 = 88.9: amber
 }
 
 
@@ -211,23 +211,25 @@ def test_commissioner_sees_own_contract_headlines_with_ratings_and_trends(
     assert scheme.contract.name in page
     assert "Headline figures for September 2026" in page
 
+    # Month, year to date and contract to date side by side, each with its rating in words.
     b1 = _row(page, f"B1 {B1_NAME}")
-    assert b1[1:] == ["10", "Target: minimum 5, expected 8, stretch 20", "Green"]
+    assert b1[1:3] == ["10", "Green Target: minimum 0, expected 8, stretch 20"]
+    assert len(b1) == 7  # the measure, then a figure and a rating for each of three spans
     b4 = _row(page, "B4 Sessions delivered")
-    assert b4[1] == "*" and b4[-1] == "Not rated"
+    assert b4[1] == "4" and b4[2].startswith("Amber")  # sessions are shown as they are
     b6 = _row(page, "B6 Attendance rate (%)")
-    assert b6[-1] == "Amber"
+    assert b6[2].startswith("Amber")  # 32 of 36 = 88.9 against 80 / 99 / 100
     assert 'class="nhsuk-tag nhsuk-tag--green app-kpi-rating">Green' in page
     assert 'nhsuk-tag--orange app-kpi-rating">Amber' in page
-    assert _row(page, "A1 Referrals received")[-1] == "Not rated"  # no target
+    assert _row(page, "A1 Referrals received")[2] == "Not rated"  # no target
     assert "Unrounded" not in page
 
     # One chart per headline KPI, each with a title, and the same figures as text.
     charts = re.findall(r"<svg[^>]*class=\"app-chart\" role=\"img\"[^>]*>(.*?)</svg>", page, re.S)
-    assert len(charts) == 8
+    assert len(charts) == 9
     assert all(re.search(r"<title id=\"[^\"]+\">[^<]+</title>", chart) for chart in charts)
     assert "B1 Number of people supported" in charts[1]
-    assert page.count('<details class="nhsuk-details app-kpi-details">') == 8
+    assert page.count('<details class="nhsuk-details app-kpi-details">') == 9
     b1_trend = re.search(r"<figure[^>]*>\s*<figcaption[^>]*>B1 .*?</figure>", page, re.S)
     assert b1_trend is not None
     assert _row(b1_trend.group(0), "September 2026") == ["September 2026", "10"]
@@ -285,7 +287,7 @@ def test_the_return_page_shows_every_section_with_readable_labels(
     page = response.get_data(as_text=True)
     for heading in ("A. Referrals", "B. Participation", "C. Wellbeing outcomes", "D. Equalities"):
         assert heading in page
-    assert "KPI specification version 1" in page
+    assert "KPI specification version 2" in page
     assert "Pathway: COPD or asthma" in page
     assert "Referrer type: Social prescribing link worker" in page
     assert "Age band: 75 and over" in page
@@ -294,10 +296,10 @@ def test_the_return_page_shows_every_section_with_readable_labels(
     assert "pathway=" not in page and "age_band=" not in page
     assert "is suppressed" in page or "are suppressed" in page
     b4 = _row(page, "B4")
-    assert b4[:3] == ["B4", "Sessions delivered", "*"]
-    assert len(b4) == 4  # code, measure, figure, rating: no unrounded column
+    assert b4[:3] == ["B4", "Sessions delivered", "4"]
+    assert len(b4) == 8  # code, measure, then figure and rating per span: no unrounded column
     assert "Unrounded" not in page
-    assert _row(page, "B1")[2:] == ["10", "Green Target: minimum 5, expected 8, stretch 20"]
+    assert _row(page, "B1")[2:4] == ["10", "Green Target: minimum 0, expected 8, stretch 20"]
     assert_no_identities(page, scheme)
     assert_accessible_and_csp_safe(page)
 
@@ -318,17 +320,27 @@ def test_commissioner_csv_has_the_specification_columns_and_is_audited(
     assert rows[0] == [
         "period",
         "scope",
+        "span",
         "code",
         "name",
         "breakdown",
         "value",
         "suppressed",
+        "target_minimum",
+        "target_expected",
+        "target_stretch",
         "target_rating",
+        "version",
+        "generated_at",
     ]
-    b1 = next(r for r in rows if r[2] == "B1" and r[4] == "")
-    assert b1 == ["2026-09", scheme.contract.name, "B1", B1_NAME, "", "10", "no", "green"]
-    b4 = next(r for r in rows if r[2] == "B4" and r[4] == "")
-    assert b4[5:] == ["*", "yes", ""]
+    b1 = next(r for r in rows if r[2:4] == ["month", "B1"] and r[5] == "")
+    assert b1[:13] == [
+        "2026-09", scheme.contract.name, "month", "B1", B1_NAME, "", "10", "no",
+        "0", "8", "20", "green", "1",
+    ]  # fmt: skip
+    assert {r[2] for r in rows[1:]} == {"month", "year_to_date", "contract_to_date"}
+    b4 = next(r for r in rows if r[2:4] == ["month", "B4"] and r[5] == "")
+    assert b4[6:8] == ["4", "no"]
     assert_no_identities(text, scheme)
     events = db.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "kpi_return.exported")
@@ -375,7 +387,7 @@ def test_admin_sees_every_contract_all_activity_and_raw_values(admin: Any, schem
 
     detail = admin.get(f"/returns/{scheme.september.id}").get_data(as_text=True)
     assert "Unrounded" in detail
-    assert _row(detail, "B4")[:4] == ["B4", "Sessions delivered", "*", "4"]
+    assert _row(detail, "B4")[:4] == ["B4", "Sessions delivered", "4", "4"]
     assert _row(detail, "B1")[2:4] == ["10", "8"]
     assert f"/returns/{scheme.september.id}/regenerate" in detail
     assert_no_identities(detail, scheme)
@@ -387,7 +399,7 @@ def test_admin_sees_every_contract_all_activity_and_raw_values(admin: Any, schem
     raw = admin.get(f"/returns/{scheme.september.id}.csv?raw=1").get_data().decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(raw)))
     assert rows[0][-1] == "raw_value"
-    assert next(r for r in rows if r[2] == "B1" and r[4] == "")[-1] == "8"
+    assert next(r for r in rows if r[2:4] == ["month", "B1"] and r[5] == "")[-1] == "8"
     plain = admin.get(f"/returns/{scheme.september.id}.csv").get_data().decode("utf-8-sig")
     assert "raw_value" not in plain.splitlines()[0]
     details = [
@@ -588,5 +600,52 @@ def test_the_dashboard_takes_as_many_queries_for_12_months_as_for_2(
     twelve = _dashboard_queries(client)
     assert two == twelve
     page = client.get("/returns/").get_data(as_text=True)
-    assert len(re.findall(r"<svg[^>]*class=\"app-chart\" role=\"img\"", page)) == 8
+    assert len(re.findall(r"<svg[^>]*class=\"app-chart\" role=\"img\"", page)) == 9
     assert "November 2025" in page
+
+
+def test_a_contracts_months_come_as_one_csv(commissioner: Any, scheme: Scheme) -> None:
+    august = make_return(scheme.contract.id, Period(2026, 8), today=date(2026, 11, 1))
+    db.session.commit()
+    url = f"/returns/contracts/{scheme.contract.id}/returns.csv"
+    rows = list(csv.reader(io.StringIO(commissioner.get(url).get_data().decode("utf-8-sig"))))
+    assert rows[0][:3] == ["period", "scope", "span"]
+    assert {r[0] for r in rows[1:]} == {"2026-08", "2026-09"}
+    assert rows[1][0] == "2026-08"  # oldest first, for trend analysis
+    assert len(rows) - 1 == len(august.kpi_return.figures) + len(scheme.september.figures)
+    narrowed = commissioner.get(f"{url}?from=2026-09").get_data().decode("utf-8-sig")
+    assert {r[0] for r in list(csv.reader(io.StringIO(narrowed)))[1:]} == {"2026-09"}
+    # Another commissioner's contract is not found.
+    assert (
+        commissioner.get(f"/returns/contracts/{scheme.other_contract.id}/returns.csv").status_code
+        == 404
+    )
+
+
+def test_csv_numbers_stay_numbers_and_only_text_is_guarded() -> None:
+    from datetime import UTC, datetime
+
+    from referrals.reports.csv_export import build_return_csv
+
+    kpi_return = KpiReturn(
+        scope_key="contract:1",
+        period="2026-03",
+        version=2,
+        spec_version="2",
+        generated_at=datetime(2026, 4, 8, 6, 0, tzinfo=UTC),
+        targets={},
+        figures=[
+            {"code": "C4", "name": "Mean change", "span": "year_to_date", "breakdown": "",
+             "value": "-1.50", "raw_value": "-1.50", "suppressed": False, "target_rating": "red",
+             "target_minimum": -1, "target_expected": 0.5, "target_stretch": 2},
+            {"code": "C9", "name": "=cmd|'/c calc'!A1", "span": "month", "breakdown": "",
+             "value": "-3", "raw_value": "-3", "suppressed": False, "target_rating": None},
+        ],
+    )  # fmt: skip
+    rows = list(
+        csv.reader(io.StringIO(build_return_csv(kpi_return, scope_label="-X").decode("utf-8-sig")))
+    )
+    assert rows[1][6] == "-1.50" and rows[1][8:11] == ["-1", "0.5", "2"]
+    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00"]
+    assert rows[2][6] == "-3"
+    assert rows[2][4] == "'=cmd|'/c calc'!A1" and rows[1][1] == "'-X"  # text is neutralised

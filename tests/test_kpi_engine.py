@@ -520,11 +520,13 @@ def scheme(app: Any) -> tuple[int, int]:
     return build_scheme()
 
 
-def values(result: Any) -> dict[tuple[str, str], Decimal | None]:
-    """Every figure as {(code, breakdown): value}, numbers as Decimals for exact comparison."""
+def values(result: Any, span: str = "month") -> dict[tuple[str, str], Decimal | None]:
+    """Every figure of a span as {(code, breakdown): value}, numbers as Decimals for exact
+    comparison."""
     return {
         (f.code, f.breakdown): None if f.value is None else Decimal(str(f.value))
         for f in result.figures
+        if f.span == span
     }
 
 
@@ -803,6 +805,36 @@ def test_section_d(scheme: tuple[int, int], which: str) -> None:
         assert sum(v for (c, _), v in actual.items() if c == code) == b1
 
 
+# Added by v2: C0, C8, C9 and section E (no follow-ups in March; every course costs nothing).
+EXPECTED_V2_MONTH = {
+    "contract": {
+        ("C0", ""): 80,  # C1 / B7 = 8 / 10, whole per cent
+        ("C8", ""): 0,  # P02's follow-up was recorded in June
+        ("C9", ""): None,
+        ("E1", ""): Decimal("0.00"),
+        ("E2", ""): Decimal("0.00"),
+        ("E3", ""): Decimal("0.00"),
+        ("E4", ""): Decimal("0.00"),
+    },
+    "all": {
+        ("C0", ""): 79,  # 11 / 14 = 78.57 -> 79
+        ("C8", ""): 0,
+        ("C9", ""): None,
+        ("E1", ""): Decimal("0.00"),
+        ("E2", ""): Decimal("0.00"),
+        ("E3", ""): Decimal("0.00"),
+        ("E4", ""): Decimal("0.00"),
+    },
+}
+
+
+@pytest.mark.parametrize("which", ["contract", "all"])
+def test_v2_month_figures(scheme: tuple[int, int], which: str) -> None:
+    got = {k: v for k, v in values(compute(scopes(scheme)[which], MARCH)).items()
+           if k in EXPECTED_V2_MONTH[which]}  # fmt: skip
+    assert got == as_decimals(EXPECTED_V2_MONTH[which])
+
+
 def test_every_figure_is_accounted_for(scheme: tuple[int, int]) -> None:
     """The engine reports exactly the cells worked out above, no more and no fewer."""
     for which, scope in scopes(scheme).items():
@@ -811,6 +843,7 @@ def test_every_figure_is_accounted_for(scheme: tuple[int, int]) -> None:
             **EXPECTED_B[which],
             **EXPECTED_C[which],
             **EXPECTED_D[which],
+            **EXPECTED_V2_MONTH[which],
         }
         keys = set(values(compute(scope, MARCH)))
         if which == "contract":
@@ -821,7 +854,9 @@ def test_every_figure_is_accounted_for(scheme: tuple[int, int]) -> None:
 # Published (commissioner-facing) figures ----------------------------------------------------
 
 # Counts: 0 -> 0, 1-7 -> *, else nearest 5.  Means/medians over 1-7 people -> *.
-# Percentages: * over 1-7 people or with a numerator of 1-7; else from the rounded counts.
+# Percentages (v2): from the TRUE counts to a whole per cent; * when the numerator or the
+# denominator (or, for B6, the people behind the records) is 1-7.  Sessions (B4) and money as
+# they are.
 PUBLISHED_A = {
     ("A1", ""): "10",  # 12 -> 10
     **{key: "*" for key, n in EXPECTED_A.items() if key[0] == "A1" and key[1] and n},
@@ -836,9 +871,9 @@ PUBLISHED = {
         ("B1", ""): "15",  # 15 stays 15
         ("B2", ""): "*",  # 5
         ("B3", ""): "*",  # a median over 5 starters
-        ("B4", ""): "*",  # 7 (the top of the small range)
+        ("B4", ""): "7",  # sessions are not people: shown as they are
         ("B5", ""): "50",  # 51 -> 50
-        ("B6", ""): "76.9",  # rounded 50 / rounded 63 -> 65: 50 / 65 = 76.92 -> 76.9
+        ("B6", ""): "81",  # 51 / 63 = 80.95 -> 81 (from the true counts)
         ("B7", ""): "10",  # 10
         ("C1", ""): "10",  # 8 -> 10
         ("C2", ""): "19.75",  # a mean over 8 people: shown
@@ -847,6 +882,10 @@ PUBLISHED = {
         ("C5", ""): "*",  # numerator 3 (1-7)
         ("C6", ""): "*",  # numerator 2
         ("C7", ""): "*",  # over 5 people (P01 P02 P03 P13 P14)
+        ("C0", ""): "80",  # 8 / 10
+        ("C8", ""): "0",
+        ("C9", ""): "",
+        **{(code, ""): "0.00" for code in ("E1", "E2", "E3", "E4")},
         **{key: "*" for key in EXPECTED_D["contract"]},  # every cell 1-7 ...
         ("D2", "sex=female"): "10",  # ... except 8 -> 10
         ("D3", "ethnicity=white"): "10",  # and 9 -> 10
@@ -856,9 +895,9 @@ PUBLISHED = {
         ("B1", ""): "25",  # 23 -> 25
         ("B2", ""): "10",  # 8 -> 10
         ("B3", ""): "30.5",  # a median over 8 starters: shown
-        ("B4", ""): "15",  # 13 -> 15
+        ("B4", ""): "13",  # shown as it is
         ("B5", ""): "70",  # 68 -> 70
-        ("B6", ""): "82.4",  # 70 / (87 -> 85) = 82.35 -> 82.4 (raw 78.2)
+        ("B6", ""): "78",  # 68 / 87 = 78.16 -> 78
         ("B7", ""): "15",  # 14 -> 15
         ("C1", ""): "10",  # 11 -> 10
         ("C2", ""): "17.34",
@@ -867,6 +906,10 @@ PUBLISHED = {
         ("C5", ""): "*",  # numerator 5
         ("C6", ""): "*",  # numerator 2
         ("C7", ""): "*",  # 9 records but 7 people (P01 P02 P03 P13 P14 Q01 Q06)
+        ("C0", ""): "79",  # 11 / 14 = 78.57 -> 79
+        ("C8", ""): "0",
+        ("C9", ""): "",
+        **{(code, ""): "0.00" for code in ("E1", "E2", "E3", "E4")},
         **{key: "*" for key in EXPECTED_D["all"]},
         ("D2", "sex=female"): "10",  # 12 -> 10
         ("D2", "sex=male"): "10",  # 8 -> 10
@@ -877,7 +920,9 @@ PUBLISHED = {
 
 @pytest.mark.parametrize("which", ["contract", "all"])
 def test_published_figures(scheme: tuple[int, int], which: str) -> None:
-    published = publish(compute(scopes(scheme)[which], MARCH), None)
+    published = [
+        p for p in publish(compute(scopes(scheme)[which], MARCH), None) if p.span == "month"
+    ]
     shown = {(p.code, p.breakdown): p.value for p in published}
     if shown.get(("D1", "age_band=unknown")) == "0":
         del shown[("D1", "age_band=unknown")]
@@ -898,28 +943,30 @@ def test_published_figures(scheme: tuple[int, int], which: str) -> None:
 # Ratings -----------------------------------------------------------------------------------
 
 
-def _ratings(scheme: tuple[int, int], targets: dict[str, dict[str, float]]) -> dict[str, Any]:
+def _ratings(
+    scheme: tuple[int, int], targets: dict[str, Any], span: str = "month"
+) -> dict[tuple[str, str], Any]:
     contract = db.session.get(Contract, scheme[0])
     contract.targets = targets  # stored and read back as a contract's targets are
     db.session.commit()
     db.session.expire_all()
     contract = db.session.get(Contract, scheme[0])
-    published = publish(compute(Scope(scheme[0]), MARCH), contract.targets)
-    return {(p.code, p.breakdown): p.target_rating for p in published}
+    published = publish(compute(Scope(scheme[0]), MARCH, contract.start_date), contract.targets)
+    return {(p.code, p.breakdown): p.target_rating for p in published if p.span == span}
 
 
-def _t(minimum: float, expected: float, stretch: float) -> dict[str, float]:
-    return {"minimum": minimum, "expected": expected, "stretch": stretch}
+def _t(minimum: float, expected: float, stretch: float) -> dict[str, Any]:
+    return {"month": {"minimum": minimum, "expected": expected, "stretch": stretch}}
 
 
-def test_ratings_at_their_boundaries(scheme: tuple[int, int]) -> None:
-    # Ratings are made from the figure commissioners see (docs/kpi.md): A1 is 12, shown 10;
-    # B6 is 81.0, shown 76.9; C4 is 0.60 shown 0.60; B7 10 shown 10.
+def test_ratings_are_made_from_true_figures(scheme: tuple[int, int]) -> None:
+    # v2: ratings use the TRUE figure: A1 is 12 (shown 10), B6 is 81.0 (shown 81), B7 10,
+    # C4 0.60, C5 37.5 (shown *).
     red = _ratings(
         scheme,
         {
-            "A1": _t(11, 12, 15),  # 10 < 11: red (the unrounded 12 would have been green)
-            "B6": _t(77, 80, 90),  # 76.9 < 77: red
+            "A1": _t(13, 14, 15),  # 12 < 13: red
+            "B6": _t(81.1, 85, 90),  # 81.0 < 81.1: red, though shown as 81
             "B7": _t(11, 12, 13),  # 10 < 11: red
         },
     )
@@ -927,8 +974,8 @@ def test_ratings_at_their_boundaries(scheme: tuple[int, int]) -> None:
     amber = _ratings(
         scheme,
         {
-            "A1": _t(10, 11, 12),  # equal to minimum: amber
-            "B6": _t(76.9, 77, 90),  # equal to minimum: amber (81.0 would be green)
+            "A1": _t(12, 13, 14),  # equal to minimum: amber (the shown 10 would be red)
+            "B6": _t(81, 81.1, 90),  # equal to minimum: amber
             "C4": _t(0.6, 0.61, 1),  # 0.60 equal to minimum 0.6: amber
         },
     )
@@ -936,43 +983,61 @@ def test_ratings_at_their_boundaries(scheme: tuple[int, int]) -> None:
     green = _ratings(
         scheme,
         {
-            "A1": _t(5, 10, 11),  # equal to expected: green (12 would have met stretch)
-            "B6": _t(50, 76.9, 77),  # equal to expected: green
-            "C4": _t(0.5, 0.6, 0.61),  # equal to expected: green
+            "A1": _t(10, 12, 13),  # equal to expected: green
+            "B6": _t(50, 81, 81.1),  # equal to expected: green
+            "C5": _t(30, 37.5, 40),  # shown *, rated on its true 37.5: green
         },
     )
-    assert (green[("A1", "")], green[("B6", "")], green[("C4", "")]) == ("green",) * 3
+    assert (green[("A1", "")], green[("B6", "")], green[("C5", "")]) == ("green",) * 3
     stretch = _ratings(
         scheme,
         {
-            "A1": _t(5, 8, 10),  # equal to stretch: stretch met
-            "B6": _t(50, 60, 76.9),  # equal to stretch
+            "A1": _t(8, 10, 12),  # equal to stretch: stretch met
+            "B6": _t(50, 60, 81),  # equal to stretch
             "B7": _t(10, 10, 10),  # all three equal: stretch met
         },
     )
     assert (stretch[("A1", "")], stretch[("B6", "")], stretch[("B7", "")]) == ("stretch met",) * 3
 
 
-def test_suppressed_and_untargeted_figures_are_not_rated(scheme: tuple[int, int]) -> None:
+def test_lower_is_better_levels_run_downwards(scheme: tuple[int, int]) -> None:
+    # A2 = 9, A3 = 8, B3 = 32 days, C6 = 25.0.
     ratings = _ratings(
         scheme,
         {
-            "B2": _t(1, 2, 3),  # B2 = 5, shown "*": not rated
-            "B4": _t(1, 2, 3),  # B4 = 7, shown "*": not rated
-            "C5": _t(1, 2, 3),  # C5 = "*" (numerator 3): not rated
-            "B1": _t(100, 200, 300),  # B1 = 15: red
+            "A2": _t(12, 10, 9),  # 9 at stretch: stretch met
+            "A3": _t(10, 8, 0),  # 8 at expected: green
+            "B3": _t(32, 20, 10),  # 32 at minimum: amber
+            "C6": _t(20, 10, 0),  # 25.0 above the minimum of 20: red
         },
     )
-    assert ratings[("B2", "")] is None
-    assert ratings[("B4", "")] is None
-    assert ratings[("C5", "")] is None
-    assert ratings[("B1", "")] == "red"
-    # Every KPI with a target is rated (spec, Targets), not only the headline ones.
-    others = _ratings(scheme, {"B5": _t(40, 50, 60), "C1": _t(10, 20, 30)})
-    assert others[("B5", "")] == "green"  # B5 = 51, shown 50: equal to expected
-    assert others[("C1", "")] == "amber"  # C1 = 8, shown 10: equal to minimum
-    assert others[("B1", "")] is None  # no target now
-    # Breakdown cells are never rated, even when their KPI has a target.
+    assert [ratings[(code, "")] for code in ("A2", "A3", "B3", "C6")] == [
+        "stretch met",
+        "green",
+        "amber",
+        "red",
+    ]
+
+
+def test_year_to_date_targets_rate_the_year_to_date(scheme: tuple[int, int]) -> None:
+    # Contract X's year to date (April 2025 to March 2026) has B7 10 (X1 is its only course
+    # that has ended); a month target of 20 and a year-to-date target of 8-10-12.
+    targets = {
+        "B7": {
+            "month": {"minimum": 20, "expected": 25, "stretch": 30},
+            "year_to_date": {"minimum": 8, "expected": 10, "stretch": 12},
+        }
+    }
+    assert _ratings(scheme, targets)[("B7", "")] == "red"
+    assert _ratings(scheme, targets, "year_to_date")[("B7", "")] == "green"
+    assert _ratings(scheme, targets, "contract_to_date")[("B7", "")] is None
+
+
+def test_untargeted_figures_and_breakdowns_are_not_rated(scheme: tuple[int, int]) -> None:
+    ratings = _ratings(scheme, {"B2": _t(0, 8, 9), "B1": _t(100, 200, 300)})
+    assert ratings[("B2", "")] == "amber"  # B2 = 5 (shown *): 0 <= 5 < 8
+    assert ratings[("B1", "")] == "red"  # 15
+    assert ratings[("B4", "")] is None  # no target
     assert all(rating is None for (code, bd), rating in ratings.items() if bd)
 
 

@@ -1,12 +1,13 @@
 """The pure rules behind commissioner-facing figures, checked against kpi-spec.md by hand.
 
-Small numbers (spec): 0 stays 0; 1 to 7 is shown as `*`; any other count is rounded to the
-nearest 5; a mean, median or percentage computed over 1 to 7 people is `*`; percentages are
-computed from the rounded figures. docs/kpi.md adds: a percentage is also `*` when its
-numerator is 1-7 (the numerator would otherwise be recoverable).
+Small numbers (spec v2): 0 stays 0; 1 to 7 is shown as `*`; any other count is rounded to the
+nearest 5; a mean, median or percentage computed over 1 to 7 people is `*`; a percentage is
+computed from the true counts, to a whole per cent, and is `*` when its numerator or
+denominator is 1 to 7.
 
-Targets (spec): below minimum red; minimum to below expected amber; expected or above green;
-stretch or above "stretch met". docs/kpi.md: a `*` or empty figure is not rated.
+Targets (spec v2): short of minimum red; minimum to short of expected amber; expected or better
+green; stretch or better "stretch met"; for a lower-is-better KPI the levels run downwards.
+Ratings are made from true figures, so a `*` is rated like any other figure.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 from referrals.reports.periods import InvalidPeriod, Period
 from referrals.reports.rules import (
     SUPPRESSED,
+    Direction,
     percentage,
     protect_percentage,
     protect_statistic,
@@ -128,23 +130,23 @@ def test_percentage(
         (0, 7, "*"),
         (3, 7, "*"),
         (7, 7, "*"),
-        # Numerator 1-7 over 8 or more: "*" (docs/kpi.md; a rounded numerator of * has no value).
+        # Numerator 1-7 over 8 or more: "*" (a share of 5 people out of 40 discloses 5).
         (1, 8, "*"),
         (7, 8, "*"),
         (7, 1000, "*"),
-        # 0 stays 0: 0 / rounded denominator.
-        (0, 8, Decimal("0.0")),
-        (0, 1000, Decimal("0.0")),
-        # From the rounded figures (spec):
-        (8, 8, Decimal("100.0")),  # 10 / 10
-        (8, 12, Decimal("100.0")),  # 10 / 10 (raw 66.7: rounding both makes it 100)
-        (8, 13, Decimal("66.7")),  # 10 / 15
-        (12, 13, Decimal("66.7")),  # 10 / 15
-        (13, 13, Decimal("100.0")),  # 15 / 15
-        (13, 1000, Decimal("1.5")),  # 15 / 1000
-        (51, 63, Decimal("76.9")),  # 50 / 65 = 76.92 (raw 81.0)
-        (68, 87, Decimal("82.4")),  # 70 / 85 = 82.35 (raw 78.2)
-        (1000, 1000, Decimal("100.0")),
+        # 0 stays 0.
+        (0, 8, Decimal("0")),
+        (0, 1000, Decimal("0")),
+        # From the TRUE counts, to a whole per cent (spec v2):
+        (8, 8, Decimal("100")),
+        (8, 12, Decimal("67")),  # 66.67 (v1 made it 100 from the rounded 10 / 10)
+        (8, 13, Decimal("62")),  # 61.54
+        (9, 12, Decimal("75")),  # C5 in the audit: 9 of 12, once published as 100.0
+        (13, 1000, Decimal("1")),  # 1.3
+        (51, 63, Decimal("81")),  # 80.95
+        (68, 87, Decimal("78")),  # 78.16
+        (29, 40, Decimal("73")),  # 72.5 rounds half up
+        (1000, 1000, Decimal("100")),
     ],
 )
 def test_protect_percentage(numerator: int, denominator: int, shown: Decimal | str | None) -> None:
@@ -198,10 +200,31 @@ def test_rate_without_a_stretch_level() -> None:
     assert rate(40, target) == "amber"
 
 
-@pytest.mark.parametrize("value", [None, SUPPRESSED, ""])
-def test_suppressed_or_empty_figures_are_not_rated(value: str | None) -> None:
-    """docs/kpi.md: "A `*` or empty figure is not rated." """
-    assert rate(value, TARGET) is None
+def test_empty_figures_are_not_rated() -> None:
+    assert rate(None, TARGET) is None
+
+
+def test_protect_percentage_over_few_people() -> None:
+    # B6 is over attendance records; with 8 records from 2 people it is still `*`.
+    assert protect_percentage(8, 10, people=2) == SUPPRESSED
+    assert protect_percentage(8, 10, people=8) == Decimal("80")
+
+
+@pytest.mark.parametrize(
+    ("value", "rating"),
+    [
+        (11, "red"),  # above the minimum: worse than it
+        (10, "amber"),  # equal to minimum
+        (6, "amber"),
+        (5, "green"),  # equal to expected
+        (3, "green"),
+        (2, "stretch met"),  # equal to stretch
+        (0, "stretch met"),  # none lost: the best there is (v1 rated this red)
+    ],
+)
+def test_rate_lower_is_better(value: int, rating: str) -> None:
+    target = {"minimum": 10, "expected": 5, "stretch": 2}
+    assert rate(value, target, Direction.LOWER) == rating
 
 
 @pytest.mark.parametrize("target", [None, {}])
@@ -334,10 +357,10 @@ def test_protected_percentages(numerator: int, denominator: int) -> None:
     elif denominator <= 7 or 1 <= numerator <= 7:
         assert shown == SUPPRESSED
     else:
-        rounded_n, rounded_d = round_count(numerator), round_count(denominator)
-        assert isinstance(rounded_n, int) and isinstance(rounded_d, int)
-        assert shown == percentage(rounded_n, rounded_d)
-        assert Decimal(0) <= shown <= Decimal(100)  # type: ignore[operator]
+        assert shown == percentage(numerator, denominator, places=0)
+        assert isinstance(shown, Decimal) and shown == shown.to_integral_value()
+        # Never more than half a point from the true share.
+        assert abs(shown - Decimal(numerator) * 100 / denominator) <= Decimal("0.5")
 
 
 @given(st.decimals(min_value=-100, max_value=1000, places=2), st.integers(0, 10**6))

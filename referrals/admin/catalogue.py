@@ -27,12 +27,11 @@ from referrals.admin.catalogue_forms import (
     course_form_data,
     show_errors,
     stored_schedule,
-    target_field_name,
 )
 from referrals.admin.views import PER_PAGE, _form_page, bp
 from referrals.admin.views import _saved as save_or_show_clash
 from referrals.auth.models import Organisation, Role
-from referrals.courses.kpi_targets import TARGET_LEVELS, TARGETABLE_KPIS
+from referrals.courses.kpi_targets import SPAN_LABELS, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
 from referrals.courses.schedule import InvalidSchedule, describe
 from referrals.courses.services import (
@@ -110,8 +109,9 @@ def contracts() -> ResponseReturnValue:
 
 def _contract_page(form: ContractForm, contract: Contract | None) -> ResponseReturnValue:
     targets = [
-        (kpi, [getattr(form, target_field_name(kpi.code, level)) for level in TARGET_LEVELS])
+        (kpi, span, SPAN_LABELS[span], form.target_fields(kpi, span))
         for kpi in TARGETABLE_KPIS
+        for span in kpi.spans
     ]
     return _form_page(
         "admin/catalogue/contract_form.html", form, contract=contract, targets=targets

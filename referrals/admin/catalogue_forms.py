@@ -23,13 +23,14 @@ from wtforms.widgets import TextInput
 from referrals.admin.forms import FilterForm, _choice, _enum_coercer, _int_or_none, _strip
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.kpi_targets import (
-    EXPECTED,
-    MINIMUM,
-    STRETCH,
+    MONTH,
+    SPAN_LABELS,
     TARGET_LEVELS,
-    TARGETABLE_BY_CODE,
     TARGETABLE_KPIS,
+    InvalidTargets,
     TargetableKpi,
+    check_targets,
+    target_for,
 )
 from referrals.courses.models import Contract, Course, Venue
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule, expand
@@ -221,29 +222,30 @@ class ClockTimeField(TypedTextField):
         return f"{value:%H:%M}"
 
 
-_TARGET = re.compile(r"(\d{1,7})(?:\.(\d+))?", re.ASCII)
+_TARGET = re.compile(r"(-?\d{1,10})(?:\.(\d+))?", re.ASCII)
 
 
 class TargetField(TypedTextField):
-    """One level (minimum, expected or stretch) of one KPI's monthly target."""
+    """One level (minimum, expected or stretch) of one KPI's target for one span.
 
-    def __init__(self, kpi: TargetableKpi, level: str, **kwargs: Any):
+    The field only reads the number; whether it is an acceptable target is the targets rule's
+    to say (`check_targets`), the same rule the API and the contract service apply.
+    """
+
+    def __init__(self, kpi: TargetableKpi, span: str, level: str, **kwargs: Any):
         super().__init__(level.capitalize(), **kwargs)
         self.kpi = kpi
+        self.span = span
         self.level = level
 
     @property
     def description_text(self) -> str:
-        return f"{self.kpi.code} {self.level} target"
+        return f"{self.kpi.code} {SPAN_LABELS[self.span]} {self.level} target"
 
     def parse(self, text: str) -> Decimal:
-        if text.startswith("-"):
-            raise ValueError(f"The {self.description_text} must be 0 or more")
         match = _TARGET.fullmatch(text)
         if not match:
             raise ValueError(f"Enter the {self.description_text} as a number, like 40")
-        if match.group(2) is not None and self.kpi.whole_number:
-            raise ValueError(f"The {self.description_text} must be a whole number")
         if len(match.group(2) or "") > 2:
             raise ValueError(f"The {self.description_text} can have at most 2 decimal places")
         return Decimal(text)
@@ -251,18 +253,15 @@ class TargetField(TypedTextField):
     def format(self, value: Any) -> str:
         return _number_text(Decimal(str(value)))
 
-    def pre_validate(self, form: Any) -> None:
-        if self.data is not None and self.kpi.maximum is not None and self.data > self.kpi.maximum:
-            raise StopValidation(f"The {self.description_text} must be {self.kpi.maximum} or less")
-
 
 def _number_text(value: Decimal) -> str:
     text = format(value, "f")
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def target_field_name(code: str, level: str) -> str:
-    return f"target_{code}_{level}"
+def target_field_name(code: str, span: str, level: str) -> str:
+    """`target_B1_minimum` for the month, `target_B1_year_to_date_minimum` for the year."""
+    return f"target_{code}_{level}" if span == MONTH else f"target_{code}_{span}_{level}"
 
 
 # Contracts -----------------------------------------------------------------------------------
@@ -338,8 +337,8 @@ class ContractForm(FlaskForm):
             _organisation_choice(o) for o in self._commissioners.values()
         ]
 
-    def target_fields(self, kpi: TargetableKpi) -> list[TargetField]:
-        return [getattr(self, target_field_name(kpi.code, level)) for level in TARGET_LEVELS]
+    def target_fields(self, kpi: TargetableKpi, span: str) -> list[TargetField]:
+        return [getattr(self, target_field_name(kpi.code, span, level)) for level in TARGET_LEVELS]
 
     def validate_name(self, field: Any) -> None:
         query = select(Contract.id).where(func.lower(Contract.name) == field.data.lower())
@@ -355,9 +354,24 @@ class ContractForm(FlaskForm):
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
         valid = self._check_term() and valid
-        for kpi in TARGETABLE_KPIS:
-            valid = self._check_targets(kpi) and valid
-        return valid
+        self._targets: dict[str, Any] = {}
+        try:
+            self._targets = check_targets(self._given_targets())
+        except InvalidTargets as invalid:
+            for key, messages in invalid.errors.items():
+                code, span, level = [*key.split("."), "", "", ""][:3]
+                field = getattr(self, target_field_name(code, span, level or "minimum"), None)
+                if field is None:
+                    self.form_errors.extend(messages)
+                else:
+                    field.errors.extend(messages)
+            valid = False
+        return valid and not any(
+            f.errors
+            for kpi in TARGETABLE_KPIS
+            for span in kpi.spans
+            for f in self.target_fields(kpi, span)
+        )
 
     def _check_term(self) -> bool:
         """The dates the service accepts for a contract (referrals.dates), at their fields;
@@ -370,66 +384,40 @@ class ContractForm(FlaskForm):
             show_errors(self, {refused.field: [str(refused)]})
         return refused is None
 
-    def _check_targets(self, kpi: TargetableKpi) -> bool:
-        """All three levels or none, and minimum <= expected <= stretch."""
-        fields = self.target_fields(kpi)
-        if any(f.errors for f in fields):
-            return False
-        given = [f for f in fields if f.data is not None]
-        if not given:
-            return True
-        if len(given) < len(fields):
-            missing = next(f for f in fields if f.data is None)
-            missing.errors.append(
-                f"Enter all three {kpi.code} targets (minimum, expected and stretch), or none"
-            )
-            return False
-        minimum, expected, stretch = fields
-        if minimum.data > expected.data:
-            expected.errors.append(
-                f"The {kpi.code} expected target must be at least the minimum "
-                f"({_number_text(minimum.data)})"
-            )
-            return False
-        if expected.data > stretch.data:
-            stretch.errors.append(
-                f"The {kpi.code} stretch target must be at least the expected target "
-                f"({_number_text(expected.data)})"
-            )
-            return False
-        return True
-
-    def targets(self) -> dict[str, dict[str, float]]:
-        """The targets as stored: `{"B1": {"minimum": 40, "expected": 50, "stretch": 60}}`."""
-        targets: dict[str, dict[str, float]] = {}
+    def _given_targets(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """The levels typed for each KPI and span that has any (unreadable ones left out)."""
+        given: dict[str, dict[str, dict[str, Any]]] = {}
         for kpi in TARGETABLE_KPIS:
-            fields = self.target_fields(kpi)
-            if all(f.data is not None for f in fields):
-                targets[kpi.code] = {
-                    f.level: int(f.data) if kpi.whole_number else float(f.data) for f in fields
+            for span in kpi.spans:
+                fields = self.target_fields(kpi, span)
+                if any(f.errors for f in fields) or all(f.data is None for f in fields):
+                    continue
+                levels = {f.level: f.data for f in fields if f.data is not None}
+                given.setdefault(kpi.code, {})[span] = {
+                    level: int(value) if value == int(value) else float(value)
+                    for level, value in levels.items()
                 }
-        return targets
+        return given
 
     def contract_fields(self) -> ContractFields:
-        # Targets for KPIs this form does not offer (set some other way) are kept.
-        kept = {
-            code: levels
-            for code, levels in (self._contract.targets if self._contract else {}).items()
-            if code not in TARGETABLE_BY_CODE
-        }
         return ContractFields(
             name=self.name.data,
             commissioner=self._commissioners[self.commissioner.data],
             start_date=_given(self.start_date.data),
             end_date=_given(self.end_date.data),
-            targets={**kept, **self.targets()},
+            targets=self._targets,
             value_pence=self.value.data,
         )
 
 
 for _kpi in TARGETABLE_KPIS:
-    for _level in TARGET_LEVELS:
-        setattr(ContractForm, target_field_name(_kpi.code, _level), TargetField(_kpi, _level))
+    for _span in _kpi.spans:
+        for _level in TARGET_LEVELS:
+            setattr(
+                ContractForm,
+                target_field_name(_kpi.code, _span, _level),
+                TargetField(_kpi, _span, _level),
+            )
 
 
 def contract_form_data(contract: Contract) -> dict[str, Any]:
@@ -441,11 +429,12 @@ def contract_form_data(contract: Contract) -> dict[str, Any]:
         "end_date": contract.end_date,
         "value": contract.value_pence,
     }
-    for code, levels in (contract.targets or {}).items():
-        if code in TARGETABLE_BY_CODE and isinstance(levels, dict):
-            for level in (MINIMUM, EXPECTED, STRETCH):
+    for kpi in TARGETABLE_KPIS:
+        for span in kpi.spans:
+            levels = target_for(contract.targets, kpi.code, span) or {}
+            for level in TARGET_LEVELS:
                 if isinstance(levels.get(level), int | float):
-                    data[target_field_name(code, level)] = levels[level]
+                    data[target_field_name(kpi.code, span, level)] = levels[level]
     return data
 
 

@@ -8,7 +8,6 @@ access needs and phone number. NHS numbers and referral reasons never appear in 
 from __future__ import annotations
 
 import enum
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, time, timedelta
@@ -38,6 +37,13 @@ from referrals.api.pagination import page_args, paginate
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.audit import record_now
 from referrals.auth.models import Organisation, Role, User
+from referrals.courses.kpi_targets import (
+    TARGET_LEVELS,
+    TARGET_SPANS,
+    TARGETABLE_BY_CODE,
+    InvalidTargets,
+    check_targets,
+)
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -100,14 +106,6 @@ WELLBEING_RECORDERS = (Role.ARTIST, Role.LINK_WORKER, Role.ADMIN)
 ENROLMENT_READERS = (Role.ADMIN, Role.LINK_WORKER, Role.ARTIST, Role.REFERRER)
 CONTRACT_READERS = (Role.ADMIN, Role.COMMISSIONER)
 
-# The KPIs a contract may set targets for (kpi-spec.md, sections A to C).
-KPI_CODES = (
-    *(f"A{n}" for n in range(1, 4)),
-    *(f"B{n}" for n in range(1, 8)),
-    *(f"C{n}" for n in range(1, 8)),
-)
-TARGET_LEVELS = ("minimum", "expected", "stretch")
-TARGET_MAX = 1_000_000_000
 
 TITLE_MAX = 200
 TEXT_MAX = 4000
@@ -613,12 +611,21 @@ register_schema(
         },
     },
 )
-_TARGET = {
+_TARGET_LEVELS = {
     "type": "object",
     "additionalProperties": False,
     "required": list(TARGET_LEVELS),
-    "description": "Numbers of 0 or more, minimum <= expected <= stretch",
-    "properties": {level: {"type": "number", "minimum": 0} for level in TARGET_LEVELS},
+    "description": (
+        "minimum <= expected <= stretch, or downwards where lower is better (A2, A3, B3, C6, "
+        "E2-E4); percentages 0 to 100; a count of people never 1 to 7"
+    ),
+    "properties": {level: {"type": "number"} for level in TARGET_LEVELS},
+}
+_TARGET = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "Targets by span: the month and the financial year to date",
+    "properties": {span: _TARGET_LEVELS for span in TARGET_SPANS},
 }
 register_schema(
     "ContractInput",
@@ -645,7 +652,7 @@ register_schema(
             },
             "targets": {
                 "type": "object",
-                "propertyNames": {"enum": list(KPI_CODES)},
+                "propertyNames": {"enum": list(TARGETABLE_BY_CODE)},
                 "additionalProperties": _TARGET,
             },
         },
@@ -1910,47 +1917,19 @@ def create_wellbeing(enrolment_id: int) -> ResponseReturnValue:
 # Contracts ------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and 0 <= value <= TARGET_MAX
-    )
-
-
-def _targets(fields: _Fields) -> dict[str, dict[str, float]]:
+def _targets(fields: _Fields) -> dict[str, dict[str, dict[str, float]]]:
+    """The contract's targets, checked by the one targets rule (the admin form's too)."""
     raw = fields.data.get("targets")
-    if raw is None:
+    if raw is not None and not isinstance(raw, dict):
+        fields.fail("targets", "Must be an object of KPI code to span to levels")
         return {}
-    if not isinstance(raw, dict):
-        fields.fail("targets", "Must be an object of KPI code to {minimum, expected, stretch}")
+    try:
+        return check_targets(raw)
+    except InvalidTargets as invalid:
+        for key, messages in invalid.errors.items():
+            for message in messages:
+                fields.fail(f"targets.{key}" if key else "targets", message)
         return {}
-    targets: dict[str, dict[str, float]] = {}
-    for code, levels in raw.items():
-        key = f"targets.{code[:20]}"
-        if code not in KPI_CODES:
-            fields.fail(key, "Unknown KPI code. Choose from: " + ", ".join(KPI_CODES))
-            continue
-        if not isinstance(levels, dict):
-            fields.fail(key, "Must be an object with minimum, expected and stretch")
-            continue
-        for name in sorted(set(levels) - set(TARGET_LEVELS)):
-            fields.fail(f"{key}.{name[:40]}", "Unknown field")
-        good = True
-        for level in TARGET_LEVELS:
-            if levels.get(level) is None:
-                fields.fail(f"{key}.{level}", f"Give the {level} target")
-                good = False
-            elif not _number(levels[level]):
-                fields.fail(f"{key}.{level}", f"Must be a number from 0 to {TARGET_MAX}")
-                good = False
-        if good:
-            minimum, expected, stretch = (levels[level] for level in TARGET_LEVELS)
-            if not minimum <= expected <= stretch:
-                fields.fail(key, "Targets must rise: minimum <= expected <= stretch")
-            targets[code] = {level: levels[level] for level in TARGET_LEVELS}
-    return targets
 
 
 @bp.post("/contracts")

@@ -36,6 +36,7 @@ from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.reports.exporting import export_return, scope_label
+from referrals.reports.labels import figure_target, span_of
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, check_reportable
 from referrals.reports.scope import return_scope
@@ -47,7 +48,18 @@ LONDON = ZoneInfo("Europe/London")
 MAX_ID = 2**31 - 1
 ALL_SCOPE = "all"
 RETURN_REQUEST_FIELDS = frozenset({"contract_id", "scope", "period"})
-PUBLISHED_FIGURE_FIELDS = ("code", "name", "breakdown", "value", "suppressed", "target_rating")
+PUBLISHED_FIGURE_FIELDS = (
+    "code",
+    "name",
+    "span",
+    "breakdown",
+    "value",
+    "suppressed",
+    "target_minimum",
+    "target_expected",
+    "target_stretch",
+    "target_rating",
+)
 RATINGS = ["red", "amber", "green", "stretch met"]
 
 # Schemas --------------------------------------------------------------------------------
@@ -108,13 +120,25 @@ register_schema(
         "properties": {
             "code": {"type": "string", "examples": ["B1"]},
             "name": {"type": "string"},
+            "span": {
+                "type": "string",
+                "enum": ["month", "year_to_date", "contract_to_date"],
+                "description": "What the figure is computed over, each span afresh",
+            },
+            "target_minimum": {"type": ["number", "null"]},
+            "target_expected": {"type": ["number", "null"]},
+            "target_stretch": {"type": ["number", "null"]},
             "breakdown": {
                 "type": "string",
                 "description": 'Empty for the headline figure, else "dimension=value"',
             },
             "value": {"type": "string"},
             "suppressed": {"type": "boolean"},
-            "target_rating": {"type": ["string", "null"], "enum": [*RATINGS, None]},
+            "target_rating": {
+                "type": ["string", "null"],
+                "enum": [*RATINGS, None],
+                "description": "Made from the true figure, never the published one",
+            },
             "raw_value": {"type": "string", "description": "Admins only"},
         },
     },
@@ -223,6 +247,10 @@ def figure_json(figure: dict[str, Any], *, raw: bool) -> dict[str, Any]:
     """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
     body = {key: figure.get(key) for key in PUBLISHED_FIGURE_FIELDS}
     body["suppressed"] = bool(body["suppressed"])
+    body["span"] = span_of(figure)
+    target = figure_target(figure, None) or {}
+    for level in ("minimum", "expected", "stretch"):
+        body[f"target_{level}"] = target.get(level)
     if raw:
         body["raw_value"] = figure.get("raw_value")
     return body

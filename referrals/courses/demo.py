@@ -500,7 +500,7 @@ class PlannedContract:
     name: str
     start: date
     end: date
-    targets: dict[str, dict[str, float]]
+    targets: dict[str, dict[str, dict[str, float]]]
 
 
 def _levels(minimum: float, expected: float, stretch: float) -> dict[str, float]:
@@ -509,7 +509,8 @@ def _levels(minimum: float, expected: float, stretch: float) -> dict[str, float]
 
 def plan_contracts(today: date) -> tuple[PlannedContract, ...]:
     """The ICB's arts on prescription contract and public health's programme for older and
-    isolated people, both started before the first referrals, with monthly targets."""
+    isolated people, both started before the first referrals, with targets for the month
+    and the year to date (KPI spec v2)."""
     icb_start = history_start(today).replace(day=1)
     icb_end = icb_start + relativedelta(months=26) - timedelta(days=1)
     ph_start = icb_start + relativedelta(months=1)
@@ -522,12 +523,14 @@ def plan_contracts(today: date) -> tuple[PlannedContract, ...]:
             icb_start,
             icb_end,
             {
-                "B1": _levels(30, 35, 45),
-                "B2": _levels(8, 12, 18),
-                "B4": _levels(10, 14, 18),
-                "B6": _levels(70, 75, 85),
-                "B7": _levels(5, 8, 15),
-                "C5": _levels(30, 40, 60),
+                "B1": {"month": _levels(30, 35, 45)},
+                "B2": {"month": _levels(8, 12, 18)},
+                "B4": {"month": _levels(10, 14, 18)},
+                "B6": {"month": _levels(70, 75, 85), "year_to_date": _levels(70, 75, 85)},
+                "A2": {"month": _levels(15, 10, 0)},
+                "C0": {"year_to_date": _levels(70, 80, 90)},
+                "C4": {"year_to_date": _levels(1, 2, 3)},
+                "C5": {"year_to_date": _levels(30, 40, 60)},
             },
         ),
         PlannedContract(
@@ -537,12 +540,14 @@ def plan_contracts(today: date) -> tuple[PlannedContract, ...]:
             ph_start,
             ph_end,
             {
-                "B1": _levels(10, 15, 25),
-                "B2": _levels(3, 5, 10),
-                "B4": _levels(6, 10, 14),
-                "B6": _levels(70, 75, 85),
-                "B7": _levels(2, 4, 8),
-                "C5": _levels(25, 35, 50),
+                # Monthly counts at this contract are small: people are targeted over the
+                # year, where a count of 1 to 7 would otherwise never be published.
+                "B1": {"month": _levels(10, 15, 25)},
+                "B2": {"year_to_date": _levels(30, 45, 60)},
+                "B4": {"month": _levels(6, 10, 14)},
+                "B6": {"month": _levels(70, 75, 85), "year_to_date": _levels(70, 75, 85)},
+                "C0": {"year_to_date": _levels(70, 80, 90)},
+                "C5": {"year_to_date": _levels(25, 35, 50)},
             },
         ),
     )

@@ -74,7 +74,8 @@ class Contract(TimestampMixin, db.Model):  # type: ignore[name-defined]
     start_date: Mapped[date]
     end_date: Mapped[date]
     # {"B1": {"minimum": 40, "expected": 50, "stretch": 60}, ...}
-    targets: Mapped[dict[str, dict[str, float]]] = mapped_column(JSON, default=dict)
+    # {"B1": {"month": {"minimum": 30, "expected": 35, "stretch": 45}, "year_to_date": ...}}
+    targets: Mapped[dict[str, dict[str, dict[str, float]]]] = mapped_column(JSON, default=dict)
     # What the contract is worth over its whole term, in pence; None when not recorded.
     value_pence: Mapped[int | None] = mapped_column(BigInteger)
 

@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from referrals import dates
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
     ACTIVE_ENROLMENT,
     Attendance,
@@ -76,7 +77,7 @@ class ContractFields:
     commissioner: Organisation
     start_date: date
     end_date: date
-    targets: dict[str, dict[str, float]] = field(default_factory=dict)
+    targets: dict[str, Any] = field(default_factory=dict)
     value_pence: int | None = None  # for the whole term; None when not recorded
 
 
@@ -102,7 +103,8 @@ def save_contract(
     contract.commissioner = fields.commissioner
     contract.start_date = fields.start_date
     contract.end_date = fields.end_date
-    contract.targets = fields.targets
+    # The targets rule has the last word, whoever sends the targets (raises InvalidTargets).
+    contract.targets = check_targets(fields.targets)
     contract.value_pence = fields.value_pence
     db.session.add(contract)
     db.session.flush()

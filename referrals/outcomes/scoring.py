@@ -81,6 +81,10 @@ SWEMWBS_METRIC: Mapping[int, Decimal] = MappingProxyType(
 
 MEANINGFUL_CHANGE = Decimal(3)
 
+# SWEMWBS's seven items are these WEMWBS items (numbered from 1), so a WEMWBS questionnaire
+# also yields a SWEMWBS score (KPI spec v2, section C).
+SWEMWBS_ITEMS_IN_WEMWBS: tuple[int, ...] = (1, 2, 3, 6, 7, 9, 11)
+
 ChangeCategory = Literal["improved", "worsened", "no_change"]
 
 
@@ -133,6 +137,14 @@ def score(instrument: Instrument, items: Sequence[int]) -> Score:
     if instrument is Instrument.SWEMWBS:
         return Score(raw=raw, metric=SWEMWBS_METRIC[raw])
     return Score(raw=raw, metric=Decimal(raw))
+
+
+def swemwbs_from_wemwbs(items: Sequence[int]) -> Score:
+    """The SWEMWBS score within a completed WEMWBS questionnaire, or raise `InvalidScores`."""
+    errors = validate_items(Instrument.WEMWBS, items)
+    if errors:
+        raise InvalidScores(errors)
+    return score(Instrument.SWEMWBS, [items[number - 1] for number in SWEMWBS_ITEMS_IN_WEMWBS])
 
 
 def change_category(baseline: Decimal, end: Decimal) -> ChangeCategory:

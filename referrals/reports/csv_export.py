@@ -1,34 +1,88 @@
-"""A return as CSV: one row per KPI and breakdown cell, UTF-8, safe to open in a spreadsheet."""
+"""Returns as CSV (KPI specification v2): one row per KPI, span and breakdown cell.
+
+Numbers are written as numbers, negative ones included; only text cells are guarded against
+formula injection (a cell that is a number is never a formula). UTF-8 with a byte-order mark.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterable
+from typing import Any
 
 from referrals.exports import safe_cell
+from referrals.reports.labels import figure_target, span_of
 from referrals.reports.models import KpiReturn
 
-COLUMNS = ("period", "scope", "code", "name", "breakdown", "value", "suppressed", "target_rating")
+COLUMNS = (
+    "period",
+    "scope",
+    "span",
+    "code",
+    "name",
+    "breakdown",
+    "value",
+    "suppressed",
+    "target_minimum",
+    "target_expected",
+    "target_stretch",
+    "target_rating",
+    "version",
+    "generated_at",
+)
+_NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
-def build_return_csv(kpi_return: KpiReturn, *, scope_label: str, raw: bool = False) -> bytes:
-    """The return's cells as commissioners see them; `raw` adds the unrounded figure (admins)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, "raw_value"] if raw else COLUMNS)
+def _cell(value: Any) -> Any:
+    """A number as it is; any other text guarded against formula injection."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}" if isinstance(value, float) else value
+    text = str(value)
+    return text if _NUMBER.fullmatch(text) else safe_cell(text)
+
+
+def _rows(kpi_return: KpiReturn, scope_label: str, raw: bool) -> Iterable[list[Any]]:
+    generated_at = kpi_return.generated_at.isoformat(timespec="seconds")
     for figure in kpi_return.figures:
+        target = figure_target(figure, kpi_return.targets) or {}
         row = [
             kpi_return.period,
             scope_label,
+            span_of(figure),
             figure["code"],
             figure["name"],
             figure["breakdown"],
             figure["value"],
             "yes" if figure["suppressed"] else "no",
-            figure["target_rating"] or "",
+            target.get("minimum"),
+            target.get("expected"),
+            target.get("stretch"),
+            figure.get("target_rating") or "",
+            kpi_return.version,
+            generated_at,
         ]
         if raw:
             row.append(figure["raw_value"])
-        writer.writerow([safe_cell(cell) for cell in row])
+        yield [_cell(cell) for cell in row]
+
+
+def build_returns_csv(
+    returns: Iterable[KpiReturn], *, scope_label: str, raw: bool = False
+) -> bytes:
+    """Several returns (a contract's months, for trend analysis) in one file, oldest first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([*COLUMNS, "raw_value"] if raw else COLUMNS)
+    for kpi_return in returns:
+        writer.writerows(_rows(kpi_return, scope_label, raw))
     # A byte-order mark so spreadsheet programs read the file as UTF-8.
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def build_return_csv(kpi_return: KpiReturn, *, scope_label: str, raw: bool = False) -> bytes:
+    """The return's cells as commissioners see them; `raw` adds the true figure (admins)."""
+    return build_returns_csv([kpi_return], scope_label=scope_label, raw=raw)

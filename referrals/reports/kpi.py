@@ -1,21 +1,38 @@
-"""The KPI engine: sections A–D of the KPI specification for one scope and period.
+"""The KPI engine: every figure of the KPI specification (v2) for one scope and period.
 
-Every figure is an SQL aggregate; Python only arranges results (and takes the median of B3's
-waits, one value per new starter). The engine returns plain data; suppression for
-commissioners and target ratings are applied afterwards by `publish`.
-Decisions the specification leaves open are written in docs/kpi.md.
+Sections B, C and E are computed for the month, the financial year to date and the contract to
+date, each afresh over its own span (distinct people, medians and means over the span's records,
+never sums of months). Every figure is an SQL aggregate; Python only arranges results and takes
+the median of B3's waits (one value per new starter). The number of queries is fixed, whatever
+the size of the data. The engine returns true figures; `publish` applies the small-number rule
+for commissioners and rates figures against targets. Decisions the specification leaves open
+are written in docs/kpi.md.
 """
 
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
+from functools import reduce
 from typing import Any
 
-from sqlalchemy import Select, and_, case, distinct, exists, func, literal, select
+from sqlalchemy import (
+    Integer,
+    Select,
+    and_,
+    case,
+    cast,
+    distinct,
+    exists,
+    func,
+    literal,
+    select,
+)
 
+from referrals.courses.kpi_targets import DIRECTIONS, target_for
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -28,12 +45,21 @@ from referrals.extensions import db
 from referrals.intake.lifecycle import CLOSING_STATUSES, OPEN_STATUSES, Status
 from referrals.intake.models import Patient, Referral, ReferralTransition
 from referrals.outcomes.models import WellbeingAssessment
-from referrals.outcomes.scoring import MEANINGFUL_CHANGE, Instrument, Timepoint
-from referrals.reports.periods import Period, Scope
+from referrals.outcomes.scoring import (
+    MEANINGFUL_CHANGE,
+    SWEMWBS_ITEMS_IN_WEMWBS,
+    SWEMWBS_METRIC,
+    Instrument,
+    Timepoint,
+)
+from referrals.reports.periods import Period, Scope, Span, Window, windows
 from referrals.reports.rules import (
     SUPPRESSED,
+    Family,
     Kind,
+    Shown,
     percentage,
+    protect_breakdowns,
     protect_percentage,
     protect_statistic,
     rate,
@@ -41,7 +67,7 @@ from referrals.reports.rules import (
 )
 from referrals.vocab import Ethnicity, Pathway, ReferrerType, Sex
 
-SPEC_VERSION = "1"
+SPEC_VERSION = "2"
 
 NAMES = {
     "A1": "Referrals received",
@@ -54,6 +80,7 @@ NAMES = {
     "B5": "Attendances",
     "B6": "Attendance rate (%)",
     "B7": "Completions",
+    "C0": "Questionnaire completeness (%)",
     "C1": "Paired outcomes",
     "C2": "Mean baseline score",
     "C3": "Mean end score",
@@ -61,15 +88,26 @@ NAMES = {
     "C5": "Improved (%)",
     "C6": "Worsened (%)",
     "C7": "Session mood uplift",
+    "C8": "Follow-up pairs",
+    "C9": "Mean change at follow-up",
     "D1": "People supported by age band",
     "D2": "People supported by sex",
     "D3": "People supported by ethnic group",
+    "E1": "Cost of sessions delivered (£)",
+    "E2": "Cost per person supported (£)",
+    "E3": "Cost per attendance (£)",
+    "E4": "Cost per completion (£)",
 }
-HEADLINE_CODES = ("A1", "B1", "B2", "B4", "B6", "B7", "C4", "C5")
+HEADLINE_CODES = ("A1", "B1", "B2", "B4", "B6", "B7", "C4", "C5", "E2")
+# SWEMWBS metric means are read against the scale and the population (docs/kpi.md).
+SWEMWBS_CODES = frozenset({"C2", "C3"})
+SWEMWBS_RANGE = (7, 35)
+SWEMWBS_NATIONAL_MEAN = Decimal("23.5")  # Health Survey for England, adults
 AGE_BANDS = ("0-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65-74", "75+")
 CLOSE_REASONS = ("declined", "unable_to_contact", "not_suitable", "did_not_start", "other")
 TWO = Decimal("0.01")
 ONE = Decimal("0.1")
+MONTH = Span.MONTH.value
 
 
 @dataclass(frozen=True)
@@ -80,8 +118,9 @@ class Figure:
     kind: Kind
     value: int | Decimal | None
     breakdown: str = ""
-    people: int | None = None  # how many people a mean, median or percentage is over
-    numerator: int | None = None  # percentages keep their counts, to recompute when rounded
+    span: str = MONTH
+    people: int | None = None  # how many people a mean, median or cost per head is over
+    numerator: int | None = None  # percentages keep their true counts
     denominator: int | None = None
 
     @property
@@ -96,8 +135,12 @@ class Result:
     spec_version: str
     figures: list[Figure] = field(default_factory=list)
 
-    def get(self, code: str, breakdown: str = "") -> Figure:
-        return next(f for f in self.figures if f.code == code and f.breakdown == breakdown)
+    def get(self, code: str, breakdown: str = "", span: str = MONTH) -> Figure:
+        return next(
+            f
+            for f in self.figures
+            if f.code == code and f.breakdown == breakdown and f.span == span
+        )
 
 
 # Scope helpers --------------------------------------------------------------------------
@@ -108,19 +151,9 @@ def _courses_in(scope: Scope) -> Any:
     return literal(True) if scope.is_all else Course.contract_id == scope.contract_id
 
 
-def _sessions_in(scope: Scope, period: Period) -> Any:
+def _sessions_in(scope: Scope, window: Window) -> Any:
     return and_(
-        CourseSession.date >= period.start, CourseSession.date <= period.end, _courses_in(scope)
-    )
-
-
-def _attendance_in(scope: Scope, period: Period) -> Select[Any]:
-    """Attendance rows at sessions of in-scope courses dated in the period."""
-    return (
-        select(Attendance)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .where(_sessions_in(scope, period))
+        CourseSession.date >= window.start, CourseSession.date <= window.end, _courses_in(scope)
     )
 
 
@@ -135,10 +168,17 @@ def _count(query: Select[Any]) -> int:
     return int(db.session.scalar(query) or 0)
 
 
+def _quantised(total: Any, count: int, exponent: Decimal = TWO) -> Decimal | None:
+    if not count or total is None:
+        return None
+    return (Decimal(str(total)) / count).quantize(exponent, rounding=ROUND_HALF_UP)
+
+
 # Section A: referrals (always scheme-wide) ------------------------------------------------
 
 
 def _section_a(period: Period) -> list[Figure]:
+    """Section A, scheme-wide, for the month only."""
     in_period = and_(Referral.received_on >= period.start, Referral.received_on <= period.end)
     figures = [Figure("A1", Kind.COUNT, _count(select(func.count()).where(in_period)))]
     by_type = dict(
@@ -232,17 +272,17 @@ def _section_a(period: Period) -> list[Figure]:
     return figures
 
 
-# Section B: participation ---------------------------------------------------------------
+# Sections B, C and E over one span ----------------------------------------------------------
 
 
-def _first_attendance(scope: Scope, period: Period) -> Any:
+def _first_attendance(scope: Scope, window: Window) -> Any:
     """The first attended delivered session date of each in-scope enrolment that attended in
-    the period (only those can have started in it)."""
-    attended_in_period = (
+    the span (only those can have started in it)."""
+    attended_in_span = (
         select(Attendance.enrolment_id)
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Course, Course.id == CourseSession.course_id)
-        .where(_sessions_in(scope, period), _attended_at_delivered())
+        .where(_sessions_in(scope, window), _attended_at_delivered())
     )
     return (
         select(Attendance.enrolment_id, func.min(CourseSession.date).label("first_on"))
@@ -251,20 +291,20 @@ def _first_attendance(scope: Scope, period: Period) -> Any:
         .where(
             _attended_at_delivered(),
             _courses_in(scope),
-            Attendance.enrolment_id.in_(attended_in_period),
+            Attendance.enrolment_id.in_(attended_in_span),
         )
         .group_by(Attendance.enrolment_id)
         .subquery()
     )
 
 
-def _completions(scope: Scope, period: Period) -> Any:
-    """B7's enrolments: course end in the period, attended at least 75% (rounded up)."""
-    # A course can only end in the period if it meets in it; counting attendance for just
-    # those courses' enrolments keeps the work to the month's courses.
+def _course_ends(scope: Scope, window: Window) -> Any:
+    """In-scope courses whose end (last session not cancelled) is in the span, with their
+    number of delivered sessions."""
+    # A course can only end in the span if it meets in it: this keeps the work to the span.
     meeting = select(CourseSession.course_id).where(
-        CourseSession.date >= period.start,
-        CourseSession.date <= period.end,
+        CourseSession.date >= window.start,
+        CourseSession.date <= window.end,
         CourseSession.status != SessionStatus.CANCELLED,
     )
     ends = (
@@ -284,14 +324,22 @@ def _completions(scope: Scope, period: Period) -> Any:
         .group_by(CourseSession.course_id)
         .subquery()
     )
+    return (
+        select(ends.c.course_id, ends.c.delivered)
+        .where(ends.c.ends_on >= window.start, ends.c.ends_on <= window.end)
+        .subquery()
+    )
+
+
+def _completions(ends: Any) -> Any:
+    """B7's enrolments: on a course that ended in the span, attended at least 75% (rounded
+    up) of its delivered sessions."""
     attended = (
         select(Attendance.enrolment_id, func.count().label("attended"))
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .where(
             _attended_at_delivered(),
-            Attendance.enrolment_id.in_(
-                select(Enrolment.id).where(Enrolment.course_id.in_(meeting))
-            ),
+            CourseSession.course_id.in_(select(ends.c.course_id)),
         )
         .group_by(Attendance.enrolment_id)
         .subquery()
@@ -302,147 +350,227 @@ def _completions(scope: Scope, period: Period) -> Any:
         select(Enrolment.id.label("enrolment_id"))
         .join(ends, ends.c.course_id == Enrolment.course_id)
         .join(attended, attended.c.enrolment_id == Enrolment.id)
-        .where(
-            ends.c.ends_on >= period.start,
-            ends.c.ends_on <= period.end,
-            ends.c.delivered > 0,
-            attended.c.attended >= needed,
-        )
-        .subquery()
+        .where(ends.c.delivered > 0, attended.c.attended >= needed)
     )
 
 
-def _section_b(scope: Scope, period: Period) -> tuple[list[Figure], list[int]]:
-    attendance = _attendance_in(scope, period).subquery()
-    people = _count(
-        select(func.count(distinct(Referral.patient_id)))
+def _score_centi() -> Any:
+    """An assessment's SWEMWBS metric score in hundredths of a point.
+
+    A SWEMWBS questionnaire gives its own metric score. A WEMWBS questionnaire gives the
+    SWEMWBS score of its seven SWEMWBS items, summed and converted with the table; one whose
+    answers are incomplete gives none (NULL).
+    """
+    items = WellbeingAssessment.items
+    raw = reduce(
+        lambda total, item: total + item,
+        [items[number - 1].as_integer() for number in SWEMWBS_ITEMS_IN_WEMWBS],
+    )
+    from_wemwbs = case(
+        {total: int(metric * 100) for total, metric in SWEMWBS_METRIC.items()}, value=raw
+    )
+    return case(
+        (
+            WellbeingAssessment.instrument == Instrument.SWEMWBS,
+            cast(func.round(WellbeingAssessment.metric_score * 100), Integer),
+        ),
+        else_=from_wemwbs,
+    )
+
+
+def _chosen_scores(timepoint: Timepoint, enrolments: Any, window: Window | None = None) -> Any:
+    """One score per enrolment at a timepoint: its most recent SWEMWBS, or where it has no
+    SWEMWBS at that timepoint, its most recent WEMWBS (as SWEMWBS). `window` limits the
+    assessments to those recorded in it."""
+    centi = _score_centi()
+    conditions = [
+        WellbeingAssessment.timepoint == timepoint,
+        WellbeingAssessment.enrolment_id.in_(enrolments),
+        centi.is_not(None),
+    ]
+    if window is not None:
+        conditions += [
+            WellbeingAssessment.recorded_on >= window.start,
+            WellbeingAssessment.recorded_on <= window.end,
+        ]
+    swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+    ranked = (
+        select(
+            WellbeingAssessment.enrolment_id,
+            centi.label("centi"),
+            func.row_number()
+            .over(
+                partition_by=WellbeingAssessment.enrolment_id,
+                order_by=(
+                    swemwbs_first,
+                    WellbeingAssessment.recorded_on.desc(),
+                    WellbeingAssessment.id.desc(),
+                ),
+            )
+            .label("rank"),
+        )
+        .where(*conditions)
+        .subquery()
+    )
+    return select(ranked.c.enrolment_id, ranked.c.centi).where(ranked.c.rank == 1).subquery()
+
+
+def _span_figures(scope: Scope, window: Window) -> list[Figure]:
+    """Sections B, C and E over one span (eight queries)."""
+    span = window.span.value
+    in_span = _sessions_in(scope, window)
+    attended = _attended_at_delivered()
+    with_mood = and_(
+        attended, Attendance.mood_before.is_not(None), Attendance.mood_after.is_not(None)
+    )
+    # B1, B5, B6 and C7 from one pass over the span's attendance records.
+    row = db.session.execute(
+        select(
+            func.count(distinct(case((attended, Referral.patient_id)))),
+            func.coalesce(func.sum(case((attended, 1), else_=0)), 0),
+            func.count(),
+            func.count(distinct(Referral.patient_id)),
+            func.coalesce(func.sum(case((with_mood, 1), else_=0)), 0),
+            func.sum(case((with_mood, Attendance.mood_after - Attendance.mood_before))),
+            func.count(distinct(case((with_mood, Referral.patient_id)))),
+        )
         .select_from(Attendance)
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Course, Course.id == CourseSession.course_id)
         .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(_sessions_in(scope, period), _attended_at_delivered())
-    )
-    first = _first_attendance(scope, period)
+        .where(in_span)
+    ).one()
+    people, attendances, records, recorded_people = (int(v or 0) for v in row[:4])
+    mood_records, mood_total, mood_people = int(row[4] or 0), row[5], int(row[6] or 0)
+
+    first = _first_attendance(scope, window)
     starters = db.session.execute(
         select(first.c.first_on, Referral.received_on)
         .join(Enrolment, Enrolment.id == first.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(first.c.first_on >= period.start, first.c.first_on <= period.end)
+        .where(first.c.first_on >= window.start, first.c.first_on <= window.end)
     ).all()
     waits = [(first_on - received).days for first_on, received in starters]
     median = Decimal(str(statistics.median(waits))).quantize(ONE) if waits else None
-    delivered = _count(
-        select(func.count())
+
+    delivered_in_span = and_(in_span, CourseSession.status == SessionStatus.DELIVERED)
+    sessions, cost_pence = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Course.cost_per_session_pence), 0))
         .select_from(CourseSession)
         .join(Course, Course.id == CourseSession.course_id)
-        .where(_sessions_in(scope, period), CourseSession.status == SessionStatus.DELIVERED)
-    )
-    attended_n, all_records, recorded_people = db.session.execute(
-        select(
-            func.coalesce(
-                func.sum(case((attendance.c.status == AttendanceStatus.ATTENDED, 1), else_=0)), 0
-            ),
-            func.count(),
-            func.count(distinct(Referral.patient_id)),
-        )
-        .select_from(attendance)
-        .join(Enrolment, Enrolment.id == attendance.c.enrolment_id)
-        .join(Referral, Referral.id == Enrolment.referral_id)
+        .where(delivered_in_span)
     ).one()
-    attended_n, all_records = int(attended_n), int(all_records)
-    # The month's completions are few; fetched once, section C scores just these.
-    completions = list(db.session.scalars(select(_completions(scope, period).c.enrolment_id)))
-    completed_n = len(completions)
+    sessions, cost_pence = int(sessions), int(cost_pence)
+
+    ends = _course_ends(scope, window)
+    completions = _completions(ends)
+    completed, ended_cost_pence = db.session.execute(
+        select(
+            select(func.count()).select_from(completions.subquery()).scalar_subquery(),
+            select(func.coalesce(func.sum(Course.cost_per_session_pence), 0))
+            .select_from(CourseSession)
+            .join(Course, Course.id == CourseSession.course_id)
+            .where(delivered_in_span, Course.id.in_(select(ends.c.course_id)))
+            .scalar_subquery(),
+        )
+    ).one()
+    completed, ended_cost_pence = int(completed or 0), int(ended_cost_pence or 0)
+
     figures = [
-        Figure("B1", Kind.COUNT, people),
-        Figure("B2", Kind.COUNT, len(starters)),
-        Figure("B3", Kind.MEDIAN, median, people=len(starters)),
-        Figure("B4", Kind.COUNT, delivered),
-        Figure("B5", Kind.COUNT, attended_n),
+        Figure("B1", Kind.COUNT, people, span=span),
+        Figure("B2", Kind.COUNT, len(starters), span=span),
+        Figure("B3", Kind.MEDIAN, median, span=span, people=len(starters)),
+        Figure("B4", Kind.SESSIONS, sessions, span=span),
+        Figure("B5", Kind.COUNT, attendances, span=span),
         Figure(
             "B6",
             Kind.PERCENT,
-            percentage(attended_n, all_records),
-            people=int(recorded_people),
-            numerator=attended_n,
-            denominator=all_records,
+            percentage(attendances, records),
+            span=span,
+            people=recorded_people,
+            numerator=attendances,
+            denominator=records,
         ),
-        Figure("B7", Kind.COUNT, completed_n),
+        Figure("B7", Kind.COUNT, completed, span=span),
     ]
-    return figures, completions
-
-
-# Section C: wellbeing -------------------------------------------------------------------
-
-
-def _latest_score(timepoint: Timepoint, enrolments: Sequence[int]) -> Any:
-    """The most recent SWEMWBS metric score at a timepoint of each of `enrolments`."""
-    ranked = (
-        select(
-            WellbeingAssessment.enrolment_id,
-            WellbeingAssessment.metric_score,
-            func.row_number()
-            .over(
-                partition_by=WellbeingAssessment.enrolment_id,
-                order_by=(WellbeingAssessment.recorded_on.desc(), WellbeingAssessment.id.desc()),
-            )
-            .label("rank"),
+    figures += _outcomes(scope, window, completions, completed)
+    figures.append(
+        Figure(
+            "C7",
+            Kind.MEAN,
+            _quantised(mood_total, mood_records),
+            span=span,
+            people=mood_people,
         )
-        .where(
-            WellbeingAssessment.instrument == Instrument.SWEMWBS,
-            WellbeingAssessment.timepoint == timepoint,
-            WellbeingAssessment.enrolment_id.in_(enrolments),
-        )
-        .subquery()
     )
-    return select(ranked.c.enrolment_id, ranked.c.metric_score).where(ranked.c.rank == 1).subquery()
+    figures += _follow_up(scope, window)
+    pounds = _pounds(cost_pence)
+    figures += [
+        Figure("E1", Kind.MONEY, pounds, span=span),
+        Figure("E2", Kind.COST, _per(cost_pence, people), span=span, people=people),
+        Figure("E3", Kind.COST, _per(cost_pence, attendances), span=span, people=attendances),
+        Figure("E4", Kind.COST, _per(ended_cost_pence, completed), span=span, people=completed),
+    ]
+    return figures
 
 
-def _mean(values: Iterable[Decimal]) -> Decimal | None:
-    items = list(values)
-    if not items:
+def _pounds(pence: int) -> Decimal:
+    return (Decimal(pence) / 100).quantize(TWO)
+
+
+def _per(pence: int, count: int) -> Decimal | None:
+    if not count:
         return None
-    return (sum(items, Decimal(0)) / len(items)).quantize(TWO, rounding=ROUND_HALF_UP)
+    return (Decimal(pence) / 100 / count).quantize(TWO, rounding=ROUND_HALF_UP)
 
 
-def _section_c(scope: Scope, period: Period, completions: Sequence[int]) -> list[Figure]:
-    baseline = _latest_score(Timepoint.BASELINE, completions)
-    end = _latest_score(Timepoint.END, completions)
-    change = end.c.metric_score - baseline.c.metric_score
+def _outcomes(scope: Scope, window: Window, completions: Any, completed: int) -> list[Figure]:
+    """C0 to C6 over the span's completions (one query)."""
+    span = window.span.value
+    baseline = _chosen_scores(Timepoint.BASELINE, completions)
+    end = _chosen_scores(Timepoint.END, completions)
+    change = end.c.centi - baseline.c.centi
+    threshold = int(MEANINGFUL_CHANGE * 100)
     row = db.session.execute(
         select(
             func.count(),
-            func.sum(baseline.c.metric_score),
-            func.sum(end.c.metric_score),
-            func.sum(case((change >= MEANINGFUL_CHANGE, 1), else_=0)),
-            func.sum(case((change <= -MEANINGFUL_CHANGE, 1), else_=0)),
+            func.sum(baseline.c.centi),
+            func.sum(end.c.centi),
+            func.sum(case((change >= threshold, 1), else_=0)),
+            func.sum(case((change <= -threshold, 1), else_=0)),
         )
         .select_from(baseline)
         .join(end, end.c.enrolment_id == baseline.c.enrolment_id)
     ).one()
     paired = int(row[0] or 0)
-    mean_baseline = _quantised_mean(row[1], paired)
-    mean_end = _quantised_mean(row[2], paired)
+    mean_baseline = _quantised(_centi_total(row[1]), paired)
+    mean_end = _quantised(_centi_total(row[2]), paired)
     improved, worsened = int(row[3] or 0), int(row[4] or 0)
+    # C4 is C3 - C2 of the rounded means, so the three figures agree on the page.
     mean_change = (
         (mean_end - mean_baseline).quantize(TWO)
         if mean_end is not None and mean_baseline is not None
         else None
     )
-
-    records, uplift_total, mood_people = _mood_uplift(scope, period)
-    uplift = _quantised_mean(uplift_total, records)
     return [
-        Figure("C1", Kind.COUNT, paired),
-        Figure("C2", Kind.MEAN, mean_baseline, people=paired),
-        Figure("C3", Kind.MEAN, mean_end, people=paired),
-        Figure("C4", Kind.MEAN, mean_change, people=paired),
+        Figure(
+            "C0",
+            Kind.PERCENT,
+            percentage(paired, completed, places=0),
+            span=span,
+            numerator=paired,
+            denominator=completed,
+        ),
+        Figure("C1", Kind.COUNT, paired, span=span),
+        Figure("C2", Kind.MEAN, mean_baseline, span=span, people=paired),
+        Figure("C3", Kind.MEAN, mean_end, span=span, people=paired),
+        Figure("C4", Kind.MEAN, mean_change, span=span, people=paired),
         Figure(
             "C5",
             Kind.PERCENT,
             percentage(improved, paired),
-            people=paired,
+            span=span,
             numerator=improved,
             denominator=paired,
         ),
@@ -450,40 +578,44 @@ def _section_c(scope: Scope, period: Period, completions: Sequence[int]) -> list
             "C6",
             Kind.PERCENT,
             percentage(worsened, paired),
-            people=paired,
+            span=span,
             numerator=worsened,
             denominator=paired,
         ),
-        Figure("C7", Kind.MEAN, uplift, people=mood_people),
     ]
 
 
-def _mood_uplift(scope: Scope, period: Period) -> tuple[int, Any, int]:
-    row = db.session.execute(
-        select(
-            func.count(),
-            func.sum(Attendance.mood_after - Attendance.mood_before),
-            func.count(distinct(Referral.patient_id)),
-        )
-        .select_from(Attendance)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
-        .join(Referral, Referral.id == Enrolment.referral_id)
+def _centi_total(total: Any) -> Decimal | None:
+    return None if total is None else Decimal(int(total)) / 100
+
+
+def _follow_up(scope: Scope, window: Window) -> list[Figure]:
+    """C8 and C9: in-scope enrolments with a follow-up recorded in the span and a baseline
+    (one query)."""
+    span = window.span.value
+    followed_up = (
+        select(WellbeingAssessment.enrolment_id)
+        .join(Enrolment, Enrolment.id == WellbeingAssessment.enrolment_id)
+        .join(Course, Course.id == Enrolment.course_id)
         .where(
-            _sessions_in(scope, period),
-            _attended_at_delivered(),
-            Attendance.mood_before.is_not(None),
-            Attendance.mood_after.is_not(None),
+            _courses_in(scope),
+            WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
+            WellbeingAssessment.recorded_on >= window.start,
+            WellbeingAssessment.recorded_on <= window.end,
         )
+    )
+    follow = _chosen_scores(Timepoint.FOLLOW_UP, followed_up, window)
+    baseline = _chosen_scores(Timepoint.BASELINE, followed_up)
+    pairs, total = db.session.execute(
+        select(func.count(), func.sum(follow.c.centi - baseline.c.centi))
+        .select_from(follow)
+        .join(baseline, baseline.c.enrolment_id == follow.c.enrolment_id)
     ).one()
-    return int(row[0] or 0), row[1], int(row[2] or 0)
-
-
-def _quantised_mean(total: Any, count: int) -> Decimal | None:
-    if not count or total is None:
-        return None
-    return (Decimal(str(total)) / count).quantize(TWO, rounding=ROUND_HALF_UP)
+    pairs = int(pairs or 0)
+    return [
+        Figure("C8", Kind.COUNT, pairs, span=span),
+        Figure("C9", Kind.MEAN, _quantised(_centi_total(total), pairs), span=span, people=pairs),
+    ]
 
 
 # Section D: equalities ------------------------------------------------------------------
@@ -497,7 +629,7 @@ def _age_band(age: int) -> str:
     return "75+"
 
 
-def _section_d(scope: Scope, period: Period) -> list[Figure]:
+def _section_d(scope: Scope, window: Window) -> list[Figure]:
     # Each person is counted once, as they were at their first attended session in the month.
     first_session = (
         select(Referral.patient_id, func.min(CourseSession.date).label("first_on"))
@@ -506,7 +638,7 @@ def _section_d(scope: Scope, period: Period) -> list[Figure]:
         .join(Course, Course.id == CourseSession.course_id)
         .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(_sessions_in(scope, period), _attended_at_delivered())
+        .where(_sessions_in(scope, window), _attended_at_delivered())
         .group_by(Referral.patient_id)
         .subquery()
     )
@@ -550,13 +682,14 @@ def _age_expression(born: Any, on: Any) -> Any:
 # The whole return ------------------------------------------------------------------------
 
 
-def compute(scope: Scope, period: Period) -> Result:
-    """Every figure of the specification for one scope and month, unsuppressed."""
+def compute(scope: Scope, period: Period, contract_start: date | None = None) -> Result:
+    """Every figure of the specification for one scope and month, unsuppressed: section A
+    for the month, B, C and E for each span, D for the month."""
+    spans = windows(period, contract_start)
     figures = _section_a(period)
-    section_b, completions = _section_b(scope, period)
-    figures += section_b
-    figures += _section_c(scope, period, completions)
-    figures += _section_d(scope, period)
+    for window in spans:
+        figures += _span_figures(scope, window)
+    figures += _section_d(scope, spans[0])
     return Result(scope.key, period.key, SPEC_VERSION, figures)
 
 
@@ -567,12 +700,17 @@ def compute(scope: Scope, period: Period) -> Result:
 class PublishedFigure:
     code: str
     name: str
+    span: str
     breakdown: str
     value: str  # what commissioners see: a number, "*" or ""
-    raw_value: str  # for admins
+    raw_value: str  # the true figure, for admins
     suppressed: bool
     target_rating: str | None
     kind: str
+    target_minimum: float | None = None
+    target_expected: float | None = None
+    target_stretch: float | None = None
+    secondary: bool = False  # withheld only so that another cell cannot be worked out
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -584,47 +722,109 @@ def _text(value: int | Decimal | str | None) -> str:
     return str(value)
 
 
-def publish(result: Result, targets: dict[str, dict[str, float]] | None) -> list[PublishedFigure]:
-    """Apply the small-number rule and rate headline figures against the contract's targets."""
+def _primary(figure: Figure) -> int | Decimal | str | None:
+    """What the small-number rule shows for one figure on its own."""
+    if figure.kind is Kind.COUNT:
+        return round_count(int(figure.value or 0))
+    if figure.kind in (Kind.SESSIONS, Kind.MONEY):
+        return figure.value
+    if figure.kind is Kind.PERCENT:
+        if figure.value is None:
+            return None
+        return protect_percentage(figure.numerator or 0, figure.denominator or 0, figure.people)
+    return protect_statistic(
+        figure.value if isinstance(figure.value, Decimal) else None, figure.people or 0
+    )
+
+
+Key = tuple[str, str, str]  # (code, breakdown, span)
+
+
+def _families(figures: Iterable[Figure], shown: dict[Hashable, Any]) -> list[Family]:
+    """Totals with their breakdowns, for secondary suppression (the month's cells)."""
+    cells: dict[str, list[Key]] = {}
+    for f in figures:
+        if f.breakdown and f.span == MONTH:
+            cells.setdefault(f.code + ":" + f.breakdown.partition("=")[0], []).append(
+                (f.code, f.breakdown, f.span)
+            )
+
+    def groups(*names: str) -> tuple[tuple[Hashable, ...], ...]:
+        return tuple(tuple(cells[n]) for n in names if n in cells)
+
+    # E1 / E2 gives B1 exactly, so where both are shown a reader knows the true B1.
+    cost_per_person = shown.get(("E2", "", MONTH))
+    b1_exact = cost_per_person not in (None, SUPPRESSED) and shown.get(("E1", "", MONTH)) not in (
+        None,
+        Decimal(0),
+    )
+    families = [
+        Family(("A1", "", MONTH), groups("A1:referrer_type", "A1:pathway")),
+        Family(("A2", "", MONTH), groups("A2:close_reason")),
+        Family(
+            ("B1", "", MONTH), groups("D1:age_band", "D2:sex", "D3:ethnicity"), total_exact=b1_exact
+        ),
+    ]
+    return [f for f in families if f.total in shown and f.breakdowns]
+
+
+def publish(result: Result, targets: dict[str, Any] | None) -> list[PublishedFigure]:
+    """Apply the small-number rule (with secondary suppression) for commissioners, and rate
+    every targeted figure on its TRUE value against the contract's targets for its span."""
+    shown: dict[Hashable, Any] = {
+        (f.code, f.breakdown, f.span): _primary(f) for f in result.figures
+    }
+    true_counts: dict[Hashable, int] = {
+        (f.code, f.breakdown, f.span): int(f.value or 0)
+        for f in result.figures
+        if f.kind is Kind.COUNT
+    }
+    counts: dict[Hashable, Shown] = {
+        key: value for key, value in shown.items() if key in true_counts
+    }
+    protected, secondary = protect_breakdowns(_families(result.figures, shown), true_counts, counts)
+    shown.update(protected)
     published = []
     for figure in result.figures:
-        shown: int | Decimal | str | None
-        if figure.kind is Kind.COUNT:
-            shown = round_count(int(figure.value or 0))
-        elif figure.kind is Kind.PERCENT:
-            shown = protect_percentage(
-                figure.numerator or 0, figure.denominator or 0, figure.people
-            )
-        else:
-            shown = protect_statistic(
-                figure.value if isinstance(figure.value, Decimal) else None, figure.people or 0
-            )
-        # `suppressed` marks a cell withheld as "*"; rounded counts are logged but still shown.
-        suppressed = _text(shown) == SUPPRESSED
-        rating = rate(shown, (targets or {}).get(figure.code)) if not figure.breakdown else None
+        key = (figure.code, figure.breakdown, figure.span)
+        value = shown[key]
+        target = None if figure.breakdown else target_for(targets, figure.code, figure.span)
+        rating = (
+            rate(figure.value, target, DIRECTIONS[figure.code])
+            if target and figure.code in DIRECTIONS
+            else None
+        )
         published.append(
             PublishedFigure(
                 code=figure.code,
                 name=figure.name,
+                span=figure.span,
                 breakdown=figure.breakdown,
-                value=_text(shown),
+                value=_text(value),
                 raw_value=_text(figure.value),
-                suppressed=suppressed,
+                suppressed=_text(value) == SUPPRESSED,
                 target_rating=rating,
                 kind=figure.kind.value,
+                target_minimum=(target or {}).get("minimum"),
+                target_expected=(target or {}).get("expected"),
+                target_stretch=(target or {}).get("stretch"),
+                secondary=key in secondary,
             )
         )
     return published
 
 
-def suppression_log(figures: list[PublishedFigure]) -> list[dict[str, str]]:
-    """Every cell the small-number rule changed: withheld as "*", or rounded."""
+def suppression_log(figures: list[PublishedFigure]) -> list[dict[str, Any]]:
+    """Every cell the small-number rule changed: withheld as "*" (and whether only to protect
+    another cell), or rounded."""
     return [
         {
             "code": f.code,
+            "span": f.span,
             "breakdown": f.breakdown,
             "shown": f.value,
             "protection": "suppressed" if f.suppressed else "rounded",
+            "secondary": f.secondary,
         }
         for f in figures
         if f.value != f.raw_value

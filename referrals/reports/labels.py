@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from referrals.courses.kpi_targets import target_for
 from referrals.vocab import Ethnicity, Pathway, ReferrerType, Sex
 
 _CLOSE_REASONS = {
@@ -57,3 +59,81 @@ def target_text(target: dict[str, Any] | None) -> str:
         if level in target
     ]
     return ("Target: " + ", ".join(parts)) if parts else ""
+
+
+# Returns as rows of spans -------------------------------------------------------------------
+
+SPANS = ("month", "year_to_date", "contract_to_date")
+SPAN_TITLES = {
+    "month": "Month",
+    "year_to_date": "Year to date",
+    "contract_to_date": "Contract to date",
+}
+RATING_WORDS = {
+    "red": "Red: short of minimum",
+    "amber": "Amber: minimum met, short of expected",
+    "green": "Green: expected met",
+    "stretch met": "Stretch met",
+}
+SWEMWBS_NOTE = (
+    "SWEMWBS metric scores run from 7 to 35; the national average for adults in England "
+    "(Health Survey for England) is about 23.5."
+)
+
+
+def span_of(figure: dict[str, Any]) -> str:
+    """A stored figure's span; returns made under specification v1 had the month only."""
+    return str(figure.get("span") or "month")
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: str
+    raw_value: str
+    rating: str | None
+    target: dict[str, Any] | None
+
+    @property
+    def rating_words(self) -> str:
+        return RATING_WORDS.get(self.rating or "", "Not rated" if self.target else "No target")
+
+
+@dataclass
+class Row:
+    code: str
+    name: str
+    breakdown: str
+    cells: dict[str, Cell] = field(default_factory=dict)
+
+
+def figure_target(figure: dict[str, Any], stored: dict[str, Any] | None) -> dict[str, Any] | None:
+    levels = {
+        level: figure[f"target_{level}"]
+        for level in ("minimum", "expected", "stretch")
+        if figure.get(f"target_{level}") is not None
+    }
+    if levels or "target_minimum" in figure:
+        return levels or None
+    if figure.get("breakdown"):
+        return None
+    return target_for(stored, figure["code"], span_of(figure))
+
+
+def return_rows(figures: list[dict[str, Any]], targets: dict[str, Any] | None) -> list[Row]:
+    """One row per KPI and breakdown cell, with a cell for each span it has."""
+    rows: dict[tuple[str, str], Row] = {}
+    for figure in figures:
+        key = (figure["code"], figure["breakdown"])
+        row = rows.setdefault(key, Row(figure["code"], figure["name"], figure["breakdown"]))
+        row.cells[span_of(figure)] = Cell(
+            value=figure["value"],
+            raw_value=figure["raw_value"],
+            rating=figure.get("target_rating"),
+            target=figure_target(figure, targets),
+        )
+    return sorted(rows.values(), key=lambda r: (r.code, r.breakdown != ""))
+
+
+def spans_in(figures: list[dict[str, Any]]) -> list[str]:
+    present = {span_of(f) for f in figures}
+    return [span for span in SPANS if span in present]

@@ -43,24 +43,35 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from referrals.courses.kpi_targets import target_for
 from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
 from referrals.reports.exporting import scope_label
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
 
 # The return page's own wording for breakdown cells, so the PDF and the page read the same.
-from referrals.reports.labels import breakdown_label
+from referrals.reports.labels import (
+    SPAN_TITLES,
+    SWEMWBS_NOTE,
+    Cell,
+    Row,
+    breakdown_label,
+    return_rows,
+    spans_in,
+)
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
 from referrals.reports.rules import SUPPRESSED
-from referrals.reports.trends import Trend, headline_trends
+from referrals.reports.trends import Trend, headline_trends, month_headline
 
 LONDON = ZoneInfo("Europe/London")
 JOB_NAMES = {"cli": "command line", "monthly-kpi-returns": "the scheduled monthly job"}
 
 SUPPRESSION_NOTE = (
-    "Counts of 1 to 7 are shown as *; other counts are rounded to the nearest 5; means, "
-    "medians and percentages over 1 to 7 people are shown as *; percentages are computed "
-    "from the rounded figures."
+    "Counts of people from 1 to 7 are shown as *; other counts are rounded to the nearest 5; "
+    "means, medians and costs per head over 1 to 7 people are shown as *; percentages are "
+    "computed from the true counts, to a whole per cent, and are * when their numerator or "
+    "denominator is 1 to 7; where a suppressed cell could be worked out from the others, the "
+    "smallest other cell is suppressed too. Sessions and money are shown as they are."
 )
 
 # NHS colours. Ratings use the NHS tag palette (dark text on a pale fill, as on the web page),
@@ -94,7 +105,7 @@ FRAME_WIDTH = A4[0] - 2 * PAGE_MARGIN
 CHART_WIDTH = FRAME_WIDTH / 2 - 4 * mm
 CHART_HEIGHT = 44 * mm
 PLOT_LEFT, PLOT_BOTTOM, PLOT_RIGHT, PLOT_TOP = 30.0, 22.0, 8.0, 8.0
-PERCENT_CODES = frozenset({"B6", "C5", "C6"})
+PERCENT_CODES = frozenset({"B6", "C0", "C5", "C6"})
 
 
 # Styles and small helpers ------------------------------------------------------------------
@@ -283,47 +294,57 @@ def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowab
     return story
 
 
-def _rating_cell(figure: dict[str, Any], target: dict[str, Any] | None) -> tuple[str, Any, Any]:
-    """(text, fill, text colour) for a headline KPI's rating."""
-    rating = figure.get("target_rating")
-    if rating in RATINGS:
-        return RATINGS[rating]
-    label, fill, ink = NOT_RATED
-    if not target:
+def _rating_cell(cell: Cell | None) -> tuple[str, Any, Any]:
+    """(text, fill, text colour) for one span's rating, in words."""
+    if cell is None:
+        return "Not reported", None, NHS_SECONDARY
+    if cell.rating in RATINGS:
+        return RATINGS[cell.rating]
+    if not cell.target:
         return "No target", None, NHS_SECONDARY
-    if figure.get("value") == SUPPRESSED:
-        return f"{label}: figure suppressed", fill, ink
+    label, fill, ink = NOT_RATED
     return f"{label}: no figure", fill, ink
 
 
-def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
-    styles = _styles()
-    figures = {f["code"]: f for f in kpi_return.figures if not f["breakdown"]}
-    targets = kpi_return.targets or {}
-    header = ["Code", "Headline KPI", "Value"]
-    widths = [13 * mm, 0.0, 17 * mm]
+def _span_cell(cell: Cell | None, raw: bool, style: str = "kpi-cell-bold") -> list[Flowable]:
+    """A span's figure, its target and its rating in words, stacked in one table cell."""
+    if cell is None:
+        return [_p("–")]
+    parts = [_p(_shown(cell.value), style)]
     if raw:
-        header.append("Unrounded")
-        widths.append(24 * mm)
-    header += ["Target (minimum / expected / stretch)", "Rating"]
-    widths += [30 * mm, 38 * mm]
-    widths[1] = FRAME_WIDTH - sum(widths)
+        parts.append(_p(f"Unrounded: {_shown(cell.raw_value)}", "kpi-small"))
+    if cell.target:
+        parts.append(_p(f"Target {_target_cell(cell.target)}", "kpi-small"))
+    text, _fill, ink = _rating_cell(cell)
+    if cell.target or cell.rating:
+        parts.append(
+            Paragraph(
+                escape(text),
+                ParagraphStyle(f"rating-{id(cell)}", parent=_styles()["kpi-small"], textColor=ink),
+            )
+        )
+    return parts
+
+
+def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
+    rows_by_code = {
+        r.code: r for r in return_rows(kpi_return.figures, kpi_return.targets) if not r.breakdown
+    }
+    spans = spans_in(kpi_return.figures)
+    header = ["Code", "Headline KPI", *(SPAN_TITLES[s] for s in spans)]
+    span_width = 36 * mm
+    widths = [12 * mm, FRAME_WIDTH - 12 * mm - span_width * len(spans)]
+    widths += [span_width] * len(spans)
     rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
     extra: list[tuple[Any, ...]] = []
     for row_number, code in enumerate(HEADLINE_CODES, start=1):
-        figure = figures.get(code, {})
-        target = targets.get(code)
-        text, fill, ink = _rating_cell(figure, target)
-        rating_style = ParagraphStyle(
-            f"rating-{code}", parent=styles["kpi-cell-bold"], textColor=ink
-        )
-        row = [_p(code), _p(NAMES[code]), _p(_shown(figure.get("value")), "kpi-cell-bold")]
-        if raw:
-            row.append(_p(_shown(figure.get("raw_value"))))
-        row += [_p(_target_cell(target)), Paragraph(escape(text), rating_style)]
-        rows.append(row)
-        if fill is not None:
-            extra.append(("BACKGROUND", (-1, row_number), (-1, row_number), fill))
+        row = rows_by_code.get(code)
+        cells = row.cells if row is not None else {}
+        rows.append([_p(code), _p(NAMES[code]), *(_span_cell(cells.get(s), raw) for s in spans)])
+        for column, span in enumerate(spans, start=2):
+            _text, fill, _ink = _rating_cell(cells.get(span))
+            if fill is not None:
+                extra.append(("BACKGROUND", (column, row_number), (column, row_number), fill))
     table = Table(rows, colWidths=widths, repeatRows=1)
     table.setStyle(_table_style(extra))
     return [
@@ -331,14 +352,18 @@ def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
         table,
         Spacer(1, 2 * mm),
         _p(
-            "Ratings compare the figure as published with the contract's targets for the "
-            "month: red below minimum, amber from minimum to below expected, green from "
-            "expected, stretch met at or above stretch. Suppressed or empty figures are not "
-            "rated. – means there is no figure (nothing to measure this month).",
+            "Each KPI for the month, the financial year to date (from 1 April) and the "
+            "contract to date, each computed afresh over its whole span. Ratings compare the "
+            "true figure with the contract's targets for that span: red short of the minimum, "
+            "amber from the minimum to short of expected, green from expected, stretch met at "
+            "or beyond stretch (for waits, losses, worsening and costs, lower is better and the "
+            "targets run downwards). – means there is no figure.",
             "kpi-note",
         ),
         Spacer(1, 1.5 * mm),
-        Paragraph(f"<b>Small numbers.</b> {escape(SUPPRESSION_NOTE)}", styles["kpi-note"]),
+        Paragraph(f"<b>Small numbers.</b> {escape(SUPPRESSION_NOTE)}", _styles()["kpi-note"]),
+        Spacer(1, 1.5 * mm),
+        Paragraph(f"<b>Wellbeing scores.</b> {escape(SWEMWBS_NOTE)}", _styles()["kpi-note"]),
     ]
 
 
@@ -351,15 +376,13 @@ def _with_this_return(trend: Trend, kpi_return: KpiReturn) -> Trend:
     The trends are read from the current returns; a superseded version shows its own
     figures for its month, as it was published.
     """
-    figure = next(
-        (f for f in kpi_return.figures if f["code"] == trend.code and not f["breakdown"]), None
-    )
+    figure = month_headline(kpi_return.figures, trend.code)
     shown = "" if figure is None else figure["value"]
     return replace(
         trend,
         values=[*trend.values[:-1], _number(shown)],
         shown=[*trend.shown[:-1], shown],
-        target=(kpi_return.targets or {}).get(trend.code),
+        target=target_for(kpi_return.targets, trend.code, "month"),
     )
 
 
@@ -599,72 +622,67 @@ def _sections(kpi_return: KpiReturn) -> list[tuple[str, str]]:
         ("B. Participation", courses),
         (
             "C. Wellbeing outcomes",
-            f"{courses} SWEMWBS metric scores for people completing a course that ended this "
-            "month, and mood before and after sessions.",
+            f"{courses} SWEMWBS metric scores for people completing a course that ended in the "
+            "span (a WEMWBS questionnaire counts through its seven SWEMWBS items), follow-ups "
+            f"recorded in the span, and mood before and after sessions. {SWEMWBS_NOTE}",
         ),
-        ("D. Equalities", f"{courses} People supported (B1) by age band, sex and ethnic group."),
+        (
+            "D. Equalities",
+            f"{courses} People supported (B1) in the month by age band, sex and ethnic group.",
+        ),
+        (
+            "E. Cost and value",
+            f"{courses} What the contract pays for the sessions delivered (each course's cost "
+            "per session), per person supported, per attendance and per completion.",
+        ),
     ]
 
 
-def _section_table(figures: list[dict[str, Any]], kpi_return: KpiReturn, raw: bool) -> Table:
-    header = ["Code", "Measure", "Value"]
-    widths = [13 * mm, 0.0, 22 * mm]
-    if raw:
-        header.append("Unrounded")
-        widths.append(24 * mm)
-    widths[1] = FRAME_WIDTH - sum(widths)
-    rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
+def _section_table(rows: list[Row], spans: list[str], raw: bool) -> Table:
+    header = ["Code", "Measure", *(SPAN_TITLES[s] for s in spans)]
+    span_width = 32 * mm
+    widths = [12 * mm, FRAME_WIDTH - 12 * mm - span_width * len(spans)]
+    widths += [span_width] * len(spans)
+    table_rows: list[list[Any]] = [[_p(h, "kpi-head") for h in header]]
     extra: list[tuple[Any, ...]] = []
-    targets = kpi_return.targets or {}
-    by_code: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for figure in figures:
-        by_code[figure["code"]].append(figure)
-    for code, cells in by_code.items():
-        headline = next((f for f in cells if not f["breakdown"]), None)
-        name = _p(NAMES.get(code, cells[0].get("name", code)), "kpi-cell-bold")
-        row: list[Any] = [_p(code, "kpi-cell-bold")]
-        if headline is not None and headline.get("target_rating") in RATINGS:
-            text, fill, _ink = RATINGS[headline["target_rating"]]
-            row.append(
-                [name, _p(f"Target {_target_cell(targets.get(code))} · {text}", "kpi-small")]
+    for row in rows:
+        if row.breakdown:
+            table_rows.append(
+                [
+                    "",
+                    _p(breakdown_label(row.breakdown), "kpi-cell-indent"),
+                    *(_span_cell(row.cells.get(s), raw, "kpi-cell") for s in spans),
+                ]
             )
-            extra.append(("BACKGROUND", (2, len(rows)), (2, len(rows)), fill))
-        else:
-            row.append(name)
-        if headline is not None:
-            row.append(_p(_shown(headline["value"]), "kpi-cell-bold"))
-            if raw:
-                row.append(_p(_shown(headline["raw_value"])))
-        else:
-            row += [""] * (2 if raw else 1)
-        extra.append(("BACKGROUND", (0, len(rows)), (1, len(rows)), NHS_PALE))
-        rows.append(row)
-        for cell in cells:
-            if not cell["breakdown"]:
-                continue
-            row = ["", _p(breakdown_label(cell["breakdown"]), "kpi-cell-indent")]
-            row.append(_p(_shown(cell["value"])))
-            if raw:
-                row.append(_p(_shown(cell["raw_value"])))
-            rows.append(row)
-    table = Table(rows, colWidths=widths, repeatRows=1)
+            continue
+        extra.append(("BACKGROUND", (0, len(table_rows)), (1, len(table_rows)), NHS_PALE))
+        table_rows.append(
+            [
+                _p(row.code, "kpi-cell-bold"),
+                _p(NAMES.get(row.code, row.name), "kpi-cell-bold"),
+                *(_span_cell(row.cells.get(s), raw) for s in spans),
+            ]
+        )
+    table = Table(table_rows, colWidths=widths, repeatRows=1)
     table.setStyle(_table_style(extra))
     return table
 
 
 def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
-    by_letter: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for figure in kpi_return.figures:
-        by_letter[figure["code"][:1]].append(figure)
+    by_letter: dict[str, list[Row]] = defaultdict(list)
+    for row in return_rows(kpi_return.figures, kpi_return.targets):
+        by_letter[row.code[:1]].append(row)
+    spans = spans_in(kpi_return.figures)
     story: list[Flowable] = []
     for title, note in _sections(kpi_return):
-        figures = by_letter.get(title[0], [])
+        rows = by_letter.get(title[0], [])
         story += [
             CondPageBreak(40 * mm),
             KeepTogether([_p(title, "kpi-h2"), _p(note, "kpi-note"), Spacer(1, 2 * mm)]),
         ]
-        if figures:
-            story.append(_section_table(figures, kpi_return, raw))
+        if rows:
+            row_spans = [s for s in spans if any(s in r.cells for r in rows)]
+            story.append(_section_table(rows, row_spans, raw))
         else:
             story.append(_p("This return has no figures in this section.", "kpi-body"))
     return story

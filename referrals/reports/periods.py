@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import enum
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -127,3 +128,52 @@ class Scope:
     @property
     def is_all(self) -> bool:
         return self.contract_id is None
+
+
+class Span(enum.StrEnum):
+    """What a figure is computed over: the month, or the whole span up to its end."""
+
+    MONTH = "month"
+    YEAR_TO_DATE = "year_to_date"
+    CONTRACT_TO_DATE = "contract_to_date"
+
+    @property
+    def label(self) -> str:
+        return _SPAN_LABELS[self]
+
+
+_SPAN_LABELS = {
+    Span.MONTH: "Month",
+    Span.YEAR_TO_DATE: "Year to date",
+    Span.CONTRACT_TO_DATE: "Contract to date",
+}
+FINANCIAL_YEAR_START_MONTH = 4  # the NHS financial year starts on 1 April
+
+
+@dataclass(frozen=True)
+class Window:
+    """The dates a span of a return covers, both inclusive."""
+
+    span: Span
+    start: date
+    end: date
+
+
+def financial_year_start(day: date) -> date:
+    year = day.year if day.month >= FINANCIAL_YEAR_START_MONTH else day.year - 1
+    return date(year, FINANCIAL_YEAR_START_MONTH, 1)
+
+
+def windows(period: Period, contract_start: date | None) -> list[Window]:
+    """The month, the financial year to date and (for a contract) the contract to date.
+
+    Every span ends with the period. A contract that started during the month covers the
+    month; the all-activity return has no contract, so no contract-to-date span.
+    """
+    spans = [
+        Window(Span.MONTH, period.start, period.end),
+        Window(Span.YEAR_TO_DATE, financial_year_start(period.end), period.end),
+    ]
+    if contract_start is not None:
+        spans.append(Window(Span.CONTRACT_TO_DATE, min(contract_start, period.start), period.end))
+    return spans

@@ -118,7 +118,8 @@ def _build(
     today: date,
 ) -> KpiReturn:
     targets = dict(contract.targets or {}) if contract is not None else {}
-    published = publish(compute(scope, period), targets)
+    contract_start = contract.start_date if contract is not None else None
+    published = publish(compute(scope, period, contract_start), targets)
     return KpiReturn(
         scope_key=scope.key,
         contract_id=contract.id if contract else None,

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from markupsafe import Markup
 from sqlalchemy import select
 
 from referrals.charts import Band, Series, line_chart
+from referrals.courses.kpi_targets import target_for
 from referrals.extensions import db
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
+from referrals.reports.labels import span_of
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period, last_periods
 
@@ -30,6 +33,14 @@ def _number(text: str) -> Decimal | None:
         return Decimal(text)
     except (InvalidOperation, TypeError):
         return None
+
+
+def month_headline(figures: list[dict[str, Any]], code: str) -> dict[str, Any] | None:
+    """A stored return's month figure for a KPI (not a breakdown cell, not another span)."""
+    return next(
+        (f for f in figures if f["code"] == code and not f["breakdown"] and span_of(f) == "month"),
+        None,
+    )
 
 
 def headline_trends(
@@ -58,13 +69,11 @@ def headline_trends(
                 values.append(None)
                 shown.append("–")
                 continue
-            figure = next(
-                (f for f in kpi_return.figures if f["code"] == code and not f["breakdown"]), None
-            )
+            figure = month_headline(kpi_return.figures, code)
             text = "" if figure is None else figure["raw_value" if raw else "value"]
             shown.append(text)
             values.append(_number(text))
-            target = kpi_return.targets.get(code) or target
+            target = target_for(kpi_return.targets, code, "month") or target
         trends.append(Trend(code, NAMES[code], periods, values, shown, target))
     return trends
 

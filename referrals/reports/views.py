@@ -29,9 +29,18 @@ from referrals.extensions import db
 from referrals.forms import Form
 from referrals.main.context import add_navigation
 from referrals.pagination import Page
+from referrals.reports.csv_export import build_returns_csv
 from referrals.reports.exporting import export_return, scope_label
-from referrals.reports.kpi import HEADLINE_CODES, NAMES
-from referrals.reports.labels import breakdown_label, target_text
+from referrals.reports.kpi import HEADLINE_CODES
+from referrals.reports.labels import (
+    SPAN_TITLES,
+    SWEMWBS_NOTE,
+    Row,
+    breakdown_label,
+    return_rows,
+    spans_in,
+    target_text,
+)
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, Scope, check_reportable
 from referrals.reports.scope import contracts_for, get_return_or_404, in_bounds
@@ -41,6 +50,7 @@ from referrals.reports.services import (
     make_return,
     regenerate_return,
     registers_close_on,
+    returns_for_contract,
 )
 from referrals.reports.trends import Trend, headline_trends, trend_chart
 from referrals.security import allow
@@ -72,14 +82,30 @@ SECTIONS = (
         "enrolled on one of its courses.",
     ),
     ("B", "B. Participation", "Courses funded by this contract."),
-    ("C", "C. Wellbeing outcomes", "SWEMWBS metric scores, and mood before and after sessions."),
-    ("D", "D. Equalities", "People supported (B1) by age band, sex and ethnic group."),
+    (
+        "C",
+        "C. Wellbeing outcomes",
+        "SWEMWBS metric scores (WEMWBS questionnaires count through their seven SWEMWBS "
+        "items), and mood before and after sessions. " + SWEMWBS_NOTE,
+    ),
+    ("D", "D. Equalities", "People supported (B1) in the month by age band, sex and ethnic group."),
+    (
+        "E",
+        "E. Cost and value",
+        "What the contract pays for the sessions delivered (each course's cost per session), "
+        "per person supported, per attendance and per completion.",
+    ),
 )
 
 
 @bp.app_template_filter("kpi_breakdown")
 def _breakdown_filter(breakdown: str) -> str:
     return breakdown_label(breakdown)
+
+
+@bp.app_template_filter("kpi_span")
+def _span_filter(span: str) -> str:
+    return SPAN_TITLES.get(span, span)
 
 
 @bp.app_template_filter("kpi_target")
@@ -98,16 +124,6 @@ class Listing:
     is_current: bool
 
 
-@dataclass(frozen=True)
-class Headline:
-    code: str
-    name: str
-    value: str
-    raw_value: str
-    rating: str | None
-    target: dict[str, Any] | None
-
-
 @dataclass
 class ScopeReport:
     """What the dashboard shows for one contract, or for all activity."""
@@ -116,7 +132,8 @@ class ScopeReport:
     title: str
     contract: Contract | None
     latest: KpiReturn | None = None
-    headlines: list[Headline] = field(default_factory=list)
+    headlines: list[Row] = field(default_factory=list)
+    spans: list[str] = field(default_factory=list)
     trends: list[tuple[Trend, Markup]] = field(default_factory=list)
     returns: list[Listing] = field(default_factory=list)
 
@@ -125,22 +142,14 @@ class ScopeReport:
         return Period.parse(self.latest.period) if self.latest is not None else None
 
 
-def headlines_of(kpi_return: KpiReturn) -> list[Headline]:
-    figures = {f["code"]: f for f in kpi_return.figures if not f["breakdown"]}
-    headlines = []
-    for code in HEADLINE_CODES:
-        figure = figures.get(code, {})
-        headlines.append(
-            Headline(
-                code=code,
-                name=NAMES[code],
-                value=figure.get("value", ""),
-                raw_value=figure.get("raw_value", ""),
-                rating=figure.get("target_rating"),
-                target=(kpi_return.targets or {}).get(code),
-            )
-        )
-    return headlines
+def headlines_of(kpi_return: KpiReturn) -> list[Row]:
+    """The headline KPIs, each with its month, year-to-date and contract-to-date cells."""
+    rows = {
+        row.code: row
+        for row in return_rows(kpi_return.figures, kpi_return.targets)
+        if not row.breakdown
+    }
+    return [rows[code] for code in HEADLINE_CODES if code in rows]
 
 
 def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[ScopeReport]:
@@ -187,6 +196,7 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
             continue
         trends = headline_trends(key, latest.period)
         report.headlines = headlines_of(report.latest)
+        report.spans = spans_in(report.latest.figures)
         report.trends = [
             (trend, trend_chart(trend, chart_id=f"{report.anchor}-{trend.code.lower()}"))
             for trend in trends
@@ -215,10 +225,10 @@ def dashboard() -> ResponseReturnValue:
     )
 
 
-def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[dict[str, Any]]]]:
-    by_letter: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for figure in kpi_return.figures:
-        by_letter[figure["code"][:1]].append(figure)
+def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[Row]]]:
+    by_letter: dict[str, list[Row]] = defaultdict(list)
+    for row in return_rows(kpi_return.figures, kpi_return.targets):
+        by_letter[row.code[:1]].append(row)
     return [(title, note, by_letter[letter]) for letter, title, note in SECTIONS]
 
 
@@ -236,6 +246,7 @@ def kpi_return(return_id: int) -> ResponseReturnValue:
         period=period,
         scope_title=scope_label(item),
         sections=_figure_sections(item),
+        spans=spans_in(item.figures),
         replacement=replacement,
         is_admin=current_user.role == Role.ADMIN,
         registers_close=registers_close_on(period),
@@ -250,6 +261,28 @@ def download(return_id: int, fmt: str) -> ResponseReturnValue:
     content, filename, mimetype = export_return(item, fmt, raw=raw)
     record_now(current_user, "kpi_return.exported", item, format=fmt, raw=raw)
     return send_bytes(content, filename, mimetype)
+
+
+@bp.get("/contracts/<int:contract_id>/returns.csv")
+@allow(*READERS)
+def contract_csv(contract_id: int) -> ResponseReturnValue:
+    """Every current return of a contract in one CSV, for trend analysis; `from` and `to`
+    (YYYY-MM) narrow the months."""
+    contract = db.first_or_404(contracts_for(current_user).where(Contract.id == contract_id))
+    try:
+        first = Period.parse(request.args["from"]) if request.args.get("from") else None
+        last = Period.parse(request.args["to"]) if request.args.get("to") else None
+    except InvalidPeriod as error:
+        return {"error": str(error)}, 400
+    chosen = [
+        r
+        for r in reversed(returns_for_contract(contract.id))
+        if (first is None or r.period >= first.key) and (last is None or r.period <= last.key)
+    ]
+    raw = current_user.role == Role.ADMIN and request.args.get("raw") == "1"
+    content = build_returns_csv(chosen, scope_label=contract.name, raw=raw)
+    record_now(current_user, "kpi_return.exported", contract, format="csv-months", raw=raw)
+    return send_bytes(content, f"kpi-returns-contract-{contract.id}.csv", "text/csv")
 
 
 # Making and regenerating returns (admins) -------------------------------------------------

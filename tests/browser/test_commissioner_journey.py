@@ -1,7 +1,8 @@
 """Journey 4: on the 1st of the month the scheduler makes each contract's KPI return from the
 demo scheme; the commissioner reads the dashboard, opens the month's return and downloads it
-as PDF and CSV. Ratings are words as well as colours, small numbers are suppressed, and no
-person is named anywhere the commissioner looks."""
+as PDF and CSV. Each figure is shown for the month, the year to date and the contract to date;
+ratings (made from the true figures) are words as well as colours, small numbers are
+suppressed, and no person is named anywhere the commissioner looks."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ PDF_RATINGS = {
     "Stretch met": "Stretch met",
 }
 TARGET = re.compile(r"Target: minimum ([\d.]+), expected ([\d.]+), stretch ([\d.]+)")
+SPANS = 3  # month, year to date, contract to date
 
 
 @dataclass(frozen=True)
@@ -122,53 +124,54 @@ def _figure(cell: Locator) -> str:
     return text
 
 
+def _rating(cell: Locator) -> str:
+    text = _text(cell)
+    return next(
+        (word for word in ("Stretch met", "Red", "Amber", "Green") if text.startswith(word)),
+        "Not rated",
+    )
+
+
 def read_headlines(page: Page, contract: str, period: Period) -> dict[str, Headline]:
+    """Each headline's month figure, its target and its rating, as the dashboard shows them."""
     table = page.get_by_role(
-        "table", name=f"{contract}: headline figures for {period.label} against targets"
+        "table",
+        name=f"{contract}: headline figures for {period.label}, the year to date and the "
+        "contract to date, against targets",
     )
     headlines = {}
     for row in table.locator("tbody tr").all():
         measure = _text(row.get_by_role("rowheader"))
         cells = row.get_by_role("cell")
-        expect(cells).to_have_count(3)  # figure, target, rating: no unrounded column
-        target = TARGET.fullmatch(_text(cells.nth(1)))
+        expect(cells).to_have_count(2 * SPANS)  # figure and rating per span: no unrounded
+        target = TARGET.search(_text(cells.nth(1)))
         code = measure.split(" ", 1)[0]
         headlines[code] = Headline(
             code=code,
             figure=_figure(cells.nth(0)),
             target=tuple(Decimal(level) for level in target.groups()) if target else None,
-            rating=_text(cells.nth(2)),
+            rating=_rating(cells.nth(1)),
         )
     return headlines
 
 
-def expected_rating(headline: Headline) -> str:
-    """The rating docs/kpi.md gives the published figure against the contract's targets."""
-    if headline.target is None or headline.figure in ("*", ""):
-        return "Not rated"
-    value = Decimal(headline.figure)
-    minimum, expected, stretch = headline.target
-    if value >= stretch:
-        return "Stretch met"
-    if value >= expected:
-        return "Green"
-    if value >= minimum:
-        return "Amber"
-    return "Red"
-
-
-def read_return_cells(page: Page, period: Period) -> list[tuple[str, str, str]]:
-    """(code, breakdown label or "", figure) for every cell of the return page, in order."""
+def read_return_cells(page: Page, period: Period) -> list[tuple[str, str, str, str]]:
+    """(code, breakdown label or "", span, figure) for every cell of the return page."""
     cells = []
-    for title in ("A. Referrals", "B. Participation", "C. Wellbeing outcomes", "D. Equalities"):
+    sections = ("A. Referrals", "B. Participation", "C. Wellbeing outcomes", "D. Equalities",
+                "E. Cost and value")  # fmt: skip
+    for title in sections:
         table = page.get_by_role("table", name=f"{title}, {period.label}")
+        spans = [_text(h) for h in table.locator("thead th.app-kpi-number").all()]
         for row in table.locator("tbody tr").all():
             code = _text(row.locator("td").first)
             breakdown = row.locator(".app-kpi-breakdown")
             label = ""
             if breakdown.count():
                 label = _text(breakdown).split(", ", 1)[1]  # after the hidden measure name
-            cells.append((code, label, _figure(row.locator(".app-kpi-number"))))
+            for span, number in zip(spans, row.locator(".app-kpi-number").all(), strict=True):
+                if _text(number) != "Not reported for this span":
+                    cells.append((code, label, span, _figure(number)))
     return cells
 
 
@@ -204,9 +207,10 @@ def test_commissioner_downloads_the_months_return_as_pdf_and_csv(
     headlines = read_headlines(page, contract, period)
     assert list(headlines) == list(HEADLINE_CODES)
     for headline in headlines.values():
-        # The rating is written out: colour is never the only signal.
+        # The rating is written out: colour is never the only signal; and only a KPI with a
+        # target for the month is rated (on its true figure, so a * may be rated too).
         assert headline.rating in RATING_WORDS, headline
-        assert headline.rating == expected_rating(headline), headline
+        assert (headline.rating != "Not rated") <= (headline.target is not None), headline
     assert {h.rating for h in headlines.values()} - {"Not rated"}, "nothing is rated"
     # Twelve months of trends, one chart per headline figure.
     expect(page.get_by_role("figure")).to_have_count(len(HEADLINE_CODES))
@@ -226,13 +230,13 @@ def test_commissioner_downloads_the_months_return_as_pdf_and_csv(
     expect(summary).to_contain_text(contract)
     expect(summary).to_contain_text("automatically")  # made by the scheduler, not by hand
     cells = read_return_cells(page, period)
-    on_page = {code: figure for code, label, figure in cells if not label}
+    on_page = {code: figure for code, label, span, figure in cells if not label and span == "Month"}
     assert {code: on_page[code] for code in HEADLINE_CODES} == {
         code: h.figure for code, h in headlines.items()
     }
     # Small numbers: breakdown cells of 1 to 7 people are starred, and the page counts them.
-    starred = [cell for cell in cells if cell[2] == "*"]
-    assert any(label for _, label, _ in starred), "no breakdown cell is suppressed"
+    starred = [cell for cell in cells if cell[3] == "*"]
+    assert any(label for _, label, _, _ in starred), "no breakdown cell is suppressed"
     expect(
         page.get_by_text(re.compile(r"\d+ cells? in this return (are|is) suppressed"))
     ).to_contain_text(f"{len(starred)} cell{'s' if len(starred) != 1 else ''} in this return")
@@ -250,17 +254,12 @@ def test_commissioner_downloads_the_months_return_as_pdf_and_csv(
     assert f"Commissioner {ICB}" in text
     assert "Generated by the scheduled monthly job" in text
     for code, headline in headlines.items():
-        levels = " / ".join(map(_level, headline.target)) if headline.target else "No target"
-        if headline.rating != "Not rated":
-            rating = PDF_RATINGS[headline.rating]
-        elif headline.target is None:
-            rating = "No target"
-        elif headline.figure == "*":
-            rating = "Not rated: figure suppressed"
-        else:
-            rating = "Not rated: no figure"
         shown = headline.figure or "–"
-        row = f"{code}{NAMES[code]}{shown}{levels}{rating}"
+        row = f"{code}{NAMES[code]}{shown}"
+        if headline.target:
+            levels = " / ".join(map(_level, headline.target))
+            rating = PDF_RATINGS.get(headline.rating, "Not rated: no figure")
+            row += f"Target {levels}{rating}"
         assert "".join(row.split()) in packed, f"the PDF's {code} row is not {row!r}"
         # Each headline's twelve-month chart ends on this month's figure.
         assert f"{period.label}: {shown}." in text, code
@@ -273,11 +272,16 @@ def test_commissioner_downloads_the_months_return_as_pdf_and_csv(
     assert csv_download.value.suggested_filename.endswith(f"-{period.key}-v1.csv")
     raw = Path(csv_download.value.path()).read_bytes()
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8-sig"))))
-    assert {(r["period"], r["scope"]) for r in rows} == {(period.key, contract)}
-    assert [(r["code"], r["value"]) for r in rows] == [(code, fig) for code, _, fig in cells]
+    assert {(r["period"], r["scope"], r["version"]) for r in rows} == {(period.key, contract, "1")}
+    assert {r["span"] for r in rows} == {"month", "year_to_date", "contract_to_date"}
+    assert sorted((r["code"], r["value"]) for r in rows) == sorted(
+        (code, figure) for code, _, _, figure in cells
+    )
     for r in rows:
         assert (r["suppressed"] == "yes") == (r["value"] == "*"), r
-    ratings = {r["code"]: r["target_rating"] for r in rows if not r["breakdown"]}
+    ratings = {
+        r["code"]: r["target_rating"] for r in rows if not r["breakdown"] and r["span"] == "month"
+    }
     for code, headline in headlines.items():
         word = ratings[code].capitalize() if ratings[code] else "Not rated"
         assert word == headline.rating, (code, ratings[code], headline)
