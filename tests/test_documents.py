@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from datetime import date
 from typing import Any
 
 from pypdf import PdfReader
@@ -10,7 +11,7 @@ from pypdf import PdfReader
 from referrals.courses.register_files import build_register_pdf
 from referrals.documents import FONT, FONT_BOLD
 from referrals.extensions import db
-from referrals.intake.letters import build_outcome_letter, outcome_summary
+from referrals.intake.letters import MessageBack, build_outcome_letter, outcome_summary
 from tests.intake_helpers import pdf_fonts, pdf_text
 from tests.test_register_files import build_world
 
@@ -56,7 +57,13 @@ def test_a_letter_prints_the_name_as_written(app: Any) -> None:
     referral = world.referrals[0]
     db.session.refresh(referral)
 
-    data = build_outcome_letter(referral, outcome_summary(referral))
+    message = MessageBack(
+        headline="Started the course",
+        summary=outcome_summary(referral),
+        code=None,
+        sent_on=date(2026, 12, 7),
+    )
+    data = build_outcome_letter(referral, message)
 
     text = pdf_text(data)
     assert FULL_NAME in text.splitlines() or FULL_NAME in " ".join(text.split())

@@ -28,6 +28,7 @@ from referrals.extensions import db
 from referrals.intake.models import Patient
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
 from referrals.reports.periods import Period
+from referrals.reports.services import latest_closed_period
 from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 from referrals.seed import DEMO_PASSWORD, seed_demo
 from tests.browser.accessibility import audit
@@ -55,7 +56,7 @@ class DemoScheme:
     """The demo scheme in the live server's database, with its returns made."""
 
     contract: str  # the commissioner's contract
-    period: Period  # the month the 1st's run made a return for
+    period: Period  # the latest month whose registers have closed: the run made its return
     names: list[str]  # every person's full name: none may reach the commissioner
     nhs_numbers: list[str]
     seconds: float  # seeding and making the returns
@@ -74,7 +75,7 @@ def demo_scheme(live_server: Any) -> Iterator[DemoScheme]:
             seed_demo(today=today)
             db.session.commit()
             db.session.remove()
-        run = execute(app, MONTHLY_RETURNS, today=today.replace(day=1))
+        run = execute(app, MONTHLY_RETURNS, today=today)
         assert run.outcome == "succeeded", run.error
         seconds = time.monotonic() - started
         print(f"Demo scheme seeded and {run.detail} in {seconds:.1f} s")
@@ -90,7 +91,7 @@ def demo_scheme(live_server: Any) -> Iterator[DemoScheme]:
             db.session.remove()
         yield DemoScheme(
             contract=contract,
-            period=Period.containing(today).previous(),
+            period=latest_closed_period(today),
             names=[f"{given} {family}" for given, family, _ in people],
             nhs_numbers=[nhs for _, _, nhs in people if nhs],
             seconds=seconds,
