@@ -81,6 +81,10 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
     closed_on: Mapped[date | None]
     snomed_code: Mapped[str | None] = mapped_column(String(18))
     new_episode_reason: Mapped[str] = mapped_column(Text, default="")
+    # The course a person asked to join when they referred themselves from the public finder.
+    course_of_interest_id: Mapped[int | None] = mapped_column(
+        ForeignKey("course.id", ondelete="SET NULL")
+    )
 
     patient: Mapped[Patient] = relationship(back_populates="referrals")
     gp_practice: Mapped[Organisation] = relationship()
