@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +13,9 @@ from referrals.db import TimestampMixin, utcnow
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.types import enum_column
+
+if TYPE_CHECKING:
+    from referrals.courses.models import Course
 from referrals.vocab import (
     ContactMethod,
     ContactOutcome,
@@ -99,6 +102,7 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="referral", order_by="Conversation.id"
     )
+    course_of_interest: Mapped[Course | None] = relationship()
     reconciliation: Mapped[PatientReconciliation | None] = relationship(
         back_populates="referral", uselist=False
     )

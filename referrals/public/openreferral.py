@@ -9,6 +9,7 @@ nothing about any person.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
@@ -254,7 +255,8 @@ def _whole_number(name: str, default: int, minimum: int) -> int:
     raw = request.args.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or len(raw) > 6 or int(raw) < minimum:
+    # Only ASCII digits: str.isdigit() also accepts "²", which int() refuses.
+    if not re.fullmatch(r"[0-9]{1,6}", raw) or int(raw) < minimum:
         raise validation_problem({name: [f"{name} must be a whole number, {minimum} or more"]})
     return int(raw)
 
