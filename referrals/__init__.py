@@ -72,6 +72,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.intake.views import bp as intake_bp
     from referrals.main.views import bp as main_bp
     from referrals.notifications.views import bp as notifications_bp
+    from referrals.public.openreferral import bp as openreferral_bp
+    from referrals.public.views import bp as public_bp
     from referrals.reports.views import bp as reports_bp
 
     app.register_blueprint(auth_bp)
@@ -82,6 +84,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(notifications_bp, url_prefix="/messages")
     app.register_blueprint(reports_bp, url_prefix="/returns")
     app.register_blueprint(api_bp, url_prefix="/api/v1")
+    app.register_blueprint(public_bp, url_prefix="/find")
+    app.register_blueprint(openreferral_bp, url_prefix="/openreferral")
     csrf.exempt(api_bp)  # the API authenticates by bearer token only, never by cookie
 
     from referrals.courses.presenters import init_app as init_course_presenters

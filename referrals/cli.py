@@ -421,7 +421,28 @@ def retention_person(patient_id: int, erase: bool, reason: str) -> None:
     click.echo(f"P{patient_id} {'erased' if erase else 'anonymised'}")
 
 
+places_cli = AppGroup("places", help="Postcodes to places: coordinates and districts.")
+
+
+@places_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def places_load_command(path: Path) -> None:
+    """Replace the postcodes with those of an ONS postcode directory CSV file (or one with the
+    same columns: pcds, lat, long, and doterm for terminated postcodes)."""
+    from referrals.places.services import PlacesFileRefused, load_places
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as stream:
+            result = load_places(stream)
+    except PlacesFileRefused as refused:
+        db.session.rollback()
+        raise click.ClickException(f"Nothing loaded: {refused}") from refused
+    db.session.commit()
+    click.echo(f"{result.loaded} postcodes loaded, {result.skipped} skipped")
+
+
 def init_app(app: Flask) -> None:
+    app.cli.add_command(places_cli)
     app.cli.add_command(users_cli)
     app.cli.add_command(seed_cli)
     app.cli.add_command(kpi_cli)

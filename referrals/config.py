@@ -56,6 +56,10 @@ class Defaults:
     RATELIMIT_KEY_PREFIX = "aop"
     RATELIMIT_SIGN_IN = "30 per minute"  # password and code steps, per client address
     RATELIMIT_PUBLIC = "120 per minute"  # other pages open without sign-in, per client address
+    # Self-referrals sent, per client address, on top of the public limit.
+    RATELIMIT_SELF_REFERRAL = "5 per hour;20 per day"
+    # How long the published directory is kept in each worker's memory (finder and feed).
+    PUBLIC_CACHE_SECONDS = 60
     RATELIMIT_API_PER_CLIENT = "300 per minute"  # per bearer token (or address without one)
     RATELIMIT_API_PER_ADDRESS = "600 per minute"  # per client address, whatever the token
     # Roles that must use two-step verification. None: admins and commissioners in production,

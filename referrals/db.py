@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import current_app, g, has_app_context, has_request_context, request
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, scoped_session
 from sqlalchemy.types import TypeDecorator
@@ -53,6 +54,18 @@ class Base(DeclarativeBase):
         metadata=MetaData(naming_convention=NAMING_CONVENTION),
         type_annotation_map={datetime: UTCDateTime()},
     )
+
+
+def new_public_id() -> str:
+    """A random UUID: the stable, published identifier of a record (Open Referral UK)."""
+    return str(uuid.uuid4())
+
+
+class PublicIdMixin:
+    """A record published in the open directory: its UUID never changes and never reveals
+    the internal id."""
+
+    public_id: Mapped[str] = mapped_column(String(36), unique=True, default=new_public_id)
 
 
 class TimestampMixin:

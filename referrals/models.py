@@ -29,6 +29,7 @@ from referrals.intake.models import (
 )
 from referrals.notifications.models import Notification, NotificationRead
 from referrals.outcomes.models import WellbeingAssessment
+from referrals.places.models import Place
 from referrals.reports.models import JobRun, KpiReturn
 from referrals.scheduler.models import SchedulerHeartbeat
 
@@ -50,6 +51,7 @@ __all__ = [
     "NotificationRead",
     "Organisation",
     "Patient",
+    "Place",
     "RecoveryCode",
     "Referral",
     "ReferralTransition",

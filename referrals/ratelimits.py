@@ -30,6 +30,7 @@ from referrals.security import ACCESS_ATTRIBUTE, PUBLIC, is_api_request
 
 EXTENSION = "referrals.limiter"
 SIGN_IN_STEPS = ("auth.login", "auth.login_code")
+SELF_REFERRAL = "public.refer_yourself_page"
 UNLIMITED = frozenset({"main.health", "static"})
 
 
@@ -54,6 +55,7 @@ def init_app(app: Flask) -> None:
     hooks[:] = ours + [hook for hook in hooks if hook not in ours]
 
     sign_in = limiter.shared_limit(_setting("RATELIMIT_SIGN_IN"), scope="sign-in", methods=["POST"])
+    self_referral = limiter.limit(_setting("RATELIMIT_SELF_REFERRAL"), methods=["POST"])
     public = limiter.shared_limit(_setting("RATELIMIT_PUBLIC"), scope="public")
     view: Callable[..., Any]
     for endpoint, view in list(app.view_functions.items()):
@@ -61,6 +63,8 @@ def init_app(app: Flask) -> None:
             view = public(view)
         if endpoint in SIGN_IN_STEPS:
             view = sign_in(view)
+        if endpoint == SELF_REFERRAL:
+            view = self_referral(view)
         app.view_functions[endpoint] = view
     limiter.limit(_setting("RATELIMIT_API_PER_CLIENT"), key_func=api_client_key)(api_bp)
     limiter.limit(_setting("RATELIMIT_API_PER_ADDRESS"), key_func=client_address)(api_bp)

@@ -72,7 +72,10 @@ def access_rule(endpoint: str | None) -> Any:
 
 
 def is_api_request() -> bool:
-    return request.blueprint == "api" or request.path.startswith("/api/")
+    """JSON answers, errors included: the API and the open Open Referral feed."""
+    return request.blueprint in ("api", "openreferral") or request.path.startswith(
+        ("/api/", "/openreferral/")
+    )
 
 
 def enforce_access() -> ResponseReturnValue | None:
@@ -176,7 +179,10 @@ def set_security_headers(response: Any) -> Any:
     headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if request.is_secure:
         headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    if request.endpoint != "static":
+    if g.get("public_cache_seconds") and response.status_code in (200, 304):
+        # The open directory feed: the same for everyone, never about a person.
+        headers["Cache-Control"] = f"public, max-age={g.public_cache_seconds}"
+    elif request.endpoint != "static":
         # Pages and downloads may hold patient data: never keep them in a cache.
         headers["Cache-Control"] = "no-store"
         headers["Pragma"] = "no-cache"

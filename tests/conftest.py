@@ -54,6 +54,8 @@ def test_config(url: str, **overrides: Any) -> dict[str, Any]:
         "ARGON2_MEMORY_COST_KIB": 19 * 1024,
         "ARGON2_TIME_COST": 2,
         "ARGON2_PARALLELISM": 1,
+        # Every request sees the directory as it is now; tests of the cache set their own.
+        "PUBLIC_CACHE_SECONDS": 0,
     }
     config.update(overrides)
     return config

@@ -326,7 +326,7 @@ def _statements_for(caller: Caller, path: str) -> int:
     return len(statements)
 
 
-@pytest.mark.parametrize("path", ["/courses?per_page=100", "/openreferral/services?per_page=100"])
+@pytest.mark.parametrize("path", ["/courses?per_page=100"])
 def test_the_directory_takes_the_same_number_of_queries_for_3_and_30_courses(world, as_user, path):
     caller = as_user(world.link_worker)
     providers = [world.provider, *(factories.make_organisation("provider") for _ in range(2))]
@@ -1118,92 +1118,6 @@ def test_a_contract_needs_a_commissioner_and_a_new_name(world, as_user):
     assert {"targets.B1.month.minimum", "targets.B1.month.stretch"} <= problem_fields(response)
 
 
-# Open Referral UK ---------------------------------------------------------------------------
-
-
-def test_the_directory_as_open_referral_uk_services(world, as_user):
-    tuesday = date(2027, 3, 2)
-    fortnightly = make_course(
-        world.provider,
-        start=tuesday,
-        frequency=Frequency.FORTNIGHTLY,
-        pathways=(Pathway.DEMENTIA, Pathway.SOCIAL_ISOLATION),
-        min_age=50,
-        cost_per_session_pence=4500,
-        participant_fee_pence=300,
-        description="Museum object handling",
-    )
-    db.session.commit()
-    caller = as_user(world.artist)
-    page = caller.get("/openreferral/services?per_page=1").get_json()
-    assert page["total"] == 2 and len(page["items"]) == 1 and page["per_page"] == 1
-    services = {
-        item["id"]: item for item in caller.get("/openreferral/services").get_json()["items"]
-    }
-    assert set(services) == {str(world.course.id), str(fortnightly.id)}
-
-    weekly = services[str(world.course.id)]
-    assert weekly["name"] == world.course.title
-    assert weekly["status"] == "active"
-    assert weekly["organization"] == {
-        "id": str(world.provider.id),
-        "name": world.provider.name,
-        "description": "",
-    }
-    # The feed publishes what a participant pays, never the £33.00 the contract pays.
-    assert weekly["fees"] == "Free"
-    (cost,) = weekly["cost_options"]
-    assert cost["amount"] == 0 and cost["amount_description"] == "per session"
-    (schedule,) = weekly["regular_schedules"]
-    start = world.course.start_date
-    assert schedule["freq"] == "WEEKLY" and schedule["interval"] == 1
-    assert schedule["byday"] == ("MO", "TU", "WE", "TH", "FR", "SA", "SU")[start.weekday()]
-    assert (schedule["opens_at"], schedule["closes_at"]) == ("10:00", "12:00")
-    assert schedule["valid_from"] == start.isoformat()
-    assert schedule["valid_to"] == (start + timedelta(weeks=7)).isoformat()
-    (place,) = weekly["service_at_locations"]
-    location = place["location"]
-    assert location["name"] == "Friends Meeting House"
-    (address,) = location["physical_addresses"]
-    assert address["postal_code"] == "GL1 2AB"
-    assert address["address_1"] == "1 Greyfriars, Gloucester"
-    assert address["country"] == "GB"
-    assert location["accessibility_for_disabilities"][0]["accessibility"].startswith("Step-free")
-    (eligibility,) = weekly["eligibilitys"]
-    assert eligibility["taxonomys"] == [
-        {
-            "id": "pathway:copd_asthma",
-            "name": "COPD or asthma",
-            "vocabulary": "pathway",
-            "parent": None,
-        }
-    ]
-    assert weekly["service_taxonomys"][0]["taxonomy"]["id"] == "art_form:singing"
-
-    other = services[str(fortnightly.id)]
-    assert other["description"] == "Museum object handling"
-    assert other["fees"] == "£3.00 per session" and other["cost_options"][0]["amount"] == 3.0
-    assert other["regular_schedules"][0]["interval"] == 2
-    assert other["regular_schedules"][0]["byday"] == "TU"
-    assert other["eligibilitys"][0]["minimum_age"] == 50
-    assert other["eligibilitys"][0]["maximum_age"] is None
-    assert [t["id"] for t in other["eligibilitys"][0]["taxonomys"]] == [
-        "pathway:dementia",
-        "pathway:social_isolation",
-    ]
-    assert caller.get("/openreferral/services?per_page=500").status_code == 422
-
-
-def test_a_finished_course_is_an_inactive_service(world, as_user):
-    make_course(world.provider, start=london_today() - timedelta(weeks=20))
-    db.session.commit()
-    items = as_user(world.admin).get("/openreferral/services").get_json()["items"]
-    assert sorted(item["status"] for item in items) == ["active", "inactive"]
-
-
-# Bad input never crashes --------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(
     "raw",
     ["", "not json", "[]", "1", "null", '"text"', "[" * 5000 + "]" * 5000, '{"a": 1'],
@@ -1234,7 +1148,7 @@ def test_the_openapi_document_describes_the_course_endpoints(world, as_user):
     assert set(paths["/contracts"]) == {"get", "post"}
     assert "patch" in paths["/sessions/{session_id}"]
     assert "409" in paths["/courses/{course_id}/enrolments"]["post"]["responses"]
-    assert "eligibilitys" in document["components"]["schemas"]["OpenReferralService"]["properties"]
+    assert "308" in paths["/openreferral/services"]["get"]["responses"]  # moved to the open feed
 
 
 def test_ids_beyond_the_database_range_are_404(world, as_user, register):

@@ -215,6 +215,21 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         "main.accessibility",
         "main.privacy",
         "static",
+        # The open directory: the course finder, self-referral and the Open Referral UK feed.
+        "public.finder",
+        "public.course",
+        "public.refer_yourself_page",
+        "public.thank_you",
+        "openreferral.meta",
+        "openreferral.services",
+        "openreferral.service",
+        "openreferral.service_at_locations",
+        "openreferral.service_at_location",
+        "openreferral.taxonomies",
+        "openreferral.taxonomy",
+        "openreferral.taxonomy_terms",
+        "openreferral.taxonomy_term",
+        "api.openreferral_services",  # moved: a redirect to the open feed
     }
     for rule in app.url_map.iter_rules():
         rule_access = access_rule(rule.endpoint)

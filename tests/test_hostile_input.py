@@ -908,7 +908,12 @@ def test_query_strings_on_lists(app: Flask, login_as: Any, api_client: Any) -> N
         "/api/v1/kpi/returns": ["page", "per_page", "contract_id", "period", "superseded"],
         "/api/v1/contracts": ["page", "per_page"],
         "/api/v1/organisations": ["page", "per_page"],
-        "/api/v1/openreferral/services": ["page", "per_page"],
+        "/find/": ["postcode", "distance", "day", "art_form", "pathway", "page"],
+        "/openreferral/services": [
+            *("page", "per_page", "search", "taxonomy_term_id", "taxonomy_id", "day"),
+            *("minimum_age", "maximum_age", "start_time", "end_time"),
+        ],
+        "/openreferral/service_at_locations": ["page", "search", "postcode", "proximity", "day"],
     }
     strategy = st.sampled_from(sorted(lists)).flatmap(
         lambda url: st.tuples(
@@ -919,7 +924,10 @@ def test_query_strings_on_lists(app: Flask, login_as: Any, api_client: Any) -> N
 
     def prop(drawn: tuple[str, dict[str, str]]) -> None:
         url, query = drawn
-        if url.startswith("/api/"):
+        if url.startswith("/openreferral/"):  # open to anyone, JSON like the API
+            response = app.test_client().get(url, query_string=query)
+            assert response.status_code in (200, 422), (url, query, response.status_code)
+        elif url.startswith("/api/"):
             response = api.get(url, query_string=query, headers=headers)
             assert response.status_code in (200, 422), (url, query, response.status_code)
         else:
@@ -968,6 +976,17 @@ def test_odd_numbers_in_query_strings_and_ids(app: Flask, login_as: Any) -> None
             "/returns/?contract={}",
             "/sessions/?page={}",
         ],
+        # The public pages and the open feed, for anyone.
+        app.test_client(): [
+            "/find/?page={}",
+            "/find/?day={}",
+            "/find/?distance={}",
+            "/find/refer-yourself?course={}",
+            "/openreferral/services?page={}",
+            "/openreferral/services?per_page={}",
+            "/openreferral/services?minimum_age={}",
+            "/openreferral/service_at_locations?postcode=GL1+2AB&proximity={}",
+        ],
     }
     problems = []
     for client, urls in gets.items():
@@ -990,6 +1009,8 @@ def test_odd_numbers_in_query_strings_and_ids(app: Flask, login_as: Any) -> None
 
 
 SEARCH_BOXES = [
+    "/find/?postcode={}",
+    "/openreferral/services?search={}",
     "/referrals/?q={}",
     "/courses/?area={}",
     "/admin/users?q={}",

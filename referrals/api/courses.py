@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, jsonify, request
+from flask import abort, current_app, jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import String, cast, exists, func, select
@@ -55,7 +55,6 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
-from referrals.courses.presenters import participant_fee
 from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule
 from referrals.courses.schedule import validate as schedule_errors
@@ -95,7 +94,7 @@ from referrals.intake.scope import scoped_referrals
 from referrals.intake.validation import InvalidValue, clean_postcode
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, validate_items
-from referrals.security import STAFF, allow
+from referrals.security import STAFF, allow, public
 from referrals.vocab import ArtForm, Pathway
 
 E = TypeVar("E", bound=enum.Enum)
@@ -674,150 +673,6 @@ register_schema(
         },
     },
 )
-_TAXONOMY = {
-    "type": "object",
-    "required": ["id", "name", "vocabulary"],
-    "properties": {
-        "id": {"type": "string", "examples": ["pathway:copd_asthma"]},
-        "name": {"type": "string"},
-        "vocabulary": {"type": "string", "enum": ["pathway", "art_form"]},
-        "parent": {"type": ["string", "null"]},
-    },
-}
-register_schema(
-    "OpenReferralService",
-    {
-        "type": "object",
-        "description": (
-            "A course as an Open Referral UK (v1) service: field names follow the ORUK "
-            "service_details object. Identifiers are strings."
-        ),
-        "required": ["id", "organization", "name", "status"],
-        "properties": {
-            "id": {"type": "string"},
-            "name": {"type": "string"},
-            "description": {"type": "string"},
-            "status": {"type": "string", "enum": ["active", "inactive"]},
-            "fees": {"type": "string", "examples": ["£33.00 per session", "Free"]},
-            "attending_type": {"type": "string", "enum": ["venue"]},
-            "attending_access": {"type": "string", "enum": ["referral"]},
-            "organization": {
-                "type": "object",
-                "required": ["id", "name", "description"],
-                "properties": {
-                    "id": {"type": "string"},
-                    "name": {"type": "string"},
-                    "description": {"type": "string"},
-                },
-            },
-            "cost_options": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "option": {"type": "string"},
-                        "amount": {"type": "number", "description": "In pounds"},
-                        "amount_description": {"type": "string", "enum": ["per session"]},
-                        "valid_from": _DATE,
-                        "valid_to": _NULLABLE_DATE,
-                    },
-                },
-            },
-            "regular_schedules": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "service_id": {"type": "string"},
-                        "description": {"type": "string"},
-                        "dtstart": _DATE,
-                        "valid_from": _DATE,
-                        "valid_to": _NULLABLE_DATE,
-                        "freq": {"type": "string", "enum": ["WEEKLY"]},
-                        "interval": {
-                            "type": "integer",
-                            "enum": [1, 2],
-                            "description": "2 for fortnightly",
-                        },
-                        "byday": {"type": "string", "enum": list(_BYDAY)},
-                        "opens_at": _CLOCK_SCHEMA,
-                        "closes_at": _CLOCK_SCHEMA,
-                    },
-                },
-            },
-            "service_at_locations": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "location": {
-                            "type": "object",
-                            "properties": {
-                                "id": {"type": "string"},
-                                "name": {"type": "string"},
-                                "description": {"type": "string"},
-                                "latitude": {"type": ["number", "null"]},
-                                "longitude": {"type": ["number", "null"]},
-                                "physical_addresses": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "id": {"type": "string"},
-                                            "address_1": {"type": "string"},
-                                            "city": {"type": "string"},
-                                            "state_province": {"type": "string"},
-                                            "postal_code": {"type": "string"},
-                                            "country": {"type": "string", "enum": ["GB"]},
-                                        },
-                                    },
-                                },
-                                "accessibility_for_disabilities": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "id": {"type": "string"},
-                                            "accessibility": {"type": "string"},
-                                        },
-                                    },
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-            "eligibilitys": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "string"},
-                        "eligibility": {"type": "string"},
-                        "minimum_age": {"type": ["integer", "null"]},
-                        "maximum_age": {"type": ["integer", "null"]},
-                        "taxonomys": {
-                            "type": "array",
-                            "items": _TAXONOMY,
-                            "description": "The pathways the course is for",
-                        },
-                    },
-                },
-            },
-            "service_taxonomys": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"id": {"type": "string"}, "taxonomy": _TAXONOMY},
-                },
-            },
-        },
-    },
-)
-
 _COURSE_FILTERS: list[dict[str, Any]] = [
     {"name": "art_form", "in": "query", "schema": {"type": "string", "enum": _values(ArtForm)}},
     {
@@ -2010,141 +1865,16 @@ def list_contracts() -> ResponseReturnValue:
 # Open Referral UK -----------------------------------------------------------------------
 
 
-def _taxonomy(vocabulary: str, member: Any) -> dict[str, Any]:
-    return {
-        "id": f"{vocabulary}:{member.value}",
-        "name": member.label,
-        "vocabulary": vocabulary,
-        "parent": None,
-    }
-
-
-def _ages(course: Course) -> str:
-    if course.min_age is not None and course.max_age is not None:
-        return f"Ages {course.min_age} to {course.max_age}"
-    if course.min_age is not None:
-        return f"Ages {course.min_age} and over"
-    if course.max_age is not None:
-        return f"Ages up to {course.max_age}"
-    return "All ages"
-
-
-def _address_lines(address: str) -> str:
-    return ", ".join(line.strip() for line in address.splitlines() if line.strip())
-
-
-def openreferral_service(
-    course: Course, *, places: int, last_session: date | None, on: date
-) -> dict[str, Any]:
-    """A course as an Open Referral UK (v1) service."""
-    key = str(course.id)
-    venue = course.venue
-    fee_pence = course.participant_fee_pence or 0
-    pathways = [
-        Pathway(code) for code in course.pathways or [] if code in Pathway._value2member_map_
-    ]
-    closes_at = _end_clock(course.start_time, course.duration_minutes)
-    weekday = WEEKDAYS[course.start_date.weekday()]
-    return {
-        "id": key,
-        "name": course.title,
-        "description": course.description,
-        "status": "active" if last_session is not None and last_session >= on else "inactive",
-        # What a participant pays (usually nothing), never the course's cost to the contract.
-        "fees": participant_fee(course),
-        "attending_type": "venue",
-        "attending_access": "referral",
-        "organization": {
-            "id": str(course.provider_id),
-            "name": course.provider.name,
-            "description": "",
-        },
-        "cost_options": [
-            {
-                "id": key,
-                "option": "Per session",
-                "amount": float(Decimal(fee_pence) / 100),
-                "amount_description": "per session",
-                "valid_from": course.start_date.isoformat(),
-                "valid_to": _iso(last_session),
-            }
-        ],
-        "regular_schedules": [
-            {
-                "id": key,
-                "service_id": key,
-                "description": (
-                    f"{course.frequency.label} on {weekday.title()}s, "
-                    f"{_clock(course.start_time)} to {closes_at}"
-                ),
-                "dtstart": course.start_date.isoformat(),
-                "valid_from": course.start_date.isoformat(),
-                "valid_to": _iso(last_session),
-                "freq": "WEEKLY",
-                "interval": course.frequency.weeks,
-                "byday": _BYDAY[course.start_date.weekday()],
-                "opens_at": _clock(course.start_time),
-                "closes_at": closes_at,
-            }
-        ],
-        "service_at_locations": [
-            {
-                "id": f"{key}-{venue.id}",
-                "location": {
-                    "id": str(venue.id),
-                    "name": venue.name,
-                    "description": "",
-                    "latitude": None,
-                    "longitude": None,
-                    "physical_addresses": [
-                        {
-                            "id": str(venue.id),
-                            "address_1": _address_lines(venue.address),
-                            "city": "",
-                            "state_province": "",
-                            "postal_code": venue.postcode,
-                            "country": "GB",
-                        }
-                    ],
-                    "accessibility_for_disabilities": (
-                        [{"id": str(venue.id), "accessibility": venue.accessibility}]
-                        if venue.accessibility
-                        else []
-                    ),
-                },
-            }
-        ],
-        "eligibilitys": [
-            {
-                "id": key,
-                "eligibility": _ages(course),
-                "minimum_age": course.min_age,
-                "maximum_age": course.max_age,
-                "taxonomys": [_taxonomy("pathway", pathway) for pathway in pathways],
-            }
-        ],
-        "service_taxonomys": [
-            {"id": f"{key}-art_form", "taxonomy": _taxonomy("art_form", course.art_form)}
-        ],
-    }
-
-
 @bp.get("/openreferral/services")
-@allow(STAFF)
+@public
 @operation(
-    "The course directory as Open Referral UK services",
-    roles="all staff (artists see their own provider's courses)",
+    "Moved: the open Open Referral UK 3.0 feed",
+    roles="anyone; no token needed",
     tags=["courses"],
-    parameters=PAGE_PARAMETERS,
-    responses={
-        200: json_response("A page of services", page_of("OpenReferralService")),
-        422: _INVALID,
-    },
+    responses={308: {"description": "The same services at /openreferral/services (ORUK 3.0)"}},
 )
 def openreferral_services() -> ResponseReturnValue:
-    on = today()
-
-    def serialise(course: Course, *, places: int, last_session: date | None) -> dict[str, Any]:
-        return openreferral_service(course, places=places, last_session=last_session, on=on)
-
-    return jsonify(_directory_page(current_user, serialise))
+    """The feed moved out of the token-only API to the open ORUK 3.0 paths; one shape only."""
+    query = request.query_string.decode("latin-1")
+    target = url_for("openreferral.services") + (f"?{query}" if query else "")
+    return redirect(target, code=308)

@@ -571,7 +571,7 @@ def create_referral_view() -> ResponseReturnValue:
         # A concurrent request recorded this person first (unique NHS number): answer as if it
         # had finished before this one started.
         db.session.rollback()
-        found = open_referral_check(current_user, details.patient.nhs_number)
+        found = open_referral_check(current_user, details.patient.nhs_number or "")
         if found is not None and not details.new_episode_reason.strip():
             raise _duplicate_problem(found) from error
         raise ApiProblem(

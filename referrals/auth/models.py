@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from referrals.db import TimestampMixin, utcnow
+from referrals.db import PublicIdMixin, TimestampMixin, utcnow
 from referrals.extensions import db
 from referrals.types import enum_column
 
@@ -59,7 +59,7 @@ ROLE_ORGANISATION_KINDS: dict[Role, frozenset[OrganisationKind]] = {
 }
 
 
-class Organisation(TimestampMixin, db.Model):  # type: ignore[name-defined]
+class Organisation(PublicIdMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "organisation"
 
     id: Mapped[int] = mapped_column(primary_key=True)

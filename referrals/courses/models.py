@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referrals.auth.models import Organisation, User
 from referrals.courses.schedule import Frequency
-from referrals.db import TimestampMixin, utcnow
+from referrals.db import PublicIdMixin, TimestampMixin, utcnow
 from referrals.extensions import db
 from referrals.intake.models import Referral
 from referrals.types import enum_column
@@ -88,7 +88,7 @@ class Contract(TimestampMixin, db.Model):  # type: ignore[name-defined]
     )
 
 
-class Venue(TimestampMixin, db.Model):  # type: ignore[name-defined]
+class Venue(PublicIdMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "venue"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -108,7 +108,7 @@ course_artist = Table(
 )
 
 
-class Course(TimestampMixin, db.Model):  # type: ignore[name-defined]
+class Course(PublicIdMixin, TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "course"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Select, String, and_, cast, func, select, true
+from sqlalchemy import Select, String, and_, cast, false, func, select, true
 from sqlalchemy.orm import joinedload
 
 from referrals.courses.models import (
@@ -19,6 +19,7 @@ from referrals.courses.models import (
 )
 from referrals.courses.scope import course_scope, register_scope
 from referrals.extensions import db
+from referrals.places.services import postcode_clause, understand
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class DirectoryFilters:
     art_form: str | None = None
     pathway: str | None = None
     weekday: int | None = None  # Monday 0 … Sunday 6
-    area: str = ""  # postcode outward code or its start, e.g. "GL1" or "GL"
+    area: str = ""  # a postcode district ("GL1"), a postcode area ("GL") or a whole postcode
     has_places: bool = False
     include_finished: bool = False
 
@@ -115,7 +116,9 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
     if filters.weekday is not None:
         query = query.where(_weekday_is(Course.start_date, filters.weekday))
     if filters.area.strip():
-        query = query.where(Venue.postcode.like(filters.area.strip().upper() + "%"))
+        where = understand(filters.area)
+        # Whole districts only: GL1 is not GL16. Text that is no postcode matches nothing.
+        query = query.where(postcode_clause(Venue.postcode, where) if where else false())
     if filters.has_places:
         query = query.where(enrolled_n < Course.capacity)
     return query.order_by(ends.c.starts_on, Course.title, Course.id)
@@ -196,3 +199,21 @@ def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
             )
         )
     return summaries
+
+
+def published_query(today: date) -> Select[Any]:
+    """Rows of (course, enrolled, starts_on, ends_on) for the open directory: courses running
+    or still to start, of providers that are active. Finished courses are never published."""
+    from referrals.auth.models import Organisation
+
+    courses = list(db.session.scalars(_running_or_to_come(today).distinct()))
+    enrolled, ends = _enrolled_counts(courses), _course_ends(courses)
+    return (
+        select(Course, func.coalesce(enrolled.c.enrolled, 0), ends.c.starts_on, ends.c.ends_on)
+        .join(Organisation, Organisation.id == Course.provider_id)
+        .outerjoin(enrolled, enrolled.c.course_id == Course.id)
+        .join(ends, ends.c.course_id == Course.id)
+        .where(Course.id.in_(courses), ends.c.ends_on >= today, Organisation.active.is_(True))
+        .options(joinedload(Course.provider), joinedload(Course.venue))
+        .order_by(ends.c.starts_on, Course.title, Course.id)
+    )

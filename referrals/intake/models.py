@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -13,6 +13,9 @@ from referrals.db import TimestampMixin, utcnow
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.types import enum_column
+
+if TYPE_CHECKING:
+    from referrals.courses.models import Course
 from referrals.vocab import (
     ContactMethod,
     ContactOutcome,
@@ -81,6 +84,10 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
     closed_on: Mapped[date | None]
     snomed_code: Mapped[str | None] = mapped_column(String(18))
     new_episode_reason: Mapped[str] = mapped_column(Text, default="")
+    # The course a person asked to join when they referred themselves from the public finder.
+    course_of_interest_id: Mapped[int | None] = mapped_column(
+        ForeignKey("course.id", ondelete="SET NULL")
+    )
 
     patient: Mapped[Patient] = relationship(back_populates="referrals")
     gp_practice: Mapped[Organisation] = relationship()
@@ -95,6 +102,7 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
     conversations: Mapped[list[Conversation]] = relationship(
         back_populates="referral", order_by="Conversation.id"
     )
+    course_of_interest: Mapped[Course | None] = relationship()
     reconciliation: Mapped[PatientReconciliation | None] = relationship(
         back_populates="referral", uselist=False
     )

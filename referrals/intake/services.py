@@ -56,7 +56,8 @@ from referrals.vocab import (
 
 @dataclass(frozen=True)
 class PatientDetails:
-    nhs_number: str
+    # Optional only when people refer themselves; staff always give it.
+    nhs_number: str | None
     given_name: str
     family_name: str
     date_of_birth: date
@@ -83,6 +84,8 @@ class ReferralDetails:
     risk_note: str = ""
     received_on: date | None = None
     new_episode_reason: str = ""
+    # The course a person asked to join when they referred themselves.
+    course_of_interest_id: int | None = None
 
 
 # What a referrer is told when the person's open referral is outside their scope: nothing about
@@ -188,6 +191,15 @@ def _lock_patient(nhs_number: str) -> Patient | None:
 def _new_patient(person: PatientDetails, practice: Organisation) -> tuple[Patient, bool]:
     """Insert the person, returning (person, True); if a simultaneous referral inserted them
     first, lock and return (theirs, False)."""
+    if not person.nhs_number:
+        patient = Patient(
+            nhs_number=None,
+            gp_practice=practice,
+            **{name: getattr(person, name) for name in DETAIL_FIELDS},
+        )
+        db.session.add(patient)
+        db.session.flush()
+        return patient, True
     try:
         with db.session.begin_nested():
             patient = Patient(
@@ -216,11 +228,13 @@ def create_referral(
     if details.received_on is not None:
         check_received(details.received_on, today)
     person = details.patient
-    patient = _lock_patient(person.nhs_number)
+    # Without an NHS number (a person referring themselves) nobody can be matched: the
+    # referral always brings a new person, whom the link workers may later find is known.
+    patient = _lock_patient(person.nhs_number) if person.nhs_number else None
     is_new = False
     if patient is None:
         patient, is_new = _new_patient(person, details.gp_practice)
-    if not details.new_episode_reason.strip():
+    if person.nhs_number and not details.new_episode_reason.strip():
         found = open_referral_check(actor, person.nhs_number)
         if found is not None:
             raise DuplicateOpenReferral(found)
@@ -245,6 +259,7 @@ def create_referral(
         status_changed_at=at or utcnow(),
         new_episode_reason=details.new_episode_reason.strip(),
         assigned_to_id=actor.id if actor.role == Role.LINK_WORKER else None,
+        course_of_interest_id=details.course_of_interest_id,
     )
     db.session.add(referral)
     db.session.flush()
@@ -259,7 +274,7 @@ def create_referral(
             at=at or utcnow(),
         )
     )
-    if not in_scope:
+    if not in_scope and not is_new:
         task = open_reconciliation(actor, referral, patient, person)
         if task.is_open:
             tell_link_workers(

@@ -1,0 +1,1 @@
+"""Postcodes to places: coordinates and districts from the ONS postcode directory."""
