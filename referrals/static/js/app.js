@@ -6,4 +6,9 @@ initAll()
 // Artists' pages link the web app manifest: their registers can be taken without a connection.
 if (document.querySelector('link[rel="manifest"]')) {
   import('./offline/app.js').then((offline) => offline.start())
+} else if (navigator.serviceWorker) {
+  // Signed out, or the sign-in ended: the phone lets go of the registers it kept.
+  navigator.serviceWorker.getRegistrations().then((registrations) => {
+    if (registrations.length) import('./offline/app.js').then((offline) => offline.stop())
+  })
 }

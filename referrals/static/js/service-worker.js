@@ -22,17 +22,19 @@ const FILES = [
 // With a connection this slow, the phone's copy is shown instead.
 const NETWORK_WAIT_MS = 4000
 
-async function keep (cache, url) {
+async function fetched (url) {
   const response = await fetch(url, { credentials: 'same-origin', cache: 'no-store' })
   // A page answered by the sign-in page (redirected) is not the page.
   if (!response.ok || response.redirected) throw new Error(`${url} could not be kept`)
-  await cache.put(url, response)
+  return [url, response]
 }
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
+    // Everything first, then the cache: an install that fails (signed out) leaves nothing.
+    const responses = await Promise.all([SESSIONS_PAGE, REGISTER_PAGE, ...FILES].map(fetched))
     const cache = await caches.open(CACHE)
-    await Promise.all([SESSIONS_PAGE, REGISTER_PAGE, ...FILES].map((url) => keep(cache, url)))
+    await Promise.all(responses.map(([url, response]) => cache.put(url, response)))
     await self.skipWaiting()
   })())
 })
@@ -71,7 +73,8 @@ self.addEventListener('fetch', (event) => {
   } else if (url.pathname.startsWith('/static/')) {
     // Fresh from the server when it answers; the kept copy otherwise.
     event.respondWith(fromNetwork(request).then(async (response) => {
-      if (response.ok) {
+      // Only into a cache that is still there: after signing out it is gone, and stays gone.
+      if (response.ok && await caches.has(CACHE)) {
         const cache = await caches.open(CACHE)
         await cache.put(request, response.clone())
       }

@@ -197,3 +197,15 @@ export async function start () {
     await sync()
   }
 }
+
+// Off an artist's pages (the sign-in page after signing out or after the sign-in ended): the
+// kept registers, the kept pages and the service worker go. Registers still waiting to be sent
+// stay until they are sent after signing in again (signing out clears them too).
+export async function stop () {
+  const databases = await indexedDB.databases()
+  if (databases.some((database) => database.name === store.NAME)) await store.forgetKeptRegisters()
+  for (const name of await caches.keys()) await caches.delete(name)
+  for (const registration of await navigator.serviceWorker.getRegistrations()) {
+    await registration.unregister()
+  }
+}

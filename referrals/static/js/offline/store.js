@@ -3,7 +3,7 @@
 // connection that are waiting to be sent ("queue"). Signing out clears both (the sign-out
 // answer carries Clear-Site-Data); the end of the sign-in clears the kept registers.
 
-const NAME = 'aop-registers'
+export const NAME = 'aop-registers'
 const KEPT = 'kept'
 const QUEUE = 'queue'
 
