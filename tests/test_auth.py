@@ -215,6 +215,10 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         "main.accessibility",
         "main.privacy",
         "static",
+        # Static files in all but name: the browser fetches both without a sign-in (the manifest
+        # without cookies, the service worker when looking for updates); neither holds data.
+        "courses.manifest",
+        "courses.service_worker",
     }
     for rule in app.url_map.iter_rules():
         rule_access = access_rule(rule.endpoint)
