@@ -67,7 +67,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.admin.views import bp as admin_bp
     from referrals.api import bp as api_bp
     from referrals.auth.views import bp as auth_bp
-    from referrals.courses import register_files, views  # noqa: F401  (routes)
+    from referrals.courses import offline_views, register_files, views  # noqa: F401  (routes)
     from referrals.courses.blueprint import bp as courses_bp
     from referrals.intake.views import bp as intake_bp
     from referrals.main.views import bp as main_bp

@@ -230,6 +230,10 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         "openreferral.taxonomy_terms",
         "openreferral.taxonomy_term",
         "api.openreferral_services",  # moved: a redirect to the open feed
+        # Static files in all but name: the browser fetches both without a sign-in (the manifest
+        # without cookies, the service worker when looking for updates); neither holds data.
+        "courses.manifest",
+        "courses.service_worker",
     }
     for rule in app.url_map.iter_rules():
         rule_access = access_rule(rule.endpoint)

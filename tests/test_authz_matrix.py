@@ -40,6 +40,7 @@ STAFF = frozenset(ROLES)
 REFERRING = frozenset({Role.ADMIN, Role.LINK_WORKER, Role.REFERRER})
 TRIAGING = frozenset({Role.ADMIN, Role.LINK_WORKER})
 REGISTER_TAKERS = frozenset({Role.ADMIN, Role.ARTIST})
+ARTISTS = frozenset({Role.ARTIST})
 REPORT_READERS = frozenset({Role.ADMIN, Role.COMMISSIONER})
 ENROLMENT_READERS = frozenset({Role.ADMIN, Role.LINK_WORKER, Role.ARTIST, Role.REFERRER})
 WELLBEING_RECORDERS = frozenset({Role.ADMIN, Role.LINK_WORKER, Role.ARTIST})
@@ -140,6 +141,13 @@ MATRIX: dict[str, Access] = {
     "courses.register_pdf": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_csv_template": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_upload": _on(REGISTER_TAKERS, "session_id", "session"),
+    # The installable register: manifest and service worker hold no data; the rest is artists'.
+    "courses.manifest": _on(PUBLIC),
+    "courses.service_worker": _on(PUBLIC),
+    "courses.offline_sessions_page": _on(ARTISTS),
+    "courses.offline_register_page": _on(ARTISTS),
+    "courses.offline_registers": _on(ARTISTS),
+    "courses.send_register": _on(ARTISTS, "session_id", "session"),
     "courses.cancel": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.move": _on(REGISTER_TAKERS, "session_id", "session"),
     # KPI returns.

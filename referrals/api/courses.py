@@ -1581,7 +1581,7 @@ def _register_body(session: CourseSession) -> dict[str, Any]:
     }
 
 
-def _register_entries(payload: dict[str, Any]) -> list[RegisterEntry]:
+def register_entries_from_json(payload: dict[str, Any]) -> list[RegisterEntry]:
     errors: dict[str, list[str]] = {}
     fields = _Fields(payload, errors)
     fields.refuse_unknown(frozenset({"entries"}))
@@ -1653,7 +1653,7 @@ def _register_entries(payload: dict[str, Any]) -> list[RegisterEntry]:
 )
 def save_register_view(session_id: int) -> ResponseReturnValue:
     session = _register_session_or_404(session_id)
-    entries = _register_entries(json_object())
+    entries = register_entries_from_json(json_object())
     try:
         save_register(current_user, session, entries, today=today())
     except RegisterRefused as refused:

@@ -60,7 +60,10 @@ def logout() -> ResponseReturnValue:
     sign_out(current_user)
     db.session.commit()
     flash("You have signed out", "success")
-    return redirect(url_for("auth.login"))
+    response = redirect(url_for("auth.login"))
+    # Registers an artist's phone kept for use without a connection go with the sign-in.
+    response.headers["Clear-Site-Data"] = '"cache", "storage"'
+    return response
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

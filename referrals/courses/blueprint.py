@@ -1,4 +1,4 @@
-"""The courses blueprint; its routes live in views.py and register_files.py."""
+"""The courses blueprint; its routes live in views.py, register_files.py and offline_views.py."""
 
 from flask import Blueprint
 

@@ -196,7 +196,10 @@ def new_context(
             lambda message: (
                 problems.append(f"{page.url}: console error: {message.text}")
                 if message.type == "error"
-                and not any(known.search(message.text) for known in KNOWN_CONSOLE_ERRORS)
+                and not any(
+                    known.search(message.text)
+                    for known in KNOWN_CONSOLE_ERRORS + page.context.expected_console_errors
+                )
                 else None
             ),
         )
@@ -207,6 +210,9 @@ def new_context(
         context.set_default_timeout(TIMEOUT_MS)
         context.route(f"{live_server.url}/**", commit_test_data_first)
         context._audit_log = AuditLog()
+        # A test may expect an error answer that the page handles (the register conflict's
+        # 409): Chromium logs every such answer to fetch() as a console error.
+        context.expected_console_errors = []
         context.on("page", watch)
         contexts.append(context)
         return context
