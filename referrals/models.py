@@ -27,7 +27,7 @@ from referrals.intake.models import (
     Referral,
     ReferralTransition,
 )
-from referrals.notifications.models import Notification, NotificationRead
+from referrals.notifications.models import Notification, NotificationRead, OutboundMessage
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.reports.models import JobRun, KpiReturn
 from referrals.scheduler.models import SchedulerHeartbeat
@@ -49,6 +49,7 @@ __all__ = [
     "Notification",
     "NotificationRead",
     "Organisation",
+    "OutboundMessage",
     "Patient",
     "RecoveryCode",
     "Referral",
