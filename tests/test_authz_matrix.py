@@ -78,6 +78,8 @@ MATRIX: dict[str, Access] = {
     "main.accessibility": _on(PUBLIC),
     "main.privacy": _on(PUBLIC),
     "auth.login": _on(PUBLIC),
+    # A person stopping emails and texts from the link in one: a signed token, 404 otherwise.
+    "notifications.stop": Access(PUBLIC, literals={"token": ("not-a-token",)}, also_answers=(404,)),
     # The code step of sign-in: without a right password first, back to sign-in.
     "auth.login_code": _on(SECOND_STEP),
     # Everyone signed in.
@@ -129,6 +131,8 @@ MATRIX: dict[str, Access] = {
     # Administration.
     "admin.audit_log": _on(ADMIN),
     "admin.jobs": _on(ADMIN),
+    "admin.outbound_messages": _on(ADMIN),
+    "admin.preview_message": Access(ADMIN, literals={"kind": ("session_reminder",)}),
     "admin.organisations": _on(ADMIN),
     "admin.new_organisation": _on(ADMIN),
     "admin.edit_organisation": _on(ADMIN, "organisation_id", "organisation"),

@@ -57,20 +57,36 @@ class SmtpBackend:
 
         if message.channel is not Channel.EMAIL:
             raise PermanentFailure("SMTP sends email only")
+        config = current_app.config
+        # The settings as they are now (Flask-Mailman would otherwise keep those it saw when
+        # the app was made).
+        connection = mail.get_connection(
+            backend="smtp",
+            host=config["MAIL_SERVER"],
+            port=int(config["MAIL_PORT"]),
+            username=config.get("MAIL_USERNAME") or "",
+            password=config.get("MAIL_PASSWORD") or "",
+            use_tls=bool(config.get("MAIL_USE_TLS")),
+            timeout=config.get("MAIL_TIMEOUT"),
+        )
         email = EmailMessage(
             subject=message.subject,
             body=message.body,
-            from_email=current_app.config.get("MAIL_DEFAULT_SENDER"),
+            from_email=config.get("MAIL_DEFAULT_SENDER"),
             to=[message.recipient],
             headers={"X-Referrals-Reference": message.reference},
-            connection=mail.get_connection(backend="smtp"),
+            connection=connection,
         )
         for attachment in message.attachments:
             email.attach(attachment.filename, attachment.content, attachment.mimetype)
         try:
             email.send()
         except smtplib.SMTPRecipientsRefused as error:
-            raise PermanentFailure(f"the mail server refused the address: {error}") from error
+            codes = [code for code, _ in error.recipients.values()]
+            text = f"the mail server refused the address: {error.recipients}"
+            if codes and all(400 <= code < 500 for code in codes):
+                raise TemporaryFailure(text) from error
+            raise PermanentFailure(text) from error
         except smtplib.SMTPAuthenticationError as error:
             raise PermanentFailure(f"the mail server refused our credentials: {error}") from error
         except smtplib.SMTPResponseException as error:

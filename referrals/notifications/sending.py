@@ -139,7 +139,7 @@ def _send_one(backend: Backend, message_id: int, report: SendReport) -> None:
             message.status = MessageStatus.QUEUED
             message.next_attempt_at = utcnow() + _retry_delay(message.attempts)  # type: ignore[operator]
             report.retrying += 1
-        log.warning("outbound message %s: temporary failure", message_id)
+        log.warning("outbound message %s: temporary failure: %s", message_id, error)
     except PermanentFailure as error:
         db.session.rollback()
         message = db.session.get(OutboundMessage, message_id)
