@@ -154,8 +154,10 @@ def queue(
         dialect.insert(OutboundMessage)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboundMessage.id)
     )
-    return bool(getattr(db.session.execute(statement), "rowcount", 0) == 1)
+    # RETURNING, not the row count: PostgreSQL's driver does not report it for this insert.
+    return db.session.execute(statement).first() is not None
 
 
 # Opting out ----------------------------------------------------------------------------

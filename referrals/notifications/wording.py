@@ -125,13 +125,10 @@ def _block(template: Template, name: str, context: dict[str, Any]) -> str | None
 
 
 def service_context() -> dict[str, Any]:
-    """What every message may use: the service's name and where preferences are changed."""
+    """What every message may use: the service's name, and a stand-in stop link (a
+    participant's own is filled in when their message is queued)."""
     base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return {
-        "service": current_app.config["SERVICE_NAME"],
-        "preferences_url": f"{base}/messages/preferences",
-        "stop_url": f"{base}/stop",
-    }
+    return {"service": current_app.config["SERVICE_NAME"], "stop_url": f"{base}/messages/stop/…"}
 
 
 def render(kind: str, context: dict[str, Any]) -> Wording:
