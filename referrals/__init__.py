@@ -47,11 +47,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.url_map.converters["int"] = security.BoundedIntConverter
     from referrals.auth.models import User
     from referrals.auth.sessions import load_user_for_session
-    from referrals.extensions import csrf, db, login_manager, migrate
+    from referrals.extensions import csrf, db, login_manager, mail, migrate
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(PROJECT_ROOT / "migrations"))
     csrf.init_app(app)
+    mail.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Sign in to continue"

@@ -441,6 +441,35 @@ def places_load_command(path: Path) -> None:
     click.echo(f"{result.loaded} postcodes loaded, {result.skipped} skipped")
 
 
+notifications_cli = AppGroup("notifications", help="Outbound email and text messages.")
+
+
+@notifications_cli.command("send")
+def notifications_send() -> None:
+    """Queue what the clock has made due and send every message due now (as the scheduler
+    does every five minutes); safe beside running schedulers."""
+    from referrals.notifications.messages import deliver_due
+    from referrals.notifications.outbound import backend_name
+    from referrals.scheduler.jobs import today_in_london
+
+    click.echo(f"Back-end: {backend_name() or 'none (in-app messages only)'}")
+    click.echo(deliver_due(today_in_london()))
+
+
+@notifications_cli.command("preview")
+@click.argument("kind")
+def notifications_preview(kind: str) -> None:
+    """Show a kind of message filled in with example details."""
+    from referrals.notifications.wording import KINDS, preview
+
+    if kind not in KINDS:
+        raise click.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint="KIND")
+    wording = preview(kind)
+    click.echo(f"Subject: {wording.subject}\n\n{wording.email}")
+    if wording.sms is not None:
+        click.echo(f"\nText message:\n{wording.sms}")
+
+
 def init_app(app: Flask) -> None:
     app.cli.add_command(places_cli)
     app.cli.add_command(users_cli)
@@ -449,6 +478,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(scheduler_cli)
     app.cli.add_command(backup_cli)
     app.cli.add_command(retention_cli)
+    app.cli.add_command(notifications_cli)
 
 
 def command_line() -> click.Group:

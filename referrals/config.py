@@ -1,8 +1,9 @@
 """Configuration, layered: defaults -> instance/config.py -> environment -> the test mapping.
 
 `DATABASE_URL` and `SECRET_KEY` are read as-is; any other `REFERRALS_<NAME>` variable sets
-`<NAME>`. In development a missing secret key is generated once into the instance folder; in
-production (`REFERRALS_ENV=production`) the service refuses to start without one.
+`<NAME>`; the SMTP settings keep their usual `MAIL_*` names. In development a missing secret
+key is generated once into the instance folder; in production (`REFERRALS_ENV=production`)
+the service refuses to start without one.
 """
 
 from __future__ import annotations
@@ -76,6 +77,25 @@ class Defaults:
     # JOB_STALE_AFTER is taken for dead (its process was killed) and retried.
     JOB_HEARTBEAT_INTERVAL = timedelta(seconds=60)
     JOB_STALE_AFTER = timedelta(minutes=10)
+    # Outbound email and text messages (docs/notifications.md). GOV.UK Notify when its key is
+    # set; otherwise SMTP email when MAIL_SERVER is set; otherwise in-app messages only.
+    PUBLIC_BASE_URL = "http://localhost:5000"  # links in emails and texts start with this
+    NOTIFY_API_KEY: str | None = None
+    NOTIFY_BASE_URL = "https://api.notifications.service.gov.uk"
+    NOTIFY_EMAIL_TEMPLATE_ID: str | None = None  # ((subject)) and ((body))
+    NOTIFY_EMAIL_WITH_FILE_TEMPLATE_ID: str | None = None  # also ((link_to_file))
+    NOTIFY_SMS_TEMPLATE_ID: str | None = None  # ((body))
+    MAIL_SERVER: str | None = None
+    MAIL_PORT = 25
+    MAIL_USE_TLS = False
+    MAIL_USERNAME: str | None = None
+    MAIL_PASSWORD: str | None = None
+    MAIL_DEFAULT_SENDER: str | None = None
+    MAIL_TIMEOUT = 30
+    SESSION_REMINDER_HOUR = 10  # reminders go out from this hour on the day before a session
+    OUTBOUND_MAX_ATTEMPTS = 6  # tries per message before it is given up
+    OUTBOUND_FIRST_RETRY = timedelta(minutes=5)  # doubled after each temporary failure
+    OUTBOUND_STUCK_AFTER = timedelta(minutes=15)  # a message left "sending" this long
 
 
 # Durations that may also be given as a number of seconds (as environment variables are).
@@ -85,6 +105,17 @@ _DURATIONS_IN_SECONDS = (
     "SESSION_TOUCH_INTERVAL",
     "JOB_HEARTBEAT_INTERVAL",
     "JOB_STALE_AFTER",
+    "OUTBOUND_FIRST_RETRY",
+    "OUTBOUND_STUCK_AFTER",
+)
+# Flask-Mailman's own settings, read from the environment under their usual names.
+MAIL_SETTINGS = (
+    "MAIL_SERVER",
+    "MAIL_PORT",
+    "MAIL_USE_TLS",
+    "MAIL_USERNAME",
+    "MAIL_PASSWORD",
+    "MAIL_DEFAULT_SENDER",
 )
 
 
@@ -105,6 +136,10 @@ def load_config(app: Flask, test_config: dict[str, Any] | None) -> None:
         app.config["SQLALCHEMY_DATABASE_URI"] = _normalise_database_url(env["DATABASE_URL"])
     if env.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = env["SECRET_KEY"]
+    for key in MAIL_SETTINGS:
+        if env.get(key):
+            numeric = key in ("MAIL_PORT", "MAIL_USE_TLS")
+            app.config[key] = _coerce(env[key]) if numeric else env[key]
     for key, value in env.items():
         if key.startswith(ENV_PREFIX) and len(key) > len(ENV_PREFIX):
             app.config[key[len(ENV_PREFIX) :]] = _coerce(value)

@@ -27,7 +27,7 @@ from referrals.intake.models import (
     Referral,
     ReferralTransition,
 )
-from referrals.notifications.models import Notification, NotificationRead
+from referrals.notifications.models import Notification, NotificationRead, OutboundMessage
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.places.models import Place
 from referrals.reports.models import JobRun, KpiReturn
@@ -50,6 +50,7 @@ __all__ = [
     "Notification",
     "NotificationRead",
     "Organisation",
+    "OutboundMessage",
     "Patient",
     "Place",
     "RecoveryCode",

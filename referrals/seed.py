@@ -6,7 +6,7 @@ Run by `make run` on an empty database (`flask seed demo --if-empty`).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role
@@ -82,12 +82,53 @@ def seed_demo(today: date | None = None) -> dict[str, Organisation]:
         (OrganisationKind.PROVIDER, PROVIDERS),
     ):
         for name, ods_code in rows:
+            # Practices' shared mailboxes are reserved example addresses: messages back go there.
+            mailbox = (
+                f"{ods_code.lower()}.shared@practices.example.org"
+                if kind is OrganisationKind.GP_PRACTICE and ods_code
+                else None
+            )
             organisations[name] = create_organisation(
-                None, OrganisationFields(name=name, kind=kind, ods_code=ods_code)
+                None,
+                OrganisationFields(name=name, kind=kind, ods_code=ods_code, shared_mailbox=mailbox),
             )
     for email, name, role, organisation_name in DEMO_USERS:
         create_user(
             None, UserFields(email, name, role, organisations[organisation_name]), DEMO_PASSWORD
         )
-    seed_demo_scheme(organisations, today=today or datetime.now(ZoneInfo("Europe/London")).date())
+    today = today or datetime.now(ZoneInfo("Europe/London")).date()
+    seed_demo_scheme(organisations, today=today)
+    _reminders_due_tomorrow(today)
     return organisations
+
+
+def _reminders_due_tomorrow(today: date) -> None:
+    """Everyone on a course that meets tomorrow chose email (at a reserved example address)
+    and consented, so that with email set up, the demo's reminders fall due on the day it is
+    loaded."""
+    from sqlalchemy import select
+
+    from referrals.courses.models import CourseSession, Enrolment, EnrolmentStatus, SessionStatus
+    from referrals.extensions import db
+    from referrals.intake.models import Patient, Referral
+    from referrals.vocab import ContactMethod
+
+    meeting_tomorrow = select(CourseSession.course_id).where(
+        CourseSession.date == today + timedelta(days=1),
+        CourseSession.status == SessionStatus.PLANNED,
+    )
+    patients = db.session.scalars(
+        select(Patient)
+        .join(Referral, Referral.patient_id == Patient.id)
+        .join(Enrolment, Enrolment.referral_id == Referral.id)
+        .where(
+            Enrolment.status == EnrolmentStatus.ENROLLED,
+            Enrolment.course_id.in_(meeting_tomorrow),
+            Referral.consent.is_(True),
+        )
+        .order_by(Patient.id)
+    ).all()
+    for patient in patients:
+        patient.preferred_contact = ContactMethod.EMAIL
+        patient.email = patient.email or f"participant{patient.id}@example.org"
+    db.session.flush()

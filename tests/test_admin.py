@@ -607,7 +607,11 @@ def _admin_urls(app: Flask, user_id: int, organisation_id: int) -> Iterator[tupl
     for rule in app.url_map.iter_rules():
         if not rule.endpoint.startswith("admin."):
             continue
-        values = {"user_id": user_id, "organisation_id": organisation_id}
+        values = {
+            "user_id": user_id,
+            "organisation_id": organisation_id,
+            "kind": "session_reminder",
+        }
         url = rule.build({k: values.get(k, 1) for k in rule.arguments}, append_unknown=False)[1]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             yield method, url

@@ -101,6 +101,8 @@ MATRIX: dict[str, Access] = {
     "openreferral.taxonomy_term": Access(
         PUBLIC, literals={"key": (UNKNOWN_UUID,)}, also_answers=(404,)
     ),
+    # A person stopping emails and texts from the link in one: a signed token, 404 otherwise.
+    "notifications.stop": Access(PUBLIC, literals={"token": ("not-a-token",)}, also_answers=(404,)),
     # The code step of sign-in: without a right password first, back to sign-in.
     "auth.login_code": _on(SECOND_STEP),
     # Everyone signed in.
@@ -159,6 +161,8 @@ MATRIX: dict[str, Access] = {
     # Administration.
     "admin.audit_log": _on(ADMIN),
     "admin.jobs": _on(ADMIN),
+    "admin.outbound_messages": _on(ADMIN),
+    "admin.preview_message": Access(ADMIN, literals={"kind": ("session_reminder",)}),
     "admin.organisations": _on(ADMIN),
     "admin.new_organisation": _on(ADMIN),
     "admin.edit_organisation": _on(ADMIN, "organisation_id", "organisation"),

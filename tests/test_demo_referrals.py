@@ -77,7 +77,7 @@ def test_the_plan_reads_like_a_real_caseload():
         assert person.postcode.split()[0].startswith("GL")
         assert person.phone is None or clean_phone(person.phone) == person.phone
         assert person.phone is None or person.phone[5:8] in ("900", "960")
-        assert person.email is None or person.email.endswith("@example.com")
+        assert person.email is None or person.email.endswith("@example.org")
         for step in r.steps:
             # Moves made by the course services name the course run.
             if isinstance(step, PlannedMove) and (step.system or step.effect):

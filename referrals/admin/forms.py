@@ -6,6 +6,7 @@ organisation, locking themselves out) is checked here so the message appears at 
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import unicodedata
@@ -30,6 +31,7 @@ from wtforms.validators import (
     Email,
     EqualTo,
     Length,
+    Optional,
     StopValidation,
     ValidationError,
 )
@@ -142,6 +144,12 @@ class OrganisationForm(FlaskForm):
         filters=[lambda value: value.strip().upper() if isinstance(value, str) else value],
     )
 
+    shared_mailbox = StringField(
+        "Shared mailbox",
+        filters=[_strip],
+        validators=[Optional(), Length(max=254), _valid_email],
+    )
+
     def __init__(self, *args: Any, organisation: Organisation | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self._organisation = organisation
@@ -174,6 +182,7 @@ class OrganisationForm(FlaskForm):
             kind=self.kind.data,
             ods_code=self.ods_code.data or None,
             active=True,
+            shared_mailbox=self.shared_mailbox.data or None,
         )
 
 
@@ -210,8 +219,7 @@ class EditOrganisationForm(OrganisationForm):
             raise ValidationError("You cannot deactivate your own organisation")
 
     def organisation_fields(self) -> OrganisationFields:
-        fields = super().organisation_fields()
-        return OrganisationFields(fields.name, fields.kind, fields.ods_code, bool(self.active.data))
+        return dataclasses.replace(super().organisation_fields(), active=bool(self.active.data))
 
 
 # Users ---------------------------------------------------------------------------------------

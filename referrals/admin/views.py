@@ -291,4 +291,4 @@ def audit_log() -> ResponseReturnValue:
     return render_template("admin/audit_log.html", page=page, filters=filters)
 
 
-from referrals.admin import catalogue, jobs_views, retention_views  # noqa: E402,F401
+from referrals.admin import catalogue, jobs_views, messages_views, retention_views  # noqa: E402,F401

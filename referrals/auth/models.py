@@ -67,6 +67,8 @@ class Organisation(PublicIdMixin, TimestampMixin, db.Model):  # type: ignore[nam
     kind: Mapped[OrganisationKind] = mapped_column(enum_column(OrganisationKind), index=True)
     ods_code: Mapped[str | None] = mapped_column(String(10), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
+    # A practice's shared (secure) mailbox: where its messages back are emailed.
+    shared_mailbox: Mapped[str | None] = mapped_column(String(254))
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 
@@ -91,6 +93,8 @@ class User(TimestampMixin, db.Model):  # type: ignore[name-defined]
     totp_secret: Mapped[str | None] = mapped_column(String(64))
     totp_last_step: Mapped[int | None]
     mfa_enabled_at: Mapped[datetime | None]
+    # Kinds of email this person chose not to get (in-app messages still come).
+    email_opt_outs: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
 
     organisation: Mapped[Organisation] = relationship(back_populates="users")
 

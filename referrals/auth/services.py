@@ -197,6 +197,7 @@ class OrganisationFields:
     kind: OrganisationKind
     ods_code: str | None
     active: bool = True
+    shared_mailbox: str | None = None  # a practice's secure mailbox for messages back
 
 
 def organisation_name_taken(name: str, *, excluding: Organisation | None = None) -> bool:
@@ -215,7 +216,11 @@ def ods_code_taken(code: str, *, excluding: Organisation | None = None) -> bool:
 
 def create_organisation(actor: Any, fields: OrganisationFields) -> Organisation:
     organisation = Organisation(
-        name=fields.name.strip(), kind=fields.kind, ods_code=fields.ods_code, active=fields.active
+        name=fields.name.strip(),
+        kind=fields.kind,
+        ods_code=fields.ods_code,
+        active=fields.active,
+        shared_mailbox=fields.shared_mailbox,
     )
     db.session.add(organisation)
     db.session.flush()
@@ -229,6 +234,7 @@ def update_organisation(actor: Any, organisation: Organisation, fields: Organisa
     organisation.kind = fields.kind
     organisation.ods_code = fields.ods_code
     organisation.active = fields.active
+    organisation.shared_mailbox = fields.shared_mailbox
     if was_active and not fields.active:
         # Nobody signs in for an organisation that has been deactivated.
         for member in organisation.users:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import selectinload
@@ -40,6 +41,7 @@ from referrals.intake.lifecycle import Actor, Status, check_transition
 from referrals.intake.models import Referral
 from referrals.intake.services import transition, transition_many
 from referrals.intake.validation import age_on
+from referrals.notifications import messages
 from referrals.notifications.services import notify
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import Instrument, Timepoint, score
@@ -282,6 +284,7 @@ def cancel_session(actor: Any, session: CourseSession, reason: str) -> None:
     session.status = SessionStatus.CANCELLED
     session.cancelled_reason = reason.strip()
     record(actor, "session.cancelled", session, course_id=session.course_id)
+    messages.session_cancelled(session)
 
 
 def move_session(
@@ -293,11 +296,13 @@ def move_session(
         raise CourseRuleBroken("Move the session to today or a later date", "date")
     contract = session.course.contract
     _check_inside_contract(contract, new_date, new_date, "date")
+    was = session.date
     session.moved_from = session.moved_from or session.date
     session.date = new_date
     if new_time is not None:
         session.start_time = new_time
     record(actor, "session.moved", session, course_id=session.course_id)
+    messages.session_moved(session, was)
 
 
 def course_end(course_id: int) -> date | None:
@@ -478,6 +483,8 @@ def enrol(
     db.session.flush()
     transition(actor, referral, target, by=Actor.SYSTEM, note=course.title, at=at, today=today)
     record(actor, "enrolment.created", enrolment, status=enrolment.status.value)
+    if enrolment.status is EnrolmentStatus.ENROLLED:
+        messages.enrolment_confirmed(enrolment, today=today, from_waiting_list=False)
     return enrolment
 
 
@@ -525,7 +532,7 @@ def withdraw(
     record(actor, "enrolment.withdrawn", enrolment)
     db.session.flush()
     if held_place:
-        offered = _fill_from_waiting_list(actor, enrolment.course)
+        offered = _fill_from_waiting_list(actor, enrolment.course, today=today)
         return offered[0] if offered else None
     return None
 
@@ -568,8 +575,18 @@ def close_referral(
     return withdraw(actor, active, reason, today=today, close_as=target, note=note)
 
 
-def _fill_from_waiting_list(actor: Any, course: Course) -> list[Enrolment]:
-    """Offer free places to the people waiting longest, and tell their link workers."""
+def _london_today() -> date:
+    return datetime.now(ZoneInfo("Europe/London")).date()
+
+
+def _fill_from_waiting_list(
+    actor: Any, course: Course, *, today: date | None = None
+) -> list[Enrolment]:
+    """Offer free places to the people waiting longest, and tell them and their link workers.
+
+    The place is the person's at once (enrolled): they are told, and asked to say by a date
+    if they no longer want it, so that withdrawing them passes it to the next person.
+    """
     offered: list[Enrolment] = []
     free = course.capacity - enrolled_count(course)
     if free <= 0:
@@ -610,6 +627,9 @@ def _fill_from_waiting_list(actor: Any, course: Course) -> list[Enrolment]:
                 kind="waiting_list_offer",
             )
         record(actor, "enrolment.offered_place", enrolment)
+        messages.enrolment_confirmed(
+            enrolment, today=today or _london_today(), from_waiting_list=True
+        )
         offered.append(enrolment)
     return offered
 

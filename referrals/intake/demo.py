@@ -867,9 +867,9 @@ class _People:
                 if style == 1
                 else f"{_ascii(given)[0]}{_ascii(family)}"
             )
-            while f"{local}@example.com" in self.emails:
+            while f"{local}@example.org" in self.emails:
                 local += str(rng.randint(1, 9))
-            email = f"{local}@example.com"
+            email = f"{local}@example.org"
             self.emails.add(email)
 
         landline = rng.random() < (0.6 if age_now >= 70 else 0.08)

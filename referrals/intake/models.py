@@ -45,6 +45,8 @@ class Patient(TimestampMixin, db.Model):  # type: ignore[name-defined]
     communication_needs: Mapped[str] = mapped_column(Text, default="")
     access_needs: Mapped[str] = mapped_column(Text, default="")
     anonymised_at: Mapped[datetime | None]
+    # The person asked the service to stop sending them emails and text messages.
+    messages_stopped_at: Mapped[datetime | None]
 
     gp_practice: Mapped[Organisation] = relationship()
     referrals: Mapped[list[Referral]] = relationship(

@@ -42,6 +42,7 @@ from referrals.intake.models import (
     ReferralTransition,
 )
 from referrals.intake.scope import scoped_referrals, sees_patient
+from referrals.notifications import messages
 from referrals.notifications.services import notify
 from referrals.vocab import (
     ArtForm,
@@ -377,6 +378,7 @@ def _message_back_if_due(referral: Referral, current: Status, target: Status, at
         event = f"was closed: {target.label.lower()}"
     else:
         return
+    messages.message_back(referral, event=event, has_code=code is not None, at=at)
     notify(
         organisation=referral.gp_practice,
         kind="message_back",
@@ -475,6 +477,8 @@ def record_conversation(
 
 
 def assign(actor: User, referral: Referral, link_worker: User | None) -> None:
+    if link_worker is not None and link_worker.id != referral.assigned_to_id:
+        messages.referral_assigned(referral, link_worker, at=utcnow())
     referral.assigned_to_id = link_worker.id if link_worker else None
     record(actor, "referral.assigned", referral, to_user=link_worker.id if link_worker else None)
 

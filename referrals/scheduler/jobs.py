@@ -38,6 +38,8 @@ LONDON = ZoneInfo("Europe/London")
 MONTHLY_RETURNS = "monthly-kpi-returns"
 REGISTER_REMINDERS = "register-reminders"
 RETENTION = "retention"
+OUTBOUND = "outbound-messages"
+OUTBOUND_EVERY_MINUTES = 5
 FAILED_KIND = "job_failed"
 
 RETRY_DELAY = timedelta(minutes=15)
@@ -138,6 +140,15 @@ def run_retention(today: date) -> str:
     )
 
 
+def run_outbound(today: date) -> str:
+    """Queue what the clock has made due (reminders, overdue registers), then send every
+    email and text message due. Each message is claimed on its own, so this is safe to run
+    in several processes at once."""
+    from referrals.notifications.messages import deliver_due
+
+    return deliver_due(today)
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         MONTHLY_RETURNS,
@@ -158,13 +169,19 @@ JOBS: tuple[Job, ...] = (
         {"hour": 3, "minute": 15},
         run_retention,
     ),
+    Job(
+        OUTBOUND,
+        "Send due email and text messages (reminders, confirmations, messages back)",
+        {"minute": f"*/{OUTBOUND_EVERY_MINUTES}"},
+        run_outbound,
+    ),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}
 
 
 def period_key(job: Job, today: date) -> str:
-    """What a run is for: the latest month whose registers have closed, the ISO week, or the
-    day. A run is done once per (job, period)."""
+    """What a run is for: the latest month whose registers have closed, the ISO week, the
+    five minutes (sending messages), or the day. A run is done once per (job, period)."""
     if job.id == MONTHLY_RETURNS:
         from referrals.reports.services import latest_closed_period
 
@@ -172,6 +189,10 @@ def period_key(job: Job, today: date) -> str:
     if job.id == REGISTER_REMINDERS:
         year, week, _ = today.isocalendar()
         return f"{year}-W{week:02d}"
+    if job.id == OUTBOUND:
+        now = datetime.now(LONDON)
+        slot = now.minute - now.minute % OUTBOUND_EVERY_MINUTES
+        return f"{today.isoformat()}T{now.hour:02d}:{slot:02d}"
     return today.isoformat()
 
 
@@ -253,10 +274,15 @@ class Heartbeat:
 
 
 def notify_admins_of_failure(run: JobRun, description: str) -> None:
-    """Every active admin is told in-app that a job failed, and where to see it."""
-    for admin in db.session.scalars(
+    """Every active admin is told in-app that a job failed, and where to see it, and by email
+    unless they chose not to be."""
+    from referrals.notifications.messages import job_failed
+
+    admins = db.session.scalars(
         select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
-    ):
+    ).all()
+    job_failed(admins, run_id=run.id, job=description, period=run.period_key)
+    for admin in admins:
         notify(
             user=admin,
             text=f"The job “{description}” failed for {run.period_key}: {run.error[:300]}",

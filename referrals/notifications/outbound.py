@@ -1,0 +1,212 @@
+"""Queue outbound email and text messages, and decide who may get what by which channel.
+
+Services queue messages inside their own unit of work (a request, a job, a command); only
+the scheduler process and `referrals notifications send` send them (`sending.py`). A message's
+dedupe key is its (kind, recipient, subject object, occasion): the unique index on it lets one
+of several processes queue it, and the others' inserts do nothing.
+
+The rules of who is written to, and how, live here once:
+
+- a participant gets email only if they chose email and gave an address, a text message only
+  if they chose text, gave a number and GOV.UK Notify is configured; never if they chose
+  letter, phone or in person, never without consent on their referral, never once they asked
+  to stop, never once anonymised;
+- staff get email for the kinds they have not turned off;
+- a practice gets email at its shared mailbox, when it has one;
+- with no back-end configured nothing is queued: in-app messages only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from typing import Any
+
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy.dialects import postgresql, sqlite
+
+from referrals.auth.models import Organisation, User
+from referrals.dates import MONTH_NAMES
+from referrals.db import utcnow
+from referrals.extensions import db
+from referrals.intake.models import Patient, Referral
+from referrals.notifications.models import Channel, OutboundMessage
+from referrals.notifications.wording import PARTICIPANT_KINDS, render
+from referrals.vocab import ContactMethod
+
+NOTIFY = "notify"
+SMTP = "smtp"
+_STOP_SALT = "stop-messages"
+
+
+def backend_name() -> str | None:
+    """Which back-end sends: GOV.UK Notify when its key is set, else SMTP, else none."""
+    config = current_app.config
+    if config.get("NOTIFY_API_KEY"):
+        return NOTIFY
+    if config.get("MAIL_SERVER"):
+        return SMTP
+    return None
+
+
+def channels() -> frozenset[Channel]:
+    """The channels the configured back-end can send by."""
+    name = backend_name()
+    if name == NOTIFY:
+        config = current_app.config
+        found = set()
+        if config.get("NOTIFY_EMAIL_TEMPLATE_ID"):
+            found.add(Channel.EMAIL)
+        if config.get("NOTIFY_SMS_TEMPLATE_ID"):
+            found.add(Channel.SMS)
+        return frozenset(found)
+    if name == SMTP:
+        return frozenset({Channel.EMAIL})
+    return frozenset()
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where one person's (or one mailbox's) message goes, and who that is."""
+
+    channel: Channel
+    recipient: str
+    key: str  # who, for the dedupe key: patient:ID, user:ID or organisation:ID
+    patient_id: int | None = None
+    user_id: int | None = None
+
+
+def participant_address(referral: Referral) -> Address | None:
+    """How a participant may be written to, or None: their choice, consent and opt-out."""
+    patient = referral.patient
+    if (
+        not referral.consent
+        or patient.anonymised_at is not None
+        or patient.messages_stopped_at is not None
+    ):
+        return None
+    available = channels()
+    key = f"patient:{patient.id}"
+    chose = patient.preferred_contact
+    if chose is ContactMethod.EMAIL and patient.email and Channel.EMAIL in available:
+        return Address(Channel.EMAIL, patient.email, key, patient_id=patient.id)
+    if chose is ContactMethod.TEXT and patient.phone and Channel.SMS in available:
+        return Address(Channel.SMS, patient.phone, key, patient_id=patient.id)
+    return None
+
+
+def staff_address(user: User, kind: str) -> Address | None:
+    if not user.active or kind in (user.email_opt_outs or []) or Channel.EMAIL not in channels():
+        return None
+    return Address(Channel.EMAIL, user.email, f"user:{user.id}", user_id=user.id)
+
+
+def practice_address(practice: Organisation) -> Address | None:
+    if not practice.shared_mailbox or Channel.EMAIL not in channels():
+        return None
+    return Address(Channel.EMAIL, practice.shared_mailbox, f"organisation:{practice.id}")
+
+
+def dedupe_key(kind: str, to: Address, about: tuple[str, int], occasion: str) -> str:
+    return f"{kind}|{to.key}|{about[0]}:{about[1]}|{occasion}"[:300]
+
+
+def queue(
+    kind: str,
+    to: Address,
+    *,
+    about: tuple[str, int],
+    occasion: str,
+    context: dict[str, Any],
+    attachment: str = "",
+    send_after: datetime | None = None,
+) -> bool:
+    """Queue one message unless the same (kind, recipient, object, occasion) already is.
+
+    Returns whether this call queued it. A kind with no SMS wording is never texted.
+    """
+    if to.patient_id is not None:
+        context = {**context, "stop_url": stop_url(to.patient_id)}
+    wording = render(kind, context)
+    if to.channel is Channel.SMS:
+        if wording.sms is None or kind not in PARTICIPANT_KINDS:
+            return False
+        body, subject = wording.sms, ""
+    else:
+        body, subject = wording.email, wording.subject
+    values = {
+        "kind": kind,
+        "channel": to.channel,
+        "recipient": to.recipient,
+        "dedupe_key": dedupe_key(kind, to, about, occasion),
+        "subject": subject,
+        "body": body,
+        "about_type": about[0],
+        "about_id": about[1],
+        "attachment": attachment,
+        "patient_id": to.patient_id,
+        "user_id": to.user_id,
+        "next_attempt_at": send_after or utcnow(),
+    }
+    dialect = postgresql if db.session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(OutboundMessage)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(OutboundMessage.id)
+    )
+    # RETURNING, not the row count: PostgreSQL's driver does not report it for this insert.
+    return db.session.execute(statement).first() is not None
+
+
+# Opting out ----------------------------------------------------------------------------
+
+
+def _stop_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_STOP_SALT)
+
+
+def stop_token(patient_id: int) -> str:
+    return _stop_serializer().dumps(patient_id)
+
+
+def stop_url(patient_id: int) -> str:
+    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
+    return f"{base}/messages/stop/{stop_token(patient_id)}"
+
+
+def patient_for_stop_token(token: str) -> Patient | None:
+    try:
+        patient_id = _stop_serializer().loads(token)
+    except BadSignature:
+        return None
+    if not isinstance(patient_id, int):
+        return None
+    return db.session.get(Patient, patient_id)
+
+
+def stop_messages(patient: Patient) -> bool:
+    """The person asked to get no more emails or texts; queued ones are not sent. Returns
+    whether this changed anything."""
+    if patient.messages_stopped_at is not None:
+        return False
+    patient.messages_stopped_at = utcnow()
+    return True
+
+
+# Wording helpers -----------------------------------------------------------------------
+
+
+def day_text(day: date) -> str:
+    """Tuesday 3 March."""
+    return f"{day:%A} {day.day} {MONTH_NAMES[day.month - 1]}"
+
+
+def when_text(day: date, at: time) -> str:
+    """Tuesday 3 March, 10:00."""
+    return f"{day_text(day)}, {at:%H:%M}"
+
+
+def link(path: str) -> str:
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path

@@ -1,0 +1,283 @@
+"""Email and text messages: queued once per (kind, person, object, occasion), sent by the
+scheduler or the command line through a real SMTP server (aiosmtpd) or the real GOV.UK Notify
+client against a local server speaking Notify's JSON; the person's choice of contact, consent
+and opt-out respected; temporary failures retried, permanent ones recorded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import select
+
+from referrals.auth.models import OrganisationKind, Role
+from referrals.courses.models import Course, CourseSession, Enrolment
+from referrals.courses.services import cancel_session, enrol
+from referrals.extensions import db
+from referrals.intake.services import record_conversation
+from referrals.notifications.messages import deliver_due
+from referrals.notifications.models import Channel, MessageStatus, OutboundMessage
+from referrals.notifications.outbound import stop_token
+from referrals.vocab import ContactMethod
+from tests import factories
+from tests.conftest import submit
+from tests.course_helpers import _numbers, assessed_referral, make_course
+from tests.intake_helpers import make_referral, pdf_text
+from tests.outbound_servers import API_KEY, Mailbox, NotifyStub, start_mailbox
+
+LONDON = ZoneInfo("Europe/London")
+TODAY = date.today()
+TOMORROW = TODAY + timedelta(days=1)
+EMAIL_TEMPLATE = "f33517ff-2a88-4f6e-b855-c550268ce08a"
+SMS_TEMPLATE = "a2b6e4e8-0e3b-4c5a-9f55-7a0c8d1f3e21"
+MORNING = datetime.combine(TODAY, time(11, 0), tzinfo=LONDON)  # reminders are due from 10:00
+
+
+@pytest.fixture()
+def mailbox(app, monkeypatch) -> Iterator[Mailbox]:
+    controller, box, port = start_mailbox()
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(app.config, "MAIL_PORT", port)
+    monkeypatch.setitem(app.config, "MAIL_DEFAULT_SENDER", "arts@scheme.example.org")
+    box.port = port  # type: ignore[attr-defined]
+    try:
+        yield box
+    finally:
+        controller.stop()
+
+
+@pytest.fixture()
+def notify(app, monkeypatch) -> Iterator[NotifyStub]:
+    stub = NotifyStub().start()
+    monkeypatch.setitem(app.config, "NOTIFY_API_KEY", API_KEY)
+    monkeypatch.setitem(app.config, "NOTIFY_BASE_URL", stub.url)
+    monkeypatch.setitem(
+        app.config, "NOTIFY_EMAIL_TEMPLATE_ID", "f33517ff-2a88-4f6e-b855-c550268ce08a"
+    )
+    monkeypatch.setitem(
+        app.config, "NOTIFY_SMS_TEMPLATE_ID", "a2b6e4e8-0e3b-4c5a-9f55-7a0c8d1f3e21"
+    )
+    try:
+        yield stub
+    finally:
+        stub.stop()
+
+
+def _course_tomorrow(**overrides) -> Course:
+    """A weekly course whose second session is tomorrow."""
+    return make_course(start=TOMORROW - timedelta(days=7), **overrides)
+
+
+def _participant(course: Course, contact: ContactMethod, **patient) -> Enrolment:
+    actor = factories.make_user(Role.LINK_WORKER)
+    referral = assessed_referral(actor, preferred_contact=contact, **patient)
+    return enrol(actor, referral, course, today=TODAY, late_start_confirmed=True)
+
+
+def _deliver() -> str:
+    db.session.commit()  # the sender works in its own transactions
+    return deliver_due(TODAY)
+
+
+def _messages(kind: str | None = None) -> list[OutboundMessage]:
+    query = select(OutboundMessage).order_by(OutboundMessage.id)
+    if kind:
+        query = query.where(OutboundMessage.kind == kind)
+    db.session.expire_all()
+    return list(db.session.scalars(query))
+
+
+def test_a_days_reminders_go_out_once_by_email_to_those_who_chose_it(app, mailbox):
+    course = _course_tomorrow()
+    emailed = _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    _participant(course, ContactMethod.LETTER, email="bob@example.test")
+    _participant(course, ContactMethod.TEXT, phone="07700900001")  # no SMS back-end: nothing
+    _participant(course, ContactMethod.EMAIL, email="cat@example.test", given_name="Cat")
+    with time_machine.travel(MORNING, tick=False):
+        _deliver()
+        _deliver()  # a second round (another scheduler) adds nothing
+    reminders = [m for m in mailbox.messages if m["Subject"].startswith("Reminder")]
+    assert sorted(m["To"] for m in reminders) == ["ann@example.test", "cat@example.test"]
+    ann = mailbox.to("ann@example.test")[-1]
+    assert ann["Subject"] == f"Reminder: {course.title} tomorrow"
+    body = ann.get_content()
+    assert "tomorrow, " in body and "10:00" in body and course.venue.name in body
+    assert "/messages/stop/" in body
+    # Nothing identifying in any subject; the enrolment confirmations went too, once each.
+    for message in mailbox.messages:
+        assert "Test" not in message["Subject"] and "Person" not in message["Subject"]
+    confirmations = [m["To"] for m in mailbox.messages if m["Subject"].startswith("Your place")]
+    assert sorted(confirmations) == ["ann@example.test", "cat@example.test"]
+    assert all(m.status is MessageStatus.SENT for m in _messages())
+    assert emailed.referral.patient.email == "ann@example.test"
+
+
+def test_reminders_wait_for_the_morning_before(app, mailbox):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    with time_machine.travel(datetime.combine(TODAY, time(6, 0), tzinfo=LONDON), tick=False):
+        _deliver()
+    assert _messages("session_reminder") == []
+
+
+def test_nothing_is_sent_for_a_cancelled_session(app, mailbox):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    tomorrow = db.session.scalar(
+        select(CourseSession).where(
+            CourseSession.course_id == course.id, CourseSession.date == TOMORROW
+        )
+    )
+    with time_machine.travel(MORNING, tick=False):
+        from referrals.notifications.messages import session_reminders
+
+        assert session_reminders(TODAY, datetime.now(LONDON)) == 1  # queued, not yet sent
+        cancel_session(None, tomorrow, "The hall is flooded")
+        _deliver()
+        _deliver()
+    reminder = _messages("session_reminder")[0]
+    assert reminder.status is MessageStatus.CANCELLED and "cancelled" in reminder.error
+    subjects = [m["Subject"] for m in mailbox.to("ann@example.test")]
+    assert not any(s.startswith("Reminder") for s in subjects)
+    assert any("is cancelled" in s for s in subjects)
+
+
+def test_sms_only_to_people_who_chose_text_and_did_not_stop(app, notify, client):
+    course = _course_tomorrow()
+    texted = _participant(course, ContactMethod.TEXT, phone="07700900001")
+    _participant(course, ContactMethod.LETTER, phone="07700900002")
+    stopped = _participant(course, ContactMethod.TEXT, phone="07700900003")
+    db.session.commit()
+    # The third person follows the link from an earlier email and asks to stop.
+    url = f"/messages/stop/{stop_token(stopped.referral.patient_id)}"
+    assert "Stop messages" in client.get(url).get_data(as_text=True)
+    assert submit(client, url, {}).status_code == 200
+    with time_machine.travel(MORNING, tick=False):
+        _deliver()
+    numbers = sorted(body["phone_number"] for body in notify.sms())
+    assert set(numbers) == {"07700900001"}
+    reminder = next(b for b in notify.sms() if b["personalisation"]["body"].startswith("Reminder"))
+    text = reminder["personalisation"]["body"]
+    assert course.title in text and "10:00" in text
+    assert "Low mood" not in text and texted.referral.reason not in text  # no clinical detail
+    assert reminder["reference"].startswith("message-")
+    queued_for_stopped = [m for m in _messages() if m.patient_id == stopped.referral.patient_id]
+    assert all(m.status is MessageStatus.CANCELLED for m in queued_for_stopped)
+
+
+def test_a_temporary_failure_is_retried_and_a_permanent_one_recorded(app, mailbox):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="later@example.test")
+    _participant(course, ContactMethod.EMAIL, email="nobody@example.test")
+    mailbox.refusals = ["451 4.3.0 Try again later", "550 5.1.1 No such mailbox"]
+    db.session.commit()
+    _deliver()
+    later, nobody = _messages("enrolment_confirmed")
+    assert later.status is MessageStatus.QUEUED and later.attempts == 1
+    assert "451" in later.error and later.next_attempt_at > later.claimed_at
+    assert nobody.status is MessageStatus.FAILED and "550" in nobody.error
+    _deliver()  # not due yet: nothing more is tried
+    assert _messages("enrolment_confirmed")[0].attempts == 1
+    with time_machine.travel(later.next_attempt_at + timedelta(seconds=1), tick=False):
+        _deliver()
+    later, nobody = _messages("enrolment_confirmed")
+    assert later.status is MessageStatus.SENT and later.attempts == 2
+    assert [m["To"] for m in mailbox.messages] == ["later@example.test"]
+    assert nobody.status is MessageStatus.FAILED
+
+
+def test_notify_errors_are_retried_or_recorded_as_notify_answers(app, notify):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.TEXT, phone="07700900001")
+    _participant(course, ContactMethod.TEXT, phone="0123")
+    notify.failures = [
+        (500, "Exception", "Internal server error"),
+        (400, "ValidationError", "phone_number Not a UK mobile number"),
+    ]
+    _deliver()
+    first, second = _messages("enrolment_confirmed")
+    assert first.status is MessageStatus.QUEUED and "500" in first.error
+    assert second.status is MessageStatus.FAILED and "Not a UK mobile number" in second.error
+    with time_machine.travel(first.next_attempt_at + timedelta(seconds=1), tick=False):
+        _deliver()
+    assert _messages("enrolment_confirmed")[0].status is MessageStatus.SENT
+    assert [b["phone_number"] for b in notify.sms()] == ["07700900001"]
+
+
+def test_the_message_back_reaches_the_practice_mailbox_with_its_letter(app, mailbox):
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    practice.shared_mailbox = "practice.shared@nhs.example.test"
+    link_worker = factories.make_user(Role.LINK_WORKER)
+    referral = make_referral(link_worker, practice, nhs=next(_numbers), given_name="Margaret")
+    record_conversation(link_worker, referral, held_on=TODAY, what_matters="Singing again")
+    _deliver()
+    (sent,) = mailbox.to("practice.shared@nhs.example.test")
+    assert sent["Subject"] == f"Arts on prescription: message back for referral R{referral.id}"
+    assert "Margaret" not in sent.get_body(("plain",)).get_content()
+    (letter,) = list(sent.iter_attachments())
+    assert letter.get_content_type() == "application/pdf"
+    text = pdf_text(letter.get_content())
+    assert "Margaret" in text and "871731000000106" in text
+
+
+def test_with_no_back_end_nothing_is_queued(app):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    with time_machine.travel(MORNING, tick=False):
+        assert deliver_due(TODAY).startswith("0 queued; 0 sent")
+    assert _messages() == []
+
+
+def test_admins_see_messages_and_their_status(app, mailbox, login_as):
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    _deliver()
+    admin = login_as(Role.ADMIN)
+    page = admin.get("/admin/messages").get_data(as_text=True)
+    assert "ann@example.test" in page and "Sent" in page
+    preview = admin.get("/admin/messages/preview/session_reminder").get_data(as_text=True)
+    assert "Reminder: Singing for Better Breathing tomorrow" in preview
+    assert "Text message" in preview
+
+
+@pytest.mark.slow
+def test_four_processes_send_one_reminder_per_person_per_session(app, mailbox):
+    course = _course_tomorrow()
+    people = [f"person{n}@example.test" for n in range(5)]
+    for address in people:
+        _participant(course, ContactMethod.EMAIL, email=address)
+    _deliver()  # the enrolment confirmations, before the race
+    before = len(mailbox.messages)
+    db.session.commit()
+    env = dict(
+        os.environ,
+        DATABASE_URL=app.config["SQLALCHEMY_DATABASE_URI"],
+        SECRET_KEY="test-secret-key-not-for-production",
+        FLASK_APP="referrals",
+        MAIL_SERVER="127.0.0.1",
+        MAIL_PORT=str(mailbox.port),  # type: ignore[attr-defined]
+        REFERRALS_SESSION_REMINDER_HOUR="0",
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "flask", "notifications", "send"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    for process in processes:
+        out, _ = process.communicate(timeout=240)
+        assert process.returncode == 0, out
+    reminders = [m["To"] for m in mailbox.messages[before:]]
+    assert sorted(reminders) == sorted(people)  # one each, not four
+    assert {m.status for m in _messages("session_reminder")} == {MessageStatus.SENT}
+    assert all(m.channel is Channel.EMAIL for m in _messages())
