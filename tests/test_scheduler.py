@@ -197,10 +197,10 @@ def test_one_failing_return_does_not_stop_the_others_and_is_retried(app, monkeyp
     first, broken, third = _contracts_for_march(3)
     real_compute = services.compute
 
-    def compute_failing_for_one(scope, period):
+    def compute_failing_for_one(scope, period, *rest):
         if scope.contract_id == broken:
             raise RuntimeError("figures could not be read")
-        return real_compute(scope, period)
+        return real_compute(scope, period, *rest)
 
     monkeypatch.setattr(services, "compute", compute_failing_for_one)
     run = _execute(app, MONTHLY_RETURNS, DUE_DAY)
@@ -223,7 +223,7 @@ def test_one_failing_return_does_not_stop_the_others_and_is_retried(app, monkeyp
 
 def test_a_failing_job_is_retried_a_limited_number_of_times(app, monkeypatch):
     _contracts_for_march(1)
-    monkeypatch.setattr(services, "compute", lambda scope, period: 1 / 0)
+    monkeypatch.setattr(services, "compute", lambda scope, period, *rest: 1 / 0)
     _execute(app, MONTHLY_RETURNS, DUE_DAY)
     moment = datetime.now(UTC)
     for _ in range(RETRY_LIMIT + 1):
@@ -438,8 +438,11 @@ def test_kpi_export_command_writes_the_csv(app, runner, tmp_path):
     )
     assert result.exit_code == 0, result.output
     text = output.read_bytes().decode("utf-8-sig")
-    assert text.splitlines()[0] == "period,scope,code,name,breakdown,value,suppressed,target_rating"
-    assert any(line.split(",")[2] == "B1" for line in text.splitlines()[1:])
+    assert text.splitlines()[0] == (
+        "period,scope,span,code,name,breakdown,value,suppressed,"
+        "target_minimum,target_expected,target_stretch,target_rating,version,generated_at"
+    )
+    assert any(line.split(",")[3] == "B1" for line in text.splitlines()[1:])
 
 
 def test_admins_see_job_history_and_failures_on_a_page(app, login_as, monkeypatch):
