@@ -85,7 +85,7 @@ def test_the_job_writes_a_private_backup_and_keeps_the_newest(
 
 
 @contextmanager
-def _fresh_database(tmp_path: Path) -> Iterator[str]:
+def fresh_database(tmp_path: Path) -> Iterator[str]:
     """An empty database of the kind the suite runs on (SQLite file, or a new PostgreSQL
     database on the test server, dropped afterwards)."""
     base = os.environ.get("TEST_DATABASE_URL")
@@ -107,7 +107,7 @@ def _fresh_database(tmp_path: Path) -> Iterator[str]:
 @pytest.mark.slow
 def test_restore_drill_back_up_by_the_job_change_data_restore_and_check(tmp_path: Path) -> None:
     folder = tmp_path / "backups"  # made by the job, for its owner only
-    with _fresh_database(tmp_path) as url:
+    with fresh_database(tmp_path) as url:
         drill = make_app(url, BACKUP_DIR=str(folder), BACKUP_KEEP=14)
         with drill.app_context():
             try:
