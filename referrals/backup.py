@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import current_app
@@ -150,6 +151,35 @@ def _check_counts(expected: dict[str, int], found: dict[str, int]) -> None:
         raise BackupError(
             "the restored database differs from the backup: " + "; ".join(differences)
         )
+
+
+# Backups on a schedule -------------------------------------------------------------------------
+
+# What the nightly job names its files; only files named so are ever removed from the folder.
+SCHEDULED_NAME = re.compile(r"^referrals-\d{8}-\d{6}Z\.(?:sqlite|dump)$")
+
+
+def scheduled_backup(
+    folder: Path, keep: int, now: datetime | None = None
+) -> tuple[Path, list[Path]]:
+    """Back up into `folder` as referrals-YYYYMMDD-HHMMSSZ.sqlite (or .dump on PostgreSQL),
+    then remove the oldest such files beyond the newest `keep`. The folder is created, readable
+    by its owner only, when missing. Returns the new file and the files removed."""
+    if keep < 1:
+        raise BackupError(f"BACKUP_KEEP must be at least 1, not {keep}")
+    folder = Path(folder)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    stamp = (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y%m%d-%H%M%SZ")
+    suffix = "sqlite" if backend() == "sqlite" else "dump"
+    report = create_backup(folder / f"referrals-{stamp}.{suffix}")
+    kept = sorted(
+        (p for p in folder.iterdir() if SCHEDULED_NAME.match(p.name) and p.is_file()),
+        key=lambda p: p.name,
+    )
+    removed = kept[:-keep]
+    for old in removed:
+        old.unlink(missing_ok=True)
+    return report.path, removed
 
 
 # SQLite ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -289,19 +290,31 @@ def scheduler_run() -> None:
     run_forever(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
+_TODAY_OPTION = click.option(
+    "--today",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Do the work of this day (YYYY-MM-DD) instead of today in London, e.g. a day the "
+    "scheduler missed. Claimed and recorded like that day's scheduled run.",
+)
+
+
 @scheduler_cli.command("catch-up")
-def scheduler_catch_up() -> None:
+@_TODAY_OPTION
+def scheduler_catch_up(today: datetime | None) -> None:
     """Make every missing return for finished months now, then stop."""
     from flask import current_app
 
     from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 
-    _report_run(execute(current_app._get_current_object(), MONTHLY_RETURNS))  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    _report_run(execute(app, MONTHLY_RETURNS, today.date() if today else None))
 
 
 @scheduler_cli.command("run-job")
 @click.argument("job_id")
-def scheduler_run_job(job_id: str) -> None:
+@_TODAY_OPTION
+def scheduler_run_job(job_id: str, today: datetime | None) -> None:
     """Run one job now (for operators), recorded like a scheduled run."""
     from flask import current_app
 
@@ -309,7 +322,8 @@ def scheduler_run_job(job_id: str) -> None:
 
     if job_id not in JOBS_BY_ID:
         raise click.BadParameter(f"choose one of {', '.join(JOBS_BY_ID)}", param_hint="JOB_ID")
-    _report_run(execute(current_app._get_current_object(), job_id))  # type: ignore[attr-defined]
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    _report_run(execute(app, job_id, today.date() if today else None))
 
 
 @scheduler_cli.command("jobs")

@@ -71,6 +71,10 @@ class Defaults:
     RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
     LOG_LEVEL = "INFO"
+    # The nightly-backup job writes here (REFERRALS_BACKUP_DIR), keeping the newest BACKUP_KEEP
+    # copies; unset, the job records that it was skipped.
+    BACKUP_DIR: str | None = None
+    BACKUP_KEEP = 14
     # /health/ready: the newest scheduler heartbeat must be this recent (it beats each minute).
     SCHEDULER_HEARTBEAT_MAX_AGE_SECONDS = 300
     # A running scheduled job writes a heartbeat this often; one silent for longer than

@@ -39,6 +39,7 @@ MONTHLY_RETURNS = "monthly-kpi-returns"
 REGISTER_REMINDERS = "register-reminders"
 RETENTION = "retention"
 OUTBOUND = "outbound-messages"
+BACKUP = "nightly-backup"
 OUTBOUND_EVERY_MINUTES = 5
 FAILED_KIND = "job_failed"
 
@@ -57,6 +58,10 @@ class JobFailed(Exception):
         super().__init__(f"{summary}; " + "; ".join(failures))
         self.summary = summary
         self.failures = failures
+
+
+class JobSkipped(Exception):
+    """A job with nothing it may do (it is not configured): recorded as skipped, with why."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,21 @@ def run_outbound(today: date) -> str:
     return deliver_due(today)
 
 
+def run_backup(today: date) -> str:
+    """Back up the database into BACKUP_DIR (SQLite online backup, or pg_dump), then keep only
+    the newest BACKUP_KEEP scheduled backups there. Skipped, saying so, when BACKUP_DIR is unset."""
+    from pathlib import Path
+
+    from referrals.backup import scheduled_backup
+
+    folder = current_app.config.get("BACKUP_DIR")
+    if not folder:
+        raise JobSkipped("not configured: set REFERRALS_BACKUP_DIR to a folder for backups")
+    path, removed = scheduled_backup(Path(folder), int(current_app.config["BACKUP_KEEP"]))
+    db.session.commit()  # the audit entry for the backup
+    return f"backed up to {path.name}; {_plural(len(removed), 'older backup')} removed"
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         MONTHLY_RETURNS,
@@ -174,6 +194,12 @@ JOBS: tuple[Job, ...] = (
         "Send due email and text messages (reminders, confirmations, messages back)",
         {"minute": f"*/{OUTBOUND_EVERY_MINUTES}"},
         run_outbound,
+    ),
+    Job(
+        BACKUP,
+        "Back up the database to the backup folder, keeping the newest copies",
+        {"hour": 1, "minute": 30},
+        run_backup,
     ),
 )
 JOBS_BY_ID = {job.id: job for job in JOBS}
@@ -305,10 +331,12 @@ def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
         if run is None:
             return _skip(job, key, day)
         run_id = run.id
-        summary, error = "", ""
+        summary, error, skipped = "", "", False
         with Heartbeat(app, run_id):
             try:
                 summary = job.run(day)
+            except JobSkipped as reason:
+                summary, skipped = str(reason), True
             except JobFailed as failed:
                 summary, error = failed.summary, "\n".join(failed.failures)[:2000]
             except Exception as failed:
@@ -317,7 +345,9 @@ def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
         db.session.rollback()
         finished = db.session.get(JobRun, run_id)
         assert finished is not None
-        finished.outcome = JobOutcome.FAILED if error else JobOutcome.SUCCEEDED
+        finished.outcome = (
+            JobOutcome.FAILED if error else JobOutcome.SKIPPED if skipped else JobOutcome.SUCCEEDED
+        )
         finished.detail, finished.error, finished.finished_at = summary, error, utcnow()
         if error:
             log.warning("job %s for %s failed: %s", job.id, key, error)
