@@ -132,8 +132,9 @@ def test_the_directory_benchmark_measures_every_public_page(app, monkeypatch):
     for name, page in figures["pages"].items():
         assert page["n"] == 2, name
         assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"], name
-        # Warm, every answer comes from the published snapshot; a place is looked up.
-        assert page["queries"] == (2 if "postcode=" in page["path"] else 0), name
+        # Warm, every answer comes from the published snapshot; only a place is looked up.
+        assert (page["queries"] > 0) == ("postcode=" in page["path"]), name
+        assert page["queries"] <= 2, name
     assert figures["pages"]["finder_last_page"]["path"] == "/find/?page=2"
     assert figures["snapshot_build"]["courses"] == 30
     assert figures["snapshot_build"]["queries"] > 0
