@@ -52,17 +52,18 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def latency_table(results: list[dict[str, Any]]) -> str:
+def latency_table(results: list[dict[str, Any]], section: str = "latency") -> str:
+    """The pages of `section`: `latency` (signed-in pages) or `public` (the open directory)."""
     pages: list[str] = []
     for result in results:
-        for name in _get(result, "latency", "pages") or {}:
+        for name in _get(result, section, "pages") or {}:
             if name not in pages:
                 pages.append(name)
     rows = []
     for name in pages:
         row = [f"`{name}`", f"p95 < {LATENCY_P95_MS:g} ms"]
         for result in results:
-            page = _get(result, "latency", "pages", name)
+            page = _get(result, section, "pages", name)
             if page is None:
                 row.append("–")
                 continue
@@ -158,6 +159,19 @@ def render(results: list[dict[str, Any]]) -> str:
     if requests:
         parts.append(
             f"In-process latency, {requests} timed requests per page:\n\n" + latency_table(results)
+        )
+    courses = _get(results[0], "public", "courses")
+    if courses:
+        builds = ", ".join(
+            f"{NAMES.get(r['database'], r['database'])} "
+            f"{r['public']['snapshot_build']['p50_ms']} ms"
+            for r in results
+            if _get(r, "public", "snapshot_build")
+        )
+        parts.append(
+            f"The open directory at {courses:,} published courses, anonymous, from the published "
+            f"snapshot (building it, once a minute per worker, median: {builds}):\n\n"
+            + latency_table(results, "public")
         )
     parts.append("KPI, PDF, throughput and memory:\n\n" + work_table(results))
     return "\n\n".join(parts)

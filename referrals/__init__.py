@@ -74,6 +74,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.main.views import bp as main_bp
     from referrals.notifications.views import bp as notifications_bp
     from referrals.public.openreferral import bp as openreferral_bp
+    from referrals.public.profile_views import bp as providers_bp
     from referrals.public.views import bp as public_bp
     from referrals.reports.views import bp as reports_bp
 
@@ -87,6 +88,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api_bp, url_prefix="/api/v1")
     app.register_blueprint(public_bp, url_prefix="/find")
     app.register_blueprint(openreferral_bp, url_prefix="/openreferral")
+    app.register_blueprint(providers_bp, url_prefix="/providers")
     csrf.exempt(api_bp)  # the API authenticates by bearer token only, never by cookie
 
     from referrals.courses.presenters import init_app as init_course_presenters

@@ -30,6 +30,7 @@ from referrals.intake.models import (
 from referrals.notifications.models import Notification, NotificationRead, OutboundMessage
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.places.models import Place
+from referrals.public.models import ProviderProfile
 from referrals.reports.models import JobRun, KpiReturn
 from referrals.scheduler.models import SchedulerHeartbeat
 
@@ -53,6 +54,7 @@ __all__ = [
     "OutboundMessage",
     "Patient",
     "Place",
+    "ProviderProfile",
     "RecoveryCode",
     "Referral",
     "ReferralTransition",

@@ -54,6 +54,18 @@ class ArtForm(LabelledEnum):
     HERITAGE = "heritage", "Museums and heritage"
 
 
+class ProviderType(LabelledEnum):
+    """What kind of organisation an arts provider is, as its public profile says."""
+
+    CHARITY = "charity", "Charity"
+    COMMUNITY_INTEREST_COMPANY = "community_interest_company", "Community interest company"
+    SOCIAL_ENTERPRISE = "social_enterprise", "Social enterprise"
+    MUSEUM_OR_VENUE = "museum_or_venue", "Museum, gallery or arts venue"
+    ARTISTS = "artists", "Artist or group of artists"
+    COMPANY = "company", "Company"
+    PUBLIC_BODY = "public_body", "Council or other public body"
+
+
 class Sex(LabelledEnum):
     FEMALE = "female", "Female"
     MALE = "male", "Male"

@@ -86,6 +86,9 @@ MATRIX: dict[str, Access] = {
     # An empty form without its CSRF token is refused (400); after 5 sent, the client waits (429).
     "public.refer_yourself_page": Access(PUBLIC, also_answers=(400, 429)),
     "public.thank_you": _on(PUBLIC),
+    # A provider's public profile: its own artists, or an admin.
+    "providers.own_profile": _on(ARTISTS),
+    "providers.profile": _on(REGISTER_TAKERS, "organisation_id", "provider"),
     "openreferral.meta": _on(PUBLIC),
     "openreferral.services": _on(PUBLIC),
     "openreferral.service": Access(
@@ -156,6 +159,7 @@ MATRIX: dict[str, Access] = {
     "reports.dashboard": _on(REPORT_READERS),
     "reports.kpi_return": _on(REPORT_READERS, "return_id", "kpi_return"),
     "reports.download": _on(REPORT_READERS, "return_id", "kpi_return", fmt=("csv", "pdf")),
+    "reports.contract_csv": _on(REPORT_READERS, "contract_id", "contract"),
     "reports.generate": _on(ADMIN),
     "reports.regenerate": _on(ADMIN, "return_id", "kpi_return"),
     # Administration.

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bench import kpi, latency, report, run_all
+from bench import kpi, latency, public, report, run_all
 from referrals.courses.models import Attendance, CourseSession, SessionStatus
 from referrals.extensions import db
 from referrals.scale import seed_scale
@@ -107,3 +107,48 @@ def test_benchmarks_refuse_a_database_holding_a_schemes_own_accounts(app):
     db.session.commit()
     with pytest.raises(SystemExit, match="holds accounts the generator did not make"):
         _refuse_other_data(db.engine)
+
+
+def test_the_directory_benchmark_measures_every_public_page(app, monkeypatch):
+    from referrals.api.courses import today
+
+    monkeypatch.setitem(app.config, "PUBLIC_CACHE_SECONDS", 60)  # as in service
+
+    public.seed(30, today(), providers=5, venues=10)
+    db.session.remove()
+    figures = public.run(app, n=2, warmup=1, repeat=1)
+
+    assert list(figures["pages"]) == [
+        "finder",
+        "finder_near_postcode",
+        "finder_district_art_form_day",
+        "finder_last_page",
+        "course_page",
+        "feed_services",
+        "feed_services_filtered",
+        "feed_service",
+        "feed_near_postcode",
+    ]
+    for name, page in figures["pages"].items():
+        assert page["n"] == 2, name
+        assert 0 < page["p50_ms"] <= page["p95_ms"] <= page["max_ms"], name
+        # Warm, every answer comes from the published snapshot; only a place is looked up.
+        assert (page["queries"] > 0) == ("postcode=" in page["path"]), name
+        assert page["queries"] <= 2, name
+    assert figures["pages"]["finder_last_page"]["path"] == "/find/?page=2"
+    assert figures["snapshot_build"]["courses"] == 30
+    assert figures["snapshot_build"]["queries"] > 0
+
+
+def test_the_directory_benchmark_is_tabled_and_checked():
+    result = _result({"caseload": 8}, 100_000)
+    result["public"] = {
+        "courses": 5000,
+        "pages": {"feed_services": {"p50_ms": 4.0, "p95_ms": 7.5, "queries": 0}},
+        "snapshot_build": {"p50_ms": 900.0},
+    }
+    checks = {c["target"]: c["met"] for c in run_all.target_checks(result)}
+    assert checks["public feed_services p95"] is True
+    text = report.render([{**result, "machine": {}}])
+    assert "The open directory at 5,000 published courses" in text
+    assert "| `feed_services` | p95 < 50 ms | 4.0 / 7.5 ✓ (0) |" in text

@@ -862,6 +862,7 @@ def test_every_other_form(app: Flask, login_as: Any) -> None:
         "/admin/security",
         "/account/mfa",
         f"/courses/{ids['course']['course_b']}?referral={ids['referral']['ref_b']}",
+        f"/providers/{ids['provider']['prov_b']}/profile",
     ]
     found: list[tuple[str, dict[str, Any]]] = []
     for page in pages:

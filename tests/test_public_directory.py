@@ -16,7 +16,7 @@ from referrals.auth.models import OrganisationKind
 from referrals.extensions import db
 from referrals.places.models import Place
 from referrals.public.openreferral import taxonomy_id, term_id
-from referrals.vocab import ArtForm, Pathway
+from referrals.vocab import ArtForm, Pathway, ProviderType
 from tests import factories
 from tests.course_helpers import make_course, make_venue
 
@@ -153,13 +153,17 @@ def test_every_service_page_and_service_validates_against_the_profile(client, di
 def test_taxonomies_and_terms_validate_against_the_profile(client, directory):
     taxonomies = client.get("/openreferral/taxonomies").get_json()
     assert_page(taxonomies, "taxonomy.json")
-    assert {t["name"] for t in taxonomies["contents"]} == {"Art forms", "Pathways"}
+    assert {t["name"] for t in taxonomies["contents"]} == {
+        "Art forms",
+        "Pathways",
+        "Kinds of provider",
+    }
     for item in taxonomies["contents"]:
         one = client.get(f"/openreferral/taxonomies/{item['id']}").get_json()
         assert oruk_errors(one, "taxonomy.json") == []
     terms = client.get("/openreferral/taxonomy_terms?per_page=100").get_json()
     assert_page(terms, "taxonomy_term.json")
-    assert terms["total_items"] == len(ArtForm) + len(Pathway)
+    assert terms["total_items"] == len(ArtForm) + len(Pathway) + len(ProviderType)
     term = terms["contents"][0]["id"]
     assert (
         oruk_errors(
@@ -289,3 +293,53 @@ def test_places_load_from_a_postcode_directory_file(runner, app, tmp_path):
     result = runner.invoke(args=["places", "load", str(bad)])
     assert result.exit_code != 0 and "line 3" in result.output
     assert db.session.get(Place, "GL16 8HB") is not None  # left as it was
+
+
+def _statements_for(client, path: str) -> int:
+    """SQL statements run to answer `path` from a cold cache."""
+    from flask import current_app
+
+    from referrals.public.catalogue import CACHE_KEY
+    from tests.test_api_courses import _statements_for as statements_for
+
+    current_app.extensions.get(CACHE_KEY, {}).clear()
+    return statements_for(client, path)
+
+
+def _add_courses(how_many: int) -> None:
+    """Courses each with its own provider (with a public profile) and venue."""
+    from referrals.public.models import ProviderProfile
+
+    for n in range(how_many):
+        provider = factories.make_organisation(OrganisationKind.PROVIDER)
+        db.session.add(
+            ProviderProfile(
+                organisation_id=provider.id,
+                provider_type=ProviderType.CHARITY,
+                area="Stroud",
+                art_forms=["music"],
+                description="Music groups.",
+                email=f"hello{n}@example.org",
+            )
+        )
+        make_course(provider, title=f"Course {n}", venue=make_venue(postcode="GL1 2AB"))
+    db.session.commit()
+
+
+@pytest.mark.parametrize("path", ["/openreferral/services?per_page=200", "/find/"])
+def test_the_feed_and_finder_take_the_same_queries_for_3_and_30_courses(client, path):
+    _add_courses(3)
+    few = _statements_for(client, path)
+    _add_courses(27)
+    assert client.get("/openreferral/services").get_json()["total_items"] == 30
+    assert _statements_for(client, path) == few
+
+
+def test_the_header_of_the_open_pages_leads_to_the_finder(client, directory):
+    import re
+
+    home = re.compile(r'class="nhsuk-header__service-logo" href="([^"]+)"')
+    course = directory["gloucester"].id
+    for path in ("/find/", f"/find/courses/{course}", "/find/refer-yourself"):
+        assert home.findall(client.get(path).get_data(as_text=True)) == ["/find/"], path
+    assert home.findall(client.get("/sign-in").get_data(as_text=True)) == ["/"]

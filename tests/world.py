@@ -269,6 +269,7 @@ def build_world() -> World:
         "contract": {"contract_a": contract_a.id, "contract_b": contract_b.id},
         "venue": {"venue_a": venue_a.id, "venue_b": venue_b.id},
         "organisation": {"gp_a": org["gp_a"].id, "prov_b": org["prov_b"].id},
+        "provider": {"prov_a": org["prov_a"].id, "prov_b": org["prov_b"].id},
         "user": {"spare": spare.id},
         "patient": {"pat_a": referrals["ref_a"].patient_id, "pat_b": referrals["ref_b"].patient_id},
         "api_token": tokens,
@@ -300,12 +301,14 @@ def _write_scopes(world: World) -> None:
         # (not those withdrawn or waiting); never referrals.
         Role.ARTIST: {
             "course": frozenset({"course_a"}),
+            "provider": frozenset({"prov_a"}),  # their own provider's public profile
             "session": frozenset({"sess_a"}),
             "enrolment": frozenset({"enr_a", "enr_x"}),
         },
         # Commissioners: the directory and their own contracts' returns; no people at all.
         Role.COMMISSIONER: {
             "course": everything["course"],
+            "contract": frozenset({"contract_a"}),
             "kpi_return": frozenset({"ret_a"}),
         },
     }

@@ -46,49 +46,33 @@ def _cleaned_by(cleaner: Any) -> Any:
     return check
 
 
-class ReferralForm(Form):
-    nhs_number = StrippedStringField(
-        "NHS number",
+def name_field(label: str, missing: str) -> StrippedStringField:
+    """A required name: the referral form's and self-referral's first and last names."""
+    return StrippedStringField(
+        label,
         validators=[
-            DataRequired("Enter the NHS number"),
-            Length(max=20),
-            _cleaned_by(clean_nhs_number),
+            DataRequired(missing),
+            Length(max=NAME_MAX, message=f"{label} must be {NAME_MAX} characters or fewer"),
         ],
     )
-    given_name = StrippedStringField(
-        "First name",
-        validators=[
-            DataRequired("Enter the first name"),
-            Length(max=NAME_MAX, message="First name must be 100 characters or fewer"),
-        ],
-    )
-    family_name = StrippedStringField(
-        "Last name",
-        validators=[
-            DataRequired("Enter the last name"),
-            Length(max=NAME_MAX, message="Last name must be 100 characters or fewer"),
-        ],
-    )
-    date_of_birth = UKDateField("Date of birth")
-    sex = RadioField("Sex", choices=Sex.choices(), validators=[InputRequired("Select sex")])
-    ethnicity = SelectField(
-        "Ethnic group",
-        choices=Ethnicity.choices(),
-        validators=[InputRequired("Select an ethnic group or Not stated")],
-    )
-    postcode = StrippedStringField(
+
+
+def postcode_field(missing: str) -> StrippedStringField:
+    return StrippedStringField(
         "Postcode",
-        validators=[
-            DataRequired("Enter the postcode"),
-            Length(max=12),
-            _cleaned_by(clean_postcode),
-        ],
+        validators=[DataRequired(missing), Length(max=12), _cleaned_by(clean_postcode)],
     )
-    phone = StrippedStringField(
-        "Phone number", validators=[Optional(), Length(max=30), _cleaned_by(clean_phone)]
+
+
+def phone_field(label: str = "Phone number") -> StrippedStringField:
+    return StrippedStringField(
+        label, validators=[Optional(), Length(max=30), _cleaned_by(clean_phone)]
     )
-    email = StrippedStringField(
-        "Email address",
+
+
+def email_field(label: str = "Email address") -> StrippedStringField:
+    return StrippedStringField(
+        label,
         validators=[
             Optional(),
             Length(max=254),
@@ -98,6 +82,29 @@ class ReferralForm(Form):
             ),
         ],
     )
+
+
+class ReferralForm(Form):
+    nhs_number = StrippedStringField(
+        "NHS number",
+        validators=[
+            DataRequired("Enter the NHS number"),
+            Length(max=20),
+            _cleaned_by(clean_nhs_number),
+        ],
+    )
+    given_name = name_field("First name", "Enter the first name")
+    family_name = name_field("Last name", "Enter the last name")
+    date_of_birth = UKDateField("Date of birth")
+    sex = RadioField("Sex", choices=Sex.choices(), validators=[InputRequired("Select sex")])
+    ethnicity = SelectField(
+        "Ethnic group",
+        choices=Ethnicity.choices(),
+        validators=[InputRequired("Select an ethnic group or Not stated")],
+    )
+    postcode = postcode_field("Enter the postcode")
+    phone = phone_field()
+    email = email_field()
     preferred_contact = RadioField(
         "Preferred way to contact them",
         choices=ContactMethod.choices()[:4],

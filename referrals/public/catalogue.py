@@ -10,10 +10,13 @@ from __future__ import annotations
 import time as clock
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TypeVar
 
 from flask import current_app
+from sqlalchemy import select
 
+from referrals.auth.models import Organisation
 from referrals.courses.models import Course
 from referrals.courses.presenters import participant_fee, schedule_text
 from referrals.courses.queries import published_query
@@ -27,11 +30,53 @@ from referrals.places.services import (
     in_district_or_area,
     metres_between,
 )
-from referrals.vocab import ArtForm, Pathway
+from referrals.public.models import ProviderProfile
+from referrals.vocab import ArtForm, LabelledEnum, Pathway, ProviderType
 
+E = TypeVar("E", bound=LabelledEnum)
 CACHE_KEY = "referrals.published"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A provider as the directory shows it: its name and the profile its own people keep.
+
+    The contact is the organisation's public one; a provider without a profile has only a name.
+    """
+
+    public_id: str
+    name: str
+    provider_type: ProviderType | None = None
+    area: str = ""
+    art_forms: tuple[ArtForm, ...] = ()
+    description: str = ""
+    email: str | None = None
+    phone: str | None = None
+    website: str | None = None
+
+
+def _known(kind: type[E], codes: list[str] | None) -> tuple[E, ...]:
+    """The stored codes that are still members of `kind`, as members."""
+    return tuple(kind(code) for code in codes or [] if code in kind._value2member_map_)
+
+
+def _provider(organisation: Organisation, profile: ProviderProfile | None) -> Provider:
+    if profile is None:
+        return Provider(organisation.public_id, organisation.name)
+    return Provider(
+        public_id=organisation.public_id,
+        name=organisation.name,
+        provider_type=profile.provider_type,
+        area=profile.area,
+        art_forms=_known(ArtForm, profile.art_forms),
+        description=profile.description,
+        email=profile.email,
+        phone=profile.phone,
+        website=profile.website,
+    )
 
 
 @dataclass(frozen=True)
@@ -58,8 +103,7 @@ class Listing:
     starts_on: date
     ends_on: date
     places_left: int
-    provider_public_id: str
-    provider_name: str
+    provider: Provider
     venue_public_id: str
     venue_name: str
     venue_address: str
@@ -67,6 +111,14 @@ class Listing:
     accessibility: str
     coordinates: tuple[float, float] | None
     last_modified: datetime
+
+    @property
+    def provider_public_id(self) -> str:
+        return self.provider.public_id
+
+    @property
+    def provider_name(self) -> str:
+        return self.provider.name
 
     @property
     def district(self) -> str:
@@ -95,8 +147,10 @@ def _listing(
     starts_on: date,
     ends_on: date,
     coordinates: dict[str, tuple[float, float]],
+    providers: dict[int, tuple[Provider, datetime | None]],
 ) -> Listing:
     venue, provider = course.venue, course.provider
+    published_provider, profile_changed = providers[provider.id]
     starts_at = course.start_time
     ends_at = (
         datetime.combine(course.start_date, starts_at) + timedelta(minutes=course.duration_minutes)
@@ -107,9 +161,7 @@ def _listing(
         title=course.title,
         description=course.description or "",
         art_form=course.art_form,
-        pathways=tuple(
-            Pathway(code) for code in course.pathways or [] if code in Pathway._value2member_map_
-        ),
+        pathways=_known(Pathway, course.pathways),
         min_age=course.min_age,
         max_age=course.max_age,
         fee_pence=course.participant_fee_pence,
@@ -124,23 +176,38 @@ def _listing(
         starts_on=starts_on,
         ends_on=ends_on,
         places_left=max(0, course.capacity - enrolled),
-        provider_public_id=provider.public_id,
-        provider_name=provider.name,
+        provider=published_provider,
         venue_public_id=venue.public_id,
         venue_name=venue.name,
         venue_address=venue.address,
         postcode=venue.postcode,
         accessibility=venue.accessibility or "",
         coordinates=coordinates.get(venue.postcode),
-        last_modified=max(course.updated_at, venue.updated_at, provider.updated_at),
+        last_modified=max(
+            course.updated_at, venue.updated_at, provider.updated_at, profile_changed or EPOCH
+        ),
     )
 
 
 def build_snapshot(today: date) -> Snapshot:
     rows = db.session.execute(published_query(today)).all()
     coordinates = coordinates_for(row[0].venue.postcode for row in rows)
+    organisations = {row[0].provider.id: row[0].provider for row in rows}
+    profiles = {
+        profile.organisation_id: profile
+        for profile in db.session.scalars(
+            select(ProviderProfile).where(ProviderProfile.organisation_id.in_(organisations))
+        )
+    }
+    providers = {
+        key: (
+            _provider(organisation, profiles.get(key)),
+            profiles[key].updated_at if key in profiles else None,
+        )
+        for key, organisation in organisations.items()
+    }
     listings = tuple(
-        _listing(course, enrolled, starts_on, ends_on, coordinates)
+        _listing(course, enrolled, starts_on, ends_on, coordinates, providers)
         for course, enrolled, starts_on, ends_on in rows
     )
     return Snapshot(

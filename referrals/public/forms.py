@@ -4,69 +4,40 @@ from __future__ import annotations
 
 from datetime import date
 from typing import Any
+from urllib.parse import urlsplit
 
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from referrals.forms import Form, StrippedStringField, UKDateField
-from referrals.intake.forms import NAME_MAX, _cleaned_by
-from referrals.intake.validation import (
-    InvalidValue,
-    clean_date_of_birth,
-    clean_nhs_number,
-    clean_phone,
-    clean_postcode,
+from referrals.forms import Form, MultiCheckboxField, StrippedStringField, UKDateField
+from referrals.intake.forms import (
+    _cleaned_by,
+    email_field,
+    name_field,
+    phone_field,
+    postcode_field,
 )
-from referrals.vocab import ContactMethod, Pathway
+from referrals.intake.validation import InvalidValue, clean_date_of_birth, clean_nhs_number
+from referrals.public.models import AREA_MAX, DESCRIPTION_MAX
+from referrals.vocab import ArtForm, ContactMethod, Pathway, ProviderType
 
 HOPES_MAX = 2000
 NEEDS_MAX = 1000
 
 
 class SelfReferralForm(Form):
-    given_name = StrippedStringField(
-        "First name",
-        validators=[
-            DataRequired("Enter your first name"),
-            Length(max=NAME_MAX, message="First name must be 100 characters or fewer"),
-        ],
-    )
-    family_name = StrippedStringField(
-        "Last name",
-        validators=[
-            DataRequired("Enter your last name"),
-            Length(max=NAME_MAX, message="Last name must be 100 characters or fewer"),
-        ],
-    )
+    given_name = name_field("First name", "Enter your first name")
+    family_name = name_field("Last name", "Enter your last name")
     date_of_birth = UKDateField("Date of birth")
     nhs_number = StrippedStringField(
         "NHS number (optional)",
         validators=[Optional(), Length(max=20), _cleaned_by(clean_nhs_number)],
     )
-    postcode = StrippedStringField(
-        "Postcode",
-        validators=[
-            DataRequired("Enter your postcode"),
-            Length(max=12),
-            _cleaned_by(clean_postcode),
-        ],
-    )
+    postcode = postcode_field("Enter your postcode")
     gp_practice = SelectField("Your GP practice", coerce=str)
-    phone = StrippedStringField(
-        "Phone number", validators=[Optional(), Length(max=30), _cleaned_by(clean_phone)]
-    )
-    email = StrippedStringField(
-        "Email address",
-        validators=[
-            Optional(),
-            Length(max=254),
-            Email(
-                "Enter an email address in the correct format, like name@example.com",
-                check_deliverability=False,
-            ),
-        ],
-    )
+    phone = phone_field()
+    email = email_field()
     preferred_contact = RadioField(
         "How should we contact you?",
         choices=[
@@ -131,3 +102,54 @@ class SelfReferralForm(Form):
     @property
     def from_a_program(self) -> bool:
         return bool(self.website.data)
+
+
+def _public_website(form: Any, field: Any) -> None:
+    """A website the public can open: http or https, with a host."""
+    if not field.data:
+        return
+    address = field.data if "://" in field.data else f"https://{field.data}"
+    parts = urlsplit(address)
+    if parts.scheme not in ("http", "https") or "." not in parts.netloc or " " in address:
+        raise ValidationError("Enter a website address, like https://www.example.org")
+    field.data = address
+
+
+class ProviderProfileForm(Form):
+    """What the open directory says about a provider: all of it is published."""
+
+    provider_type = RadioField(
+        "What kind of organisation are you?",
+        choices=ProviderType.choices(),
+        validate_choice=False,  # the check below says what to do in words
+    )
+    area = StrippedStringField(
+        "Where do you work?",
+        validators=[
+            DataRequired("Enter where you work"),
+            Length(max=AREA_MAX, message=f"Keep this to {AREA_MAX} characters or fewer"),
+        ],
+    )
+    art_forms = MultiCheckboxField("Art forms you offer", choices=ArtForm.choices())
+    description = TextAreaField(
+        "About you",
+        validators=[
+            DataRequired("Describe your organisation"),
+            Length(
+                max=DESCRIPTION_MAX, message=f"Keep this to {DESCRIPTION_MAX} characters or fewer"
+            ),
+        ],
+    )
+    email = email_field("Public email address (optional)")
+    phone = phone_field("Public phone number (optional)")
+    website = StrippedStringField(
+        "Website (optional)", validators=[Optional(), Length(max=300), _public_website]
+    )
+
+    def validate_provider_type(self, field: Any) -> None:
+        if field.data not in ProviderType._value2member_map_:
+            raise ValidationError("Select what kind of organisation you are")
+
+    def validate_art_forms(self, field: Any) -> None:
+        if not field.data:
+            raise ValidationError("Select at least one art form")

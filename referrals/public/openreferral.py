@@ -22,9 +22,9 @@ from werkzeug.exceptions import NotFound
 from referrals.api.courses import today
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.places.services import Where, understand
-from referrals.public.catalogue import BYDAY, Listing, Search, published, search
+from referrals.public.catalogue import BYDAY, Listing, Provider, Search, published, search
 from referrals.security import public
-from referrals.vocab import ArtForm, LabelledEnum, Pathway
+from referrals.vocab import ArtForm, LabelledEnum, Pathway, ProviderType
 
 bp = Blueprint("openreferral", __name__)
 
@@ -54,8 +54,17 @@ def derived_id(*parts: str) -> str:
 # Taxonomies: the art forms and the pathways a course is for --------------------------------
 
 TAXONOMIES: dict[str, tuple[str, str, type[LabelledEnum]]] = {
-    "art_form": ("Art forms", "The kind of art or cultural activity a course offers.", ArtForm),
+    "art_form": (
+        "Art forms",
+        "The kind of art or cultural activity a course or provider offers.",
+        ArtForm,
+    ),
     "pathway": ("Pathways", "The health needs a course is designed for.", Pathway),
+    "provider_type": (
+        "Kinds of provider",
+        "What kind of organisation an arts provider is.",
+        ProviderType,
+    ),
 }
 
 
@@ -103,12 +112,55 @@ def _optional(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def organization_json(item: Listing) -> dict[str, Any]:
+def _attribute(
+    link_id: str, link_type: str, vocabulary: str, member: LabelledEnum
+) -> dict[str, Any]:
     return {
-        "id": item.provider_public_id,
-        "name": item.provider_name,
-        "description": f"Arts provider running courses on prescription: {item.provider_name}.",
+        "id": derived_id("attribute", link_id, vocabulary, member.value),
+        "link_id": link_id,
+        "link_type": link_type,
+        "taxonomy_term_id": term_id(vocabulary, member),
+        "taxonomy_term": taxonomy_term_json(vocabulary, member),
     }
+
+
+def organization_json(provider: Provider) -> dict[str, Any]:
+    """The provider as its own people describe it, with its public contact (never a person's).
+    Its kind and art forms are attributes; the profile has no field for an area, so the
+    description says where it works."""
+    description = provider.description or (
+        f"Arts provider running courses on prescription: {provider.name}."
+    )
+    if provider.area:
+        description = f"{description}\n\nWorks in: {provider.area}."
+    terms: list[tuple[str, LabelledEnum]] = [("art_form", form) for form in provider.art_forms]
+    if provider.provider_type is not None:
+        terms.insert(0, ("provider_type", provider.provider_type))
+    return {
+        "id": provider.public_id,
+        "name": provider.name,
+        "description": description,
+        **_optional(email=provider.email, website=provider.website),
+        "attributes": [
+            _attribute(provider.public_id, "organization", vocabulary, member)
+            for vocabulary, member in terms
+        ],
+    }
+
+
+def contacts_json(item: Listing) -> list[dict[str, Any]]:
+    """The provider's enquiries, when it gives a public email or phone: named for the
+    organisation, never for a person."""
+    if not (item.provider.email or item.provider.phone):
+        return []
+    return [
+        {
+            "id": derived_id("contact", item.public_id, item.provider_public_id),
+            "service_id": item.public_id,
+            "name": item.provider_name,
+            "title": "Enquiries",
+        }
+    ]
 
 
 def service_summary(item: Listing) -> dict[str, Any]:
@@ -119,12 +171,13 @@ def service_summary(item: Listing) -> dict[str, Any]:
         "name": item.title,
         "description": item.description or item.title,
         "url": url_for("public.course", course_id=item.id, _external=True),
+        **_optional(email=item.provider.email),
         "status": "active",
         # What a participant pays: "Free" unless the course charges; never the contract's cost.
         "fees": item.fee_text,
         **_optional(minimum_age=item.min_age, maximum_age=item.max_age),
         "last_modified": _timestamp(item.last_modified),
-        "organization": organization_json(item),
+        "organization": organization_json(item.provider),
     }
 
 
@@ -220,17 +273,11 @@ def service_json(item: Listing) -> dict[str, Any]:
                 "amount_description": item.fee_text,
             }
         ],
-        # People are never published; how to be referred is on the course's page (`url`).
-        "contacts": [],
+        # The provider's enquiries only: people are never published, and how to be referred
+        # is on the course's page (`url`).
+        "contacts": contacts_json(item),
         "attributes": [
-            {
-                "id": derived_id("attribute", key, vocabulary, member.value),
-                "link_id": key,
-                "link_type": "service",
-                "taxonomy_term_id": term_id(vocabulary, member),
-                "taxonomy_term": taxonomy_term_json(vocabulary, member),
-            }
-            for vocabulary, member in terms
+            _attribute(key, "service", vocabulary, member) for vocabulary, member in terms
         ],
     }
 
