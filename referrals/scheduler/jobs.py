@@ -121,14 +121,21 @@ def run_register_reminders(today: date) -> str:
 
 
 def run_retention(today: date) -> str:
-    """Drop stale stored API answers, then anonymise everyone past the retention period.
+    """Drop stale stored API answers and old email and text messages, then anonymise
+    everyone past the retention period.
 
     People are anonymised in batches, each committed, so a long first run never holds the
     database's write lock for long; a run cut short simply continues next time.
     """
-    from referrals.retention import BATCH, anonymise_expired, purge_idempotent_requests
+    from referrals.retention import (
+        BATCH,
+        anonymise_expired,
+        purge_idempotent_requests,
+        purge_outbound_messages,
+    )
 
     purged = purge_idempotent_requests()
+    messages = purge_outbound_messages()
     db.session.commit()
     anonymised = 0
     while batch := anonymise_expired(today, limit=BATCH):
@@ -136,7 +143,8 @@ def run_retention(today: date) -> str:
         db.session.commit()
     return (
         f"{anonymised} {'person' if anonymised == 1 else 'people'} anonymised, "
-        f"{purged} stored API answer{'s' if purged != 1 else ''} removed"
+        f"{purged} stored API answer{'s' if purged != 1 else ''} removed, "
+        f"{_plural(messages, 'old message')} removed"
     )
 
 
