@@ -91,7 +91,7 @@ class Snapshot:
 
 def _listing(
     course: Course,
-    enrolled: int,
+    taken: int,
     starts_on: date,
     ends_on: date,
     coordinates: dict[str, tuple[float, float]],
@@ -123,7 +123,7 @@ def _listing(
         session_count=course.session_count,
         starts_on=starts_on,
         ends_on=ends_on,
-        places_left=max(0, course.capacity - enrolled),
+        places_left=max(0, course.capacity - taken),
         provider_public_id=provider.public_id,
         provider_name=provider.name,
         venue_public_id=venue.public_id,
@@ -140,8 +140,8 @@ def build_snapshot(today: date) -> Snapshot:
     rows = db.session.execute(published_query(today)).all()
     coordinates = coordinates_for(row[0].venue.postcode for row in rows)
     listings = tuple(
-        _listing(course, enrolled, starts_on, ends_on, coordinates)
-        for course, enrolled, starts_on, ends_on in rows
+        _listing(course, taken, starts_on, ends_on, coordinates)
+        for course, taken, starts_on, ends_on in rows
     )
     return Snapshot(
         listings=listings,

@@ -39,6 +39,7 @@ MONTHLY_RETURNS = "monthly-kpi-returns"
 REGISTER_REMINDERS = "register-reminders"
 RETENTION = "retention"
 OUTBOUND = "outbound-messages"
+PLACE_OFFERS = "place-offers"
 OUTBOUND_EVERY_MINUTES = 5
 FAILED_KIND = "job_failed"
 
@@ -148,6 +149,16 @@ def run_retention(today: date) -> str:
     )
 
 
+def run_place_offers(today: date) -> str:
+    """Pass on every waiting-list place not accepted by its date to the next person waiting,
+    who is offered it and told. One run a day (its claim); each offer passed on once."""
+    from referrals.courses.services import expire_offers
+
+    passed = expire_offers(today)
+    db.session.commit()
+    return f"{_plural(passed, 'place')} passed on"
+
+
 def run_outbound(today: date) -> str:
     """Queue what the clock has made due (reminders, overdue registers), then send every
     email and text message due. Each message is claimed on its own, so this is safe to run
@@ -176,6 +187,14 @@ JOBS: tuple[Job, ...] = (
         "Anonymise people whose referrals all closed longer ago than the retention period",
         {"hour": 3, "minute": 15},
         run_retention,
+    ),
+    Job(
+        PLACE_OFFERS,
+        "Pass on waiting-list places not accepted by their date to the next person waiting",
+        # After midnight: a place is held to the end of its last day. Before the 10:00
+        # messages, so the next person hears the same morning.
+        {"hour": 0, "minute": 20},
+        run_place_offers,
     ),
     Job(
         OUTBOUND,
