@@ -100,6 +100,7 @@ class Defaults:
     OUTBOUND_MAX_ATTEMPTS = 6  # tries per message before it is given up
     OUTBOUND_FIRST_RETRY = timedelta(minutes=5)  # doubled after each temporary failure
     OUTBOUND_STUCK_AFTER = timedelta(minutes=15)  # a message left "sending" this long
+    OUTBOUND_KEEP_DAYS = 90  # sent, failed and cancelled messages are deleted after this
 
 
 # Durations that may also be given as a number of seconds (as environment variables are).

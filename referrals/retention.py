@@ -28,7 +28,7 @@ from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
-from sqlalchemy import Select, delete, exists, or_, select
+from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
@@ -45,7 +45,7 @@ from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES
 from referrals.intake.models import IdempotentRequest, Patient, PatientReconciliation, Referral
 from referrals.intake.validation import age_on, format_nhs_number
-from referrals.notifications.models import Notification
+from referrals.notifications.models import MessageStatus, Notification, OutboundMessage
 
 # The KPI engine's own banding, so the stand-in birth date can never disagree with it.
 from referrals.reports.kpi import _age_band
@@ -400,6 +400,28 @@ def purge_idempotent_requests(now: datetime | None = None, *, hours: int | None 
     result = db.session.execute(
         delete(IdempotentRequest)
         .where(IdempotentRequest.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+# Outbound messages finished with: sent, given up, or no longer wanted.
+FINISHED_MESSAGES = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED)
+
+
+def purge_outbound_messages(now: datetime | None = None, *, days: int | None = None) -> int:
+    """Delete email and text messages finished with (sent, failed or cancelled) more than
+    `OUTBOUND_KEEP_DAYS` ago, counted from their last try; returns how many. Each holds a
+    person's address and the wording sent to them."""
+    if days is None:
+        days = int(current_app.config["OUTBOUND_KEEP_DAYS"])
+    cutoff = (now or utcnow()) - timedelta(days=days)
+    last_touched = func.coalesce(
+        OutboundMessage.sent_at, OutboundMessage.claimed_at, OutboundMessage.created_at
+    )
+    result = db.session.execute(
+        delete(OutboundMessage)
+        .where(OutboundMessage.status.in_(FINISHED_MESSAGES), last_touched < cutoff)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

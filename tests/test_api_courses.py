@@ -622,7 +622,9 @@ def test_withdrawing_offers_the_place_to_the_first_person_waiting(world, as_user
     assert body["id"] == first.id and body["status"] == "withdrawn"
     assert body["withdrawn_reason"] == "Moved away"
     assert body["offered_to"] == second.id
-    assert caller.get(f"/enrolments/{second.id}").get_json()["status"] == "enrolled"
+    offered = caller.get(f"/enrolments/{second.id}").get_json()
+    assert offered["status"] == "offered"
+    assert offered["offer_expires_on"] == (date.today() + timedelta(days=3)).isoformat()
     assert caller.get(f"/enrolments/{third.id}").get_json()["waitlist_position"] == 1
 
     again = caller.post(f"/enrolments/{first.id}/withdraw", {"reason": "Twice"})
@@ -632,7 +634,7 @@ def test_withdrawing_offers_the_place_to_the_first_person_waiting(world, as_user
     for bad in ({}, {"reason": "  "}, {"reason": 3}, {"reason": "x", "why": "y"}):
         response = caller.post(f"/enrolments/{second.id}/withdraw", bad)
         assert response.status_code == 422
-    assert db.session.get(Enrolment, second.id).status is EnrolmentStatus.ENROLLED
+    assert db.session.get(Enrolment, second.id).status is EnrolmentStatus.OFFERED
     assert (
         as_user(world.artist).post(f"/enrolments/{second.id}/withdraw", {"reason": "x"}).status_code
         == 403

@@ -106,6 +106,10 @@ MATRIX: dict[str, Access] = {
     ),
     # A person stopping emails and texts from the link in one: a signed token, 404 otherwise.
     "notifications.stop": Access(PUBLIC, literals={"token": ("not-a-token",)}, also_answers=(404,)),
+    # A person answering a place offered, from the link in its message: the same.
+    "notifications.offer": Access(
+        PUBLIC, literals={"token": ("not-a-token",)}, also_answers=(404,)
+    ),
     # The code step of sign-in: without a right password first, back to sign-in.
     "auth.login_code": _on(SECOND_STEP),
     # Everyone signed in.
@@ -122,6 +126,7 @@ MATRIX: dict[str, Access] = {
     "auth.revoke_my_api_token": _on(STAFF, "token_id", "own_api_token"),
     "notifications.inbox": _on(STAFF),
     "notifications.read_all": _on(STAFF),
+    "notifications.email_choices_page": _on(STAFF),
     "notifications.open_message": _on(STAFF, "notification_id", "notification"),
     # Referrals.
     "intake.referrals": _on(REFERRING),
@@ -141,6 +146,7 @@ MATRIX: dict[str, Access] = {
     "courses.enrolment": _on(STAFF, "enrolment_id", "enrolment"),
     "courses.wellbeing": _on(WELLBEING_RECORDERS, "enrolment_id", "enrolment"),
     "courses.withdraw_enrolment": _on(TRIAGING, "enrolment_id", "enrolment"),
+    "courses.answer_offer": _on(TRIAGING, "enrolment_id", "enrolment"),
     "courses.sessions": _on(REGISTER_TAKERS),
     "courses.register": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_pdf": _on(REGISTER_TAKERS, "session_id", "session"),

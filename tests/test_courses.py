@@ -18,18 +18,21 @@ from referrals.courses.models import (
     SessionStatus,
 )
 from referrals.courses.services import (
+    Places,
     RegisterEntry,
     RegisterRefused,
     completion_threshold,
+    course_places,
     enrol,
     save_register,
+    withdraw,
 )
 from referrals.extensions import db
 from referrals.intake.lifecycle import Status
 from referrals.notifications.models import Notification
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
-from tests.conftest import submit
+from tests.conftest import sign_in, submit
 from tests.course_helpers import assessed_referral, enrol_from_start, make_course
 from tests.intake_helpers import pdf_text
 
@@ -87,11 +90,105 @@ def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worke
     assert "offered to" in response.get_data(as_text=True)
     db.session.expire_all()
     promoted = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == second.id))
-    assert promoted.status is EnrolmentStatus.ENROLLED
-    assert second.status is Status.ENROLLED
+    # Offered, not enrolled: the place is held for them, and nobody else can take it.
+    assert promoted.status is EnrolmentStatus.OFFERED
+    assert promoted.offer_expires_on == date.today() + timedelta(days=3)
+    assert second.status is Status.WAITLISTED
+    assert course_places(course) == Places(capacity=1, enrolled=0, waiting=0, offered=1)
     assert first.status is Status.ASSESSED  # back to matching
     offer = db.session.scalar(select(Notification).where(Notification.kind == "waiting_list_offer"))
     assert offer is not None and offer.user_id == link_worker.user.id
+    assert offer.link == f"/referrals/{second.id}"
+    page = link_worker.get(f"/enrolments/{promoted.id}").get_data(as_text=True)
+    assert "Offered a place" in page and "Accept the place for them" in page
+
+    # The link worker accepts it for them.
+    def answer(what: str) -> str:
+        url = f"/enrolments/{promoted.id}"
+        response = submit(link_worker, f"{url}/offer", {"answer": what}, page=url)
+        db.session.expire_all()
+        return link_worker.get(response.headers["Location"]).get_data(as_text=True)
+
+    assert "has accepted the place" in answer("accept")
+    assert promoted.status is EnrolmentStatus.ENROLLED and promoted.offer_expires_on is None
+    assert second.status is Status.ENROLLED
+    assert course_places(course) == Places(capacity=1, enrolled=1, waiting=0, offered=0)
+    # Answered once: a second answer is refused.
+    assert "no longer on offer" in answer("decline")
+    db.session.expire_all()
+    assert promoted.status is EnrolmentStatus.ENROLLED
+
+
+def test_an_unanswered_offer_passes_to_the_next_person_once_its_day_is_over(app, provider):
+    from referrals.audit import AuditEvent
+    from referrals.scheduler.jobs import PLACE_OFFERS, execute
+
+    worker = factories.make_user(Role.LINK_WORKER)
+    course = make_course(provider, capacity=1)
+    today = date.today()
+    people = [assessed_referral(worker) for _ in range(3)]
+    first, second, third = (enrol(worker, r, course, today=today) for r in people)
+    assert [e.status for e in (first, second, third)] == [
+        EnrolmentStatus.ENROLLED,
+        EnrolmentStatus.WAITLISTED,
+        EnrolmentStatus.WAITLISTED,
+    ]
+    withdraw(worker, first, "Moved away", today=today)
+    assert second.status is EnrolmentStatus.OFFERED
+    reply_by = second.offer_expires_on
+    assert reply_by == today + timedelta(days=3)
+    db.session.commit()
+
+    # Through the last day to answer, the place is still theirs.
+    assert execute(app, PLACE_OFFERS, today=reply_by).detail == "0 places passed on"
+    db.session.expire_all()
+    assert second.status is EnrolmentStatus.OFFERED
+    db.session.commit()  # end this test's read, which holds SQLite's lock
+
+    run = execute(app, PLACE_OFFERS, today=reply_by + timedelta(days=1))
+    assert (run.outcome, run.detail) == ("succeeded", "1 place passed on")
+    db.session.expire_all()
+    assert second.status is EnrolmentStatus.WITHDRAWN
+    assert second.withdrawn_reason == f"Did not accept the place by {reply_by:%d/%m/%Y}"
+    assert second.referral.status is Status.ASSESSED  # to be matched again
+    assert third.status is EnrolmentStatus.OFFERED
+    assert third.offer_expires_on == reply_by + timedelta(days=4)
+    assert third.referral.status is Status.WAITLISTED  # offered is not enrolled
+    assert course_places(course) == Places(capacity=1, enrolled=0, waiting=0, offered=1)
+    told = db.session.scalars(
+        select(Notification.link).where(Notification.kind == "waiting_list_offer")
+    ).all()
+    assert told == [f"/referrals/{second.referral_id}", f"/referrals/{third.referral_id}"]
+
+    # The day's run is done once; however often it runs, each offer passes on once.
+    db.session.commit()
+    again = execute(app, PLACE_OFFERS, today=reply_by + timedelta(days=1))
+    assert (again.outcome, again.detail) == ("skipped", "already done")
+    assert execute(app, PLACE_OFFERS, today=reply_by + timedelta(days=2)).detail == (
+        "0 places passed on"
+    )
+    expired = db.session.scalars(
+        select(AuditEvent.object_id).where(AuditEvent.action == "enrolment.offer_expired")
+    ).all()
+    assert expired == [str(second.id)]
+
+
+def test_a_course_with_an_offer_open_is_full_to_everyone_else(app, provider):
+    worker = factories.make_user(Role.LINK_WORKER)
+    course = make_course(provider, capacity=1)
+    today = date.today()
+    first, second = (
+        enrol(worker, assessed_referral(worker), course, today=today) for _ in range(2)
+    )
+    withdraw(worker, first, "Moved away", today=today)
+    assert second.status is EnrolmentStatus.OFFERED
+    late = enrol(worker, assessed_referral(worker), course, today=today)
+    assert late.status is EnrolmentStatus.WAITLISTED
+    db.session.commit()
+    client = app.test_client()
+    sign_in(client, worker.email)
+    page = client.get("/courses/?has_places=1").get_data(as_text=True)
+    assert course.title not in page
 
 
 def test_no_double_enrolment_and_only_assessed_referrals(link_worker, provider):
@@ -530,7 +627,9 @@ def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
     assert holder.status is Status.DECLINED and holder.snomed_code == "871711000000103"
     held = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == holder.id))
     assert held.status is EnrolmentStatus.WITHDRAWN
-    assert waiting.status is Status.ENROLLED
+    offered = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == waiting.id))
+    assert offered.status is EnrolmentStatus.OFFERED
+    assert waiting.status is Status.WAITLISTED  # until they accept
 
 
 def test_the_artists_home_page_leads_to_todays_register(artist, provider):

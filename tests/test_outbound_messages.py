@@ -6,6 +6,7 @@ and opt-out respected; temporary failures retried, permanent ones recorded."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -281,3 +282,116 @@ def test_four_processes_send_one_reminder_per_person_per_session(app, mailbox):
     assert sorted(reminders) == sorted(people)  # one each, not four
     assert {m.status for m in _messages("session_reminder")} == {MessageStatus.SENT}
     assert all(m.channel is Channel.EMAIL for m in _messages())
+
+
+def test_staff_choose_which_emails_they_get(app, mailbox, login_as):
+    from referrals.audit import AuditEvent
+    from referrals.auth.models import User
+    from referrals.notifications.messages import job_failed
+    from tests.conftest import csrf_token
+
+    admin = factories.make_user(Role.ADMIN, email="jo@scheme.example.org")
+    other = factories.make_user(Role.ADMIN, email="sam@scheme.example.org")
+    client = login_as(admin)
+    home = client.get("/").get_data(as_text=True)
+    assert "/messages/emails" in home  # in the account menu
+    page = client.get("/messages/emails").get_data(as_text=True)
+    assert "A scheduled job failed" in page and "A referral is assigned to me" in page
+    assert "A register I lead" not in page  # an artist's email, not an admin's
+
+    # Without the form's token nothing changes.
+    refused = client.post("/messages/emails", data={"wanted": ["referral_assigned"]})
+    assert refused.status_code == 400
+    token = csrf_token(client, "/messages/emails")
+    saved = client.post(
+        "/messages/emails", data={"csrf_token": token, "wanted": ["referral_assigned"]}
+    )
+    assert saved.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, admin.id).email_opt_outs == ["job_failed"]
+    event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "account.email_choices")
+    )
+    assert event is not None and event.actor_id == admin.id
+    assert event.detail["opted_out"] == ["job_failed"]
+    page = client.get("/messages/emails").get_data(as_text=True)
+    assert re.search(r'value="referral_assigned"[^>]*checked', page)
+    assert re.search(r'value="job_failed"[^>]*>', page)
+    assert not re.search(r'value="job_failed"[^>]*checked', page)
+
+    queued = job_failed(
+        db.session.scalars(select(User).where(User.id.in_([admin.id, other.id]))).all(),
+        run_id=1,
+        job="Monthly KPI returns",
+        period="2026-03",
+    )
+    assert queued == 1
+    assert [m.recipient for m in _messages("job_failed")] == ["sam@scheme.example.org"]
+
+    # Ticking it again turns it back on.
+    client.post(
+        "/messages/emails",
+        data={"csrf_token": token, "wanted": ["referral_assigned", "job_failed"]},
+    )
+    db.session.expire_all()
+    assert db.session.get(User, admin.id).email_opt_outs == []
+
+
+def test_a_role_with_no_emails_is_told_so(app, login_as):
+    page = login_as(Role.COMMISSIONER).get("/messages/emails").get_data(as_text=True)
+    assert "The service sends no emails to your role" in page
+
+
+def test_a_place_offered_is_answered_from_the_link_in_its_message(app, mailbox):
+    from referrals.courses.models import EnrolmentStatus
+    from referrals.courses.services import withdraw
+    from referrals.intake.lifecycle import Status
+    from tests.conftest import csrf_token
+
+    course = _course_tomorrow(capacity=1)
+    holder = _participant(course, ContactMethod.EMAIL, email="holder@example.test")
+    ben = _participant(course, ContactMethod.EMAIL, email="ben@example.test")
+    cat = _participant(course, ContactMethod.EMAIL, email="cat@example.test")
+    withdraw(holder.referral.assigned_to or holder.created_by, holder, "Moved", today=TODAY)
+    assert ben.status is EnrolmentStatus.OFFERED
+    db.session.commit()
+    (offer,) = _messages("waiting_list_place")
+    assert offer.recipient == "ben@example.test"
+    assert "until the end of" in offer.body
+    link = re.search(r"http://localhost:5000(/messages/offer/\S+)", offer.body)
+    assert link is not None
+    url = link.group(1)
+
+    client = app.test_client()
+    page = client.get(url).get_data(as_text=True)
+    assert "Accept the place" in page and "I do not want it" in page
+    # Without the form's token nothing changes.
+    assert client.post(url, data={"answer": "decline"}).status_code == 400
+    answered = client.post(url, data={"csrf_token": csrf_token(client, url), "answer": "decline"})
+    assert "The place will go to the next person waiting" in answered.get_data(as_text=True)
+    db.session.expire_all()
+    assert ben.status is EnrolmentStatus.WITHDRAWN and ben.referral.status is Status.ASSESSED
+    assert cat.status is EnrolmentStatus.OFFERED
+
+    # Ben's offer, answered before it went, is not sent; Cat's is.
+    _deliver()
+    first, second = _messages("waiting_list_place")
+    assert (first.recipient, first.status) == ("ben@example.test", MessageStatus.CANCELLED)
+    assert first.error == "the place is no longer on offer"
+    assert (second.recipient, second.status) == ("cat@example.test", MessageStatus.SENT)
+    delivered = [m for m in mailbox.messages if m["To"] == "cat@example.test"]
+    assert any("A place has come up" in m["Subject"] for m in delivered)
+
+    url = re.search(r"http://localhost:5000(/messages/offer/\S+)", second.body).group(1)
+    token = csrf_token(client, url)
+    answered = client.post(url, data={"csrf_token": token, "answer": "accept"})
+    assert "The place is yours" in answered.get_data(as_text=True)
+    db.session.expire_all()
+    assert cat.status is EnrolmentStatus.ENROLLED and cat.referral.status is Status.ENROLLED
+    assert [m.recipient for m in _messages("enrolment_confirmed")][-1] == "cat@example.test"
+    # The link now says the offer is over, and answers nothing more.
+    again = client.post(url, data={"csrf_token": token, "answer": "decline"})
+    assert "This place is no longer on offer" in again.get_data(as_text=True)
+    db.session.expire_all()
+    assert cat.status is EnrolmentStatus.ENROLLED
+    assert client.get("/messages/offer/not-a-token").status_code == 404

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
+import time_machine
 from dateutil.relativedelta import relativedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,7 +40,12 @@ from referrals.intake.models import (
     ReferralTransition,
 )
 from referrals.intake.validation import age_on
-from referrals.notifications.models import Notification
+from referrals.notifications.models import (
+    Channel,
+    MessageStatus,
+    Notification,
+    OutboundMessage,
+)
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import SWEMWBS_METRIC, Instrument, Timepoint
 from referrals.reports.kpi import _age_band, compute
@@ -54,6 +60,7 @@ from referrals.retention import (
     erase_patient,
     expired_patients,
     outward_code,
+    purge_outbound_messages,
 )
 from referrals.scheduler.jobs import RETENTION, execute
 from referrals.vocab import ArtForm, ContactMethod, ContactOutcome, Ethnicity, Pathway, Sex
@@ -616,7 +623,9 @@ def test_the_retention_job_anonymises_exactly_the_people_past_the_period(app: An
 
     run = execute(app, RETENTION, today=TODAY)
     assert run.outcome == "succeeded"
-    assert run.detail == "1 person anonymised, 1 stored API answer removed"
+    assert run.detail == (
+        "1 person anonymised, 1 stored API answer removed, 0 old messages removed"
+    )
     db.session.expire_all()
     anonymised = db.session.scalars(
         select(Patient.id).where(Patient.anonymised_at.is_not(None)).order_by(Patient.id)
@@ -637,6 +646,57 @@ def test_the_retention_job_anonymises_exactly_the_people_past_the_period(app: An
     again = execute(app, RETENTION, today=TODAY)
     assert (again.outcome, again.detail) == ("skipped", "already done")
     assert db.session.query(JobRun).count() == 2
+
+
+def test_the_retention_job_deletes_messages_finished_with_longer_ago_than_configured(
+    app: Any,
+) -> None:
+    assert app.config["OUTBOUND_KEEP_DAYS"] == 90
+    user = factories.make_user(Role.ADMIN)
+    run_on = datetime(2026, 7, 1, 2, 15, tzinfo=UTC)
+
+    def message(key: str, status: MessageStatus, last_try: datetime | None) -> None:
+        db.session.add(
+            OutboundMessage(
+                kind="job_failed",
+                channel=Channel.EMAIL,
+                recipient=user.email,
+                dedupe_key=key,
+                body="x",
+                user_id=user.id,
+                status=status,
+                created_at=run_on - timedelta(days=200),
+                claimed_at=last_try,
+                sent_at=last_try if status is MessageStatus.SENT else None,
+            )
+        )
+
+    ninety_days = timedelta(days=90)
+    message("sent-old", MessageStatus.SENT, run_on - ninety_days - timedelta(minutes=1))
+    message("failed-old", MessageStatus.FAILED, run_on - ninety_days - timedelta(minutes=1))
+    message("cancelled-old", MessageStatus.CANCELLED, None)
+    message("sent-recent", MessageStatus.SENT, run_on - ninety_days + timedelta(minutes=1))
+    message("failed-recent", MessageStatus.FAILED, run_on - timedelta(days=3))
+    # Still to send, however old: never deleted.
+    message("queued-old", MessageStatus.QUEUED, None)
+    message("sending-old", MessageStatus.SENDING, run_on - timedelta(days=100))
+    db.session.commit()
+
+    with time_machine.travel(run_on, tick=False):
+        run = execute(app, RETENTION, today=run_on.date())
+    assert run.outcome == "succeeded"
+    assert run.detail.endswith(", 3 old messages removed")
+    db.session.expire_all()
+    kept = db.session.scalars(select(OutboundMessage.dedupe_key).order_by(OutboundMessage.id))
+    assert kept.all() == ["sent-recent", "failed-recent", "queued-old", "sending-old"]
+
+    # Configurable: a shorter period deletes the recent ones too.
+    app.config["OUTBOUND_KEEP_DAYS"] = 2
+    with time_machine.travel(run_on, tick=False):
+        assert purge_outbound_messages() == 2
+    db.session.commit()
+    kept = db.session.scalars(select(OutboundMessage.dedupe_key).order_by(OutboundMessage.id))
+    assert kept.all() == ["queued-old", "sending-old"]
 
 
 def test_the_job_is_scheduled_daily_at_a_quarter_past_three() -> None:

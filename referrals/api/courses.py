@@ -45,6 +45,7 @@ from referrals.courses.kpi_targets import (
     check_targets,
 )
 from referrals.courses.models import (
+    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Contract,
@@ -241,7 +242,10 @@ register_schema(
             "contract_id": {"type": "integer"},
             "venue": ref("Venue"),
             "capacity": {"type": "integer"},
-            "places_left": {"type": "integer", "description": "Capacity less people enrolled"},
+            "places_left": {
+                "type": "integer",
+                "description": "Capacity less places taken: enrolled, or offered and unanswered",
+            },
             "cost_per_session_pence": {
                 "type": "integer",
                 "description": (
@@ -426,6 +430,10 @@ register_schema(
             "created_at": _TIMESTAMP,
             "waitlisted_at": _TIMESTAMP,
             "enrolled_at": _TIMESTAMP,
+            "offer_expires_on": {
+                **_NULLABLE_DATE,
+                "description": "While offered a place: the last day to accept it",
+            },
             "completed_at": _TIMESTAMP,
             "withdrawn_at": _TIMESTAMP,
             "withdrawn_reason": {"type": "string"},
@@ -1035,6 +1043,7 @@ def enrolment_json(enrolment: Enrolment, viewer: Any) -> dict[str, Any]:
             created_at=_iso(enrolment.created_at),
             waitlisted_at=_iso(enrolment.waitlisted_at),
             enrolled_at=_iso(enrolment.enrolled_at),
+            offer_expires_on=_iso(enrolment.offer_expires_on),
             completed_at=_iso(enrolment.completed_at),
             withdrawn_at=_iso(enrolment.withdrawn_at),
             withdrawn_reason=enrolment.withdrawn_reason,
@@ -1071,10 +1080,10 @@ def wellbeing_json(assessment: WellbeingAssessment) -> dict[str, Any]:
 # The directory --------------------------------------------------------------------------
 
 
-def _enrolled_count() -> Any:
+def _places_taken() -> Any:
     return (
         select(func.count(Enrolment.id))
-        .where(Enrolment.course_id == Course.id, Enrolment.status == EnrolmentStatus.ENROLLED)
+        .where(Enrolment.course_id == Course.id, Enrolment.status.in_(HOLDS_PLACE))
         .correlate(Course)
         .scalar_subquery()
     )
@@ -1133,9 +1142,9 @@ def _directory_filters() -> list[Any]:
     has_places = args.get("has_places")
     if has_places:
         if has_places == "true":
-            clauses.append(_enrolled_count() < Course.capacity)
+            clauses.append(_places_taken() < Course.capacity)
         elif has_places == "false":
-            clauses.append(_enrolled_count() >= Course.capacity)
+            clauses.append(_places_taken() >= Course.capacity)
         else:
             errors["has_places"] = ["Must be true or false"]
     if errors:
@@ -1149,7 +1158,7 @@ def _directory_page(user: Any, serialise: Callable[..., dict[str, Any]]) -> dict
     clauses = [course_scope(user), *_directory_filters()]
     total = db.session.scalar(select(func.count(Course.id)).where(*clauses)) or 0
     rows = db.session.execute(
-        select(Course, _enrolled_count().label("enrolled"), _last_session().label("last"))
+        select(Course, _places_taken().label("taken"), _last_session().label("last"))
         .where(*clauses)
         .options(joinedload(Course.venue), joinedload(Course.provider))
         .order_by(Course.start_date, Course.id)
@@ -1158,8 +1167,8 @@ def _directory_page(user: Any, serialise: Callable[..., dict[str, Any]]) -> dict
     ).all()
     return {
         "items": [
-            serialise(course, places=max(0, course.capacity - enrolled), last_session=last)
-            for course, enrolled, last in rows
+            serialise(course, places=max(0, course.capacity - taken), last_session=last)
+            for course, taken, last in rows
         ],
         "page": page,
         "per_page": per_page,

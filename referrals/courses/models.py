@@ -40,17 +40,26 @@ class SessionStatus(enum.StrEnum):
 
 
 class EnrolmentStatus(enum.StrEnum):
+    """Where a person stands on a course. `offered`: a place came up from the waiting list and
+    is held for them until they accept it, decline it, or let its date to answer by pass. An
+    offered person holds a place but is not enrolled."""
+
     WAITLISTED = "waitlisted"
+    OFFERED = "offered"
     ENROLLED = "enrolled"
     COMPLETED = "completed"
     WITHDRAWN = "withdrawn"
 
     @property
     def label(self) -> str:
-        return {"waitlisted": "On the waiting list"}.get(self.value, self.value.capitalize())
+        return {"waitlisted": "On the waiting list", "offered": "Offered a place"}.get(
+            self.value, self.value.capitalize()
+        )
 
 
-ACTIVE_ENROLMENT = (EnrolmentStatus.WAITLISTED, EnrolmentStatus.ENROLLED)
+ACTIVE_ENROLMENT = (EnrolmentStatus.WAITLISTED, EnrolmentStatus.OFFERED, EnrolmentStatus.ENROLLED)
+# Those who take up one of a course's places: every count of places taken or left uses this.
+HOLDS_PLACE = (EnrolmentStatus.OFFERED, EnrolmentStatus.ENROLLED)
 
 
 class AttendanceStatus(enum.StrEnum):
@@ -194,6 +203,8 @@ class Enrolment(db.Model):  # type: ignore[name-defined]
     # Waiting-list order: earliest first.
     waitlisted_at: Mapped[datetime | None]
     enrolled_at: Mapped[datetime | None]
+    # An offered place passes to the next person if not accepted by the end of this day.
+    offer_expires_on: Mapped[dt.date | None]
     completed_at: Mapped[datetime | None]
     withdrawn_at: Mapped[datetime | None]
     withdrawn_reason: Mapped[str] = mapped_column(Text, default="")
@@ -209,6 +220,7 @@ class Enrolment(db.Model):  # type: ignore[name-defined]
         UniqueConstraint("course_id", "referral_id", name="uq_enrolment_course_referral"),
         Index("ix_enrolment_course_id_status", "course_id", "status"),
         Index("ix_enrolment_referral_id", "referral_id"),
+        Index("ix_enrolment_status_offer_expires_on", "status", "offer_expires_on"),
     )
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import Select, String, and_, cast, false, func, select, true
 from sqlalchemy.orm import joinedload
 
 from referrals.courses.models import (
+    HOLDS_PLACE,
     Course,
     CourseSession,
     Enrolment,
@@ -32,10 +33,11 @@ class DirectoryFilters:
     include_finished: bool = False
 
 
-def _enrolled_counts(courses: Any = None) -> Any:
+def _taken_counts(courses: Any = None) -> Any:
+    """Places taken per course: enrolled, or offered and not yet answered."""
     return (
-        select(Enrolment.course_id, func.count().label("enrolled"))
-        .where(Enrolment.status == EnrolmentStatus.ENROLLED, _among(Enrolment.course_id, courses))
+        select(Enrolment.course_id, func.count().label("taken"))
+        .where(Enrolment.status.in_(HOLDS_PLACE), _among(Enrolment.course_id, courses))
         .group_by(Enrolment.course_id)
         .subquery()
     )
@@ -78,7 +80,7 @@ def _running_or_to_come(today: date) -> Any:
 
 
 def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select[Any]:
-    """Rows of (course, enrolled, waiting, starts_on, ends_on), soonest start first."""
+    """Rows of (course, places taken, waiting, starts_on, ends_on), soonest start first."""
     # Unless finished courses are asked for, count places only for the courses still to run,
     # not for the scheme's whole history.
     # They are a few hundred at most: fetched first, the database plans the counts for exactly
@@ -88,19 +90,19 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
         if filters.include_finished
         else list(db.session.scalars(_running_or_to_come(today).distinct()))
     )
-    enrolled, waiting = _enrolled_counts(courses), _waiting_counts(courses)
+    taken, waiting = _taken_counts(courses), _waiting_counts(courses)
     ends = _course_ends(courses)
-    enrolled_n = func.coalesce(enrolled.c.enrolled, 0)
+    taken_n = func.coalesce(taken.c.taken, 0)
     query = (
         select(
             Course,
-            enrolled_n.label("enrolled"),
+            taken_n.label("taken"),
             func.coalesce(waiting.c.waiting, 0).label("waiting"),
             ends.c.starts_on,
             ends.c.ends_on,
         )
         .join(Venue, Venue.id == Course.venue_id)
-        .outerjoin(enrolled, enrolled.c.course_id == Course.id)
+        .outerjoin(taken, taken.c.course_id == Course.id)
         .outerjoin(waiting, waiting.c.course_id == Course.id)
         .outerjoin(ends, ends.c.course_id == Course.id)
         .where(course_scope(user))
@@ -120,7 +122,7 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
         # Whole districts only: GL1 is not GL16. Text that is no postcode matches nothing.
         query = query.where(postcode_clause(Venue.postcode, where) if where else false())
     if filters.has_places:
-        query = query.where(enrolled_n < Course.capacity)
+        query = query.where(taken_n < Course.capacity)
     return query.order_by(ends.c.starts_on, Course.title, Course.id)
 
 
@@ -202,16 +204,16 @@ def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
 
 
 def published_query(today: date) -> Select[Any]:
-    """Rows of (course, enrolled, starts_on, ends_on) for the open directory: courses running
+    """Rows of (course, places taken, starts_on, ends_on) for the open directory: courses running
     or still to start, of providers that are active. Finished courses are never published."""
     from referrals.auth.models import Organisation
 
     courses = list(db.session.scalars(_running_or_to_come(today).distinct()))
-    enrolled, ends = _enrolled_counts(courses), _course_ends(courses)
+    taken, ends = _taken_counts(courses), _course_ends(courses)
     return (
-        select(Course, func.coalesce(enrolled.c.enrolled, 0), ends.c.starts_on, ends.c.ends_on)
+        select(Course, func.coalesce(taken.c.taken, 0), ends.c.starts_on, ends.c.ends_on)
         .join(Organisation, Organisation.id == Course.provider_id)
-        .outerjoin(enrolled, enrolled.c.course_id == Course.id)
+        .outerjoin(taken, taken.c.course_id == Course.id)
         .join(ends, ends.c.course_id == Course.id)
         .where(Course.id.in_(courses), ends.c.ends_on >= today, Organisation.active.is_(True))
         .options(joinedload(Course.provider), joinedload(Course.venue))

@@ -22,6 +22,7 @@ from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
     ACTIVE_ENROLMENT,
+    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Contract,
@@ -50,6 +51,8 @@ from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
 REGISTER_EDIT_DAYS = 7
+# A place offered from the waiting list is held this many days (to the end of the last).
+OFFER_REPLY_DAYS = 3
 CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term
 
 
@@ -248,10 +251,10 @@ def create_course(actor: Any, fields: CourseFields) -> Course:
 def update_course(actor: Any, course: Course, fields: CourseFields) -> Course:
     """Change a course's details. Its sessions keep their dates; move or cancel them singly."""
     _check_course(fields)
-    enrolled = enrolled_count(course)
-    if fields.capacity < enrolled:
+    taken = places_taken(course)
+    if fields.capacity < taken:
         raise CourseRuleBroken(
-            f"{enrolled} people are enrolled: capacity cannot be below that", "capacity"
+            f"{taken} places are taken: capacity cannot be below that", "capacity"
         )
     if fields.contract.id != course.contract_id:
         first, last = _session_span(Course.id, course.id)
@@ -317,11 +320,12 @@ def course_end(course_id: int) -> date | None:
 # Enrolment and the waiting list --------------------------------------------------------
 
 
-def enrolled_count(course: Course) -> int:
+def places_taken(course: Course) -> int:
+    """Places enrolled, or offered from the waiting list and not yet answered."""
     return (
         db.session.scalar(
             select(func.count()).where(
-                Enrolment.course_id == course.id, Enrolment.status == EnrolmentStatus.ENROLLED
+                Enrolment.course_id == course.id, Enrolment.status.in_(HOLDS_PLACE)
             )
         )
         or 0
@@ -335,20 +339,18 @@ class Places:
     capacity: int
     enrolled: int
     waiting: int
+    offered: int = 0  # held for someone from the waiting list until they answer
 
     @property
     def left(self) -> int:
-        return max(0, self.capacity - self.enrolled)
+        return max(0, self.capacity - self.enrolled - self.offered)
 
 
 def course_places(course: Course) -> Places:
     counts = dict(
         db.session.execute(
             select(Enrolment.status, func.count())
-            .where(
-                Enrolment.course_id == course.id,
-                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED)),
-            )
+            .where(Enrolment.course_id == course.id, Enrolment.status.in_(ACTIVE_ENROLMENT))
             .group_by(Enrolment.status)
         ).all()
     )
@@ -356,6 +358,7 @@ def course_places(course: Course) -> Places:
         course.capacity,
         counts.get(EnrolmentStatus.ENROLLED, 0),
         counts.get(EnrolmentStatus.WAITLISTED, 0),
+        counts.get(EnrolmentStatus.OFFERED, 0),
     )
 
 
@@ -471,7 +474,7 @@ def enrol(
     enrolment.created_by_id = actor.id
     enrolment.withdrawn_at = None
     enrolment.withdrawn_reason = ""
-    if enrolled_count(course) < course.capacity:
+    if places_taken(course) < course.capacity:
         enrolment.status = EnrolmentStatus.ENROLLED
         enrolment.enrolled_at = at
         target = Status.ENROLLED
@@ -484,12 +487,12 @@ def enrol(
     transition(actor, referral, target, by=Actor.SYSTEM, note=course.title, at=at, today=today)
     record(actor, "enrolment.created", enrolment, status=enrolment.status.value)
     if enrolment.status is EnrolmentStatus.ENROLLED:
-        messages.enrolment_confirmed(enrolment, today=today, from_waiting_list=False)
+        messages.enrolment_confirmed(enrolment, today=today)
     return enrolment
 
 
 def withdraw(
-    actor: User,
+    actor: User | None,
     enrolment: Enrolment,
     reason: str,
     *,
@@ -497,7 +500,8 @@ def withdraw(
     close_as: Status | None = None,
     note: str = "",
 ) -> Enrolment | None:
-    """Take someone off a course; a freed place goes to the first person waiting.
+    """Take someone off a course; a freed place (theirs, or one offered to them) is offered
+    to the first person waiting.
 
     The referral goes back to `assessed` to be matched again (or, once started, is withdrawn);
     with `close_as` it is closed with that status instead. Returns the enrolment that was
@@ -511,8 +515,9 @@ def withdraw(
     db.session.refresh(enrolment)
     if enrolment.status not in ACTIVE_ENROLMENT:
         raise CourseRuleBroken("This person is not on the course or its waiting list", "status")
-    held_place = enrolment.status is EnrolmentStatus.ENROLLED
+    held_place = enrolment.status in HOLDS_PLACE
     enrolment.status = EnrolmentStatus.WITHDRAWN
+    enrolment.offer_expires_on = None
     enrolment.withdrawn_at = utcnow()
     enrolment.withdrawn_reason = reason.strip()
     referral = enrolment.referral
@@ -584,11 +589,13 @@ def _fill_from_waiting_list(
 ) -> list[Enrolment]:
     """Offer free places to the people waiting longest, and tell them and their link workers.
 
-    The place is the person's at once (enrolled): they are told, and asked to say by a date
-    if they no longer want it, so that withdrawing them passes it to the next person.
+    The place is held for each (offered) until the end of the day `OFFER_REPLY_DAYS` on: they,
+    or their link worker, accept or decline it; unanswered by then, `expire_offers` passes it
+    to the next person waiting.
     """
+    today = today or _london_today()
     offered: list[Enrolment] = []
-    free = course.capacity - enrolled_count(course)
+    free = course.capacity - places_taken(course)
     if free <= 0:
         return offered
     waiting = db.session.scalars(
@@ -597,20 +604,15 @@ def _fill_from_waiting_list(
         .order_by(Enrolment.waitlisted_at, Enrolment.id)
         .limit(free)
     ).all()
+    reply_by = today + timedelta(days=OFFER_REPLY_DAYS)
     for enrolment in waiting:
-        enrolment.status = EnrolmentStatus.ENROLLED
-        enrolment.enrolled_at = utcnow()
+        enrolment.status = EnrolmentStatus.OFFERED
+        enrolment.offer_expires_on = reply_by
         referral = enrolment.referral
-        transition(
-            actor,
-            referral,
-            Status.ENROLLED,
-            by=Actor.SYSTEM,
-            note=f"Offered a place on {course.title} from the waiting list",
-        )
         text = (
-            f"R{referral.id} has been offered a place on {course.title} from the "
-            "waiting list. Let them know."
+            f"R{referral.id} has been offered a place on {course.title} from the waiting "
+            f"list. Let them know: it passes to the next person unless accepted by "
+            f"{reply_by:%d/%m/%Y}."
         )
         if referral.assigned_to is not None:
             notify(
@@ -626,12 +628,71 @@ def _fill_from_waiting_list(
                 link=f"/referrals/{referral.id}",
                 kind="waiting_list_offer",
             )
-        record(actor, "enrolment.offered_place", enrolment)
-        messages.enrolment_confirmed(
-            enrolment, today=today or _london_today(), from_waiting_list=True
-        )
+        record(actor, "enrolment.offered_place", enrolment, reply_by=reply_by.isoformat())
+        messages.place_offered(enrolment, today=today)
         offered.append(enrolment)
     return offered
+
+
+def _open_offer(enrolment: Enrolment) -> None:
+    """Lock the course and referral, then make sure the offer is still open."""
+    _lock_course(enrolment.course, enrolment.referral)
+    db.session.refresh(enrolment)
+    if enrolment.status is not EnrolmentStatus.OFFERED:
+        raise CourseRuleBroken("This place is no longer on offer", "status")
+
+
+def accept_offer(actor: User | None, enrolment: Enrolment, *, today: date) -> Enrolment:
+    """The person (or their link worker for them) takes the place offered: enrolled."""
+    _open_offer(enrolment)
+    if enrolment.offer_expires_on is not None and enrolment.offer_expires_on < today:
+        raise CourseRuleBroken("The date to accept this place by has passed", "status")
+    enrolment.status = EnrolmentStatus.ENROLLED
+    enrolment.enrolled_at = utcnow()
+    enrolment.offer_expires_on = None
+    transition(
+        actor,
+        enrolment.referral,
+        Status.ENROLLED,
+        by=Actor.SYSTEM,
+        note=f"Accepted a place on {enrolment.course.title} from the waiting list",
+        today=today,
+    )
+    record(actor, "enrolment.offer_accepted", enrolment)
+    messages.enrolment_confirmed(enrolment, today=today)
+    return enrolment
+
+
+def decline_offer(actor: User | None, enrolment: Enrolment, *, today: date) -> Enrolment | None:
+    """The person (or their link worker for them) does not want the place: they come off the
+    course, to be matched again, and the place is offered to the next person waiting.
+    Returns that person's enrolment, if any."""
+    _open_offer(enrolment)
+    record(actor, "enrolment.offer_declined", enrolment)
+    return withdraw(actor, enrolment, "Declined the place offered", today=today)
+
+
+def expire_offers(today: date) -> int:
+    """Pass on every place offered and not accepted by its date: the person comes off the
+    course (to be matched again) and the next person waiting is offered it. Each offer is
+    passed on once: under the course's lock, only an offer still open and past its date is."""
+    due = db.session.scalars(
+        select(Enrolment)
+        .where(Enrolment.status == EnrolmentStatus.OFFERED, Enrolment.offer_expires_on < today)
+        .order_by(Enrolment.offer_expires_on, Enrolment.id)
+    ).all()
+    passed = 0
+    for enrolment in due:
+        _lock_course(enrolment.course, enrolment.referral)
+        db.session.refresh(enrolment)
+        reply_by = enrolment.offer_expires_on
+        if enrolment.status is not EnrolmentStatus.OFFERED or reply_by is None or reply_by >= today:
+            continue
+        record(None, "enrolment.offer_expired", enrolment, reply_by=reply_by.isoformat())
+        reason = f"Did not accept the place by {reply_by:%d/%m/%Y}"
+        withdraw(None, enrolment, reason, today=today)
+        passed += 1
+    return passed
 
 
 # Registers -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
 from referrals.courses.models import (
+    ACTIVE_ENROLMENT,
     AttendanceStatus,
     CourseSession,
     Enrolment,
@@ -48,11 +49,13 @@ from referrals.courses.services import (
     REGISTER_EDIT_DAYS,
     CourseRuleBroken,
     RegisterRefused,
+    accept_offer,
     attendance_counts,
     can_edit_register,
     cancel_session,
     course_days,
     course_places,
+    decline_offer,
     enrol,
     move_session,
     record_wellbeing,
@@ -236,6 +239,33 @@ def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
     return render_template(
         "courses/withdraw.html", enrolment=enrolment, form=form, page_has_errors=bool(form.errors)
     )
+
+
+@bp.post("/enrolments/<int:enrolment_id>/offer")
+@allow(*MATCHING)
+def answer_offer(enrolment_id: int) -> ResponseReturnValue:
+    """A link worker accepts or declines a place offered from the waiting list, for the
+    person."""
+    enrolment = get_enrolment_or_404(enrolment_id, current_user)
+    form = FlaskForm()
+    answer = request.form.get("answer")
+    if not form.validate_on_submit() or answer not in ("accept", "decline"):
+        abort(400)
+    name, title = enrolment.referral.patient.full_name, enrolment.course.title
+    try:
+        if answer == "accept":
+            accept_offer(current_user, enrolment, today=today())
+            done = f"{name} has accepted the place on {title}"
+        else:
+            decline_offer(current_user, enrolment, today=today())
+            done = f"{name} has declined the place on {title}; it is offered to the next person"
+    except CourseRuleBroken as error:
+        db.session.rollback()
+        flash(str(error), "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(url_for("courses.enrolment", enrolment_id=enrolment_id))
 
 
 # Sessions and registers --------------------------------------------------------------------
@@ -542,8 +572,8 @@ def enrolment(enrolment_id: int) -> ResponseReturnValue:
         chart=wellbeing_chart(history),
         scores_chart=questionnaire_chart(history),
         position=waitlist_position(item),
-        can_withdraw=current_user.role in MATCHING
-        and item.status in (EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED),
+        can_withdraw=current_user.role in MATCHING and item.status in ACTIVE_ENROLMENT,
+        can_answer_offer=current_user.role in MATCHING and item.status is EnrolmentStatus.OFFERED,
         can_record_wellbeing=current_user.role in (Role.ARTIST, Role.LINK_WORKER, Role.ADMIN),
         Status=Status,
         SessionStatus=SessionStatus,

@@ -30,6 +30,7 @@ from referrals.notifications.outbound import (
     channels,
     day_text,
     link,
+    offer_url,
     participant_address,
     practice_address,
     queue,
@@ -39,8 +40,6 @@ from referrals.notifications.outbound import (
 from referrals.notifications.sending import LETTER_ATTACHMENT
 
 REGISTER_OVERDUE_AFTER = timedelta(days=2)
-# How long a person offered a place from the waiting list has to say they do not want it.
-OFFER_REPLY_DAYS = 3
 
 
 def _zone() -> ZoneInfo:
@@ -64,23 +63,41 @@ def _next_session(course: Course, today: date) -> CourseSession | None:
     ).first()
 
 
-def enrolment_confirmed(enrolment: Enrolment, *, today: date, from_waiting_list: bool) -> bool:
-    """Tell a person with a new place on a course when and where it starts."""
+def _place(enrolment: Enrolment, kind: str, today: date, occasion: str, **extra: str) -> bool:
     if not channels():
         return False
     to = participant_address(enrolment.referral)
     session = _next_session(enrolment.course, today)
     if to is None or session is None:
         return False
-    kind = "waiting_list_place" if from_waiting_list else "enrolment_confirmed"
     context = {
         "course": enrolment.course.title,
         "first_session": when_text(session.date, session.start_time),
-        "reply_by": day_text(today + timedelta(days=OFFER_REPLY_DAYS)),
         **_venue(enrolment.course),
+        **extra,
     }
-    occasion = (enrolment.enrolled_at or datetime.now(UTC)).isoformat(timespec="seconds")
     return queue(kind, to, about=("enrolment", enrolment.id), occasion=occasion, context=context)
+
+
+def enrolment_confirmed(enrolment: Enrolment, *, today: date) -> bool:
+    """Tell a person with a new place on a course when and where it starts."""
+    at = enrolment.enrolled_at or datetime.now(UTC)
+    return _place(enrolment, "enrolment_confirmed", today, at.isoformat(timespec="seconds"))
+
+
+def place_offered(enrolment: Enrolment, *, today: date) -> bool:
+    """Offer a person a place from the waiting list: when and where, the day to accept it by,
+    and the link to accept or decline it."""
+    reply_by = enrolment.offer_expires_on
+    assert reply_by is not None
+    return _place(
+        enrolment,
+        "waiting_list_place",
+        today,
+        f"offer-until-{reply_by.isoformat()}",
+        reply_by=day_text(reply_by),
+        answer_url=offer_url(enrolment.id),
+    )
 
 
 def _participants(session: CourseSession) -> list[Enrolment]:

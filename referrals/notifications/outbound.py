@@ -18,6 +18,7 @@ The rules of who is written to, and how, live here once:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -26,18 +27,20 @@ from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy.dialects import postgresql, sqlite
 
+from referrals.audit import record
 from referrals.auth.models import Organisation, User
 from referrals.dates import MONTH_NAMES
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.models import Patient, Referral
 from referrals.notifications.models import Channel, OutboundMessage
-from referrals.notifications.wording import PARTICIPANT_KINDS, render
+from referrals.notifications.wording import PARTICIPANT_KINDS, render, staff_kinds_for
 from referrals.vocab import ContactMethod
 
 NOTIFY = "notify"
 SMTP = "smtp"
 _STOP_SALT = "stop-messages"
+_OFFER_SALT = "place-offer"
 
 
 def backend_name() -> str | None:
@@ -100,6 +103,26 @@ def staff_address(user: User, kind: str) -> Address | None:
     if not user.active or kind in (user.email_opt_outs or []) or Channel.EMAIL not in channels():
         return None
     return Address(Channel.EMAIL, user.email, f"user:{user.id}", user_id=user.id)
+
+
+def email_choices(user: User) -> dict[str, bool]:
+    """Each email `user`'s role may get, and whether they get it."""
+    stopped = set(user.email_opt_outs or [])
+    return {kind: kind not in stopped for kind in staff_kinds_for(user.role)}
+
+
+def choose_emails(user: User, wanted: Iterable[str]) -> bool:
+    """Turn off every email of `user`'s role not in `wanted` (they still arrive in-app), and
+    back on those in it; choices about kinds outside their role are kept. Audited; returns
+    whether anything changed."""
+    offered = staff_kinds_for(user.role)
+    keep = {kind for kind in user.email_opt_outs or [] if kind not in offered}
+    opt_outs = sorted(keep | (set(offered) - set(wanted)))
+    if opt_outs == sorted(user.email_opt_outs or []):
+        return False
+    user.email_opt_outs = opt_outs
+    record(user, "account.email_choices", user, opted_out=opt_outs)
+    return True
 
 
 def practice_address(practice: Organisation) -> Address | None:
@@ -193,6 +216,28 @@ def stop_messages(patient: Patient) -> bool:
         return False
     patient.messages_stopped_at = utcnow()
     return True
+
+
+# Answering a place offered ------------------------------------------------------------
+
+
+def _offer_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_OFFER_SALT)
+
+
+def offer_url(enrolment_id: int) -> str:
+    """Where the person offered a place accepts or declines it: a signed token for the
+    enrolment (never a name or NHS number)."""
+    token = _offer_serializer().dumps(enrolment_id)
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + f"/messages/offer/{token}"
+
+
+def enrolment_id_for_offer_token(token: str) -> int | None:
+    try:
+        enrolment_id = _offer_serializer().loads(token)
+    except BadSignature:
+        return None
+    return enrolment_id if isinstance(enrolment_id, int) else None
 
 
 # Wording helpers -----------------------------------------------------------------------

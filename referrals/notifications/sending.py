@@ -20,7 +20,7 @@ from datetime import datetime
 from flask import current_app, has_request_context
 from sqlalchemy import select, update
 
-from referrals.courses.models import CourseSession, SessionStatus
+from referrals.courses.models import CourseSession, Enrolment, EnrolmentStatus, SessionStatus
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.models import Patient, Referral
@@ -75,7 +75,7 @@ def _claim(message_id: int, now: datetime) -> bool:
 
 def still_wanted(message: OutboundMessage) -> str | None:
     """Why a queued message should no longer go, or None: the person asked to stop, or the
-    session it is about was cancelled or moved since."""
+    session it is about was cancelled or moved since, or the place offered was answered."""
     if message.patient_id is not None:
         patient = db.session.get(Patient, message.patient_id)
         if patient is None or patient.anonymised_at is not None:
@@ -88,6 +88,10 @@ def still_wanted(message: OutboundMessage) -> str | None:
             return "the session was cancelled"
         if not message.dedupe_key.endswith(f"|{session.date.isoformat()}"):
             return "the session moved"
+    if message.about_type == "enrolment" and message.kind == "waiting_list_place":
+        enrolment = db.session.get(Enrolment, message.about_id)
+        if enrolment is None or enrolment.status is not EnrolmentStatus.OFFERED:
+            return "the place is no longer on offer"
     return None
 
 

@@ -31,6 +31,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "venue": "St Mark's Hall",
         "address": "1 Church Lane, Stroud",
         "reply_by": "Friday 6 March",
+        "answer_url": "https://referrals.example.org/messages/offer/…",
     },
     "session_reminder": {
         "course": "Singing for Better Breathing",
@@ -85,8 +86,19 @@ PARTICIPANT_KINDS = frozenset(
 STAFF_KINDS = {
     "referral_assigned": "A referral is assigned to me",
     "register_overdue": "A register I lead has not been taken two days after the session",
-    "job_failed": "A scheduled job failed (admins)",
+    "job_failed": "A scheduled job failed",
 }
+# The roles each staff kind can reach, so each person chooses only among their own.
+STAFF_KIND_ROLES = {
+    "referral_assigned": frozenset({"admin", "link_worker"}),
+    "register_overdue": frozenset({"artist"}),
+    "job_failed": frozenset({"admin"}),
+}
+
+
+def staff_kinds_for(role: str) -> dict[str, str]:
+    """The emails someone in `role` may get, each with its plain description."""
+    return {kind: text for kind, text in STAFF_KINDS.items() if role in STAFF_KIND_ROLES[kind]}
 
 
 @dataclass(frozen=True)

@@ -143,7 +143,7 @@ class Snapshot:
 
 def _listing(
     course: Course,
-    enrolled: int,
+    taken: int,
     starts_on: date,
     ends_on: date,
     coordinates: dict[str, tuple[float, float]],
@@ -175,7 +175,7 @@ def _listing(
         session_count=course.session_count,
         starts_on=starts_on,
         ends_on=ends_on,
-        places_left=max(0, course.capacity - enrolled),
+        places_left=max(0, course.capacity - taken),
         provider=published_provider,
         venue_public_id=venue.public_id,
         venue_name=venue.name,
@@ -207,8 +207,8 @@ def build_snapshot(today: date) -> Snapshot:
         for key, organisation in organisations.items()
     }
     listings = tuple(
-        _listing(course, enrolled, starts_on, ends_on, coordinates, providers)
-        for course, enrolled, starts_on, ends_on in rows
+        _listing(course, taken, starts_on, ends_on, coordinates, providers)
+        for course, taken, starts_on, ends_on in rows
     )
     return Snapshot(
         listings=listings,

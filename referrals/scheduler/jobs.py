@@ -40,6 +40,7 @@ REGISTER_REMINDERS = "register-reminders"
 RETENTION = "retention"
 OUTBOUND = "outbound-messages"
 BACKUP = "nightly-backup"
+PLACE_OFFERS = "place-offers"
 OUTBOUND_EVERY_MINUTES = 5
 FAILED_KIND = "job_failed"
 
@@ -126,14 +127,21 @@ def run_register_reminders(today: date) -> str:
 
 
 def run_retention(today: date) -> str:
-    """Drop stale stored API answers, then anonymise everyone past the retention period.
+    """Drop stale stored API answers and old email and text messages, then anonymise
+    everyone past the retention period.
 
     People are anonymised in batches, each committed, so a long first run never holds the
     database's write lock for long; a run cut short simply continues next time.
     """
-    from referrals.retention import BATCH, anonymise_expired, purge_idempotent_requests
+    from referrals.retention import (
+        BATCH,
+        anonymise_expired,
+        purge_idempotent_requests,
+        purge_outbound_messages,
+    )
 
     purged = purge_idempotent_requests()
+    messages = purge_outbound_messages()
     db.session.commit()
     anonymised = 0
     while batch := anonymise_expired(today, limit=BATCH):
@@ -141,8 +149,19 @@ def run_retention(today: date) -> str:
         db.session.commit()
     return (
         f"{anonymised} {'person' if anonymised == 1 else 'people'} anonymised, "
-        f"{purged} stored API answer{'s' if purged != 1 else ''} removed"
+        f"{purged} stored API answer{'s' if purged != 1 else ''} removed, "
+        f"{_plural(messages, 'old message')} removed"
     )
+
+
+def run_place_offers(today: date) -> str:
+    """Pass on every waiting-list place not accepted by its date to the next person waiting,
+    who is offered it and told. One run a day (its claim); each offer passed on once."""
+    from referrals.courses.services import expire_offers
+
+    passed = expire_offers(today)
+    db.session.commit()
+    return f"{_plural(passed, 'place')} passed on"
 
 
 def run_outbound(today: date) -> str:
@@ -188,6 +207,14 @@ JOBS: tuple[Job, ...] = (
         "Anonymise people whose referrals all closed longer ago than the retention period",
         {"hour": 3, "minute": 15},
         run_retention,
+    ),
+    Job(
+        PLACE_OFFERS,
+        "Pass on waiting-list places not accepted by their date to the next person waiting",
+        # After midnight: a place is held to the end of its last day. Before the 10:00
+        # messages, so the next person hears the same morning.
+        {"hour": 0, "minute": 20},
+        run_place_offers,
     ),
     Job(
         OUTBOUND,

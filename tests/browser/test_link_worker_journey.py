@@ -264,10 +264,11 @@ def test_link_worker_contacts_assesses_and_waitlists_then_the_place_comes(
         promoted = session.scalars(
             select(Enrolment).where(Enrolment.referral_id == margaret.id)
         ).one()
-        assert promoted.status is EnrolmentStatus.ENROLLED
-        assert promoted.enrolled_at is not None
+        # Offered, and held for her: not yet enrolled.
+        assert promoted.status is EnrolmentStatus.OFFERED
+        assert promoted.offer_expires_on is not None
         assert session.get(Enrolment, others["Joan"].id).status is EnrolmentStatus.WITHDRAWN
-        assert session.get(Referral, margaret.id).status is Status.ENROLLED
+        assert session.get(Referral, margaret.id).status is Status.WAITLISTED
         assert (
             session.scalar(
                 select(func.count()).where(
@@ -275,7 +276,7 @@ def test_link_worker_contacts_assesses_and_waitlists_then_the_place_comes(
                     Enrolment.status == EnrolmentStatus.ENROLLED,
                 )
             )
-            == 3
+            == 2
         )
         told = session.scalars(
             select(Notification).where(Notification.kind == "waiting_list_offer")
@@ -298,12 +299,26 @@ def test_link_worker_contacts_assesses_and_waitlists_then_the_place_comes(
 
     expect(page).to_have_url(re.compile(rf"/referrals/{margaret.id}$"))
     expect(page.get_by_role("heading", name="Margaret Atkins", level=1)).to_be_visible()
+    courses = page.locator("ul").filter(has=page.get_by_role("link", name=COURSE, exact=True))
+    expect(courses).to_contain_text("Offered a place")
+    expect(courses).to_contain_text("to accept by")
+    audit(page)
+
+    # She says yes on the phone; the link worker accepts the place for her.
+    courses.get_by_role("link", name=COURSE, exact=True).click()
+    page.get_by_role("button", name="Accept the place for them").click()
+    expect(page.get_by_role("status").first).to_contain_text(
+        f"Margaret Atkins has accepted the place on {COURSE}"
+    )
+    with live_data.fresh() as session:
+        assert session.get(Referral, margaret.id).status is Status.ENROLLED
+    page.goto(f"{page.url.split('/enrolments/')[0]}/referrals/{margaret.id}")
     expect(page.get_by_text("Enrolled", exact=True).first).to_be_visible()
     courses = page.locator("ul").filter(has=page.get_by_role("link", name=COURSE, exact=True))
     expect(courses).to_contain_text("Enrolled")
     expect(courses).not_to_contain_text("waiting list")
     timeline = page.locator(".app-timeline")
-    expect(timeline).to_contain_text(f"Offered a place on {COURSE} from the waiting list")
+    expect(timeline).to_contain_text(f"Accepted a place on {COURSE} from the waiting list")
     expect(account.get_by_role("link", name="Messages", exact=True)).to_be_visible()  # read now
     audit(page)
     screenshot(page, "link-worker-enrolled.png", tmp_path)
