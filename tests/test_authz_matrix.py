@@ -156,6 +156,7 @@ MATRIX: dict[str, Access] = {
     "reports.dashboard": _on(REPORT_READERS),
     "reports.kpi_return": _on(REPORT_READERS, "return_id", "kpi_return"),
     "reports.download": _on(REPORT_READERS, "return_id", "kpi_return", fmt=("csv", "pdf")),
+    "reports.contract_csv": _on(REPORT_READERS, "contract_id", "contract"),
     "reports.generate": _on(ADMIN),
     "reports.regenerate": _on(ADMIN, "return_id", "kpi_return"),
     # Administration.

@@ -79,6 +79,8 @@ def test_the_docs_have_commands_to_check() -> None:
 
 def check_command(command: str, app: Flask) -> None:
     parts = words(command)
+    if not parts:
+        return  # only VAR=value settings (an environment file's lines)
     program, arguments = parts[0], parts[1:]
     if program == "export":
         return

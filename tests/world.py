@@ -307,6 +307,7 @@ def _write_scopes(world: World) -> None:
         Role.COMMISSIONER: {
             "course": everything["course"],
             "kpi_return": frozenset({"ret_a"}),
+            "contract": frozenset({"contract_a"}),
         },
     }
     own_org_messages = {Role.REFERRER: "org_gp_a", Role.ARTIST: "org_prov_a"}
