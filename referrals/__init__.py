@@ -42,7 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "lstrip_blocks": True,
     }
 
-    from referrals import cli, errors, logs, models, security  # noqa: F401  (models: tables)
+    from referrals import audit, cli, errors, logs, models, security  # noqa: F401  (models: tables)
 
     app.url_map.converters["int"] = security.BoundedIntConverter
     from referrals.auth.models import User
@@ -62,6 +62,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     logs.init_app(app)  # first: every later hook and log line has the request id
     security.init_app(app)
+    audit.init_app(app)
     errors.init_app(app)
     cli.init_app(app)
 

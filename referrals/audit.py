@@ -1,14 +1,31 @@
-"""The audit trail: who did or saw what, when (UTC) and from where. Append-only."""
+"""The audit trail: who did or saw what, when (UTC) and from where. Append-only.
+
+Three ways to write an entry, by what it records:
+
+- `record`: a change. It joins the unit of work's transaction and is kept exactly when the
+  change is (the request, job or command commits once at its boundary).
+- `record_view`: a person's data shown (pages, downloads, searches, look-ups). It is kept
+  whatever becomes of the request's own work: on a GET it is written at once by a short
+  transaction of its own (`record_now`); on a POST it is kept in `g` and written on the
+  request's own connection after the view has committed or abandoned its work (see
+  `_write_kept_views`), never on a second connection, which on SQLite would wait on the write
+  lock the request itself holds.
+- `record_now`: a reading request's entry written at once (refusals, and views on a GET).
+"""
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from flask import has_request_context, request
+import click
+from flask import Flask, g, has_app_context, has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, event, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from werkzeug.wrappers import Response
 
 from referrals.db import unit_of_work_writes, utcnow
 from referrals.extensions import db
@@ -44,6 +61,51 @@ def _refuse_audit_changes(session: Session, flush_context: Any, instances: Any) 
             raise AuditLogIsAppendOnly("audit events cannot be changed or deleted")
 
 
+AUDIT_JOB = "audit_job"  # set in `g` while a scheduled job runs: its entries name the job
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in the environment or the password file
+        return f"uid {os.getuid()}"
+
+
+def _origin() -> dict[str, Any]:
+    """Who acted outside a request: a command records the operating-system user who ran it
+    (beside the person named with `--by`, its actor), and a job records the job."""
+    origin: dict[str, Any] = {}
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        origin["os_user"] = _os_user()
+        origin["command"] = command.command_path
+    if has_app_context() and g.get(AUDIT_JOB):
+        origin["job"] = g.get(AUDIT_JOB)
+    return origin
+
+
+def _row(
+    actor: Any, action: str, obj: Any, object_type: str | None, object_id: Any, detail: Any
+) -> dict[str, Any]:
+    """An audit row's column values, fixed at the moment of the view (who, when, from where)."""
+    if obj is not None:
+        object_type = object_type or getattr(obj, "__tablename__", type(obj).__name__.lower())
+        object_id = object_id if object_id is not None else getattr(obj, "id", None)
+    if not has_request_context():
+        detail = {**_origin(), **detail}
+    return {
+        "at": utcnow(),
+        "actor_id": getattr(actor, "id", None)
+        if getattr(actor, "is_authenticated", False)
+        else None,
+        "action": action,
+        "object_type": object_type,
+        "object_id": None if object_id is None else str(object_id),
+        "ip_address": request.remote_addr if has_request_context() else None,
+        "detail": detail,
+    }
+
+
 def record(
     actor: Any,
     action: str,
@@ -58,57 +120,102 @@ def record(
     `actor` is a user, or None for the system and anonymous visitors. `obj`, when given, names
     the object by its table and id.
     """
-    if obj is not None:
-        object_type = object_type or getattr(obj, "__tablename__", type(obj).__name__.lower())
-        object_id = object_id if object_id is not None else getattr(obj, "id", None)
-    actor_id = getattr(actor, "id", None) if actor is not None else None
-    event_row = AuditEvent(
-        actor_id=actor_id if getattr(actor, "is_authenticated", False) else None,
-        action=action,
-        object_type=object_type,
-        object_id=None if object_id is None else str(object_id),
-        ip_address=request.remote_addr if has_request_context() else None,
-        detail=detail,
-    )
+    event_row = AuditEvent(**_row(actor, action, obj, object_type, object_id, detail))
     db.session.add(event_row)
     return event_row
 
 
 def record_many(actor: Any, action: str, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
     """One audit event per (object, detail), written as a single batch."""
-    ip = request.remote_addr if has_request_context() else None
-    actor_id = getattr(actor, "id", None) if getattr(actor, "is_authenticated", False) else None
-    now = utcnow()
-    rows = [
-        {
-            "at": now,
-            "actor_id": actor_id,
-            "action": action,
-            "object_type": getattr(obj, "__tablename__", type(obj).__name__.lower()),
-            "object_id": str(obj.id),
-            "ip_address": ip,
-            "detail": detail,
-        }
-        for obj, detail in items
-    ]
+    rows = [_row(actor, action, obj, None, None, detail) for obj, detail in items]
     if rows:
         db.session.execute(insert(AuditEvent), rows)
 
 
-def record_now(actor: Any, action: str, obj: Any = None, **detail: Any) -> None:
+def record_now(
+    actor: Any,
+    action: str,
+    obj: Any = None,
+    *,
+    object_type: str | None = None,
+    object_id: Any = None,
+    **detail: Any,
+) -> None:
     """Write an audit event at once in its own short transaction.
 
     For reads (a person's record viewed on a GET): the event must be kept even if nothing else
     is committed, and a transaction that starts with its write never meets SQLite's
     "database is locked" on upgrading a read. A writing request already holds the write lock,
-    so there the event simply joins its transaction.
+    so there the event simply joins its transaction (use `record_view` for what it shows).
     """
-    row = record(actor, action, obj, **detail)
     if unit_of_work_writes():
+        record(actor, action, obj, object_type=object_type, object_id=object_id, **detail)
         return
-    db.session.expunge(row)
-    values = {c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
-    values["at"] = values["at"] or utcnow()
-    values["detail"] = values["detail"] or {}
+    values = _row(actor, action, obj, object_type, object_id, detail)
     with db.engine.begin() as connection:
-        connection.execute(AuditEvent.__table__.insert().values(**values))
+        connection.execute(insert(AuditEvent), values)
+
+
+_KEPT_VIEWS = "audit_views_to_write"
+
+
+def record_view(
+    actor: Any,
+    action: str,
+    obj: Any = None,
+    *,
+    object_type: str | None = None,
+    object_id: Any = None,
+    **detail: Any,
+) -> None:
+    """Audit that `actor` was shown a person's data, so that the entry outlives the request's
+    own work: a search or look-up POSTed and never committed is still recorded.
+
+    On a GET (and inside `without_write_lock`) the entry is written at once, by a short
+    transaction of its own that starts with its write (as `record_now` does). On
+    a writing request it is kept until the view has answered and is then written on the
+    request's own connection, after the request's own commit or rollback (`_write_kept_views`).
+    Commands and jobs have no request: the entry joins their unit of work like any other.
+    An entry names one person's record (patient, referral or enrolment) wherever a page shows
+    people, one entry per person, so that "who has seen this person?" is a lookup.
+    """
+    _write_views([_row(actor, action, obj, object_type, object_id, detail)])
+
+
+def record_views(actor: Any, action: str, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
+    """`record_view` for each (object, detail) a list or register page shows, in one write."""
+    _write_views([_row(actor, action, obj, None, None, detail) for obj, detail in items])
+
+
+def _write_views(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    if has_request_context() and unit_of_work_writes():
+        g.setdefault(_KEPT_VIEWS, []).extend(rows)
+    elif unit_of_work_writes():  # a command or job: its own unit of work keeps them
+        db.session.execute(insert(AuditEvent), rows)
+    else:
+        with db.engine.begin() as connection:
+            connection.execute(insert(AuditEvent), rows)
+
+
+def _write_kept_views(response: Response) -> Response:
+    """Write the views a writing request kept, on its own connection, once its work is done.
+
+    By now the view has committed what it meant to keep; anything it left uncommitted is rolled
+    back here, as the request's teardown would, so the entries are never committed with half a
+    change. On SQLite the request's connection then takes the write lock afresh (BEGIN
+    IMMEDIATE): it waits for other requests only. If writing fails, the request fails (its
+    answer, with the person's data, is not sent). An answer of 500 showed nobody's data.
+    """
+    rows = g.pop(_KEPT_VIEWS, None)
+    if not rows or response.status_code >= 500:
+        return response
+    db.session.rollback()
+    db.session.execute(insert(AuditEvent), rows)
+    db.session.commit()
+    return response
+
+
+def init_app(app: Flask) -> None:
+    app.after_request(_write_kept_views)

@@ -23,12 +23,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import func, inspect, select, table
 from sqlalchemy.engine import URL
 
 from referrals.audit import record
+from referrals.auth.models import Role, User
+from referrals.auth.services import normalise_email
 from referrals.extensions import db
 
 # Bookkeeping tables that hold rows even in a database with no data yet.
@@ -67,7 +70,7 @@ def backend() -> str:
     return database_url().get_backend_name()
 
 
-def create_backup(output: Path, *, force: bool = False) -> BackupReport:
+def create_backup(output: Path, *, force: bool = False, actor: Any = None) -> BackupReport:
     """Back up the configured database to `output` while the service keeps running."""
     output = Path(output)
     if output.exists() and not force:
@@ -90,7 +93,7 @@ def create_backup(output: Path, *, force: bool = False) -> BackupReport:
     finally:
         partial.unlink(missing_ok=True)
     record(
-        None,
+        actor,
         "backup.created",
         object_type="backup",
         file=output.name,
@@ -100,8 +103,11 @@ def create_backup(output: Path, *, force: bool = False) -> BackupReport:
     return BackupReport(output, report.integrity, report.counts)
 
 
-def restore_backup(source: Path, *, force: bool = False) -> BackupReport:
-    """Restore `source` into the configured database, which must be empty unless `force`."""
+def restore_backup(source: Path, *, force: bool = False, by: str | None = None) -> BackupReport:
+    """Restore `source` into the configured database, which must be empty unless `force`.
+
+    `by` is the email of the admin answerable for it: the database it was checked against is
+    the one just replaced, so they are looked up in the restored one (and named either way)."""
     source = Path(source)
     if not source.is_file():
         raise BackupError(f"{source} is not a file")
@@ -111,10 +117,16 @@ def restore_backup(source: Path, *, force: bool = False) -> BackupReport:
         report = _postgresql_restore(source, force=force)
     else:
         raise BackupError(f"restores into {backend()} databases are not supported")
+    asker = None
+    if by is not None:
+        asker = db.session.scalar(
+            select(User).where(User.email == normalise_email(by), User.role == Role.ADMIN)
+        )
     record(
-        None,
+        asker,
         "backup.restored",
         object_type="backup",
+        by=by,
         file=source.name,
         tables=len(report.counts),
         rows=report.total_rows,

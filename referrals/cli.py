@@ -68,6 +68,19 @@ def create_user_command(
     click.echo(f"Created {user.role.value} {user.email} (id {user.id})")
 
 
+def responsible_admin(email: str) -> User:
+    """The active admin named by `--by`: the person answerable for what a command does, and
+    the actor its audit entries record (beside the operating-system user who ran it)."""
+    admin = db.session.scalar(select(User).where(User.email == normalise_email(email)))
+    if admin is None or not admin.active or admin.role is not Role.ADMIN:
+        raise click.BadParameter("no active admin has this email", param_hint="--by")
+    return admin
+
+
+def by_option(what: str) -> Any:
+    return click.option("--by", "by_email", required=True, metavar="EMAIL", help=what)
+
+
 def _user_by_email(email: str, *, active: bool = False) -> User:
     user = db.session.scalar(select(User).where(User.email == normalise_email(email)))
     if user is None or (active and not user.active):
@@ -79,10 +92,12 @@ def _user_by_email(email: str, *, active: bool = False) -> User:
 @users_cli.command("token")
 @click.argument("email")
 @click.option("--name", default="", help="A label for the token, e.g. the system using it.")
-def token_command(email: str, name: str) -> None:
+@by_option("The email of the admin who asked for the token.")
+def token_command(email: str, name: str, by_email: str) -> None:
     """Print a new API token for EMAIL (shown once; only its hash is stored)."""
+    asker = responsible_admin(by_email)
     user = _user_by_email(email, active=True)
-    token = issue_api_token(None, user, name)
+    token = issue_api_token(asker, user, name)
     db.session.commit()
     click.echo(token)
 
@@ -106,12 +121,14 @@ def tokens_command(email: str) -> None:
 @users_cli.command("revoke-token")
 @click.argument("email")
 @click.argument("token_id", type=click.IntRange(min=1))
-def revoke_token_command(email: str, token_id: int) -> None:
+@by_option("The email of the admin who asked for the revocation.")
+def revoke_token_command(email: str, token_id: int, by_email: str) -> None:
     """Revoke EMAIL's API token TOKEN_ID (the id `flask users tokens EMAIL` shows)."""
+    asker = responsible_admin(by_email)
     token = api_token_of(_user_by_email(email), token_id)
     if token is None:
         raise click.BadParameter("this person has no token with this id", param_hint="TOKEN_ID")
-    if revoke_api_token(None, token):
+    if revoke_api_token(asker, token):
         db.session.commit()
         click.echo(f"Revoked token {token.id} ({token.prefix}…)")
     else:
@@ -225,12 +242,7 @@ def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) 
 @click.option("--period", "period_text", required=True)
 @click.option("--contract", "contract_id", type=int, required=True)
 @click.option("--reason", required=True, help="Why the return is being remade (kept with it).")
-@click.option(
-    "--by",
-    "by_email",
-    required=True,
-    help="The email of the admin who asked; the return and the audit log record them.",
-)
+@by_option("The email of the admin who asked; the return and the audit log record them.")
 def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: str) -> None:
     """Make a new version of a return; the old one is kept, marked superseded."""
     from referrals.reports.periods import InvalidPeriod
@@ -238,9 +250,7 @@ def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: st
     from referrals.scheduler.jobs import today_in_london
 
     period = _period(period_text)
-    asker = db.session.scalar(select(User).where(User.email == normalise_email(by_email)))
-    if asker is None or not asker.active or asker.role is not Role.ADMIN:
-        raise click.BadParameter("no active admin has this email", param_hint="--by")
+    asker = responsible_admin(by_email)
     try:
         made = regenerate_return(asker, contract_id, period, reason, today=today_in_london())
     except InvalidPeriod as error:
@@ -360,12 +370,14 @@ def _report(report: Any) -> None:
     help="The backup file to write (readable by its owner only).",
 )
 @click.option("--force", is_flag=True, help="Replace the file if it exists.")
-def backup_create(output: Path, force: bool) -> None:
+@by_option("The email of the admin answerable for the copy (a whole-database export).")
+def backup_create(output: Path, force: bool, by_email: str) -> None:
     """Back up the database while the service runs, check the copy and count its rows."""
     from referrals.backup import BackupError, create_backup
 
+    asker = responsible_admin(by_email)
     try:
-        report = create_backup(output, force=force)
+        report = create_backup(output, force=force, actor=asker)
     except BackupError as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()
@@ -376,12 +388,13 @@ def backup_create(output: Path, force: bool) -> None:
 @backup_cli.command("restore")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite a database that already holds data.")
-def backup_restore(file: Path, force: bool) -> None:
+@by_option("The email of the admin answerable for the restore (recorded with it).")
+def backup_restore(file: Path, force: bool, by_email: str) -> None:
     """Restore FILE into the configured database (which must be empty), then check it."""
     from referrals.backup import BackupError, restore_backup
 
     try:
-        report = restore_backup(file, force=force)
+        report = restore_backup(file, force=force, by=by_email)
     except BackupError as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()
@@ -420,15 +433,17 @@ def retention_run() -> None:
 @click.argument("patient_id", type=int)
 @click.option("--erase", is_flag=True, help="Erase rather than anonymise.")
 @click.option("--reason", required=True, help="Why, e.g. the request's date and reference.")
-def retention_person(patient_id: int, erase: bool, reason: str) -> None:
+@by_option("The email of the admin answerable for the request.")
+def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -> None:
     """Anonymise (or with --erase, erase) one person's record on request."""
     from referrals.retention import ReasonRequired, anonymise_patient, erase_patient
 
+    asker = responsible_admin(by_email)
     patient = db.session.get(Patient, patient_id)
     if patient is None:
         raise click.BadParameter("no person with this id", param_hint="PATIENT_ID")
     try:
-        (erase_patient if erase else anonymise_patient)(None, patient, reason)
+        (erase_patient if erase else anonymise_patient)(asker, patient, reason)
     except ReasonRequired as error:
         raise click.BadParameter(str(error), param_hint="--reason") from error
     db.session.commit()

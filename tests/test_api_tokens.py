@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from typing import Any
 
@@ -154,9 +155,15 @@ def test_issuing_is_audited_with_the_token(app: Flask) -> None:
 
 def test_the_command_line_lists_and_revokes_tokens(app: Flask, runner: Any) -> None:
     person = factories.make_user(Role.LINK_WORKER, email="lw@example.test")
+    admin = factories.make_user(Role.ADMIN, email="boss@example.test")
     db.session.commit()
     assert runner.invoke(args=["users", "tokens", "lw@example.test"]).output == "No API tokens.\n"
-    token = runner.invoke(args=["users", "token", "lw@example.test", "--name", "Sync"]).output
+    by = ["--by", "boss@example.test"]
+    # Someone answerable must be named, and be an active admin.
+    for refused in ([], ["--by", "lw@example.test"], ["--by", "nobody@example.test"]):
+        result = runner.invoke(args=["users", "token", "lw@example.test", *refused])
+        assert result.exit_code == 2 and not api_tokens_of(person), refused
+    token = runner.invoke(args=["users", "token", "lw@example.test", "--name", "Sync", *by]).output
     token = token.strip()
     row = api_tokens_of(person)[0]
 
@@ -164,14 +171,19 @@ def test_the_command_line_lists_and_revokes_tokens(app: Flask, runner: Any) -> N
     assert listing.startswith(f"{row.id}\t{row.prefix}…\tSync\tmade ")
     assert listing.rstrip().endswith("working") and token not in listing
 
-    result = runner.invoke(args=["users", "revoke-token", "lw@example.test", str(row.id)])
+    result = runner.invoke(args=["users", "revoke-token", "lw@example.test", str(row.id), *by])
     assert result.exit_code == 0 and "Revoked" in result.output
     assert not works(app, token)
     assert "revoked" in runner.invoke(args=["users", "tokens", "lw@example.test"]).output
+    issued_event = db.session.scalar(
+        select(AuditEvent).where(AuditEvent.action == "api_token.issued")
+    )
     (event,) = revocations(row)
-    assert event.actor_id is None
+    for logged in (issued_event, event):
+        assert logged is not None and logged.actor_id == admin.id
+        assert logged.detail["os_user"] == getpass.getuser()
 
-    again = runner.invoke(args=["users", "revoke-token", "lw@example.test", str(row.id)])
+    again = runner.invoke(args=["users", "revoke-token", "lw@example.test", str(row.id), *by])
     assert again.exit_code == 0 and "already been revoked" in again.output
 
 
@@ -180,13 +192,20 @@ def test_the_command_line_refuses_a_token_of_someone_else_or_unknown(
 ) -> None:
     owner = factories.make_user(Role.LINK_WORKER)
     other = factories.make_user(Role.LINK_WORKER, email="other@example.test")
+    admin = factories.make_user(Role.ADMIN)
     token, row = issued(owner)
     for args in (
         ["users", "revoke-token", "other@example.test", str(row.id)],
         ["users", "revoke-token", "nobody@example.test", str(row.id)],
         ["users", "revoke-token", "other@example.test", "0"],
         ["users", "revoke-token", "other@example.test", "abc"],
+    ):
+        result = runner.invoke(args=[*args, "--by", admin.email])
+        assert result.exit_code == 2, args
+        assert "Error" in result.output
+    for args in (
         ["users", "tokens", "nobody@example.test"],
+        ["users", "revoke-token", owner.email, str(row.id)],  # nobody answerable named
     ):
         result = runner.invoke(args=args)
         assert result.exit_code == 2, args

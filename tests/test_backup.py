@@ -3,6 +3,7 @@ and counted table by table; on SQLite with the online backup API, on PostgreSQL 
 
 from __future__ import annotations
 
+import getpass
 import sqlite3
 import stat
 import threading
@@ -177,20 +178,22 @@ def test_restore_refuses_a_database_with_data_and_a_file_that_is_not_a_backup(
 
 
 def test_backup_commands(app: Flask, runner: Any, tmp_path: Path) -> None:
-    factories.make_user(Role.ADMIN)
+    admin = factories.make_user(Role.ADMIN)
     db.session.commit()
     suffix = "sqlite" if _dialect() == "sqlite" else "dump"
     path = tmp_path / f"cli.{suffix}"
-    result = runner.invoke(args=["backup", "create", "--output", str(path)])
+    unnamed = runner.invoke(args=["backup", "create", "--output", str(path)])
+    assert unnamed.exit_code == 2 and not path.exists()  # someone answerable must be named
+    result = runner.invoke(args=["backup", "create", "--output", str(path), "--by", admin.email])
     assert result.exit_code == 0, result.output
     assert "Integrity check: ok" in result.output and "user_account" in result.output
-    assert db.session.scalar(
-        select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "backup.created")
-    )
+    created = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "backup.created"))
+    assert created is not None and created.actor_id == admin.id
+    assert created.detail["os_user"] == getpass.getuser()
     password = make_url(app.config["SQLALCHEMY_DATABASE_URI"]).password
     assert not password or str(password) not in result.output
 
-    refused = runner.invoke(args=["backup", "restore", str(path)])
+    refused = runner.invoke(args=["backup", "restore", str(path), "--by", admin.email])
     assert refused.exit_code != 0 and "already holds data" in refused.output
 
 

@@ -34,7 +34,11 @@ def test_users_create_and_token(runner, app):
     user = db.session.scalar(select(User).where(User.email == "new.gp@example.org"))
     assert user.organisation_id == practice.id
 
-    token = runner.invoke(args=["users", "token", "new.gp@example.org"]).output.strip()
+    admin = factories.make_user(Role.ADMIN)
+    db.session.commit()
+    token = runner.invoke(
+        args=["users", "token", "new.gp@example.org", "--by", admin.email]
+    ).output.strip()
     assert token.startswith("aop_")
     response = app.test_client().get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert response.get_json()["email"] == "new.gp@example.org"

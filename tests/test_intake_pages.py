@@ -345,7 +345,7 @@ def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
             _queries_for(gp_client, "/referrals/"),
         )
     assert counts[10] == counts[500]
-    assert max(counts[500]) <= 10
+    assert max(counts[500]) <= 11  # one of them writes the audit entries for the people shown
 
 
 def test_control_characters_are_a_field_error(gp):

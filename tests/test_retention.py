@@ -3,6 +3,7 @@ it was; the scheduled rule picks exactly the people past the retention period.""
 
 from __future__ import annotations
 
+import getpass
 import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -774,8 +775,13 @@ def test_an_anonymised_referral_page_still_shows(login_as: Any, app: Any) -> Non
 
 def test_retention_commands(runner: Any, app: Any) -> None:
     scheme = build_scheme()
-    result = runner.invoke(args=["retention", "person", str(scheme.her.id), "--reason", "SAR-3"])
+    person = ["retention", "person", str(scheme.her.id), "--reason", "SAR-3"]
+    assert runner.invoke(args=person).exit_code == 2  # someone answerable must be named
+    result = runner.invoke(args=[*person, "--by", scheme.admin.email])
     assert result.exit_code == 0, result.output
+    event = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "patient.anonymised"))
+    assert event is not None and event.actor_id == scheme.admin.id
+    assert event.detail["os_user"] == getpass.getuser()
     assert f"P{scheme.her.id} anonymised" in result.output
     db.session.expire_all()
     assert db.session.get(Patient, scheme.her.id).nhs_number is None  # type: ignore[union-attr]

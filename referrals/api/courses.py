@@ -35,7 +35,6 @@ from referrals.api.openapi import (
 )
 from referrals.api.pagination import page_args, paginate
 from referrals.api.problems import ApiProblem, validation_problem
-from referrals.audit import record_now
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses.kpi_targets import (
     TARGET_LEVELS,
@@ -79,6 +78,8 @@ from referrals.courses.services import (
     create_course,
     create_venue,
     enrol,
+    enrolment_viewed,
+    people_viewed,
     places_left,
     record_wellbeing,
     register_enrolments,
@@ -1483,7 +1484,7 @@ def create_enrolment(course_id: int) -> ResponseReturnValue:
 def get_enrolment(enrolment_id: int) -> ResponseReturnValue:
     enrolment = _enrolment_or_404(enrolment_id)
     body = enrolment_json(enrolment, current_user)
-    record_now(current_user, "enrolment.viewed", enrolment, referral_id=enrolment.referral_id)
+    enrolment_viewed(current_user, enrolment)
     return jsonify(body)
 
 
@@ -1540,12 +1541,8 @@ def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
 def get_register(session_id: int) -> ResponseReturnValue:
     session = _register_session_or_404(session_id)
     body = _register_body(session)
-    record_now(
-        current_user,
-        "register.viewed",
-        session,
-        course_id=session.course_id,
-        enrolment_ids=[entry["enrolment_id"] for entry in body["entries"]],
+    people_viewed(
+        current_user, "register.viewed", register_enrolments(session), session_id=session.id
     )
     return jsonify(body)
 

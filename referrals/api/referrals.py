@@ -28,7 +28,7 @@ from referrals.api.openapi import (
 )
 from referrals.api.pagination import paginate
 from referrals.api.problems import ApiProblem, validation_problem
-from referrals.audit import record, record_now
+from referrals.audit import record
 from referrals.auth.models import Role
 from referrals.courses.services import CourseRuleBroken, close_referral, lock_courses_of
 from referrals.extensions import db
@@ -56,7 +56,8 @@ from referrals.intake.services import (
     create_referral,
     duplicate_refused,
     open_referral_check,
-    record_view,
+    referral_viewed,
+    referrals_listed,
 )
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.security import allow
@@ -654,14 +655,14 @@ def list_referrals() -> ResponseReturnValue:
         )
         .order_by(Referral.received_on.desc(), Referral.id.desc())
     )
-    page = paginate(query, lambda referral: referral_json(referral, current_user))
-    if page["items"]:
-        record_now(
-            current_user,
-            "referral.listed",
-            object_type="referral",
-            referral_ids=[item["id"] for item in page["items"]],
-        )
+    shown: list[Referral] = []
+
+    def serialise(referral: Referral) -> dict[str, Any]:
+        shown.append(referral)
+        return referral_json(referral, current_user)
+
+    page = paginate(query, serialise)
+    referrals_listed(current_user, shown)
     return jsonify(page)
 
 
@@ -678,7 +679,7 @@ def list_referrals() -> ResponseReturnValue:
 )
 def get_referral(referral_id: int) -> ResponseReturnValue:
     referral = get_referral_or_404(referral_id, current_user)
-    record_view(current_user, referral)
+    referral_viewed(current_user, referral)
     return jsonify(referral_json(referral, current_user))
 
 

@@ -24,11 +24,10 @@ from sqlalchemy.exc import IntegrityError
 
 from referrals.api.courses import register_entries_from_json
 from referrals.api.problems import ApiProblem
-from referrals.audit import record_now
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
 from referrals.courses.blueprint import bp
-from referrals.courses.models import AttendanceStatus
+from referrals.courses.models import AttendanceStatus, Enrolment
 from referrals.courses.offline import (
     OFFLINE_DAYS,
     OFFLINE_INSTRUMENT,
@@ -41,7 +40,7 @@ from referrals.courses.offline import (
     save_offline_register,
 )
 from referrals.courses.scope import get_register_session_or_404
-from referrals.courses.services import CourseRuleBroken, RegisterRefused
+from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
 from referrals.courses.views import today
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
@@ -133,6 +132,7 @@ def offline_registers() -> ResponseReturnValue:
     assert row is not None  # signed in, so the session row exists
     timeout = current_app.config["SESSION_ABSOLUTE_TIMEOUT"]
     valid_until = offline_valid_until(row.created_at, timeout)
+    people = {session.id: offline_people(session) for session in sessions}
     body = {
         "today": day.isoformat(),
         "days": OFFLINE_DAYS,
@@ -158,19 +158,19 @@ def offline_registers() -> ResponseReturnValue:
                         "phone_text": phone_display(person["phone"]),
                         "phone_href": phone_link(person["phone"]) if person["phone"] else "",
                     }
-                    for person in offline_people(session)
+                    for person in people[session.id]
                 ],
             }
             for session in sessions
         ],
     }
-    record_now(
-        current_user,
-        "registers.kept_on_device",
-        object_type="user",
-        object_id=current_user.id,
-        session_ids=[session.id for session in sessions],
-    )
+    for session in sessions:  # everyone whose details the phone now keeps, session by session
+        people_viewed(
+            current_user,
+            "registers.kept_on_device",
+            [db.session.get_one(Enrolment, p["enrolment_id"]) for p in people[session.id]],
+            session_id=session.id,
+        )
     return jsonify(body)
 
 

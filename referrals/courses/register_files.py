@@ -32,7 +32,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.routing import BuildError
 
-from referrals.audit import record, record_now
+from referrals.audit import record
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment, SessionStatus
@@ -52,6 +52,7 @@ from referrals.courses.services import (
     CourseRuleBroken,
     RegisterRefused,
     can_edit_register,
+    people_viewed,
     register_enrolments,
     save_register,
 )
@@ -473,10 +474,9 @@ def _register_page_url(session: CourseSession) -> str | None:
 @allow(*REGISTER_ROLES)
 def register_pdf(session_id: int) -> ResponseReturnValue:
     session = get_register_session_or_404(session_id, current_user)
-    content = build_register_pdf(
-        session, _register_people(session), service_name=current_app.config["SERVICE_NAME"]
-    )
-    record_now(current_user, "register.printed", session, course_id=session.course_id)
+    people = _register_people(session)
+    content = build_register_pdf(session, people, service_name=current_app.config["SERVICE_NAME"])
+    people_viewed(current_user, "register.printed", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "pdf"), "application/pdf")
 
 
@@ -484,8 +484,9 @@ def register_pdf(session_id: int) -> ResponseReturnValue:
 @allow(*REGISTER_ROLES)
 def register_csv_template(session_id: int) -> ResponseReturnValue:
     session = get_register_session_or_404(session_id, current_user)
-    content = build_register_csv(_register_people(session))
-    record_now(current_user, "register.template_downloaded", session, course_id=session.course_id)
+    people = _register_people(session)
+    content = build_register_csv(people)
+    people_viewed(current_user, "register.template_downloaded", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "csv"), "text/csv; charset=utf-8")
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from referrals import dates
-from referrals.audit import record
+from referrals.audit import record, record_view, record_views
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
@@ -955,3 +955,13 @@ def session_end(session: CourseSession) -> datetime:
     return datetime.combine(session.date, session.start_time) + timedelta(
         minutes=session.duration_minutes
     )
+
+
+def enrolment_viewed(actor: Any, enrolment: Enrolment, **detail: Any) -> None:
+    """A person's place on a course shown: audited, kept whatever becomes of the request."""
+    record_view(actor, "enrolment.viewed", enrolment, referral_id=enrolment.referral_id, **detail)
+
+
+def people_viewed(actor: Any, action: str, enrolments: Sequence[Enrolment], **detail: Any) -> None:
+    """A course page or register shown: one audit entry per person on it, naming their place."""
+    record_views(actor, action, [(e, {"referral_id": e.referral_id, **detail}) for e in enrolments])

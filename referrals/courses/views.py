@@ -57,7 +57,9 @@ from referrals.courses.services import (
     course_places,
     decline_offer,
     enrol,
+    enrolment_viewed,
     move_session,
+    people_viewed,
     record_wellbeing,
     register_enrolments,
     save_register,
@@ -152,6 +154,7 @@ def course(course_id: int) -> ResponseReturnValue:
     if referral_id is not None and current_user.role in MATCHING:
         referral = get_referral_or_404(referral_id, current_user)
     enrolled = [e for e in enrolments if e.status is EnrolmentStatus.ENROLLED]
+    people_viewed(current_user, "course.people_viewed", enrolments, course_id=item.id)
     return render_template(
         "courses/course.html",
         course=item,
@@ -236,6 +239,7 @@ def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
                     "info",
                 )
             return redirect(url_for("intake.referral", referral_id=enrolment.referral_id))
+    enrolment_viewed(current_user, enrolment, via="withdraw")
     return render_template(
         "courses/withdraw.html", enrolment=enrolment, form=form, page_has_errors=bool(form.errors)
     )
@@ -401,6 +405,9 @@ def register(session_id: int) -> ResponseReturnValue:
                         _completion_message([e.referral.patient.full_name for e in saved.completed])
                     )
                 return redirect(url_for("courses.sessions"))
+    people_viewed(
+        current_user, "register.viewed", [row["enrolment"] for row in rows], session_id=session.id
+    )
     return render_template(
         "courses/register.html",
         session=session,
@@ -542,6 +549,7 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
             db.session.commit()
             flash(f"{instrument.value} recorded: score {assessment.metric_score}", "success")
             return redirect(url_for("courses.enrolment", enrolment_id=enrolment.id))
+    enrolment_viewed(current_user, enrolment, via="wellbeing")
     return render_template(
         "courses/wellbeing.html",
         enrolment=enrolment,
@@ -559,11 +567,10 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
 def enrolment(enrolment_id: int) -> ResponseReturnValue:
     """A person on a course: attendance, moods and wellbeing over time."""
     item = get_enrolment_or_404(enrolment_id, current_user)
-    from referrals.audit import record_now
     from referrals.outcomes.charts import questionnaire_chart, wellbeing_chart
     from referrals.outcomes.queries import enrolment_wellbeing
 
-    record_now(current_user, "enrolment.viewed", item, referral_id=item.referral_id)
+    enrolment_viewed(current_user, item)
     history = enrolment_wellbeing(item)
     return render_template(
         "courses/enrolment.html",

@@ -43,11 +43,20 @@ def is_overdue(referral: Referral, today: date) -> bool:
     )
 
 
-def _search_clause(text: str, user: Any) -> Any:
-    digits = re.sub(r"[\s-]", "", text)
-    if digits.isdigit() and len(digits) == 10:
-        return Patient.nhs_number == digits
+def search_kind(text: str) -> str:
+    """What a list's search term is taken as: "nhs_number", "referral_id" or "name"."""
+    if re.fullmatch(r"\d{10}", re.sub(r"[\s-]", "", text)):
+        return "nhs_number"
     if re.fullmatch(r"[Rr]?\d{1,9}", text.strip()):
+        return "referral_id"
+    return "name"
+
+
+def _search_clause(text: str, user: Any) -> Any:
+    kind = search_kind(text)
+    if kind == "nhs_number":
+        return Patient.nhs_number == re.sub(r"[\s-]", "", text)
+    if kind == "referral_id":
         return Referral.id == int(text.strip().lstrip("Rr"))
     terms = [t for t in re.split(r"\s+", text.strip().lower()) if t][:4]
     by_name = (

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 
-from referrals.audit import record, record_many, record_now
+from referrals.audit import record, record_many, record_view, record_views
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.dates import check_received
 from referrals.db import utcnow
@@ -483,9 +483,18 @@ def assign(actor: User, referral: Referral, link_worker: User | None) -> None:
     record(actor, "referral.assigned", referral, to_user=link_worker.id if link_worker else None)
 
 
-def record_view(actor: Any, referral: Referral) -> None:
-    """Every view of a person's record is audited, committed at once."""
-    record_now(actor, "referral.viewed", referral, patient_id=referral.patient_id)
+def referrals_listed(actor: Any, referrals: Sequence[Referral], **detail: Any) -> None:
+    """A list or search shown: one audit entry per person on it, naming their referral."""
+    record_views(
+        actor,
+        "referral.listed",
+        [(r, {"patient_id": r.patient_id, **detail}) for r in referrals],
+    )
+
+
+def referral_viewed(actor: Any, referral: Referral, **detail: Any) -> None:
+    """Every view of a person's referral is audited, kept whatever becomes of the request."""
+    record_view(actor, "referral.viewed", referral, patient_id=referral.patient_id, **detail)
 
 
 def link_workers() -> list[User]:

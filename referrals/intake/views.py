@@ -13,6 +13,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
+from referrals.audit import record_view
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.exports import send_bytes
 from referrals.extensions import db
@@ -44,6 +45,7 @@ from referrals.intake.queries import (
     other_referrals,
     practice_query,
     referrals_by_id,
+    search_kind,
 )
 from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
 from referrals.intake.services import (
@@ -60,7 +62,8 @@ from referrals.intake.services import (
     open_referral_check,
     practice_for,
     record_conversation,
-    record_view,
+    referral_viewed,
+    referrals_listed,
 )
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.pagination import Page
@@ -138,6 +141,7 @@ def referrals() -> ResponseReturnValue:
             Referral.id,
             lambda ids: referrals_by_id(ids, PRACTICE_LIST_LOADERS),
         )
+        _list_viewed(page.items, search)
         return render_template(
             "intake/practice_list.html",
             page=page,
@@ -146,6 +150,17 @@ def referrals() -> ResponseReturnValue:
             filter_args=_filter_args(source),
         )
     return caseload(source, search)
+
+
+def _list_viewed(shown: list[Referral], search: str) -> None:
+    """Audit a list page: one entry per person shown; a search also by the kind of term typed,
+    never the term itself (it would put a name or NHS number in the log)."""
+    if search:
+        kind = search_kind(search)
+        record_view(current_user, "referral.searched", object_type="referral", kind=kind)
+        referrals_listed(current_user, shown, search=kind)
+    else:
+        referrals_listed(current_user, shown)
 
 
 def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
@@ -166,6 +181,7 @@ def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
         Referral.id,
         lambda ids: referrals_by_id(ids, CASELOAD_LOADERS),
     )
+    _list_viewed(page.items, search)
     return render_template(
         "intake/caseload.html",
         page=page,
@@ -223,9 +239,7 @@ def _prefill_from_patient(form: ReferralForm) -> OpenReferral | None:
     form.preferred_contact.data = patient.preferred_contact.value
     if form.gp_practice is not None:
         form.gp_practice.data = str(patient.gp_practice_id)
-    from referrals.audit import record_now
-
-    record_now(current_user, "patient.viewed", patient, via="referral_form_lookup")
+    record_view(current_user, "patient.viewed", patient, via="referral_form_lookup")
     flash(f"Details found for {patient.full_name}. Check they are still correct.", "info")
     return duplicate
 
@@ -318,7 +332,7 @@ def new_referral() -> ResponseReturnValue:
 @allow(*REFERRING)
 def referral(referral_id: int) -> ResponseReturnValue:
     item = get_referral_or_404(referral_id, current_user)
-    record_view(current_user, item)
+    referral_viewed(current_user, item)
     can_triage = current_user.role in TRIAGING
     task = item.reconciliation if can_triage else None
     from referrals.courses.queries import referral_enrolments
@@ -364,6 +378,7 @@ def contact(referral_id: int) -> ResponseReturnValue:
             db.session.commit()
             flash("Contact attempt logged", "success")
             return redirect(url_for("intake.referral", referral_id=item.id))
+    referral_viewed(current_user, item, via="contact")
     return render_template(
         "intake/contact.html", referral=item, form=form, page_has_errors=bool(form.errors)
     )
@@ -393,6 +408,7 @@ def conversation(referral_id: int) -> ResponseReturnValue:
             db.session.commit()
             flash("Conversation recorded. The referral is now assessed", "success")
             return redirect(url_for("intake.referral", referral_id=item.id))
+    referral_viewed(current_user, item, via="conversation")
     return render_template(
         "intake/conversation.html", referral=item, form=form, page_has_errors=bool(form.errors)
     )
@@ -436,6 +452,7 @@ def change_status(referral_id: int) -> ResponseReturnValue:
                     "info",
                 )
             return redirect(url_for("intake.referral", referral_id=item.id))
+    referral_viewed(current_user, item, via="status")
     return render_template(
         "intake/status.html", referral=item, form=form, page_has_errors=bool(form.errors)
     )
@@ -466,6 +483,7 @@ def reconcile(referral_id: int) -> ResponseReturnValue:
                 "success",
             )
         return redirect(url_for("intake.referral", referral_id=item.id))
+    referral_viewed(current_user, item, via="details")
     return render_template(
         "intake/reconcile.html",
         referral=item,
@@ -493,6 +511,7 @@ def assign_referral(referral_id: int) -> ResponseReturnValue:
         db.session.commit()
         flash(f"Assigned to {chosen.name}" if chosen else "Unassigned", "success")
         return redirect(url_for("intake.referral", referral_id=item.id))
+    referral_viewed(current_user, item, via="assign")
     return render_template(
         "intake/assign.html", referral=item, form=form, page_has_errors=bool(form.errors)
     )
@@ -505,9 +524,7 @@ def letter(referral_id: int) -> ResponseReturnValue:
     message = letters.message_back(item)
     if message is None:
         abort(404)
-    from referrals.audit import record_now
-
-    record_now(current_user, "referral.letter_downloaded", item)
+    record_view(current_user, "referral.letter_downloaded", item, patient_id=item.patient_id)
     return send_bytes(
         letters.build_outcome_letter(item, message),
         f"referral-R{item.id}-outcome.pdf",

@@ -20,7 +20,12 @@ bp = Blueprint("main", __name__)
 @allow(STAFF)
 def home() -> ResponseReturnValue:
     role: Role = current_user.role
-    return render_template(f"main/home_{role.value}.html", **home_context(current_user))
+    context = home_context(current_user)
+    if context.get("recent_referrals"):
+        from referrals.intake.services import referrals_listed
+
+        referrals_listed(current_user, context["recent_referrals"], via="home")
+    return render_template(f"main/home_{role.value}.html", **context)
 
 
 @bp.get("/health")

@@ -21,7 +21,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from referrals.audit import record_now
+from referrals.audit import record_now, record_view
 from referrals.auth.models import Role
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
@@ -236,6 +236,8 @@ def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[Row]]]:
 @allow(*READERS)
 def kpi_return(return_id: int) -> ResponseReturnValue:
     item = get_return_or_404(return_id, current_user)
+    # A return's notes and regeneration reasons are free text that may name people.
+    record_view(current_user, "kpi_return.viewed", item)
     period = Period.parse(item.period)
     replacement = None
     if not item.is_current:

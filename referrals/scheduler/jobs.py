@@ -20,11 +20,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, current_app, g
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from referrals.audit import AUDIT_JOB
 from referrals.auth.models import Role, User
 from referrals.courses.services import REGISTER_EDIT_DAYS
 from referrals.db import utcnow
@@ -352,6 +353,7 @@ def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
     """
     job = JOBS_BY_ID[job_id]
     with app.app_context():
+        setattr(g, AUDIT_JOB, job.id)
         day = today or today_in_london()
         key = period_key(job, day)
         run = _claim(job, key, day)
