@@ -310,7 +310,6 @@ def _write_scopes(world: World) -> None:
             "course": everything["course"],
             "contract": frozenset({"contract_a"}),
             "kpi_return": frozenset({"ret_a"}),
-            "contract": frozenset({"contract_a"}),
         },
     }
     own_org_messages = {Role.REFERRER: "org_gp_a", Role.ARTIST: "org_prov_a"}
