@@ -36,6 +36,7 @@ from referrals.courses.services import (
     CourseFields,
     RegisterEntry,
     VenueFields,
+    accept_offer,
     cancel_session,
     completion_threshold,
     create_course,
@@ -1685,6 +1686,8 @@ def apply_demo_scheme(plan: DemoPlan, organisations: dict[str, Organisation]) ->
             )
             enrolment.withdrawn_at = item.at
             if offered is not None:
+                # The demo's people take a place offered to them the day it is offered.
+                accept_offer(accounts[item.by], offered, today=_london_day(item.at))
                 offered.enrolled_at = item.at
             redater.redate(item.at)
         elif isinstance(item, PlannedCancellation):
