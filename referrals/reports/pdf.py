@@ -44,18 +44,21 @@ from reportlab.platypus import (
 )
 
 from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
-from referrals.reports.exporting import scope_label
+from referrals.reports.exporting import generated_by, return_sections, scope_label
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
 
 # The return page's own wording for breakdown cells, so the PDF and the page read the same.
 from referrals.reports.labels import (
+    RATING_WORDS,
     SPAN_TITLES,
+    SUPPRESSION_NOTE,
     SWEMWBS_NOTE,
     Cell,
     Row,
     breakdown_label,
     return_rows,
     spans_in,
+    withheld_cells,
 )
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
@@ -63,15 +66,7 @@ from referrals.reports.rules import SUPPRESSED
 from referrals.reports.trends import Trend, return_trends
 
 LONDON = ZoneInfo("Europe/London")
-JOB_NAMES = {"cli": "command line", "monthly-kpi-returns": "the scheduled monthly job"}
 
-SUPPRESSION_NOTE = (
-    "Counts of people from 1 to 7 are shown as *; other counts are rounded to the nearest 5; "
-    "means, medians and costs per head over 1 to 7 people are shown as *; percentages are "
-    "computed from the true counts, to a whole per cent, and are * when their numerator or "
-    "denominator is 1 to 7; where a suppressed cell could be worked out from the others, the "
-    "smallest other cell is suppressed too. Sessions and money are shown as they are."
-)
 
 # NHS colours. Ratings use the NHS tag palette (dark text on a pale fill, as on the web page),
 # so the words stay readable in greyscale and the colour is never the only signal.
@@ -81,20 +76,13 @@ NHS_SECONDARY = colors.HexColor("#4c6272")
 NHS_BORDER = colors.HexColor("#d8dde0")
 NHS_PALE = colors.HexColor("#f0f4f5")
 NOT_RATED = ("Not rated", colors.HexColor("#dbe0e3"), colors.HexColor("#282d30"))
-RATINGS = {
-    "red": ("Red — below minimum", colors.HexColor("#f7d4d1"), colors.HexColor("#6b140e")),
-    "amber": (
-        "Amber — minimum met, below expected",
-        colors.HexColor("#ffdc8e"),
-        colors.HexColor("#4d3708"),
-    ),
-    "green": ("Green — expected met", colors.HexColor("#cce2d8"), colors.HexColor("#005a30")),
-    "stretch met": (
-        "Stretch met — at or above stretch",
-        colors.HexColor("#d2e2f1"),
-        colors.HexColor("#144e81"),
-    ),
+RATING_COLOURS = {  # (fill, text)
+    "red": (colors.HexColor("#f7d4d1"), colors.HexColor("#6b140e")),
+    "amber": (colors.HexColor("#ffdc8e"), colors.HexColor("#4d3708")),
+    "green": (colors.HexColor("#cce2d8"), colors.HexColor("#005a30")),
+    "stretch met": (colors.HexColor("#d2e2f1"), colors.HexColor("#144e81")),
 }
+RATINGS = {key: (RATING_WORDS[key], *fill_ink) for key, fill_ink in RATING_COLOURS.items()}
 TARGET_LEVELS = ("minimum", "expected", "stretch")
 
 PAGE_MARGIN = 18 * mm
@@ -196,15 +184,6 @@ def _target_cell(target: dict[str, Any] | None) -> str:
 def _london(moment: datetime) -> str:
     local = moment.astimezone(LONDON)
     return f"{local.day} {local:%B %Y at %H:%M} {local.tzname()}"
-
-
-def generated_by(kpi_return: KpiReturn) -> str:
-    """Who or what made the return, as the title page says it."""
-    if kpi_return.generated_by is not None:
-        return kpi_return.generated_by.name
-    if kpi_return.generated_by_job:
-        return JOB_NAMES.get(kpi_return.generated_by_job, kpi_return.generated_by_job)
-    return "Not recorded (the account has been removed)"
 
 
 def _table_style(extra: Sequence[tuple[Any, ...]] = ()) -> TableStyle:
@@ -686,37 +665,6 @@ def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
 # Sections A to D ----------------------------------------------------------------------------
 
 
-def _sections(kpi_return: KpiReturn) -> list[tuple[str, str]]:
-    courses = (
-        "Courses funded by this contract."
-        if kpi_return.contract is not None
-        else "Every course the service runs."
-    )
-    return [
-        (
-            "A. Referrals",
-            "Scheme-wide in every return: a referral belongs to a contract only once it is "
-            "enrolled on one of its courses.",
-        ),
-        ("B. Participation", courses),
-        (
-            "C. Wellbeing outcomes",
-            f"{courses} SWEMWBS metric scores for people completing a course that ended in the "
-            "span (a WEMWBS questionnaire counts through its seven SWEMWBS items), follow-ups "
-            f"recorded in the span, and mood before and after sessions. {SWEMWBS_NOTE}",
-        ),
-        (
-            "D. Equalities",
-            f"{courses} People supported (B1) in the month by age band, sex and ethnic group.",
-        ),
-        (
-            "E. Cost and value",
-            f"{courses} What the contract pays for the sessions delivered (each course's cost "
-            "per session), per person supported, per attendance and per completion.",
-        ),
-    ]
-
-
 def _section_table(rows: list[Row], spans: list[str], raw: bool) -> Table:
     header = ["Code", "Measure", *(SPAN_TITLES[s] for s in spans)]
     span_width = 32 * mm
@@ -753,7 +701,7 @@ def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
         by_letter[row.code[:1]].append(row)
     spans = spans_in(kpi_return.figures)
     story: list[Flowable] = []
-    for title, note in _sections(kpi_return):
+    for title, note in return_sections(kpi_return):
         rows = by_letter.get(title[0], [])
         story += [
             CondPageBreak(40 * mm),
@@ -770,16 +718,9 @@ def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
 # Suppressed cells ---------------------------------------------------------------------------
 
 
-def _withheld(entry: dict[str, Any]) -> bool:
-    """A log entry for a cell shown as "*" (not one that was only rounded)."""
-    if "protection" in entry:
-        return bool(entry["protection"] == "suppressed")
-    return bool(entry.get("shown") == SUPPRESSED)
-
-
 def _suppressed_story(kpi_return: KpiReturn) -> list[Flowable]:
     log = kpi_return.suppression_log or []
-    withheld = [e for e in log if _withheld(e)]
+    withheld = withheld_cells(log)
     rounded = len(log) - len(withheld)
     story: list[Flowable] = [
         CondPageBreak(50 * mm),
