@@ -336,6 +336,7 @@ def test_commissioner_csv_has_the_specification_columns_and_is_audited(
         "target_rating",
         "version",
         "generated_at",
+        "provisional",  # after the specification's columns
     ]
     b1 = next(r for r in rows if r[2:4] == ["month", "B1"] and r[5] == "")
     assert b1[:13] == [
@@ -651,6 +652,6 @@ def test_csv_numbers_stay_numbers_and_only_text_is_guarded() -> None:
         csv.reader(io.StringIO(build_return_csv(kpi_return, scope_label="-X").decode("utf-8-sig")))
     )
     assert rows[1][6] == "-1.50" and rows[1][8:11] == ["-1", "0.5", "2"]
-    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00"]
+    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00", "no"]
     assert rows[2][6] == "-3"
     assert rows[2][4] == "'=cmd|'/c calc'!A1" and rows[1][1] == "'-X"  # text is neutralised

@@ -157,3 +157,9 @@ def is_withheld(entry: dict[str, Any]) -> bool:
 def withheld_cells(log: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """The cells of a return's suppression log that are shown as `*`."""
     return [entry for entry in log or [] if is_withheld(entry)]
+
+
+def changed_since_made(kpi_return: Any) -> bool:
+    """The current return of a month whose registers were saved after it was made (shown to
+    admins, who may regenerate it; a superseded version is already replaced)."""
+    return kpi_return.superseded_at is None and kpi_return.registers_changed_at is not None

@@ -56,6 +56,7 @@ from referrals.reports.labels import (
     Cell,
     Row,
     breakdown_label,
+    changed_since_made,
     return_rows,
     spans_in,
     withheld_cells,
@@ -63,6 +64,7 @@ from referrals.reports.labels import (
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
 from referrals.reports.rules import SUPPRESSED
+from referrals.reports.services import registers_close_on
 from referrals.reports.trends import Trend, return_trends
 
 LONDON = ZoneInfo("Europe/London")
@@ -226,6 +228,12 @@ def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowab
         ),
         ("Period", f"{period.label} (1 to {period.end.day} {period.end:%B %Y})"),
         ("Version", _version_text(kpi_return)),
+        (
+            "Status",
+            "Provisional: made before the month's registers closed"
+            if kpi_return.provisional
+            else "Final: made after the month's registers closed",
+        ),
     ]
     if kpi_return.version > 1:
         rows.append(("Why it was regenerated", kpi_return.reason or "No reason recorded"))
@@ -257,6 +265,25 @@ def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowab
             _p(
                 "This version is superseded. Use the current version of this return unless "
                 "you need the figures as they were first published.",
+                "kpi-warning",
+            )
+        )
+    if kpi_return.provisional:
+        story.append(
+            _p(
+                f"Provisional. This return was made before the registers for {period.label} "
+                f"closed on {registers_close_on(period):%-d %B %Y}, so its figures may still "
+                "change. The final return is made automatically once they close.",
+                "kpi-warning",
+            )
+        )
+    if raw and changed_since_made(kpi_return):
+        assert kpi_return.registers_changed_at is not None
+        story.append(
+            _p(
+                f"Changed since it was made. A register for {period.label} was saved on "
+                f"{_london(kpi_return.registers_changed_at)}, after this return was made; its "
+                "figures do not include that change. Regenerate it from the return's page.",
                 "kpi-warning",
             )
         )
@@ -815,6 +842,8 @@ def build_return_pdf(kpi_return: KpiReturn, *, raw: bool = False) -> bytes:
     version = f"version {kpi_return.version}" + (
         ", superseded" if kpi_return.superseded_at is not None else ""
     )
+    if kpi_return.provisional:
+        version += ", provisional"
     doc.build(
         story,
         canvasmaker=_footer_canvas(

@@ -43,6 +43,7 @@ from referrals.reports.labels import (
     SWEMWBS_NOTE,
     Row,
     breakdown_label,
+    changed_since_made,
     return_rows,
     spans_in,
     target_text,
@@ -112,6 +113,8 @@ class Listing:
     version: int
     generated_at: datetime
     is_current: bool
+    provisional: bool = False
+    changed_since_made: bool = False  # shown to admins only
 
 
 @dataclass
@@ -130,6 +133,10 @@ class ScopeReport:
     @property
     def latest_period(self) -> Period | None:
         return Period.parse(self.latest.period) if self.latest is not None else None
+
+    @property
+    def latest_changed(self) -> bool:
+        return self.latest is not None and changed_since_made(self.latest)
 
 
 def headlines_of(kpi_return: KpiReturn) -> list[Row]:
@@ -161,6 +168,8 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
             KpiReturn.version,
             KpiReturn.generated_at,
             KpiReturn.superseded_at,
+            KpiReturn.provisional,
+            KpiReturn.registers_changed_at,
         )
         .where(KpiReturn.scope_key.in_(list(keys)), in_bounds())
         .order_by(KpiReturn.period.desc(), KpiReturn.version.desc())
@@ -174,6 +183,8 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
                 row.version,
                 row.generated_at,
                 row.superseded_at is None,
+                row.provisional,
+                changed_since_made(row),
             )
         )
     for key, report in keys.items():
@@ -250,6 +261,7 @@ def kpi_return(return_id: int) -> ResponseReturnValue:
             (trend, trend_chart(trend, chart_id=f"return-{trend.code.lower()}")) for trend in trends
         ],
         withheld=withheld_cells(item.suppression_log),
+        changed=changed_since_made(item),
         kpi_names=NAMES,
         swemwbs_note=SWEMWBS_NOTE,
         replacement=replacement,
