@@ -1,9 +1,11 @@
 """KPI return computation and return PDF build times.
 
-Times `referrals.reports.kpi.compute` for one contract (the whole return: the month, the year
-to date and the contract to date) and for all activity (the month and the year to date) over
-the last finished month, then the PDF of that contract's return (made first if it does not
-exist), as the download page builds it; each `--repeat` times, reporting min and median.
+Times a contract's whole return as it is made, without storing it: every figure of every span
+(the month, the year to date and the contract to date, `referrals.reports.kpi.compute`) and
+then the small-number rule and the ratings (`publish`, and the suppression log); the same for
+all activity (the month and the year to date); then the PDF of that contract's return (made
+first if it does not exist), as the download page builds it. Each is run `--repeat` times,
+reporting min, median and max, the figures made, the spans and the queries per return.
 
     .venv/bin/python -m bench.kpi --scale small --db sqlite
 """
@@ -54,7 +56,8 @@ def contract_in(contract_id: int, period: Any) -> int:
 
 def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]:
     from referrals.extensions import db
-    from referrals.reports.kpi import compute
+    from referrals.reports.kpi import compute, publish, suppression_log
+    from referrals.reports.labels import spans_in
     from referrals.reports.pdf import build_return_pdf
     from referrals.reports.periods import Period, Scope
     from referrals.reports.services import current_return, make_return
@@ -70,22 +73,35 @@ def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]
         contract_id = contract_in(found.contract_id, period)
         contract = db.session.get(Contract, contract_id)
         contract_start = contract.start_date if contract is not None else None
+        targets = dict(contract.targets or {}) if contract is not None else {}
         results: dict[str, Any] = {"period": period.key, "contract_id": contract_id}
-        for name, scope, start in (
-            ("kpi_return_contract_all_spans", Scope(contract_id), contract_start),
-            ("kpi_return_all_activity", Scope(None), None),
+        for name, scope, start, scope_targets in (
+            ("kpi_return_contract_all_spans", Scope(contract_id), contract_start, targets),
+            ("kpi_return_all_activity", Scope(None), None, {}),
         ):
+
+            def whole_return(
+                scope: Any = scope, start: Any = start, aims: Any = scope_targets
+            ) -> list[dict[str, Any]]:
+                published = publish(compute(scope, period, start), aims)
+                suppression_log(published)
+                return [figure.as_dict() for figure in published]
+
             common.note(f"kpi: {name} for {period.key}")
-            compute(scope, period, start)  # warm: first use of each statement compiles it
-            times, figures = [], 0
+            whole_return()  # warm: first use of each statement compiles it
+            times, figures = [], []
             with counter.attached():
                 before = counter.count
                 for _ in range(repeat):
                     started = time.perf_counter()
-                    figures = len(compute(scope, period, start).figures)
+                    figures = whole_return()
                     times.append(time.perf_counter() - started)
                 statements = (counter.count - before) // repeat
-            results[name] = _figures(times) | {"figures": figures, "queries": statements}
+            results[name] = _figures(times) | {
+                "figures": len(figures),
+                "spans": spans_in(figures),
+                "queries": statements,
+            }
             db.session.rollback()
 
         kpi_return = current_return(Scope(contract_id), period)

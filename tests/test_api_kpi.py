@@ -38,7 +38,9 @@ SUMMARY_KEYS = {
     "spec_version",
     "generated_at",
     "superseded",
+    "provisional",
 }
+ADMIN_SUMMARY_KEYS = SUMMARY_KEYS | {"changed_since_made"}
 FIGURE_KEYS = {
     "code",
     "name",
@@ -119,7 +121,7 @@ def test_admins_list_every_return_without_figures(api_client, world):
         world.everything.kpi_return.id,
     }
     for item in body["items"]:
-        assert set(item) == SUMMARY_KEYS
+        assert set(item) == ADMIN_SUMMARY_KEYS
         assert item["period"] == PERIOD.key
         assert item["version"] == 1 and item["superseded"] is False
         assert item["spec_version"] == "2"
@@ -365,7 +367,7 @@ def test_the_csv_has_the_spec_columns_and_is_formula_safe(api_client, world):
     assert response.headers["Content-Disposition"].startswith("attachment")
     assert response.headers["Cache-Control"] == "no-store"
     rows = _rows(response)
-    assert tuple(rows[0]) == COLUMNS
+    assert rows[0] == [*COLUMNS, "provisional"]  # a flag after the specification's columns
     assert list(COLUMNS) == [
         "period",
         "scope",
@@ -406,11 +408,11 @@ def test_admins_may_add_raw_values_to_the_csv(api_client, world):
     response = client.get(f"{URL}/{world.everything.kpi_return.id}.csv?raw=true", headers=headers)
     assert response.status_code == 200
     rows = _rows(response)
-    assert rows[0] == [*COLUMNS, "raw_value"]
+    assert rows[0] == [*COLUMNS, "provisional", "changed_since_made", "raw_value"]
     a1 = next(r for r in rows if r[3] == "A1" and r[5] == "")
     assert a1[1] == "All activity" and a1[6] == "*" and a1[-1] == "3"
     plain = _rows(client.get(f"{URL}/{world.everything.kpi_return.id}.csv", headers=headers))
-    assert tuple(plain[0]) == COLUMNS
+    assert plain[0] == [*COLUMNS, "provisional"]
     bad = client.get(f"{URL}/{world.everything.kpi_return.id}.csv?raw=yes", headers=headers)
     assert bad.status_code == 422 and set(bad.get_json()["errors"]) == {"raw"}
 

@@ -61,6 +61,10 @@ def test_kpi_times_both_scopes_and_builds_the_pdf(scheme):
     for name in ("kpi_return_contract_all_spans", "kpi_return_all_activity"):
         assert figures[name]["n"] == 2
         assert figures[name]["figures"] > 20 and figures[name]["queries"] > 5
+    # The contract's whole return: every span, published as it is stored.
+    spans = figures["kpi_return_contract_all_spans"]["spans"]
+    assert spans == ["month", "year_to_date", "contract_to_date"]
+    assert figures["kpi_return_all_activity"]["spans"] == ["month", "year_to_date"]
     assert figures["return_pdf"]["bytes"] > 5_000
 
 

@@ -295,11 +295,15 @@ def test_the_return_page_shows_every_section_with_readable_labels(
     assert "Close reason: Unable to contact" in page
     assert "pathway=" not in page and "age_band=" not in page
     assert "is suppressed" in page or "are suppressed" in page
-    b4 = _row(page, "B4")
+    participation = page.split("B. Participation", 1)[1]  # after the headline table
+    b4 = _row(participation, "B4")
     assert b4[:3] == ["B4", "Sessions delivered", "4"]
     assert len(b4) == 8  # code, measure, then figure and rating per span: no unrounded column
     assert "Unrounded" not in page
-    assert _row(page, "B1")[2:4] == ["10", "Green Target: minimum 0, expected 8, stretch 20"]
+    assert _row(participation, "B1")[2:4] == [
+        "10",
+        "Green Target: minimum 0, expected 8, stretch 20",
+    ]
     assert_no_identities(page, scheme)
     assert_accessible_and_csp_safe(page)
 
@@ -332,6 +336,7 @@ def test_commissioner_csv_has_the_specification_columns_and_is_audited(
         "target_rating",
         "version",
         "generated_at",
+        "provisional",  # after the specification's columns
     ]
     b1 = next(r for r in rows if r[2:4] == ["month", "B1"] and r[5] == "")
     assert b1[:13] == [
@@ -387,8 +392,9 @@ def test_admin_sees_every_contract_all_activity_and_raw_values(admin: Any, schem
 
     detail = admin.get(f"/returns/{scheme.september.id}").get_data(as_text=True)
     assert "Unrounded" in detail
-    assert _row(detail, "B4")[:4] == ["B4", "Sessions delivered", "4", "4"]
-    assert _row(detail, "B1")[2:4] == ["10", "8"]
+    participation = detail.split("B. Participation", 1)[1]
+    assert _row(participation, "B4")[:4] == ["B4", "Sessions delivered", "4", "4"]
+    assert _row(participation, "B1")[2:4] == ["10", "8"]
     assert f"/returns/{scheme.september.id}/regenerate" in detail
     assert_no_identities(detail, scheme)
 
@@ -646,6 +652,6 @@ def test_csv_numbers_stay_numbers_and_only_text_is_guarded() -> None:
         csv.reader(io.StringIO(build_return_csv(kpi_return, scope_label="-X").decode("utf-8-sig")))
     )
     assert rows[1][6] == "-1.50" and rows[1][8:11] == ["-1", "0.5", "2"]
-    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00"]
+    assert rows[1][12:] == ["2", "2026-04-08T06:00:00+00:00", "no"]
     assert rows[2][6] == "-3"
     assert rows[2][4] == "'=cmd|'/c calc'!A1" and rows[1][1] == "'-X"  # text is neutralised

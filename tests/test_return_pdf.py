@@ -299,10 +299,12 @@ def test_the_trend_page_has_a_chart_per_headline_kpi(scheme):
     assert "June 2025 to May 2026" in text
     assert text.count("Jun 25 Jul 25 Aug 25") == len(HEADLINE_CODES)
     # Each chart is captioned with its latest figure, and with its target when it has one.
-    b1 = "May 2026: 10. Shaded: target from minimum 0 to expected 10. Dashed line: stretch 20."
-    assert b1 in text
-    assert "May 2026: 3. Shaded: target from minimum 2 to expected 4." in text
-    assert "May 2026: 85. No target." in text  # B6 to a whole per cent (84.6)
+    b1 = "May 2026: 10; year to date 20; contract to date 20. Shaded: target from minimum 0 to "
+    assert b1 + "expected 10. Dashed line: stretch 20." in text
+    assert (
+        "May 2026: 3; year to date 10; contract to date 14. Shaded: target from minimum 2 " in text
+    )
+    assert "May 2026: 85; year to date 93; contract to date 95. No target." in text  # B6, 84.6
 
 
 def test_admins_copy_adds_the_unrounded_figures(scheme):
@@ -406,10 +408,105 @@ def test_a_trend_chart_breaks_its_line_at_gaps_and_shades_the_target(app):
     plot = next(item for item in drawing.contents if isinstance(item, LinePlot))
     # Two runs of months with figures: the line is not drawn across the gap.
     assert plot.data == [[(7, 12.0), (8, 15.0)], [(11, 20.0)]]
-    assert plot.lineLabelArray == [["12", "15"], ["20"]]
+    assert [text for text, _box in _chart_labels(drawing)] == ["12", "15", "*", "20"]
     # The axis reaches the stretch target, so the band and the dashed line are on the chart.
     assert plot.yValueAxis.valueMax >= 25
     assert any(isinstance(item, Rect) for item in drawing.contents)
     # The suppressed month is marked under its gap; the empty one is not.
     stars = [i for i in drawing.contents if isinstance(i, String) and i.text == "*"]
     assert len(stars) == 1
+
+
+# Trend chart labels ----------------------------------------------------------------------------
+
+Box = tuple[float, float, float, float]
+
+
+def _strings(node: Any, matrix: Any = (1, 0, 0, 1, 0, 0)) -> list[tuple[str, Box]]:
+    """Every String under a drawing node, with its bounding box on the drawing."""
+    from reportlab.graphics.shapes import Group, String, mmult, transformPoints
+
+    if isinstance(node, String):
+        x0, y0, x1, y1 = node.getBounds()
+        (ax, ay), (bx, by) = transformPoints(matrix, [(x0, y0), (x1, y1)])
+        return [(node.text, (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by)))]
+    if isinstance(node, Group):
+        inner = mmult(matrix, node.transform)
+        return [found for child in node.contents for found in _strings(child, inner)]
+    if hasattr(node, "draw"):  # a widget: the plot and its axes
+        return _strings(node.draw(), matrix)
+    return []
+
+
+def _chart_labels(drawing: Any) -> list[tuple[str, Box]]:
+    """The figures and * marks printed on the chart (not the axes' labels), in month order."""
+    from reportlab.graphics.charts.lineplots import LinePlot
+
+    labels = [
+        s for item in drawing.contents if not isinstance(item, LinePlot) for s in _strings(item)
+    ]
+    return sorted(labels, key=lambda label: (label[1][0] + label[1][2]) / 2)
+
+
+def _axis_labels(drawing: Any) -> list[tuple[str, Box]]:
+    from reportlab.graphics.charts.lineplots import LinePlot
+
+    plot = next(item for item in drawing.contents if isinstance(item, LinePlot))
+    return _strings(plot)
+
+
+def _overlap(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+# Adjacent months with near-equal wide figures (each wider than a month on the axis), a
+# suppressed month between them, the first month against the y axis and one at the very top.
+COLLIDING = ["1250.10", "1250.20", "*", "1250.15", "1250.30", "1250.25", "*", "1250.20",
+             "", "0.00", "*", "1999.99"]  # fmt: skip
+
+
+def _colliding_returns(periods: list[Period]) -> KpiReturn:
+    """All-activity returns whose E2 (cost per person supported) runs as COLLIDING."""
+    made = None
+    for period, shown in zip(periods, COLLIDING, strict=True):
+        figures = [
+            {"code": code, "name": NAMES[code], "breakdown": "", "span": span,
+             "value": shown if code == "E2" else "", "raw_value": shown,
+             "suppressed": shown == "*", "target_rating": None}
+            for code in HEADLINE_CODES
+            for span in ("month", "year_to_date")
+        ]  # fmt: skip
+        made = KpiReturn(
+            scope_key="all", contract_id=None, period=period.key, version=1, spec_version="2",
+            figures=figures, suppression_log=[], targets={}, generated_by_job="cli",
+        )  # fmt: skip
+        db.session.add(made)
+    db.session.commit()
+    assert made is not None
+    return made
+
+
+def test_trend_labels_never_collide_with_each_other_or_the_axes(app):
+    from referrals.reports.pdf import PLOT_BOTTOM, PLOT_LEFT, trend_drawing
+    from referrals.reports.periods import last_periods
+    from referrals.reports.trends import return_trends
+
+    kpi_return = _colliding_returns(last_periods(MAY, 12))
+    (trend,) = [t for t in return_trends(kpi_return) if t.code == "E2"]
+    assert trend.shown == COLLIDING
+    drawing = trend_drawing(trend)
+
+    labels = _chart_labels(drawing)
+    # Every published figure and every * is printed, in month order.
+    assert [text for text, _box in labels] == [shown for shown in COLLIDING if shown]
+    for index, (text, box) in enumerate(labels):
+        for other_text, other in labels[index + 1 :]:
+            assert not _overlap(box, other), f"{text} overlaps {other_text}"
+        # Clear of both axes: right of the y axis, above the x axis, on the drawing.
+        assert box[0] > PLOT_LEFT and box[1] > PLOT_BOTTOM, text
+        assert box[2] <= drawing.width and box[3] <= drawing.height, text
+        for axis_text, axis_box in _axis_labels(drawing):
+            assert not _overlap(box, axis_box), f"{text} overlaps the axis label {axis_text}"
+    # The return's PDF, charts and all, is made from the same figures.
+    text = flat(build_return_pdf(kpi_return))
+    assert "May 2026: 1999.99; year to date 1999.99. No target." in text

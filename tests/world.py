@@ -305,7 +305,7 @@ def _write_scopes(world: World) -> None:
             "session": frozenset({"sess_a"}),
             "enrolment": frozenset({"enr_a", "enr_x"}),
         },
-        # Commissioners: the directory and their own contracts' returns; no people at all.
+        # Commissioners: the directory, their own contracts and their returns; no people.
         Role.COMMISSIONER: {
             "course": everything["course"],
             "contract": frozenset({"contract_a"}),

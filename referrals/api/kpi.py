@@ -36,7 +36,7 @@ from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.reports.exporting import export_return, scope_label
-from referrals.reports.labels import figure_target, span_of
+from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, check_reportable
 from referrals.reports.scope import return_scope
@@ -85,6 +85,20 @@ _SUMMARY_PROPERTIES: dict[str, Any] = {
         "type": "boolean",
         "description": "True when a later version replaced this one",
     },
+    "provisional": {
+        "type": "boolean",
+        "description": (
+            "True when the return was made before its month's registers closed: its figures "
+            "may still change, and the final return replaces it once they close"
+        ),
+    },
+    "changed_since_made": {
+        "type": "boolean",
+        "description": (
+            "Admins only: true when a register of the month was saved after this (current) "
+            "return was made, so its figures do not include that change; regenerate it"
+        ),
+    },
 }
 _SUMMARY_REQUIRED = [
     "id",
@@ -96,6 +110,7 @@ _SUMMARY_REQUIRED = [
     "spec_version",
     "generated_at",
     "superseded",
+    "provisional",
 ]
 
 register_schema(
@@ -219,8 +234,9 @@ def _instant(value: datetime) -> str:
     return value.isoformat()
 
 
-def return_summary(kpi_return: KpiReturn) -> dict[str, Any]:
-    return {
+def return_summary(kpi_return: KpiReturn, *, admin: bool = False) -> dict[str, Any]:
+    """A return without its figures; `admin` adds whether it changed since it was made."""
+    body = {
         "id": kpi_return.id,
         "scope": ALL_SCOPE if kpi_return.contract_id is None else "contract",
         "contract_id": kpi_return.contract_id,
@@ -230,7 +246,11 @@ def return_summary(kpi_return: KpiReturn) -> dict[str, Any]:
         "spec_version": kpi_return.spec_version,
         "generated_at": _instant(kpi_return.generated_at),
         "superseded": not kpi_return.is_current,
+        "provisional": kpi_return.provisional,
     }
+    if admin:
+        body["changed_since_made"] = changed_since_made(kpi_return)
+    return body
 
 
 def _generated_by(kpi_return: KpiReturn) -> str | None:
@@ -258,7 +278,7 @@ def figure_json(figure: dict[str, Any], *, raw: bool) -> dict[str, Any]:
 
 def return_json(kpi_return: KpiReturn, *, raw: bool) -> dict[str, Any]:
     return {
-        **return_summary(kpi_return),
+        **return_summary(kpi_return, admin=raw),
         "generated_by": _generated_by(kpi_return),
         "figures": [figure_json(f, raw=raw) for f in kpi_return.figures or []],
     }
@@ -394,7 +414,8 @@ def list_kpi_returns() -> ResponseReturnValue:
         KpiReturn.version.desc(),
         KpiReturn.id.desc(),
     )
-    return jsonify(paginate(query, return_summary))
+    admin = _is_admin()
+    return jsonify(paginate(query, lambda item: return_summary(item, admin=admin)))
 
 
 @bp.post("/kpi/returns")
@@ -456,9 +477,11 @@ def show_kpi_return(return_id: int) -> ResponseReturnValue:
     responses={
         200: _file_response(
             "text/csv",
-            "One row per KPI and breakdown cell: period, scope, code, name, breakdown, value, "
-            "suppressed, target_rating (and raw_value when asked for). UTF-8 with a BOM; cells "
-            "a spreadsheet would run as formulas are neutralised.",
+            "One row per KPI, span and breakdown cell: period, scope, span, code, name, "
+            "breakdown, value, suppressed, target_minimum, target_expected, target_stretch, "
+            "target_rating, version, generated_at, then provisional (and, when an admin asks "
+            "for raw figures, changed_since_made and raw_value). UTF-8 with a BOM; cells a "
+            "spreadsheet would run as formulas are neutralised.",
         ),
         404: _NOT_FOUND,
         422: _INVALID,

@@ -1,7 +1,11 @@
 """Returns as CSV (KPI specification v2): one row per KPI, span and breakdown cell.
 
-Numbers are written as numbers, negative ones included; only text cells are guarded against
-formula injection (a cell that is a number is never a formula). UTF-8 with a byte-order mark.
+After the specification's columns, `provisional` says whether the return was made before its
+month's registers closed (its figures may still change). Admins' copy with the unrounded figures
+adds `changed_since_made` (a register of the month was saved after the return was made) and
+`raw_value`. Numbers are written as numbers, negative ones included; only text cells are guarded
+against formula injection (a cell that is a number is never a formula). UTF-8 with a
+byte-order mark.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from referrals.exports import safe_cell
-from referrals.reports.labels import figure_target, span_of
+from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
 
 COLUMNS = (
@@ -32,6 +36,9 @@ COLUMNS = (
     "version",
     "generated_at",
 )
+# Added after the specification's columns, so a reader of v2's columns reads them unchanged.
+FLAG_COLUMNS = ("provisional",)
+ADMIN_COLUMNS = ("changed_since_made", "raw_value")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
 
 
@@ -43,6 +50,10 @@ def _cell(value: Any) -> Any:
         return f"{value:g}" if isinstance(value, float) else value
     text = str(value)
     return text if _NUMBER.fullmatch(text) else safe_cell(text)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
 
 
 def _rows(kpi_return: KpiReturn, scope_label: str, raw: bool) -> Iterable[list[Any]]:
@@ -57,16 +68,17 @@ def _rows(kpi_return: KpiReturn, scope_label: str, raw: bool) -> Iterable[list[A
             figure["name"],
             figure["breakdown"],
             figure["value"],
-            "yes" if figure["suppressed"] else "no",
+            _yes_no(figure["suppressed"]),
             target.get("minimum"),
             target.get("expected"),
             target.get("stretch"),
             figure.get("target_rating") or "",
             kpi_return.version,
             generated_at,
+            _yes_no(kpi_return.provisional),
         ]
         if raw:
-            row.append(figure["raw_value"])
+            row += [_yes_no(changed_since_made(kpi_return)), figure["raw_value"]]
         yield [_cell(cell) for cell in row]
 
 
@@ -76,7 +88,7 @@ def build_returns_csv(
     """Several returns (a contract's months, for trend analysis) in one file, oldest first."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([*COLUMNS, "raw_value"] if raw else COLUMNS)
+    writer.writerow([*COLUMNS, *FLAG_COLUMNS, *(ADMIN_COLUMNS if raw else ())])
     for kpi_return in returns:
         writer.writerows(_rows(kpi_return, scope_label, raw))
     # A byte-order mark so spreadsheet programs read the file as UTF-8.

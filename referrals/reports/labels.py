@@ -69,12 +69,20 @@ SPAN_TITLES = {
     "year_to_date": "Year to date",
     "contract_to_date": "Contract to date",
 }
+# A rating in words, the same in the PDF and on the pages.
 RATING_WORDS = {
-    "red": "Red: short of minimum",
-    "amber": "Amber: minimum met, short of expected",
-    "green": "Green: expected met",
-    "stretch met": "Stretch met",
+    "red": "Red — below minimum",
+    "amber": "Amber — minimum met, below expected",
+    "green": "Green — expected met",
+    "stretch met": "Stretch met — at or above stretch",
 }
+SUPPRESSION_NOTE = (
+    "Counts of people from 1 to 7 are shown as *; other counts are rounded to the nearest 5; "
+    "means, medians and costs per head over 1 to 7 people are shown as *; percentages are "
+    "computed from the true counts, to a whole per cent, and are * when their numerator or "
+    "denominator is 1 to 7; where a suppressed cell could be worked out from the others, the "
+    "smallest other cell is suppressed too. Sessions and money are shown as they are."
+)
 SWEMWBS_NOTE = (
     "SWEMWBS metric scores run from 7 to 35; the national average for adults in England "
     "(Health Survey for England) is about 23.5."
@@ -137,3 +145,21 @@ def return_rows(figures: list[dict[str, Any]], targets: dict[str, Any] | None) -
 def spans_in(figures: list[dict[str, Any]]) -> list[str]:
     present = {span_of(f) for f in figures}
     return [span for span in SPANS if span in present]
+
+
+def is_withheld(entry: dict[str, Any]) -> bool:
+    """A suppression log entry for a cell shown as `*` (not one that was only rounded)."""
+    if "protection" in entry:
+        return bool(entry["protection"] == "suppressed")
+    return bool(entry.get("shown") == "*")
+
+
+def withheld_cells(log: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """The cells of a return's suppression log that are shown as `*`."""
+    return [entry for entry in log or [] if is_withheld(entry)]
+
+
+def changed_since_made(kpi_return: Any) -> bool:
+    """The current return of a month whose registers were saved after it was made (shown to
+    admins, who may regenerate it; a superseded version is already replaced)."""
+    return kpi_return.superseded_at is None and kpi_return.registers_changed_at is not None

@@ -15,7 +15,7 @@ import io
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from reportlab.graphics.charts.lineplots import LinePlot
-from reportlab.graphics.shapes import Drawing, Line, Rect, String
+from reportlab.graphics.shapes import Drawing, Group, Line, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -43,36 +43,32 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from referrals.courses.kpi_targets import target_for
 from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
-from referrals.reports.exporting import scope_label
+from referrals.reports.exporting import generated_by, return_sections, scope_label
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
 
 # The return page's own wording for breakdown cells, so the PDF and the page read the same.
 from referrals.reports.labels import (
+    RATING_WORDS,
     SPAN_TITLES,
+    SUPPRESSION_NOTE,
     SWEMWBS_NOTE,
     Cell,
     Row,
     breakdown_label,
+    changed_since_made,
     return_rows,
     spans_in,
+    withheld_cells,
 )
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
 from referrals.reports.rules import SUPPRESSED
-from referrals.reports.trends import Trend, headline_trends, month_headline
+from referrals.reports.services import registers_close_on
+from referrals.reports.trends import Trend, return_trends
 
 LONDON = ZoneInfo("Europe/London")
-JOB_NAMES = {"cli": "command line", "monthly-kpi-returns": "the scheduled monthly job"}
 
-SUPPRESSION_NOTE = (
-    "Counts of people from 1 to 7 are shown as *; other counts are rounded to the nearest 5; "
-    "means, medians and costs per head over 1 to 7 people are shown as *; percentages are "
-    "computed from the true counts, to a whole per cent, and are * when their numerator or "
-    "denominator is 1 to 7; where a suppressed cell could be worked out from the others, the "
-    "smallest other cell is suppressed too. Sessions and money are shown as they are."
-)
 
 # NHS colours. Ratings use the NHS tag palette (dark text on a pale fill, as on the web page),
 # so the words stay readable in greyscale and the colour is never the only signal.
@@ -82,20 +78,13 @@ NHS_SECONDARY = colors.HexColor("#4c6272")
 NHS_BORDER = colors.HexColor("#d8dde0")
 NHS_PALE = colors.HexColor("#f0f4f5")
 NOT_RATED = ("Not rated", colors.HexColor("#dbe0e3"), colors.HexColor("#282d30"))
-RATINGS = {
-    "red": ("Red — below minimum", colors.HexColor("#f7d4d1"), colors.HexColor("#6b140e")),
-    "amber": (
-        "Amber — minimum met, below expected",
-        colors.HexColor("#ffdc8e"),
-        colors.HexColor("#4d3708"),
-    ),
-    "green": ("Green — expected met", colors.HexColor("#cce2d8"), colors.HexColor("#005a30")),
-    "stretch met": (
-        "Stretch met — at or above stretch",
-        colors.HexColor("#d2e2f1"),
-        colors.HexColor("#144e81"),
-    ),
+RATING_COLOURS = {  # (fill, text)
+    "red": (colors.HexColor("#f7d4d1"), colors.HexColor("#6b140e")),
+    "amber": (colors.HexColor("#ffdc8e"), colors.HexColor("#4d3708")),
+    "green": (colors.HexColor("#cce2d8"), colors.HexColor("#005a30")),
+    "stretch met": (colors.HexColor("#d2e2f1"), colors.HexColor("#144e81")),
 }
+RATINGS = {key: (RATING_WORDS[key], *fill_ink) for key, fill_ink in RATING_COLOURS.items()}
 TARGET_LEVELS = ("minimum", "expected", "stretch")
 
 PAGE_MARGIN = 18 * mm
@@ -199,15 +188,6 @@ def _london(moment: datetime) -> str:
     return f"{local.day} {local:%B %Y at %H:%M} {local.tzname()}"
 
 
-def generated_by(kpi_return: KpiReturn) -> str:
-    """Who or what made the return, as the title page says it."""
-    if kpi_return.generated_by is not None:
-        return kpi_return.generated_by.name
-    if kpi_return.generated_by_job:
-        return JOB_NAMES.get(kpi_return.generated_by_job, kpi_return.generated_by_job)
-    return "Not recorded (the account has been removed)"
-
-
 def _table_style(extra: Sequence[tuple[Any, ...]] = ()) -> TableStyle:
     return TableStyle(
         [
@@ -248,6 +228,12 @@ def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowab
         ),
         ("Period", f"{period.label} (1 to {period.end.day} {period.end:%B %Y})"),
         ("Version", _version_text(kpi_return)),
+        (
+            "Status",
+            "Provisional: made before the month's registers closed"
+            if kpi_return.provisional
+            else "Final: made after the month's registers closed",
+        ),
     ]
     if kpi_return.version > 1:
         rows.append(("Why it was regenerated", kpi_return.reason or "No reason recorded"))
@@ -279,6 +265,25 @@ def _title_page(kpi_return: KpiReturn, period: Period, raw: bool) -> list[Flowab
             _p(
                 "This version is superseded. Use the current version of this return unless "
                 "you need the figures as they were first published.",
+                "kpi-warning",
+            )
+        )
+    if kpi_return.provisional:
+        story.append(
+            _p(
+                f"Provisional. This return was made before the registers for {period.label} "
+                f"closed on {registers_close_on(period):%-d %B %Y}, so its figures may still "
+                "change. The final return is made automatically once they close.",
+                "kpi-warning",
+            )
+        )
+    if raw and changed_since_made(kpi_return):
+        assert kpi_return.registers_changed_at is not None
+        story.append(
+            _p(
+                f"Changed since it was made. A register for {period.label} was saved on "
+                f"{_london(kpi_return.registers_changed_at)}, after this return was made; its "
+                "figures do not include that change. Regenerate it from the return's page.",
                 "kpi-warning",
             )
         )
@@ -370,22 +375,6 @@ def _headline_table(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
 # Trend charts -------------------------------------------------------------------------------
 
 
-def _with_this_return(trend: Trend, kpi_return: KpiReturn) -> Trend:
-    """The trend with this return's own month and targets.
-
-    The trends are read from the current returns; a superseded version shows its own
-    figures for its month, as it was published.
-    """
-    figure = month_headline(kpi_return.figures, trend.code)
-    shown = "" if figure is None else figure["value"]
-    return replace(
-        trend,
-        values=[*trend.values[:-1], _number(shown)],
-        shown=[*trend.shown[:-1], shown],
-        target=target_for(kpi_return.targets, trend.code, "month"),
-    )
-
-
 def _nice_step(span: float) -> float:
     """A round step (1, 2, 2.5 or 5 times a power of ten) giving at most five intervals."""
     rough = span / 5
@@ -433,6 +422,104 @@ def _segments(values: Sequence[Decimal | None]) -> list[list[tuple[int, float]]]
     return runs
 
 
+VALUE_FONT_SIZE = 6.0
+STAR_FONT_SIZE = 9.0
+MARKER_SIZE = 3.5
+LABEL_GAP = 2.5  # between a point and its label
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """A chart label: the point it belongs to, its text and size. A value label sits above or
+    below its point; a `*` (no point) sits at its anchor, at the foot of the plot."""
+
+    x: float
+    y: float
+    text: str
+    size: float
+    point: bool
+
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+def _label_string(spec: LabelSpec, x: float, y: float) -> Group | String:
+    if not spec.point:
+        return String(
+            x, y, spec.text, fontName=FONT_BOLD, fontSize=spec.size, fillColor=NHS_SECONDARY,
+            textAnchor="middle",
+        )  # fmt: skip
+    text = String(
+        x, y, spec.text, fontName=FONT, fontSize=spec.size, fillColor=NHS_DARK,
+        textAnchor="middle",
+    )  # fmt: skip
+    # A white backing, so a line passing behind the figure never runs through it.
+    x0, y0, x1, y1 = text.getBounds()
+    return Group(
+        Rect(x0 - 0.5, y0, x1 - x0 + 1, y1 - y0, fillColor=colors.white, strokeColor=None),
+        text,
+    )
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _inside(box: Box, area: Box) -> bool:
+    return area[0] <= box[0] and box[2] <= area[2] and area[1] <= box[1] and box[3] <= area[3]
+
+
+def _label_box(spec: LabelSpec, x: float, y: float) -> Box:
+    font = FONT if spec.point else FONT_BOLD
+    return String(
+        x, y, spec.text, fontName=font, fontSize=spec.size, textAnchor="middle"
+    ).getBounds()
+
+
+def place_labels(labels: Sequence[LabelSpec], area: Box) -> list[tuple[float, float]]:
+    """Where to draw each label (its text's middle and baseline) so that no two labels, and no
+    label and a point's marker, overlap, and every label stays inside `area` (the plot, clear
+    of both axes and their tick labels).
+
+    `*` marks are fixed. Value labels are placed month by month: above the point, else below,
+    else one line further up or down, and so on; pushed sideways to stay clear of the y axis.
+    A label that fits nowhere (more labels than the chart has room for) goes above its point.
+    """
+    half = MARKER_SIZE / 2
+    markers = [(s.x - half, s.y - half, s.x + half, s.y + half) for s in labels if s.point]
+    placed: list[Box] = []
+    positions: list[tuple[float, float] | None] = [None] * len(labels)
+    for index, spec in enumerate(labels):
+        if not spec.point:
+            positions[index] = (spec.x, spec.y)
+            placed.append(_label_box(spec, spec.x, spec.y))
+    for index, spec in enumerate(labels):
+        if not spec.point:
+            continue
+        x0, _, x1, _ = _label_box(spec, spec.x, 0)
+        width = x1 - x0
+        x = min(max(spec.x, area[0] + width / 2), area[2] - width / 2)
+        line = spec.size * 1.2 + 0.5
+        above = spec.y + half + LABEL_GAP + 0.2 * spec.size
+        below = spec.y - half - LABEL_GAP - spec.size
+        tiers = max(1, int((area[3] - area[1]) / line) + 1)
+        candidates = [
+            y for tier in range(tiers) for y in (above + tier * line, below - tier * line)
+        ]
+        chosen = next(
+            (
+                y
+                for y in candidates
+                if _inside(box := _label_box(spec, x, y), area)
+                and not any(_overlaps(box, other) for other in (*placed, *markers))
+            ),
+            above,
+        )
+        positions[index] = (x, chosen)
+        placed.append(_label_box(spec, x, chosen))
+    return [p for p in positions if p is not None]
+
+
 def trend_drawing(trend: Trend) -> Drawing:
     """A twelve-month line chart: gaps for missing or suppressed months, the target shaded."""
     drawing = Drawing(CHART_WIDTH, CHART_HEIGHT, initialFontName=FONT)
@@ -469,21 +556,8 @@ def trend_drawing(trend: Trend) -> Drawing:
     for index in range(max(len(runs), 2)):
         plot.lines[index].strokeColor = NHS_BLUE if runs else None
     plot.lines.strokeWidth = 1.6
-    plot.lines.symbol = makeMarker("FilledCircle", size=3.5) if runs else None
+    plot.lines.symbol = makeMarker("FilledCircle", size=MARKER_SIZE) if runs else None
     plot.gridFirst = 1
-    if runs:
-        plot.lineLabelFormat = "values"
-        plot.lineLabelArray = [[trend.shown[i] for i, _ in run] for run in runs]
-        labels = plot.lineLabels
-        labels.fontName, labels.fontSize = FONT, 6
-        labels.fillColor = NHS_DARK
-        labels.boxAnchor = "s"
-        labels.boxFillColor = colors.white
-        labels.boxStrokeColor = None
-        labels.leftPadding = labels.rightPadding = 1
-        labels.topPadding = labels.bottomPadding = 0.5
-        plot.lineLabelNudge = 4
-
     x_axis = plot.xValueAxis
     x_axis.valueMin, x_axis.valueMax = -0.5, count - 0.5
     x_axis.valueSteps = list(range(count))
@@ -515,15 +589,18 @@ def trend_drawing(trend: Trend) -> Drawing:
             )
         )  # fmt: skip
 
-    # Say why a month is a gap: * for a suppressed figure.
-    for index, shown in enumerate(trend.shown):
-        if shown == SUPPRESSED:
-            drawing.add(
-                String(
-                    x_of(index), plot_y + 3, "*", fontName=FONT_BOLD, fontSize=9,
-                    fillColor=NHS_SECONDARY, textAnchor="middle",
-                )
-            )  # fmt: skip
+    # Each month's figure is printed by its point, and * under a suppressed month's gap, each
+    # placed where it meets no other label, marker or axis.
+    labels = [
+        LabelSpec(x_of(i), y_of(float(v)), trend.shown[i], VALUE_FONT_SIZE, point=True)
+        if v is not None
+        else LabelSpec(x_of(i), plot_y + 3, SUPPRESSED, STAR_FONT_SIZE, point=False)
+        for i, v in enumerate(trend.values)
+        if v is not None or trend.shown[i] == SUPPRESSED
+    ]
+    area = (plot_x + 1, plot_y + 1, CHART_WIDTH, CHART_HEIGHT)
+    for spec, (x, y) in zip(labels, place_labels(labels, area), strict=True):
+        drawing.add(_label_string(spec, x, y))
     if not runs:
         drawing.add(
             String(
@@ -542,9 +619,16 @@ def _month_label(periods: Sequence[Period], tick: float) -> str:
     return f"{month}\n{year}"
 
 
-def _chart_caption(trend: Trend) -> str:
+def _chart_caption(trend: Trend, row: Row | None = None) -> str:
+    """The latest month's figure, with the year to date and the contract to date beside it
+    (the chart plots months only: a span's figure is not a month's), and the target."""
     latest = _shown(trend.shown[-1])
-    parts = [f"{trend.periods[-1].label}: {latest}."]
+    spans = [
+        f"{SPAN_TITLES[span].lower()} {_shown(cell.value)}"
+        for span in ("year_to_date", "contract_to_date")
+        if row is not None and (cell := row.cells.get(span)) is not None
+    ]
+    parts = [f"{trend.periods[-1].label}: {'; '.join([latest, *spans])}."]
     target = trend.target or {}
     if "minimum" in target and "expected" in target:
         parts.append(
@@ -559,10 +643,10 @@ def _chart_caption(trend: Trend) -> str:
 
 
 def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
-    trends = [
-        _with_this_return(t, kpi_return)
-        for t in headline_trends(kpi_return.scope_key, period, months=12)
-    ]
+    trends = return_trends(kpi_return)
+    headlines = {
+        r.code: r for r in return_rows(kpi_return.figures, kpi_return.targets) if not r.breakdown
+    }
     # Each pair of charts is a three-row table (titles, charts, captions), so the charts in a
     # row line up whatever the length of their titles, and a pair never splits across pages.
     pairs: list[Flowable] = []
@@ -571,7 +655,7 @@ def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
         rows: list[list[Any]] = [
             [_p(f"{t.code} {t.name}", "kpi-chart-title") for t in pair],
             [trend_drawing(t) for t in pair],
-            [_p(_chart_caption(t), "kpi-small") for t in pair],
+            [_p(_chart_caption(t, headlines.get(t.code)), "kpi-small") for t in pair],
         ]
         for row in rows:
             row += [""] * (2 - len(row))
@@ -595,8 +679,9 @@ def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
         _p(
             f"Each headline KPI as published, {trends[0].periods[0].label} to {period.label}, "
             "from the current return of each month. A gap is a month with no return or no "
-            "figure; * under a gap marks a suppressed figure. Figures are printed above each "
-            "point.",
+            "figure; * under a gap marks a suppressed figure. Each point's figure is printed "
+            "beside it. Under each chart, the latest month's figure with the year to date and "
+            "the contract to date.",
             "kpi-note",
         ),
         Spacer(1, 2 * mm),
@@ -605,37 +690,6 @@ def _trend_section(kpi_return: KpiReturn, period: Period) -> list[Flowable]:
 
 
 # Sections A to D ----------------------------------------------------------------------------
-
-
-def _sections(kpi_return: KpiReturn) -> list[tuple[str, str]]:
-    courses = (
-        "Courses funded by this contract."
-        if kpi_return.contract is not None
-        else "Every course the service runs."
-    )
-    return [
-        (
-            "A. Referrals",
-            "Scheme-wide in every return: a referral belongs to a contract only once it is "
-            "enrolled on one of its courses.",
-        ),
-        ("B. Participation", courses),
-        (
-            "C. Wellbeing outcomes",
-            f"{courses} SWEMWBS metric scores for people completing a course that ended in the "
-            "span (a WEMWBS questionnaire counts through its seven SWEMWBS items), follow-ups "
-            f"recorded in the span, and mood before and after sessions. {SWEMWBS_NOTE}",
-        ),
-        (
-            "D. Equalities",
-            f"{courses} People supported (B1) in the month by age band, sex and ethnic group.",
-        ),
-        (
-            "E. Cost and value",
-            f"{courses} What the contract pays for the sessions delivered (each course's cost "
-            "per session), per person supported, per attendance and per completion.",
-        ),
-    ]
 
 
 def _section_table(rows: list[Row], spans: list[str], raw: bool) -> Table:
@@ -674,7 +728,7 @@ def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
         by_letter[row.code[:1]].append(row)
     spans = spans_in(kpi_return.figures)
     story: list[Flowable] = []
-    for title, note in _sections(kpi_return):
+    for title, note in return_sections(kpi_return):
         rows = by_letter.get(title[0], [])
         story += [
             CondPageBreak(40 * mm),
@@ -691,16 +745,9 @@ def _section_story(kpi_return: KpiReturn, raw: bool) -> list[Flowable]:
 # Suppressed cells ---------------------------------------------------------------------------
 
 
-def _withheld(entry: dict[str, Any]) -> bool:
-    """A log entry for a cell shown as "*" (not one that was only rounded)."""
-    if "protection" in entry:
-        return bool(entry["protection"] == "suppressed")
-    return bool(entry.get("shown") == SUPPRESSED)
-
-
 def _suppressed_story(kpi_return: KpiReturn) -> list[Flowable]:
     log = kpi_return.suppression_log or []
-    withheld = [e for e in log if _withheld(e)]
+    withheld = withheld_cells(log)
     rounded = len(log) - len(withheld)
     story: list[Flowable] = [
         CondPageBreak(50 * mm),
@@ -795,6 +842,8 @@ def build_return_pdf(kpi_return: KpiReturn, *, raw: bool = False) -> bytes:
     version = f"version {kpi_return.version}" + (
         ", superseded" if kpi_return.superseded_at is not None else ""
     )
+    if kpi_return.provisional:
+        version += ", provisional"
     doc.build(
         story,
         canvasmaker=_footer_canvas(

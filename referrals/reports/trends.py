@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -75,6 +75,26 @@ def headline_trends(
             values.append(_number(text))
             target = target_for(kpi_return.targets, code, "month") or target
         trends.append(Trend(code, NAMES[code], periods, values, shown, target))
+    return trends
+
+
+def return_trends(kpi_return: KpiReturn, *, months: int = 12) -> list[Trend]:
+    """The headline trends a return shows (its PDF and its page): the current returns of the
+    months before it, and this return's own month figures and targets, so a superseded version
+    shows its month as it was published."""
+    period = Period.parse(kpi_return.period)
+    trends = []
+    for trend in headline_trends(kpi_return.scope_key, period, months=months):
+        figure = month_headline(kpi_return.figures, trend.code)
+        shown = "" if figure is None else figure["value"]
+        trends.append(
+            replace(
+                trend,
+                values=[*trend.values[:-1], _number(shown)],
+                shown=[*trend.shown[:-1], shown],
+                target=target_for(kpi_return.targets, trend.code, "month"),
+            )
+        )
     return trends
 
 

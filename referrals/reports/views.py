@@ -30,16 +30,24 @@ from referrals.forms import Form
 from referrals.main.context import add_navigation
 from referrals.pagination import Page
 from referrals.reports.csv_export import build_returns_csv
-from referrals.reports.exporting import export_return, scope_label
-from referrals.reports.kpi import HEADLINE_CODES
+from referrals.reports.exporting import (
+    export_return,
+    generated_by,
+    return_sections,
+    scope_label,
+)
+from referrals.reports.kpi import HEADLINE_CODES, NAMES
 from referrals.reports.labels import (
     SPAN_TITLES,
+    SUPPRESSION_NOTE,
     SWEMWBS_NOTE,
     Row,
     breakdown_label,
+    changed_since_made,
     return_rows,
     spans_in,
     target_text,
+    withheld_cells,
 )
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, Scope, check_reportable
@@ -52,7 +60,7 @@ from referrals.reports.services import (
     registers_close_on,
     returns_for_contract,
 )
-from referrals.reports.trends import Trend, headline_trends, trend_chart
+from referrals.reports.trends import Trend, headline_trends, return_trends, trend_chart
 from referrals.security import allow
 
 bp = Blueprint("reports", __name__)
@@ -74,28 +82,11 @@ def _add_navigation(state: Any) -> None:
 
 # Presenting figures -------------------------------------------------------------------------
 
-SECTIONS = (
-    (
-        "A",
-        "A. Referrals",
-        "Scheme-wide in every return: a referral belongs to a contract only once it is "
-        "enrolled on one of its courses.",
-    ),
-    ("B", "B. Participation", "Courses funded by this contract."),
-    (
-        "C",
-        "C. Wellbeing outcomes",
-        "SWEMWBS metric scores (WEMWBS questionnaires count through their seven SWEMWBS "
-        "items), and mood before and after sessions. " + SWEMWBS_NOTE,
-    ),
-    ("D", "D. Equalities", "People supported (B1) in the month by age band, sex and ethnic group."),
-    (
-        "E",
-        "E. Cost and value",
-        "What the contract pays for the sessions delivered (each course's cost per session), "
-        "per person supported, per attendance and per completion.",
-    ),
-)
+
+@bp.record_once
+def _add_notes(state: Any) -> None:
+    # A global, so the shared macros (imported without the page's context) can read it.
+    state.app.jinja_env.globals["kpi_suppression_note"] = SUPPRESSION_NOTE
 
 
 @bp.app_template_filter("kpi_breakdown")
@@ -122,6 +113,8 @@ class Listing:
     version: int
     generated_at: datetime
     is_current: bool
+    provisional: bool = False
+    changed_since_made: bool = False  # shown to admins only
 
 
 @dataclass
@@ -140,6 +133,10 @@ class ScopeReport:
     @property
     def latest_period(self) -> Period | None:
         return Period.parse(self.latest.period) if self.latest is not None else None
+
+    @property
+    def latest_changed(self) -> bool:
+        return self.latest is not None and changed_since_made(self.latest)
 
 
 def headlines_of(kpi_return: KpiReturn) -> list[Row]:
@@ -171,6 +168,8 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
             KpiReturn.version,
             KpiReturn.generated_at,
             KpiReturn.superseded_at,
+            KpiReturn.provisional,
+            KpiReturn.registers_changed_at,
         )
         .where(KpiReturn.scope_key.in_(list(keys)), in_bounds())
         .order_by(KpiReturn.period.desc(), KpiReturn.version.desc())
@@ -184,6 +183,8 @@ def scope_reports(contracts: list[Contract], *, include_all: bool) -> list[Scope
                 row.version,
                 row.generated_at,
                 row.superseded_at is None,
+                row.provisional,
+                changed_since_made(row),
             )
         )
     for key, report in keys.items():
@@ -225,11 +226,17 @@ def dashboard() -> ResponseReturnValue:
     )
 
 
-def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[Row]]]:
+def _figure_sections(kpi_return: KpiReturn) -> list[tuple[str, str, list[Row], list[str]]]:
+    """Each section's title, note, rows and the spans its rows have (as the PDF lays them)."""
     by_letter: dict[str, list[Row]] = defaultdict(list)
     for row in return_rows(kpi_return.figures, kpi_return.targets):
         by_letter[row.code[:1]].append(row)
-    return [(title, note, by_letter[letter]) for letter, title, note in SECTIONS]
+    spans = spans_in(kpi_return.figures)
+    sections = []
+    for title, note in return_sections(kpi_return):
+        rows = by_letter.get(title[0], [])
+        sections.append((title, note, rows, [s for s in spans if any(s in r.cells for r in rows)]))
+    return sections
 
 
 @bp.get("/<int:return_id>")
@@ -242,13 +249,23 @@ def kpi_return(return_id: int) -> ResponseReturnValue:
     replacement = None
     if not item.is_current:
         replacement = current_return(Scope(item.contract_id), period)
+    trends = return_trends(item)
     return render_template(
         "reports/return.html",
         kpi_return=item,
         period=period,
         scope_title=scope_label(item),
+        made_by=generated_by(item),
+        headlines=headlines_of(item),
         sections=_figure_sections(item),
         spans=spans_in(item.figures),
+        trends=[
+            (trend, trend_chart(trend, chart_id=f"return-{trend.code.lower()}")) for trend in trends
+        ],
+        withheld=withheld_cells(item.suppression_log),
+        changed=changed_since_made(item),
+        kpi_names=NAMES,
+        swemwbs_note=SWEMWBS_NOTE,
         replacement=replacement,
         is_admin=current_user.role == Role.ADMIN,
         registers_close=registers_close_on(period),
