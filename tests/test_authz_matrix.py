@@ -168,7 +168,6 @@ MATRIX: dict[str, Access] = {
     "reports.contract_csv": _on(REPORT_READERS, "contract_id", "contract"),
     "reports.generate": _on(ADMIN),
     "reports.regenerate": _on(ADMIN, "return_id", "kpi_return"),
-    "reports.contract_csv": _on(REPORT_READERS, "contract_id", "contract"),
     # Administration.
     "admin.audit_log": _on(ADMIN),
     "admin.jobs": _on(ADMIN),
