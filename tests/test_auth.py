@@ -230,7 +230,9 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         "openreferral.taxonomy_terms",
         "openreferral.taxonomy_term",
         "api.openreferral_services",  # moved: a redirect to the open feed
-        "notifications.stop",  # a signed token in a message: stops messages, names nobody
+        # Signed tokens in a message: stop messages, or take or turn down a place; no names.
+        "notifications.stop",
+        "notifications.offer",
         # Static files in all but name: the browser fetches both without a sign-in (the manifest
         # without cookies, the service worker when looking for updates); neither holds data.
         "courses.manifest",

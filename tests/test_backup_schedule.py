@@ -114,12 +114,14 @@ def test_restore_drill_back_up_by_the_job_change_data_restore_and_check(tmp_path
                 upgrade()
                 practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
                 gp = factories.make_user(Role.REFERRER, organisation=practice)
+                admin = factories.make_user(Role.ADMIN)  # answerable for the restore
                 numbers = nhs_numbers()
                 kept = [make_referral(gp, practice, nhs=next(numbers)) for _ in range(3)]
                 kept_ids = sorted(r.id for r in kept)
                 first_patient = kept[0].patient_id
                 gp_id, practice_id = gp.id, practice.id
                 names = {r.patient_id: r.patient.family_name for r in kept}
+                admin_email = admin.email
                 db.session.commit()
 
                 run = execute(drill, BACKUP, TODAY)
@@ -139,7 +141,7 @@ def test_restore_drill_back_up_by_the_job_change_data_restore_and_check(tmp_path
 
                 db.session.remove()
                 result = drill.test_cli_runner().invoke(
-                    args=["backup", "restore", str(backup), "--force"]
+                    args=["backup", "restore", str(backup), "--force", "--by", admin_email]
                 )
                 assert result.exit_code == 0, result.output
                 assert "every table holds the rows the backup holds" in result.output
