@@ -22,6 +22,7 @@ from sqlalchemy import text
 from referrals import create_app
 from referrals.auth.models import Role, User
 from referrals.extensions import db
+from referrals.public.catalogue import CACHE_KEY as PUBLIC_CACHE_KEY
 from referrals.ratelimits import limiter_for
 from tests import factories
 
@@ -121,6 +122,7 @@ def app(_migrated_app: Flask) -> Iterator[Flask]:
         db.session.remove()
         _empty_all_tables()
         limiter_for(_migrated_app).reset()  # request counts, like the tables, start afresh
+        _migrated_app.extensions.pop(PUBLIC_CACHE_KEY, None)  # and the published directory
 
 
 @pytest.fixture()

@@ -440,7 +440,8 @@ def test_kpi_export_command_writes_the_csv(app, runner, tmp_path):
     text = output.read_bytes().decode("utf-8-sig")
     assert text.splitlines()[0] == (
         "period,scope,span,code,name,breakdown,value,suppressed,"
-        "target_minimum,target_expected,target_stretch,target_rating,version,generated_at"
+        "target_minimum,target_expected,target_stretch,target_rating,version,generated_at,"
+        "provisional"
     )
     assert any(line.split(",")[3] == "B1" for line in text.splitlines()[1:])
 
