@@ -465,17 +465,19 @@ def _span_figures(scope: Scope, window: Window) -> list[Figure]:
 
     ends = _course_ends(scope, window)
     completions = _completions(ends)
-    completed, ended_cost_pence = db.session.execute(
-        select(
-            select(func.count()).select_from(completions.subquery()).scalar_subquery(),
+    # The completions are fetched once: the outcome queries then pair scores for exactly
+    # those enrolments, rather than each recomputing who completed over the whole span.
+    completion_ids = list(db.session.scalars(completions))
+    completed = len(completion_ids)
+    ended_cost_pence = int(
+        db.session.scalar(
             select(func.coalesce(func.sum(Course.cost_per_session_pence), 0))
             .select_from(CourseSession)
             .join(Course, Course.id == CourseSession.course_id)
             .where(delivered_in_span, Course.id.in_(select(ends.c.course_id)))
-            .scalar_subquery(),
         )
-    ).one()
-    completed, ended_cost_pence = int(completed or 0), int(ended_cost_pence or 0)
+        or 0
+    )
 
     figures = [
         Figure("B1", Kind.COUNT, people, span=span),
@@ -494,7 +496,7 @@ def _span_figures(scope: Scope, window: Window) -> list[Figure]:
         ),
         Figure("B7", Kind.COUNT, completed, span=span),
     ]
-    figures += _outcomes(scope, window, completions, completed)
+    figures += _outcomes(scope, window, completion_ids, completed)
     figures.append(
         Figure(
             "C7",
