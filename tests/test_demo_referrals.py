@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import date
 from itertools import pairwise
@@ -111,11 +110,8 @@ def _all_referrals() -> list[Referral]:
 
 
 def test_seeding_loads_a_year_of_referrals_through_the_services(app):
-    started = time.perf_counter()
-    seed_demo(today=TODAY)
+    seed_demo(today=TODAY)  # how long it takes is for bench/, not a test
     db.session.commit()
-    elapsed = time.perf_counter() - started
-    assert elapsed < 30, f"seeding took {elapsed:.1f}s"
 
     referrals = _all_referrals()
     assert len(referrals) == TOTAL_REFERRALS
