@@ -3,6 +3,8 @@ finder's course pages and published in the Open Referral UK feed, with no person
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from referrals.auth.models import OrganisationKind, Role
@@ -166,3 +168,16 @@ def test_the_form_needs_its_csrf_token_and_checks_what_it_is_given(login_as, pro
     ):
         assert message in text, message
     assert db.session.get(ProviderProfile, organisation.id) is None
+
+
+@pytest.mark.parametrize("website", ["http://[bad", "\x01\x02\x1b[31m", "https://exa mple.org"])
+def test_an_unreadable_website_is_a_message_at_the_field(app: Any, website: str) -> None:
+    """A value that cannot even be read as an address (urlsplit refuses it) is a field error."""
+    from werkzeug.datastructures import MultiDict
+
+    from referrals.public.forms import ProviderProfileForm
+
+    with app.test_request_context("/", method="POST"):
+        form = ProviderProfileForm(MultiDict({"website": website}))
+        form.validate()
+    assert form.website.errors

@@ -109,9 +109,13 @@ def _public_website(form: Any, field: Any) -> None:
     if not field.data:
         return
     address = field.data if "://" in field.data else f"https://{field.data}"
-    parts = urlsplit(address)
+    problem = ValidationError("Enter a website address, like https://www.example.org")
+    try:
+        parts = urlsplit(address)
+    except ValueError as unreadable:  # e.g. an unbalanced "[" read as an IPv6 host
+        raise problem from unreadable
     if parts.scheme not in ("http", "https") or "." not in parts.netloc or " " in address:
-        raise ValidationError("Enter a website address, like https://www.example.org")
+        raise problem
     field.data = address
 
 
