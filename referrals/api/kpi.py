@@ -35,6 +35,7 @@ from referrals.auth.models import Role
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
+from referrals.reports.csv_export import FIGURE_FIELDS
 from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
@@ -48,18 +49,6 @@ LONDON = ZoneInfo("Europe/London")
 MAX_ID = 2**31 - 1
 ALL_SCOPE = "all"
 RETURN_REQUEST_FIELDS = frozenset({"contract_id", "scope", "period"})
-PUBLISHED_FIGURE_FIELDS = (
-    "code",
-    "name",
-    "span",
-    "breakdown",
-    "value",
-    "suppressed",
-    "target_minimum",
-    "target_expected",
-    "target_stretch",
-    "target_rating",
-)
 RATINGS = ["red", "amber", "green", "stretch met"]
 
 # Schemas --------------------------------------------------------------------------------
@@ -131,7 +120,7 @@ register_schema(
             "small-number rule) or empty. `raw_value`, the unrounded figure, is given to admins "
             "only."
         ),
-        "required": list(PUBLISHED_FIGURE_FIELDS),
+        "required": list(FIGURE_FIELDS),
         "properties": {
             "code": {"type": "string", "examples": ["B1"]},
             "name": {"type": "string"},
@@ -265,7 +254,7 @@ def _generated_by(kpi_return: KpiReturn) -> str | None:
 
 def figure_json(figure: dict[str, Any], *, raw: bool) -> dict[str, Any]:
     """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
-    body = {key: figure.get(key) for key in PUBLISHED_FIGURE_FIELDS}
+    body = {key: figure.get(key) for key in FIGURE_FIELDS}
     body["suppressed"] = bool(body["suppressed"])
     body["span"] = span_of(figure)
     target = figure_target(figure, None) or {}

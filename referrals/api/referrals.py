@@ -441,7 +441,8 @@ def request_fingerprint(payload: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _stored_answer(key: str) -> IdempotentRequest | None:
+def stored_answer(key: str) -> IdempotentRequest | None:
+    """The answer kept for the current user's `Idempotency-Key`, if that key was used before."""
     return db.session.scalar(
         select(IdempotentRequest).where(
             IdempotentRequest.user_id == current_user.id, IdempotentRequest.key == key
@@ -545,7 +546,7 @@ def create_referral_view() -> ResponseReturnValue:
     payload = json_body()
     fingerprint = request_fingerprint(payload)
     if key is not None:
-        stored = _stored_answer(key)
+        stored = stored_answer(key)
         if stored is not None:
             return _replay(stored, fingerprint)
     try:
@@ -557,7 +558,7 @@ def create_referral_view() -> ResponseReturnValue:
     if key is not None:
         claim = _claim(key, fingerprint)
         if claim is None:
-            stored = _stored_answer(key)
+            stored = stored_answer(key)
             if stored is None:  # the other request gave up; nothing was recorded
                 raise ApiProblem(409, "A request with this Idempotency-Key was interrupted")
             return _replay(stored, fingerprint)

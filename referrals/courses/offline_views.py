@@ -10,7 +10,6 @@ once.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,11 @@ from flask import abort, current_app, jsonify, render_template, request, send_fi
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from referrals.api.courses import register_entries_from_json
 from referrals.api.problems import ApiProblem
+from referrals.api.referrals import request_fingerprint, stored_answer
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
 from referrals.courses.blueprint import bp
@@ -206,19 +205,6 @@ def _questionnaires(raw: Any, errors: dict[str, list[str]]) -> list[OfflineQuest
     return found
 
 
-def _fingerprint(payload: Any) -> str:
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _stored(key: str) -> IdempotentRequest | None:
-    return db.session.scalar(
-        select(IdempotentRequest).where(
-            IdempotentRequest.user_id == current_user.id, IdempotentRequest.key == key
-        )
-    )
-
-
 def _replay(stored: IdempotentRequest, fingerprint: str) -> ResponseReturnValue:
     if stored.endpoint != request.endpoint or stored.request_hash != fingerprint:
         return _answer(
@@ -249,8 +235,8 @@ def send_register(session_id: int) -> ResponseReturnValue:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         return _answer(422, status="invalid", message="Send a JSON object", errors={})
-    fingerprint = _fingerprint(payload)
-    stored = _stored(key)
+    fingerprint = request_fingerprint(payload)
+    stored = stored_answer(key)
     if stored is not None:
         return _replay(stored, fingerprint)
 
@@ -289,7 +275,7 @@ def send_register(session_id: int) -> ResponseReturnValue:
         db.session.flush()
     except IntegrityError:  # the same register, sent twice at once: the first one records it
         db.session.rollback()
-        stored = _stored(key)
+        stored = stored_answer(key)
         if stored is None or stored.status_code == 0:
             return _answer(409, status="busy", message="This register is being sent already")
         return _replay(stored, fingerprint)

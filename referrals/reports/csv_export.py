@@ -20,12 +20,11 @@ from referrals.exports import safe_cell
 from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
 
-COLUMNS = (
-    "period",
-    "scope",
-    "span",
+# One published figure, as the API gives it and as each CSV row carries it.
+FIGURE_FIELDS = (
     "code",
     "name",
+    "span",
     "breakdown",
     "value",
     "suppressed",
@@ -33,10 +32,16 @@ COLUMNS = (
     "target_expected",
     "target_stretch",
     "target_rating",
+)
+# v2's CSV: which return, then the figure, then the return's version and when it was made.
+COLUMNS = (
+    "period",
+    "scope",
+    "span",
+    *(f for f in FIGURE_FIELDS if f != "span"),
     "version",
     "generated_at",
 )
-# Added after the specification's columns, so a reader of v2's columns reads them unchanged.
 FLAG_COLUMNS = ("provisional",)
 ADMIN_COLUMNS = ("changed_since_made", "raw_value")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?")
