@@ -63,6 +63,8 @@ class Defaults:
     PUBLIC_CACHE_SECONDS = 60
     RATELIMIT_API_PER_CLIENT = "300 per minute"  # per bearer token (or address without one)
     RATELIMIT_API_PER_ADDRESS = "600 per minute"  # per client address, whatever the token
+    # GOV.UK Notify's callbacks, per client address: a receipt for each message sent.
+    RATELIMIT_NOTIFY_CALLBACKS = "600 per minute"
     # Roles that must use two-step verification. None: admins and commissioners in production,
     # nobody elsewhere. An admin's choice on /admin/security overrides it (auth.mfa).
     MFA_REQUIRED_ROLES: list[str] | None = None
@@ -89,6 +91,9 @@ class Defaults:
     NOTIFY_EMAIL_TEMPLATE_ID: str | None = None  # ((subject)) and ((body))
     NOTIFY_EMAIL_WITH_FILE_TEMPLATE_ID: str | None = None  # also ((link_to_file))
     NOTIFY_SMS_TEMPLATE_ID: str | None = None  # ((body))
+    # The bearer token set on Notify's Callbacks page (received texts, delivery receipts);
+    # unset, the callback URLs answer 404.
+    NOTIFY_CALLBACK_TOKEN: str | None = None
     MAIL_SERVER: str | None = None
     MAIL_PORT = 25
     MAIL_USE_TLS = False

@@ -1,4 +1,5 @@
-"""Request-rate limits, by Flask-Limiter: the sign-in steps, the other public pages, the API.
+"""Request-rate limits, by Flask-Limiter: the sign-in steps, the other public pages, the API,
+GOV.UK Notify's callbacks.
 
 These bound how fast one client may ask, whatever the answer, so that no client can make the
 service hash passwords (or answer the API) without end. They complement the sign-in throttle
@@ -31,6 +32,8 @@ from referrals.security import ACCESS_ATTRIBUTE, PUBLIC, is_api_request
 EXTENSION = "referrals.limiter"
 SIGN_IN_STEPS = ("auth.login", "auth.login_code")
 SELF_REFERRAL = "public.refer_yourself_page"
+# Posted by GOV.UK Notify, a receipt for each message sent: limited apart from the pages.
+NOTIFY_CALLBACKS = ("notifications.notify_received_text", "notifications.notify_delivery_receipt")
 UNLIMITED = frozenset({"main.health", "static"})
 
 
@@ -57,9 +60,12 @@ def init_app(app: Flask) -> None:
     sign_in = limiter.shared_limit(_setting("RATELIMIT_SIGN_IN"), scope="sign-in", methods=["POST"])
     self_referral = limiter.limit(_setting("RATELIMIT_SELF_REFERRAL"), methods=["POST"])
     public = limiter.shared_limit(_setting("RATELIMIT_PUBLIC"), scope="public")
+    callbacks = limiter.shared_limit(_setting("RATELIMIT_NOTIFY_CALLBACKS"), scope="callbacks")
     view: Callable[..., Any]
     for endpoint, view in list(app.view_functions.items()):
-        if endpoint not in UNLIMITED and getattr(view, ACCESS_ATTRIBUTE, None) == PUBLIC:
+        if endpoint in NOTIFY_CALLBACKS:
+            view = callbacks(view)
+        elif endpoint not in UNLIMITED and getattr(view, ACCESS_ATTRIBUTE, None) == PUBLIC:
             view = public(view)
         if endpoint in SIGN_IN_STEPS:
             view = sign_in(view)

@@ -406,13 +406,18 @@ def purge_idempotent_requests(now: datetime | None = None, *, hours: int | None 
 
 
 # Outbound messages finished with: sent, given up, or no longer wanted.
-FINISHED_MESSAGES = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.CANCELLED)
+FINISHED_MESSAGES = (
+    MessageStatus.SENT,
+    MessageStatus.DELIVERED,
+    MessageStatus.FAILED,
+    MessageStatus.CANCELLED,
+)
 
 
 def purge_outbound_messages(now: datetime | None = None, *, days: int | None = None) -> int:
-    """Delete email and text messages finished with (sent, failed or cancelled) more than
-    `OUTBOUND_KEEP_DAYS` ago, counted from their last try; returns how many. Each holds a
-    person's address and the wording sent to them."""
+    """Delete email and text messages finished with (sent, delivered, failed or cancelled)
+    more than `OUTBOUND_KEEP_DAYS` ago, counted from their last try; returns how many. Each
+    holds a person's address and the wording sent to them."""
     if days is None:
         days = int(current_app.config["OUTBOUND_KEEP_DAYS"])
     cutoff = (now or utcnow()) - timedelta(days=days)

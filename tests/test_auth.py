@@ -233,6 +233,9 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         # Signed tokens in a message: stop messages, or take or turn down a place; no names.
         "notifications.stop",
         "notifications.offer",
+        # GOV.UK Notify's callbacks: its bearer token, compared in the view; 404 without one set.
+        "notifications.notify_received_text",
+        "notifications.notify_delivery_receipt",
         # Static files in all but name: the browser fetches both without a sign-in (the manifest
         # without cookies, the service worker when looking for updates); neither holds data.
         "courses.manifest",

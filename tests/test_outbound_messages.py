@@ -395,3 +395,151 @@ def test_a_place_offered_is_answered_from_the_link_in_its_message(app, mailbox):
     db.session.expire_all()
     assert cat.status is EnrolmentStatus.ENROLLED
     assert client.get("/messages/offer/not-a-token").status_code == 404
+
+
+# GOV.UK Notify's callbacks: a STOP texted back, and delivery receipts -------------------
+
+CALLBACK_TOKEN = "callback-token-set-on-notify"
+RECEIVED = "/messages/notify/received-text"
+RECEIPT = "/messages/notify/delivery-receipt"
+
+
+def _bearer(token: str = CALLBACK_TOKEN) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _texted(source_number: str, message: str) -> dict[str, str]:
+    """The JSON Notify posts for a text a person sent to the service's number."""
+    return {
+        "id": "6f6d4d5a-5b3e-4a4f-8d1b-0a1a7d5d2c11",
+        "source_number": source_number,
+        "destination_number": "07700900999",
+        "message": message,
+        "date_received": "2026-12-07T10:15:30.000000Z",
+    }
+
+
+def _receipt(message: OutboundMessage, status: str) -> dict[str, object]:
+    """The JSON Notify posts when a message it was given reaches its end."""
+    return {
+        "id": message.provider_reference,
+        "reference": f"message-{message.id}",
+        "to": message.recipient,
+        "status": status,
+        "created_at": "2026-12-07T10:00:00.000000Z",
+        "completed_at": "2026-12-07T10:00:05.000000Z",
+        "sent_at": "2026-12-07T10:00:01.000000Z",
+        "notification_type": message.channel.value,
+        "template_id": SMS_TEMPLATE,
+        "template_version": 1,
+    }
+
+
+def test_stop_texted_back_stops_messages_as_the_email_link_does(app, notify, client, monkeypatch):
+    from referrals.audit import AuditEvent
+
+    monkeypatch.setitem(app.config, "NOTIFY_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    course = _course_tomorrow()
+    stops = _participant(course, ContactMethod.TEXT, phone="07700900001")
+    sibling = _participant(course, ContactMethod.TEXT, phone="07700900001")  # the same phone
+    chats = _participant(course, ContactMethod.TEXT, phone="07700900002")
+    _deliver()
+    (confirmation, *_) = notify.sms()
+    assert confirmation["personalisation"]["body"].endswith("Reply STOP to stop these texts.")
+
+    # Notify gives the sender's number internationally; no CSRF token: a machine posts this.
+    answer = client.post(RECEIVED, json=_texted("447700900001", " stop "), headers=_bearer())
+    assert answer.status_code == 204
+    chatted = _texted("447700900002", "Stop by at 10?")
+    assert client.post(RECEIVED, json=chatted, headers=_bearer()).status_code == 204
+    with time_machine.travel(MORNING, tick=False):
+        _deliver()
+    reminded = [b["phone_number"] for b in notify.sms() if "Reminder" in str(b["personalisation"])]
+    assert reminded == ["07700900002"]
+    db.session.expire_all()
+    assert stops.referral.patient.messages_stopped_at is not None
+    assert sibling.referral.patient.messages_stopped_at is not None
+    assert chats.referral.patient.messages_stopped_at is None
+    audited = db.session.scalars(
+        select(AuditEvent).where(AuditEvent.action == "patient.messages_stopped")
+    ).all()
+    assert sorted(int(e.object_id or 0) for e in audited) == sorted(
+        [stops.referral.patient_id, sibling.referral.patient_id]
+    )
+    assert {e.detail["asked_by"] for e in audited} == {"text STOP"}
+    # Notify repeats a callback it is unsure of: the second changes nothing.
+    again = client.post(RECEIVED, json=_texted("447700900001", "STOP"), headers=_bearer())
+    assert again.status_code == 204
+    stopped_events = select(AuditEvent).where(AuditEvent.action == "patient.messages_stopped")
+    assert len(db.session.scalars(stopped_events).all()) == 2
+
+
+def test_what_counts_as_stop_and_whose_number_it_is():
+    from referrals.notifications.callbacks import is_stop_request, national_number
+
+    for text in ("STOP", "stop", " Stop. ", "STOP ALL", "stop  all", "StopAll!"):
+        assert is_stop_request(text), text
+    for text in ("", "Stop by at 10?", "please stop", "STOPPED", "Don't stop", "UNSUBSCRIBE"):
+        assert not is_stop_request(text), text
+    assert national_number("447700900001") == "07700900001"
+    assert national_number("+44 7700 900001") == "07700900001"
+    assert national_number("07700900001") == "07700900001"
+    assert national_number("12025550123") is None
+    assert national_number("GOVUK") is None
+
+
+def test_notifys_callbacks_need_its_bearer_token(app, client, monkeypatch):
+    body = _texted("447700900001", "STOP")
+    # Not set up: the URLs are not there.
+    assert client.post(RECEIVED, json=body, headers=_bearer()).status_code == 404
+    assert client.post(RECEIPT, json={}, headers=_bearer()).status_code == 404
+    monkeypatch.setitem(app.config, "NOTIFY_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    for headers in ({}, _bearer("wrong-token"), {"Authorization": CALLBACK_TOKEN}):
+        refused = client.post(RECEIVED, json=body, headers=headers)
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"] == "Bearer"
+    assert client.post(RECEIVED, data="STOP", headers=_bearer()).status_code == 400
+    number = {**body, "source_number": 447700900001}
+    not_text = client.post(RECEIVED, json=number, headers=_bearer())
+    assert not_text.status_code == 400 and "source_number" in not_text.get_json()["error"]
+    assert client.post(RECEIVED, json=body, headers=_bearer()).status_code == 204
+    # Only these machine URLs skip the form token: a page posted without one is still refused.
+    assert client.post("/messages/stop/not-a-token").status_code == 400
+
+
+def test_notifys_callbacks_are_rate_limited(app, client, monkeypatch):
+    monkeypatch.setitem(app.config, "NOTIFY_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    monkeypatch.setitem(app.config, "RATELIMIT_NOTIFY_CALLBACKS", "3 per minute")
+    answers = [
+        client.post(RECEIPT, json={"id": "x"}, headers=_bearer("guess")).status_code
+        for _ in range(4)
+    ]
+    assert answers == [401, 401, 401, 429]
+    # The pages keep their own limit.
+    assert client.get("/privacy").status_code == 200
+
+
+def test_delivery_receipts_record_whether_a_message_arrived(
+    app, notify, client, login_as, monkeypatch
+):
+    monkeypatch.setitem(app.config, "NOTIFY_CALLBACK_TOKEN", CALLBACK_TOKEN)
+    course = _course_tomorrow()
+    for number in ("07700900001", "07700900002", "07700900003"):
+        _participant(course, ContactMethod.TEXT, phone=number)
+    _deliver()
+    arrived, refused, other = _messages("enrolment_confirmed")
+    assert all(m.status is MessageStatus.SENT and m.provider_reference for m in _messages())
+    # The ids are those Notify's client was given back when it sent each message.
+    for message, status in ((arrived, "delivered"), (refused, "permanent-failure")):
+        answer = client.post(RECEIPT, json=_receipt(message, status), headers=_bearer())
+        assert answer.status_code == 204
+    # A receipt naming another message's id, or a status not final, changes nothing.
+    forged = {**_receipt(other, "permanent-failure"), "id": arrived.provider_reference}
+    assert client.post(RECEIPT, json=forged, headers=_bearer()).status_code == 204
+    pending = _receipt(other, "sending")
+    assert client.post(RECEIPT, json=pending, headers=_bearer()).status_code == 204
+    arrived, refused, other = _messages("enrolment_confirmed")
+    assert arrived.status is MessageStatus.DELIVERED and arrived.error == ""
+    assert refused.status is MessageStatus.FAILED and "does not exist" in refused.error
+    assert other.status is MessageStatus.SENT
+    page = login_as(Role.ADMIN).get("/admin/messages?status=delivered").get_data(as_text=True)
+    assert "07700900001" in page and "07700900002" not in page

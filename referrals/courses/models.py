@@ -175,6 +175,8 @@ class CourseSession(db.Model):  # type: ignore[name-defined]
         enum_column(SessionStatus), default=SessionStatus.PLANNED
     )
     moved_from: Mapped[dt.date | None]
+    # Set when this one session meets somewhere other than the course's venue.
+    venue_id: Mapped[int | None] = mapped_column(ForeignKey("venue.id"))
     cancelled_reason: Mapped[str] = mapped_column(Text, default="")
     register_saved_at: Mapped[datetime | None]
     register_saved_by_id: Mapped[int | None] = mapped_column(
@@ -183,6 +185,12 @@ class CourseSession(db.Model):  # type: ignore[name-defined]
 
     course: Mapped[Course] = relationship(back_populates="sessions")
     attendance: Mapped[list[Attendance]] = relationship(back_populates="session")
+    moved_venue: Mapped[Venue | None] = relationship()
+
+    @property
+    def venue(self) -> Venue:
+        """Where this session meets: its own venue if it moved to one, else the course's."""
+        return self.moved_venue or self.course.venue
 
     __table_args__ = (
         Index("ix_course_session_course_id_date", "course_id", "date"),

@@ -53,7 +53,11 @@ class Patient(TimestampMixin, db.Model):  # type: ignore[name-defined]
         back_populates="patient", order_by="Referral.received_on.desc()"
     )
 
-    __table_args__ = (Index("ix_patient_family_name_given_name", "family_name", "given_name"),)
+    __table_args__ = (
+        Index("ix_patient_family_name_given_name", "family_name", "given_name"),
+        # A "STOP" text is matched to people by the number it came from.
+        Index("ix_patient_phone", "phone"),
+    )
 
     @property
     def full_name(self) -> str:

@@ -56,11 +56,13 @@ class Channel(enum.StrEnum):
 class MessageStatus(enum.StrEnum):
     """Where an outbound message stands. Only the sender moves `queued` to `sending` (one
     sender wins each message), and `sending` to `sent`, back to `queued` for a retry, or to
-    `failed`; `cancelled` is a message no longer wanted when its turn came."""
+    `failed`; `cancelled` is a message no longer wanted when its turn came. GOV.UK Notify's
+    delivery receipts move a sent message on to `delivered`, or to `failed` with its reason."""
 
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
+    DELIVERED = "delivered"
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -209,12 +209,14 @@ def patient_for_stop_token(token: str) -> Patient | None:
     return db.session.get(Patient, patient_id)
 
 
-def stop_messages(patient: Patient) -> bool:
-    """The person asked to get no more emails or texts; queued ones are not sent. Returns
-    whether this changed anything."""
+def stop_messages(patient: Patient, *, asked_by: str) -> bool:
+    """The person asked to get no more emails or texts, by the link in an email or by
+    texting STOP (`asked_by` says which); queued ones are not sent. Audited; returns whether
+    this changed anything."""
     if patient.messages_stopped_at is not None:
         return False
     patient.messages_stopped_at = utcnow()
+    record(None, "patient.messages_stopped", patient, asked_by=asked_by)
     return True
 
 

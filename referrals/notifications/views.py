@@ -1,14 +1,29 @@
-"""The messages inbox, and the page a person reaches from an email to stop messages."""
+"""The messages inbox, the pages a person reaches from a message (stop messages, answer a
+place offered), and the two URLs GOV.UK Notify posts its callbacks to."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import hmac
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from referrals.audit import record
-from referrals.extensions import db
+from referrals.extensions import csrf, db
 from referrals.forms import Form, MultiCheckboxField
+from referrals.notifications.callbacks import BadCallback, delivery_receipt, received_text
 from referrals.notifications.outbound import (
     choose_emails,
     email_choices,
@@ -124,8 +139,56 @@ def stop(token: str) -> ResponseReturnValue:
         abort(404)
     stopped = False
     if request.method == "POST":
-        if stop_messages(patient):
-            record(None, "patient.messages_stopped", patient)
+        stop_messages(patient, asked_by="email link")
         db.session.commit()
         stopped = True
     return render_template("notifications/stop.html", token=token, stopped=stopped)
+
+
+# GOV.UK Notify's callbacks --------------------------------------------------------------
+
+
+def _bearer_token_matches(expected: str) -> bool:
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    # In constant time, so the answer's timing says nothing of the token.
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), expected.encode()
+    )
+
+
+def _answer_notify(act: Callable[[Mapping[str, Any]], object]) -> ResponseReturnValue:
+    """Check the bearer token Notify was given, act on its JSON, commit; 204 when done.
+
+    Without NOTIFY_CALLBACK_TOKEN configured the URL is not there at all (404)."""
+    expected = current_app.config.get("NOTIFY_CALLBACK_TOKEN")
+    if not expected:
+        abort(404)
+    if not _bearer_token_matches(str(expected)):
+        answer = jsonify(error="The bearer token set on Notify's Callbacks page is required")
+        return answer, 401, {"WWW-Authenticate": "Bearer"}
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        return jsonify(error="Send the callback's JSON object"), 400
+    try:
+        act(payload)
+    except BadCallback as error:
+        db.session.rollback()
+        return jsonify(error=str(error)), 400
+    db.session.commit()
+    return "", 204
+
+
+@bp.post("/notify/received-text")
+@public
+@csrf.exempt  # a machine posts here, authenticated by its bearer token, never by a cookie
+def notify_received_text() -> ResponseReturnValue:
+    """A text a person sent to the service's number: STOP stops their messages."""
+    return _answer_notify(received_text)
+
+
+@bp.post("/notify/delivery-receipt")
+@public
+@csrf.exempt  # as above
+def notify_delivery_receipt() -> ResponseReturnValue:
+    """Whether a message Notify was given reached the person."""
+    return _answer_notify(delivery_receipt)

@@ -138,10 +138,15 @@ def _block(template: Template, name: str, context: dict[str, Any]) -> str | None
 
 
 def service_context() -> dict[str, Any]:
-    """What every message may use: the service's name, and a stand-in stop link (a
-    participant's own is filled in when their message is queued)."""
-    base = current_app.config["PUBLIC_BASE_URL"].rstrip("/")
-    return {"service": current_app.config["SERVICE_NAME"], "stop_url": f"{base}/messages/stop/…"}
+    """What every message may use: the service's name, a stand-in stop link (a
+    participant's own is filled in when their message is queued), and whether a reply of
+    STOP to a text is read (GOV.UK Notify's callbacks set up)."""
+    config = current_app.config
+    return {
+        "service": config["SERVICE_NAME"],
+        "stop_url": f"{config['PUBLIC_BASE_URL'].rstrip('/')}/messages/stop/…",
+        "reply_stop": bool(config.get("NOTIFY_CALLBACK_TOKEN")),
+    }
 
 
 def render(kind: str, context: dict[str, Any]) -> Wording:
