@@ -28,7 +28,7 @@ from referrals.notifications.outbound import stop_token
 from referrals.vocab import ContactMethod
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import _numbers, assessed_referral, make_course
+from tests.course_helpers import _numbers, assessed_referral, make_course, make_venue
 from tests.intake_helpers import make_referral, pdf_text
 from tests.outbound_servers import API_KEY, Mailbox, NotifyStub, start_mailbox
 
@@ -81,9 +81,9 @@ def _participant(course: Course, contact: ContactMethod, **patient) -> Enrolment
     return enrol(actor, referral, course, today=TODAY, late_start_confirmed=True)
 
 
-def _deliver() -> str:
+def _deliver(today: date = TODAY) -> str:
     db.session.commit()  # the sender works in its own transactions
-    return deliver_due(TODAY)
+    return deliver_due(today)
 
 
 def _messages(kind: str | None = None) -> list[OutboundMessage]:
@@ -543,3 +543,101 @@ def test_delivery_receipts_record_whether_a_message_arrived(
     assert other.status is MessageStatus.SENT
     page = login_as(Role.ADMIN).get("/admin/messages?status=delivered").get_data(as_text=True)
     assert "07700900001" in page and "07700900002" not in page
+
+
+# A session cancelled or moved -----------------------------------------------------------
+
+
+def _session_on(course: Course, day: date) -> CourseSession:
+    return db.session.scalars(
+        select(CourseSession).where(CourseSession.course_id == course.id, CourseSession.date == day)
+    ).one()
+
+
+def test_a_moved_session_is_reminded_once_for_its_new_day(app, mailbox):
+    from referrals.courses.services import move_session
+    from referrals.notifications.messages import session_reminders
+
+    course = _course_tomorrow()
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    session = _session_on(course, TOMORROW)
+    later = TOMORROW + timedelta(days=1)
+    with time_machine.travel(MORNING, tick=False):
+        assert session_reminders(TODAY, datetime.now(LONDON)) == 1  # queued, not yet sent
+        move_session(None, session, later, time(14, 30), today=TODAY)
+        _deliver()
+        _deliver()
+    old_reminder = _messages("session_reminder")[0]
+    assert old_reminder.status is MessageStatus.CANCELLED
+    assert old_reminder.error == "the session moved"
+    (moved,) = [m for m in mailbox.messages if "has moved" in m["Subject"]]
+    assert "14:30" in moved.get_content() and course.venue.name in moved.get_content()
+    # The day before its new day, it is reminded once, however often the sender runs.
+    with time_machine.travel(MORNING + timedelta(days=1), tick=False):
+        _deliver(TOMORROW)
+        _deliver(TOMORROW)
+    reminders = [m for m in mailbox.messages if m["Subject"].startswith("Reminder")]
+    assert len(reminders) == 1 and "14:30" in reminders[0].get_content()
+
+
+def test_a_session_moved_on_its_page_tells_everyone_at_the_new_venue(app, mailbox, login_as):
+    provider = factories.make_organisation(OrganisationKind.PROVIDER)
+    mover = factories.make_user(Role.ARTIST, organisation=provider)
+    other = factories.make_user(Role.ARTIST, organisation=provider, email="lead2@example.test")
+    course = _course_tomorrow(provider=provider, lead_artists=[mover, other])
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    _participant(course, ContactMethod.TEXT, phone="07700900001")  # no SMS back-end
+    library = make_venue(name="Central Library", postcode="GL1 1XX")
+    session = _session_on(course, TOMORROW)
+    page = login_as(mover)
+    url = f"/sessions/{session.id}/move"
+    form = page.get(url).get_data(as_text=True)
+    assert "Central Library" in form and TOMORROW.strftime("%d/%m/%Y") in form
+    unchanged = {"new_date": TOMORROW.strftime("%d/%m/%Y"), "new_time": "10:00"}
+    same = submit(page, url, {**unchanged, "venue": str(course.venue_id)})
+    assert "Give a new date, start time or venue" in same.get_data(as_text=True)
+    bad = submit(page, url, {**unchanged, "new_time": "25:00", "venue": str(library.id)})
+    text = bad.get_data(as_text=True)
+    assert bad.status_code == 200 and "24-hour format" in text and "25:00" in text
+    moved = submit(page, url, {**unchanged, "venue": str(library.id)})
+    assert moved.status_code == 302
+    db.session.expire_all()
+    assert session.venue.name == "Central Library" and session.moved_from is None
+    assert "Central Library" in page.get(f"/courses/{course.id}").get_data(as_text=True)
+    _deliver()
+    (told,) = [m for m in mailbox.to("ann@example.test") if "has moved" in m["Subject"]]
+    assert "Central Library" in told.get_content()
+    (lead,) = mailbox.to("lead2@example.test")
+    assert "Central Library" in lead.get_content() and lead["Subject"].endswith("moved")
+    assert mailbox.to(mover.email) == []  # who moved it knows
+    # The reminder the day before names the new venue.
+    with time_machine.travel(MORNING, tick=False):
+        _deliver()
+    (reminder,) = [m for m in mailbox.to("ann@example.test") if "Reminder" in m["Subject"]]
+    assert "Central Library" in reminder.get_content()
+
+
+def test_a_cancelled_session_gets_no_reminder_nor_register_nudge(app, mailbox, login_as):
+    from referrals.courses.reminders import sessions_missing_registers
+    from referrals.notifications.messages import registers_overdue
+
+    provider = factories.make_organisation(OrganisationKind.PROVIDER)
+    artist = factories.make_user(Role.ARTIST, organisation=provider, email="lead@example.test")
+    course = make_course(provider, start=TODAY - timedelta(days=9), lead_artists=[artist])
+    _participant(course, ContactMethod.EMAIL, email="ann@example.test")
+    two_days_ago = _session_on(course, TODAY - timedelta(days=2))
+    admin = login_as(Role.ADMIN)
+    url = f"/sessions/{two_days_ago.id}/cancel"
+    missing = submit(admin, url, {"reason": "  "})
+    assert "Give a reason for cancelling" in missing.get_data(as_text=True)
+    assert submit(admin, url, {"reason": "Hall flooded"}).status_code == 302
+    db.session.expire_all()
+    assert registers_overdue(TODAY) == 0
+    assert sessions_missing_registers(TODAY) == []
+    _deliver()
+    (cancelled,) = [m for m in mailbox.to("ann@example.test") if "cancelled" in m["Subject"]]
+    assert "Hall flooded" not in cancelled.get_content()  # the reason is for staff
+    (lead,) = mailbox.to("lead@example.test")
+    assert "Hall flooded" in lead.get_content()
+    again = submit(admin, url, {"reason": "Twice"})
+    assert "already cancelled" in again.get_data(as_text=True)

@@ -280,32 +280,68 @@ def update_course(actor: Any, course: Course, fields: CourseFields) -> Course:
 
 
 def cancel_session(actor: Any, session: CourseSession, reason: str) -> None:
+    """Cancel a session that has no register: it gets no reminder and no register nudge,
+    and never counts as delivered. Everyone on the course and its lead artists are told."""
     if session.status is SessionStatus.DELIVERED:
         raise CourseRuleBroken("This session has a register; it cannot be cancelled", "status")
+    if session.status is SessionStatus.CANCELLED:
+        raise CourseRuleBroken("This session is already cancelled", "reason")
     if not reason.strip():
         raise CourseRuleBroken("Give a reason for cancelling", "reason")
     session.status = SessionStatus.CANCELLED
     session.cancelled_reason = reason.strip()
     record(actor, "session.cancelled", session, course_id=session.course_id)
     messages.session_cancelled(session)
+    change = f"on {session.date:%-d %B} is cancelled: {session.cancelled_reason}"
+    _tell_lead_artists(actor, session, change)
 
 
 def move_session(
-    actor: Any, session: CourseSession, new_date: date, new_time: time | None, *, today: date
+    actor: Any,
+    session: CourseSession,
+    new_date: date,
+    new_time: time | None,
+    *,
+    today: date,
+    new_venue: Venue | None = None,
 ) -> None:
+    """Move a planned session to another day, start time or venue (None: unchanged). Everyone
+    on the course and its lead artists are told; reminders follow the session."""
     if session.status is not SessionStatus.PLANNED:
         raise CourseRuleBroken("Only a planned session can be moved", "date")
     if new_date < today:
         raise CourseRuleBroken("Move the session to today or a later date", "date")
+    start = new_time or session.start_time
+    venue = new_venue or session.venue
+    if (new_date, start, venue.id) == (session.date, session.start_time, session.venue.id):
+        raise CourseRuleBroken("Give a new date, start time or venue", "date")
     contract = session.course.contract
     _check_inside_contract(contract, new_date, new_date, "date")
     was = session.date
-    session.moved_from = session.moved_from or session.date
+    if new_date != session.date:
+        session.moved_from = session.moved_from or session.date
     session.date = new_date
-    if new_time is not None:
-        session.start_time = new_time
-    record(actor, "session.moved", session, course_id=session.course_id)
+    session.start_time = start
+    session.moved_venue = None if venue.id == session.course.venue_id else venue
+    record(actor, "session.moved", session, course_id=session.course_id, was=was.isoformat())
     messages.session_moved(session, was)
+    change = f"planned for {was:%-d %B} has moved to {when_and_where(session)}"
+    _tell_lead_artists(actor, session, change)
+
+
+def when_and_where(session: CourseSession) -> str:
+    """When and where a session meets, for people: 17 March 2026, 10:00, at St Mark's Hall."""
+    return f"{session.date:%-d %B %Y}, {session.start_time:%H:%M}, at {session.venue.name}"
+
+
+def _tell_lead_artists(actor: Any, session: CourseSession, change: str) -> None:
+    """In-app and (by their choice) by email, to each lead artist but the one who did it."""
+    course = session.course
+    text = f"{course.title}: the session {change}"
+    for artist in course.lead_artists:
+        if actor is None or artist.id != getattr(actor, "id", None):
+            notify(user=artist, text=text, link=f"/courses/{course.id}", kind="session_changed")
+            messages.session_changed(session, artist, text)
 
 
 def course_end(course_id: int) -> date | None:

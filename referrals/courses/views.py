@@ -10,11 +10,13 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
-from wtforms import RadioField, TextAreaField
+from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from referrals.admin.catalogue_forms import ClockTimeField
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
 from referrals.courses.models import (
@@ -24,6 +26,7 @@ from referrals.courses.models import (
     Enrolment,
     EnrolmentStatus,
     SessionStatus,
+    Venue,
 )
 from referrals.courses.queries import (
     DirectoryFilters,
@@ -65,6 +68,7 @@ from referrals.courses.services import (
     save_register,
     sessions_left,
     waitlist_position,
+    when_and_where,
     withdraw,
 )
 from referrals.extensions import db
@@ -452,27 +456,44 @@ def cancel(session_id: int) -> ResponseReturnValue:
 
 
 class MoveSessionForm(Form):
-    new_date = UKDateField("New date")
-    new_time = RadioField("Start time", choices=[SelectChoice("same", "Same time")], default="same")
+    new_date = UKDateField("Date", message="Enter a real date, for example 17 3 2026")
+    new_time = ClockTimeField("Start time")
+    venue = SelectField("Venue", coerce=parse_id, validate_choice=False)
 
 
 @bp.route("/sessions/<int:session_id>/move", methods=["GET", "POST"])
 @allow(*REGISTER_TAKERS)
 def move(session_id: int) -> ResponseReturnValue:
+    """Move a session to another day, start time or venue; each starts as it is now."""
     session = get_register_session_or_404(session_id, current_user)
-    form = MoveSessionForm()
+    venues = {v.id: v for v in db.session.scalars(select(Venue).order_by(Venue.name))}
+    form = MoveSessionForm(
+        data={"new_date": session.date, "new_time": session.start_time, "venue": session.venue.id}
+    )
+    form.venue.choices = [SelectChoice(v.id, f"{v.name}, {v.postcode}") for v in venues.values()]
     if form.validate_on_submit():
+        # A time or venue left out stays as it is.
+        venue = venues.get(form.venue.data) if form.venue.data is not None else session.venue
         if form.new_date.data is None:
-            form.new_date.errors = ["Enter the new date, for example 17 3 2026"]
+            form.new_date.errors = ["Enter the date, for example 17 3 2026"]
+        elif venue is None:
+            form.venue.errors = ["Select a venue from the list"]
         else:
             try:
-                move_session(current_user, session, form.new_date.data, None, today=today())
+                move_session(
+                    current_user,
+                    session,
+                    form.new_date.data,
+                    form.new_time.data,
+                    today=today(),
+                    new_venue=venue,
+                )
             except CourseRuleBroken as error:
                 db.session.rollback()
                 form.new_date.errors = [str(error)]
             else:
                 db.session.commit()
-                flash(f"Session moved to {session.date:%-d %B %Y}", "success")
+                flash(f"Session moved to {when_and_where(session)}", "success")
                 return redirect(url_for("courses.course", course_id=session.course_id))
     return render_template(
         "courses/move_session.html", session=session, form=form, page_has_errors=bool(form.errors)

@@ -23,6 +23,7 @@ from referrals.courses.models import (
     Enrolment,
     EnrolmentStatus,
     SessionStatus,
+    Venue,
 )
 from referrals.extensions import db
 from referrals.intake.models import Referral
@@ -37,7 +38,7 @@ from referrals.notifications.outbound import (
     staff_address,
     when_text,
 )
-from referrals.notifications.sending import LETTER_ATTACHMENT
+from referrals.notifications.sending import LETTER_ATTACHMENT, session_occasion
 
 REGISTER_OVERDUE_AFTER = timedelta(days=2)
 
@@ -46,8 +47,8 @@ def _zone() -> ZoneInfo:
     return ZoneInfo(current_app.config["TIMEZONE"])
 
 
-def _venue(course: Course) -> dict[str, str]:
-    return {"venue": course.venue.name, "address": " ".join(course.venue.address.split())}
+def _venue(venue: Venue) -> dict[str, str]:
+    return {"venue": venue.name, "address": " ".join(venue.address.split())}
 
 
 def _next_session(course: Course, today: date) -> CourseSession | None:
@@ -73,7 +74,7 @@ def _place(enrolment: Enrolment, kind: str, today: date, occasion: str, **extra:
     context = {
         "course": enrolment.course.title,
         "first_session": when_text(session.date, session.start_time),
-        **_venue(enrolment.course),
+        **_venue(session.venue),
         **extra,
     }
     return queue(kind, to, about=("enrolment", enrolment.id), occasion=occasion, context=context)
@@ -140,10 +141,29 @@ def session_moved(session: CourseSession, was: date) -> int:
         "course": session.course.title,
         "was": day_text(was),
         "when": when_text(session.date, session.start_time),
-        **_venue(session.course),
+        **_venue(session.venue),
     }
-    occasion = f"{session.date.isoformat()}T{session.start_time:%H%M}"
-    return _tell_participants(session, "session_moved", occasion, context)
+    return _tell_participants(session, "session_moved", session_occasion(session), context)
+
+
+def session_changed(session: CourseSession, artist: User, change: str) -> bool:
+    """Tell a lead artist that a session of theirs was cancelled or moved (`change` says
+    how, in a sentence)."""
+    to = staff_address(artist, "session_changed")
+    if to is None:
+        return False
+    return queue(
+        "session_changed",
+        to,
+        about=("session", session.id),
+        occasion=f"{session.status.value}@{session_occasion(session)}",
+        context={
+            "name": artist.name,
+            "course": session.course.title,
+            "change": change,
+            "link": link(f"/courses/{session.course_id}"),
+        },
+    )
 
 
 def message_back(referral: Referral, *, event: str, has_code: bool, at: datetime) -> bool:
@@ -214,7 +234,11 @@ def _planned_sessions_on(day: date) -> list[CourseSession]:
         db.session.scalars(
             select(CourseSession)
             .where(CourseSession.date == day, CourseSession.status == SessionStatus.PLANNED)
-            .options(course.selectinload(Course.venue), course.selectinload(Course.lead_artists))
+            .options(
+                course.selectinload(Course.venue),
+                course.selectinload(Course.lead_artists),
+                selectinload(CourseSession.moved_venue),
+            )
             .order_by(CourseSession.id)
         )
     )
@@ -222,8 +246,8 @@ def _planned_sessions_on(day: date) -> list[CourseSession]:
 
 def session_reminders(today: date, now: datetime) -> int:
     """The day before each planned session, from SESSION_REMINDER_HOUR (no texts at night):
-    one reminder per person on the course. Keyed by the session's date, so a moved session is
-    reminded afresh."""
+    one reminder per person on the course. Keyed by the session's date, time and venue, so a
+    moved session is reminded afresh."""
     too_early = now.astimezone(_zone()).hour < current_app.config["SESSION_REMINDER_HOUR"]
     if not channels() or too_early:
         return 0
@@ -232,9 +256,10 @@ def session_reminders(today: date, now: datetime) -> int:
         context = {
             "course": session.course.title,
             "when": when_text(session.date, session.start_time),
-            **_venue(session.course),
+            **_venue(session.venue),
         }
-        queued += _tell_participants(session, "session_reminder", session.date.isoformat(), context)
+        occasion = session_occasion(session)
+        queued += _tell_participants(session, "session_reminder", occasion, context)
     return queued
 
 

@@ -73,6 +73,13 @@ def _claim(message_id: int, now: datetime) -> bool:
     return getattr(result, "rowcount", 0) == 1
 
 
+def session_occasion(session: CourseSession) -> str:
+    """A session's date, start time and venue: what its reminder is for, so a session moved
+    in any of them is reminded (and its move told) afresh, and a reminder of the old one is
+    not sent."""
+    return f"{session.date.isoformat()}T{session.start_time:%H%M}@venue:{session.venue.id}"
+
+
 def still_wanted(message: OutboundMessage) -> str | None:
     """Why a queued message should no longer go, or None: the person asked to stop, or the
     session it is about was cancelled or moved since, or the place offered was answered."""
@@ -86,7 +93,7 @@ def still_wanted(message: OutboundMessage) -> str | None:
         session = db.session.get(CourseSession, message.about_id)
         if session is None or session.status is SessionStatus.CANCELLED:
             return "the session was cancelled"
-        if not message.dedupe_key.endswith(f"|{session.date.isoformat()}"):
+        if not message.dedupe_key.endswith(f"|{session_occasion(session)}"):
             return "the session moved"
     if message.about_type == "enrolment" and message.kind == "waiting_list_place":
         enrolment = db.session.get(Enrolment, message.about_id)

@@ -65,6 +65,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "edit_days": 7,
         "link": "https://referrals.example.org/sessions/12/register",
     },
+    "session_changed": {
+        "name": "Alex",
+        "course": "Singing for Better Breathing",
+        "change": "Singing for Better Breathing: the session on 3 March is cancelled: Hall flooded",
+        "link": "https://referrals.example.org/courses/12",
+    },
     "job_failed": {
         "name": "Jo",
         "job": "Monthly KPI returns",
@@ -86,12 +92,14 @@ PARTICIPANT_KINDS = frozenset(
 STAFF_KINDS = {
     "referral_assigned": "A referral is assigned to me",
     "register_overdue": "A register I lead has not been taken two days after the session",
+    "session_changed": "A session I lead is cancelled or moved",
     "job_failed": "A scheduled job failed",
 }
 # The roles each staff kind can reach, so each person chooses only among their own.
 STAFF_KIND_ROLES = {
     "referral_assigned": frozenset({"admin", "link_worker"}),
     "register_overdue": frozenset({"artist"}),
+    "session_changed": frozenset({"artist"}),
     "job_failed": frozenset({"admin"}),
 }
 
