@@ -641,3 +641,24 @@ def test_a_cancelled_session_gets_no_reminder_nor_register_nudge(app, mailbox, l
     assert "Hall flooded" in lead.get_content()
     again = submit(admin, url, {"reason": "Twice"})
     assert "already cancelled" in again.get_data(as_text=True)
+
+
+def test_a_place_offered_before_email_was_set_up_still_reaches_the_person(app, monkeypatch):
+    from referrals.courses.models import EnrolmentStatus
+    from referrals.courses.services import withdraw
+
+    course = _course_tomorrow(capacity=1)
+    holder = _participant(course, ContactMethod.EMAIL, email="holder@example.test")
+    ben = _participant(course, ContactMethod.EMAIL, email="ben@example.test")
+    withdraw(holder.referral.assigned_to or holder.created_by, holder, "Moved", today=TODAY)
+    assert ben.status is EnrolmentStatus.OFFERED and _messages() == []  # no back-end yet
+    controller, mailbox, port = start_mailbox()
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(app.config, "MAIL_PORT", port)
+    try:
+        _deliver()
+        _deliver()
+    finally:
+        controller.stop()
+    (offer,) = mailbox.to("ben@example.test")
+    assert "A place has come up" in offer["Subject"] and "/messages/offer/" in offer.get_content()

@@ -3,7 +3,7 @@
 Services call these inside their own unit of work; each only queues (see `outbound.py` for
 who may get what by which channel, and `sending.py` for how the queue is sent). The jobs
 call `queue_time_due` every few minutes for what falls due by the clock: the reminder the day
-before a session, and registers not taken two days after one.
+before a session, registers not taken two days after one, and places still on offer.
 """
 
 from __future__ import annotations
@@ -291,9 +291,26 @@ def registers_overdue(today: date) -> int:
     return queued
 
 
+def open_offers(today: date) -> int:
+    """Each place still on offer, in case its message was not queued when it was offered (no
+    back-end was set up then): the same key as that message, so it is never queued twice."""
+    if not channels():
+        return 0
+    offers = db.session.scalars(
+        select(Enrolment)
+        .where(
+            Enrolment.status == EnrolmentStatus.OFFERED,
+            Enrolment.offer_expires_on >= today,
+        )
+        .options(selectinload(Enrolment.referral).selectinload(Referral.patient))
+        .order_by(Enrolment.id)
+    )
+    return sum(place_offered(enrolment, today=today) for enrolment in offers)
+
+
 def queue_time_due(today: date, now: datetime) -> int:
     """Queue whatever the clock has made due; harmless to repeat (dedupe keys)."""
-    return session_reminders(today, now) + registers_overdue(today)
+    return session_reminders(today, now) + registers_overdue(today) + open_offers(today)
 
 
 def deliver_due(today: date) -> str:
