@@ -306,7 +306,7 @@ def test_the_print_stylesheet_prints_only_the_document_with_ruled_tables() -> No
     printed = css[media:]
     assert ".nhsuk-header" in printed and ".app-no-print" in printed
     assert "display: none" in printed
-    assert ".app-document__table thead { display: table-header-group; }" in printed
+    assert ".nhsuk-table thead { display: table-header-group; }" in printed
     assert "break-inside: avoid" in printed
     # The register prints in landscape, as its PDF does.
     assert "body:has(.app-document--register) { page: register; }" in css
