@@ -513,13 +513,19 @@ def _register_page_url(session: CourseSession) -> str | None:
         return None
 
 
+def _register_shown(session_id: int, action: str) -> tuple[CourseSession, list[Enrolment]]:
+    """The session in scope and the people on its register, their view audited."""
+    session = get_register_session_or_404(session_id, current_user)
+    people = _register_people(session)
+    people_viewed(current_user, action, people, session_id=session.id)
+    return session, people
+
+
 @bp.get("/sessions/<int:session_id>/register.pdf")
 @allow(*REGISTER_ROLES)
 def register_pdf(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
-    people = _register_people(session)
+    session, people = _register_shown(session_id, "register.printed")
     content = build_register_pdf(session, people, service_name=current_app.config["SERVICE_NAME"])
-    people_viewed(current_user, "register.printed", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "pdf"), "application/pdf")
 
 
@@ -527,10 +533,8 @@ def register_pdf(session_id: int) -> ResponseReturnValue:
 @allow(*REGISTER_ROLES)
 def register_printable(session_id: int) -> ResponseReturnValue:
     """The printable register as a page: the PDF's accessible version, to read or print."""
-    session = get_register_session_or_404(session_id, current_user)
-    people = _register_people(session)
+    session, people = _register_shown(session_id, "register.print_viewed")
     sheet = register_sheet(session, people, service_name=current_app.config["SERVICE_NAME"])
-    people_viewed(current_user, "register.print_viewed", people, session_id=session.id)
     return render_template(
         "courses/register_print.html",
         session=session,
@@ -546,10 +550,8 @@ def register_printable(session_id: int) -> ResponseReturnValue:
 @bp.get("/sessions/<int:session_id>/register.csv")
 @allow(*REGISTER_ROLES)
 def register_csv_template(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
-    people = _register_people(session)
+    session, people = _register_shown(session_id, "register.template_downloaded")
     content = build_register_csv(people)
-    people_viewed(current_user, "register.template_downloaded", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "csv"), "text/csv; charset=utf-8")
 
 
