@@ -136,6 +136,7 @@ MATRIX: dict[str, Access] = {
     "intake.new_referral": _on(REFERRING),
     "intake.referral": _on(REFERRING, "referral_id", "referral"),
     "intake.letter": _on(REFERRING, "referral_id", "referral"),
+    "intake.letter_page": _on(REFERRING, "referral_id", "referral"),
     "intake.assign_referral": _on(TRIAGING, "referral_id", "referral"),
     "intake.contact": _on(TRIAGING, "referral_id", "referral"),
     "intake.conversation": _on(TRIAGING, "referral_id", "referral"),
@@ -153,6 +154,7 @@ MATRIX: dict[str, Access] = {
     "courses.sessions": _on(REGISTER_TAKERS),
     "courses.register": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_pdf": _on(REGISTER_TAKERS, "session_id", "session"),
+    "courses.register_printable": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_csv_template": _on(REGISTER_TAKERS, "session_id", "session"),
     "courses.register_upload": _on(REGISTER_TAKERS, "session_id", "session"),
     # The installable register: manifest and service worker hold no data; the rest is artists'.

@@ -67,13 +67,16 @@ __all__ = [
     "CSV_HEADER",
     "MAX_CSV_BYTES",
     "MAX_CSV_ROWS",
+    "REGISTER_HEADINGS",
     "RegisterCsvInvalid",
+    "RegisterSheet",
     "bp",
     "build_register_csv",
     "build_register_pdf",
     "parse_register_csv",
     "parse_register_lines",
     "register_filename",
+    "register_sheet",
 ]
 
 LONDON = ZoneInfo("Europe/London")
@@ -122,16 +125,104 @@ def _needs(enrolment: Enrolment) -> str:
 
 # The printable register -----------------------------------------------------------------
 
+REGISTER_HEADINGS = (
+    "ID",
+    "Name",
+    "Phone",
+    "Access and communication needs",
+    "Attended",
+    "Apologies",
+    "No show",
+    "Mood before",
+    "Mood after",
+    "Note",
+)
+REGISTER_GUIDANCE = (
+    "Mark one of Attended, Apologies or No show for each person. Mood is 0 (very low) to 10 "
+    "(very good): ask at the start and at the end of the session."
+)
+REGISTER_NOTICE = (
+    "This register holds personal information. Keep it safe, and shred it once the register "
+    "has been entered in the service."
+)
+SIGNATURE_LABELS = ("Artist's signature", "Name", "Date")
+
+
+@dataclass(frozen=True)
+class RegisterRow:
+    """One person expected at the session, as the printed register lists them."""
+
+    enrolment_id: int
+    name: str
+    phone: str
+    needs: str
+
+
+@dataclass(frozen=True)
+class RegisterSheet:
+    """What a printed register says, decided once: the PDF prints it and the register's page
+    shows it, so the two cannot differ.
+
+    Only what a register needs (name, phone, access and communication needs): never an NHS
+    number, date of birth or the reason for referral.
+    """
+
+    service_name: str
+    course: str
+    dated: str
+    provider: str
+    venue: str
+    when: str
+    session_line: str
+    cancelled: bool
+    rows: tuple[RegisterRow, ...]
+
+    @property
+    def title(self) -> str:
+        return f"Register: {self.course}, {self.dated}"
+
+    @property
+    def footer(self) -> str:
+        return f"{self.course}, {self.dated}, {self.session_line}"
+
+
+def register_sheet(
+    session: CourseSession, enrolments: Sequence[Enrolment], *, service_name: str
+) -> RegisterSheet:
+    """The register to print for a session: who is expected, and where and when."""
+    course = session.course
+    session_line = f"Session {session.sequence} of {course.session_count}"
+    if session.is_taster:
+        session_line += " (taster)"
+    venue = course.venue
+    return RegisterSheet(
+        service_name=service_name,
+        course=course.title,
+        dated=f"{session.date:%-d %B %Y}",
+        provider=course.provider.name,
+        venue=", ".join(
+            p for p in (venue.name, venue.address.replace("\n", ", "), venue.postcode) if p
+        ),
+        when=f"{_long_date(session)}, {_times(session)}",
+        session_line=session_line,
+        cancelled=session.status is SessionStatus.CANCELLED,
+        rows=tuple(
+            RegisterRow(
+                enrolment.id,
+                enrolment.referral.patient.full_name,
+                enrolment.referral.patient.phone or "",
+                _needs(enrolment),
+            )
+            for enrolment in enrolments
+        ),
+    )
+
 
 def build_register_pdf(
     session: CourseSession, enrolments: Sequence[Enrolment], *, service_name: str
 ) -> bytes:
-    """A register to print and fill in by hand: who is expected and boxes to mark.
-
-    It shows only what a register needs (name, phone, access and communication needs): never
-    an NHS number, date of birth or the reason for referral.
-    """
-    course = session.course
+    """A register to print and fill in by hand: who is expected and boxes to mark."""
+    sheet = register_sheet(session, enrolments, service_name=service_name)
     styles = sample_styles()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10, leading=13)
     cell = ParagraphStyle("cell", parent=body, fontSize=9, leading=11)
@@ -146,69 +237,26 @@ def build_register_pdf(
         rightMargin=12 * mm,
         topMargin=12 * mm,
         bottomMargin=16 * mm,
-        title=f"Register: {course.title}, {session.date:%-d %B %Y}",
+        title=sheet.title,
         author=service_name,
-    )
-
-    session_line = f"Session {session.sequence} of {course.session_count}"
-    if session.is_taster:
-        session_line += " (taster)"
-    venue = course.venue
-    venue_text = ", ".join(
-        p for p in (venue.name, venue.address.replace("\n", ", "), venue.postcode) if p
+        subject="Register to print and fill in by hand",
     )
     story: list[object] = [
         Paragraph(escape(f"{service_name}: register"), small),
-        Paragraph(escape(course.title), styles["Title"]),
-        Paragraph(f"<b>Provider:</b> {escape(course.provider.name)}", body),
-        Paragraph(f"<b>Venue:</b> {escape(venue_text)}", body),
-        Paragraph(
-            f"<b>{escape(_long_date(session))}, {escape(_times(session))}</b>, "
-            f"{escape(session_line)}",
-            body,
-        ),
+        Paragraph(escape(sheet.course), styles["Title"]),
+        Paragraph(f"<b>Provider:</b> {escape(sheet.provider)}", body),
+        Paragraph(f"<b>Venue:</b> {escape(sheet.venue)}", body),
+        Paragraph(f"<b>{escape(sheet.when)}</b>, {escape(sheet.session_line)}", body),
     ]
-    if session.status is SessionStatus.CANCELLED:
+    if sheet.cancelled:
         story.append(Paragraph("<b>This session has been cancelled.</b>", body))
-    story += [
-        Spacer(1, 3 * mm),
-        Paragraph(
-            "Mark one of Attended, Apologies or No show for each person. Mood is 0 (very low) "
-            "to 10 (very good): ask at the start and at the end of the session.",
-            small,
-        ),
-        Spacer(1, 2 * mm),
-    ]
+    story += [Spacer(1, 3 * mm), Paragraph(REGISTER_GUIDANCE, small), Spacer(1, 2 * mm)]
 
-    headings = [
-        "ID",
-        "Name",
-        "Phone",
-        "Access and communication needs",
-        "Attended",
-        "Apologies",
-        "No show",
-        "Mood before",
-        "Mood after",
-        "Note",
-    ]
-    rows: list[list[object]] = [[Paragraph(h, head) for h in headings]]
-    for enrolment in enrolments:
-        patient = enrolment.referral.patient
-        rows.append(
-            [
-                Paragraph(str(enrolment.id), cell),
-                Paragraph(escape(patient.full_name), cell),
-                Paragraph(escape(patient.phone or ""), cell),
-                Paragraph(escape(_needs(enrolment)), cell),
-                "",
-                "",
-                "",
-                "",
-                "",
-                "",
-            ]
-        )
+    rows: list[list[object]] = [[Paragraph(h, head) for h in REGISTER_HEADINGS]]
+    for row in sheet.rows:
+        filled = (str(row.enrolment_id), row.name, row.phone, row.needs)
+        blanks = [""] * (len(REGISTER_HEADINGS) - len(filled))
+        rows.append([Paragraph(escape(text), cell) for text in filled] + blanks)
     widths = [12, 45, 28, 52, 22, 23, 17, 17, 17, 40]  # no heading breaks inside a word
     table = Table(rows, colWidths=[w * mm for w in widths], repeatRows=1)
     table.setStyle(
@@ -224,12 +272,13 @@ def build_register_pdf(
         )
     )
     story.append(table)
-    if not enrolments:
+    if not sheet.rows:
         story += [Spacer(1, 2 * mm), Paragraph("No one is enrolled on this course yet.", body)]
+    signature, name, dated = SIGNATURE_LABELS
     story += [
         Spacer(1, 10 * mm),
         Table(
-            [["Artist's signature", "", "Name", "", "Date", ""]],
+            [[signature, "", name, "", dated, ""]],
             colWidths=[32 * mm, 70 * mm, 15 * mm, 70 * mm, 12 * mm, 45 * mm],
             style=TableStyle(
                 [
@@ -244,20 +293,14 @@ def build_register_pdf(
             ),
         ),
         Spacer(1, 6 * mm),
-        Paragraph(
-            "This register holds personal information. Keep it safe, and shred it once the "
-            "register has been entered in the service.",
-            small,
-        ),
+        Paragraph(REGISTER_NOTICE, small),
     ]
-
-    footer = f"{course.title}, {session.date:%-d %B %Y}, {session_line}"
 
     def draw_footer(canvas: Canvas, document: SimpleDocTemplate) -> None:
         canvas.saveState()
         canvas.setFont(FONT, 8)
         canvas.setFillColor(colors.HexColor("#4c6272"))
-        canvas.drawString(12 * mm, 8 * mm, footer[:150])
+        canvas.drawString(12 * mm, 8 * mm, sheet.footer[:150])
         canvas.drawRightString(page_size[0] - 12 * mm, 8 * mm, f"Page {document.page}")
         canvas.restoreState()
 
@@ -470,23 +513,45 @@ def _register_page_url(session: CourseSession) -> str | None:
         return None
 
 
+def _register_shown(session_id: int, action: str) -> tuple[CourseSession, list[Enrolment]]:
+    """The session in scope and the people on its register, their view audited."""
+    session = get_register_session_or_404(session_id, current_user)
+    people = _register_people(session)
+    people_viewed(current_user, action, people, session_id=session.id)
+    return session, people
+
+
 @bp.get("/sessions/<int:session_id>/register.pdf")
 @allow(*REGISTER_ROLES)
 def register_pdf(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
-    people = _register_people(session)
+    session, people = _register_shown(session_id, "register.printed")
     content = build_register_pdf(session, people, service_name=current_app.config["SERVICE_NAME"])
-    people_viewed(current_user, "register.printed", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "pdf"), "application/pdf")
+
+
+@bp.get("/sessions/<int:session_id>/register/print")
+@allow(*REGISTER_ROLES)
+def register_printable(session_id: int) -> ResponseReturnValue:
+    """The printable register as a page: the PDF's accessible version, to read or print."""
+    session, people = _register_shown(session_id, "register.print_viewed")
+    sheet = register_sheet(session, people, service_name=current_app.config["SERVICE_NAME"])
+    return render_template(
+        "courses/register_print.html",
+        session=session,
+        sheet=sheet,
+        headings=REGISTER_HEADINGS,
+        guidance=REGISTER_GUIDANCE,
+        notice=REGISTER_NOTICE,
+        signature_labels=SIGNATURE_LABELS,
+        register_url=_register_page_url(session),
+    )
 
 
 @bp.get("/sessions/<int:session_id>/register.csv")
 @allow(*REGISTER_ROLES)
 def register_csv_template(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
-    people = _register_people(session)
+    session, people = _register_shown(session_id, "register.template_downloaded")
     content = build_register_csv(people)
-    people_viewed(current_user, "register.template_downloaded", people, session_id=session.id)
     return send_bytes(content, register_filename(session, "csv"), "text/csv; charset=utf-8")
 
 

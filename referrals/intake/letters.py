@@ -147,10 +147,83 @@ def _headline(referral: Referral, event: str) -> str:
     return f"{name} has accepted support from the social prescribing link worker service."
 
 
-def build_outcome_letter(referral: Referral, message: MessageBack) -> bytes:
-    """The message back as a letter, dated the day the message was sent."""
+LETTER_HEADING = "Arts on Prescription — message back to the referrer"
+CODE_HEADING = "Code to record in the patient's GP record"
+LETTER_NOTICE = (
+    "This letter is sent to the referring practice through the Arts on Prescription service. "
+    "It contains personal information: store it in the patient's record."
+)
+
+
+@dataclass(frozen=True)
+class Letter:
+    """The letter's words, decided once: the PDF prints them and the letter's page shows them,
+    so the two cannot say different things."""
+
+    title: str
+    addressee: str
+    dated: str
+    headline: str
+    details: tuple[tuple[str, str], ...]  # (label, value), in the order printed
+    code: str | None
+    code_term: str
+
+
+def letter_content(referral: Referral, message: MessageBack) -> Letter:
+    """What the letter to the referring practice says, dated the day the message was sent."""
     event = letter_event(referral) or "accepted"
     summary = message.summary
+    patient = person_as_referred(referral)  # the letter goes to the referring practice
+    practice = referral.gp_practice
+    details = [
+        ("Patient", patient.full_name),
+        ("NHS number", format_nhs_number(patient.nhs_number or "")),
+        (
+            "Date of birth",
+            patient.date_of_birth.strftime("%-d %B %Y") if patient.date_of_birth else "",
+        ),
+        ("Referral", f"R{referral.id}, received {referral.received_on.strftime('%-d %B %Y')}"),
+        ("Pathway", referral.pathway.label),
+        ("Outcome", referral.status.label),
+    ]
+    if summary.course:
+        details.append(("Course", summary.course))
+    if summary.sessions_delivered:
+        details.append(
+            (
+                "Attendance",
+                f"{summary.sessions_attended or 0} of {summary.sessions_delivered} "
+                "sessions attended",
+            )
+        )
+    if summary.wellbeing_baseline is not None and summary.wellbeing_end is not None:
+        change = summary.wellbeing_end - summary.wellbeing_baseline
+        details.append(
+            (
+                "Wellbeing (SWEMWBS)",
+                f"{summary.wellbeing_baseline:.2f} at the start, "
+                f"{summary.wellbeing_end:.2f} at the end ({change:+.2f})",
+            )
+        )
+    closing = next(
+        (t for t in reversed(referral.transitions) if t.to_status == referral.status), None
+    )
+    if event == "closed" and closing is not None and closing.reason:
+        details.append(("Reason", closing.reason))
+    return Letter(
+        title=f"Referral R{referral.id} outcome",
+        addressee=practice.name + (f" ({practice.ods_code})" if practice.ods_code else ""),
+        dated=message.sent_on.strftime("%-d %B %Y"),
+        headline=_headline(referral, event),
+        details=tuple(details),
+        code=message.code,
+        code_term=message.code_term,
+    )
+
+
+def build_outcome_letter(referral: Referral, message: MessageBack) -> bytes:
+    """The message back as a PDF letter, dated the day the message was sent."""
+    letter = letter_content(referral, message)
     styles = sample_styles()
     body = ParagraphStyle("body", parent=styles["BodyText"], fontSize=10.5, leading=14)
     small = ParagraphStyle("small", parent=body, fontSize=9, textColor=colors.HexColor("#4c6272"))
@@ -162,60 +235,19 @@ def build_outcome_letter(referral: Referral, message: MessageBack) -> bytes:
         rightMargin=20 * mm,
         topMargin=18 * mm,
         bottomMargin=18 * mm,
-        title=f"Referral R{referral.id} outcome",
+        title=letter.title,
         author="Arts on Prescription",
+        subject=LETTER_HEADING,
     )
-    patient = person_as_referred(referral)  # the letter goes to the referring practice
     story = [
-        Paragraph("Arts on Prescription — message back to the referrer", styles["Title"]),
-        Paragraph(
-            escape(
-                f"To: {referral.gp_practice.name}"
-                + (f" ({referral.gp_practice.ods_code})" if referral.gp_practice.ods_code else "")
-            ),
-            body,
-        ),
-        Paragraph(f"Date: {message.sent_on.strftime('%-d %B %Y')}", body),
+        Paragraph(escape(LETTER_HEADING), styles["Title"]),
+        Paragraph(escape(f"To: {letter.addressee}"), body),
+        Paragraph(escape(f"Date: {letter.dated}"), body),
         Spacer(1, 6 * mm),
-        Paragraph(escape(_headline(referral, event)), styles["Heading2"]),
+        Paragraph(escape(letter.headline), styles["Heading2"]),
     ]
-    details = [
-        ["Patient", patient.full_name],
-        ["NHS number", format_nhs_number(patient.nhs_number or "")],
-        [
-            "Date of birth",
-            patient.date_of_birth.strftime("%-d %B %Y") if patient.date_of_birth else "",
-        ],
-        ["Referral", f"R{referral.id}, received {referral.received_on.strftime('%-d %B %Y')}"],
-        ["Pathway", referral.pathway.label],
-        ["Outcome", referral.status.label],
-    ]
-    if summary.course:
-        details.append(["Course", summary.course])
-    if summary.sessions_delivered:
-        details.append(
-            [
-                "Attendance",
-                f"{summary.sessions_attended or 0} of {summary.sessions_delivered} "
-                "sessions attended",
-            ]
-        )
-    if summary.wellbeing_baseline is not None and summary.wellbeing_end is not None:
-        change = summary.wellbeing_end - summary.wellbeing_baseline
-        details.append(
-            [
-                "Wellbeing (SWEMWBS)",
-                f"{summary.wellbeing_baseline:.2f} at the start, "
-                f"{summary.wellbeing_end:.2f} at the end ({change:+.2f})",
-            ]
-        )
-    closing = next(
-        (t for t in reversed(referral.transitions) if t.to_status == referral.status), None
-    )
-    if event == "closed" and closing is not None and closing.reason:
-        details.append(["Reason", closing.reason])
     table = Table(
-        [[Paragraph(k, body), Paragraph(escape(v), body)] for k, v in details],
+        [[Paragraph(escape(k), body), Paragraph(escape(v), body)] for k, v in letter.details],
         colWidths=[45 * mm, 125 * mm],
     )
     table.setStyle(
@@ -228,18 +260,12 @@ def build_outcome_letter(referral: Referral, message: MessageBack) -> bytes:
         )
     )
     story += [table, Spacer(1, 6 * mm)]
-    if message.code:
+    if letter.code:
         story += [
-            Paragraph("Code to record in the patient's GP record", styles["Heading3"]),
-            Paragraph(f"SNOMED CT <b>{message.code}</b> — {message.code_term}", body),
+            Paragraph(escape(CODE_HEADING), styles["Heading3"]),
+            Paragraph(f"SNOMED CT <b>{letter.code}</b> — {escape(letter.code_term)}", body),
             Spacer(1, 4 * mm),
         ]
-    story.append(
-        Paragraph(
-            "This letter is sent to the referring practice through the Arts on Prescription "
-            "service. It contains personal information: store it in the patient's record.",
-            small,
-        )
-    )
+    story.append(Paragraph(escape(LETTER_NOTICE), small))
     doc.build(story)
     return buffer.getvalue()

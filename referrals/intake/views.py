@@ -517,16 +517,37 @@ def assign_referral(referral_id: int) -> ResponseReturnValue:
     )
 
 
-@bp.get("/<int:referral_id>/letter.pdf")
-@allow(*REFERRING)
-def letter(referral_id: int) -> ResponseReturnValue:
+def _message_back_or_404(referral_id: int, action: str) -> tuple[Referral, letters.MessageBack]:
+    """The referral and its message back, the view audited; 404 before there is one."""
     item = get_referral_or_404(referral_id, current_user)
     message = letters.message_back(item)
     if message is None:
         abort(404)
-    record_view(current_user, "referral.letter_downloaded", item, patient_id=item.patient_id)
+    record_view(current_user, action, item, patient_id=item.patient_id)
+    return item, message
+
+
+@bp.get("/<int:referral_id>/letter.pdf")
+@allow(*REFERRING)
+def letter(referral_id: int) -> ResponseReturnValue:
+    item, message = _message_back_or_404(referral_id, "referral.letter_downloaded")
     return send_bytes(
         letters.build_outcome_letter(item, message),
         f"referral-R{item.id}-outcome.pdf",
         "application/pdf",
+    )
+
+
+@bp.get("/<int:referral_id>/letter")
+@allow(*REFERRING)
+def letter_page(referral_id: int) -> ResponseReturnValue:
+    """The letter to the practice as a page: the PDF's accessible version, to read or print."""
+    item, message = _message_back_or_404(referral_id, "referral.letter_viewed")
+    return render_template(
+        "intake/letter.html",
+        referral=item,
+        letter=letters.letter_content(item, message),
+        heading=letters.LETTER_HEADING,
+        code_heading=letters.CODE_HEADING,
+        notice=letters.LETTER_NOTICE,
     )

@@ -17,6 +17,7 @@ from referrals.auth.models import OrganisationKind, Role
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment, EnrolmentStatus
 from referrals.courses.services import RegisterEntry, enrol, record_wellbeing, save_register
 from referrals.extensions import db
+from referrals.intake.letters import LETTER_HEADING
 from referrals.intake.lifecycle import SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING, Status
 from referrals.intake.models import Referral
 from referrals.intake.services import record_conversation
@@ -219,7 +220,7 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     screenshot(page, "message-back.png", tmp_path)
 
     with page.expect_download() as download:
-        message.get_by_role("link", name="Download the letter to the practice (PDF)").click()
+        message.get_by_role("link", name="Download the letter (PDF)").click()
     assert download.value.suggested_filename == f"referral-R{r_margaret}-outcome.pdf"
     letter_bytes = Path(download.value.path()).read_bytes()
     assert letter_bytes.startswith(b"%PDF")
@@ -232,6 +233,25 @@ def test_the_practice_hears_that_mrs_atkins_completed_her_course(
     assert f"Wellbeing (SWEMWBS) {wellbeing}" in letter
     assert code not in letter and "Code to record" not in letter
     assert f"Date: {day.day} {day:%B %Y}" in letter
+
+    # The same letter as a page, for any assistive technology, and printed from the browser:
+    # the print stylesheet leaves only the letter.
+    message.get_by_role("link", name="Read or print the letter to the practice").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text(LETTER_HEADING)
+    audit(page)
+    shown = " ".join(page.locator("article").inner_text().split())
+    printed = " ".join(pdf_text(page.pdf(format="A4")).split())
+    for line in (
+        "To: Abbey Road Surgery (L84001)",
+        "Margaret Atkins has completed their arts on prescription course.",
+        "Course Singing for Better Breathing",
+        "Attendance 3 of 4 sessions attended",
+        f"Wellbeing (SWEMWBS) {wellbeing}",
+    ):
+        assert line in letter and line in shown and line in printed, line
+    for furniture in ("Back to referral", "Download this letter", "Sign out", "Two-step"):
+        assert furniture not in printed, furniture
+    page.go_back()
 
     # Opening the message marked it read.
     page.get_by_role("link", name=re.compile(r"^Messages\s*2\s*unread$")).click()

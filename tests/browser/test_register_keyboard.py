@@ -38,6 +38,7 @@ def test_artist_takes_the_register_with_the_keyboard_alone(new_context, live_dat
     keys.tab("Skip to main content")
     page.keyboard.press("Enter")
     keys.tab("Print a paper register")
+    keys.tab("download it as a PDF")
     keys.tab("Upload a completed register")
 
     # Margaret came: no status chosen yet, so Tab lands on the first option, Space picks it.
