@@ -77,11 +77,12 @@ class StrippedStringField(StringField):
             self.data = value.strip()
 
 
-_CONTROL = {chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"}
+# The characters no text the service keeps may hold (never typed; PostgreSQL refuses NUL).
+CONTROL_CHARACTERS = frozenset({chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"})
 
 
 def has_control_characters(text: str) -> bool:
-    return bool(_CONTROL & set(text))
+    return not CONTROL_CHARACTERS.isdisjoint(text)
 
 
 class Form(FlaskForm):

@@ -230,6 +230,10 @@ def test_every_route_but_the_allowlist_needs_a_login(client, app: Flask):
         "openreferral.taxonomy_terms",
         "openreferral.taxonomy_term",
         "api.openreferral_services",  # moved: a redirect to the open feed
+        # The API's published description: its document, reference page and problem types.
+        "api.openapi_document",
+        "api.api_docs",
+        "api.problem_type",
         # Signed tokens in a message: stop messages, or take or turn down a place; no names.
         "notifications.stop",
         "notifications.offer",

@@ -202,7 +202,11 @@ MATRIX: dict[str, Access] = {
     "admin.edit_course": _on(ADMIN, "course_id", "course"),
     # API.
     "api.me": _on(STAFF),
-    "api.openapi_document": _on(STAFF),
+    "api.openapi_document": _on(PUBLIC),
+    "api.api_docs": _on(PUBLIC),
+    "api.problem_type": Access(
+        PUBLIC, literals={"kind": ("validation", "nothing")}, also_answers=(404,)
+    ),
     "api.organisations": _on(ADMIN),
     "api.list_referrals": _on(REFERRING),
     "api.create_referral_view": _on(REFERRING),

@@ -1,13 +1,27 @@
-"""JSON API v1: bearer tokens, problem+json errors, pagination, and the OpenAPI document."""
+"""JSON API v1: bearer tokens, typed requests and answers, problem+json errors, the OpenAPI
+document and its reference page.
+
+Each domain refusal becomes a problem in one handler here; an operation says which status,
+problem kind and default field its rule refusals take (`@operation(refusal=...)`)."""
 
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError
 
-from referrals.api.body import json_body
-from referrals.api.problems import ApiProblem, validation_problem
+from referrals.api.openapi import OPENAPI_ATTRIBUTE, json_body
+from referrals.api.problems import ApiProblem, problem, validation_problem
+from referrals.courses.schedule import InvalidSchedule
+from referrals.courses.services import CourseRuleBroken, RegisterRefused
+from referrals.extensions import db
+from referrals.intake.lifecycle import TransitionRefused
+from referrals.outcomes.scoring import InvalidScores
+from referrals.reports.periods import InvalidPeriod
+from referrals.reports.services import ReturnRefused
 
 bp = Blueprint("api", __name__)
+# Course rules name some inputs as the page forms do; the API's body names them differently.
+_BODY_FIELD = {"lead_artists": "lead_artist_ids"}
 
 
 def _has_surrogates(value: Any) -> bool:
@@ -40,5 +54,61 @@ def _answer_problem(error: ApiProblem) -> Response:
     return error.response()
 
 
-from referrals.api import courses as _courses  # noqa: E402,F401  (routes register on import)
-from referrals.api import kpi, referrals, views  # noqa: E402,F401  (routes register on import)
+def _refusal() -> tuple[int, str, str | None]:
+    view = current_app.view_functions.get(request.endpoint or "")
+    operation = getattr(view, OPENAPI_ATTRIBUTE, {})
+    return operation.get("x-refusal", (409, "course-rule", None))
+
+
+@bp.errorhandler(CourseRuleBroken)
+def _rule_broken(error: CourseRuleBroken) -> Response:
+    """A request the course rules refuse; nothing it started is kept. A missing reason is the
+    caller's to correct (422)."""
+    db.session.rollback()
+    if isinstance(error, RegisterRefused) and error.errors:
+        return validation_problem(error.errors).response()
+    status, kind, field = _refusal()
+    field = _BODY_FIELD.get(error.field or "", error.field) or field
+    status = 422 if error.field == "reason" else status
+    errors = {field: [str(error)]} if field else None
+    return problem(status, detail=str(error), kind=kind, errors=errors)
+
+
+@bp.errorhandler(TransitionRefused)
+def _transition_refused(error: TransitionRefused) -> Response:
+    db.session.rollback()
+    status, kind, field = _refusal()
+    field = "reason" if str(error) == "Give a reason" else field
+    errors = {field: [str(error)]} if field else None
+    return problem(status, detail=str(error), kind=kind, errors=errors)
+
+
+@bp.errorhandler(IntegrityError)
+def _clash(error: IntegrityError) -> Response:
+    """A concurrent request changed the same records first; nothing of this one is kept."""
+    db.session.rollback()
+    detail = "These records changed while the request was handled. Send it again"
+    return problem(409, detail=detail, kind="conflict")
+
+
+@bp.errorhandler(InvalidSchedule)
+def _invalid_schedule(error: InvalidSchedule) -> Response:
+    db.session.rollback()
+    return validation_problem({f"schedule.{k}": v for k, v in error.errors.items()}).response()
+
+
+@bp.errorhandler(InvalidScores)
+def _invalid_scores(error: InvalidScores) -> Response:
+    db.session.rollback()
+    return validation_problem(error.errors).response()
+
+
+@bp.errorhandler(InvalidPeriod)
+@bp.errorhandler(ReturnRefused)
+def _period_refused(error: InvalidPeriod | ReturnRefused) -> Response:
+    db.session.rollback()
+    field = getattr(error, "field", None) or "period"
+    return validation_problem({field: [str(error)]}).response()
+
+
+from referrals.api import courses, kpi, referrals, views  # noqa: E402,F401  (routes register)

@@ -1,25 +1,11 @@
-"""Reading request bodies: a missing, non-JSON or unreadable body is a 422, never a 500."""
+"""Reading request bodies by hand, for operations not yet described by models."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import request
-
+from referrals.api.openapi import json_body
 from referrals.api.problems import validation_problem
-
-
-def json_body() -> Any:
-    """The parsed JSON body, whatever its shape."""
-    if not request.is_json:
-        raise validation_problem({"body": ["Send a JSON object as application/json"]})
-    try:
-        payload = request.get_json(silent=True)
-    except RecursionError:  # absurdly deep nesting
-        payload = None
-    if payload is None:
-        raise validation_problem({"body": ["Send a JSON object"]})
-    return payload
 
 
 def json_object() -> dict[str, Any]:

@@ -1,46 +1,396 @@
-"""The OpenAPI 3.1 document, assembled from the operations attached to each API view.
+"""The API's typed edge: one pydantic model per request body, query and answer, which checks the
+request, shapes the answer and is the OpenAPI 3.1 document.
 
-Each API view carries its operation object (`@operation(...)`); the document walks the URL map,
-so a route without one is visibly missing and the completeness test fails.
+A view declares its operation with `@operation(...)`: the body and query models are read before
+the view runs (a refusal is a 422 naming each field with the service's own messages), and the
+document walks the URL map, so a route without an operation is visibly missing. The rules
+themselves stay in the services: models call the same rule functions the pages do.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from zoneinfo import ZoneInfo
 
-from flask import Flask
+from annotated_types import GroupedMetadata
+from flask import Flask, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic.json_schema import models_json_schema
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Select, func, select
+
+from referrals.api.problems import KINDS, PROBLEM_BASE, query_problem
+from referrals.api.problems import validation_problem as body_problem
+from referrals.config import Defaults as Config
+from referrals.extensions import db
+from referrals.forms import CONTROL_CHARACTERS, has_control_characters
+from referrals.ids import MAX_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-OPENAPI_ATTRIBUTE = "openapi_operation"
+T = TypeVar("T")
 API_PREFIX = "/api/v1"
+OPENAPI_ATTRIBUTE = "openapi_operation"
 
+
+def today() -> date:
+    """Today in the service's time zone."""
+    return datetime.now(ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))).date()
+
+
+# Field types ------------------------------------------------------------------------------
+
+
+def refuse(message: str, field: str | None = None) -> PydanticCustomError:
+    """A rule's refusal, said in its own words (at the sibling `field` when it is about it)."""
+    return PydanticCustomError("rule", message, {"field": field} if field else None)
+
+
+def _integral(value: Any) -> Any:
+    """JSON has one number type: 5.0 is the whole number 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _no_control_characters(value: str) -> str:
+    if has_control_characters(value):
+        raise refuse("Must not contain control characters")
+    return value
+
+
+def rule(check: Callable[..., Any], *errors: type[Exception]) -> AfterValidator:
+    """Run a service's cleaner on the value; what it refuses is said in its words."""
+
+    def run(value: Any) -> Any:
+        try:
+            return check(value)
+        except errors as error:
+            raise refuse(str(error)) from error
+
+    return AfterValidator(run)
+
+
+_C = "".join(f"\\x{ord(c):02x}" for c in sorted(CONTROL_CHARACTERS))
+
+
+class Text(GroupedMetadata):
+    """`Annotated[str, Text(n)]`: trimmed text of at most `n` characters, free of control
+    characters; `required`: not empty once trimmed."""
+
+    def __init__(self, max_length: int, *, required: bool = False) -> None:
+        self.max_length, self.required = max_length, required
+
+    def __iter__(self) -> Iterator[Any]:
+        pattern = f"^[^{_C}]*[^\\s{_C}][^{_C}]*$" if self.required else f"^[^{_C}]*$"
+        yield StringConstraints(
+            strip_whitespace=True,
+            max_length=self.max_length,
+            min_length=1 if self.required else None,
+        )
+        yield AfterValidator(_no_control_characters)
+        yield Field(json_schema_extra={"pattern": pattern})
+
+
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    if isinstance(value, str):
+        raise refuse("Must be true or false")
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+class Body(BaseModel):
+    """A request body: unknown fields refused, types strict as JSON writes them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    # What to say when a required field (dotted name) is missing or empty.
+    required: ClassVar[dict[str, str]] = {}
+
+
+class Query(BaseModel):
+    """Query parameters: unknown ones ignored, an empty one is as if absent."""
+
+    model_config = ConfigDict(extra="ignore")
+    lists: ClassVar[frozenset[str]] = frozenset()
+
+
+class PageQuery(Query):
+    page: Annotated[int, Field(ge=1, le=10**9)] = 1
+    per_page: Annotated[int, Field(ge=1, le=Config.API_MAX_PER_PAGE)] = 25
+
+
+class Answer(BaseModel):
+    """An answer: read from the records' attributes, written as JSON."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class Page(Answer, Generic[T]):
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+
+
+class Problem(BaseModel):
+    type: str = Field(description="A page explaining the problem, or about:blank")
+    title: str
+    status: int
+    detail: str
+    errors: dict[str, list[str]] | None = Field(
+        default=None, description="Field (dotted for nested fields) or parameter to messages"
+    )
+
+
+def dump(model: type[BaseModel], value: Any, **context: Any) -> dict[str, Any]:
+    return model.model_validate(value, context=context).model_dump(mode="json")
+
+
+def paginate(query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any]) -> dict[str, Any]:
+    total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    rows = db.session.scalars(
+        query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
+    ).all()
+    return {
+        "items": [shape(row) for row in rows],
+        "page": paging.page,
+        "per_page": paging.per_page,
+        "total": total or 0,
+    }
+
+
+def answer(body: Any, status: int = 200, location: str | None = None) -> ResponseReturnValue:
+    response = jsonify(body)
+    response.status_code = status
+    if location:
+        response.headers["Location"] = location
+    return response
+
+
+# Messages ---------------------------------------------------------------------------------
+
+_BY_TYPE = {
+    "extra_forbidden": "Unknown field",
+    "string_type": "Must be a string",
+    "int_type": "Must be a whole number",
+    "int_parsing": "Must be a whole number",
+    "int_from_float": "Must be a whole number",
+    "bool_type": "Must be true or false",
+    "bool_parsing": "Must be true or false",
+    "float_type": "Must be a number",
+    "list_type": "Must be a list",
+    "model_type": "Must be an object",
+    "dict_type": "Must be an object",
+    "model_attributes_type": "Must be an object",
+    "set_type": "Must be a list",
+}
+
+
+def _message(error: Any, required: dict[str, str], field: str) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
+        return required.get(field) or "Enter a value"
+    if kind in ("enum", "literal_error"):
+        return "Choose one of: " + str(ctx.get("expected", "")).replace("'", "")
+    if kind.startswith(("date_", "date")):
+        return "Enter a real date as YYYY-MM-DD, for example 2026-03-03"
+    if kind == "string_too_long":
+        return f"Must be {ctx['max_length']} characters or fewer"
+    if kind == "too_long":
+        return f"Must be {ctx['max_length']} items or fewer"
+    if kind == "too_short":
+        return f"Must have at least {ctx['min_length']} items"
+    if kind == "greater_than_equal":
+        return f"Must be {ctx['ge']} or more"
+    if kind == "less_than_equal":
+        return f"Must be {ctx['le']} or fewer"
+    if kind == "rule":
+        return str(error["msg"])
+    return _BY_TYPE.get(kind) or str(error["msg"]).removeprefix("Value error, ")
+
+
+def field_errors(error: ValidationError, required: dict[str, str]) -> dict[str, list[str]]:
+    """Pydantic's errors as the service says them: one message per dotted field. An item of a
+    list of values is reported at the list; an item of a list of objects keeps its index."""
+    errors: dict[str, list[str]] = {}
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        if item["type"] == "rule" and (item.get("ctx") or {}).get("field"):
+            loc[-1:] = [item["ctx"]["field"]]
+        if item["loc"] and isinstance(item["loc"][-1], int) and item["type"] not in _OBJECT_ERRORS:
+            loc = loc[:-1]
+        field = ".".join(loc) or "body"
+        if field not in errors:
+            errors[field] = [_message(item, required, field)]
+    return errors
+
+
+_OBJECT_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
+
+
+# Reading requests -------------------------------------------------------------------------
+
+
+def json_body() -> Any:
+    """The parsed JSON body, whatever its shape; a missing or unreadable body is a 422."""
+    if not request.is_json:
+        raise body_problem({"body": ["Send a JSON object as application/json"]})
+    try:
+        payload = request.get_json(silent=True)
+    except RecursionError:  # absurdly deep nesting
+        payload = None
+    if payload is None:
+        raise body_problem({"body": ["Send a JSON object"]})
+    return payload
+
+
+def read_body(model: type[Body], **context: Any) -> Any:
+    if not isinstance(json_body(), dict):
+        raise body_problem({"body": ["Send a JSON object"]})
+    try:
+        return model.model_validate_json(request.get_data(), context=context)
+    except ValidationError as error:
+        raise body_problem(field_errors(error, model.required)) from error
+
+
+def read_query(model: type[Query]) -> Any:
+    args = {
+        name: request.args.getlist(name) if name in model.lists else value
+        for name, value in request.args.items()
+        if value != ""
+    }
+    try:
+        return model.model_validate(args)
+    except ValidationError as error:
+        raise query_problem(field_errors(error, {})) from error
+
+
+# Operations -------------------------------------------------------------------------------
+
+
+def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
+    by_status: dict[int, list[str]] = {}
+    for item in problems:
+        if isinstance(item, str):
+            by_status.setdefault(KINDS[item][0], []).append(
+                f"[{KINDS[item][1]}]({PROBLEM_BASE}{item})"
+            )
+        else:
+            by_status.setdefault(item, [])
+    plain = {401: "No valid bearer token (never for an operation open to all)"}
+    plain |= {403: "The caller's role may not do this"}
+    plain |= {404: "Unknown, or outside the caller's scope"}
+    return {
+        str(status): {
+            "description": "; ".join(kinds) or plain.get(status, "Problem details"),
+            "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
+        }
+        for status, kinds in sorted(by_status.items())
+    }
+
+
+def operation(
+    summary: str,
+    *,
+    roles: str,
+    tags: Sequence[str],
+    answer: Any = None,
+    status: int = 200,
+    body: type[Body] | None = None,
+    query: type[Query] | None = None,
+    problems: Iterable[int | str] = (),
+    files: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    public: bool = False,
+    description: str = "",
+    load: Callable[..., Any] | None = None,
+    parameters: Sequence[dict[str, Any]] = (),
+    refusal: tuple[int, str, str | None] = (409, "course-rule", None),
+    responses: dict[int, dict[str, Any]] | None = None,
+    request_body: dict[str, Any] | None = None,
+) -> Callable[[F], F]:
+    """Declare a view's operation: `load` finds the record its path names (404 first, before
+    the body is read) and is passed first; `body` and `query` are read and passed as `body=`
+    and `query=`; `answer` is the model of its success; `problems` the problem kinds (or plain
+    statuses) it may answer with, 401 and 403 always listed; `refusal` the status,
+    kind and default field of a rule's refusal (see the handlers in `referrals.api`)."""
+    problems = [*problems, 401, 403]
+    if body is not None:
+        problems.append("validation")
+    if query is not None:
+        problems.append("invalid-query")
+    success: dict[str, Any] = {"description": summary}
+    if answer is not None:
+        success["content"] = {"application/json": {"schema": answer}}
+    if files:
+        success["content"] = {m: {"schema": {"type": "string"}} for m in files}
+        success["description"] = " ".join(files.values())
+    if headers:
+        success["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}}
+            for name, text in headers.items()
+        }
+    op: dict[str, Any] = {
+        "summary": summary,
+        "description": f"{description}\n\nWho may call it: {roles}.".strip(),
+        "tags": list(tags),
+        "x-roles": roles,
+        "responses": {str(status): success, **_problem_responses(problems)},
+        "x-models": {"body": body, "query": query, "answer": answer},
+        "x-parameters": list(parameters),
+        "x-refusal": refusal,
+    }
+    if public:
+        op["security"] = []
+    if responses is not None:  # an operation still described by hand-written schemas
+        op["responses"] = {str(code): item for code, item in responses.items()}
+        op["responses"] |= {k: v for k, v in _problem_responses(problems).items() if k in "401403"}
+    if request_body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": request_body}},
+        }
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def run(**kwargs: Any) -> Any:
+            found = (load(**kwargs),) if load is not None else ()
+            kwargs = {} if load is not None else kwargs
+            if query is not None:
+                kwargs["query"] = read_query(query)
+            if body is not None:
+                kwargs["body"] = read_body(body, today=today())
+            return view(*found, **kwargs)
+
+        setattr(run, OPENAPI_ATTRIBUTE, {**op, "operationId": view.__name__})
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+# Hand-written schemas, for operations not yet described by models.
+SCHEMAS: dict[str, dict[str, Any]] = {}
 PROBLEM_RESPONSE = {
     "description": "Problem details (RFC 9457)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
 }
-
-# Shared schemas. Areas add theirs with `register_schema` at import time.
-SCHEMAS: dict[str, dict[str, Any]] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
-            "errors": {
-                "type": "object",
-                "description": "Field name (dotted for nested fields) to messages",
-                "additionalProperties": {"type": "array", "items": {"type": "string"}},
-            },
-        },
-    },
-}
-
 PAGE_PARAMETERS = [
     {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
     {
@@ -60,56 +410,16 @@ def ref(name: str) -> dict[str, str]:
 
 
 def page_of(name: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["items", "page", "per_page", "total"],
-        "properties": {
-            "items": {"type": "array", "items": ref(name)},
-            "page": {"type": "integer"},
-            "per_page": {"type": "integer"},
-            "total": {"type": "integer"},
-        },
-    }
+    items = {"items": {"type": "array", "items": ref(name)}}
+    counts = {key: {"type": "integer"} for key in ("page", "per_page", "total")}
+    return {"type": "object", "required": ["items", *counts], "properties": items | counts}
 
 
 def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def operation(
-    summary: str,
-    *,
-    responses: dict[int, dict[str, Any]],
-    roles: str,
-    request_body: dict[str, Any] | None = None,
-    parameters: list[dict[str, Any]] | None = None,
-    tags: list[str] | None = None,
-) -> Callable[[F], F]:
-    """Attach an OpenAPI operation to a view. 401 and 403 are added for every operation."""
-
-    def decorate(view: F) -> F:
-        op: dict[str, Any] = {
-            "summary": summary,
-            "description": f"Who may call it: {roles}.",
-            "operationId": view.__name__,
-            "responses": {str(code): body for code, body in responses.items()},
-        }
-        op["responses"].setdefault("401", PROBLEM_RESPONSE)
-        op["responses"].setdefault("403", PROBLEM_RESPONSE)
-        if tags:
-            op["tags"] = tags
-        if parameters:
-            op["parameters"] = parameters
-        if request_body is not None:
-            op["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": request_body}},
-            }
-        setattr(view, OPENAPI_ATTRIBUTE, op)
-        return view
-
-    return decorate
-
+# The document -----------------------------------------------------------------------------
 
 _CONVERTER = re.compile(r"<(?:(?P<conv>[a-z]+):)?(?P<name>\w+)>")
 
@@ -119,35 +429,76 @@ def openapi_path(rule: str) -> str:
     return _CONVERTER.sub(lambda m: "{" + m.group("name") + "}", rule[len(API_PREFIX) :])
 
 
-def _path_parameters(rule: str) -> list[dict[str, Any]]:
+def _query_parameters(model: type[Query], schema: dict[str, Any]) -> list[dict[str, Any]]:
     parameters = []
-    for match in _CONVERTER.finditer(rule):
-        kind = "integer" if match.group("conv") == "int" else "string"
-        parameters.append(
-            {"name": match.group("name"), "in": "path", "required": True, "schema": {"type": kind}}
-        )
+    for name, prop in schema.get("properties", {}).items():
+        parameter = {"name": name, "in": "query", "schema": prop}
+        if "description" in prop:
+            parameter["description"] = prop["description"]
+        if name in model.lists:
+            parameter |= {"style": "form", "explode": True}
+        parameters.append(parameter)
     return parameters
 
 
-def build_document(app: Flask) -> dict[str, Any]:
-    paths: dict[str, dict[str, Any]] = {}
+def _path_parameters(rule: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": match.group("name"),
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            if match.group("conv") == "int"
+            else {"type": "string"},
+            "example": 1,
+        }
+        for match in _CONVERTER.finditer(rule)
+    ]
+
+
+def _operations(app: Flask) -> Iterable[tuple[str, str, dict[str, Any]]]:
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith(API_PREFIX):
-            continue
-        view = app.view_functions[rule.endpoint]
-        op = getattr(view, OPENAPI_ATTRIBUTE, None)
-        if op is None:
-            continue
-        item = paths.setdefault(openapi_path(rule.rule), {})
-        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-            entry = dict(op)
-            path_params = _path_parameters(rule.rule)
-            if path_params:
-                entry["parameters"] = path_params + list(op.get("parameters", []))
-            if len(rule.methods or ()) > 3:
-                entry["operationId"] = f"{op['operationId']}_{method.lower()}"
-            item[method.lower()] = entry
-    return {
+        op = getattr(app.view_functions[rule.endpoint], OPENAPI_ATTRIBUTE, None)
+        if rule.rule.startswith(API_PREFIX) and op is not None:
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                yield rule.rule, method.lower(), op
+
+
+def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
+    """The OpenAPI 3.1 document: every operation, its models as components."""
+    wanted: list[tuple[Any, Any]] = [(Problem, "serialization")]
+    for _rule, _method, op in _operations(app):
+        models = op["x-models"]
+        wanted += [(models[k], "validation") for k in ("body", "query") if models[k]]
+        if models["answer"] is not None:
+            wanted.append((models["answer"], "serialization"))
+    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template="#/$defs/{model}")
+    paths: dict[str, dict[str, Any]] = {}
+    for rule, method, op in _operations(app):
+        models = op["x-models"]
+        entry = {k: v for k, v in op.items() if k not in ("x-models", "x-refusal")}
+        entry["parameters"] = _path_parameters(rule)
+        if models["query"] is not None:
+            query_schema = defs["$defs"][refs[(models["query"], "validation")]["$ref"][8:]]
+            entry["parameters"] += _query_parameters(models["query"], query_schema)
+        entry["parameters"] += entry.pop("x-parameters")
+        if models["body"] is not None:
+            entry["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": refs[(models["body"], "validation")]}},
+            }
+        if models["answer"] is not None:
+            success = next(iter(entry["responses"]))
+            schema = refs[(models["answer"], "serialization")]
+            entry["responses"] = {
+                **entry["responses"],
+                success: {
+                    **entry["responses"][success],
+                    "content": {"application/json": {"schema": schema}},
+                },
+            }
+        paths.setdefault(openapi_path(rule), {})[method] = entry
+    document = {
         "openapi": "3.1.0",
         "info": {
             "title": f"{app.config['SERVICE_NAME']} API",
@@ -155,8 +506,9 @@ def build_document(app: Flask) -> dict[str, Any]:
             "description": (
                 "JSON API for referrals, courses, registers, wellbeing and KPI returns. "
                 "Authenticate with `Authorization: Bearer <token>` (`flask users token EMAIL`). "
-                "Errors are application/problem+json. Lists are paginated with `page` and "
-                "`per_page` (at most 100)."
+                "Errors are application/problem+json; each problem's `type` is a page here "
+                "explaining it. Lists are paginated with `page` and `per_page` (at most "
+                f"{Config.API_MAX_PER_PAGE})."
             ),
         },
         "servers": [{"url": API_PREFIX}],
@@ -164,6 +516,21 @@ def build_document(app: Flask) -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": dict(sorted(SCHEMAS.items())),
+            "schemas": dict(sorted((defs.get("$defs", {}) | SCHEMAS).items())),
         },
     }
+    # One reference style throughout: pydantic's `#/$defs/X` become component references.
+    return _components(document)
+
+
+def _components(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            key: ("#/components/schemas/" + item[8:])
+            if key == "$ref" and isinstance(item, str) and item.startswith("#/$defs/")
+            else _components(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_components(item) for item in value]
+    return value

@@ -1,4 +1,5 @@
-"""RFC 9457 problem details: every API error has this shape."""
+"""RFC 9457 problem details: every API error has this shape, and every `type` is a page here
+that explains it (`/api/v1/problems/<kind>`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,61 @@ from typing import Any
 from flask import Response, json
 
 PROBLEM_BASE = "/api/v1/problems/"
+
+# kind: (status, title, what it means and what to do). The problem pages and the OpenAPI
+# document are made from this table.
+KINDS: dict[str, tuple[int, str, str]] = {
+    "validation": (
+        422,
+        "The request body has invalid fields",
+        "A field of the JSON body is missing, of the wrong type or refused by a rule. `errors` "
+        "names each field (dotted for nested fields, `entries.2.mood_after`) with plain-English "
+        "messages. Nothing was recorded: correct the fields and send the request again.",
+    ),
+    "invalid-query": (
+        422,
+        "The query parameters are invalid",
+        "A query parameter of the address (such as `page`, `per_page` or a filter) is not "
+        "accepted. `errors` names each parameter. Nothing was changed.",
+    ),
+    "idempotency-key-reused": (
+        422,
+        "This Idempotency-Key was used for another request",
+        "A retry must send the same body as the first request with its key. Send a new key "
+        "with a new request.",
+    ),
+    "duplicate-open-referral": (
+        409,
+        "The person already has an open referral",
+        "The NHS number has a referral that is not closed. Use it, or send "
+        "`new_episode_reason` to say why this is a new episode. `open_referral_id` names it "
+        "only when the caller may see it.",
+    ),
+    "transition-refused": (
+        422,
+        "The lifecycle does not allow this move",
+        "The referral's status cannot move as asked (some moves are made only by enrolment). "
+        "`detail` says why and `errors` names the field.",
+    ),
+    "course-rule": (
+        409,
+        "A course rule refuses the request",
+        "The request is well formed but a rule of courses, enrolments or contracts refuses it "
+        "(the course is full or finished, the person is not assessed, the dates fall outside "
+        "the contract…). `detail` says which; nothing was changed.",
+    ),
+    "register-refused": (
+        409,
+        "The register cannot be saved",
+        "The session is cancelled, has not happened yet, or is past the artist's edit window.",
+    ),
+    "conflict": (
+        409,
+        "The records changed while the request was handled",
+        "Another request changed the same records at the same moment. Nothing of this one was "
+        "kept: send it again.",
+    ),
+}
 
 
 def problem(
@@ -22,7 +78,7 @@ def problem(
 ) -> Response:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + kind if kind else "about:blank",
-        "title": title or HTTPStatus(status).phrase,
+        "title": title or (KINDS[kind][1] if kind in KINDS else HTTPStatus(status).phrase),
         "status": status,
         "detail": detail or HTTPStatus(status).description,
     }
@@ -61,4 +117,8 @@ class ApiProblem(Exception):
 
 
 def validation_problem(errors: Mapping[str, Sequence[str]]) -> ApiProblem:
-    return ApiProblem(422, "The request body has invalid fields", kind="validation", errors=errors)
+    return ApiProblem(422, KINDS["validation"][1], kind="validation", errors=errors)
+
+
+def query_problem(errors: Mapping[str, Sequence[str]]) -> ApiProblem:
+    return ApiProblem(422, KINDS["invalid-query"][1], kind="invalid-query", errors=errors)

@@ -1,85 +1,44 @@
-"""Core API resources: the caller, organisations and the OpenAPI document itself."""
+"""Core API resources: the caller, organisations, and the published OpenAPI document, its
+reference page and the pages explaining each problem type (public: they hold no data)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, jsonify
+from flask import abort, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
 
 from referrals.api import bp
-from referrals.api.openapi import (
-    PAGE_PARAMETERS,
-    PROBLEM_RESPONSE,
-    build_document,
-    json_response,
-    operation,
-    page_of,
-    ref,
-    register_schema,
-)
-from referrals.api.pagination import paginate
+from referrals.api.openapi import Answer, Page, PageQuery, build_document, dump, operation
+from referrals.api.openapi import paginate as page_of
+from referrals.api.problems import KINDS
 from referrals.auth.models import Organisation, OrganisationKind, Role
-from referrals.security import STAFF, allow
-
-register_schema(
-    "Me",
-    {
-        "type": "object",
-        "required": ["id", "email", "name", "role", "organisation_id"],
-        "properties": {
-            "id": {"type": "integer"},
-            "email": {"type": "string", "format": "email"},
-            "name": {"type": "string"},
-            "role": {"type": "string", "enum": [r.value for r in Role]},
-            "organisation_id": {"type": "integer"},
-        },
-    },
-)
-register_schema(
-    "Organisation",
-    {
-        "type": "object",
-        "required": ["id", "name", "kind", "ods_code"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "kind": {"type": "string", "enum": [k.value for k in OrganisationKind]},
-            "ods_code": {"type": ["string", "null"]},
-            "active": {"type": "boolean"},
-        },
-    },
-)
+from referrals.security import STAFF, allow, public
 
 
-def organisation_json(organisation: Organisation) -> dict[str, Any]:
-    return {
-        "id": organisation.id,
-        "name": organisation.name,
-        "kind": organisation.kind.value,
-        "ods_code": organisation.ods_code,
-        "active": organisation.active,
-    }
+class Me(Answer):
+    id: int
+    email: str
+    name: str
+    role: Role
+    organisation_id: int
+
+
+class OrganisationOut(Answer):
+    id: int
+    name: str
+    kind: OrganisationKind
+    ods_code: str | None
+    active: bool
 
 
 @bp.get("/me")
 @allow(STAFF)
-@operation(
-    "The caller",
-    roles="anyone with a token",
-    tags=["accounts"],
-    responses={200: json_response("The user the token acts as", ref("Me"))},
-)
+@operation("The user the token acts as", roles="anyone with a token", tags=["accounts"], answer=Me)
 def me() -> ResponseReturnValue:
-    return jsonify(
-        id=current_user.id,
-        email=current_user.email,
-        name=current_user.name,
-        role=current_user.role.value,
-        organisation_id=current_user.organisation_id,
-    )
+    return jsonify(dump(Me, current_user))
 
 
 @bp.get("/organisations")
@@ -88,24 +47,49 @@ def me() -> ResponseReturnValue:
     "List organisations",
     roles="admin",
     tags=["accounts"],
-    parameters=PAGE_PARAMETERS,
-    responses={
-        200: json_response("A page of organisations", page_of("Organisation")),
-        422: PROBLEM_RESPONSE,
-    },
+    query=PageQuery,
+    answer=Page[OrganisationOut],
 )
-def organisations() -> ResponseReturnValue:
-    query = select(Organisation).order_by(Organisation.name, Organisation.id)
-    return jsonify(paginate(query, organisation_json))
+def organisations(query: PageQuery) -> ResponseReturnValue:
+    rows = select(Organisation).order_by(Organisation.name, Organisation.id)
+    return jsonify(page_of(rows, query, lambda row: dump(OrganisationOut, row)))
+
+
+def _document() -> dict[str, Any]:
+    return build_document(current_app._get_current_object())  # type: ignore[attr-defined]
 
 
 @bp.get("/openapi.json")
-@allow(STAFF)
-@operation(
-    "This OpenAPI document",
-    roles="anyone with a token",
-    tags=["meta"],
-    responses={200: json_response("OpenAPI 3.1 document", {"type": "object"})},
-)
+@public
+@operation("This OpenAPI 3.1 document", roles="anyone; no token", tags=["meta"], public=True)
 def openapi_document() -> ResponseReturnValue:
-    return jsonify(build_document(current_app._get_current_object()))  # type: ignore[attr-defined]
+    return jsonify(_document())
+
+
+@bp.get("/docs")
+@public
+@operation(
+    "The API's reference page",
+    roles="anyone; no token",
+    tags=["meta"],
+    public=True,
+    files={"text/html": "Every operation, schema and problem type, readable."},
+)
+def api_docs() -> ResponseReturnValue:
+    return render_template("api/docs.html", document=_document(), kinds=KINDS)
+
+
+@bp.get("/problems/<kind>")
+@public
+@operation(
+    "What a problem type means",
+    roles="anyone; no token",
+    tags=["meta"],
+    public=True,
+    problems=[404],
+    files={"text/html": "The problem explained."},
+)
+def problem_type(kind: str) -> ResponseReturnValue:
+    if kind not in KINDS:
+        abort(404)
+    return render_template("api/problem.html", kind=kind, problem=KINDS[kind])

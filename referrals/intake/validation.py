@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import email_validator
 import nhs_number
 
 
@@ -77,3 +78,15 @@ def clean_phone(raw: str) -> str:
 def age_on(date_of_birth: date, day: date) -> int:
     years = day.year - date_of_birth.year
     return years - ((day.month, day.day) < (date_of_birth.month, date_of_birth.day))
+
+
+EMAIL_MESSAGE = "Enter an email address in the correct format, like name@example.com"
+
+
+def clean_email(raw: str) -> str:
+    """The referral form's email rule (no deliverability check), lower-cased as the page does."""
+    try:
+        email_validator.validate_email(raw, check_deliverability=False)
+    except email_validator.EmailNotValidError as error:
+        raise InvalidValue(EMAIL_MESSAGE) from error
+    return raw.lower()
