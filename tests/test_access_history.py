@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_migrate import downgrade, upgrade
 from sqlalchemy import insert, select
 
-from referrals.audit import AuditEvent
-from referrals.auth.models import Role
+from referrals.audit import AuditEvent, record
+from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
 from referrals.intake.models import Referral
+from tests import factories
+from tests.intake_helpers import make_referral
 from tests.test_admin import counting_queries
+from tests.test_restore_safety import OLDER, empty_database, other_app
 from tests.world import World, build_world
 
 
@@ -182,3 +187,36 @@ def test_the_audit_log_filters_by_person_user_action_and_date(app: Flask, login_
     assert "Enter a real date, for example 1 3 2026" in bad
     assert 'value="QUENBY"' in bad and 'value="yesterday"' in bad
     assert "There is no referral R999999" in shown(person="R999999")
+
+
+def _subjects() -> dict[int, int | None]:
+    entries = db.session.execute(select(AuditEvent.id, AuditEvent.subject_person_id))
+    return {entry: person for entry, person in entries}
+
+
+def test_upgrading_names_the_person_on_entries_written_before(app: Flask, tmp_path: Path) -> None:
+    """The migration finds each older entry's person through the record it names, as entries
+    written since find it when they are written."""
+    with empty_database(app, tmp_path, "backfill") as url, other_app(url, tmp_path / "l"):
+        upgrade()
+        worker = factories.make_user(Role.LINK_WORKER)
+        practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+        referral = make_referral(worker, practice, nhs="9990101019", today=date(2026, 5, 1))
+        db.session.flush()
+        record(None, "referral.viewed", object_type="referral", object_id=referral.id)
+        record(None, "wellbeing.seen", object_type="other", object_id=1, referral_id=referral.id)
+        record(None, "patient.viewed", referral.patient)
+        record(worker, "user.updated", worker)
+        db.session.commit()
+        written = dict(
+            db.session.execute(select(AuditEvent.id, AuditEvent.subject_person_id)).tuples().all()
+        )
+        assert set(written.values()) == {referral.patient_id, None}
+        assert list(written.values()).count(referral.patient_id) >= 4
+        db.session.remove()
+        downgrade(revision=OLDER)
+        upgrade()
+        upgraded = dict(
+            db.session.execute(select(AuditEvent.id, AuditEvent.subject_person_id)).tuples().all()
+        )
+        assert upgraded == written
