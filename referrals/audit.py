@@ -11,6 +11,11 @@ Three ways to write an entry, by what it records:
   `_write_kept_views`), never on a second connection, which on SQLite would wait on the write
   lock the request itself holds.
 - `record_now`: a reading request's entry written at once (refusals, and views on a GET).
+
+Every entry also records, as it is written, the person it is about (`subject_person_id`: the
+person it names, or the person of the referral or place on a course it names) and where it
+happened (`source`: the page or API endpoint, the command or the job), so that "who has seen
+this person?" is one index range (`referrals.admin.access_history`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from werkzeug.wrappers import Response
 
 from referrals.db import unit_of_work_writes, utcnow
 from referrals.extensions import db
+from referrals.ids import parse_id
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
@@ -107,16 +113,6 @@ def _source() -> str | None:
     return None
 
 
-def _whole_number(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
-        return int(value)
-    return None
-
-
 # Records that belong to one person, found by id: (table, key in `detail` naming one).
 _PERSON_RECORDS = (
     ("patient", "patient_id"),
@@ -131,11 +127,11 @@ def _subject(
     """The nearest record of one person the entry names, as (table, id): the person, else
     their referral, else their place on a course (resolved to the person by `_resolve`)."""
     for kind, key in _PERSON_RECORDS:
-        if object_type == kind and (found := _whole_number(object_id)) is not None:
+        if object_type == kind and (found := parse_id(object_id)) is not None:
             return kind, found
-        if kind == "patient" and (found := _whole_number(getattr(obj, "patient_id", None))):
+        if kind == "patient" and (found := parse_id(getattr(obj, "patient_id", None))):
             return kind, found  # a referral (or anything else) that carries its person's id
-        if (found := _whole_number(detail.get(key))) is not None:
+        if (found := parse_id(detail.get(key))) is not None:
             return kind, found
     return None
 
