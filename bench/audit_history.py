@@ -20,8 +20,7 @@ from typing import Any
 
 from flask import request
 from flask_migrate import upgrade
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select, text
 
 from bench import common
 from referrals.admin.access_history import history_query
@@ -36,22 +35,8 @@ ACTIONS = [f"area{a // 10}.action{a % 10}" for a in range(60)]
 
 
 def database_url(kind: str, rows: int) -> str:
-    name = f"audit_{rows}"
-    if kind == "sqlite":
-        common.DATA_DIR.mkdir(exist_ok=True)
-        return f"sqlite:///{common.DATA_DIR / f'{name}.sqlite'}"
-    server = make_url(common.POSTGRES_SERVER)
-    database = f"referrals_bench_{name}"
-    engine = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            if not connection.scalar(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database}
-            ):
-                connection.execute(text(f'CREATE DATABASE "{database}"'))
-    finally:
-        engine.dispose()
-    return server.set(database=database).render_as_string(hide_password=False)
+    """The benchmark's own database (it never shares a scale's): named after the entries."""
+    return common.database_url(kind, common.Scale(f"audit_{rows}", 0, 0))
 
 
 # Made up in the database itself: a million rows through Python would take many minutes.

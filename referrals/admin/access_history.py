@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import Select, select
@@ -25,8 +24,7 @@ from werkzeug.routing import Rule
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, User
 from referrals.exports import safe_cell
-
-LONDON = ZoneInfo("Europe/London")
+from referrals.main.context import LONDON
 
 # What an entry about a person means, in plain words (any other action is shown as recorded).
 ACTION_WORDS = {
