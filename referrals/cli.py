@@ -457,6 +457,24 @@ def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -
     click.echo(f"P{patient_id} {'erased' if erase else 'anonymised'}")
 
 
+@retention_cli.command("reapply-erasures")
+@by_option("The email of the admin answerable for erasing again.")
+def retention_reapply_erasures(by_email: str) -> None:
+    """Erase again everyone in the erasure ledger whom the database holds unerased (a restore
+    does this itself; for a database put back by other means)."""
+    from referrals.audit import record
+    from referrals.erasures import ledger_path, reapply_erasures
+
+    asker = responsible_admin(by_email)
+    done = reapply_erasures(asker)
+    record(asker, "erasures.reapplied", object_type="erasure_ledger", **done.as_detail())
+    db.session.commit()
+    click.echo(
+        f"{len(done.erased)} erased again, {done.already} already erased, "
+        f"{done.absent} not in this database (ledger: {ledger_path()})"
+    )
+
+
 places_cli = AppGroup("places", help="Postcodes to places: coordinates and districts.")
 
 

@@ -30,7 +30,7 @@ from referrals.backup import (
     create_backup,
     restore_backup,
 )
-from referrals.erasures import LEDGER_SUFFIX, read_ledger
+from referrals.erasures import LEDGER_SUFFIX, Erasure, nhs_number_hash, read_ledger
 from referrals.extensions import db
 from referrals.intake.models import Patient
 from tests import factories
@@ -237,3 +237,31 @@ def test_a_new_sqlite_database_file_is_readable_by_its_owner_only(tmp_path: Path
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     with sqlite3.connect(path) as check:
         assert check.execute("SELECT count(*) FROM t").fetchone() == (0,)
+
+
+def test_a_database_put_back_by_other_means_is_erased_again_on_command(
+    app: Flask, runner: Any
+) -> None:
+    admin = factories.make_user(Role.ADMIN)
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    back = make_referral(admin, practice, nhs="9990101043", today=date(2026, 5, 1)).patient
+    gone = make_referral(admin, practice, nhs="9990101051", today=date(2026, 5, 1)).patient_id
+    db.session.commit()
+    erased = runner.invoke(
+        args=["retention", "person", str(gone), "--erase", "--reason", "ER-3", "--by", admin.email]
+    )
+    assert erased.exit_code == 0, erased.output
+    # The database was put back from a copy made before `back` was erased, and someone who
+    # was never in this copy: both are in the ledger.
+    with Path(app.config["ERASURE_LEDGER_PATH"]).open("a") as ledger:
+        for person, number in ((back.id, back.nhs_number), (99_999, "9990101078")):
+            ledger.write(
+                Erasure(person, nhs_number_hash(number), "2026-06-01T09:00:00+00:00").line()
+            )
+            ledger.write("\n")
+    result = runner.invoke(args=["retention", "reapply-erasures", "--by", admin.email])
+    assert result.exit_code == 0, result.output
+    assert "1 erased again, 1 already erased, 1 not in this database" in result.output
+    assert _erased_in(back.id) and _erased_in(gone)
+    checked = db.session.scalar(select(AuditEvent).where(AuditEvent.action == "erasures.reapplied"))
+    assert checked is not None and checked.actor_id == admin.id
