@@ -23,12 +23,11 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
 from bench import common
-from referrals.admin.access_history import history_query
+from referrals.admin.access_history import entries_page, history_query
 from referrals.admin.forms import AuditFilterForm
 from referrals.admin.views import audit_query, recorded_actions
 from referrals.audit import AuditEvent
 from referrals.extensions import db
-from referrals.pagination import Page
 
 PEOPLE = 20_000
 ACTIONS = [f"area{a // 10}.action{a % 10}" for a in range(60)]
@@ -108,7 +107,7 @@ def main() -> None:
                 with app.test_request_context("/admin/audit", query_string=query_string):
                     filters = AuditFilterForm(request.args, actions=recorded_actions(), users=[])
                     assert filters.validate(), filters.errors
-                    return Page.from_request(audit_query(filters), per_page=50, scalars=False)
+                    return entries_page(audit_query(filters))
 
             return run
 
@@ -118,7 +117,7 @@ def main() -> None:
                     since = date.fromisoformat(query_string["since"]) if query_string else None
                     until = date.fromisoformat(query_string["until"]) if query_string else None
                     query = history_query(person, since, until)
-                    return Page.from_request(query, per_page=50, scalars=False)
+                    return entries_page(query)
 
             return run
 

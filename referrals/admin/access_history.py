@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -24,7 +24,9 @@ from werkzeug.routing import Rule
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, User
 from referrals.exports import safe_cell
+from referrals.extensions import db
 from referrals.main.context import LONDON
+from referrals.pagination import Page
 
 # What an entry about a person means, in plain words (any other action is shown as recorded).
 ACTION_WORDS = {
@@ -125,20 +127,37 @@ def in_dates(query: Select[Any], since: date | None, until: date | None) -> Sele
     return query
 
 
+def newest_first(query: Select[Any]) -> Select[Any]:
+    return query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+
+
 def with_actors(query: Select[Any]) -> Select[Any]:
-    """Entries with who acted and their organisation, in the one query (newest first)."""
+    """Entries with who acted and their organisation, in the one query."""
     return (
         query.add_columns(User, Organisation)
         .outerjoin(User, AuditEvent.actor_id == User.id)
         .outerjoin(Organisation, Organisation.id == User.organisation_id)
-        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
     )
 
 
+def entries_by_id(ids: Sequence[int]) -> list[Any]:
+    """(entry, actor, organisation) for each id, in the ids' order: one query for a page."""
+    rows = db.session.execute(with_actors(select(AuditEvent)).where(AuditEvent.id.in_(ids)))
+    found = {row[0].id: row for row in rows}
+    return [found[i] for i in ids if i in found]
+
+
+def entries_page(query: Select[Any], per_page: int = 50) -> Page:
+    """The requested page of `query` (entries, newest first), with who acted. The count and
+    the page's place are read from the entries' ids alone, along an index (see `AuditEvent`);
+    the page's rows are then loaded with their actors."""
+    return Page.of_keys(query, AuditEvent.id, entries_by_id, per_page=per_page)
+
+
 def history_query(person_id: int, since: date | None, until: date | None) -> Select[Any]:
-    """Every entry about the person, newest first, with who acted."""
+    """Every entry about the person, newest first."""
     about = select(AuditEvent).where(AuditEvent.subject_person_id == person_id)
-    return with_actors(in_dates(about, since, until))
+    return newest_first(in_dates(about, since, until))
 
 
 @dataclass(frozen=True)

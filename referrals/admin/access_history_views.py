@@ -12,7 +12,13 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from referrals.admin.access_history import history_csv, history_query, lines
+from referrals.admin.access_history import (
+    entries_page,
+    history_csv,
+    history_query,
+    lines,
+    with_actors,
+)
 from referrals.admin.forms import DateRangeFilterForm
 from referrals.admin.views import bp
 from referrals.audit import record_now
@@ -20,7 +26,6 @@ from referrals.auth.models import Role
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.intake.models import Patient
-from referrals.pagination import Page
 from referrals.security import allow
 
 PER_PAGE = 50
@@ -49,7 +54,7 @@ def person_access(patient_id: int) -> ResponseReturnValue:
     page = None
     if filters.validate():
         query = history_query(patient.id, filters.since.data, filters.until.data)
-        page = Page.from_request(query, per_page=PER_PAGE, scalars=False)
+        page = entries_page(query, per_page=PER_PAGE)
         page.items = lines(page.items)
     return render_template(
         "admin/person_access.html",
@@ -71,7 +76,7 @@ def person_access_csv(patient_id: int) -> ResponseReturnValue:
         return redirect(url_for("admin.person_access", patient_id=patient.id, **args))
     _recorded(current_user, "patient.access_history_exported", patient, filters)
     since, until = filters.since.data, filters.until.data
-    history = lines(db.session.execute(history_query(patient.id, since, until)))
+    history = lines(db.session.execute(with_actors(history_query(patient.id, since, until))))
     return send_bytes(
         history_csv(history),
         f"access-history-P{patient.id}.csv",

@@ -15,7 +15,7 @@ from flask_login import current_user
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from referrals.admin.access_history import in_dates, with_actors
+from referrals.admin.access_history import entries_page, in_dates, newest_first
 from referrals.admin.forms import (
     AuditFilterForm,
     ConfirmForm,
@@ -265,8 +265,7 @@ def reset_password(user_id: int) -> ResponseReturnValue:
 
 
 def audit_query(filters: AuditFilterForm) -> Select:
-    """Events newest first, each with the user who acted (None for the system or a visitor)
-    and their organisation. Each filter reads one index range (see `AuditEvent`)."""
+    """Events newest first; each filter reads one index range (see `AuditEvent`)."""
     query = select(AuditEvent)
     if filters.person_id is not None:
         query = query.where(AuditEvent.subject_person_id == filters.person_id)
@@ -274,7 +273,7 @@ def audit_query(filters: AuditFilterForm) -> Select:
         query = query.where(AuditEvent.action == filters.action_value)
     if filters.user_id is not None:
         query = query.where(AuditEvent.actor_id == filters.user_id)
-    return with_actors(in_dates(query, filters.since.data, filters.until.data))
+    return newest_first(in_dates(query, filters.since.data, filters.until.data))
 
 
 def recorded_actions() -> list[str]:
@@ -300,7 +299,7 @@ def audit_log() -> ResponseReturnValue:
     filters = AuditFilterForm(request.args, actions=recorded_actions(), users=people)
     page = None
     if filters.validate():
-        page = Page.from_request(audit_query(filters), per_page=50, scalars=False)
+        page = entries_page(audit_query(filters))
     return render_template(
         "admin/audit_log.html", page=page, filters=filters, page_has_errors=page is None
     )
