@@ -11,6 +11,11 @@ Three ways to write an entry, by what it records:
   `_write_kept_views`), never on a second connection, which on SQLite would wait on the write
   lock the request itself holds.
 - `record_now`: a reading request's entry written at once (refusals, and views on a GET).
+
+Every entry also records, as it is written, the person it is about (`subject_person_id`: the
+person it names, or the person of the referral or place on a course it names) and where it
+happened (`source`: the page or API endpoint, the command or the job), so that "who has seen
+this person?" is one index range (`referrals.admin.access_history`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ from typing import Any
 
 import click
 from flask import Flask, g, has_app_context, has_request_context, request
-from sqlalchemy import JSON, ForeignKey, Index, String, event, insert
+from sqlalchemy import JSON, ForeignKey, Index, String, column, event, insert, select, table
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.wrappers import Response
 
 from referrals.db import unit_of_work_writes, utcnow
 from referrals.extensions import db
+from referrals.ids import parse_id
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
@@ -36,18 +42,29 @@ class AuditEvent(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor_id: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL"), index=True
-    )
-    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str | None] = mapped_column(String(64))
     object_id: Mapped[str | None] = mapped_column(String(64))
+    # The person whose data was seen or changed (patient id), whatever record of theirs the
+    # entry names: "who has seen this person?" is one index range. No foreign key: the log
+    # outlives any change to the records it describes.
+    subject_person_id: Mapped[int | None]
+    # Where it happened: the page or API endpoint, or the command or job (see `_source`).
+    source: Mapped[str | None] = mapped_column(String(120))
     ip_address: Mapped[str | None] = mapped_column(String(45))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     actor = relationship("User")
 
-    __table_args__ = (Index("ix_audit_event_object", "object_type", "object_id"),)
+    # Each filter of the audit pages is one index range read newest first: a person's history,
+    # a user's actions, one action (`at` alone serves the whole log and date ranges).
+    __table_args__ = (
+        Index("ix_audit_event_object", "object_type", "object_id"),
+        Index("ix_audit_event_subject", "subject_person_id", "at", "id"),
+        Index("ix_audit_event_actor", "actor_id", "at", "id"),
+        Index("ix_audit_event_action_at", "action", "at", "id"),
+    )
 
 
 class AuditLogIsAppendOnly(RuntimeError):
@@ -84,26 +101,105 @@ def _origin() -> dict[str, Any]:
     return origin
 
 
+def _source() -> str | None:
+    """The page or API endpoint of a request; otherwise the command, or the job."""
+    if has_request_context():
+        return request.endpoint
+    if has_app_context() and g.get(AUDIT_JOB):
+        return f"job {g.get(AUDIT_JOB)}"[:120]
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        return f"command {command.command_path}"[:120]
+    return None
+
+
+# Records that belong to one person, found by id: (table, key in `detail` naming one).
+_PERSON_RECORDS = (
+    ("patient", "patient_id"),
+    ("referral", "referral_id"),
+    ("enrolment", "enrolment_id"),
+)
+
+
+def _subject(
+    obj: Any, object_type: str | None, object_id: Any, detail: dict[str, Any]
+) -> tuple[str, int] | None:
+    """The nearest record of one person the entry names, as (table, id): the person, else
+    their referral, else their place on a course (resolved to the person by `_resolve`)."""
+    for kind, key in _PERSON_RECORDS:
+        if object_type == kind and (found := parse_id(object_id)) is not None:
+            return kind, found
+        if kind == "patient" and (found := parse_id(getattr(obj, "patient_id", None))):
+            return kind, found  # a referral (or anything else) that carries its person's id
+        if (found := parse_id(detail.get(key))) is not None:
+            return kind, found
+    return None
+
+
+_REFERRAL = table("referral", column("id"), column("patient_id"))
+_ENROLMENT = table("enrolment", column("id"), column("referral_id"))
+
+
+def _resolve(subjects: Sequence[tuple[str, int] | None]) -> list[int | None]:
+    """The person (patient id) of each subject, at most two queries for any number of them."""
+    people: dict[tuple[str, int], int] = {s: s[1] for s in subjects if s and s[0] == "patient"}
+    referrals = {s[1] for s in subjects if s and s[0] == "referral"}
+    enrolments = {s[1] for s in subjects if s and s[0] == "enrolment"}
+    with db.session.no_autoflush:
+        if referrals:
+            found = select(_REFERRAL.c.id, _REFERRAL.c.patient_id).where(
+                _REFERRAL.c.id.in_(referrals)
+            )
+            people |= {("referral", key): person for key, person in db.session.execute(found)}
+        if enrolments:
+            found = (
+                select(_ENROLMENT.c.id, _REFERRAL.c.patient_id)
+                .join(_REFERRAL, _REFERRAL.c.id == _ENROLMENT.c.referral_id)
+                .where(_ENROLMENT.c.id.in_(enrolments))
+            )
+            people |= {("enrolment", key): person for key, person in db.session.execute(found)}
+    return [people.get(s) if s else None for s in subjects]
+
+
+def _rows(
+    actor: Any,
+    action: str,
+    items: Sequence[tuple[Any, str | None, Any, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Audit rows' column values for (object, object type, object id, detail), fixed at the
+    moment of the view (who, when, from where), each naming the person it is about."""
+    rows = []
+    subjects = []
+    for obj, object_type, object_id, detail in items:
+        if obj is not None:
+            object_type = object_type or getattr(obj, "__tablename__", type(obj).__name__.lower())
+            object_id = object_id if object_id is not None else getattr(obj, "id", None)
+        subjects.append(_subject(obj, object_type, object_id, detail))
+        if not has_request_context():
+            detail = {**_origin(), **detail}
+        rows.append(
+            {
+                "at": utcnow(),
+                "actor_id": getattr(actor, "id", None)
+                if getattr(actor, "is_authenticated", False)
+                else None,
+                "action": action,
+                "object_type": object_type,
+                "object_id": None if object_id is None else str(object_id),
+                "source": _source(),
+                "ip_address": request.remote_addr if has_request_context() else None,
+                "detail": detail,
+            }
+        )
+    for row, person in zip(rows, _resolve(subjects), strict=True):
+        row["subject_person_id"] = person
+    return rows
+
+
 def _row(
     actor: Any, action: str, obj: Any, object_type: str | None, object_id: Any, detail: Any
 ) -> dict[str, Any]:
-    """An audit row's column values, fixed at the moment of the view (who, when, from where)."""
-    if obj is not None:
-        object_type = object_type or getattr(obj, "__tablename__", type(obj).__name__.lower())
-        object_id = object_id if object_id is not None else getattr(obj, "id", None)
-    if not has_request_context():
-        detail = {**_origin(), **detail}
-    return {
-        "at": utcnow(),
-        "actor_id": getattr(actor, "id", None)
-        if getattr(actor, "is_authenticated", False)
-        else None,
-        "action": action,
-        "object_type": object_type,
-        "object_id": None if object_id is None else str(object_id),
-        "ip_address": request.remote_addr if has_request_context() else None,
-        "detail": detail,
-    }
+    return _rows(actor, action, [(obj, object_type, object_id, detail)])[0]
 
 
 def record(
@@ -127,7 +223,7 @@ def record(
 
 def record_many(actor: Any, action: str, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
     """One audit event per (object, detail), written as a single batch."""
-    rows = [_row(actor, action, obj, None, None, detail) for obj, detail in items]
+    rows = _rows(actor, action, [(obj, None, None, detail) for obj, detail in items])
     if rows:
         db.session.execute(insert(AuditEvent), rows)
 
@@ -184,7 +280,7 @@ def record_view(
 
 def record_views(actor: Any, action: str, items: Sequence[tuple[Any, dict[str, Any]]]) -> None:
     """`record_view` for each (object, detail) a list or register page shows, in one write."""
-    _write_views([_row(actor, action, obj, None, None, detail) for obj, detail in items])
+    _write_views(_rows(actor, action, [(obj, None, None, detail) for obj, detail in items]))
 
 
 def _write_views(rows: list[dict[str, Any]]) -> None:

@@ -6,32 +6,42 @@ PostgreSQL: `pg_dump --format=custom`, itself one consistent snapshot, and `pg_r
 
 A backup is written beside its destination, checked (SQLite `PRAGMA integrity_check` and
 `foreign_key_check`; a PostgreSQL archive is read back in full) and only then moved into place,
-readable by its owner only. Both directions report the rows in every table, and a restore
-fails if the database it produced does not hold exactly the rows in the backup. Passwords are
-handed to the PostgreSQL tools in their environment, never on a command line or in output.
+readable by its owner only, with a copy of the erasure ledger beside it (`referrals.erasures`).
+Both directions report the rows in every table, and a restore fails if the database it produced
+does not hold exactly the rows in the backup. Passwords are handed to the PostgreSQL tools in
+their environment, never on a command line or in output.
+
+A restore first reads the backup's migration revision: one newer than this code is refused
+before anything is touched; an older one is upgraded after restoring. It then re-applies every
+erasure in the ledger that the backup predates, before the service starts on the database.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import current_app
+from flask_migrate import upgrade
 from sqlalchemy import func, inspect, select, table
 from sqlalchemy.engine import URL
 
 from referrals.audit import record
 from referrals.auth.models import Role, User
 from referrals.auth.services import normalise_email
+from referrals.erasures import LEDGER_SUFFIX, copy_beside, reapply_erasures
 from referrals.extensions import db
 
 # Bookkeeping tables that hold rows even in a database with no data yet.
@@ -51,11 +61,13 @@ class BackupError(RuntimeError):
     """A backup or restore that could not be made, or did not check out."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class BackupReport:
     path: Path
     integrity: str  # "ok", or what the check found
     counts: dict[str, int]  # rows per table
+    reapplied: list[int] = dataclasses.field(default_factory=list)  # people erased again
+    upgraded: bool = False  # the restored database was upgraded to this code's revision
 
     @property
     def total_rows(self) -> int:
@@ -92,6 +104,7 @@ def create_backup(output: Path, *, force: bool = False, actor: Any = None) -> Ba
         os.replace(partial, output)
     finally:
         partial.unlink(missing_ok=True)
+    copy_beside(output)
     record(
         actor,
         "backup.created",
@@ -111,17 +124,24 @@ def restore_backup(source: Path, *, force: bool = False, by: str | None = None) 
     source = Path(source)
     if not source.is_file():
         raise BackupError(f"{source} is not a file")
+    if backend() not in ("sqlite", "postgresql"):
+        raise BackupError(f"restores into {backend()} databases are not supported")
+    revision = backup_revision(source)
+    upgrade_needed = _check_revision(source, revision)
     if backend() == "sqlite":
         report = _sqlite_restore(source, force=force)
-    elif backend() == "postgresql":
-        report = _postgresql_restore(source, force=force)
     else:
-        raise BackupError(f"restores into {backend()} databases are not supported")
+        report = _postgresql_restore(source, force=force)
+    if upgrade_needed:
+        db.session.remove()
+        upgrade()
     asker = None
     if by is not None:
         asker = db.session.scalar(
             select(User).where(User.email == normalise_email(by), User.role == Role.ADMIN)
         )
+    beside = source.with_name(source.name + LEDGER_SUFFIX)
+    reapplied = reapply_erasures(asker, beside if beside.is_file() else None, restored=source.name)
     record(
         asker,
         "backup.restored",
@@ -130,8 +150,65 @@ def restore_backup(source: Path, *, force: bool = False, by: str | None = None) 
         file=source.name,
         tables=len(report.counts),
         rows=report.total_rows,
+        revision=revision,
+        upgraded_to=code_head() if upgrade_needed else None,
+        **reapplied.as_detail(),
     )
-    return report
+    return dataclasses.replace(report, reapplied=reapplied.erased, upgraded=upgrade_needed)
+
+
+# Migration revisions ---------------------------------------------------------------------------
+
+
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", current_app.extensions["migrate"].directory)
+    return ScriptDirectory.from_config(config)
+
+
+def code_head() -> str | None:
+    return _scripts().get_current_head()
+
+
+def _check_revision(source: Path, revision: str | None) -> bool:
+    """Whether the restored database needs upgrading; a backup this code cannot read (made by a
+    newer version of the service) is refused, with what to do instead."""
+    head = code_head()
+    if revision is None or revision == head:
+        return False
+    try:
+        _scripts().get_revision(revision)
+    except CommandError:
+        raise BackupError(
+            f"{source.name} was made by a newer version of the service (database revision "
+            f"{revision}; this version knows revisions up to {head}). Install the version "
+            f"that made it, then run: referrals backup restore {source} --by EMAIL"
+        ) from None
+    return True
+
+
+def backup_revision(source: Path) -> str | None:
+    """The migration revision the backup's database was at (None: no revision recorded)."""
+    if backend() == "sqlite":
+        try:
+            with _sqlite(source, read_only=True) as backup:
+                row = backup.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.DatabaseError:  # not a database, or no revision table: checked later
+            return None
+        return str(row[0]) if row else None
+    args, env = _pg_tool("pg_restore")
+    try:
+        dumped = _run(
+            [*args[:2], "--data-only", "--table=alembic_version", "--file=-", str(source)], env
+        ).stdout
+    except BackupError:  # not an archive: the restore says so
+        return None
+    lines = iter(dumped.splitlines())
+    for line in lines:
+        if _COPY.match(line):
+            first = next(lines, "\\.")
+            return None if first == "\\." else first.strip()
+    return None
 
 
 def database_counts() -> dict[str, int]:
@@ -191,6 +268,7 @@ def scheduled_backup(
     removed = kept[:-keep]
     for old in removed:
         old.unlink(missing_ok=True)
+        old.with_name(old.name + LEDGER_SUFFIX).unlink(missing_ok=True)
     return report.path, removed
 
 
@@ -273,6 +351,9 @@ def _sqlite_restore(source: Path, *, force: bool) -> BackupReport:
     # The service's pooled connections must not keep pages of the database being replaced.
     db.session.remove()
     db.engine.dispose()
+    if not target.exists():
+        _create_private(target)
+    target.chmod(0o600)  # readable by the service's user only, like the backup it came from
     with _sqlite(source, read_only=True) as backup, _sqlite(target) as restored:
         backup.backup(restored, pages=-1)
         integrity = sqlite_integrity(restored)

@@ -399,6 +399,12 @@ def backup_restore(file: Path, force: bool, by_email: str) -> None:
         raise click.ClickException(str(error)) from error
     db.session.commit()
     click.echo(f"Restored {file}; every table holds the rows the backup holds")
+    if report.upgraded:
+        click.echo("The restored database was upgraded to this version's migration revision")
+    click.echo(
+        f"Erasures made since the backup, re-applied: {len(report.reapplied)}"
+        + (f" ({', '.join(f'P{i}' for i in report.reapplied)})" if report.reapplied else "")
+    )
     _report(report)
 
 
@@ -436,18 +442,37 @@ def retention_run() -> None:
 @by_option("The email of the admin answerable for the request.")
 def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -> None:
     """Anonymise (or with --erase, erase) one person's record on request."""
-    from referrals.retention import ReasonRequired, anonymise_patient, erase_patient
+    from referrals.erasures import erase_and_remember
+    from referrals.retention import ReasonRequired, anonymise_patient
 
     asker = responsible_admin(by_email)
     patient = db.session.get(Patient, patient_id)
     if patient is None:
         raise click.BadParameter("no person with this id", param_hint="PATIENT_ID")
     try:
-        (erase_patient if erase else anonymise_patient)(asker, patient, reason)
+        (erase_and_remember if erase else anonymise_patient)(asker, patient, reason)
     except ReasonRequired as error:
         raise click.BadParameter(str(error), param_hint="--reason") from error
     db.session.commit()
     click.echo(f"P{patient_id} {'erased' if erase else 'anonymised'}")
+
+
+@retention_cli.command("reapply-erasures")
+@by_option("The email of the admin answerable for erasing again.")
+def retention_reapply_erasures(by_email: str) -> None:
+    """Erase again everyone in the erasure ledger whom the database holds unerased (a restore
+    does this itself; for a database put back by other means)."""
+    from referrals.audit import record
+    from referrals.erasures import ledger_path, reapply_erasures
+
+    asker = responsible_admin(by_email)
+    done = reapply_erasures(asker)
+    record(asker, "erasures.reapplied", object_type="erasure_ledger", **done.as_detail())
+    db.session.commit()
+    click.echo(
+        f"{len(done.erased)} erased again, {done.already} already erased, "
+        f"{done.absent} not in this database (ledger: {ledger_path()})"
+    )
 
 
 places_cli = AppGroup("places", help="Postcodes to places: coordinates and districts.")

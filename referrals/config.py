@@ -77,6 +77,9 @@ class Defaults:
     # copies; unset, the job records that it was skipped.
     BACKUP_DIR: str | None = None
     BACKUP_KEEP = 14
+    # Erasures on request, kept outside the database so a restore re-applies them
+    # (REFERRALS_ERASURE_LEDGER_PATH); unset, instance/erasures.jsonl. See referrals.erasures.
+    ERASURE_LEDGER_PATH: str | None = None
     # /health/ready: the newest scheduler heartbeat must be this recent (it beats each minute).
     SCHEDULER_HEARTBEAT_MAX_AGE_SECONDS = 300
     # A running scheduled job writes a heartbeat this often; one silent for longer than

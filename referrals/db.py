@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -118,11 +119,20 @@ def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     if has_app_context():
         timeout = int(current_app.config.get("SQLITE_BUSY_TIMEOUT_MS", timeout))
     cursor = dbapi_connection.cursor()
+    _keep_private(cursor)
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute(f"PRAGMA busy_timeout = {timeout:d}")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+
+
+def _keep_private(cursor: sqlite3.Cursor) -> None:
+    """A database file just created (still empty) is made readable by the service's user only,
+    as its backups are; SQLite gives its journal files the same permissions."""
+    for _seq, name, path in cursor.execute("PRAGMA database_list").fetchall():
+        if name == "main" and path and os.path.isfile(path) and os.path.getsize(path) == 0:
+            os.chmod(path, 0o600)
 
 
 @event.listens_for(Engine, "begin")

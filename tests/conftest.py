@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextvars
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,13 @@ def database_url(tmp_root: Path) -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.sqlite'}"
 
 
+# Never the instance folder's erasure ledger; each test's `app` has its own (see `app`).
+_LEDGERS = Path(tempfile.mkdtemp(prefix="erasure-ledgers-"))
+
+
 def test_config(url: str, **overrides: Any) -> dict[str, Any]:
     config = {
+        "ERASURE_LEDGER_PATH": str(_LEDGERS / "erasures.jsonl"),
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "SQLALCHEMY_DATABASE_URI": url,
@@ -116,7 +122,8 @@ def _empty_all_tables() -> None:
 
 
 @pytest.fixture()
-def app(_migrated_app: Flask) -> Iterator[Flask]:
+def app(_migrated_app: Flask, tmp_path: Path) -> Iterator[Flask]:
+    _migrated_app.config["ERASURE_LEDGER_PATH"] = str(tmp_path / "erasures.jsonl")
     with _migrated_app.app_context():
         yield _migrated_app
         db.session.remove()

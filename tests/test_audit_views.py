@@ -96,6 +96,13 @@ def _walk(
                 f"{role.value}: GET {case.path} ({case.rule.endpoint}) shows {', '.join(shown)} "
                 f"and wrote {sorted(e.action for e in events) or 'no audit entry'}"
             )
+        # And the entry answers "who has seen this person?": it names the person themselves.
+        people = {int(i) for name in shown for kind, i in records[name] if kind == "patient"}
+        if named & wanted and not people & {e.subject_person_id for e in events}:
+            failures.append(
+                f"{role.value}: GET {case.path} ({case.rule.endpoint}) shows {', '.join(shown)} "
+                "and its audit entries name none of them as the person seen"
+            )
     return showing, failures
 
 

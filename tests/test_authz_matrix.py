@@ -191,6 +191,8 @@ MATRIX: dict[str, Access] = {
     "admin.revoke_user_api_token": _on(ADMIN, "token_id", "api_token"),
     "admin.security": _on(ADMIN),
     "admin.erase_person": _on(ADMIN, "patient_id", "patient"),
+    "admin.person_access": _on(ADMIN, "patient_id", "patient"),
+    "admin.person_access_csv": _on(ADMIN, "patient_id", "patient"),
     "admin.contracts": _on(ADMIN),
     "admin.new_contract": _on(ADMIN),
     "admin.edit_contract": _on(ADMIN, "contract_id", "contract"),

@@ -126,7 +126,12 @@ def test_restore_drill_back_up_by_the_job_change_data_restore_and_check(tmp_path
 
                 run = execute(drill, BACKUP, TODAY)
                 assert run.outcome == JobOutcome.SUCCEEDED, run.error
-                (backup,) = folder.iterdir()
+                (backup,) = [p for p in folder.iterdir() if SCHEDULED_NAME.match(p.name)]
+                # The erasure ledger is copied beside it (see tests/test_restore_safety.py).
+                assert {p.name for p in folder.iterdir()} == {
+                    backup.name,
+                    f"{backup.name}.erasures.jsonl",
+                }
                 assert stat.S_IMODE(folder.stat().st_mode) == 0o700
                 assert stat.S_IMODE(backup.stat().st_mode) == 0o600
 

@@ -54,7 +54,9 @@ from referrals.auth.services import (
     organisation_name_taken,
 )
 from referrals.extensions import db
+from referrals.forms import UKDateField
 from referrals.ids import parse_id
+from referrals.intake.models import Referral
 
 USER_NAME_MAX = 120
 EMAIL_MAX = 254
@@ -428,7 +430,26 @@ class UserFilterForm(FilterForm):
         return _int_or_none(self.organisation.data)
 
 
-class AuditFilterForm(FilterForm):
+class DateRangeFilterForm(FilterForm):
+    """From and to, UK dates, both optional; a date that is not real is a message at its field."""
+
+    since = UKDateField("From", message="Enter a real date, for example 1 3 2026")
+    until = UKDateField("To", message="Enter a real date, for example 31 3 2026")
+
+    def validate_until(self, field: Any) -> None:
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("The end date must be the same as or after the start date")
+
+
+PERSON_REFERENCE = re.compile(r"^([PR]?)(\d{1,10})$")
+PERSON_MESSAGE = "Enter a person's id such as P123, or a referral's such as R45"
+
+
+class AuditFilterForm(DateRangeFilterForm):
+    person = StringField(
+        "Person",
+        filters=[lambda v: _without_control_characters(v).strip().upper()[:SEARCH_MAX]],
+    )
     action = _choice("Action")
     user = _choice("User")
 
@@ -436,6 +457,7 @@ class AuditFilterForm(FilterForm):
         self, formdata: Any, actions: Iterable[str], users: Iterable[tuple[int, str, str]]
     ):
         super().__init__(formdata)
+        self.person_id: int | None = None
         self.action.choices = [SelectChoice("", "All actions")] + [
             SelectChoice(a, a) for a in actions
         ]
@@ -450,3 +472,19 @@ class AuditFilterForm(FilterForm):
     @property
     def user_id(self) -> int | None:
         return _int_or_none(self.user.data)
+
+    def validate_person(self, field: Any) -> None:
+        """A person by id (P123, or 123), or by one of their referrals (R45)."""
+        if not field.data:
+            return
+        match = PERSON_REFERENCE.match(field.data.replace(" ", ""))
+        number = parse_id(match.group(2)) if match else None
+        if match is None or number is None:
+            raise ValidationError(PERSON_MESSAGE)
+        if match.group(1) != "R":
+            self.person_id = number
+            return
+        person = db.session.scalar(select(Referral.patient_id).where(Referral.id == number))
+        if person is None:
+            raise ValidationError(f"There is no referral R{number}")
+        self.person_id = person

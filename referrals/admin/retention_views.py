@@ -16,9 +16,10 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from referrals.admin.views import bp
 from referrals.audit import record_now
 from referrals.auth.models import Role
+from referrals.erasures import erase_and_remember
 from referrals.extensions import db
 from referrals.intake.models import Patient
-from referrals.retention import REASON_MAX, Mode, anonymise_patient, erase_patient
+from referrals.retention import REASON_MAX, Mode, anonymise_patient
 from referrals.security import allow
 
 
@@ -49,7 +50,7 @@ def erase_person(patient_id: int) -> ResponseReturnValue:
     form = ErasePersonForm()
     if form.validate_on_submit():
         mode = Mode(form.mode.data)
-        remove = erase_patient if mode is Mode.ERASE else anonymise_patient
+        remove = erase_and_remember if mode is Mode.ERASE else anonymise_patient
         remove(current_user, patient, form.reason.data or "")
         db.session.commit()
         done = "erased" if mode is Mode.ERASE else "anonymised"
