@@ -68,7 +68,12 @@ class Defaults:
     MFA_REQUIRED_ROLES: list[str] | None = None
     API_MAX_PER_PAGE = 100
     TIMEZONE = "Europe/London"
-    RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
+    # People are pseudonymised this long after their last referral closed (or, referred as a
+    # child, after their 25th birthday if later: retention.kept_until).
+    RETENTION_YEARS = 8
+    # Each pseudonymised row is coarsened until at least this many in its practice share its
+    # sex, ethnic group and age band (referrals.pseudonymity); 1 coarsens nobody.
+    PSEUDONYMISED_MIN_GROUP = 5
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
     LOG_LEVEL = "INFO"
     # The nightly-backup job writes here (REFERRALS_BACKUP_DIR), keeping the newest BACKUP_KEEP

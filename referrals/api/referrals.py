@@ -83,7 +83,10 @@ register_schema(
     "Patient",
     {
         "type": "object",
-        "description": "The person referred. Identifiers are null once the record is anonymised.",
+        "description": (
+            "The person referred. Identifiers and the date of birth are null once the record "
+            "is pseudonymised."
+        ),
         "required": sorted(PATIENT_FIELDS | {"id", "gp_practice_id"}),
         "properties": {
             "id": {"type": "integer"},
@@ -357,7 +360,10 @@ def patient_json(patient: Patient | PersonAsSent) -> dict[str, Any]:
         "nhs_number": patient.nhs_number,
         "given_name": patient.given_name,
         "family_name": patient.family_name,
-        "date_of_birth": _iso(patient.date_of_birth),
+        # A pseudonymised record's date of birth is a stand-in, never to be taken as real.
+        "date_of_birth": None
+        if getattr(patient, "anonymised_at", None)
+        else _iso(patient.date_of_birth),
         "sex": patient.sex.value,
         "ethnicity": patient.ethnicity.value,
         "postcode": patient.postcode,
