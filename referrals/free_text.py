@@ -4,9 +4,10 @@ refused in text written for commissioners.
 Notes, reasons and messages are typed by people, and name people: a register note about one
 person may name another ("Sat with Sheila Payne"), a regeneration reason may name the person a
 register was late for. When someone is pseudonymised or erased, every free-text column that may
-hold prose is searched for their full name and NHS number (with and without spaces) and their
-email and phone; in each text that names them, those and their other identifiers (a lone given
-or family name, postcode, date of birth) are replaced with `[removed]`.
+hold prose is searched for their full name (either way round), NHS number (with and without
+spaces), email and phone, and each is replaced with `[removed]`. A lone given or family name is
+left: it would also remove other people's ("Ellie" in "Ellie Whitfield"). Their own records'
+free text is removed whole (`referrals.retention`).
 
 Rows are found in the database (`LIKE` over each column, for a whole batch of people at once),
 so a bulk run over hundreds of people reads each table a few times, not once per person.
@@ -61,15 +62,19 @@ NHS_NUMBER_SHAPE = re.compile(r"(?<!\d)\d{3}[\s-]?\d{3}[\s-]?\d{4}(?!\d)")
 
 @dataclass(frozen=True)
 class Identity:
-    """What to look for: `terms` select the texts (any case); `patterns` are replaced in them."""
+    """What to look for: `terms` find candidate texts in the database (any case); `patterns`,
+    whole words only, are what is replaced in them."""
 
     patient_id: int
     terms: tuple[str, ...]
     patterns: tuple[re.Pattern[str], ...]
 
     def named_in(self, text: str) -> bool:
-        folded = text.casefold()
-        return any(term.casefold() in folded for term in self.terms)
+        return any(pattern.search(text) for pattern in self.patterns)
+
+
+def _whole(term: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<!\w){re.escape(term)}(?!\w)", re.IGNORECASE)
 
 
 def _digits_pattern(digits: str) -> str:
@@ -111,12 +116,29 @@ def identifier_patterns(patient: Patient) -> list[re.Pattern[str]]:
     return [re.compile(p, re.IGNORECASE) for p in patterns]
 
 
+def _full_names(patient: Patient) -> list[str]:
+    if not _still_named(patient):
+        return []
+    given, family = patient.given_name.strip(), patient.family_name.strip()
+    return [f"{given} {family}", f"{family}, {given}"]
+
+
+def naming_patterns(patient: Patient) -> list[re.Pattern[str]]:
+    """Patterns for what names the person in someone else's text: their full name (either way
+    round), NHS number, phone or email. A lone given name would also remove other people's."""
+    patterns = [_whole(name) for name in _full_names(patient)]
+    for number in (patient.nhs_number, patient.phone):
+        digits = re.sub(r"\D", "", number or "")
+        if len(digits) >= 6:
+            patterns.append(re.compile(rf"(?<!\d){_digits_pattern(digits)}(?!\d)"))
+    if patient.email:
+        patterns.append(_whole(patient.email))
+    return patterns
+
+
 def search_terms(patient: Patient) -> list[str]:
     """Strings that mark a text as naming the person (a lone first name would match many)."""
-    values: list[str | None] = [patient.email, patient.phone]
-    if _still_named(patient):
-        given, family = patient.given_name.strip(), patient.family_name.strip()
-        values += [f"{given} {family}", f"{family}, {given}"]
+    values: list[str | None] = [patient.email, patient.phone, *_full_names(patient)]
     if patient.nhs_number:
         spaced = format_nhs_number(patient.nhs_number)
         values += [patient.nhs_number, spaced, spaced.replace(" ", "-")]
@@ -124,7 +146,7 @@ def search_terms(patient: Patient) -> list[str]:
 
 
 def identity_of(patient: Patient) -> Identity:
-    return Identity(patient.id, tuple(search_terms(patient)), tuple(identifier_patterns(patient)))
+    return Identity(patient.id, tuple(search_terms(patient)), tuple(naming_patterns(patient)))
 
 
 def redact(text: str, patterns: Iterable[re.Pattern[str]]) -> str:
@@ -187,8 +209,4 @@ def names_people_in(text: str, people: Select[Any]) -> bool:
             literal(folded).contains(full_name),
         )
     ).all()
-    for given, family in candidates:
-        name = re.escape(f"{given} {family}".casefold())
-        if re.search(rf"(?<!\w){name}(?!\w)", folded):
-            return True
-    return False
+    return any(_whole(f"{given} {family}").search(text) for given, family in candidates)

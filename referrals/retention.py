@@ -57,6 +57,7 @@ from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.free_text import (
     REMOVED,
+    identifier_patterns,
     identity_of,
     redact,
     remove_from_free_text,
@@ -233,17 +234,18 @@ def _remove_people(
     if not reason:
         raise ReasonRequired("Give a reason")
     identities = [identity_of(patient) for patient in people]
+    # A reason typed by an admin may name the person; the log keeps ids only.
+    reasons = [redact(reason, identifier_patterns(patient))[:REASON_MAX] for patient in people]
     details = [_strip_record(patient, mode) for patient in people]
     named = remove_from_free_text(identities)
     coarsen_practices({patient.gp_practice_id for patient in people})
-    for patient, identity, detail in zip(people, identities, details, strict=True):
+    for patient, logged_reason, detail in zip(people, reasons, details, strict=True):
         record(
             actor,
             "patient.erased" if mode is Mode.ERASE else "patient.pseudonymised",
             patient,
             trigger=trigger,
-            # A reason typed by an admin may name the person; the log keeps ids only.
-            reason=redact(reason, identity.patterns)[:REASON_MAX],
+            reason=logged_reason,
             texts_naming_them=named[patient.id],
             **detail,
         )
