@@ -94,7 +94,14 @@ class ReasonRequired(ValueError):
 
 def pseudonymise_patient(actor: Any, patient: Patient, reason: str) -> None:
     """Remove everything that identifies `patient`, keeping what the figures count."""
-    _remove_people(actor, [patient], reason, Mode.PSEUDONYMISE, trigger="request")
+    pseudonymise_people(actor, [patient], reason)
+
+
+def pseudonymise_people(
+    actor: Any, people: list[Patient], reason: str, *, trigger: str = "request"
+) -> None:
+    """Pseudonymise many people at once: everyone's free text is searched once for them all."""
+    _remove_people(actor, people, reason, Mode.PSEUDONYMISE, trigger=trigger)
 
 
 def erase_patient(actor: Any, patient: Patient, reason: str) -> None:
@@ -403,12 +410,11 @@ def pseudonymise_expired(today: date, *, years: int | None = None, limit: int | 
     # Rival scheduler processes on PostgreSQL skip people another one is already handling.
     people = list(db.session.scalars(query.with_for_update(skip_locked=True, of=Patient)))
     if people:
-        _remove_people(
+        pseudonymise_people(
             None,
             people,
             f"Past the retention period ({years} years after the last referral closed, "
             f"or the {CHILD_KEPT_TO_AGE}th birthday of someone referred as a child)",
-            Mode.PSEUDONYMISE,
             trigger="retention",
         )
     return len(people)
