@@ -18,6 +18,8 @@ from typing import Any
 from flask import Flask
 
 ENV_PREFIX = "REFERRALS_"
+# Everyone who sees people's records across practices, or every practice's figures.
+PRODUCTION_MFA_ROLES = ("admin", "commissioner", "link_worker")
 
 
 class Defaults:
@@ -63,8 +65,9 @@ class Defaults:
     PUBLIC_CACHE_SECONDS = 60
     RATELIMIT_API_PER_CLIENT = "300 per minute"  # per bearer token (or address without one)
     RATELIMIT_API_PER_ADDRESS = "600 per minute"  # per client address, whatever the token
-    # Roles that must use two-step verification. None: admins and commissioners in production,
-    # nobody elsewhere. An admin's choice on /admin/security overrides it (auth.mfa).
+    # Roles that must use two-step verification. None: in production admins, commissioners and
+    # link workers (who see every patient), nobody elsewhere. An admin's choice on
+    # /admin/security overrides it (auth.mfa).
     MFA_REQUIRED_ROLES: list[str] | None = None
     API_MAX_PER_PAGE = 100
     TIMEZONE = "Europe/London"
@@ -182,7 +185,7 @@ def _mfa_required_roles(config: Any) -> list[str]:
     """The configured roles as a list of role names; a list, JSON list or comma-separated text."""
     value = config.get("MFA_REQUIRED_ROLES")
     if value is None:
-        return ["admin", "commissioner"] if config["ENV"] == "production" else []
+        return list(PRODUCTION_MFA_ROLES) if config["ENV"] == "production" else []
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple | set | frozenset):
