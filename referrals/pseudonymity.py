@@ -46,12 +46,22 @@ class Kept:
 
 
 NOTHING_KEPT = (Sex.NOT_STATED, Ethnicity.NOT_STATED, None)
+
+
 # Coarsened in this order: the figures lose least by losing the ethnic group of a few people.
-STEPS: tuple[tuple[str, object], ...] = (
-    ("ethnicity", Ethnicity.NOT_STATED),
-    ("sex", Sex.NOT_STATED),
-    ("age_band", None),
-)
+def _without_ethnicity(row: Kept) -> Kept:
+    return replace(row, ethnicity=Ethnicity.NOT_STATED)
+
+
+def _without_sex(row: Kept) -> Kept:
+    return replace(row, sex=Sex.NOT_STATED)
+
+
+def _without_age(row: Kept) -> Kept:
+    return replace(row, age_band=None)
+
+
+STEPS = (_without_ethnicity, _without_sex, _without_age)
 
 
 def _nothing_kept(row: Kept) -> Kept:
@@ -63,12 +73,9 @@ def coarsened(rows: Sequence[Kept], smallest: int) -> list[Kept]:
     `smallest` rows, or everything is coarsened. Rows already in large enough groups are left
     as they are."""
     kept = list(rows)
-    for field, unknown in STEPS:
+    for coarser in STEPS:
         sizes = Counter(row.values for row in kept)
-        kept = [
-            replace(row, **{field: unknown}) if sizes[row.values] < smallest else row
-            for row in kept
-        ]
+        kept = [coarser(row) if sizes[row.values] < smallest else row for row in kept]
     sizes = Counter(row.values for row in kept)
     while 0 < sizes[NOTHING_KEPT] < smallest and len(sizes) > 1:
         joining = min(
