@@ -51,23 +51,14 @@ def _scheme() -> dict[str, Any]:
     db.session.flush()
     course = _course(provider, venue, contract, [date(2026, 5, 7), date(2026, 5, 14)])
     people = {
-        "ellie": _person(
-            practice,
-            given_name="Ellie",
-            family_name="White",
-            nhs_number="9876543210",
-            date_of_birth=date(1950, 3, 3),
-        ),
-        "sheila": _person(
-            practice,
-            given_name="Sheila",
-            family_name="Payne",
-            nhs_number="4010232137",
-            date_of_birth=date(1948, 6, 9),
-        ),
-        "margaret": _person(
-            practice, given_name="Margaret", family_name="Oduya", date_of_birth=date(1952, 1, 2)
-        ),
+        key: _person(
+            practice, given_name=given, family_name=family, nhs_number=nhs, date_of_birth=born
+        )
+        for key, given, family, nhs, born in (
+            ("ellie", "Ellie", "White", "9876543210", date(1950, 3, 3)),
+            ("sheila", "Sheila", "Payne", "4010232137", date(1948, 6, 9)),
+            ("margaret", "Margaret", "Oduya", None, date(1952, 1, 2)),
+        )
     }
     referrals = {name: _referral(person, practice, CLOSED) for name, person in people.items()}
     done = {"status": EnrolmentStatus.COMPLETED}

@@ -5,11 +5,8 @@ was, over the whole demo scheme pseudonymised at once."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
-from datetime import date
 from typing import Any
 
-import pytest
 from flask import Flask
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -24,13 +21,9 @@ from referrals.reports.kpi import AGE_BANDS, _age_band, compute
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period, Scope
 from referrals.retention import pseudonymise_people
-from referrals.scheduler.jobs import run_monthly_returns
-from referrals.seed import seed_demo
 from referrals.vocab import Ethnicity, Sex
-from tests.conftest import _empty_all_tables
 
 K = 5
-TODAY = date(2026, 3, 16)
 SECTION_D = ("D1", "D2", "D3")
 
 rows_strategy = st.lists(
@@ -81,18 +74,6 @@ def test_coarsening_drops_the_ethnic_group_first() -> None:
 # The demo scheme, pseudonymised at once ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def demo(_migrated_app: Flask) -> Iterator[None]:
-    with _migrated_app.app_context():
-        seed_demo(today=TODAY)
-        db.session.commit()
-        run_monthly_returns(TODAY)
-        db.session.commit()
-        yield
-        db.session.remove()
-        _empty_all_tables()
-
-
 def _figures() -> dict[tuple[str, str], list[tuple[Any, ...]]]:
     scopes = [Scope(None), *(Scope(c) for c in db.session.scalars(select(Contract.id)))]
     periods = sorted(set(db.session.scalars(select(KpiReturn.period))))
@@ -133,7 +114,7 @@ def _kept_by_practice() -> dict[int, Counter[tuple[Any, ...]]]:
 
 
 def test_the_demo_pseudonymised_at_once_has_no_one_standing_out_in_their_practice(
-    app: Flask, demo: None
+    app: Flask, seeded_demo: None
 ) -> None:
     people = list(db.session.scalars(select(Patient).order_by(Patient.id)))
     assert len(people) > 400
