@@ -109,17 +109,6 @@ def erase_patient(actor: Any, patient: Patient, reason: str) -> None:
     _remove_people(actor, [patient], reason, Mode.ERASE, trigger="request")
 
 
-# Identifiers --------------------------------------------------------------------------------
-
-
-def outward_code(postcode: str | None) -> str | None:
-    """The district half of a postcode ("GL1 2AB" -> "GL1"); None when there is none."""
-    compact = "".join((postcode or "").split()).upper()
-    if len(compact) < 5:
-        return compact or None
-    return compact[:-3]
-
-
 # The stand-in date of birth -----------------------------------------------------------------
 
 

@@ -59,7 +59,6 @@ from referrals.retention import (
     band_preserving_birth_date,
     erase_patient,
     expired_patients,
-    outward_code,
     pseudonymise_patient,
     purge_outbound_messages,
 )
@@ -588,12 +587,6 @@ def test_pseudonymising_twice_changes_nothing_more(app: Any) -> None:
     db.session.commit()
     assert (scheme.her.date_of_birth, scheme.her.postcode, scheme.her.anonymised_at) == first
     assert db.session.scalars(select(Notification.text).order_by(Notification.id)).all() == texts
-
-
-def test_outward_code() -> None:
-    assert outward_code("LS6 2QT") == "LS6"
-    assert outward_code("sw1a1aa") == "SW1A"
-    assert outward_code("") is None and outward_code(None) is None
 
 
 @settings(max_examples=300, deadline=None)
