@@ -351,7 +351,7 @@ def scheduler_jobs() -> None:
 
 
 backup_cli = AppGroup("backup", help="Online backups of the database, and restores.")
-retention_cli = AppGroup("retention", help="Anonymise or erase people's records.")
+retention_cli = AppGroup("retention", help="Pseudonymise or erase people's records.")
 
 
 def _report(report: Any) -> None:
@@ -410,7 +410,7 @@ def backup_restore(file: Path, force: bool, by_email: str) -> None:
 
 @retention_cli.command("due")
 def retention_due() -> None:
-    """List the people the retention job would anonymise today (by id), changing nothing."""
+    """List the people the retention job would pseudonymise today (by id), changing nothing."""
     from flask import current_app
 
     from referrals.retention import expired_patients
@@ -420,7 +420,7 @@ def retention_due() -> None:
     ids = db.session.scalars(
         expired_patients(today_in_london(), years).with_only_columns(Patient.id)
     ).all()
-    click.echo(f"{len(ids)} people have had every referral closed for over {years} years")
+    click.echo(f"{len(ids)} people are past the retention period ({years} years, or age 25)")
     for patient_id in ids:
         click.echo(f"  P{patient_id}")
 
@@ -437,24 +437,24 @@ def retention_run() -> None:
 
 @retention_cli.command("person")
 @click.argument("patient_id", type=int)
-@click.option("--erase", is_flag=True, help="Erase rather than anonymise.")
+@click.option("--erase", is_flag=True, help="Erase rather than pseudonymise.")
 @click.option("--reason", required=True, help="Why, e.g. the request's date and reference.")
 @by_option("The email of the admin answerable for the request.")
 def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -> None:
-    """Anonymise (or with --erase, erase) one person's record on request."""
+    """Pseudonymise (or with --erase, erase) one person's record on request."""
     from referrals.erasures import erase_and_remember
-    from referrals.retention import ReasonRequired, anonymise_patient
+    from referrals.retention import ReasonRequired, pseudonymise_patient
 
     asker = responsible_admin(by_email)
     patient = db.session.get(Patient, patient_id)
     if patient is None:
         raise click.BadParameter("no person with this id", param_hint="PATIENT_ID")
     try:
-        (erase_and_remember if erase else anonymise_patient)(asker, patient, reason)
+        (erase_and_remember if erase else pseudonymise_patient)(asker, patient, reason)
     except ReasonRequired as error:
         raise click.BadParameter(str(error), param_hint="--reason") from error
     db.session.commit()
-    click.echo(f"P{patient_id} {'erased' if erase else 'anonymised'}")
+    click.echo(f"P{patient_id} {'erased' if erase else 'pseudonymised'}")
 
 
 @retention_cli.command("reapply-erasures")

@@ -18,6 +18,8 @@ from typing import Any
 from flask import Flask
 
 ENV_PREFIX = "REFERRALS_"
+# Everyone who sees people's records across practices, or every practice's figures.
+PRODUCTION_MFA_ROLES = ("admin", "commissioner", "link_worker")
 
 
 class Defaults:
@@ -65,12 +67,18 @@ class Defaults:
     RATELIMIT_API_PER_ADDRESS = "600 per minute"  # per client address, whatever the token
     # GOV.UK Notify's callbacks, per client address: a receipt for each message sent.
     RATELIMIT_NOTIFY_CALLBACKS = "600 per minute"
-    # Roles that must use two-step verification. None: admins and commissioners in production,
-    # nobody elsewhere. An admin's choice on /admin/security overrides it (auth.mfa).
+    # Roles that must use two-step verification. None: in production admins, commissioners and
+    # link workers (who see every patient), nobody elsewhere. An admin's choice on
+    # /admin/security overrides it (auth.mfa).
     MFA_REQUIRED_ROLES: list[str] | None = None
     API_MAX_PER_PAGE = 100
     TIMEZONE = "Europe/London"
-    RETENTION_YEARS = 8  # people are anonymised this long after their last referral closed
+    # People are pseudonymised this long after their last referral closed (or, referred as a
+    # child, after their 25th birthday if later: retention.kept_until).
+    RETENTION_YEARS = 8
+    # Each pseudonymised row is coarsened until at least this many in its practice share its
+    # sex, ethnic group and age band (referrals.pseudonymity); 1 coarsens nobody.
+    PSEUDONYMISED_MIN_GROUP = 5
     IDEMPOTENCY_KEEP_HOURS = 24  # stored API answers show patient details; kept this long
     LOG_LEVEL = "INFO"
     # The nightly-backup job writes here (REFERRALS_BACKUP_DIR), keeping the newest BACKUP_KEEP
@@ -185,7 +193,7 @@ def _mfa_required_roles(config: Any) -> list[str]:
     """The configured roles as a list of role names; a list, JSON list or comma-separated text."""
     value = config.get("MFA_REQUIRED_ROLES")
     if value is None:
-        return ["admin", "commissioner"] if config["ENV"] == "production" else []
+        return list(PRODUCTION_MFA_ROLES) if config["ENV"] == "production" else []
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple | set | frozenset):

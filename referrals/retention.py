@@ -1,34 +1,47 @@
-"""Retention: anonymising and erasing a person's record while every aggregate stays as it was.
+"""Retention: pseudonymising and erasing a person's record while the figures stay as they were.
 
-Anonymising removes everything that identifies the person: NHS number, names, phone, email,
-the inward half of the postcode, access and communication needs, and every free-text reason and
-note about them (referral, risk, status changes, contact attempts, conversations, withdrawals,
-register notes). It keeps ids, statuses, dates, pathways, sex, ethnic group, attendance marks,
-moods and wellbeing scores, so every KPI figure computed again from the records, and every
-stored return, is unchanged. The date of birth is replaced by a stand-in that puts the person in
-the same age band on every date a figure uses it (see `band_preserving_birth_date`).
+What is kept afterwards is *pseudonymised*, not anonymous: rows that the figures count stay,
+linked by internal ids, with exact dates, so they are still personal data under UK GDPR and are
+protected as such. What is removed and what is kept:
 
-Erasing, for a request under UK GDPR article 17, anonymises and then also removes what no figure
-needs: the outward postcode, art-form interests and preferences, and every message about their
-referrals. Rows the figures count (the person, referrals, transitions, attendance, scores) stay,
-without identifiers: an anonymous row is no longer personal data.
+Pseudonymising removes everything that identifies the person: NHS number, names, phone, email,
+postcode, access and communication needs, every free-text reason and note about them (referral,
+risk, status changes, contact attempts, conversations, withdrawals, register notes), their
+messages (in-app and queued email or text) and their name or NHS number wherever another
+person's notes, a regeneration reason or a message gives it (`referrals.free_text`). It keeps
+ids, statuses, dates, pathways, attendance marks, moods and wellbeing scores, and what section D
+of a return counts: sex, ethnic group and, as a stand-in date of birth, the age band on each
+date a figure uses it (see `band_preserving_birth_date`). Someone who never attended a session
+is counted by no breakdown, so their date of birth, sex and ethnic group go too. Then the
+practice's pseudonymised rows are coarsened until each is one of at least
+`PSEUDONYMISED_MIN_GROUP` alike (`referrals.pseudonymity`).
+
+So every figure of sections A, B, C and E, made again from the records, and every stored
+return, are unchanged; section D made again counts a coarsened person under "not stated" or
+"age unknown" (with `PSEUDONYMISED_MIN_GROUP = 1`, nobody is coarsened and section D is
+unchanged too).
+
+Erasing, for a request under UK GDPR article 17, pseudonymises and then also removes what no
+figure needs: art-form interests and preferences, and every message about their referrals.
 
 Both also drop any stored API answer that shows the person and any details another practice
-sent about them for reconciliation, and are written to the audit log by
-id only. `anonymise_expired` is the scheduled retention rule.
+sent about them for reconciliation, and are written to the audit log by id only.
+
+How long records are kept is one rule, `kept_until`: 8 years (`RETENTION_YEARS`) after the last
+referral closed, or for someone referred as a child (under 18) until their 25th birthday if
+that is later (NHS Records Management Code). `pseudonymise_expired` is the scheduled rule.
 """
 
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
 from flask import current_app
-from sqlalchemy import Select, delete, exists, func, or_, select
+from sqlalchemy import Select, and_, delete, exists, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
@@ -42,99 +55,58 @@ from referrals.courses.models import (
 )
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.free_text import (
+    REMOVED,
+    identifier_patterns,
+    identity_of,
+    redact,
+    remove_from_free_text,
+    search_terms,
+)
 from referrals.intake.lifecycle import OPEN_STATUSES
 from referrals.intake.models import IdempotentRequest, Patient, PatientReconciliation, Referral
-from referrals.intake.validation import age_on, format_nhs_number
+from referrals.intake.validation import age_on
 from referrals.notifications.models import MessageStatus, Notification, OutboundMessage
+from referrals.pseudonymity import coarsen_practices
 
-# The KPI engine's own banding, so the stand-in birth date can never disagree with it.
-from referrals.reports.kpi import _age_band
+# The KPI engine's own banding and age arithmetic, so retention can never disagree with it.
+from referrals.reports.kpi import _age_band, _age_expression
+from referrals.vocab import Ethnicity, Sex
 
-REMOVED = "[removed]"
-ANONYMOUS_GIVEN_NAME = "Anonymised"
-ANONYMOUS_FAMILY_NAME = "person"
+__all__ = ["REMOVED"]
+
+PSEUDONYMOUS_GIVEN_NAME = "Pseudonymised"
+PSEUDONYMOUS_FAMILY_NAME = "person"
 REASON_MAX = 500
-BATCH = 100  # people anonymised per committed transaction by the scheduled job
+BATCH = 100  # people pseudonymised per committed transaction by the scheduled job
+CHILD_UNDER = 18  # referred younger than this: kept at least until CHILD_KEPT_TO_AGE
+CHILD_KEPT_TO_AGE = 25
 
 
 class Mode(enum.StrEnum):
-    ANONYMISE = "anonymise"
+    PSEUDONYMISE = "pseudonymise"
     ERASE = "erase"
 
 
 class ReasonRequired(ValueError):
-    """Anonymising or erasing on request needs a reason for the audit log."""
+    """Pseudonymising or erasing on request needs a reason for the audit log."""
 
 
-def anonymise_patient(actor: Any, patient: Patient, reason: str) -> None:
+def pseudonymise_patient(actor: Any, patient: Patient, reason: str) -> None:
     """Remove everything that identifies `patient`, keeping what the figures count."""
-    _remove(actor, patient, reason, Mode.ANONYMISE)
+    pseudonymise_people(actor, [patient], reason)
+
+
+def pseudonymise_people(
+    actor: Any, people: list[Patient], reason: str, *, trigger: str = "request"
+) -> None:
+    """Pseudonymise many people at once: everyone's free text is searched once for them all."""
+    _remove_people(actor, people, reason, Mode.PSEUDONYMISE, trigger=trigger)
 
 
 def erase_patient(actor: Any, patient: Patient, reason: str) -> None:
-    """Anonymise `patient`, then remove what no figure needs (see the module docstring)."""
-    _remove(actor, patient, reason, Mode.ERASE)
-
-
-# Identifiers --------------------------------------------------------------------------------
-
-
-def outward_code(postcode: str | None) -> str | None:
-    """The district half of a postcode ("GL1 2AB" -> "GL1"); None when there is none."""
-    compact = re.sub(r"\s+", "", postcode or "").upper()
-    if len(compact) < 5:
-        return compact or None
-    return compact[:-3]
-
-
-def _digits_pattern(digits: str) -> str:
-    """Digits in order, allowing spaces or hyphens between them (how people type numbers)."""
-    return r"[\s-]?".join(re.escape(d) for d in digits)
-
-
-def identifier_patterns(patient: Patient) -> list[re.Pattern[str]]:
-    """Patterns for the person's identifiers as they might be typed into free text."""
-    patterns: list[str] = []
-    # Once anonymised, the names are placeholders shared by everyone anonymised.
-    names = [] if patient.anonymised_at else [patient.given_name, patient.family_name]
-    names += [" ".join(names)] if names else []
-    for name in sorted({n.strip() for n in names if n and len(n.strip()) >= 2}, key=len)[::-1]:
-        patterns.append(rf"(?<!\w){re.escape(name)}(?!\w)")
-    for number in (patient.nhs_number, patient.phone):
-        digits = re.sub(r"\D", "", number or "")
-        if len(digits) >= 6:
-            patterns.append(_digits_pattern(digits))
-    if patient.email:
-        patterns.append(re.escape(patient.email))
-    compact = re.sub(r"\s+", "", patient.postcode or "")
-    if len(compact) >= 5:
-        patterns.append(r"\s?".join([re.escape(compact[:-3]), re.escape(compact[-3:])]))
-    if patient.date_of_birth:
-        born = patient.date_of_birth
-        shapes = {
-            born.isoformat(),
-            f"{born.day}/{born.month}/{born.year}",
-            f"{born.day:02d}/{born.month:02d}/{born.year}",
-            f"{born.day} {born:%B %Y}",
-            f"{born.day} {born:%b %Y}",
-        }
-        patterns += [re.escape(shape) for shape in shapes]
-    return [re.compile(p, re.IGNORECASE) for p in patterns]
-
-
-def redact(text: str, patterns: Iterable[re.Pattern[str]]) -> str:
-    for pattern in patterns:
-        text = pattern.sub(REMOVED, text)
-    return text
-
-
-def _plain_identifiers(patient: Patient) -> list[str]:
-    """Strings worth a database search in message texts (a lone first name would match many)."""
-    name = None if patient.anonymised_at else patient.full_name
-    values = [name, patient.email, patient.phone, patient.nhs_number]
-    if patient.nhs_number:
-        values.append(format_nhs_number(patient.nhs_number))
-    return [v for v in values if v and len(v) >= 5]
+    """Pseudonymise `patient`, then remove what no figure needs (see the module docstring)."""
+    _remove_people(actor, [patient], reason, Mode.ERASE, trigger="request")
 
 
 # The stand-in date of birth -----------------------------------------------------------------
@@ -193,15 +165,12 @@ def _last_fit(low: date, high: date, fits: Any) -> date:
     return date.fromordinal(lo)
 
 
-def _dates_age_may_count(referral_ids: list[int]) -> list[date]:
+def _dates_age_counts(referral_ids: list[int]) -> list[date]:
     """The dates on which the person's age enters a figure: D1 takes it at their first attended
-    session of each month (per contract, and so overall); and the day each referral came in,
-    so a figure by age at referral would also be unchanged."""
+    session of each month (per contract, and so overall). None: no figure needs their age,
+    sex or ethnic group."""
     if not referral_ids:
         return []
-    received = db.session.scalars(
-        select(Referral.received_on).where(Referral.id.in_(referral_ids))
-    ).all()
     attended = db.session.execute(
         select(Course.contract_id, CourseSession.date)
         .join(CourseSession, CourseSession.course_id == Course.id)
@@ -217,7 +186,7 @@ def _dates_age_may_count(referral_ids: list[int]) -> list[date]:
     for contract_id, day in attended:
         key = (contract_id, day.year, day.month)
         first[key] = min(first.get(key, day), day)
-    return [*received, *first.values()]
+    return list(first.values())
 
 
 # Removing -----------------------------------------------------------------------------------
@@ -252,14 +221,35 @@ def _stored_answers_about(patient_id: int, referral_ids: set[int]) -> list[Idemp
     return found
 
 
-def _remove(
-    actor: Any, patient: Patient, reason: str, mode: Mode, *, trigger: str = "request"
+def _remove_people(
+    actor: Any, people: list[Patient], reason: str, mode: Mode, *, trigger: str
 ) -> None:
+    """Pseudonymise (or erase) each of `people`, then remove their names and NHS numbers from
+    everyone's free text in one pass, and coarsen their practices' pseudonymised rows."""
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired("Give a reason")
-    patterns = identifier_patterns(patient)
-    plain = _plain_identifiers(patient)
+    identities = [identity_of(patient) for patient in people]
+    # A reason typed by an admin may name the person; the log keeps ids only.
+    reasons = [redact(reason, identifier_patterns(patient))[:REASON_MAX] for patient in people]
+    details = [_strip_record(patient, mode) for patient in people]
+    named = remove_from_free_text(identities)
+    coarsen_practices({patient.gp_practice_id for patient in people})
+    for patient, logged_reason, detail in zip(people, reasons, details, strict=True):
+        record(
+            actor,
+            "patient.erased" if mode is Mode.ERASE else "patient.pseudonymised",
+            patient,
+            trigger=trigger,
+            reason=logged_reason,
+            texts_naming_them=named[patient.id],
+            **detail,
+        )
+
+
+def _strip_record(patient: Patient, mode: Mode) -> dict[str, Any]:
+    """Remove the person's identifiers and free text from their own records; returns what was
+    removed, for the audit entry."""
     referrals = list(
         db.session.scalars(
             select(Referral)
@@ -280,19 +270,24 @@ def _remove(
         )
     )
 
-    # Messages that link to their records, or name them.
-    naming_them = [Notification.text.icontains(value, autoescape=True) for value in plain]
     messages_removed = 0
     if mode is Mode.ERASE:
+        # In-app messages that link to their records or name them (others are redacted later).
+        naming_them = [
+            Notification.text.icontains(term, autoescape=True) for term in search_terms(patient)
+        ]
         about_them = [*_links_to(referral_ids, [e.id for e in enrolments]), *naming_them]
         if about_them:
             messages = db.session.scalars(select(Notification).where(or_(*about_them))).all()
             for message in messages:
                 db.session.delete(message)
             messages_removed = len(messages)
-    elif naming_them:
-        for message in db.session.scalars(select(Notification).where(or_(*naming_them))):
-            message.text = redact(message.text, patterns)
+    # Email and text messages to them hold their address and the wording sent to them.
+    outbound = db.session.execute(
+        delete(OutboundMessage)
+        .where(OutboundMessage.patient_id == patient.id)
+        .execution_options(synchronize_session=False)
+    )
 
     answers = _stored_answers_about(patient.id, set(referral_ids))
     for stored in answers:
@@ -302,13 +297,18 @@ def _remove(
         delete(PatientReconciliation).where(PatientReconciliation.patient_id == patient.id)
     )
 
-    patient.date_of_birth = band_preserving_birth_date(
-        patient.date_of_birth, _dates_age_may_count(referral_ids)
-    )
+    counted_on = _dates_age_counts(referral_ids)
+    if counted_on:
+        patient.date_of_birth = band_preserving_birth_date(patient.date_of_birth, counted_on)
+    else:
+        # No breakdown counts them: their age, sex and ethnic group are not kept.
+        patient.date_of_birth = None
+        patient.sex = Sex.NOT_STATED
+        patient.ethnicity = Ethnicity.NOT_STATED
     patient.nhs_number = None
-    patient.given_name = ANONYMOUS_GIVEN_NAME
-    patient.family_name = ANONYMOUS_FAMILY_NAME
-    patient.postcode = None if mode is Mode.ERASE else outward_code(patient.postcode)
+    patient.given_name = PSEUDONYMOUS_GIVEN_NAME
+    patient.family_name = PSEUDONYMOUS_FAMILY_NAME
+    patient.postcode = None
     patient.phone = None
     patient.email = None
     patient.communication_needs = ""
@@ -337,24 +337,28 @@ def _remove(
             mark.note = _scrubbed(mark.note)
 
     db.session.flush()
-    record(
-        actor,
-        "patient.erased" if mode is Mode.ERASE else "patient.anonymised",
-        patient,
-        trigger=trigger,
-        # A reason typed by an admin may name the person; the log keeps ids only.
-        reason=redact(reason, patterns)[:REASON_MAX],
-        referral_ids=referral_ids,
-        messages_removed=messages_removed,
-        stored_answers_removed=len(answers),
-    )
+    return {
+        "referral_ids": referral_ids,
+        "messages_removed": messages_removed,
+        "outbound_messages_removed": int(outbound.rowcount or 0),  # type: ignore[attr-defined]
+        "stored_answers_removed": len(answers),
+    }
 
 
 # The retention rule -------------------------------------------------------------------------
 
 
+def kept_until(born: date | None, first_referred: date, last_closed: date, *, years: int) -> date:
+    """The last day a person's records are kept whole: `years` after their last referral
+    closed, or, for someone referred as a child, their 25th birthday if that is later."""
+    until = last_closed + relativedelta(years=years)
+    if born is not None and age_on(born, first_referred) < CHILD_UNDER:
+        until = max(until, born + relativedelta(years=CHILD_KEPT_TO_AGE))
+    return until
+
+
 def expired_patients(today: date, years: int) -> Select[Any]:
-    """People not yet anonymised all of whose referrals closed more than `years` ago."""
+    """People not yet pseudonymised whose records `kept_until` no longer keeps on `today`."""
     cutoff = today - relativedelta(years=years)
     has_referral = exists().where(Referral.patient_id == Patient.id)
     still_needed = exists().where(
@@ -365,28 +369,41 @@ def expired_patients(today: date, years: int) -> Select[Any]:
             Referral.closed_on >= cutoff,
         ),
     )
+    # Referred as a child and not yet past their 25th birthday.
+    still_a_young_person = and_(
+        Patient.date_of_birth >= today - relativedelta(years=CHILD_KEPT_TO_AGE),
+        exists().where(
+            Referral.patient_id == Patient.id,
+            _age_expression(Patient.date_of_birth, Referral.received_on) < CHILD_UNDER,
+        ),
+    )
     return (
         select(Patient)
-        .where(Patient.anonymised_at.is_(None), has_referral, ~still_needed)
+        .where(
+            Patient.anonymised_at.is_(None),
+            has_referral,
+            ~still_needed,
+            or_(Patient.date_of_birth.is_(None), ~still_a_young_person),
+        )
         .order_by(Patient.id)
     )
 
 
-def anonymise_expired(today: date, *, years: int | None = None, limit: int | None = None) -> int:
-    """Anonymise everyone past the retention period (`RETENTION_YEARS`); returns how many."""
+def pseudonymise_expired(today: date, *, years: int | None = None, limit: int | None = None) -> int:
+    """Pseudonymise everyone past the retention period (`RETENTION_YEARS`); returns how many."""
     if years is None:
         years = int(current_app.config["RETENTION_YEARS"])
     query = expired_patients(today, years)
     if limit is not None:
         query = query.limit(limit)
-    # Rival scheduler processes on PostgreSQL skip people another one is already anonymising.
+    # Rival scheduler processes on PostgreSQL skip people another one is already handling.
     people = list(db.session.scalars(query.with_for_update(skip_locked=True, of=Patient)))
-    for patient in people:
-        _remove(
+    if people:
+        pseudonymise_people(
             None,
-            patient,
-            f"All referrals closed more than {years} years ago",
-            Mode.ANONYMISE,
+            people,
+            f"Past the retention period ({years} years after the last referral closed, "
+            f"or the {CHILD_KEPT_TO_AGE}th birthday of someone referred as a child)",
             trigger="retention",
         )
     return len(people)

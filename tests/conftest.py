@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,26 @@ def _migrated_app(database_root: Path) -> Iterator[Flask]:
                 connection.execute(text("CREATE SCHEMA public"))
         upgrade()
     yield app
+
+
+# The day the demo scheme is seeded for the tests that read it whole.
+DEMO_TODAY = date(2026, 3, 16)
+
+
+@pytest.fixture(scope="module")
+def seeded_demo(_migrated_app: Flask) -> Iterator[None]:
+    """The demo seeded once for a module, and the scheduler's monthly job caught up."""
+    from referrals.scheduler.jobs import run_monthly_returns
+    from referrals.seed import seed_demo
+
+    with _migrated_app.app_context():
+        seed_demo(today=DEMO_TODAY)
+        db.session.commit()
+        run_monthly_returns(DEMO_TODAY)
+        db.session.commit()
+        yield
+        db.session.remove()
+        _empty_all_tables()
 
 
 def _empty_all_tables() -> None:

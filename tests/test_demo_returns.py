@@ -2,36 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal
 
-import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import Contract
 from referrals.extensions import db
 from referrals.reports.models import KpiReturn
-from referrals.scheduler.jobs import run_monthly_returns
-from referrals.seed import seed_demo
-from tests.conftest import _empty_all_tables
-
-TODAY = date(2026, 3, 16)
-
-
-@pytest.fixture(scope="module")
-def seeded(_migrated_app: Flask) -> Iterator[None]:
-    """The demo seeded once, and the scheduler's monthly job caught up."""
-    with _migrated_app.app_context():
-        seed_demo(today=TODAY)
-        db.session.commit()
-        run_monthly_returns(TODAY)
-        db.session.commit()
-        yield
-        db.session.remove()
-        _empty_all_tables()
 
 
 def _cell(kpi_return: KpiReturn, code: str, span: str) -> dict[str, str]:
@@ -42,7 +20,7 @@ def _cell(kpi_return: KpiReturn, code: str, span: str) -> dict[str, str]:
     )
 
 
-def test_each_commissioner_sees_year_to_date_outcomes(seeded: None) -> None:
+def test_each_commissioner_sees_year_to_date_outcomes(seeded_demo: None) -> None:
     for contract in db.session.scalars(select(Contract)):
         latest = db.session.scalars(
             select(KpiReturn)
@@ -56,6 +34,6 @@ def test_each_commissioner_sees_year_to_date_outcomes(seeded: None) -> None:
             Decimal(cell["value"])
 
 
-def test_the_demo_targets_pass_the_targets_rule(seeded: None) -> None:
+def test_the_demo_targets_pass_the_targets_rule(seeded_demo: None) -> None:
     for contract in db.session.scalars(select(Contract)):
         assert contract.targets and check_targets(contract.targets) == contract.targets

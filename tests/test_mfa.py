@@ -356,53 +356,55 @@ def test_a_password_reset_ends_an_open_challenge(client: FlaskClient, clock: Clo
 # Turning it off, new recovery codes, admin reset -----------------------------------------------
 
 
-def test_turning_it_off_needs_a_current_code_or_the_password(
+def _turn_off(client: FlaskClient, password: str, code: str) -> Any:
+    return submit(
+        client,
+        "/account/mfa/disable",
+        {"disable_password": password, "disable_code": code},
+        page="/account/mfa",
+    )
+
+
+def test_turning_it_off_needs_the_password_and_a_current_code(
     client: FlaskClient, app: Flask, clock: Clock
 ) -> None:
-    user, secret, _codes = enrolled_user()
+    user, secret, codes = enrolled_user()
     sign_in_fully(client, user, secret, clock)
-    refused = submit(
-        client,
-        "/account/mfa/disable",
-        {"disable_confirmation": "not-my-password-at-all"},
-        page="/account/mfa",
-    )
-    assert "The code or password is not correct" in refused.get_data(as_text=True)
-    db.session.expire_all()
-    assert user.mfa_enabled_at is not None
-    # The code just used to sign in is spent; the next one turns it off.
-    spent = submit(
-        client,
-        "/account/mfa/disable",
-        {"disable_confirmation": code_at(secret, clock)},
-        page="/account/mfa",
-    )
-    assert "The code or password is not correct" in spent.get_data(as_text=True)
     clock.advance(seconds=30)
-    response = submit(
-        client,
-        "/account/mfa/disable",
-        {"disable_confirmation": code_at(secret, clock)},
-        page="/account/mfa",
-    )
+    # Either alone is not enough, nor a recovery code, nor the code just used to sign in.
+    for password, code in (
+        ("not-my-password-at-all", code_at(secret, clock)),
+        (TEST_PASSWORD, ""),
+        (TEST_PASSWORD, codes[0]),
+        ("", code_at(secret, clock)),
+    ):
+        refused = _turn_off(client, password, code)
+        assert refused.status_code == 200, (password, code)
+        db.session.expire_all()
+        assert user.mfa_enabled_at is not None
+    assert "The password or the code is not correct" in _turn_off(
+        client, "wrong password here", code_at(secret, clock)
+    ).get_data(as_text=True)
+    # A wrong password never uses up the code: the same code still works with the password.
+    response = _turn_off(client, TEST_PASSWORD, code_at(secret, clock))
     assert response.status_code == 302
     db.session.expire_all()
     assert user.mfa_enabled_at is None and user.totp_secret is None
     assert db.session.scalar(select(func.count()).select_from(RecoveryCode)) == 0
-    assert events("mfa.disabled", actor_id=user.id)
+    (event,) = events("mfa.disabled", actor_id=user.id)
+    assert event.detail["old"]["on_since"] and event.detail["new"] is None
+    assert events("mfa.reauthentication_failed", actor_id=user.id)
     fresh = app.test_client()
     assert sign_in(fresh, user.email).headers["Location"] == "/"
 
 
-def test_turning_it_off_with_the_password(client: FlaskClient, clock: Clock) -> None:
+def test_the_code_used_to_sign_in_cannot_turn_it_off(client: FlaskClient, clock: Clock) -> None:
     user, secret, _codes = enrolled_user()
     sign_in_fully(client, user, secret, clock)
-    response = submit(
-        client, "/account/mfa/disable", {"disable_confirmation": TEST_PASSWORD}, page="/account/mfa"
-    )
-    assert response.status_code == 302
-    db.session.expire_all()
-    assert user.mfa_enabled_at is None
+    spent = _turn_off(client, TEST_PASSWORD, code_at(secret, clock))
+    assert "The password or the code is not correct" in spent.get_data(as_text=True)
+    clock.advance(seconds=30)
+    assert _turn_off(client, TEST_PASSWORD, code_at(secret, clock)).status_code == 302
 
 
 def test_a_role_that_requires_it_cannot_turn_it_off(
@@ -413,9 +415,8 @@ def test_a_role_that_requires_it_cannot_turn_it_off(
     sign_in_fully(client, user, secret, clock)
     page = client.get("/account/mfa").get_data(as_text=True)
     assert "cannot be turned off" in page
-    response = submit(
-        client, "/account/mfa/disable", {"disable_confirmation": TEST_PASSWORD}, page="/account/mfa"
-    )
+    clock.advance(seconds=30)
+    response = _turn_off(client, TEST_PASSWORD, code_at(secret, clock))
     assert "cannot be turned off" in response.get_data(as_text=True)
     db.session.expire_all()
     assert user.mfa_enabled_at is not None
@@ -445,18 +446,26 @@ def test_new_recovery_codes_replace_the_old_ones(
 def test_an_admin_can_reset_it_for_someone_who_lost_their_phone(
     login_as: Callable[..., FlaskClient], app: Flask, clock: Clock
 ) -> None:
-    admin = login_as(Role.ADMIN)
+    admin_user, admin_secret, _ = enrolled_user(Role.ADMIN)
+    admin = app.test_client()
+    sign_in_fully(admin, admin_user, admin_secret, clock)
     user, secret, _codes = enrolled_user()
     device = app.test_client()
     sign_in_fully(device, user, secret, clock)
     url = f"/admin/users/{user.id}/two-step"
     assert f'href="{url}"' in admin.get("/admin/security").get_data(as_text=True)
     assert "Reset two-step verification?" in admin.get(url).get_data(as_text=True)
-    assert submit(admin, url).status_code == 302
+    clock.advance(seconds=30)
+    # The admin's own password and a current code from their own app.
+    refused = submit(admin, url, {"password": TEST_PASSWORD, "code": code_at(secret, clock)})
+    assert "The password or the code is not correct" in refused.get_data(as_text=True)
+    reset = {"password": TEST_PASSWORD, "code": code_at(admin_secret, clock)}
+    assert submit(admin, url, reset).status_code == 302
     db.session.expire_all()
     assert user.mfa_enabled_at is None and user.totp_secret is None
     assert device.get("/").status_code == 302  # signed out everywhere
-    assert events("mfa.reset", actor_id=admin.user.id)  # type: ignore[attr-defined]
+    (event,) = events("mfa.reset", actor_id=admin_user.id)
+    assert event.detail["old"]["on_since"] and event.detail["new"] is None
     assert login_as(Role.LINK_WORKER).get(url).status_code == 403
 
 
@@ -510,31 +519,64 @@ def test_a_required_role_can_still_sign_out(
 
 
 def test_the_admin_security_page_sets_which_roles_must_use_it(
-    login_as: Callable[..., FlaskClient], app: Flask, monkeypatch: pytest.MonkeyPatch
+    login_as: Callable[..., FlaskClient], app: Flask, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(app.config, "MFA_REQUIRED_ROLES", ["commissioner"])
-    admin = login_as(Role.ADMIN)
+    admin_user, secret, _codes = enrolled_user(Role.ADMIN)
+    admin = app.test_client()
+    sign_in_fully(admin, admin_user, secret, clock)
     page = admin.get("/admin/security").get_data(as_text=True)
     assert "come from the service's configuration" in page
     assert re.search(r'value="commissioner"\s+checked', page)
 
-    response = submit(admin, "/admin/security", {"roles": ["artist"], "action": "save"})
+    def change(data: dict[str, Any]) -> Any:
+        clock.advance(seconds=30)
+        confirm = {"password": TEST_PASSWORD, "code": code_at(secret, clock)}
+        return submit(admin, "/admin/security", {**data, **confirm})
+
+    # One POST is not enough: the password and a current code are asked for again.
+    for confirm in ({}, {"password": TEST_PASSWORD}, {"code": code_at(secret, clock)}):
+        refused = submit(
+            admin, "/admin/security", {"roles": ["artist"], "action": "save", **confirm}
+        )
+        assert refused.status_code == 200
+        assert db.session.get(SecuritySetting, mfa.REQUIRED_ROLES_SETTING) is None
+
+    response = change({"roles": ["artist"], "action": "save"})
     assert response.status_code == 302
     setting = db.session.get(SecuritySetting, mfa.REQUIRED_ROLES_SETTING)
     assert setting is not None and setting.value == ["artist"]
-    assert events("mfa.required_roles_changed", actor_id=admin.user.id)  # type: ignore[attr-defined]
+    (event,) = events("mfa.required_roles_changed", actor_id=admin_user.id)
+    assert event.detail["old"] == {"roles": ["commissioner"], "source": "configuration"}
+    assert event.detail["new"] == {"roles": ["artist"], "source": "admin"}
     # The stored choice overrides the configuration, both ways.
     assert login_as(Role.ARTIST).get("/").headers["Location"] == "/account/mfa"
     assert login_as(Role.COMMISSIONER).get("/").status_code == 200
 
-    submit(admin, "/admin/security", {"action": "default"})
+    change({"action": "default"})
     assert db.session.get(SecuritySetting, mfa.REQUIRED_ROLES_SETTING) is None
     assert login_as(Role.ARTIST).get("/").status_code == 200
     assert login_as(Role.COMMISSIONER).get("/").headers["Location"] == "/account/mfa"
+    last = events("mfa.required_roles_changed", actor_id=admin_user.id)[-1]
+    assert last.detail["old"] == {"roles": ["artist"], "source": "admin"}
+    assert last.detail["new"] == {"roles": ["commissioner"], "source": "configuration"}
 
-    # Requiring it for admins applies to the admin at once.
-    submit(admin, "/admin/security", {"roles": ["admin"], "action": "save"})
-    assert admin.get("/").headers["Location"] == "/account/mfa"
+    # Requiring it for link workers applies to them at once.
+    change({"roles": ["admin", "link_worker"], "action": "save"})
+    assert login_as(Role.LINK_WORKER).get("/").headers["Location"] == "/account/mfa"
+
+
+def test_an_admin_without_two_step_verification_cannot_change_who_must_use_it(
+    login_as: Callable[..., FlaskClient],
+) -> None:
+    admin = login_as(Role.ADMIN)
+    page = admin.get("/admin/security").get_data(as_text=True)
+    assert "Turn on two-step verification for your account" in page
+    data = {"roles": ["artist"], "action": "save", "password": TEST_PASSWORD, "code": "123456"}
+    refused = submit(admin, "/admin/security", data)
+    assert refused.status_code == 200
+    assert "Turn on two-step verification for your own account first" in refused.text
+    assert db.session.get(SecuritySetting, mfa.REQUIRED_ROLES_SETTING) is None
 
 
 def test_only_admins_see_the_security_page(login_as: Callable[..., FlaskClient]) -> None:
@@ -542,7 +584,7 @@ def test_only_admins_see_the_security_page(login_as: Callable[..., FlaskClient])
         assert login_as(role).get("/admin/security").status_code == 403
 
 
-def test_the_default_requires_admins_and_commissioners_in_production(
+def test_the_default_requires_admins_commissioners_and_link_workers_in_production(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
     url = f"sqlite:///{tmp_path}/config.sqlite"
@@ -557,7 +599,7 @@ def test_the_default_requires_admins_and_commissioners_in_production(
     monkeypatch.setenv("REFERRALS_ENV", "production")
     monkeypatch.setenv("SECRET_KEY", "k" * 40)
     production = create_app({"SQLALCHEMY_DATABASE_URI": url})
-    assert production.config["MFA_REQUIRED_ROLES"] == ["admin", "commissioner"]
+    assert production.config["MFA_REQUIRED_ROLES"] == ["admin", "commissioner", "link_worker"]
     monkeypatch.setenv("REFERRALS_MFA_REQUIRED_ROLES", '["admin"]')
     assert create_app({"SQLALCHEMY_DATABASE_URI": url}).config["MFA_REQUIRED_ROLES"] == ["admin"]
     monkeypatch.setenv("REFERRALS_MFA_REQUIRED_ROLES", '["admin", "superuser"]')

@@ -36,6 +36,7 @@ ACTION_WORDS = {
     "patient.reconciled": "Checked details another practice sent",
     "patient.messages_stopped": "Stopped emails and text messages to the person",
     "patient.anonymised": "Anonymised the person's record",
+    "patient.pseudonymised": "Pseudonymised the person's record",
     "patient.erased": "Erased the person's record",
     "patient.erasure_reapplied": "Erased the person's record again after a restore",
     "patient.access_history_viewed": "Saw who has seen this person",

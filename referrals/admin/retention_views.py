@@ -1,7 +1,7 @@
-"""Admin page to anonymise or erase one person's record on request. Admins only.
+"""Admin page to pseudonymise or erase one person's record on request. Admins only.
 
 Registered on the admin blueprint. The choice and its reason go to `referrals.retention`, which
-keeps every figure intact and writes the audit entry.
+keeps the figures intact and writes the audit entry.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from referrals.auth.models import Role
 from referrals.erasures import erase_and_remember
 from referrals.extensions import db
 from referrals.intake.models import Patient
-from referrals.retention import REASON_MAX, Mode, anonymise_patient
+from referrals.retention import REASON_MAX, Mode, pseudonymise_patient
 from referrals.security import allow
 
 
@@ -27,10 +27,10 @@ class ErasePersonForm(FlaskForm):
     mode = RadioField(
         "What should happen to this person's record?",
         choices=[
-            (Mode.ANONYMISE.value, "Anonymise it"),
+            (Mode.PSEUDONYMISE.value, "Pseudonymise it"),
             (Mode.ERASE.value, "Erase it"),
         ],
-        validators=[InputRequired(message="Choose whether to anonymise or erase the record")],
+        validators=[InputRequired(message="Choose whether to pseudonymise or erase the record")],
     )
     reason = TextAreaField(
         "Reason",
@@ -50,13 +50,11 @@ def erase_person(patient_id: int) -> ResponseReturnValue:
     form = ErasePersonForm()
     if form.validate_on_submit():
         mode = Mode(form.mode.data)
-        remove = erase_and_remember if mode is Mode.ERASE else anonymise_patient
+        remove = erase_and_remember if mode is Mode.ERASE else pseudonymise_patient
         remove(current_user, patient, form.reason.data or "")
         db.session.commit()
-        done = "erased" if mode is Mode.ERASE else "anonymised"
-        flash(
-            f"The person's record has been {done}. Every figure and return is unchanged", "success"
-        )
+        done = "erased" if mode is Mode.ERASE else "pseudonymised"
+        flash(f"The person's record has been {done}. Every return made is unchanged", "success")
         return redirect(url_for("admin.erase_person", patient_id=patient.id))
     if request.method == "GET":
         record_now(current_user, "patient.viewed", patient, via="erase_page")

@@ -224,7 +224,8 @@ class ReferralQuery(PageQuery):
 
 
 class Patient(Answer):
-    """The person referred. Identifiers are null once the record is anonymised."""
+    """The person referred. Identifiers and the date of birth are null once the record is
+    pseudonymised."""
 
     id: int | None
     nhs_number: str | None
@@ -240,6 +241,15 @@ class Patient(Answer):
     communication_needs: str
     access_needs: str
     gp_practice_id: int
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _hide_stand_in_birth_date(cls, person: Any, handler: Any) -> Any:
+        """A pseudonymised record's date of birth is a stand-in, never to be taken as real."""
+        answer = handler(person)
+        if getattr(person, "anonymised_at", None):
+            answer.date_of_birth = None
+        return answer
 
 
 class Transition(Answer):

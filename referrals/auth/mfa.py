@@ -218,16 +218,22 @@ def regenerate_recovery_codes(user: User) -> list[str]:
 
 def disable(user: User) -> None:
     """The user turns two-step verification off (the view has checked it is allowed)."""
+    was_on_since = _on_since(user)
     _clear(user)
     _end_other_sessions(user)
-    record(user, "mfa.disabled", user)
+    record(user, "mfa.disabled", user, old={"on_since": was_on_since}, new=None)
 
 
 def reset(actor: Any, user: User) -> None:
     """An admin turns it off for someone who lost their phone and codes; they are signed out."""
+    was_on_since = _on_since(user)
     _clear(user)
     revoke_all_sessions(user)
-    record(actor, "mfa.reset", user)
+    record(actor, "mfa.reset", user, old={"on_since": was_on_since}, new=None)
+
+
+def _on_since(user: User) -> str | None:
+    return user.mfa_enabled_at.isoformat() if user.mfa_enabled_at else None
 
 
 def _clear(user: User) -> None:
@@ -245,6 +251,25 @@ def _end_other_sessions(user: User) -> None:
     if current is not None:
         query = query.where(UserSession.id != current.id)
     db.session.execute(query.values(revoked_at=utcnow()))
+
+
+def reauthenticate(user: User, password: str, code: str) -> LoginOutcome | Throttled:
+    """Before a change to security (who must use two-step verification, resetting someone's,
+    or turning one's own off): the password and a current code from the app, both.
+
+    A code is used up only with the right password. Failures count towards the sign-in
+    throttle as wrong codes, so a left-open session cannot be used to guess either.
+    """
+    throttled = throttle.check(user.email, step=FailedStep.CODE)
+    if throttled is not None:
+        record(user, "mfa.throttled", user)
+        return throttled
+    valid = verify_password(user.password_hash, password) and accept_totp(user, code)
+    if not valid:
+        throttle.record_failure(user.email, FailedStep.CODE)
+        record(user, "mfa.reauthentication_failed", user)
+        return LoginOutcome.REFUSED
+    return LoginOutcome.OK
 
 
 def confirm_identity(user: User, code_or_password: str) -> LoginOutcome | Throttled:
@@ -375,22 +400,39 @@ def required_roles() -> frozenset[Role]:
     return frozenset(Role(name) for name in setting.value if name in known)
 
 
+def _required_roles_now() -> dict[str, Any]:
+    """The roles that must use it, and whether an admin chose them or the configuration did."""
+    return {
+        "roles": sorted(role.value for role in required_roles()),
+        "source": "configuration" if required_roles_setting() is None else "admin",
+    }
+
+
 def set_required_roles(actor: Any, roles: frozenset[Role] | None) -> None:
-    """Store the admin's choice, or (None) go back to the configured default."""
+    """Store the admin's choice, or (None) go back to the configured default. The audit entry
+    holds the roles before and after."""
+    old = _required_roles_now()
     setting = required_roles_setting()
     if roles is None:
         if setting is not None:
             db.session.delete(setting)
-        record(actor, "mfa.required_roles_changed", object_type="security_setting", roles=None)
-        return
-    names = sorted(role.value for role in roles)
-    if setting is None:
-        setting = SecuritySetting(key=REQUIRED_ROLES_SETTING, value=names)
-        db.session.add(setting)
-    setting.value = names
-    setting.updated_by_id = getattr(actor, "id", None)
-    setting.updated_at = utcnow()
-    record(actor, "mfa.required_roles_changed", object_type="security_setting", roles=names)
+            db.session.flush()
+    else:
+        names = sorted(role.value for role in roles)
+        if setting is None:
+            setting = SecuritySetting(key=REQUIRED_ROLES_SETTING, value=names)
+            db.session.add(setting)
+        setting.value = names
+        setting.updated_by_id = getattr(actor, "id", None)
+        setting.updated_at = utcnow()
+        db.session.flush()
+    record(
+        actor,
+        "mfa.required_roles_changed",
+        object_type="security_setting",
+        old=old,
+        new=_required_roles_now(),
+    )
 
 
 def role_requires_mfa(user: Any) -> bool:

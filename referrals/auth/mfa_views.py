@@ -38,6 +38,10 @@ WRONG_SETUP_CODE = (
     "then enter the newest code from your app"
 )
 NOT_CONFIRMED = "The code or password is not correct"
+NOT_REAUTHENTICATED = "The password or the code is not correct. Enter both again"
+SET_UP_FIRST = (
+    "Turn on two-step verification for your own account first: this change needs a code from it"
+)
 REQUIRED_FOR_ROLE = "Your role needs two-step verification, so it cannot be turned off"
 FEW_RECOVERY_CODES = 3
 
@@ -78,15 +82,41 @@ def _code_or_password() -> Any:
     )
 
 
+def _password() -> Any:
+    return PasswordField(
+        "Your password",
+        validators=[DataRequired("Enter your password"), Length(max=128)],
+    )
+
+
+def _current_code() -> Any:
+    return StringField(
+        "Code from your authenticator app",
+        validators=[
+            DataRequired("Enter the 6-digit code from your app"),
+            Length(max=40),
+            no_control_characters,
+        ],
+    )
+
+
+class ReauthenticateForm(FlaskForm):
+    """A security change asks again for the password and a current code (see mfa.reauthenticate)."""
+
+    password = _password()
+    code = _current_code()
+
+
 class DisableForm(FlaskForm):
-    disable_confirmation = _code_or_password()
+    disable_password = _password()
+    disable_code = _current_code()
 
 
 class NewCodesForm(FlaskForm):
     codes_confirmation = _code_or_password()
 
 
-class RequiredRolesForm(FlaskForm):
+class RequiredRolesForm(ReauthenticateForm):
     roles = MultiCheckboxField(
         "Roles that must use two-step verification",
         choices=[(role.value, role.label) for role in Role],
@@ -139,6 +169,7 @@ def _setup_page(user: User, form: SetupCodeForm) -> str:
         qr_code=mfa.qr_code_data_uri(mfa.provisioning_uri(user)),
         secret=mfa.grouped(user.totp_secret or ""),
         required=mfa.role_requires_mfa(user),
+        can_change=_me().mfa_enabled_at is not None,
         page_has_errors=bool(form.errors),
     )
 
@@ -203,6 +234,22 @@ def _recovery_codes_page(codes: list[str], *, first: bool) -> ResponseReturnValu
     return render_template("auth/mfa_recovery_codes.html", codes=codes, first=first)
 
 
+def _reauthenticated(user: User, password: Any, code: Any) -> bool:
+    """Check the password and a current code; a refusal is committed so that it counts."""
+    if user.mfa_enabled_at is None:
+        code.errors = [SET_UP_FIRST]
+        return False
+    outcome = mfa.reauthenticate(user, password.data or "", code.data or "")
+    db.session.commit()
+    if outcome is LoginOutcome.OK:
+        return True
+    code.errors = [
+        throttled_message(outcome) if isinstance(outcome, Throttled) else NOT_REAUTHENTICATED
+    ]
+    code.data = ""
+    return False
+
+
 def _confirmed(user: User, field: Any) -> bool:
     """Check the code or password; a refusal is committed so that it counts."""
     outcome = mfa.confirm_identity(user, field.data or "")
@@ -223,7 +270,7 @@ def mfa_disable() -> ResponseReturnValue:
     if form.validate_on_submit():
         if mfa.role_requires_mfa(user):
             form.form_errors.append(REQUIRED_FOR_ROLE)
-        elif _confirmed(user, form.disable_confirmation):
+        elif _reauthenticated(user, form.disable_password, form.disable_code):
             mfa.disable(user)
             db.session.commit()
             flash("Two-step verification is off", "success")
@@ -270,7 +317,7 @@ def _enrolment_by_role() -> list[dict[str, Any]]:
 def security() -> ResponseReturnValue:
     setting = mfa.required_roles_setting()
     form = RequiredRolesForm(data={"roles": sorted(r.value for r in mfa.required_roles())})
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _reauthenticated(_me(), form.password, form.code):
         if request.form.get("action") == "default":
             mfa.set_required_roles(current_user, None)
             message = "Two-step verification now follows the service's configuration"
@@ -286,6 +333,7 @@ def security() -> ResponseReturnValue:
         form=form,
         overridden=setting is not None,
         configured=sorted(mfa.configured_required_roles()),
+        can_change=_me().mfa_enabled_at is not None,
         by_role=_enrolment_by_role(),
         enrolled=Page.from_request(
             select(User)
@@ -300,8 +348,12 @@ def security() -> ResponseReturnValue:
 @allow(Role.ADMIN)
 def reset_mfa(user_id: int) -> ResponseReturnValue:
     user = get_user_or_404(user_id)
-    form = ConfirmForm()
-    if user.mfa_enabled_at is not None and form.validate_on_submit():
+    form = ReauthenticateForm()
+    if (
+        user.mfa_enabled_at is not None
+        and form.validate_on_submit()
+        and _reauthenticated(_me(), form.password, form.code)
+    ):
         mfa.reset(current_user, user)
         db.session.commit()
         flash(f"Two-step verification is off for {user.name}. They have been signed out", "success")
@@ -311,5 +363,6 @@ def reset_mfa(user_id: int) -> ResponseReturnValue:
         form=form,
         user=user,
         required=mfa.role_requires_mfa(user),
+        can_change=_me().mfa_enabled_at is not None,
         page_has_errors=bool(form.errors),
     )

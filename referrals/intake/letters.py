@@ -180,7 +180,9 @@ def letter_content(referral: Referral, message: MessageBack) -> Letter:
         ("NHS number", format_nhs_number(patient.nhs_number or "")),
         (
             "Date of birth",
-            patient.date_of_birth.strftime("%-d %B %Y") if patient.date_of_birth else "",
+            patient.date_of_birth.strftime("%-d %B %Y")
+            if patient.date_of_birth and not getattr(patient, "anonymised_at", None)
+            else "",
         ),
         ("Referral", f"R{referral.id}, received {referral.received_on.strftime('%-d %B %Y')}"),
         ("Pathway", referral.pathway.label),

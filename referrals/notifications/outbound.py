@@ -10,7 +10,7 @@ The rules of who is written to, and how, live here once:
 - a participant gets email only if they chose email and gave an address, a text message only
   if they chose text, gave a number and GOV.UK Notify is configured; never if they chose
   letter, phone or in person, never without consent on their referral, never once they asked
-  to stop, never once anonymised;
+  to stop, never once pseudonymised;
 - staff get email for the kinds they have not turned off;
 - a practice gets email at its shared mailbox, when it has one;
 - with no back-end configured nothing is queued: in-app messages only.

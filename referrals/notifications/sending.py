@@ -86,7 +86,7 @@ def still_wanted(message: OutboundMessage) -> str | None:
     if message.patient_id is not None:
         patient = db.session.get(Patient, message.patient_id)
         if patient is None or patient.anonymised_at is not None:
-            return "the person's record was anonymised"
+            return "the person's record was pseudonymised"
         if patient.messages_stopped_at is not None:
             return "the person asked for no more messages"
     if message.about_type == "session" and message.kind == "session_reminder":

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record
-from referrals.courses.models import Contract
+from referrals.courses.models import Contract, Course, Enrolment
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.free_text import IDENTIFIERS_IN_REASON, names_people_in
+from referrals.intake.models import Patient, Referral
 from referrals.notifications.services import notify
 from referrals.reports.kpi import SPEC_VERSION, compute, publish, suppression_log
 from referrals.reports.models import KpiReturn
@@ -193,8 +195,22 @@ def regenerate_return(
         raise ReturnRefused("Give a reason for regenerating the return", "reason")
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
+    if names_people_in(reason, _people_in(scope)):
+        raise ReturnRefused(IDENTIFIERS_IN_REASON, "reason")
     _advisory_lock(scope, period)
     return _regenerate(actor, scope, contract, period, reason.strip(), today=today, job=job)
+
+
+def _people_in(scope: Scope) -> Select[Any]:
+    """Ids of the people a return for `scope` may count: everyone, or those on its courses."""
+    if scope.contract_id is None:
+        return select(Patient.id)
+    return (
+        select(Referral.patient_id)
+        .join(Enrolment, Enrolment.referral_id == Referral.id)
+        .join(Course, Course.id == Enrolment.course_id)
+        .where(Course.contract_id == scope.contract_id)
+    )
 
 
 def _regenerate(

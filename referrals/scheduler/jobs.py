@@ -128,15 +128,15 @@ def run_register_reminders(today: date) -> str:
 
 
 def run_retention(today: date) -> str:
-    """Drop stale stored API answers and old email and text messages, then anonymise
+    """Drop stale stored API answers and old email and text messages, then pseudonymise
     everyone past the retention period.
 
-    People are anonymised in batches, each committed, so a long first run never holds the
+    People are pseudonymised in batches, each committed, so a long first run never holds the
     database's write lock for long; a run cut short simply continues next time.
     """
     from referrals.retention import (
         BATCH,
-        anonymise_expired,
+        pseudonymise_expired,
         purge_idempotent_requests,
         purge_outbound_messages,
     )
@@ -144,12 +144,12 @@ def run_retention(today: date) -> str:
     purged = purge_idempotent_requests()
     messages = purge_outbound_messages()
     db.session.commit()
-    anonymised = 0
-    while batch := anonymise_expired(today, limit=BATCH):
-        anonymised += batch
+    pseudonymised = 0
+    while batch := pseudonymise_expired(today, limit=BATCH):
+        pseudonymised += batch
         db.session.commit()
     return (
-        f"{anonymised} {'person' if anonymised == 1 else 'people'} anonymised, "
+        f"{pseudonymised} {'person' if pseudonymised == 1 else 'people'} pseudonymised, "
         f"{purged} stored API answer{'s' if purged != 1 else ''} removed, "
         f"{_plural(messages, 'old message')} removed"
     )
@@ -205,7 +205,7 @@ JOBS: tuple[Job, ...] = (
     ),
     Job(
         RETENTION,
-        "Anonymise people whose referrals all closed longer ago than the retention period",
+        "Pseudonymise people whose records are past the retention period",
         {"hour": 3, "minute": 15},
         run_retention,
     ),
