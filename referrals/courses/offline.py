@@ -171,20 +171,24 @@ def register_differences(
 def save_offline_register(
     actor: Any,
     session: CourseSession,
-    entries: Sequence[RegisterEntry],
+    entries: Sequence[RegisterEntry] | None,
     questionnaires: Sequence[OfflineQuestionnaire],
     *,
     based_on: str,
     today: date,
-) -> SavedRegister:
+) -> SavedRegister | None:
     """Save a register taken on a phone, unless it was saved by someone else since `based_on`.
 
     The register goes through `save_register` (the one set of register rules); each
     questionnaire is dated the session's day, through `record_wellbeing`. All or nothing.
+    With `entries` None the artist chose to keep the register saved on the server: only the
+    questionnaires answered at the session are recorded, and the register is left as it is.
     """
-    if register_version(session) != based_on:
-        raise RegisterChanged(session, register_differences(session, entries))
-    saved = save_register(actor, session, entries, today=today)
+    saved = None
+    if entries is not None:
+        if register_version(session) != based_on:
+            raise RegisterChanged(session, register_differences(session, entries))
+        saved = save_register(actor, session, entries, today=today)
     on_register: dict[int, Enrolment] = {e.id: e for e in register_enrolments(session)}
     for index, questionnaire in enumerate(questionnaires):
         enrolment = on_register.get(questionnaire.enrolment_id)
@@ -206,7 +210,13 @@ def save_offline_register(
             recorded_on=session.date,
             today=today,
         )
-    record(actor, "register.sent_from_device", session, questionnaires=len(questionnaires))
+    record(
+        actor,
+        "register.sent_from_device",
+        session,
+        questionnaires=len(questionnaires),
+        register="sent" if entries is not None else "kept_saved",
+    )
     return saved
 
 
