@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
+from referrals.auth.models import User
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
+    Course,
     CourseSession,
     Enrolment,
     SessionStatus,
@@ -47,9 +49,12 @@ OFFLINE_INSTRUMENT = Instrument.SWEMWBS
 
 
 def offline_sessions(user: Any, today: date) -> list[CourseSession]:
-    """The artist's sessions from today to `OFFLINE_DAYS` days ahead, cancelled ones aside."""
+    """The artist's own sessions from today to `OFFLINE_DAYS` days ahead, cancelled ones aside:
+    those of courses that name them as a lead artist, or that name no lead artist at all. An
+    artist taken off a course no longer keeps its registers."""
     query = sessions_for_user(user, today, today + timedelta(days=OFFLINE_DAYS)).where(
-        CourseSession.status != SessionStatus.CANCELLED
+        CourseSession.status != SessionStatus.CANCELLED,
+        or_(Course.lead_artists.any(User.id == user.id), ~Course.lead_artists.any()),
     )
     return list(db.session.scalars(query))
 

@@ -8,10 +8,22 @@ import * as store from './store.js'
 import { h, localDay, offlineNotice, renderReady, renderRegister, renderSessions, renderWaiting } from './views.js'
 
 const KEPT_URL = '/sessions/offline'
-// A send the server could not take (it failed, or the connection went half-way) is tried again.
-const RETRY_MS = 30000
+// A send the server could not take (it failed, or the connection went half-way, or had not
+// quite come back) is tried again, less often each time.
+const RETRY_FIRST_MS = 2000
+const RETRY_MAX_MS = 60000
+let retryDelay = RETRY_FIRST_MS
 let syncing = null
 let retry = null
+
+async function retryIfWaiting () {
+  if (!(await store.waiting()).some((item) => item.state === 'waiting')) {
+    retryDelay = RETRY_FIRST_MS
+  } else if (!retry) {
+    retry = setTimeout(() => { retry = null; sync() }, retryDelay)
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS)
+  }
+}
 
 function area (id) {
   return document.getElementById(id)
@@ -115,13 +127,13 @@ async function send (item, csrfToken) {
 async function sendWaiting () {
   if (!navigator.onLine) return
   const bundle = await refreshKept()
+  if (bundle) {
+    for (const item of await store.waiting()) {
+      if (item.state === 'waiting') await send(item, bundle.csrf_token)
+    }
+  }
+  await retryIfWaiting()
   if (!bundle) return
-  for (const item of await store.waiting()) {
-    if (item.state === 'waiting') await send(item, bundle.csrf_token)
-  }
-  if (!retry && (await store.waiting()).some((item) => item.state === 'waiting')) {
-    retry = setTimeout(() => { retry = null; sync() }, RETRY_MS)
-  }
   const ready = area('offline-ready')
   if (ready) renderReady(ready, bundle)
 }
