@@ -169,17 +169,25 @@ function moodSelect (key, label, person, value) {
 
 function questionnaire (person, labels, answers) {
   const eid = person.enrolment_id
-  return h('details', { class: 'nhsuk-details app-register__questionnaire', open: answers ? true : null },
-    h('summary', { class: 'nhsuk-details__summary' },
-      h('span', { class: 'nhsuk-details__summary-text' },
-        `Record a wellbeing questionnaire: ${person.questionnaire.label.toLowerCase()}`, hidden(` for ${person.name}`))),
-    h('div', { class: 'nhsuk-details__text', id: `questionnaire-${eid}` },
+  const body = h('div', { class: 'nhsuk-details__text', id: `questionnaire-${eid}` })
+  // Its items are drawn when it is first opened: the register itself is drawn sooner.
+  const fill = () => {
+    if (body.childElementCount) return
+    body.append(
       h('p', { text: 'SWEMWBS. Record each answer from 1 (none of the time) to 5 (all of the time), as the person gave it.' }),
       ...labels.map((label, index) => h('div', { class: 'nhsuk-form-group' },
         h('fieldset', { class: 'nhsuk-fieldset' },
           h('legend', { class: 'nhsuk-fieldset__legend nhsuk-fieldset__legend--s', text: label }),
           radios(`item-${eid}-${index + 1}`, `item-${eid}-${index + 1}`, ANSWERS.map((a) => [a, a]),
-            answers ? String(answers[index]) : null, true))))))
+            answers ? String(answers[index]) : null, true)))))
+  }
+  if (answers) fill()
+  const details = h('details', { class: 'nhsuk-details app-register__questionnaire', open: answers ? true : null, ontoggle: fill },
+    h('summary', { class: 'nhsuk-details__summary', onclick: fill },
+      h('span', { class: 'nhsuk-details__summary-text' },
+        `Record a wellbeing questionnaire: ${person.questionnaire.label.toLowerCase()}`, hidden(` for ${person.name}`))),
+    body)
+  return details
 }
 
 function personFields (person, entry, labels, answers) {
