@@ -187,7 +187,7 @@ async function takeRegister (session, register, lead = '') {
 async function showShell (shell) {
   const root = area('offline-content')
   const today = localDay()
-  const bundle = await store.keptRegisters()
+  const [bundle, waiting] = await Promise.all([store.keptRegisters(), store.waiting()])
   if (shell.dataset.offlineView === 'sessions') {
     renderSessions(root, bundle, today)
     return
@@ -201,7 +201,7 @@ async function showShell (shell) {
     return
   }
   document.title = `Register: ${session.course_title}, ${session.date_text} (offline) – ${document.title.split(' – ').pop()}`
-  const taken = (await store.waiting()).find((item) => takenHere(item, session.id))
+  const taken = waiting.find((item) => takenHere(item, session.id))
   const unsent = taken && taken.state === 'draft'
   renderRegister(root, session, {
     today,
