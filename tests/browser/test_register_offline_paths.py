@@ -18,7 +18,7 @@ from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role, UserSession
 from referrals.courses.models import Attendance, AttendanceStatus, Course
 from referrals.courses.register_rules import RegisterEntry
-from referrals.courses.services import enrol, save_register
+from referrals.courses.services import cancel_session, enrol, save_register
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.browser.accessibility import audit
@@ -449,3 +449,42 @@ def test_the_offline_register_with_the_keyboard_alone(new_context, live_data):
     assert marks[margaret] == (AttendanceStatus.ATTENDED, 4, 7)
     assert questionnaires == [(margaret, "baseline", 23)]
     assert marks[group.people["Joan Pritchard"].id][0] is AttendanceStatus.APOLOGIES
+
+
+def test_a_register_refused_when_it_arrives_is_kept_for_an_admin(new_context, live_data):
+    day = london_today()
+    group = choir(live_data, day)
+    context = phone(new_context)
+    context.expected_console_errors.append(re.compile(r"status of 409 \(CONFLICT\)"))
+    page = context.new_page()
+    sign_in(page, group.artist.email)
+    kept_online(page, group.register_url())
+    context.set_offline(True)
+    page.reload()
+    mark(page, "Margaret Atkins", "Attended", moods=("2", "5"))
+    mark(page, "Joan Pritchard", "No show")
+    answer_questionnaire(page, "Margaret Atkins")
+    page.get_by_role("button", name="Save register").click()
+    expect(page.get_by_text("Register saved on this phone")).to_be_visible()
+
+    # Meanwhile the session is cancelled on the server: the register has nowhere to go.
+    cancel_session(group.admin, group.courses[0].sessions[0], "Hall flooded")
+    live_data.commit()
+
+    context.set_offline(False)
+    refused = page.locator(".nhsuk-warning-callout").filter(has_text="not accepted")
+    expect(refused).to_contain_text("This session was cancelled; it has no register")
+    expect(refused).to_contain_text("Margaret Atkins: Attended, mood 2 to 5")
+    expect(refused).to_contain_text(
+        "Margaret Atkins: baseline wellbeing questionnaire, answers 3, 4, 3, 3, 4, 3, 3"
+    )
+    audit(page)
+    assert page.evaluate(WAITING_JS) == 1  # kept for an admin to enter
+    marks, questionnaires, _sent = saved_on_server(live_data)
+    assert marks == {} and questionnaires == []
+
+    # Once an admin has entered it, the artist removes it from the phone.
+    page.get_by_role("button", name=re.compile("^Remove from this phone")).click()
+    expect(refused).to_have_count(0)
+    audit(page)
+    assert page.evaluate(WAITING_JS) == 0
