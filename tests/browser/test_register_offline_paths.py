@@ -24,7 +24,7 @@ from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import KeyboardUser, london_today, sign_in
 from tests.browser.test_register_offline import PHONE, STORAGE_JS, WAITING_JS
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral, from_start, make_course
 
 SWEMWBS = [3, 4, 3, 3, 4, 3, 3]  # raw score 23
 # Everything the site keeps in the browser, as text: IndexedDB's records and Cache Storage's
@@ -74,13 +74,19 @@ class Choir:
         return f"/sessions/{self.courses[n].sessions[0].id}/register"
 
 
-def choir(live_data: Any, day: date, titles: tuple[str, ...] = ("Singing for Breath",)) -> Choir:
-    """An artist's courses starting today, with Margaret and Joan on the first and Derek on any
-    other."""
+def choir(
+    live_data: Any,
+    day: date,
+    titles: tuple[str, ...] = ("Singing for Breath",),
+    *,
+    start: date | None = None,
+) -> Choir:
+    """An artist's courses starting today (or `start`), with Margaret and Joan on the first and
+    Derek on any other, each on the course from its first session."""
     provider = factories.make_organisation(OrganisationKind.PROVIDER, name="Cathedral Voices CIC")
     artist = factories.make_user(Role.ARTIST, organisation=provider, name="Maria Lopez")
     link_worker = factories.make_user(Role.LINK_WORKER)
-    courses = [make_course(provider, start=day, title=title) for title in titles]
+    courses = [make_course(provider, start=start or day, title=title) for title in titles]
     for course in courses:
         course.lead_artists = [artist]
     names = [[("Margaret", "Atkins"), ("Joan", "Pritchard")], [("Derek", "Hale")]]
@@ -91,7 +97,9 @@ def choir(live_data: Any, day: date, titles: tuple[str, ...] = ("Singing for Bre
             referral.reason = "Breathless since long COVID; low mood after bereavement"
             referral.risk_flag = True
             referral.risk_note = "Has spoken of self-harm; GP aware"
-            people[f"{given} {family}"] = enrol(link_worker, referral, course, today=day)
+            enrolment = enrol(link_worker, referral, course, today=day)
+            enrolment.enrolled_at = from_start(course)
+            people[f"{given} {family}"] = enrolment
     live_data.commit()
     return Choir(artist, factories.make_user(Role.ADMIN), courses, people)
 
@@ -250,6 +258,34 @@ def test_a_register_saved_as_the_connection_drops_is_kept_and_arrives_once(new_c
         group.people["Joan Pritchard"].id: (AttendanceStatus.APOLOGIES, None, None),
     }
     assert sent == 1 and len(sends) == 1
+
+
+def test_yesterdays_register_saved_as_the_connection_drops_is_kept_and_arrives(
+    new_context, live_data
+):
+    day = london_today()
+    yesterday = day - timedelta(days=1)
+    group = choir(live_data, day, start=yesterday)  # a register the phone does not keep
+    context = phone(new_context)
+    page = context.new_page()
+    sign_in(page, group.artist.email)
+    kept_online(page, group.register_url())
+
+    context.set_offline(True)
+    mark(page, "Margaret Atkins", "Attended")
+    mark(page, "Joan Pritchard", "Attended")
+    page.get_by_role("button", name="Save register").click()
+    expect(page.get_by_text("The connection dropped before the register reached")).to_be_visible()
+    heading = page.get_by_role("heading", name=f"Register, {yesterday.day} {yesterday:%b %Y}")
+    expect(heading).to_be_visible()
+    expect(page.get_by_text("Register for Singing for Breath")).to_contain_text("(2 people)")
+    audit(page)
+
+    context.set_offline(False)
+    expect(page.get_by_text("sent: 2 of 2 attended")).to_be_visible()
+    marks, _questionnaires, sent = saved_on_server(live_data)
+    assert {status for status, _before, _after in marks.values()} == {AttendanceStatus.ATTENDED}
+    assert len(marks) == 2 and sent == 1
 
 
 def test_a_register_whose_sending_fails_half_way_is_kept_and_arrives_once(new_context, live_data):

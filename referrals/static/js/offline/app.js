@@ -194,6 +194,15 @@ async function showShell (shell) {
   }
   const match = location.pathname.match(/^\/sessions\/(\d+)\/register$/)
   const session = bundle && match && bundle.sessions.find((s) => s.id === Number(match[1]))
+  const draft = match && waiting.find((item) => item.state === 'draft' && item.session_id === Number(match[1]))
+  if (!session && draft) { // saved as the connection went, for a session the phone does not keep
+    await keepDraft(draft)
+    root.replaceChildren(h('span', { class: 'nhsuk-caption-l', text: draft.title }),
+      h('h1', { class: 'nhsuk-heading-l', text: `Register, ${draft.date_text}` }),
+      h('p', {}, 'Your register is kept on this phone and listed above until it is sent. ',
+        h('a', { href: '/sessions/', text: 'My sessions' })))
+    return
+  }
   if (!session) {
     root.replaceChildren(h('h1', { text: 'This register is not on this phone' }),
       h('p', {}, 'Only the registers of your next 7 days of sessions are kept on this phone, from the last time you opened the app with a connection. ',
@@ -279,11 +288,15 @@ async function settleDrafts (shell) {
     if (item.session_id !== sessionId) {
       await store.removeWaiting(item.key)
     } else if (!shell) { // the server's page, back after it failed: sent when it can be
-      await store.putWaiting({ ...item, state: 'waiting' })
-      const attended = item.entries.filter((e) => e.status === 'attended').length
-      announce(`${DROPPED}Register saved on this phone: ${attended} of ${item.entries.length} attended. It will be sent shortly.`)
+      await keepDraft(item)
     } // on the phone's own page the draft is taken up by showShell
   }
+}
+
+async function keepDraft (draft) {
+  await store.putWaiting({ ...draft, state: 'waiting' })
+  const attended = draft.entries.filter((e) => e.status === 'attended').length
+  announce(`${DROPPED}Register saved on this phone: ${attended} of ${draft.entries.length} attended. It will be sent when it can be.`)
 }
 
 function registerWorker () {
