@@ -2,7 +2,8 @@
 
 The database is made and seeded once, then: the scheduler's memory during a month's returns,
 KPI and PDF times, in-process latency and queries per page, the open directory's latency at
-5,000 courses (on a database of its own), and gunicorn throughput. Prints the
+5,000 courses (on a database of its own), gunicorn throughput, and the offline register opened
+from the phone in Chromium. Prints the
 combined JSON and the targets met or missed; `make bench SCALE=full DB=postgresql` runs it.
 
     .venv/bin/python -m bench.run_all --scale small --db sqlite
@@ -16,7 +17,7 @@ import os
 import time
 from typing import Any
 
-from bench import common, kpi, latency, memory, public, throughput
+from bench import common, kpi, latency, memory, offline, public, throughput
 
 # The performance targets (docs/performance.md), checked against full-scale figures.
 LATENCY_P95_MS = 50.0
@@ -53,6 +54,11 @@ def target_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": share >= THROUGHPUT_SHARE if name == "referral_list" else None,
                 }
             )
+    drawn = result.get("offline", {}).get("register_drawn")
+    if drawn:
+        checks.append(
+            _check("offline register drawn p95", drawn["p95_ms"], offline.TARGET_MS, "ms")
+        )
     if "scheduler_peak_rss_mib" in result.get("memory", {}):
         peak = result["memory"]["scheduler_peak_rss_mib"]
         checks.append(_check("scheduler peak RSS", peak, SCHEDULER_MIB, "MiB"))
@@ -80,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--skip",
         action="append",
         default=[],
-        choices=["memory", "kpi", "latency", "public", "throughput"],
+        choices=["memory", "kpi", "latency", "public", "throughput", "offline"],
         help="leave out a benchmark (repeatable)",
     )
     parser.add_argument(
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=public.COURSES,
         help="published courses in the open directory's own database (default %(default)s)",
     )
+    parser.add_argument("--opens", type=int, default=30, help="offline register opens timed")
     parser.add_argument("--output", help="where to write the JSON (default bench/results/)")
     args = parser.parse_args(argv)
 
@@ -117,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         cpus = os.cpu_count() or 1
         load = throughput.Load(args.duration, args.connections, 2, cpus, 4)
         result["throughput"] = throughput.run(url, app, load)
+    if "offline" not in args.skip:
+        result["offline"] = offline.run(app, opens=args.opens, warmup=3)
     result["targets"] = target_checks(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
 

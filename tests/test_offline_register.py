@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
-from referrals.auth.models import OrganisationKind, Role
+from referrals.auth.models import OrganisationKind, Role, User
 from referrals.courses.models import Attendance, AttendanceStatus, Course, CourseSession
 from referrals.courses.register_rules import RegisterEntry
 from referrals.courses.services import enrol, save_register
@@ -272,3 +272,52 @@ def test_manifest_service_worker_and_sign_out(app, login_as):
     # Other staff are not offered the app.
     link_worker = login_as(Role.LINK_WORKER)
     assert "data-offline-registers" not in link_worker.get("/").get_data(as_text=True)
+
+
+def test_keeping_the_saved_register_still_records_the_questionnaires(app, login_as):
+    today = london_today()
+    provider, course, people = _course(today)
+    session = course.sessions[0]
+    client = _artist(login_as, provider)
+    admin = factories.make_user(Role.ADMIN)
+    save_register(
+        admin, session, [RegisterEntry(people[0].id, AttendanceStatus.NO_SHOW)], today=today
+    )
+    db.session.commit()
+    questionnaire = {"enrolment_id": people[0].id, "timepoint": "baseline", "items": [3] * 7}
+    version = _kept(client)["sessions"][0]["version"]
+
+    # Without entries: the questionnaires alone, the register saved on the server untouched.
+    kept = _send(client, session, {"based_on": version, "questionnaires": [questionnaire]})
+    again = _send(client, session, {"based_on": version, "questionnaires": [questionnaire]})
+    nothing = _send(client, session, {"based_on": version}, key="empty")
+
+    assert kept.status_code == 200, kept.get_json()
+    assert kept.get_json()["message"].endswith("sent; the saved register stays as it is")
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert nothing.status_code == 422
+    assert nothing.get_json()["errors"] == {
+        "entries": ["Give the register's entries, or the questionnaires to send"]
+    }
+    db.session.expire_all()
+    assert db.session.scalars(select(Attendance.status)).all() == [AttendanceStatus.NO_SHOW]
+    scores = db.session.scalars(select(WellbeingAssessment)).all()
+    assert [(s.enrolment_id, s.raw_score) for s in scores] == [(people[0].id, 21)]
+    assert _sent_count(session) == 1
+
+
+def test_an_artist_taken_off_a_course_no_longer_keeps_its_registers(app, login_as):
+    today = london_today()
+    provider, course, _people = _course(today)
+    client = _artist(login_as, provider)
+    artist = db.session.scalars(
+        select(User).where(User.role == Role.ARTIST, User.organisation_id == provider.id)
+    ).one()
+    course.lead_artists = [artist]
+    db.session.commit()
+    assert {s["course_title"] for s in _kept(client)["sessions"]} == {course.title}
+
+    course.lead_artists = [factories.make_user(Role.ARTIST, organisation=provider)]
+    db.session.commit()
+
+    assert _kept(client)["sessions"] == []

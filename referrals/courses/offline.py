@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import selectinload
 
 from referrals.audit import record
+from referrals.auth.models import User
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
+    Course,
     CourseSession,
     Enrolment,
     SessionStatus,
@@ -47,9 +49,12 @@ OFFLINE_INSTRUMENT = Instrument.SWEMWBS
 
 
 def offline_sessions(user: Any, today: date) -> list[CourseSession]:
-    """The artist's sessions from today to `OFFLINE_DAYS` days ahead, cancelled ones aside."""
+    """The artist's own sessions from today to `OFFLINE_DAYS` days ahead, cancelled ones aside:
+    those of courses that name them as a lead artist, or that name no lead artist at all. An
+    artist taken off a course no longer keeps its registers."""
     query = sessions_for_user(user, today, today + timedelta(days=OFFLINE_DAYS)).where(
-        CourseSession.status != SessionStatus.CANCELLED
+        CourseSession.status != SessionStatus.CANCELLED,
+        or_(Course.lead_artists.any(User.id == user.id), ~Course.lead_artists.any()),
     )
     return list(db.session.scalars(query))
 
@@ -171,20 +176,24 @@ def register_differences(
 def save_offline_register(
     actor: Any,
     session: CourseSession,
-    entries: Sequence[RegisterEntry],
+    entries: Sequence[RegisterEntry] | None,
     questionnaires: Sequence[OfflineQuestionnaire],
     *,
     based_on: str,
     today: date,
-) -> SavedRegister:
+) -> SavedRegister | None:
     """Save a register taken on a phone, unless it was saved by someone else since `based_on`.
 
     The register goes through `save_register` (the one set of register rules); each
     questionnaire is dated the session's day, through `record_wellbeing`. All or nothing.
+    With `entries` None the artist chose to keep the register saved on the server: only the
+    questionnaires answered at the session are recorded, and the register is left as it is.
     """
-    if register_version(session) != based_on:
-        raise RegisterChanged(session, register_differences(session, entries))
-    saved = save_register(actor, session, entries, today=today)
+    saved = None
+    if entries is not None:
+        if register_version(session) != based_on:
+            raise RegisterChanged(session, register_differences(session, entries))
+        saved = save_register(actor, session, entries, today=today)
     on_register: dict[int, Enrolment] = {e.id: e for e in register_enrolments(session)}
     for index, questionnaire in enumerate(questionnaires):
         enrolment = on_register.get(questionnaire.enrolment_id)
@@ -206,7 +215,13 @@ def save_offline_register(
             recorded_on=session.date,
             today=today,
         )
-    record(actor, "register.sent_from_device", session, questionnaires=len(questionnaires))
+    record(
+        actor,
+        "register.sent_from_device",
+        session,
+        questionnaires=len(questionnaires),
+        register="sent" if entries is not None else "kept_saved",
+    )
     return saved
 
 

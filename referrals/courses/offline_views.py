@@ -26,7 +26,7 @@ from referrals.api.referrals import request_fingerprint, stored_answer
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
 from referrals.courses.blueprint import bp
-from referrals.courses.models import AttendanceStatus, Enrolment
+from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment
 from referrals.courses.offline import (
     OFFLINE_DAYS,
     OFFLINE_INSTRUMENT,
@@ -38,6 +38,7 @@ from referrals.courses.offline import (
     register_version,
     save_offline_register,
 )
+from referrals.courses.register_rules import RegisterEntry
 from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
 from referrals.courses.views import today
@@ -205,6 +206,17 @@ def _questionnaires(raw: Any, errors: dict[str, list[str]]) -> list[OfflineQuest
     return found
 
 
+def _sent_message(
+    session: CourseSession, entries: list[RegisterEntry] | None, questionnaires: int
+) -> str:
+    what = f"{session.course.title}, {local_date(session.date)}"
+    if entries is None:
+        counted = "1 questionnaire" if questionnaires == 1 else f"{questionnaires} questionnaires"
+        return f"{counted} for {what} sent; the saved register stays as it is"
+    attended = sum(entry.status is AttendanceStatus.ATTENDED for entry in entries)
+    return f"Register for {what} sent: {attended} of {len(entries)} attended"
+
+
 def _replay(stored: IdempotentRequest, fingerprint: str) -> ResponseReturnValue:
     if stored.endpoint != request.endpoint or stored.request_hash != fingerprint:
         return _answer(
@@ -241,12 +253,18 @@ def send_register(session_id: int) -> ResponseReturnValue:
         return _replay(stored, fingerprint)
 
     errors: dict[str, list[str]] = {}
-    try:
-        entries = register_entries_from_json({"entries": payload.get("entries")})
-    except ApiProblem as problem:
-        entries = []
-        errors.update({field: list(messages) for field, messages in (problem.errors or {}).items()})
+    # Without entries, only the questionnaires: the artist kept the register saved meanwhile.
+    entries: list[RegisterEntry] | None = None
+    if "entries" in payload:
+        try:
+            entries = register_entries_from_json({"entries": payload.get("entries")})
+        except ApiProblem as problem:
+            errors.update(
+                {field: list(messages) for field, messages in (problem.errors or {}).items()}
+            )
     questionnaires = _questionnaires(payload.get("questionnaires"), errors)
+    if entries is None and not questionnaires and "questionnaires" not in errors:
+        errors["entries"] = ["Give the register's entries, or the questionnaires to send"]
     based_on = payload.get("based_on")
     if not isinstance(based_on, str):
         errors["based_on"] = ["Give the version of the register this was taken from"]
@@ -306,14 +324,7 @@ def send_register(session_id: int) -> ResponseReturnValue:
         db.session.rollback()
         return _answer(409, status="refused", message=str(refused))
 
-    attended = sum(entry.status is AttendanceStatus.ATTENDED for entry in entries)
-    body = {
-        "status": "saved",
-        "message": (
-            f"Register for {session.course.title}, {local_date(session.date)} sent: "
-            f"{attended} of {len(entries)} attended"
-        ),
-    }
+    body = {"status": "saved", "message": _sent_message(session, entries, len(questionnaires))}
     claim.status_code = 200
     claim.body = body
     try:

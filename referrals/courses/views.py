@@ -28,6 +28,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.offline import register_version
 from referrals.courses.queries import (
     DirectoryFilters,
     directory_query,
@@ -425,6 +426,7 @@ def register(session_id: int) -> ResponseReturnValue:
         edit_days=REGISTER_EDIT_DAYS,
         page_has_errors=bool(errors or general),
         today=day,
+        version=register_version(session),
     )
 
 

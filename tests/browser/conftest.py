@@ -1,10 +1,11 @@
-"""Browser journeys: a live server on its own SQLite database, driven by real Chromium.
+"""Browser journeys: a live server on its own database, driven by real Chromium.
 
 The app is built with the same test configuration as the rest of the suite (CSRF on, quick
 Argon2), but serves a separate SQLite file so that the server thread and the test never share
-the main suite's database. Tests create what they need through `live_data` (an app context on
-the live app: use the factories and builders, then `live_data.commit()`), and every table is
-emptied after each test.
+the main suite's database; with TEST_DATABASE_URL set, it serves that database instead (its
+schema made afresh once per run, as for the rest of the suite). Tests create what they need
+through `live_data` (an app context on the live app: use the factories and builders, then
+`live_data.commit()`), and every table is emptied after each test.
 
 Chromium is Debian's (`/usr/bin/chromium`): Playwright's own browser download needs the
 internet. Without it every test here is skipped with the reason.
@@ -12,6 +13,7 @@ internet. Without it every test here is skipped with the reason.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -83,10 +85,16 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def live_server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
     """The app on 127.0.0.1 and a free port, in a daemon thread, for the whole run."""
-    database = tmp_path_factory.mktemp("browser-db") / "live.sqlite"
-    app = make_app(f"sqlite:///{database}")
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        request.getfixturevalue("_migrated_app")  # the schema, made afresh once per run
+    else:
+        url = f"sqlite:///{tmp_path_factory.mktemp('browser-db') / 'live.sqlite'}"
+    app = make_app(url)
     with app.app_context():
         upgrade()
     server: BaseWSGIServer = make_server("127.0.0.1", 0, app, threaded=True)

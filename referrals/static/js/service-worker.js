@@ -3,7 +3,7 @@
 // are filled in on the phone when there is no connection, and the styles and scripts. The
 // registers themselves are in IndexedDB (static/js/offline/store.js).
 
-const CACHE = 'aop-registers-v1'
+const CACHE = 'aop-registers-v2'
 const SESSIONS_PAGE = '/offline/sessions'
 const REGISTER_PAGE = '/offline/register'
 const FILES = [
@@ -62,10 +62,22 @@ function fromNetwork (request) {
   })
 }
 
+// A register saved on the server's page: if the connection drops before the server answers, or
+// the server fails, back to the register with ?unsent, where the page keeps it to send later.
+function registerSaved (request, url) {
+  const unsent = () => Response.redirect(new URL(`${url.pathname}?unsent=1`, self.location.origin).href, 303)
+  return fetch(request).then((response) => (response.status >= 500 ? unsent() : response), unsent)
+}
+
 self.addEventListener('fetch', (event) => {
   const request = event.request
   const url = new URL(request.url)
-  if (request.method !== 'GET' || url.origin !== self.location.origin) return
+  if (url.origin !== self.location.origin) return
+  if (request.method === 'POST' && request.mode === 'navigate' && pageFor(url.pathname) === REGISTER_PAGE) {
+    event.respondWith(registerSaved(request, url))
+    return
+  }
+  if (request.method !== 'GET') return
   if (request.mode === 'navigate') {
     const page = pageFor(url.pathname)
     if (!page) return

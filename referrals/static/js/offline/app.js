@@ -8,7 +8,22 @@ import * as store from './store.js'
 import { h, localDay, offlineNotice, renderReady, renderRegister, renderSessions, renderWaiting } from './views.js'
 
 const KEPT_URL = '/sessions/offline'
+// A send the server could not take (it failed, or the connection went half-way, or had not
+// quite come back) is tried again, less often each time.
+const RETRY_FIRST_MS = 2000
+const RETRY_MAX_MS = 60000
+let retryDelay = RETRY_FIRST_MS
 let syncing = null
+let retry = null
+
+async function retryIfWaiting () {
+  if (!(await store.waiting()).some((item) => item.state === 'waiting')) {
+    retryDelay = RETRY_FIRST_MS
+  } else if (!retry) {
+    retry = setTimeout(() => { retry = null; sync() }, retryDelay)
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS)
+  }
+}
 
 function area (id) {
   return document.getElementById(id)
@@ -23,9 +38,15 @@ async function showWaiting () {
       await sync()
     },
     keepSaved: async (item) => {
-      await store.removeWaiting(item.key)
-      announce(`Your register for ${item.title}, ${item.date_text} was removed from this phone; the saved register stays.`)
-      await showWaiting()
+      if (!item.questionnaires.length) {
+        await store.removeWaiting(item.key)
+        announce(`Your register for ${item.title}, ${item.date_text} was removed from this phone; the saved register stays.`)
+        await showWaiting()
+        return
+      }
+      // The questionnaires were answered at the session whichever register is kept: they go.
+      await store.putWaiting({ ...item, state: 'waiting', keep_saved: true, based_on: item.server_version, message: '' })
+      await sync()
     },
     discard: async (item) => {
       await store.removeWaiting(item.key)
@@ -79,7 +100,9 @@ async function send (item, csrfToken) {
         'X-CSRFToken': csrfToken,
         'Idempotency-Key': item.key
       },
-      body: JSON.stringify({ based_on: item.based_on, entries: item.entries, questionnaires: item.questionnaires })
+      body: JSON.stringify(item.keep_saved
+        ? { based_on: item.based_on, questionnaires: item.questionnaires }
+        : { based_on: item.based_on, entries: item.entries, questionnaires: item.questionnaires })
     })
   } catch {
     return // the connection went again: it stays waiting
@@ -104,10 +127,13 @@ async function send (item, csrfToken) {
 async function sendWaiting () {
   if (!navigator.onLine) return
   const bundle = await refreshKept()
-  if (!bundle) return
-  for (const item of await store.waiting()) {
-    if (item.state === 'waiting') await send(item, bundle.csrf_token)
+  if (bundle) {
+    for (const item of await store.waiting()) {
+      if (item.state === 'waiting') await send(item, bundle.csrf_token)
+    }
   }
+  await retryIfWaiting()
+  if (!bundle) return
   const ready = area('offline-ready')
   if (ready) renderReady(ready, bundle)
 }
@@ -125,9 +151,15 @@ export function sync () {
 
 // Taking a register with no connection --------------------------------------------------------
 
-async function takeRegister (session, register) {
+// A register taken on this phone, not yet sent: waiting, or saved on the server's page as the
+// connection went (a draft). Questionnaires kept apart from a register already settled are not.
+function takenHere (item, sessionId) {
+  return item.session_id === sessionId && ['waiting', 'draft'].includes(item.state) && !item.keep_saved
+}
+
+async function takeRegister (session, register, lead = '') {
   const waiting = await store.waiting()
-  const earlier = waiting.find((item) => item.session_id === session.id && item.state === 'waiting')
+  const earlier = waiting.find((item) => takenHere(item, session.id))
   const names = Object.fromEntries(session.people.map((p) => [p.enrolment_id, p.name]))
   const item = {
     key: crypto.randomUUID(),
@@ -146,7 +178,7 @@ async function takeRegister (session, register) {
   if (earlier) await store.removeWaiting(earlier.key)
   await store.putWaiting(item)
   const attended = register.entries.filter((e) => e.status === 'attended').length
-  announce(`Register saved on this phone: ${attended} of ${register.entries.length} attended. It will be sent when the connection returns.`)
+  announce(`${lead}Register saved on this phone: ${attended} of ${register.entries.length} attended. It will be sent when the connection returns.`)
   await showWaiting()
   if (navigator.onLine) await sync()
   window.scrollTo(0, 0)
@@ -155,13 +187,22 @@ async function takeRegister (session, register) {
 async function showShell (shell) {
   const root = area('offline-content')
   const today = localDay()
-  const bundle = await store.keptRegisters()
+  const [bundle, waiting] = await Promise.all([store.keptRegisters(), store.waiting()])
   if (shell.dataset.offlineView === 'sessions') {
     renderSessions(root, bundle, today)
     return
   }
   const match = location.pathname.match(/^\/sessions\/(\d+)\/register$/)
   const session = bundle && match && bundle.sessions.find((s) => s.id === Number(match[1]))
+  const draft = match && waiting.find((item) => item.state === 'draft' && item.session_id === Number(match[1]))
+  if (!session && draft) { // saved as the connection went, for a session the phone does not keep
+    await keepDraft(draft)
+    root.replaceChildren(h('span', { class: 'nhsuk-caption-l', text: draft.title }),
+      h('h1', { class: 'nhsuk-heading-l', text: `Register, ${draft.date_text}` }),
+      h('p', {}, 'Your register is kept on this phone and listed above until it is sent. ',
+        h('a', { href: '/sessions/', text: 'My sessions' })))
+    return
+  }
   if (!session) {
     root.replaceChildren(h('h1', { text: 'This register is not on this phone' }),
       h('p', {}, 'Only the registers of your next 7 days of sessions are kept on this phone, from the last time you opened the app with a connection. ',
@@ -169,13 +210,93 @@ async function showShell (shell) {
     return
   }
   document.title = `Register: ${session.course_title}, ${session.date_text} (offline) – ${document.title.split(' – ').pop()}`
-  const taken = (await store.waiting()).find((item) => item.session_id === session.id)
+  const taken = waiting.find((item) => takenHere(item, session.id))
+  const unsent = taken && taken.state === 'draft'
   renderRegister(root, session, {
     today,
     labels: JSON.parse(shell.dataset.itemLabels || '[]'),
     taken,
-    onSave: (register) => takeRegister(session, register)
+    onSave: (register) => takeRegister(session, register, unsent ? DROPPED : '')
   })
+  // Saved on the server's page as the connection went: kept here now, or its gaps shown.
+  if (unsent) root.querySelector('form').requestSubmit()
+}
+
+// A register saved on the page the server sent ---------------------------------------------
+// Kept on the phone until the server answers: if the connection drops first (or the server
+// fails), the service worker brings the artist back to the register with ?unsent, and the
+// register is sent later like one taken offline.
+
+const DROPPED = 'The connection dropped before the register reached the server. '
+
+function readServerRegister (form, about) {
+  const data = new FormData(form)
+  const entries = []
+  const names = {}
+  const mood = (name) => (data.get(name) ? Number(data.get(name)) : null)
+  for (const person of form.querySelectorAll('.app-register__person')) {
+    const status = person.querySelector('input[type=radio][name^="status-"]')
+    const eid = Number(status.name.slice('status-'.length))
+    names[eid] = person.querySelector('legend').textContent.trim()
+    if (!data.get(`status-${eid}`)) continue
+    entries.push({
+      enrolment_id: eid,
+      status: data.get(`status-${eid}`),
+      mood_before: mood(`mood_before-${eid}`),
+      mood_after: mood(`mood_after-${eid}`),
+      note: data.get(`note-${eid}`) || ''
+    })
+  }
+  return {
+    key: crypto.randomUUID(),
+    session_id: about.session_id,
+    send_url: about.send_url,
+    title: about.title,
+    date_text: about.date_text,
+    based_on: about.version,
+    entries,
+    questionnaires: [],
+    names,
+    state: 'draft',
+    message: '',
+    taken_at: Date.now()
+  }
+}
+
+function keepWhileSaving (form) {
+  const about = JSON.parse(form.dataset.register)
+  form.addEventListener('submit', async (event) => {
+    if (event.defaultPrevented) return
+    event.preventDefault()
+    const draft = readServerRegister(form, about)
+    for (const item of await store.waiting()) {
+      if (item.state === 'draft' && item.session_id === draft.session_id) await store.removeWaiting(item.key)
+    }
+    await store.putWaiting(draft)
+    form.submit()
+  })
+}
+
+// Drafts whose page the server answered are done with; the one it did not answer is waiting.
+async function settleDrafts (shell) {
+  const unsent = new URLSearchParams(location.search).has('unsent')
+  if (unsent) history.replaceState(null, '', location.pathname)
+  const match = location.pathname.match(/^\/sessions\/(\d+)\/register$/)
+  const sessionId = unsent && match ? Number(match[1]) : null
+  for (const item of await store.waiting()) {
+    if (item.state !== 'draft') continue
+    if (item.session_id !== sessionId) {
+      await store.removeWaiting(item.key)
+    } else if (!shell) { // the server's page, back after it failed: sent when it can be
+      await keepDraft(item)
+    } // on the phone's own page the draft is taken up by showShell
+  }
+}
+
+async function keepDraft (draft) {
+  await store.putWaiting({ ...draft, state: 'waiting' })
+  const attended = draft.entries.filter((e) => e.status === 'attended').length
+  announce(`${DROPPED}Register saved on this phone: ${attended} of ${draft.entries.length} attended. It will be sent when it can be.`)
 }
 
 function registerWorker () {
@@ -190,6 +311,9 @@ export async function start () {
   window.addEventListener('online', () => { showConnection(); sync() })
   window.addEventListener('offline', showConnection)
   const shell = document.querySelector('[data-offline-view]')
+  await settleDrafts(shell)
+  const serverRegister = document.querySelector('form[data-register]')
+  if (serverRegister) keepWhileSaving(serverRegister)
   if (shell) await showShell(shell)
   await showWaiting()
   if (navigator.onLine) {

@@ -7,31 +7,37 @@ export const NAME = 'aop-registers'
 const KEPT = 'kept'
 const QUEUE = 'queue'
 
+// One connection per page (opening one costs more than the reads it serves), let go as soon as
+// the database is to be deleted (signing out) or upgraded by a newer page.
+let opened = null
+
 function open () {
-  return new Promise((resolve, reject) => {
+  opened = opened || new Promise((resolve, reject) => {
     const request = indexedDB.open(NAME, 1)
     request.onupgradeneeded = () => {
       request.result.createObjectStore(KEPT)
       request.result.createObjectStore(QUEUE, { keyPath: 'key' })
     }
-    request.onsuccess = () => resolve(request.result)
-    request.onerror = () => reject(request.error)
+    request.onsuccess = () => {
+      const db = request.result
+      db.onversionchange = () => { db.close(); opened = null }
+      db.onclose = () => { opened = null }
+      resolve(db)
+    }
+    request.onerror = () => { opened = null; reject(request.error) }
   })
+  return opened
 }
 
 async function run (storeName, mode, work) {
   const db = await open()
-  try {
-    return await new Promise((resolve, reject) => {
-      const transaction = db.transaction(storeName, mode)
-      const request = work(transaction.objectStore(storeName))
-      transaction.oncomplete = () => resolve(request ? request.result : undefined)
-      transaction.onerror = () => reject(transaction.error)
-      transaction.onabort = () => reject(transaction.error)
-    })
-  } finally {
-    db.close()
-  }
+  return new Promise((resolve, reject) => {
+    const transaction = db.transaction(storeName, mode)
+    const request = work(transaction.objectStore(storeName))
+    transaction.oncomplete = () => resolve(request ? request.result : undefined)
+    transaction.onerror = () => reject(transaction.error)
+    transaction.onabort = () => reject(transaction.error)
+  })
 }
 
 export async function keptRegisters () {

@@ -53,9 +53,12 @@ export function offlineNotice () {
 
 // Waiting to be sent ---------------------------------------------------------------------------
 
-function peopleCount (item) {
-  const n = item.entries.length
-  return n === 1 ? '1 person' : `${n} people`
+function count (n, one, many) {
+  return n === 1 ? `1 ${one}` : `${n} ${many}`
+}
+
+function describeQuestionnaire (item, questionnaire) {
+  return `${item.names[questionnaire.enrolment_id]}: ${questionnaire.timepoint.replace('_', ' ')} wellbeing questionnaire, answers ${questionnaire.items.join(', ')}`
 }
 
 function waitingItem (item, actions) {
@@ -86,16 +89,21 @@ function waitingItem (item, actions) {
       h('p', { text: item.message }),
       h('p', { text: 'It is kept on this phone so that an admin can enter it:' }),
       h('ul', { class: 'nhsuk-list nhsuk-list--bullet' },
-        ...item.entries.map((entry) => h('li', { text: `${item.names[entry.enrolment_id]}: ${describeMark(entry)}` }))),
+        ...(item.keep_saved ? [] : item.entries).map((entry) => h('li', { text: `${item.names[entry.enrolment_id]}: ${describeMark(entry)}` })),
+        ...item.questionnaires.map((questionnaire) => h('li', { text: describeQuestionnaire(item, questionnaire) }))),
       h('button', { type: 'button', class: 'nhsuk-button nhsuk-button--secondary', onclick: () => actions.discard(item) },
         'Remove from this phone', hidden(`: ${what}`)))
   }
-  return h('li', {}, `${what} (${peopleCount(item)})`,
+  const described = item.keep_saved
+    ? `Questionnaires for ${item.title}, ${item.date_text} (${count(item.questionnaires.length, 'questionnaire', 'questionnaires')}; the saved register stays)`
+    : `${what} (${count(item.entries.length, 'person', 'people')})`
+  return h('li', {}, described,
     item.message ? h('span', { class: 'nhsuk-body-s app-secondary-text', text: ` ${item.message}` }) : null)
 }
 
-export function renderWaiting (container, items, actions) {
+export function renderWaiting (container, all, actions) {
   container.replaceChildren()
+  const items = all.filter((item) => item.state !== 'draft') // still on its way to the server
   if (!items.length) return
   const waiting = items.filter((item) => item.state === 'waiting')
   if (waiting.length) {
@@ -161,17 +169,25 @@ function moodSelect (key, label, person, value) {
 
 function questionnaire (person, labels, answers) {
   const eid = person.enrolment_id
-  return h('details', { class: 'nhsuk-details app-register__questionnaire', open: answers ? true : null },
-    h('summary', { class: 'nhsuk-details__summary' },
-      h('span', { class: 'nhsuk-details__summary-text' },
-        `Record a wellbeing questionnaire: ${person.questionnaire.label.toLowerCase()}`, hidden(` for ${person.name}`))),
-    h('div', { class: 'nhsuk-details__text', id: `questionnaire-${eid}` },
+  const body = h('div', { class: 'nhsuk-details__text', id: `questionnaire-${eid}` })
+  // Its items are drawn when it is first opened: the register itself is drawn sooner.
+  const fill = () => {
+    if (body.childElementCount) return
+    body.append(
       h('p', { text: 'SWEMWBS. Record each answer from 1 (none of the time) to 5 (all of the time), as the person gave it.' }),
       ...labels.map((label, index) => h('div', { class: 'nhsuk-form-group' },
         h('fieldset', { class: 'nhsuk-fieldset' },
           h('legend', { class: 'nhsuk-fieldset__legend nhsuk-fieldset__legend--s', text: label }),
           radios(`item-${eid}-${index + 1}`, `item-${eid}-${index + 1}`, ANSWERS.map((a) => [a, a]),
-            answers ? String(answers[index]) : null, true))))))
+            answers ? String(answers[index]) : null, true)))))
+  }
+  if (answers) fill()
+  const details = h('details', { class: 'nhsuk-details app-register__questionnaire', open: answers ? true : null, ontoggle: fill },
+    h('summary', { class: 'nhsuk-details__summary', onclick: fill },
+      h('span', { class: 'nhsuk-details__summary-text' },
+        `Record a wellbeing questionnaire: ${person.questionnaire.label.toLowerCase()}`, hidden(` for ${person.name}`))),
+    body)
+  return details
 }
 
 function personFields (person, entry, labels, answers) {
