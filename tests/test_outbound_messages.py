@@ -119,6 +119,16 @@ def test_a_days_reminders_go_out_once_by_email_to_those_who_chose_it(app, mailbo
     assert emailed.referral.patient.email == "ann@example.test"
 
 
+def test_nothing_is_queued_while_history_is_loaded(app, mailbox):
+    from referrals.notifications.outbound import loading_history
+
+    course = _course_tomorrow()
+    with loading_history():  # as the demo loads its year
+        _participant(course, ContactMethod.EMAIL, email="then@example.test")
+    _participant(course, ContactMethod.EMAIL, email="now@example.test")
+    assert [m.recipient for m in _messages()] == ["now@example.test"]
+
+
 def test_reminders_wait_for_the_morning_before(app, mailbox):
     course = _course_tomorrow()
     _participant(course, ContactMethod.EMAIL, email="ann@example.test")
@@ -726,6 +736,7 @@ def test_the_demo_sends_a_days_reminders_once_and_passes_an_unanswered_offer_on(
     # Not accepted by its date: after midnight the place passes to the next person, who is
     # told by the next send.
     day_after = reply_by + timedelta(days=1)
+    db.session.commit()  # end this test's read, which holds SQLite's lock
     with time_machine.travel(datetime.combine(day_after, time(0, 20), tzinfo=LONDON), tick=False):
         assert execute(app, PLACE_OFFERS, today=day_after).detail == "1 place passed on"
     db.session.expire_all()
