@@ -5,9 +5,10 @@ people on them, with registers, moods and wellbeing questionnaires.
 `referrals.intake.demo`, lays out each course's runs around `today`, then plays the thirteen
 months forward one event at a time (enrolments, waiting lists, registers, completions,
 withdrawals) by the rules the course services apply, so it knows where every referral ends up.
-On the last day before `today` someone gives up their place on a full course, and the first
-person waiting is offered it and has not answered yet. `apply_demo_scheme` replays the plan in
-time order through the services, queueing no email or text message for what is history.
+Shortly before `today` (`place_freed_at`) someone gives up their place on a full course, and
+the first person waiting is offered it and has not answered yet. `apply_demo_scheme` replays
+the plan in time order through the services, queueing no email or text message for what is
+history.
 """
 
 from __future__ import annotations
@@ -1459,7 +1460,7 @@ class _SchemeYear:
         self._withdraw(at, place, DECLINED_PLACE, t.link_worker, offer_taken=offer_taken)
 
     def _free_a_place(self, at: datetime) -> None:
-        """The day before the demo is loaded, someone turns down their place on the next full
+        """Shortly before the demo is loaded, someone turns down their place on the next full
         course to start (one with people waiting behind the first, if any is): the first
         person waiting is offered the place, and has until after today to answer."""
         waiting = {
@@ -1609,10 +1610,10 @@ def plan_demo_scheme(*, today: date, seed: int = 2026) -> DemoPlan:
         if not thin:
             break
         runs = tuple(r for r in runs if r.key not in thin)
-    last_day = max(last_planned_day(today), place_freed_at(today).date())
+    recorded_until = max(last_planned_day(today), place_freed_at(today).date())
     return DemoPlan(
         today=today,
-        referrals=tuple(d.planned(last_day) for d in drafts),
+        referrals=tuple(d.planned(recorded_until) for d in drafts),
         contracts=plan_contracts(today),
         runs=runs,
         events=tuple(sorted(events, key=lambda e: (e.at, e.seq))),
