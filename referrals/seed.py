@@ -98,15 +98,16 @@ def seed_demo(today: date | None = None) -> dict[str, Organisation]:
         )
     today = today or datetime.now(ZoneInfo("Europe/London")).date()
     seed_demo_scheme(organisations, today=today)
-    _reminders_due_tomorrow(today)
+    _messages_due_from_today(today)
     return organisations
 
 
-def _reminders_due_tomorrow(today: date) -> None:
-    """Everyone on a course that meets tomorrow chose email (at a reserved example address)
-    and consented, so that with email set up, the demo's reminders fall due on the day it is
-    loaded."""
-    from sqlalchemy import select
+def _messages_due_from_today(today: date) -> None:
+    """Everyone on a course that meets tomorrow, and everyone offered a place or waiting on a
+    course with a place on offer, chose email (at a reserved example address) and consented,
+    so that with email set up, the demo's reminders and its place on offer reach people on
+    the day it is loaded, and the offer passes to the next person by email too."""
+    from sqlalchemy import or_, select
 
     from referrals.courses.models import CourseSession, Enrolment, EnrolmentStatus, SessionStatus
     from referrals.extensions import db
@@ -117,13 +118,18 @@ def _reminders_due_tomorrow(today: date) -> None:
         CourseSession.date == today + timedelta(days=1),
         CourseSession.status == SessionStatus.PLANNED,
     )
+    with_an_offer = select(Enrolment.course_id).where(Enrolment.status == EnrolmentStatus.OFFERED)
     patients = db.session.scalars(
         select(Patient)
         .join(Referral, Referral.patient_id == Patient.id)
         .join(Enrolment, Enrolment.referral_id == Referral.id)
         .where(
-            Enrolment.status == EnrolmentStatus.ENROLLED,
-            Enrolment.course_id.in_(meeting_tomorrow),
+            or_(
+                (Enrolment.status == EnrolmentStatus.ENROLLED)
+                & Enrolment.course_id.in_(meeting_tomorrow),
+                Enrolment.status.in_((EnrolmentStatus.OFFERED, EnrolmentStatus.WAITLISTED))
+                & Enrolment.course_id.in_(with_an_offer),
+            ),
             Referral.consent.is_(True),
         )
         .order_by(Patient.id)

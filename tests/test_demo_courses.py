@@ -7,7 +7,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 
@@ -18,9 +18,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from referrals.auth.models import User
-from referrals.courses.demo import COURSES, LEAD_ARTISTS, UNREAD_DAYS, plan_demo_scheme
+from referrals.courses.demo import (
+    COURSES,
+    LEAD_ARTISTS,
+    UNREAD_DAYS,
+    place_freed_at,
+    plan_demo_scheme,
+)
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
+    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Contract,
@@ -31,9 +38,9 @@ from referrals.courses.models import (
     SessionStatus,
 )
 from referrals.courses.queries import sessions_for_user
-from referrals.courses.services import completion_threshold
+from referrals.courses.services import OFFER_REPLY_DAYS, completion_threshold
 from referrals.extensions import db
-from referrals.intake.demo import LONDON
+from referrals.intake.demo import LONDON, last_planned_day
 from referrals.intake.lifecycle import TRANSITIONS, Status
 from referrals.intake.models import Referral
 from referrals.notifications.models import Notification
@@ -41,6 +48,7 @@ from referrals.notifications.services import inbox_query, unread_count
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import SWEMWBS_METRIC, Instrument, Timepoint
 from referrals.seed import seed_demo
+from referrals.vocab import ContactMethod
 from tests.conftest import _empty_all_tables
 
 DATES = [date(2026, 3, 16), date(2025, 10, 9)]
@@ -174,21 +182,23 @@ def test_every_matched_referral_holds_a_matching_enrolment(today: date) -> None:
     enrolments: dict[int, list[Enrolment]] = defaultdict(list)
     for enrolment in db.session.scalars(select(Enrolment)):
         enrolments[enrolment.referral_id].append(enrolment)
+    # Someone offered a place from the waiting list is still waiting until they accept it.
     expected = {
-        Status.ENROLLED: EnrolmentStatus.ENROLLED,
-        Status.WAITLISTED: EnrolmentStatus.WAITLISTED,
-        Status.STARTED: EnrolmentStatus.ENROLLED,
-        Status.COMPLETED: EnrolmentStatus.COMPLETED,
+        Status.ENROLLED: {EnrolmentStatus.ENROLLED},
+        Status.WAITLISTED: {EnrolmentStatus.WAITLISTED, EnrolmentStatus.OFFERED},
+        Status.STARTED: {EnrolmentStatus.ENROLLED},
+        Status.COMPLETED: {EnrolmentStatus.COMPLETED},
     }
     for referral in referrals:
         held = [
             e
             for e in enrolments[referral.id]
-            if e.status in (EnrolmentStatus.ENROLLED, EnrolmentStatus.WAITLISTED)
+            if e.status
+            in (EnrolmentStatus.ENROLLED, EnrolmentStatus.OFFERED, EnrolmentStatus.WAITLISTED)
         ]
         reached = {t.to_status for t in referral.transitions}
         if referral.status in MATCHED:
-            current = [e for e in enrolments[referral.id] if e.status is expected[referral.status]]
+            current = [e for e in enrolments[referral.id] if e.status in expected[referral.status]]
             assert len(current) == 1, referral.id
             came = attended.get(current[0].id, [])
             assert bool(came) is (referral.status in (Status.STARTED, Status.COMPLETED))
@@ -306,10 +316,10 @@ def test_a_course_is_full_with_people_waiting(today: date) -> None:
     full = [
         course
         for course in _courses()
-        if sum(e.status is EnrolmentStatus.ENROLLED for e in course.enrolments) == course.capacity
+        if sum(e.status in HOLDS_PLACE for e in course.enrolments) == course.capacity
         and any(e.status is EnrolmentStatus.WAITLISTED for e in course.enrolments)
     ]
-    assert full
+    assert len(full) >= 2
     # Earlier terms were full too, and people waiting moved on or were offered places.
     waited = db.session.scalar(select(func.count()).where(Enrolment.waitlisted_at.is_not(None)))
     assert (waited or 0) >= 20
@@ -317,6 +327,61 @@ def test_a_course_is_full_with_people_waiting(today: date) -> None:
         select(func.count()).where(Notification.kind == "waiting_list_offer")
     )
     assert (offers or 0) >= 1
+
+
+def test_a_place_given_up_before_today_is_on_offer_to_the_first_person_waiting(
+    today: date,
+) -> None:
+    plan = plan_demo_scheme(today=today)
+    (planned,) = plan.open_offers
+    (offer,) = db.session.scalars(
+        select(Enrolment).where(Enrolment.status == EnrolmentStatus.OFFERED)
+    ).all()
+    course = next(c for c in _courses() if c.id == offer.course_id)
+    run = next(r for r in plan.runs if r.key == planned.run)
+    person = plan.referrals[planned.referral].person
+    assert (course.title, offer.referral.patient.nhs_number) == (run.title, person.nhs_number)
+    assert offer.referral.status is Status.WAITLISTED
+    assert course.sessions[0].date > today  # before the course starts
+
+    # Someone turned their place down on the last working day before today (yesterday, when
+    # that would leave no time after today to answer), through the link worker.
+    freed_on = place_freed_at(today).date()
+    assert freed_on in (last_planned_day(today), today - timedelta(days=1))
+    given_up = max(
+        (e for e in course.enrolments if e.status is EnrolmentStatus.WITHDRAWN),
+        key=lambda e: e.withdrawn_at or datetime.min.replace(tzinfo=UTC),
+    )
+    assert given_up.withdrawn_at is not None
+    assert given_up.withdrawn_at.astimezone(LONDON).date() == freed_on
+    assert given_up.referral.status is Status.DECLINED
+    # Held for them until after today; then it passes to the people behind them, in turn.
+    assert offer.offer_expires_on == freed_on + timedelta(days=OFFER_REPLY_DAYS) == planned.reply_by
+    assert offer.offer_expires_on > today
+    held = [e for e in course.enrolments if e.status in HOLDS_PLACE]
+    assert len(held) == course.capacity
+    waiting = sorted(
+        (e for e in course.enrolments if e.status is EnrolmentStatus.WAITLISTED),
+        key=lambda e: (e.waitlisted_at, e.id),
+    )
+    assert waiting and all(offer.waitlisted_at <= e.waitlisted_at for e in waiting)
+    assert [e.referral.patient.nhs_number for e in waiting] == [
+        plan.referrals[i].person.nhs_number for i in planned.waiting
+    ]
+    # They and the people behind them chose email, so that with email set up they hear of it.
+    for enrolment in [offer, *waiting]:
+        patient = enrolment.referral.patient
+        assert patient.preferred_contact is ContactMethod.EMAIL and patient.email
+
+    # The link worker was told in-app that day, and has not read it yet.
+    told = db.session.scalars(
+        select(Notification).where(
+            Notification.kind == "waiting_list_offer",
+            Notification.text.startswith(f"R{offer.referral_id} "),
+        )
+    ).all()
+    assert [n.created_at.astimezone(LONDON).date() for n in told] == [freed_on]
+    assert told[0].user_id == offer.referral.assigned_to_id is not None
 
 
 def test_the_lead_artist_has_a_session_to_take_this_week(today: date) -> None:

@@ -119,6 +119,16 @@ def test_a_days_reminders_go_out_once_by_email_to_those_who_chose_it(app, mailbo
     assert emailed.referral.patient.email == "ann@example.test"
 
 
+def test_nothing_is_queued_while_history_is_loaded(app, mailbox):
+    from referrals.notifications.outbound import loading_history
+
+    course = _course_tomorrow()
+    with loading_history():  # as the demo loads its year
+        _participant(course, ContactMethod.EMAIL, email="then@example.test")
+    _participant(course, ContactMethod.EMAIL, email="now@example.test")
+    assert [m.recipient for m in _messages()] == ["now@example.test"]
+
+
 def test_reminders_wait_for_the_morning_before(app, mailbox):
     course = _course_tomorrow()
     _participant(course, ContactMethod.EMAIL, email="ann@example.test")
@@ -662,3 +672,79 @@ def test_a_place_offered_before_email_was_set_up_still_reaches_the_person(app, m
         controller.stop()
     (offer,) = mailbox.to("ben@example.test")
     assert "A place has come up" in offer["Subject"] and "/messages/offer/" in offer.get_content()
+
+
+# The demo scheme, with email set up -----------------------------------------------------
+
+DEMO_DAY = date(2026, 3, 16)  # a Monday: the breathing choir meets on Tuesdays
+
+
+def _offer_emails(address: str | None, mailbox: Mailbox) -> list:
+    return [m for m in mailbox.to(address or "") if "A place has come up" in m["Subject"]]
+
+
+@pytest.mark.slow
+def test_the_demo_sends_a_days_reminders_once_and_passes_an_unanswered_offer_on(app, mailbox):
+    from referrals.courses.models import EnrolmentStatus, SessionStatus
+    from referrals.intake.lifecycle import Status
+    from referrals.scheduler.jobs import PLACE_OFFERS, execute
+    from referrals.seed import seed_demo
+
+    seed_demo(today=DEMO_DAY)  # with email set up: its year of history is not news
+    db.session.commit()
+    assert _messages() == []
+    (offered,) = db.session.scalars(
+        select(Enrolment).where(Enrolment.status == EnrolmentStatus.OFFERED)
+    ).all()
+    next_in_line = db.session.scalars(
+        select(Enrolment)
+        .where(
+            Enrolment.course_id == offered.course_id,
+            Enrolment.status == EnrolmentStatus.WAITLISTED,
+        )
+        .order_by(Enrolment.waitlisted_at, Enrolment.id)
+    ).first()
+    assert next_in_line is not None
+    meeting_tomorrow = select(CourseSession.course_id).where(
+        CourseSession.date == DEMO_DAY + timedelta(days=1),
+        CourseSession.status == SessionStatus.PLANNED,
+    )
+    on_them = db.session.scalars(
+        select(Enrolment).where(
+            Enrolment.status == EnrolmentStatus.ENROLLED,
+            Enrolment.course_id.in_(meeting_tomorrow),
+        )
+    ).all()
+    assert on_them
+
+    # The load day's morning: tomorrow's reminders and the place on offer go out, once.
+    with time_machine.travel(datetime.combine(DEMO_DAY, time(11), tzinfo=LONDON), tick=False):
+        _deliver(DEMO_DAY)
+        delivered = len(mailbox.messages)
+        _deliver(DEMO_DAY)
+    assert len(mailbox.messages) == delivered
+    reminders = sorted(m["To"] for m in mailbox.messages if m["Subject"].startswith("Reminder"))
+    assert reminders == sorted(e.referral.patient.email for e in on_them)
+    (offer,) = _offer_emails(offered.referral.patient.email, mailbox)
+    reply_by = offered.offer_expires_on
+    assert reply_by is not None and reply_by > DEMO_DAY
+    assert offered.course.title in offer.get_content() and "/messages/offer/" in offer.get_content()
+    assert delivered == len(reminders) + 1
+    assert {m.kind for m in _messages()} == {"session_reminder", "waiting_list_place"}
+    assert {m.status for m in _messages()} == {MessageStatus.SENT}
+
+    # Not accepted by its date: after midnight the place passes to the next person, who is
+    # told by the next send.
+    day_after = reply_by + timedelta(days=1)
+    db.session.commit()  # end this test's read, which holds SQLite's lock
+    with time_machine.travel(datetime.combine(day_after, time(0, 20), tzinfo=LONDON), tick=False):
+        assert execute(app, PLACE_OFFERS, today=day_after).detail == "1 place passed on"
+    db.session.expire_all()
+    assert offered.status is EnrolmentStatus.WITHDRAWN
+    assert offered.referral.status is Status.ASSESSED
+    assert next_in_line.status is EnrolmentStatus.OFFERED
+    with time_machine.travel(datetime.combine(day_after, time(10, 5), tzinfo=LONDON), tick=False):
+        _deliver(day_after)
+    (passed_on,) = _offer_emails(next_in_line.referral.patient.email, mailbox)
+    assert "/messages/offer/" in passed_on.get_content()
+    assert len(_offer_emails(offered.referral.patient.email, mailbox)) == 1

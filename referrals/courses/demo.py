@@ -5,7 +5,10 @@ people on them, with registers, moods and wellbeing questionnaires.
 `referrals.intake.demo`, lays out each course's runs around `today`, then plays the thirteen
 months forward one event at a time (enrolments, waiting lists, registers, completions,
 withdrawals) by the rules the course services apply, so it knows where every referral ends up.
-`apply_demo_scheme` replays the plan in time order through the services.
+Shortly before `today` (`place_freed_at`) someone gives up their place on a full course, and
+the first person waiting is offered it and has not answered yet. `apply_demo_scheme` replays
+the plan in time order through the services, queueing no email or text message for what is
+history.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import func, insert, select, update
 
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses.models import (
+    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Course,
@@ -32,6 +36,7 @@ from referrals.courses.models import (
 )
 from referrals.courses.schedule import Frequency, Schedule, expand
 from referrals.courses.services import (
+    OFFER_REPLY_DAYS,
     ContractFields,
     CourseFields,
     RegisterEntry,
@@ -76,6 +81,7 @@ from referrals.intake.lifecycle import Status
 from referrals.intake.models import Referral, ReferralTransition
 from referrals.intake.validation import age_on
 from referrals.notifications.models import Notification, NotificationRead
+from referrals.notifications.outbound import loading_history
 from referrals.outcomes.scoring import Instrument, Timepoint
 from referrals.vocab import ArtForm, Pathway
 from referrals.workdays import add_working_days, is_working_day
@@ -680,12 +686,26 @@ CourseEvent = PlannedCancellation | PlannedRegister | PlannedQuestionnaire
 
 
 @dataclass(frozen=True)
+class PlannedOffer:
+    """A place on `run` offered from its waiting list to `referral` (an index into the plan's
+    referrals) and not yet answered: held for them until the end of `reply_by`, then passed to
+    `waiting`, the people behind them, in turn."""
+
+    at: datetime
+    referral: int
+    run: str
+    reply_by: date
+    waiting: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class DemoPlan:
     today: date
     referrals: tuple[PlannedReferral, ...]
     contracts: tuple[PlannedContract, ...]
     runs: tuple[PlannedRun, ...]
     events: tuple[CourseEvent, ...]
+    open_offers: tuple[PlannedOffer, ...] = ()
 
     def stream(self) -> Iterator[tuple[int | None, PlannedReferral | PlannedStep | CourseEvent]]:
         """Everything in the order it happened: (referral index or None, what happened)."""
@@ -726,6 +746,16 @@ MOVED_ON = "No place came up; moved to the next course"
 TOOK_OTHER_COURSE = "No place came up; took a place on another course instead"
 DECLINED_PLACE = "Decided not to take up the place"
 SINGLE_CANCELLATIONS = 7
+
+
+def place_freed_at(today: date) -> datetime:
+    """When someone gives up the place that is still on offer at `today`: late on the last
+    working day before it, or yesterday when that leaves the person offered it no time after
+    today to answer (a Monday's demo: offers are held for `OFFER_REPLY_DAYS` days)."""
+    day = last_planned_day(today)
+    if day + timedelta(days=OFFER_REPLY_DAYS) <= today:
+        day = today - timedelta(days=1)
+    return datetime.combine(day, time(16, 30), tzinfo=LONDON)
 
 
 def _moment(rng: random.Random, day: date, earliest: time, latest: time) -> datetime:
@@ -841,7 +871,12 @@ class _Leave:
     place: _Place
 
 
-_Event = _Match | _Session | _Cancel | _Review | _Leave
+@dataclass(frozen=True)
+class _FreePlace:
+    """Someone gives up a place on a full course, and the place stays on offer."""
+
+
+_Event = _Match | _Session | _Cancel | _Review | _Leave | _FreePlace
 
 
 class _SchemeYear:
@@ -869,6 +904,7 @@ class _SchemeYear:
         self.order = itertools.count()
         self.seq = itertools.count(1)
         self.events: list[CourseEvent] = []
+        self.open_offers: list[PlannedOffer] = []
 
     # The event queue.
 
@@ -884,10 +920,11 @@ class _SchemeYear:
             for sequence in range(1, len(run.plan.dates) + 1):
                 self.push(_session_end(run.plan, sequence), _Session(run.plan.key, sequence))
         self._plan_cancellations()
+        self.push(place_freed_at(self.today), _FreePlace())
         while self.queue:
             at, _, event = heapq.heappop(self.queue)
-            if at.date() > self.last_day:
-                break
+            if at.date() > self.last_day and not isinstance(event, _FreePlace):
+                continue
             if isinstance(event, _Match):
                 self._match(at, event)
             elif isinstance(event, _Session):
@@ -896,6 +933,8 @@ class _SchemeYear:
                 self._cancel(at, event)
             elif isinstance(event, _Review):
                 self._review(at, self.runs[event.run])
+            elif isinstance(event, _FreePlace):
+                self._free_a_place(at)
             else:
                 self._leave(at, event)
         return self.events
@@ -1044,8 +1083,12 @@ class _SchemeYear:
         return choice
 
     @staticmethod
-    def _is_full(run: _Run) -> bool:
-        return len(run.with_status(EnrolmentStatus.ENROLLED)) >= run.course.capacity
+    def _places_held(run: _Run) -> int:
+        """Places taken: enrolled, or offered from the waiting list and not yet answered."""
+        return sum(p.status in HOLDS_PLACE for p in run.places)
+
+    def _is_full(self, run: _Run) -> bool:
+        return self._places_held(run) >= run.course.capacity
 
     def _place(self, person: _Person, run: _Run, at: datetime) -> None:
         t = person.draft.timeline
@@ -1083,14 +1126,17 @@ class _SchemeYear:
                     _Leave(person.index, "decline", place),
                 )
 
-    def _withdraw(self, at: datetime, place: _Place, reason: str, by: str) -> None:
+    def _withdraw(
+        self, at: datetime, place: _Place, reason: str, by: str, *, offer_taken: bool = True
+    ) -> None:
         """As `withdraw`: off the course, the referral back to be matched (or closed if they had
-        started), and a freed place offered to the first person waiting."""
+        started), and a freed place offered to the first person waiting, who takes it at once
+        unless not `offer_taken`."""
         person = self.people[place.index]
         t = person.draft.timeline
         run = place.run
         seq = next(self.seq)
-        t.withdraw(at, run.plan.key, reason, seq)
+        t.withdraw(at, run.plan.key, reason, seq, offer_taken=offer_taken)
         if t.status in (Status.ENROLLED, Status.WAITLISTED):
             t.move_at(
                 at,
@@ -1112,12 +1158,22 @@ class _SchemeYear:
                 course=run.plan.title,
                 seq=seq,
             )
-        held_place = place.status is EnrolmentStatus.ENROLLED
+        held_place = place.status in HOLDS_PLACE
         place.status = EnrolmentStatus.WITHDRAWN
         if not held_place:
             return
-        free = run.course.capacity - len(run.with_status(EnrolmentStatus.ENROLLED))
+        free = run.course.capacity - self._places_held(run)
         for offered in run.with_status(EnrolmentStatus.WAITLISTED)[: max(free, 0)]:
+            if not offer_taken:
+                offered.status = EnrolmentStatus.OFFERED
+                behind = run.with_status(EnrolmentStatus.WAITLISTED)
+                reply_by = at.date() + timedelta(days=OFFER_REPLY_DAYS)
+                self.open_offers.append(
+                    PlannedOffer(
+                        at, offered.index, run.plan.key, reply_by, tuple(p.index for p in behind)
+                    )
+                )
+                continue
             offered.status = EnrolmentStatus.ENROLLED
             offered.joined_after = run.delivered
             lucky = self.people[offered.index]
@@ -1167,8 +1223,10 @@ class _SchemeYear:
         # The whole term is off: everyone goes back to their link worker to be matched again,
         # those waiting first so that no freed place is offered on a course that will not run.
         run.closed = True
-        leaving = run.with_status(EnrolmentStatus.WAITLISTED) + run.with_status(
-            EnrolmentStatus.ENROLLED
+        leaving = (
+            run.with_status(EnrolmentStatus.WAITLISTED)
+            + run.with_status(EnrolmentStatus.OFFERED)
+            + run.with_status(EnrolmentStatus.ENROLLED)
         )
         for place in leaving:
             t = self.people[place.index].draft.timeline
@@ -1382,13 +1440,7 @@ class _SchemeYear:
                 self.rng.choice(CLOSE_REASONS[Status.DID_NOT_START]),
             )
         elif event.why == "decline":
-            t.move_at(
-                at,
-                Status.DECLINED,
-                reason=self.rng.choice(CLOSE_REASONS[Status.DECLINED]),
-                seq=next(self.seq),
-            )
-            self._withdraw(at, place, DECLINED_PLACE, t.link_worker)
+            self._decline(at, person, place, self.rng.choice(CLOSE_REASONS[Status.DECLINED]))
         elif event.why == "dropout":
             self._withdraw(at, place, self.rng.choice(WITHDRAWN_FROM_COURSE), t.link_worker)
         else:
@@ -1397,6 +1449,46 @@ class _SchemeYear:
                 "complete the course"
             )
             self._withdraw(at, place, reason, t.link_worker)
+
+    def _decline(
+        self, at: datetime, person: _Person, place: _Place, reason: str, *, offer_taken: bool = True
+    ) -> None:
+        """The person no longer wants their place: the link worker closes the referral as
+        declined and takes them off the course."""
+        t = person.draft.timeline
+        t.move_at(at, Status.DECLINED, reason=reason, seq=next(self.seq))
+        self._withdraw(at, place, DECLINED_PLACE, t.link_worker, offer_taken=offer_taken)
+
+    def _free_a_place(self, at: datetime) -> None:
+        """Shortly before the demo is loaded, someone turns down their place on the next full
+        course to start (one with people waiting behind the first, if any is): the first
+        person waiting is offered the place, and has until after today to answer."""
+        waiting = {
+            key: len(run.with_status(EnrolmentStatus.WAITLISTED)) for key, run in self.runs.items()
+        }
+        full = sorted(
+            (
+                run
+                for run in self.runs.values()
+                if not run.closed
+                and run.plan.first > self.today
+                and self._is_full(run)
+                and waiting[run.plan.key]
+            ),
+            key=lambda run: (waiting[run.plan.key] < 2, run.plan.first, run.plan.key),
+        )
+        for run in full:
+            leaving = [
+                place
+                for place in run.with_status(EnrolmentStatus.ENROLLED)
+                if not self.people[place.index].draft.keep_open
+                and self.people[place.index].draft.timeline.now < at
+            ]
+            if leaving:
+                place = leaving[-1]  # the latest to have taken a place
+                reason = CLOSE_REASONS[Status.DECLINED][-1]
+                self._decline(at, self.people[place.index], place, reason, offer_taken=False)
+                return
 
     # Questionnaires.
 
@@ -1518,13 +1610,14 @@ def plan_demo_scheme(*, today: date, seed: int = 2026) -> DemoPlan:
         if not thin:
             break
         runs = tuple(r for r in runs if r.key not in thin)
-    last_day = last_planned_day(today)
+    recorded_until = max(last_planned_day(today), place_freed_at(today).date())
     return DemoPlan(
         today=today,
-        referrals=tuple(d.planned(last_day) for d in drafts),
+        referrals=tuple(d.planned(recorded_until) for d in drafts),
         contracts=plan_contracts(today),
         runs=runs,
         events=tuple(sorted(events, key=lambda e: (e.at, e.seq))),
+        open_offers=tuple(year.open_offers),
     )
 
 
@@ -1537,9 +1630,9 @@ def plan_demo_referrals(*, today: date, seed: int = 2026) -> list[PlannedReferra
 
 
 class _Redater:
-    """The course services date registers, completions, withdrawals, offers of places and the
-    messages they send with the current time. Loading history after the fact, this moves what
-    one call recorded to when the plan says it happened."""
+    """The course services date registers, completions, withdrawals, offers of places,
+    cancellations and the messages they send with the current time. Loading history after
+    the fact, this moves what one call recorded to when the plan says it happened."""
 
     def __init__(self, referrals: dict[int, Referral]) -> None:
         self.referrals = referrals  # by id
@@ -1627,9 +1720,11 @@ def _london_day(at: datetime) -> date:
     return at.astimezone(LONDON).date()
 
 
+@loading_history()
 def apply_demo_scheme(plan: DemoPlan, organisations: dict[str, Organisation]) -> list[Referral]:
     """Create the catalogue, then replay everything in the plan through the services, in the
-    order it happened; no commit."""
+    order it happened; no commit. It is history: no email or text message is queued for it,
+    however the service sends them."""
     emails = {r.referrer for r in plan.referrals} | {LINK_WORKER, LINK_WORKER_2, ADMIN}
     accounts = Accounts.load(emails | set(LEAD_ARTISTS.values()))
     courses = _create_catalogue(plan, organisations, accounts)
@@ -1685,13 +1780,15 @@ def apply_demo_scheme(plan: DemoPlan, organisations: dict[str, Organisation]) ->
                 accounts[item.by], enrolment, item.reason, today=_london_day(item.at)
             )
             enrolment.withdrawn_at = item.at
-            if offered is not None:
+            if offered is not None and item.offer_taken:
                 # The demo's people take a place offered to them the day it is offered.
                 accept_offer(accounts[item.by], offered, today=_london_day(item.at))
                 offered.enrolled_at = item.at
             redater.redate(item.at)
         elif isinstance(item, PlannedCancellation):
+            redater.mark()
             cancel_session(accounts[item.by], sessions[item.run][item.session - 1], item.reason)
+            redater.redate(item.at)
         elif isinstance(item, PlannedRegister):
             session = sessions[item.run][item.session - 1]
             redater.mark()
@@ -1743,8 +1840,25 @@ def apply_demo_scheme(plan: DemoPlan, organisations: dict[str, Organisation]) ->
                 f"referral {index}: the plan expected {planned.status}, "
                 f"the services made it {referrals[index].status}"
             )
+    _check_open_offers(plan, referrals, courses)
     _mark_old_messages_read(plan.today)
     return [referrals[i] for i in range(len(plan.referrals))]
+
+
+def _check_open_offers(
+    plan: DemoPlan, referrals: dict[int, Referral], courses: dict[str, Course]
+) -> None:
+    offered = {
+        (e.referral_id, e.course_id, e.offer_expires_on)
+        for e in db.session.scalars(
+            select(Enrolment).where(Enrolment.status == EnrolmentStatus.OFFERED)
+        )
+    }
+    planned = {(referrals[o.referral].id, courses[o.run].id, o.reply_by) for o in plan.open_offers}
+    if offered != planned:
+        raise RuntimeError(
+            f"the plan expected places on offer {planned}, the services offered {offered}"
+        )
 
 
 def _mark_old_messages_read(today: date) -> None:

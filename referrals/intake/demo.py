@@ -597,13 +597,16 @@ class PlannedEnrol:
 
 @dataclass(frozen=True)
 class PlannedWithdrawal:
-    """The person's place (or waiting-list place) on a course run is given up."""
+    """The person's place (or waiting-list place) on a course run is given up. A place it
+    frees is offered to the next person waiting, who takes it the same day unless
+    `offer_taken` is false: then the offer is still open."""
 
     at: datetime
     by: str
     run: str
     reason: str
     seq: int = 0
+    offer_taken: bool = True
 
 
 PlannedStep = (
@@ -775,9 +778,13 @@ class Timeline:
             PlannedEnrol(self._at(at).astimezone(UTC), self.link_worker, run, result, seq)
         )
 
-    def withdraw(self, at: datetime, run: str, reason: str, seq: int) -> None:
+    def withdraw(
+        self, at: datetime, run: str, reason: str, seq: int, *, offer_taken: bool = True
+    ) -> None:
         self.steps.append(
-            PlannedWithdrawal(self._at(at).astimezone(UTC), self.link_worker, run, reason, seq)
+            PlannedWithdrawal(
+                self._at(at).astimezone(UTC), self.link_worker, run, reason, seq, offer_taken
+            )
         )
 
     def until(self, last_day: date) -> tuple[PlannedStep, ...]:

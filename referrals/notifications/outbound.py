@@ -13,12 +13,15 @@ The rules of who is written to, and how, live here once:
   to stop, never once pseudonymised;
 - staff get email for the kinds they have not turned off;
 - a practice gets email at its shared mailbox, when it has one;
-- with no back-end configured nothing is queued: in-app messages only.
+- with no back-end configured nothing is queued: in-app messages only; nor while a past is
+  being loaded (`loading_history`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
@@ -41,6 +44,19 @@ NOTIFY = "notify"
 SMTP = "smtp"
 _STOP_SALT = "stop-messages"
 _OFFER_SALT = "place-offer"
+_loading_history: ContextVar[bool] = ContextVar("loading_history", default=False)
+
+
+@contextmanager
+def loading_history() -> Iterator[None]:
+    """While a past is loaded through the services (the demo's year), queue nothing: what
+    happened then is not news to anyone now. What is still due afterwards is queued by the
+    clock (`messages.queue_time_due`): tomorrow's reminders, a place still on offer."""
+    token = _loading_history.set(True)
+    try:
+        yield
+    finally:
+        _loading_history.reset(token)
 
 
 def backend_name() -> str | None:
@@ -54,7 +70,9 @@ def backend_name() -> str | None:
 
 
 def channels() -> frozenset[Channel]:
-    """The channels the configured back-end can send by."""
+    """The channels the configured back-end can send by; none while loading history."""
+    if _loading_history.get():
+        return frozenset()
     name = backend_name()
     if name == NOTIFY:
         config = current_app.config
