@@ -80,7 +80,7 @@ def test_a_persons_history_answers_who_has_seen_them_by_every_way_in(
         "Download: /sessions/&lt;int:session_id&gt;/register.pdf",
         "Saw the person&#39;s place on a course",
         "API: /api/v1/enrolments/&lt;int:enrolment_id&gt;",
-        "Anonymised the person&#39;s record",
+        "Pseudonymised the person&#39;s record",
         "Command line:",
         "Saw who has seen this person",  # this very view
     ):
@@ -92,7 +92,7 @@ def test_a_persons_history_answers_who_has_seen_them_by_every_way_in(
     rows = _rows(download.data)
     whats = [row["What"] for row in rows]
     assert whats[0] == "Downloaded who has seen this person"  # newest first, itself included
-    assert "Saw the person's referral" in whats and "Anonymised the person's record" in whats
+    assert "Saw the person's referral" in whats and "Pseudonymised the person's record" in whats
     viewed = next(row for row in rows if row["Action"] == "referral.viewed")
     assert (viewed["Who"], viewed["Role"], viewed["Address"]) == (
         worker.name,
