@@ -33,6 +33,7 @@ from referrals.backup import (
 from referrals.erasures import LEDGER_SUFFIX, Erasure, nhs_number_hash, read_ledger
 from referrals.extensions import db
 from referrals.intake.models import Patient
+from referrals.retention import PSEUDONYMOUS_GIVEN_NAME
 from tests import factories
 from tests.conftest import make_app, sign_in
 from tests.intake_helpers import make_referral
@@ -73,7 +74,7 @@ def other_app(url: str, ledger: Path) -> Iterator[Flask]:
 def _erased_in(person_id: int) -> bool:
     patient = db.session.get(Patient, person_id)
     assert patient is not None
-    return patient.nhs_number is None and patient.given_name == "Anonymised"
+    return patient.nhs_number is None and patient.given_name == PSEUDONYMOUS_GIVEN_NAME
 
 
 def test_an_erasure_survives_restoring_a_backup_taken_before_it(
