@@ -298,83 +298,90 @@ class _Tally:
 
 
 def _attendance_tallies(scope: Scope, spans: list[Window]) -> list[_Tally]:
-    """B1, B2, B3, B5, B6 and C7 for every span from one pass over the widest span's records,
-    grouped by enrolment (one query).
+    """B1, B2, B3, B5, B6 and C7 for every span from one pass over the widest span's records
+    (one query).
 
-    An enrolment started in a span when its first attended delivered session in scope falls in
-    it: its first in the widest span, unless it had one before that span began.
+    The records are grouped by enrolment, by whether they are attendances, and by the part of
+    the widest span they fall in (split at each span's start), so that each record is looked
+    at once. An enrolment started in a span when its first attended delivered session in scope
+    falls in it: its first in the widest span, unless it had one before that span began.
     """
-    widest = min(w.start for w in spans)
+    starts = sorted({w.start for w in spans})
     end = spans[0].end
-    attended = _attended_at_delivered()
-    with_mood = and_(
-        attended, Attendance.mood_before.is_not(None), Attendance.mood_after.is_not(None)
+    # Part i runs from starts[i] to the next start (the last to the end).
+    part = case(
+        *((CourseSession.date >= starts[i], i) for i in reversed(range(len(starts)))), else_=0
     )
-    columns: list[Any] = [Attendance.enrolment_id.label("enrolment_id")]
-    for n, window in enumerate(spans):
-        in_span = CourseSession.date >= window.start
-        columns += [
-            func.sum(case((and_(in_span, attended), 1), else_=0)).label(f"attended_{n}"),
-            func.sum(case((in_span, 1), else_=0)).label(f"records_{n}"),
-            func.sum(case((and_(in_span, with_mood), 1), else_=0)).label(f"moods_{n}"),
-            func.sum(
-                case((and_(in_span, with_mood), Attendance.mood_after - Attendance.mood_before))
-            ).label(f"mood_total_{n}"),
-        ]
-    columns.append(func.min(case((attended, CourseSession.date))).label("first_on"))
-    per_enrolment = (
-        select(*columns)
+    went = case((_attended_at_delivered(), 1), else_=0)
+    mood_change = Attendance.mood_after - Attendance.mood_before  # NULL unless both recorded
+    groups = (
+        select(
+            Attendance.enrolment_id,
+            part.label("part"),
+            went.label("went"),
+            func.count().label("records"),
+            func.count(mood_change).label("moods"),
+            func.sum(mood_change).label("mood_total"),
+            func.min(CourseSession.date).label("first_on"),
+        )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Course, Course.id == CourseSession.course_id)
-        .where(CourseSession.date >= widest, CourseSession.date <= end, _courses_in(scope))
-        .group_by(Attendance.enrolment_id)
+        .where(CourseSession.date >= starts[0], CourseSession.date <= end, _courses_in(scope))
+        .group_by(Attendance.enrolment_id, part, went)
         .subquery()
     )
     earlier = aliased(CourseSession)
     earlier_course = aliased(Course)
     started_before = (
-        exists()
+        select(earlier.id)
         .where(
-            Attendance.enrolment_id == per_enrolment.c.enrolment_id,
+            Attendance.enrolment_id == groups.c.enrolment_id,
             Attendance.status == AttendanceStatus.ATTENDED,
             earlier.id == Attendance.session_id,
             earlier.status == SessionStatus.DELIVERED,
-            earlier.date < widest,
+            earlier.date < starts[0],
             earlier_course.id == earlier.course_id,
             literal(True) if scope.is_all else earlier_course.contract_id == scope.contract_id,
         )
-        .correlate(per_enrolment)
+        .correlate(groups)
+        .exists()
     )
     rows = _rows(
         select(
-            per_enrolment,
+            groups,
             Referral.patient_id,
             Referral.received_on,
-            case((per_enrolment.c.first_on.is_(None), False), else_=started_before),
+            case((groups.c.went == 1, started_before), else_=False),
         )
-        .join(Enrolment, Enrolment.id == per_enrolment.c.enrolment_id)
+        .join(Enrolment, Enrolment.id == groups.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
     )
     tallies = [_Tally() for _ in spans]
-    starts = [w.start for w in spans]
-    for row in rows:
-        first_on, patient, received, before = row[-4:]
-        started_on = None if before else first_on
-        for n, tally in enumerate(tallies):
-            went, records, moods, mood_total = row[1 + 4 * n : 5 + 4 * n]
-            if not records:
-                continue
+    # The spans each part of the widest span belongs to.
+    in_spans = [
+        [tally for window, tally in zip(spans, tallies, strict=True) if start >= window.start]
+        for start in starts
+    ]
+    firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
+    for enrolment_id, at, went_, records, moods, total, first_on, patient, received, before in rows:
+        for tally in in_spans[at]:
             tally.records += records
             tally.recorded_people.add(patient)
-            if went:
-                tally.attendances += went
+            if went_:
+                tally.attendances += records
                 tally.people.add(patient)
-            if moods:
-                tally.mood_records += moods
-                tally.mood_total = (tally.mood_total or 0) + mood_total
-                tally.mood_people.add(patient)
-            if started_on is not None and started_on >= starts[n]:
-                tally.waits.append((started_on - received).days)
+                if moods:
+                    tally.mood_records += moods
+                    tally.mood_total = (tally.mood_total or 0) + total
+                    tally.mood_people.add(patient)
+        if went_ and not before:
+            known = firsts.get(enrolment_id)
+            if known is None or first_on < known[0]:
+                firsts[enrolment_id] = (first_on, received)
+    for first_on, received in firsts.values():
+        for window, tally in zip(spans, tallies, strict=True):
+            if first_on >= window.start:
+                tally.waits.append((first_on - received).days)
     return tallies
 
 
