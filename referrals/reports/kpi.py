@@ -2,7 +2,9 @@
 
 Sections B, C and E are computed for the month, the financial year to date and the contract to
 date, each afresh over its own span (distinct people, medians and means over the span's records,
-never sums of months). Every figure is an SQL aggregate; Python only arranges results and takes
+never sums of months). The records are aggregated in SQL, once for every span: attendance by
+enrolment (and by the part of the widest span it falls in), sessions by course, outcome scores
+by enrolment; Python adds those into each span, counts each span's distinct people and takes
 the median of B3's waits (one value per new starter). The number of queries is fixed, whatever
 the size of the data. The engine returns true figures; `publish` applies the small-number rule
 for commissioners and rates figures against targets. Decisions the specification leaves open
