@@ -158,9 +158,12 @@ def prepare(args: argparse.Namespace) -> tuple[Flask, str, Scale]:
             db.session.commit()
             note(f"Seeded in {time.perf_counter() - started:.0f} s")
         if db.engine.dialect.name == "postgresql":
-            # Planner statistics, as autovacuum keeps them in service (it may be off here).
-            db.session.execute(text("ANALYZE"))
+            # Planner statistics and the visibility map (which lets an index answer a query
+            # without visiting the table), as autovacuum keeps them in service (it may be off
+            # here). VACUUM runs outside a transaction.
             db.session.commit()
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+                c.execute(text("VACUUM ANALYZE"))
         started = time.perf_counter()
         made = make_recent_returns(args.return_months)
         if made:

@@ -80,16 +80,16 @@ _READING_ONLY = "unit_of_work_reading_only"
 def unit_of_work_writes() -> bool:
     """Whether the current unit of work may write: any non-safe HTTP method, any job or command,
     except inside `without_write_lock`."""
+    if has_app_context() and g.get(_READING_ONLY):
+        return False
     if has_request_context():
-        if g.get(_READING_ONLY):
-            return False
         return request.method not in ("GET", "HEAD", "OPTIONS")
     return True
 
 
 @contextmanager
 def without_write_lock(session: Session | scoped_session[Any]) -> Iterator[None]:
-    """Run slow work (a password hash) while holding no write lock.
+    """Run slow work (a password hash, a KPI return's figures) while holding no write lock.
 
     On SQLite a writing request holds the database's one write lock from its first statement,
     so a quarter-second hash inside it would hold up every other writer (other people signing

@@ -11,23 +11,29 @@ compared for a contract and for all activity. It runs on SQLite and on PostgreSQ
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
+import os
 import random
 import statistics
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
-from referrals.courses.models import Attendance, Course, CourseSession, Enrolment
+from referrals.courses.models import Attendance, Contract, Course, CourseSession, Enrolment
 from referrals.extensions import db
 from referrals.intake.models import Patient, Referral, ReferralTransition
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.reports.kpi import compute, publish
-from referrals.reports.periods import Period, Scope
+from referrals.reports.periods import FIRST, Period, Scope, months_to_report, periods_between
+from referrals.scale import seed_scale
+from referrals.seed import seed_demo
 from tests.test_kpi_engine import C_, D_, P_, Builder, S, d, new_builder
 
 # The specification's conversion table, copied from kpi-spec.md (raw -> metric).
@@ -517,3 +523,83 @@ def test_the_query_count_does_not_grow_with_the_data(app: Any) -> None:
     busy = _queries(contract_id, Period(2026, 5))  # hundreds of records in each span
     assert busy == empty
     assert _queries(None, Period(2026, 5)) == _queries(None, Period(2025, 7))
+
+
+# The figures the engine gave before its queries were reorganised for speed --------------------
+#
+# tests/data/kpi_figures_before.json.gz holds every figure the engine computed, before its
+# queries were reorganised, for every month of three schemes: the generated scheme above (two
+# seeds), the demo and the scale generator's scheme. The engine must still give exactly those.
+# Record them again (only ever from that engine) with KPI_RECORD_FIGURES=1.
+
+FIGURES_BEFORE = Path(__file__).parent / "data" / "kpi_figures_before.json.gz"
+DEMO_TODAY = date(2026, 3, 16)
+SCALE_TODAY = date(2026, 3, 11)
+
+
+def _every_return(last: Period) -> dict[str, dict[str, str]]:
+    """Every figure of every contract's months (while it ran) and of all activity's months
+    (from the first referral), up to `last`, keyed by contract name and month."""
+    contracts = list(db.session.scalars(select(Contract).order_by(Contract.name, Contract.id)))
+    assert len({c.name for c in contracts}) == len(contracts)
+    first_referral = db.session.scalar(select(func.min(Referral.received_on)))
+    assert first_referral is not None
+    scopes: list[tuple[str, int | None, date | None, list[Period]]] = [
+        (c.name, c.id, c.start_date, months_to_report(c.start_date, c.end_date, last.next().end))
+        for c in contracts
+    ]
+    first = max(Period.containing(first_referral), FIRST)
+    scopes.append(("all", None, None, periods_between(first, last)))
+    figures: dict[str, dict[str, str]] = {}
+    for name, contract_id, start, periods in scopes:
+        for period in periods:
+            result = compute(Scope(contract_id), period, start)
+            figures[f"{name}|{period.key}"] = {
+                f"{f.code}|{f.breakdown}|{f.span}": repr(f.value) for f in result.figures
+            }
+    return figures
+
+
+def _same_as_before(scheme: str, figures: dict[str, dict[str, str]]) -> None:
+    recorded: dict[str, Any] = {}
+    if FIGURES_BEFORE.exists():
+        recorded = json.loads(gzip.decompress(FIGURES_BEFORE.read_bytes()))
+    if os.environ.get("KPI_RECORD_FIGURES"):
+        recorded[scheme] = figures
+        FIGURES_BEFORE.write_bytes(
+            gzip.compress(json.dumps(recorded, sort_keys=True).encode(), mtime=0)
+        )
+        return
+    before = recorded[scheme]
+    for key, cells in figures.items():
+        assert cells == before[key], (scheme, key, _differences(cells, before[key]))
+
+
+def _differences(now: dict[str, str], before: dict[str, str]) -> dict[str, tuple[Any, Any]]:
+    return {
+        cell: (now.get(cell), before.get(cell))
+        for cell in sorted(set(now) | set(before))
+        if now.get(cell) != before.get(cell)
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_generated_scheme_gives_the_same_figures_as_before(app: Any, seed: int) -> None:
+    build(seed)
+    figures = _every_return(Period(2026, 9))
+    assert len(figures) > 40
+    _same_as_before(f"generated-{seed}", figures)
+
+
+def test_the_demo_gives_the_same_figures_as_before(app: Any) -> None:
+    seed_demo(today=DEMO_TODAY)
+    db.session.commit()
+    _same_as_before("demo", _every_return(Period.containing(DEMO_TODAY).previous()))
+
+
+def test_the_scale_scheme_gives_the_same_figures_as_before(app: Any) -> None:
+    seed_scale(300, 2_500, seed=7, today=SCALE_TODAY)
+    db.session.commit()
+    figures = _every_return(Period.containing(SCALE_TODAY).previous())
+    assert len(figures) > 200
+    _same_as_before("scale", figures)

@@ -3,9 +3,14 @@ a register changes after them, and commissioners told when one is regenerated.""
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
 
 from referrals.auth.models import OrganisationKind, Role
 from referrals.courses.models import CourseSession
@@ -123,3 +128,94 @@ def test_commissioners_are_told_when_a_return_they_see_is_regenerated(app, login
     inbox = login_as(Role.COMMISSIONER, organisation=commissioner).get("/messages/")
     text = inbox.get_data(as_text=True)
     assert "March 2026 KPI return" in text and "Registers corrected" in text
+
+
+# Computing holds no write lock --------------------------------------------------------------
+
+
+@contextmanager
+def _writes_from_another_connection_while_computing() -> Iterator[list[str]]:
+    """While the engine reads attendance records (in the middle of a return's computation),
+    another connection to the same SQLite database tries to take the write lock and write, not
+    waiting at all. Yields what each attempt gave: "written", or SQLite's error."""
+    outcomes: list[str] = []
+    path = db.engine.url.database
+
+    def write_now(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "FROM attendance" not in statement or outcomes:
+            return
+        other = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE organisation SET name = name")
+            other.execute("COMMIT")
+            outcomes.append("written")
+        except sqlite3.OperationalError as error:
+            outcomes.append(str(error))
+        finally:
+            other.close()
+
+    event.listen(db.engine, "before_cursor_execute", write_now)
+    try:
+        yield outcomes
+    finally:
+        event.remove(db.engine, "before_cursor_execute", write_now)
+
+
+def _sqlite_only() -> None:
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's one write lock; PostgreSQL writers do not queue behind readers")
+
+
+def test_the_regenerate_command_computes_while_others_write(app, runner):
+    _sqlite_only()
+    admin = factories.make_user(Role.ADMIN)
+    contract = _contract()
+    make_return(contract.id, MARCH, today=DUE_DAY)
+    db.session.commit()
+
+    with _writes_from_another_connection_while_computing() as outcomes:
+        result = runner.invoke(
+            args=[
+                "kpi", "regenerate", "--period", MARCH.key, "--contract", str(contract.id),
+                "--reason", "A late register", "--by", admin.email,
+            ]
+        )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert outcomes == ["written"]
+    assert "is version 2" in result.output
+
+
+def test_the_monthly_job_computes_while_others_write(app):
+    _sqlite_only()
+    _contract()
+    db.session.commit()
+
+    with _writes_from_another_connection_while_computing() as outcomes:
+        run = execute(app, MONTHLY_RETURNS, DUE_DAY)
+
+    assert run.detail == "1 return made"
+    assert outcomes == ["written"]
+
+
+def test_the_monthly_job_computes_section_a_once_for_every_contract_of_a_month(app):
+    for _ in range(3):
+        _contract()
+    db.session.commit()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        run = execute(app, MONTHLY_RETURNS, DUE_DAY)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+
+    assert run.detail == "3 returns made"
+    # A1 (one statement), A2 and A3: once for March, not once for each contract.
+    section_a = [s for s in statements if "referral.referrer_type" in s or "to_status" in s]
+    assert len([s for s in section_a if "SELECT" in s and "referral_transition" in s]) == 2
+    assert len([s for s in section_a if "referral.referrer_type" in s]) == 1

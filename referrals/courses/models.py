@@ -254,7 +254,19 @@ class Attendance(db.Model):  # type: ignore[name-defined]
 
     __table_args__ = (
         UniqueConstraint("session_id", "enrolment_id", name="uq_attendance_session_enrolment"),
-        Index("ix_attendance_enrolment_id_status", "enrolment_id", "status"),
+        # An enrolment's attended sessions, read from the index alone.
+        Index(
+            "ix_attendance_enrolment_id_status_session_id", "enrolment_id", "status", "session_id"
+        ),
+        # A session's records with what the KPI engine counts, read from the index alone.
+        Index(
+            "ix_attendance_session_id_records",
+            "session_id",
+            "enrolment_id",
+            "status",
+            "mood_before",
+            "mood_after",
+        ),
         CheckConstraint(
             "mood_before IS NULL OR (mood_before BETWEEN 0 AND 10)", name="mood_before"
         ),

@@ -148,9 +148,14 @@ class ReferralTransition(db.Model):  # type: ignore[name-defined]
     actor: Mapped[User | None] = relationship()
 
     __table_args__ = (
-        # A referral's status on a given day (KPIs A2 and A3): its latest change by then.
+        # A referral's status on a given day (KPIs A2 and A3): its latest change by then, read
+        # from the index alone.
         Index(
-            "ix_referral_transition_referral_id_effective_on", "referral_id", "effective_on", "id"
+            "ix_referral_transition_referral_id_effective_on_status",
+            "referral_id",
+            "effective_on",
+            "id",
+            "to_status",
         ),
         # The referrals changed in a month (KPI A2).
         Index("ix_referral_transition_effective_on", "effective_on", "referral_id"),

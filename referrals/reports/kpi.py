@@ -2,7 +2,9 @@
 
 Sections B, C and E are computed for the month, the financial year to date and the contract to
 date, each afresh over its own span (distinct people, medians and means over the span's records,
-never sums of months). Every figure is an SQL aggregate; Python only arranges results and takes
+never sums of months). The records are aggregated in SQL, once for every span: attendance by
+enrolment (and by the part of the widest span it falls in), sessions by course, outcome scores
+by enrolment; Python adds those into each span, counts each span's distinct people and takes
 the median of B3's waits (one value per new starter). The number of queries is fixed, whatever
 the size of the data. The engine returns true figures; `publish` applies the small-number rule
 for commissioners and rates figures against targets. Decisions the specification leaves open
@@ -12,7 +14,7 @@ are written in docs/kpi.md.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
@@ -25,12 +27,14 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    distinct,
     exists,
     func,
     literal,
+    or_,
     select,
+    text,
 )
+from sqlalchemy.orm import aliased
 
 from referrals.courses.kpi_targets import DIRECTIONS, target_for
 from referrals.courses.models import (
@@ -164,8 +168,14 @@ def _attended_at_delivered() -> Any:
     )
 
 
-def _count(query: Select[Any]) -> int:
-    return int(db.session.scalar(query) or 0)
+def _rows(query: Select[*tuple[Any, ...]]) -> Sequence[Any]:
+    """The rows of a Core select, run on the session's connection: plain tuples, no ORM
+    result processing."""
+    return db.session.connection().execute(query).all()
+
+
+def _count(query: Select[*tuple[Any, ...]]) -> int:
+    return int(db.session.connection().scalar(query) or 0)
 
 
 def _quantised(total: Any, count: int, exponent: Decimal = TWO) -> Decimal | None:
@@ -180,23 +190,20 @@ def _quantised(total: Any, count: int, exponent: Decimal = TWO) -> Decimal | Non
 def _section_a(period: Period) -> list[Figure]:
     """Section A, scheme-wide, for the month only."""
     in_period = and_(Referral.received_on >= period.start, Referral.received_on <= period.end)
-    figures = [Figure("A1", Kind.COUNT, _count(select(func.count()).where(in_period)))]
-    by_type = dict(
-        db.session.execute(
-            select(Referral.referrer_type, func.count())
-            .where(in_period)
-            .group_by(Referral.referrer_type)
-        ).all()
-    )
+    by_type: dict[Any, int] = {}
+    by_pathway: dict[Any, int] = {}
+    for referrer_type, pathway, count in _rows(
+        select(Referral.referrer_type, Referral.pathway, func.count())
+        .where(in_period)
+        .group_by(Referral.referrer_type, Referral.pathway)
+    ):
+        by_type[referrer_type] = by_type.get(referrer_type, 0) + count
+        by_pathway[pathway] = by_pathway.get(pathway, 0) + count
+    figures = [Figure("A1", Kind.COUNT, sum(by_type.values()))]
     figures += [
         Figure("A1", Kind.COUNT, by_type.get(t, 0), f"referrer_type={t.value}")
         for t in ReferrerType
     ]
-    by_pathway = dict(
-        db.session.execute(
-            select(Referral.pathway, func.count()).where(in_period).group_by(Referral.pathway)
-        ).all()
-    )
     figures += [
         Figure("A1", Kind.COUNT, by_pathway.get(p, 0), f"pathway={p.value}") for p in Pathway
     ]
@@ -234,7 +241,7 @@ def _section_a(period: Period) -> list[Figure]:
         ReferralTransition.effective_on <= period.end,
     )
     by_reason: dict[str, int] = {}
-    for status, count in db.session.execute(
+    for status, count in _rows(
         select(status_at_end, func.count())
         .select_from(Referral)
         .where(
@@ -245,7 +252,7 @@ def _section_a(period: Period) -> list[Figure]:
             ~attended_by_end,
         )
         .group_by(status_at_end)
-    ).all():
+    ):
         closed = Status(status)
         key = "other" if closed is Status.WITHDRAWN else closed.value
         by_reason[key] = by_reason.get(key, 0) + count
@@ -272,47 +279,156 @@ def _section_a(period: Period) -> list[Figure]:
     return figures
 
 
-# Sections B, C and E over one span ----------------------------------------------------------
+# Sections B, C and E over every span at once ------------------------------------------------
+#
+# Every span ends with the period, so a span is "on or after its start": each query below reads
+# the rows of the widest span once and counts them into every span with a condition on the date.
 
 
-def _first_attendance(scope: Scope, window: Window) -> Any:
-    """The first attended delivered session date of each in-scope enrolment that attended in
-    the span (only those can have started in it)."""
-    attended_in_span = (
-        select(Attendance.enrolment_id)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .where(_sessions_in(scope, window), _attended_at_delivered())
+@dataclass
+class _Tally:
+    """One span's attendance figures, counted from per-enrolment rows."""
+
+    people: set[int] = field(default_factory=set)
+    recorded_people: set[int] = field(default_factory=set)
+    mood_people: set[int] = field(default_factory=set)
+    attendances: int = 0
+    records: int = 0
+    mood_records: int = 0
+    mood_total: int | None = None
+    waits: list[int] = field(default_factory=list)
+
+
+def _attendance_tallies(scope: Scope, spans: list[Window]) -> list[_Tally]:
+    """B1, B2, B3, B5, B6 and C7 for every span from one pass over the widest span's records
+    (one query).
+
+    The records are grouped by enrolment, by whether they are attendances, and by the part of
+    the widest span they fall in (split at each span's start), so that each record is looked
+    at once. An enrolment started in a span when its first attended delivered session in scope
+    falls in it: its first in the widest span, unless it had one before that span began.
+    """
+    starts = sorted({w.start for w in spans})
+    end = spans[0].end
+    # Part i runs from starts[i] to the next start (the last to the end).
+    part = case(
+        *((CourseSession.date >= starts[i], i) for i in reversed(range(len(starts)))), else_=0
     )
-    return (
-        select(Attendance.enrolment_id, func.min(CourseSession.date).label("first_on"))
+    went = case((_attended_at_delivered(), 1), else_=0)
+    mood_change = Attendance.mood_after - Attendance.mood_before  # NULL unless both recorded
+    groups = (
+        select(
+            Attendance.enrolment_id,
+            part.label("part"),
+            went.label("went"),
+            func.count().label("records"),
+            func.count(mood_change).label("moods"),
+            func.sum(mood_change).label("mood_total"),
+            func.min(CourseSession.date).label("first_on"),
+        )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Course, Course.id == CourseSession.course_id)
-        .where(
-            _attended_at_delivered(),
-            _courses_in(scope),
-            Attendance.enrolment_id.in_(attended_in_span),
-        )
-        .group_by(Attendance.enrolment_id)
+        .where(CourseSession.date >= starts[0], CourseSession.date <= end, _courses_in(scope))
+        .group_by(Attendance.enrolment_id, part, went)
         .subquery()
     )
+    earlier = aliased(CourseSession)
+    earlier_course = aliased(Course)
+    started_before = (
+        select(earlier.id)
+        .where(
+            Attendance.enrolment_id == groups.c.enrolment_id,
+            Attendance.status == AttendanceStatus.ATTENDED,
+            earlier.id == Attendance.session_id,
+            earlier.status == SessionStatus.DELIVERED,
+            earlier.date < starts[0],
+            earlier_course.id == earlier.course_id,
+            literal(True) if scope.is_all else earlier_course.contract_id == scope.contract_id,
+        )
+        .correlate(groups)
+        .exists()
+    )
+    rows = _rows(
+        select(
+            groups,
+            Referral.patient_id,
+            Referral.received_on,
+            case((groups.c.went == 1, started_before), else_=False),
+        )
+        .join(Enrolment, Enrolment.id == groups.c.enrolment_id)
+        .join(Referral, Referral.id == Enrolment.referral_id)
+    )
+    tallies = [_Tally() for _ in spans]
+    # The spans each part of the widest span belongs to.
+    in_spans = [
+        [tally for window, tally in zip(spans, tallies, strict=True) if start >= window.start]
+        for start in starts
+    ]
+    firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
+    for enrolment_id, at, went_, records, moods, total, first_on, patient, received, before in rows:
+        for tally in in_spans[at]:
+            tally.records += records
+            tally.recorded_people.add(patient)
+            if went_:
+                tally.attendances += records
+                tally.people.add(patient)
+                if moods:
+                    tally.mood_records += moods
+                    tally.mood_total = (tally.mood_total or 0) + total
+                    tally.mood_people.add(patient)
+        if went_ and not before:
+            known = firsts.get(enrolment_id)
+            if known is None or first_on < known[0]:
+                firsts[enrolment_id] = (first_on, received)
+    for first_on, received in firsts.values():
+        for window, tally in zip(spans, tallies, strict=True):
+            if first_on >= window.start:
+                tally.waits.append((first_on - received).days)
+    return tallies
 
 
-def _course_ends(scope: Scope, window: Window) -> Any:
-    """In-scope courses whose end (last session not cancelled) is in the span, with their
-    number of delivered sessions."""
-    # A course can only end in the span if it meets in it: this keeps the work to the span.
+@dataclass(frozen=True)
+class _CourseRow:
+    course_id: int
+    cost_pence: int
+    ends_on: date
+    delivered: int  # every delivered session of the course
+    delivered_in: tuple[int, ...]  # delivered sessions in each span
+
+
+def _courses_meeting(scope: Scope, spans: list[Window]) -> list[_CourseRow]:
+    """In-scope courses that meet (a session not cancelled) in the widest span: their cost,
+    end (last session not cancelled), delivered sessions, and delivered sessions in each span
+    (one query). B4, E1, and the courses that ended in each span (B7, E4) come from these."""
+    widest = min(w.start for w in spans)
+    end = spans[0].end
     meeting = select(CourseSession.course_id).where(
-        CourseSession.date >= window.start,
-        CourseSession.date <= window.end,
+        CourseSession.date >= widest,
+        CourseSession.date <= end,
         CourseSession.status != SessionStatus.CANCELLED,
     )
-    ends = (
+    delivered = CourseSession.status == SessionStatus.DELIVERED
+    rows = _rows(
         select(
             CourseSession.course_id,
-            func.max(CourseSession.date).label("ends_on"),
-            func.sum(case((CourseSession.status == SessionStatus.DELIVERED, 1), else_=0)).label(
-                "delivered"
+            Course.cost_per_session_pence,
+            func.max(CourseSession.date),
+            func.sum(case((delivered, 1), else_=0)),
+            *(
+                func.sum(
+                    case(
+                        (
+                            and_(
+                                delivered,
+                                CourseSession.date >= window.start,
+                                CourseSession.date <= end,
+                            ),
+                            1,
+                        ),
+                        else_=0,
+                    )
+                )
+                for window in spans
             ),
         )
         .join(Course, Course.id == CourseSession.course_id)
@@ -321,37 +437,55 @@ def _course_ends(scope: Scope, window: Window) -> Any:
             _courses_in(scope),
             CourseSession.course_id.in_(meeting),
         )
-        .group_by(CourseSession.course_id)
-        .subquery()
+        .group_by(CourseSession.course_id, Course.cost_per_session_pence)
     )
-    return (
-        select(ends.c.course_id, ends.c.delivered)
-        .where(ends.c.ends_on >= window.start, ends.c.ends_on <= window.end)
-        .subquery()
-    )
+    return [
+        _CourseRow(
+            row[0], int(row[1] or 0), row[2], int(row[3] or 0), tuple(int(n) for n in row[4:])
+        )
+        for row in rows
+    ]
 
 
-def _completions(ends: Any) -> Any:
-    """B7's enrolments: on a course that ended in the span, attended at least 75% (rounded
-    up) of its delivered sessions."""
-    attended = (
-        select(Attendance.enrolment_id, func.count().label("attended"))
+def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]:
+    """B7's enrolments in each span: on a course that ended in the span, attended at least 75%
+    (rounded up) of its delivered sessions (one query).
+
+    Attendance counts at the sessions of the span's ended courses, as the specification words
+    it; it is read once for every course that ended in any span, by course."""
+    ids = [c.course_id for c in ended]
+    rows = _rows(
+        select(Enrolment.id, Enrolment.course_id, CourseSession.course_id, func.count().label("n"))
+        .select_from(Attendance)
         .join(CourseSession, CourseSession.id == Attendance.session_id)
+        .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
         .where(
             _attended_at_delivered(),
-            CourseSession.course_id.in_(select(ends.c.course_id)),
+            CourseSession.course_id.in_(ids),
+            Enrolment.course_id.in_(ids),
         )
-        .group_by(Attendance.enrolment_id)
-        .subquery()
+        .group_by(Enrolment.id, Enrolment.course_id, CourseSession.course_id)
     )
-    # ceil(0.75 * delivered) in integers: (3 * delivered + 3) // 4.
-    needed = (ends.c.delivered * 3 + 3) // 4
-    return (
-        select(Enrolment.id.label("enrolment_id"))
-        .join(ends, ends.c.course_id == Enrolment.course_id)
-        .join(attended, attended.c.enrolment_id == Enrolment.id)
-        .where(ends.c.delivered > 0, attended.c.attended >= needed)
-    )
+    ends_on = {c.course_id: c.ends_on for c in ended}
+    delivered_of = {c.course_id: c.delivered for c in ended}
+    # Attended sessions of each enrolment at courses that ended on or after each date.
+    attended: dict[int, list[tuple[date, int]]] = {}
+    course_of: dict[int, int] = {}
+    for enrolment_id, course_id, session_course_id, count in rows:
+        course_of[enrolment_id] = course_id
+        attended.setdefault(enrolment_id, []).append(
+            (min(ends_on[course_id], ends_on[session_course_id]), count)
+        )
+    completed: list[set[int]] = [set() for _ in spans]
+    for enrolment_id, counts in attended.items():
+        delivered = delivered_of[course_of[enrolment_id]]
+        if not delivered:
+            continue
+        needed = (delivered * 3 + 3) // 4
+        for window, done in zip(spans, completed, strict=True):
+            if sum(n for on, n in counts if on >= window.start) >= needed:
+                done.add(enrolment_id)
+    return completed
 
 
 def _score_centi() -> Any:
@@ -378,29 +512,21 @@ def _score_centi() -> Any:
     )
 
 
-def _chosen_scores(timepoint: Timepoint, enrolments: Any, window: Window | None = None) -> Any:
-    """One score per enrolment at a timepoint: its most recent SWEMWBS, or where it has no
-    SWEMWBS at that timepoint, its most recent WEMWBS (as SWEMWBS). `window` limits the
-    assessments to those recorded in it."""
+def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
+    """One score per enrolment and timepoint: its most recent SWEMWBS, or where it has no
+    SWEMWBS at that timepoint, its most recent WEMWBS (as SWEMWBS), in hundredths (one query).
+
+    `which` selects the assessments considered (the timepoints, and any dates)."""
     centi = _score_centi()
-    conditions = [
-        WellbeingAssessment.timepoint == timepoint,
-        WellbeingAssessment.enrolment_id.in_(enrolments),
-        centi.is_not(None),
-    ]
-    if window is not None:
-        conditions += [
-            WellbeingAssessment.recorded_on >= window.start,
-            WellbeingAssessment.recorded_on <= window.end,
-        ]
     swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
     ranked = (
         select(
             WellbeingAssessment.enrolment_id,
+            WellbeingAssessment.timepoint,
             centi.label("centi"),
             func.row_number()
             .over(
-                partition_by=WellbeingAssessment.enrolment_id,
+                partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
                 order_by=(
                     swemwbs_first,
                     WellbeingAssessment.recorded_on.desc(),
@@ -409,111 +535,76 @@ def _chosen_scores(timepoint: Timepoint, enrolments: Any, window: Window | None 
             )
             .label("rank"),
         )
-        .where(*conditions)
+        .where(WellbeingAssessment.enrolment_id.in_(enrolments), centi.is_not(None), *which)
         .subquery()
     )
-    return select(ranked.c.enrolment_id, ranked.c.centi).where(ranked.c.rank == 1).subquery()
+    chosen: dict[int, dict[str, int]] = {}
+    for enrolment_id, timepoint, score in _rows(
+        select(ranked.c.enrolment_id, ranked.c.timepoint, ranked.c.centi).where(ranked.c.rank == 1)
+    ):
+        chosen.setdefault(enrolment_id, {})[Timepoint(timepoint).value] = int(score)
+    return chosen
 
 
-def _span_figures(scope: Scope, window: Window) -> list[Figure]:
-    """Sections B, C and E over one span (eight queries)."""
-    span = window.span.value
-    in_span = _sessions_in(scope, window)
-    attended = _attended_at_delivered()
-    with_mood = and_(
-        attended, Attendance.mood_before.is_not(None), Attendance.mood_after.is_not(None)
-    )
-    # B1, B5, B6 and C7 from one pass over the span's attendance records.
-    row = db.session.execute(
-        select(
-            func.count(distinct(case((attended, Referral.patient_id)))),
-            func.coalesce(func.sum(case((attended, 1), else_=0)), 0),
-            func.count(),
-            func.count(distinct(Referral.patient_id)),
-            func.coalesce(func.sum(case((with_mood, 1), else_=0)), 0),
-            func.sum(case((with_mood, Attendance.mood_after - Attendance.mood_before))),
-            func.count(distinct(case((with_mood, Referral.patient_id)))),
+def _span_figures(scope: Scope, spans: list[Window]) -> list[Figure]:
+    """Sections B, C and E over every span (four queries, and two for each span's follow-ups)."""
+    tallies = _attendance_tallies(scope, spans)
+    courses = _courses_meeting(scope, spans)
+    widest, end = min(w.start for w in spans), spans[0].end
+    ended = [c for c in courses if widest <= c.ends_on <= end]
+    completions = _completions(ended, spans)
+    paired = _paired_scores(ended)
+    figures: list[Figure] = []
+    for n, (window, tally, completed) in enumerate(zip(spans, tallies, completions, strict=True)):
+        span = window.span.value
+        waits = tally.waits
+        median = Decimal(str(statistics.median(waits))).quantize(ONE) if waits else None
+        sessions = sum(c.delivered_in[n] for c in courses)
+        cost_pence = sum(c.cost_pence * c.delivered_in[n] for c in courses)
+        ended_cost_pence = sum(
+            c.cost_pence * c.delivered_in[n] for c in ended if c.ends_on >= window.start
         )
-        .select_from(Attendance)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
-        .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(in_span)
-    ).one()
-    people, attendances, records, recorded_people = (int(v or 0) for v in row[:4])
-    mood_records, mood_total, mood_people = int(row[4] or 0), row[5], int(row[6] or 0)
-
-    first = _first_attendance(scope, window)
-    starters = db.session.execute(
-        select(first.c.first_on, Referral.received_on)
-        .join(Enrolment, Enrolment.id == first.c.enrolment_id)
-        .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(first.c.first_on >= window.start, first.c.first_on <= window.end)
-    ).all()
-    waits = [(first_on - received).days for first_on, received in starters]
-    median = Decimal(str(statistics.median(waits))).quantize(ONE) if waits else None
-
-    delivered_in_span = and_(in_span, CourseSession.status == SessionStatus.DELIVERED)
-    sessions, cost_pence = db.session.execute(
-        select(func.count(), func.coalesce(func.sum(Course.cost_per_session_pence), 0))
-        .select_from(CourseSession)
-        .join(Course, Course.id == CourseSession.course_id)
-        .where(delivered_in_span)
-    ).one()
-    sessions, cost_pence = int(sessions), int(cost_pence)
-
-    ends = _course_ends(scope, window)
-    completions = _completions(ends)
-    # The completions are fetched once: the outcome queries then pair scores for exactly
-    # those enrolments, rather than each recomputing who completed over the whole span.
-    completion_ids = list(db.session.scalars(completions))
-    completed = len(completion_ids)
-    ended_cost_pence = int(
-        db.session.scalar(
-            select(func.coalesce(func.sum(Course.cost_per_session_pence), 0))
-            .select_from(CourseSession)
-            .join(Course, Course.id == CourseSession.course_id)
-            .where(delivered_in_span, Course.id.in_(select(ends.c.course_id)))
+        people, attendances = len(tally.people), tally.attendances
+        figures += [
+            Figure("B1", Kind.COUNT, people, span=span),
+            Figure("B2", Kind.COUNT, len(waits), span=span),
+            Figure("B3", Kind.MEDIAN, median, span=span, people=len(waits)),
+            Figure("B4", Kind.SESSIONS, sessions, span=span),
+            Figure("B5", Kind.COUNT, attendances, span=span),
+            Figure(
+                "B6",
+                Kind.PERCENT,
+                percentage(attendances, tally.records),
+                span=span,
+                people=len(tally.recorded_people),
+                numerator=attendances,
+                denominator=tally.records,
+            ),
+            Figure("B7", Kind.COUNT, len(completed), span=span),
+        ]
+        figures += _outcomes(span, [paired[e] for e in completed if e in paired], len(completed))
+        figures.append(
+            Figure(
+                "C7",
+                Kind.MEAN,
+                _quantised(tally.mood_total, tally.mood_records),
+                span=span,
+                people=len(tally.mood_people),
+            )
         )
-        or 0
-    )
-
-    figures = [
-        Figure("B1", Kind.COUNT, people, span=span),
-        Figure("B2", Kind.COUNT, len(starters), span=span),
-        Figure("B3", Kind.MEDIAN, median, span=span, people=len(starters)),
-        Figure("B4", Kind.SESSIONS, sessions, span=span),
-        Figure("B5", Kind.COUNT, attendances, span=span),
-        Figure(
-            "B6",
-            Kind.PERCENT,
-            percentage(attendances, records),
-            span=span,
-            people=recorded_people,
-            numerator=attendances,
-            denominator=records,
-        ),
-        Figure("B7", Kind.COUNT, completed, span=span),
-    ]
-    figures += _outcomes(scope, window, completion_ids, completed)
-    figures.append(
-        Figure(
-            "C7",
-            Kind.MEAN,
-            _quantised(mood_total, mood_records),
-            span=span,
-            people=mood_people,
-        )
-    )
-    figures += _follow_up(scope, window)
-    pounds = _pounds(cost_pence)
-    figures += [
-        Figure("E1", Kind.MONEY, pounds, span=span),
-        Figure("E2", Kind.COST, _per(cost_pence, people), span=span, people=people),
-        Figure("E3", Kind.COST, _per(cost_pence, attendances), span=span, people=attendances),
-        Figure("E4", Kind.COST, _per(ended_cost_pence, completed), span=span, people=completed),
-    ]
+        figures += _follow_up(scope, window)
+        figures += [
+            Figure("E1", Kind.MONEY, _pounds(cost_pence), span=span),
+            Figure("E2", Kind.COST, _per(cost_pence, people), span=span, people=people),
+            Figure("E3", Kind.COST, _per(cost_pence, attendances), span=span, people=attendances),
+            Figure(
+                "E4",
+                Kind.COST,
+                _per(ended_cost_pence, len(completed)),
+                span=span,
+                people=len(completed),
+            ),
+        ]
     return figures
 
 
@@ -527,28 +618,28 @@ def _per(pence: int, count: int) -> Decimal | None:
     return (Decimal(pence) / 100 / count).quantize(TWO, rounding=ROUND_HALF_UP)
 
 
-def _outcomes(scope: Scope, window: Window, completions: Any, completed: int) -> list[Figure]:
-    """C0 to C6 over the span's completions (one query)."""
-    span = window.span.value
-    baseline = _chosen_scores(Timepoint.BASELINE, completions)
-    end = _chosen_scores(Timepoint.END, completions)
-    change = end.c.centi - baseline.c.centi
+def _paired_scores(ended: list[_CourseRow]) -> dict[int, tuple[int, int]]:
+    """The chosen baseline and end scores (hundredths) of every enrolment with both, on the
+    courses that ended in any span: every span's completions are among them (one query)."""
+    chosen = _chosen_scores(
+        select(Enrolment.id).where(Enrolment.course_id.in_([c.course_id for c in ended])),
+        WellbeingAssessment.timepoint.in_((Timepoint.BASELINE, Timepoint.END)),
+    )
+    return {
+        enrolment_id: (scores[Timepoint.BASELINE.value], scores[Timepoint.END.value])
+        for enrolment_id, scores in chosen.items()
+        if len(scores) == 2
+    }
+
+
+def _outcomes(span: str, pairs: list[tuple[int, int]], completed: int) -> list[Figure]:
+    """C0 to C6 over a span's completions, from their paired scores."""
+    paired = len(pairs)
     threshold = int(MEANINGFUL_CHANGE * 100)
-    row = db.session.execute(
-        select(
-            func.count(),
-            func.sum(baseline.c.centi),
-            func.sum(end.c.centi),
-            func.sum(case((change >= threshold, 1), else_=0)),
-            func.sum(case((change <= -threshold, 1), else_=0)),
-        )
-        .select_from(baseline)
-        .join(end, end.c.enrolment_id == baseline.c.enrolment_id)
-    ).one()
-    paired = int(row[0] or 0)
-    mean_baseline = _quantised(_centi_total(row[1]), paired)
-    mean_end = _quantised(_centi_total(row[2]), paired)
-    improved, worsened = int(row[3] or 0), int(row[4] or 0)
+    mean_baseline = _quantised(_centi_total(sum(p[0] for p in pairs)) if pairs else None, paired)
+    mean_end = _quantised(_centi_total(sum(p[1] for p in pairs)) if pairs else None, paired)
+    improved = sum(1 for first, last in pairs if last - first >= threshold)
+    worsened = sum(1 for first, last in pairs if last - first <= -threshold)
     # C4 is C3 - C2 of the rounded means, so the three figures agree on the page.
     mean_change = (
         (mean_end - mean_baseline).quantize(TWO)
@@ -606,17 +697,27 @@ def _follow_up(scope: Scope, window: Window) -> list[Figure]:
             WellbeingAssessment.recorded_on <= window.end,
         )
     )
-    follow = _chosen_scores(Timepoint.FOLLOW_UP, followed_up, window)
-    baseline = _chosen_scores(Timepoint.BASELINE, followed_up)
-    pairs, total = db.session.execute(
-        select(func.count(), func.sum(follow.c.centi - baseline.c.centi))
-        .select_from(follow)
-        .join(baseline, baseline.c.enrolment_id == follow.c.enrolment_id)
-    ).one()
-    pairs = int(pairs or 0)
+    chosen = _chosen_scores(
+        followed_up,
+        or_(
+            WellbeingAssessment.timepoint == Timepoint.BASELINE,
+            and_(
+                WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
+                WellbeingAssessment.recorded_on >= window.start,
+                WellbeingAssessment.recorded_on <= window.end,
+            ),
+        ),
+    )
+    changes = [
+        scores[Timepoint.FOLLOW_UP.value] - scores[Timepoint.BASELINE.value]
+        for scores in chosen.values()
+        if len(scores) == 2
+    ]
+    pairs = len(changes)
+    total = _centi_total(sum(changes)) if changes else None
     return [
         Figure("C8", Kind.COUNT, pairs, span=span),
-        Figure("C9", Kind.MEAN, _quantised(_centi_total(total), pairs), span=span, people=pairs),
+        Figure("C9", Kind.MEAN, _quantised(total, pairs), span=span, people=pairs),
     ]
 
 
@@ -645,12 +746,12 @@ def _section_d(scope: Scope, window: Window) -> list[Figure]:
         .subquery()
     )
     age_years = _age_expression(Patient.date_of_birth, first_session.c.first_on)
-    rows = db.session.execute(
+    rows = _rows(
         select(age_years, Patient.sex, Patient.ethnicity, func.count())
         .select_from(first_session)
         .join(Patient, Patient.id == first_session.c.patient_id)
         .group_by(age_years, Patient.sex, Patient.ethnicity)
-    ).all()
+    )
     bands: dict[str, int] = dict.fromkeys(AGE_BANDS, 0)
     sexes: dict[str, int] = {s.value: 0 for s in Sex}
     groups: dict[str, int] = {e.value: 0 for e in Ethnicity}
@@ -684,15 +785,34 @@ def _age_expression(born: Any, on: Any) -> Any:
 # The whole return ------------------------------------------------------------------------
 
 
-def compute(scope: Scope, period: Period, contract_start: date | None = None) -> Result:
+def scheme_figures(period: Period) -> list[Figure]:
+    """Section A for the month: scheme-wide, so the same for every scope of the month."""
+    _without_jit()
+    return _section_a(period)
+
+
+def compute(
+    scope: Scope,
+    period: Period,
+    contract_start: date | None = None,
+    section_a: list[Figure] | None = None,
+) -> Result:
     """Every figure of the specification for one scope and month, unsuppressed: section A
-    for the month, B, C and E for each span, D for the month."""
+    for the month (`section_a` if given, from `scheme_figures` for the same month), B, C
+    and E for each span, D for the month."""
     spans = windows(period, contract_start)
-    figures = _section_a(period)
-    for window in spans:
-        figures += _span_figures(scope, window)
+    _without_jit()
+    figures = list(section_a) if section_a is not None else _section_a(period)
+    figures += _span_figures(scope, spans)
     figures += _section_d(scope, spans[0])
     return Result(scope.key, period.key, SPEC_VERSION, figures)
+
+
+def _without_jit() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        # PostgreSQL compiles a statement it estimates as costly (JIT): tens of milliseconds
+        # for each of these, more than the statement itself takes once planned by index.
+        db.session.execute(text("SET LOCAL jit = off"))
 
 
 # Publishing: suppression and ratings -------------------------------------------------------

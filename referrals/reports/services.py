@@ -21,12 +21,19 @@ from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record
 from referrals.courses.models import Contract, Course, Enrolment
-from referrals.db import utcnow
+from referrals.db import utcnow, without_write_lock
 from referrals.extensions import db
 from referrals.free_text import IDENTIFIERS_IN_REASON, names_people_in
 from referrals.intake.models import Patient, Referral
 from referrals.notifications.services import notify
-from referrals.reports.kpi import SPEC_VERSION, compute, publish, suppression_log
+from referrals.reports.kpi import (
+    SPEC_VERSION,
+    Figure,
+    compute,
+    publish,
+    scheme_figures,
+    suppression_log,
+)
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period, Scope, check_reportable, months_to_report
 
@@ -108,10 +115,53 @@ def _scope_for(contract_id: int | None) -> tuple[Scope, Contract | None]:
     return Scope(contract.id), contract
 
 
-def _build(
+SchemeFigures = dict[Period, list[Figure]]
+"""Section A (scheme-wide) of each month, computed once and shared by every return of a run."""
+
+
+@dataclass(frozen=True)
+class _Computed:
+    """A return's published figures, computed before anything is written."""
+
+    figures: list[dict[str, Any]]
+    suppression_log: list[dict[str, Any]]
+    targets: dict[str, Any]
+
+
+def _compute(
+    scope: Scope, contract: Contract | None, period: Period, scheme: SchemeFigures | None
+) -> _Computed:
+    """Every figure of the return, computed while holding no write lock.
+
+    On SQLite a job, a command or a form post takes the database's one write lock with its
+    first statement; the computation takes up to seconds at scale, so it runs in a read
+    transaction of its own, and the return is written afterwards in a short one. Contract
+    objects are expired on the way out (load them again to use them).
+    """
+    targets = dict(contract.targets or {}) if contract is not None else {}
+    contract_start = contract.start_date if contract is not None else None
+
+    def figures() -> _Computed:
+        section_a = None
+        if scheme is not None:
+            if period not in scheme:
+                scheme[period] = scheme_figures(period)
+            section_a = scheme[period]
+        published = publish(compute(scope, period, contract_start, section_a), targets)
+        return _Computed([f.as_dict() for f in published], suppression_log(published), targets)
+
+    if db.session.new or db.session.dirty or db.session.deleted:
+        # The caller's unsaved changes belong to its own transaction: compute within it.
+        return figures()
+    with without_write_lock(db.session):
+        return figures()
+
+
+def _new_return(
     scope: Scope,
-    contract: Contract | None,
+    contract_id: int | None,
     period: Period,
+    computed: _Computed,
     *,
     version: int,
     actor: Any,
@@ -119,18 +169,15 @@ def _build(
     reason: str,
     today: date,
 ) -> KpiReturn:
-    targets = dict(contract.targets or {}) if contract is not None else {}
-    contract_start = contract.start_date if contract is not None else None
-    published = publish(compute(scope, period, contract_start), targets)
     return KpiReturn(
         scope_key=scope.key,
-        contract_id=contract.id if contract else None,
+        contract_id=contract_id,
         period=period.key,
         version=version,
         spec_version=SPEC_VERSION,
-        figures=[f.as_dict() for f in published],
-        suppression_log=suppression_log(published),
-        targets=targets,
+        figures=computed.figures,
+        suppression_log=computed.suppression_log,
+        targets=computed.targets,
         generated_at=utcnow(),
         generated_by_id=getattr(actor, "id", None),
         generated_by_job=job,
@@ -146,10 +193,13 @@ def make_return(
     today: date,
     actor: Any = None,
     job: str | None = None,
+    scheme: SchemeFigures | None = None,
 ) -> Made:
     """The return for (scope, period), made now if it does not exist yet. Commits.
 
-    Made before the month's registers close, it is provisional.
+    Made before the month's registers close, it is provisional. The figures are computed
+    holding no write lock, then written in a short transaction; `scheme` shares section A
+    between the returns of one run.
     """
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
@@ -157,12 +207,25 @@ def make_return(
         contract.start_date <= period.end and contract.end_date >= period.start
     ):
         raise ReturnRefused(f"{contract.name} was not active in {period.label}", "period")
-    _advisory_lock(scope, period)
     existing = current_return(scope, period)
     if existing is not None:
         return Made(existing, created=False)
-    kpi_return = _build(
-        scope, contract, period, version=1, actor=actor, job=job, reason="", today=today
+    computed = _compute(scope, contract, period, scheme)
+    _advisory_lock(scope, period)
+    existing = current_return(scope, period)
+    if existing is not None:  # a rival process made it while this one computed
+        db.session.commit()
+        return Made(existing, created=False)
+    kpi_return = _new_return(
+        scope,
+        contract_id,
+        period,
+        computed,
+        version=1,
+        actor=actor,
+        job=job,
+        reason="",
+        today=today,
     )
     db.session.add(kpi_return)
     try:
@@ -189,7 +252,8 @@ def regenerate_return(
 ) -> KpiReturn:
     """A new version from today's records; the old one is kept, marked superseded. Commits.
 
-    The contract's commissioner is told in-app.
+    The contract's commissioner is told in-app. The figures are computed holding no write
+    lock, then written in a short transaction.
     """
     if not reason.strip():
         raise ReturnRefused("Give a reason for regenerating the return", "reason")
@@ -197,8 +261,12 @@ def regenerate_return(
     scope, contract = _scope_for(contract_id)
     if names_people_in(reason, _people_in(scope)):
         raise ReturnRefused(IDENTIFIERS_IN_REASON, "reason")
+    _latest_version(scope, period)  # refuse before computing
+    computed = _compute(scope, contract, period, None)
     _advisory_lock(scope, period)
-    return _regenerate(actor, scope, contract, period, reason.strip(), today=today, job=job)
+    return _regenerate(
+        actor, scope, contract_id, period, reason.strip(), computed, today=today, job=job
+    )
 
 
 def _people_in(scope: Scope) -> Select[Any]:
@@ -213,16 +281,7 @@ def _people_in(scope: Scope) -> Select[Any]:
     )
 
 
-def _regenerate(
-    actor: Any,
-    scope: Scope,
-    contract: Contract | None,
-    period: Period,
-    reason: str,
-    *,
-    today: date,
-    job: str | None,
-) -> KpiReturn:
+def _latest_version(scope: Scope, period: Period) -> int:
     latest = db.session.scalar(
         select(func.max(KpiReturn.version)).where(
             KpiReturn.scope_key == scope.key, KpiReturn.period == period.key
@@ -230,11 +289,28 @@ def _regenerate(
     )
     if latest is None:
         raise ReturnRefused(f"There is no return for {period.label} to regenerate", "period")
+    return int(latest)
+
+
+def _regenerate(
+    actor: Any,
+    scope: Scope,
+    contract_id: int | None,
+    period: Period,
+    reason: str,
+    computed: _Computed,
+    *,
+    today: date,
+    job: str | None,
+) -> KpiReturn:
+    """Write the new version (the caller holds the advisory lock, computed beforehand)."""
+    latest = _latest_version(scope, period)
     previous = current_return(scope, period)
-    kpi_return = _build(
+    kpi_return = _new_return(
         scope,
-        contract,
+        contract_id,
         period,
+        computed,
         version=latest + 1,
         actor=actor,
         job=job,
@@ -255,6 +331,7 @@ def _regenerate(
         replaces=previous.id if previous else None,
         job=job,
     )
+    contract = db.session.get(Contract, contract_id) if contract_id is not None else None
     if contract is not None:
         # Commissioners see their contracts' returns; the all-activity return is admins' only.
         notify(
@@ -270,7 +347,14 @@ def _regenerate(
     return kpi_return
 
 
-def finalise_return(contract_id: int, period: Period, *, today: date, job: str) -> bool:
+def finalise_return(
+    contract_id: int,
+    period: Period,
+    *,
+    today: date,
+    job: str,
+    scheme: SchemeFigures | None = None,
+) -> bool:
     """Replace a provisional return with the final one once its registers have closed.
 
     Returns whether this call made it (a rival process, or an earlier run, may have). Commits.
@@ -279,12 +363,17 @@ def finalise_return(contract_id: int, period: Period, *, today: date, job: str) 
     if is_provisional(period, today):
         return False
     scope, contract = _scope_for(contract_id)
-    _advisory_lock(scope, period)
     current = current_return(scope, period)
     if current is None or not current.provisional:
         db.session.rollback()
         return False
-    _regenerate(None, scope, contract, period, FINAL_REASON, today=today, job=job)
+    computed = _compute(scope, contract, period, scheme)
+    _advisory_lock(scope, period)
+    current = current_return(scope, period)
+    if current is None or not current.provisional:  # a rival process made it final meanwhile
+        db.session.rollback()
+        return False
+    _regenerate(None, scope, contract_id, period, FINAL_REASON, computed, today=today, job=job)
     return True
 
 

@@ -90,6 +90,7 @@ def run_monthly_returns(today: date) -> str:
     still made; the failed run is retried, and makes only what is still missing.
     """
     from referrals.reports.services import (
+        SchemeFigures,
         finalise_return,
         make_return,
         missing_returns,
@@ -98,16 +99,21 @@ def run_monthly_returns(today: date) -> str:
 
     made = finalised = 0
     failures: list[str] = []
+    scheme: SchemeFigures = {}  # section A, once for each month whatever the contracts
     for contract_id, period in missing_returns(today):
         try:
-            made += make_return(contract_id, period, today=today, job=MONTHLY_RETURNS).created
+            made += make_return(
+                contract_id, period, today=today, job=MONTHLY_RETURNS, scheme=scheme
+            ).created
         except Exception as error:
             db.session.rollback()
             log.exception("return for contract %s, %s failed", contract_id, period.key)
             failures.append(f"contract {contract_id}, {period.key}: {_describe(error)}")
     for contract_id, period in provisional_returns_closed(today):
         try:
-            finalised += finalise_return(contract_id, period, today=today, job=MONTHLY_RETURNS)
+            finalised += finalise_return(
+                contract_id, period, today=today, job=MONTHLY_RETURNS, scheme=scheme
+            )
         except Exception as error:
             db.session.rollback()
             log.exception("final return for contract %s, %s failed", contract_id, period.key)
