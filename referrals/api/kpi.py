@@ -22,6 +22,8 @@ from referrals.api.body import json_object
 from referrals.api.openapi import (
     PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
+    format_schema,
+    integral,
     json_response,
     operation,
     page_of,
@@ -35,6 +37,7 @@ from referrals.auth.models import Role
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
+from referrals.ids import MAX_ID
 from referrals.reports.csv_export import FIGURE_FIELDS
 from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.labels import changed_since_made, figure_target, span_of
@@ -46,14 +49,13 @@ from referrals.security import allow, refuse_access
 
 KPI_READERS = (Role.ADMIN, Role.COMMISSIONER)
 LONDON = ZoneInfo("Europe/London")
-MAX_ID = 2**31 - 1
 ALL_SCOPE = "all"
 RETURN_REQUEST_FIELDS = frozenset({"contract_id", "scope", "period"})
 RATINGS = ["red", "amber", "green", "stretch met"]
 
 # Schemas --------------------------------------------------------------------------------
 
-_PERIOD_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}$", "examples": ["2026-03"]}
+_PERIOD_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}$", **format_schema("month")}
 _SUMMARY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "integer"},
     "scope": {
@@ -173,10 +175,11 @@ register_schema(
         "description": "Give either `contract_id` or `scope: all`, and a finished month",
         "required": ["period"],
         "additionalProperties": False,
+        "oneOf": [{"required": ["contract_id"]}, {"required": ["scope"]}],
         "properties": {
-            "contract_id": {"type": "integer", "minimum": 1},
+            "contract_id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
             "scope": {"type": "string", "enum": [ALL_SCOPE]},
-            "period": {**_PERIOD_SCHEMA, "description": "A finished calendar month, YYYY-MM"},
+            "period": {**_PERIOD_SCHEMA, **format_schema("past-month")},
         },
     },
 )
@@ -300,7 +303,7 @@ def _return_request(payload: dict[str, Any]) -> tuple[int | None, Period]:
     for key in sorted(set(payload) - RETURN_REQUEST_FIELDS):
         errors[str(key)[:60]] = ["Unknown field"]
 
-    contract_id = payload.get("contract_id")
+    contract_id = integral(payload.get("contract_id"))
     scope = payload.get("scope")
     if contract_id is not None and (
         isinstance(contract_id, bool)
