@@ -37,7 +37,7 @@ from referrals.api.openapi import (
     text_schema,
 )
 from referrals.api.pagination import page_args, paginate
-from referrals.api.problems import ApiProblem, validation_problem
+from referrals.api.problems import ApiProblem, query_problem, validation_problem
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses.kpi_targets import (
     TARGET_LEVELS,
@@ -1157,7 +1157,7 @@ def _directory_filters() -> list[Any]:
         else:
             errors["has_places"] = ["Must be true or false"]
     if errors:
-        raise validation_problem(errors)
+        raise query_problem(errors)
     return clauses
 
 

@@ -9,7 +9,7 @@ from flask import current_app, request
 from sqlalchemy import Select, func, select
 
 from referrals.api.openapi import PAGE_MAX
-from referrals.api.problems import validation_problem
+from referrals.api.problems import query_problem
 from referrals.extensions import db
 
 
@@ -22,7 +22,7 @@ def page_args() -> tuple[int, int]:
     if "per_page" not in errors and per_page > limit:
         errors["per_page"] = [f"per_page must be {limit} or fewer"]
     if errors:
-        raise validation_problem(errors)
+        raise query_problem(errors)
     return page, per_page
 
 
