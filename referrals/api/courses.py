@@ -27,21 +27,24 @@ from referrals.api.body import json_object
 from referrals.api.openapi import (
     PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
+    format_schema,
+    integral,
     json_response,
     operation,
     page_of,
     ref,
     register_schema,
+    text_schema,
 )
 from referrals.api.pagination import page_args, paginate
-from referrals.api.problems import ApiProblem, validation_problem
+from referrals.api.problems import ApiProblem, query_problem, validation_problem
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses.kpi_targets import (
     TARGET_LEVELS,
     TARGET_SPANS,
-    TARGETABLE_BY_CODE,
     InvalidTargets,
     check_targets,
+    targets_schema,
 )
 from referrals.courses.models import (
     HOLDS_PLACE,
@@ -90,6 +93,7 @@ from referrals.courses.services import (
 )
 from referrals.dates import check_contract, check_recorded, refusal
 from referrals.extensions import db
+from referrals.ids import MAX_ID
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
@@ -116,7 +120,6 @@ COST_MAX_PENCE = 1_000_000  # £10,000 a session
 AGE_MAX = 120
 REGISTER_ENTRIES_MAX = 500
 ITEMS_MAX = 100
-MAX_ID = 2**31 - 1
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -168,13 +171,16 @@ _CLOCK_SCHEMA = {
     "description": "Local time in Europe/London, HH:MM",
     "examples": ["10:00"],
 }
-_ID = {"type": "integer", "minimum": 1}
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 _MOOD = {"type": ["integer", "null"], "minimum": MOOD_MIN, "maximum": MOOD_MAX}
 _VENUE_PROPERTIES: dict[str, Any] = {
-    "name": {"type": "string", "maxLength": TITLE_MAX},
-    "address": {"type": "string", "maxLength": ADDRESS_MAX},
-    "postcode": {"type": "string", "description": "A UK postcode, stored as `GL1 2AB`"},
-    "accessibility": {"type": "string", "maxLength": TEXT_MAX},
+    "name": text_schema(TITLE_MAX, required=True),
+    "address": text_schema(ADDRESS_MAX, required=True),
+    "postcode": {
+        **text_schema(12, required=True),
+        **format_schema("uk-postcode"),
+    },
+    "accessibility": text_schema(TEXT_MAX),
 }
 
 register_schema(
@@ -308,9 +314,10 @@ register_schema(
         "additionalProperties": False,
         "required": ["title", "art_form", "provider_id", "contract_id", "capacity", "schedule"],
         "description": "Give the venue either as `venue` (a new venue) or as `venue_id`.",
+        "oneOf": [{"required": ["venue"]}, {"required": ["venue_id"]}],
         "properties": {
-            "title": {"type": "string", "maxLength": TITLE_MAX},
-            "description": {"type": "string", "maxLength": TEXT_MAX},
+            "title": text_schema(TITLE_MAX, required=True),
+            "description": text_schema(TEXT_MAX),
             "art_form": {"type": "string", "enum": _values(ArtForm)},
             "provider_id": {**_ID, "description": "An organisation of kind provider"},
             "contract_id": _ID,
@@ -468,7 +475,7 @@ register_schema(
         "type": "object",
         "additionalProperties": False,
         "required": ["reason"],
-        "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": TEXT_MAX}},
+        "properties": {"reason": text_schema(TEXT_MAX, required=True)},
     },
 )
 register_schema(
@@ -500,7 +507,7 @@ register_schema(
             "status": {"type": "string", "enum": _values(AttendanceStatus)},
             "mood_before": _MOOD,
             "mood_after": _MOOD,
-            "note": {"type": "string", "maxLength": NOTE_MAX},
+            "note": text_schema(NOTE_MAX),
         },
     },
 )
@@ -566,7 +573,7 @@ register_schema(
         "required": ["status", "reason"],
         "properties": {
             "status": {"const": "cancelled"},
-            "reason": {"type": "string", "minLength": 1, "maxLength": TEXT_MAX},
+            "reason": text_schema(TEXT_MAX, required=True),
         },
     },
 )
@@ -642,14 +649,12 @@ register_schema(
         "additionalProperties": False,
         "required": ["name", "commissioner_id", "start_date", "end_date"],
         "properties": {
-            "name": {"type": "string", "maxLength": TITLE_MAX},
+            "name": text_schema(TITLE_MAX, required=True),
             "commissioner_id": {**_ID, "description": "An organisation of kind commissioner"},
-            "start_date": {
-                **_DATE,
-                "description": "From 2000-01-01, and no more than 10 years from today",
-            },
+            "start_date": {"type": "string", **format_schema("term-date")},
             "end_date": {
-                **_DATE,
+                "type": "string",
+                **format_schema("term-date"),
                 "description": "On or after start_date; a contract runs for at most 10 years",
             },
             "value_pence": {
@@ -658,11 +663,7 @@ register_schema(
                 "maximum": CONTRACT_VALUE_MAX_PENCE,
                 "description": "What the contract is worth over its whole term, in pence",
             },
-            "targets": {
-                "type": "object",
-                "propertyNames": {"enum": list(TARGETABLE_BY_CODE)},
-                "additionalProperties": _TARGET,
-            },
+            "targets": targets_schema(),
         },
     },
 )
@@ -696,7 +697,7 @@ _COURSE_FILTERS: list[dict[str, Any]] = [
         "description": "Courses that meet on this day",
         "schema": {"type": "string", "enum": list(WEEKDAYS)},
     },
-    {"name": "provider_id", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {"name": "provider_id", "in": "query", "schema": _ID},
     {
         "name": "has_places",
         "in": "query",
@@ -815,7 +816,7 @@ class _Fields:
     ) -> int | None:
         if self._missing(key, required):
             return None
-        value = self.data[key]
+        value = integral(self.data[key])
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(key, "Must be a whole number")
             return None
@@ -827,7 +828,7 @@ class _Fields:
     def identifier(self, key: str, *, required: str = "") -> int | None:
         if self._missing(key, required):
             return None
-        value = self.data[key]
+        value = integral(self.data[key])
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
             self.fail(key, "Must be the id of a record, a whole number")
             return None
@@ -887,6 +888,8 @@ class _Fields:
         value = self.data.get(key)
         if value is None:
             return []
+        if isinstance(value, list):
+            value = [integral(item) for item in value]
         if (
             not isinstance(value, list)
             or len(value) > 100
@@ -1136,7 +1139,12 @@ def _directory_filters() -> list[Any]:
             errors["weekday"] = ["Choose from: " + ", ".join(WEEKDAYS)]
     provider = args.get("provider_id")
     if provider:
-        if provider.isascii() and provider.isdigit() and len(provider) <= 9:
+        if (
+            provider.isascii()
+            and provider.isdigit()
+            and len(provider) <= 10
+            and 1 <= int(provider) <= MAX_ID
+        ):
             clauses.append(Course.provider_id == int(provider))
         else:
             errors["provider_id"] = ["Must be the id of a provider, a whole number"]
@@ -1149,7 +1157,7 @@ def _directory_filters() -> list[Any]:
         else:
             errors["has_places"] = ["Must be true or false"]
     if errors:
-        raise validation_problem(errors)
+        raise query_problem(errors)
     return clauses
 
 

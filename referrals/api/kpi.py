@@ -8,28 +8,35 @@ caller's scope answers 404, as an unknown id does.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Any
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from flask import abort, jsonify, request, url_for
+from flask import abort, jsonify, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Select, select
 
 from referrals.api import bp
-from referrals.api.body import json_object
 from referrals.api.openapi import (
-    PAGE_PARAMETERS,
     PROBLEM_RESPONSE,
+    Body,
+    Flag,
+    Id,
+    PageQuery,
+    Query,
+    format_schema,
     json_response,
     operation,
     page_of,
+    paginate,
     ref,
+    refuse,
     register_schema,
+    rule,
+    today,
 )
-from referrals.api.pagination import page_args, paginate
-from referrals.api.problems import ApiProblem, validation_problem
+from referrals.api.problems import KINDS, PROBLEM_BASE, validation_problem
 from referrals.audit import record_now
 from referrals.auth.models import Role
 from referrals.courses.models import Contract
@@ -41,19 +48,17 @@ from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, check_reportable
 from referrals.reports.scope import return_scope
-from referrals.reports.services import ReturnRefused, make_return
+from referrals.reports.services import make_return
 from referrals.security import allow, refuse_access
 
 KPI_READERS = (Role.ADMIN, Role.COMMISSIONER)
-LONDON = ZoneInfo("Europe/London")
-MAX_ID = 2**31 - 1
 ALL_SCOPE = "all"
-RETURN_REQUEST_FIELDS = frozenset({"contract_id", "scope", "period"})
+_MONTH = r"^\d{4}-\d{2}$"
 RATINGS = ["red", "amber", "green", "stretch met"]
 
 # Schemas --------------------------------------------------------------------------------
 
-_PERIOD_SCHEMA = {"type": "string", "pattern": r"^\d{4}-\d{2}$", "examples": ["2026-03"]}
+_PERIOD_SCHEMA = {"type": "string", "pattern": _MONTH, **format_schema("month")}
 _SUMMARY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "integer"},
     "scope": {
@@ -166,22 +171,11 @@ register_schema(
         },
     },
 )
-register_schema(
-    "KpiReturnRequest",
-    {
-        "type": "object",
-        "description": "Give either `contract_id` or `scope: all`, and a finished month",
-        "required": ["period"],
-        "additionalProperties": False,
-        "properties": {
-            "contract_id": {"type": "integer", "minimum": 1},
-            "scope": {"type": "string", "enum": [ALL_SCOPE]},
-            "period": {**_PERIOD_SCHEMA, "description": "A finished calendar month, YYYY-MM"},
-        },
-    },
-)
-
 _INVALID = {**PROBLEM_RESPONSE, "description": "Invalid input, with `errors` by field"}
+_INVALID_QUERY = {
+    **PROBLEM_RESPONSE,
+    "description": f"[{KINDS['invalid-query'][1]}]({PROBLEM_BASE}invalid-query)",
+}
 _NOT_FOUND = {**PROBLEM_RESPONSE, "description": "No such return, or outside the caller's scope"}
 _RETURN_ID = {"description": "The return's id"}
 _FILE_ROLES = "admin (all), commissioner (their organisation's contracts)"
@@ -195,10 +189,6 @@ def _file_response(mimetype: str, description: str) -> dict[str, Any]:
 
 
 # Helpers --------------------------------------------------------------------------------
-
-
-def today() -> date:
-    return datetime.now(LONDON).date()
 
 
 def _is_admin() -> bool:
@@ -273,66 +263,70 @@ def return_json(kpi_return: KpiReturn, *, raw: bool) -> dict[str, Any]:
     }
 
 
-def _flag(name: str, errors: dict[str, list[str]]) -> bool:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return False
-    value = raw.strip().lower()
-    if value not in ("true", "false"):
-        errors[name] = ["Must be true or false"]
-        return False
-    return value == "true"
+# Requests -------------------------------------------------------------------------------
 
 
-def _query_id(name: str, errors: dict[str, list[str]]) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= MAX_ID:
-        errors[name] = ["Must be a whole number of 1 or more"]
-        return None
-    return int(raw)
+def _month(form: str) -> Any:
+    return Field(json_schema_extra={"pattern": _MONTH, **format_schema(form)})
 
 
-def _return_request(payload: dict[str, Any]) -> tuple[int | None, Period]:
-    """Check a POST body: exactly one of contract_id and scope `all`, and a finished month."""
-    errors: dict[str, list[str]] = {}
-    for key in sorted(set(payload) - RETURN_REQUEST_FIELDS):
-        errors[str(key)[:60]] = ["Unknown field"]
+def _real_month(text: str) -> str:
+    return Period.parse(text).key
 
-    contract_id = payload.get("contract_id")
-    scope = payload.get("scope")
-    if contract_id is not None and (
-        isinstance(contract_id, bool)
-        or not isinstance(contract_id, int)
-        or not 1 <= contract_id <= MAX_ID
-    ):
-        errors["contract_id"] = ["Must be a contract's id, a whole number of 1 or more"]
-    elif contract_id is not None and db.session.get(Contract, contract_id) is None:
-        errors["contract_id"] = ["There is no contract with this id"]
-    if scope is not None and scope != ALL_SCOPE:
-        errors["scope"] = ['The only scope to give is "all" (all activity); else give contract_id']
-    elif scope is not None and contract_id is not None:
-        errors["scope"] = ['Give contract_id or scope "all", not both']
-    if contract_id is None and scope is None:
-        errors["contract_id"] = ['Give a contract_id, or scope "all" for all activity']
 
-    period: Period | None = None
-    raw_period = payload.get("period")
-    if raw_period is None or raw_period == "":
-        errors["period"] = ["Give the period as a year and month, like 2026-03"]
-    elif not isinstance(raw_period, str):
-        errors["period"] = ["Must be a string, like 2026-03"]
-    else:
+class ReturnsQuery(PageQuery):
+    contract_id: Id | None = Field(default=None, description="Only this contract's returns")
+    period: Annotated[str, rule(_real_month, InvalidPeriod), _month("month")] | None = Field(
+        default=None, description="Only this month, YYYY-MM"
+    )
+    include_superseded: Flag = Field(
+        default=False, description="Also list versions replaced by a regeneration"
+    )
+
+
+class RawQuery(Query):
+    raw: Flag = Field(
+        default=False, description="Admins only: add a raw_value column with the unrounded figures"
+    )
+
+
+class ReturnRequest(Body):
+    """Give either `contract_id` or `scope: all`, and a finished month."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["contract_id"], "properties": {"contract_id": {"type": "integer"}}},
+                {"required": ["scope"], "properties": {"scope": {"const": ALL_SCOPE}}},
+            ]
+        }
+    )
+    contract_id: Id | None = None
+    scope: Literal["all"] | None = Field(
+        default=None, validate_default=True, description="All activity (admins only)"
+    )
+    period: Annotated[str, _month("past-month")]
+    required = {"period": "Give the period as a year and month, like 2026-03"}
+
+    @field_validator("scope")
+    @classmethod
+    def _one_scope(cls, scope: str | None, info: ValidationInfo) -> str | None:
+        if "contract_id" not in info.data:  # refused itself
+            return scope
+        if scope is not None and info.data["contract_id"] is not None:
+            raise refuse('Give contract_id or scope "all", not both')
+        if scope is None and info.data["contract_id"] is None:
+            raise refuse('Give a contract_id, or scope "all" for all activity', "contract_id")
+        return scope
+
+    @field_validator("period")
+    @classmethod
+    def _finished(cls, text: str, info: ValidationInfo) -> str:
         try:
-            period = Period.parse(raw_period)
-            check_reportable(period, today())
-        except InvalidPeriod as error:
-            errors["period"] = [str(error)]
-    if errors:
-        raise validation_problem(errors)
-    assert period is not None
-    return contract_id, period
+            check_reportable(Period.parse(text), (info.context or {})["today"])
+        except InvalidPeriod as refused:
+            raise refuse(str(refused)) from refused
+        return text
 
 
 # Endpoints ------------------------------------------------------------------------------
@@ -344,67 +338,30 @@ def _return_request(payload: dict[str, Any]) -> tuple[int | None, Period]:
     "List KPI returns",
     roles="admin (all), commissioner (their organisation's contracts; never all activity)",
     tags=["kpi"],
-    parameters=[
-        *PAGE_PARAMETERS,
-        {
-            "name": "contract_id",
-            "in": "query",
-            "description": "Only this contract's returns",
-            "schema": {"type": "integer", "minimum": 1},
-        },
-        {
-            "name": "period",
-            "in": "query",
-            "description": "Only this month, YYYY-MM",
-            "schema": _PERIOD_SCHEMA,
-        },
-        {
-            "name": "include_superseded",
-            "in": "query",
-            "description": "Also list versions replaced by a regeneration",
-            "schema": {"type": "boolean", "default": False},
-        },
-    ],
+    query=ReturnsQuery,
     responses={
         200: json_response(
             "A page of returns, newest period first, without figures",
             page_of("KpiReturnSummary"),
         ),
-        422: _INVALID,
+        422: _INVALID_QUERY,
     },
 )
-def list_kpi_returns() -> ResponseReturnValue:
-    errors: dict[str, list[str]] = {}
-    contract_id = _query_id("contract_id", errors)
-    include_superseded = _flag("include_superseded", errors)
-    period: Period | None = None
-    if request.args.get("period"):
-        try:
-            period = Period.parse(request.args["period"])
-        except InvalidPeriod as error:
-            errors["period"] = [str(error)]
-    try:
-        page_args()
-    except ApiProblem as paging:
-        errors.update({k: list(v) for k, v in (paging.errors or {}).items()})
-    if errors:
-        raise validation_problem(errors)
-
-    query = scoped_returns()
-    if contract_id is not None:
-        query = query.where(KpiReturn.contract_id == contract_id)
-    if period is not None:
-        query = query.where(KpiReturn.period == period.key)
-    if not include_superseded:
-        query = query.where(KpiReturn.superseded_at.is_(None))
-    query = query.order_by(
+def list_kpi_returns(query: ReturnsQuery) -> ResponseReturnValue:
+    clauses: list[Any] = [] if query.include_superseded else [KpiReturn.superseded_at.is_(None)]
+    if query.contract_id is not None:
+        clauses.append(KpiReturn.contract_id == query.contract_id)
+    if query.period is not None:
+        clauses.append(KpiReturn.period == query.period)
+    rows = scoped_returns().where(*clauses)
+    rows = rows.order_by(
         KpiReturn.period.desc(),
         KpiReturn.scope_key,
         KpiReturn.version.desc(),
         KpiReturn.id.desc(),
     )
     admin = _is_admin()
-    return jsonify(paginate(query, lambda item: return_summary(item, admin=admin)))
+    return jsonify(paginate(rows, query, lambda item: return_summary(item, admin=admin)))
 
 
 @bp.post("/kpi/returns")
@@ -413,21 +370,19 @@ def list_kpi_returns() -> ResponseReturnValue:
     "Make a KPI return, or find the one already made",
     roles="admin",
     tags=["kpi"],
-    request_body=ref("KpiReturnRequest"),
+    body=ReturnRequest,
     responses={
         200: json_response("The return already made for this scope and month", ref("KpiReturn")),
         201: json_response("The return, made now", ref("KpiReturn")),
         422: _INVALID,
     },
 )
-def make_kpi_return() -> ResponseReturnValue:
-    contract_id, period = _return_request(json_object())
-    try:
-        made = make_return(contract_id, period, today=today(), actor=current_user)
-    except (InvalidPeriod, ReturnRefused) as error:  # checked above; kept for a race
-        db.session.rollback()
-        field = getattr(error, "field", None) or "period"
-        raise validation_problem({field: [str(error)]}) from error
+def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
+    if body.contract_id is not None and db.session.get(Contract, body.contract_id) is None:
+        raise validation_problem({"contract_id": ["There is no contract with this id"]})
+    made = make_return(
+        body.contract_id, Period.parse(body.period), today=today(), actor=current_user
+    )
     response = jsonify(return_json(made.kpi_return, raw=True))
     if made.created:
         response.status_code = 201
@@ -455,14 +410,7 @@ def show_kpi_return(return_id: int) -> ResponseReturnValue:
     "A KPI return as CSV",
     roles=_FILE_ROLES + "; raw=true for admins only",
     tags=["kpi"],
-    parameters=[
-        {
-            "name": "raw",
-            "in": "query",
-            "description": "Admins only: add a raw_value column with the unrounded figures",
-            "schema": {"type": "boolean", "default": False},
-        }
-    ],
+    query=RawQuery,
     responses={
         200: _file_response(
             "text/csv",
@@ -473,18 +421,14 @@ def show_kpi_return(return_id: int) -> ResponseReturnValue:
             "spreadsheet would run as formulas are neutralised.",
         ),
         404: _NOT_FOUND,
-        422: _INVALID,
+        422: _INVALID_QUERY,
     },
 )
-def kpi_return_csv(return_id: int) -> ResponseReturnValue:
-    errors: dict[str, list[str]] = {}
-    raw = _flag("raw", errors)
-    if errors:
-        raise validation_problem(errors)
+def kpi_return_csv(return_id: int, query: RawQuery) -> ResponseReturnValue:
     kpi_return = get_return_or_404(return_id)
-    if raw and not _is_admin():
+    if query.raw and not _is_admin():
         refuse_access("raw KPI figures")
-    return _export(kpi_return, "csv", raw=raw)
+    return _export(kpi_return, "csv", raw=query.raw)
 
 
 @bp.get("/kpi/returns/<int:return_id>.pdf")

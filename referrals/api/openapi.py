@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    TypeAdapter,
     ValidationError,
 )
 from pydantic.json_schema import models_json_schema
@@ -58,7 +59,7 @@ def refuse(message: str, field: str | None = None) -> PydanticCustomError:
     return PydanticCustomError("rule", message, {"field": field} if field else None)
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     """JSON has one number type: 5.0 is the whole number 5."""
     return int(value) if isinstance(value, float) and value.is_integer() else value
 
@@ -102,7 +103,38 @@ class Text(GroupedMetadata):
         yield Field(json_schema_extra={"pattern": pattern})
 
 
-Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(_integral)]
+Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
+
+
+def text_schema(max_length: int, *, required: bool = False) -> dict[str, Any]:
+    """`Text`'s JSON Schema, for operations still described by hand-written schemas."""
+    return TypeAdapter(Annotated[str, Text(max_length, required=required)]).json_schema()
+
+
+# Formats the document names for text whose rules go beyond its JSON type, so that a client can
+# tell (and make) a value the service accepts. Each is checked by the service's own rule.
+FORMATS = {
+    "nhs-number": ("10 digits, the last a modulus 11 check digit; spaces allowed", "943 476 5919"),
+    "uk-postcode": ("A UK postcode, like GL1 2AB; any case, spaces optional", "GL1 2AB"),
+    "email": ("An email address", "sam@example.org"),
+    "uk-phone": ("A UK phone number: 10 or 11 digits starting 0, or +44", "01632 960 001"),
+    "past-date": ("A date (YYYY-MM-DD) from 2000-01-01 to today", "2026-03-03"),
+    "date-of-birth": ("A date (YYYY-MM-DD) within the last 120 years, not later", "1961-04-12"),
+    "term-date": ("A date (YYYY-MM-DD) from 2000-01-01 to 10 years from today", "2026-04-01"),
+    "month": ("A calendar month, YYYY-MM, from 2000-01", "2026-03"),
+    "past-month": ("A finished calendar month, YYYY-MM, from 2000-01", "2026-03"),
+}
+
+
+def format_schema(name: str) -> dict[str, Any]:
+    """The schema keywords of a value in one of `FORMATS`."""
+    description, example = FORMATS[name]
+    return {"format": name, "description": description, "examples": [example]}
+
+
+def formatted(name: str) -> Any:
+    """The value's format in the document (one of `FORMATS`)."""
+    return Field(json_schema_extra=format_schema(name))
 
 
 def _flag(value: Any) -> Any:
@@ -131,8 +163,11 @@ class Query(BaseModel):
     lists: ClassVar[frozenset[str]] = frozenset()
 
 
+PAGE_MAX = 10**9
+
+
 class PageQuery(Query):
-    page: Annotated[int, Field(ge=1, le=10**9)] = 1
+    page: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 1
     per_page: Annotated[int, Field(ge=1, le=Config.API_MAX_PER_PAGE)] = 25
 
 
@@ -297,11 +332,14 @@ def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
     plain = {401: "No valid bearer token (never for an operation open to all)"}
     plain |= {403: "The caller's role may not do this"}
     plain |= {404: "Unknown, or outside the caller's scope"}
+    plain |= {429: "Too many requests: wait as long as `Retry-After` says, then try again"}
+    wait = {"description": "Seconds to wait", "schema": {"type": "string"}}
     return {
         str(status): {
             "description": "; ".join(kinds) or plain.get(status, "Problem details"),
             "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
         }
+        | ({"headers": {"Retry-After": wait}} if status == 429 else {})
         for status, kinds in sorted(by_status.items())
     }
 
@@ -329,9 +367,9 @@ def operation(
     """Declare a view's operation: `load` finds the record its path names (404 first, before
     the body is read) and is passed first; `body` and `query` are read and passed as `body=`
     and `query=`; `answer` is the model of its success; `problems` the problem kinds (or plain
-    statuses) it may answer with, 401 and 403 always listed; `refusal` the status,
+    statuses) it may answer with, 401, 403 and 429 always listed; `refusal` the status,
     kind and default field of a rule's refusal (see the handlers in `referrals.api`)."""
-    problems = [*problems, 401, 403]
+    problems = [*problems, 401, 403, 429]
     if body is not None:
         problems.append("validation")
     if query is not None:
@@ -361,7 +399,8 @@ def operation(
         op["security"] = []
     if responses is not None:  # an operation still described by hand-written schemas
         op["responses"] = {str(code): item for code, item in responses.items()}
-        op["responses"] |= {k: v for k, v in _problem_responses(problems).items() if k in "401403"}
+        always = {"401", "403", "429"}
+        op["responses"] |= {k: v for k, v in _problem_responses(problems).items() if k in always}
     if request_body is not None:
         op["requestBody"] = {
             "required": True,
@@ -392,11 +431,20 @@ PROBLEM_RESPONSE = {
     "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
 }
 PAGE_PARAMETERS = [
-    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+    {
+        "name": "page",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": 1},
+    },
     {
         "name": "per_page",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 25},
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": Config.API_MAX_PER_PAGE,
+            "default": 25,
+        },
     },
 ]
 

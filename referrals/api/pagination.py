@@ -8,7 +8,8 @@ from typing import Any
 from flask import current_app, request
 from sqlalchemy import Select, func, select
 
-from referrals.api.problems import validation_problem
+from referrals.api.openapi import PAGE_MAX
+from referrals.api.problems import query_problem
 from referrals.extensions import db
 
 
@@ -21,7 +22,7 @@ def page_args() -> tuple[int, int]:
     if "per_page" not in errors and per_page > limit:
         errors["per_page"] = [f"per_page must be {limit} or fewer"]
     if errors:
-        raise validation_problem(errors)
+        raise query_problem(errors)
     return page, per_page
 
 
@@ -29,7 +30,7 @@ def _positive_int(name: str, default: int, errors: dict[str, list[str]]) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 9 or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 1 <= int(raw) <= PAGE_MAX:
         errors[name] = [f"{name} must be a whole number of 1 or more"]
         return default
     return int(raw)

@@ -43,7 +43,8 @@ KINDS: dict[str, tuple[int, str, str]] = {
     "transition-refused": (
         422,
         "The lifecycle does not allow this move",
-        "The referral's status cannot move as asked (some moves are made only by enrolment). "
+        "The referral's status cannot move as asked (some moves are made only by enrolment), "
+        "or not on the date given (before the referral was received). "
         "`detail` says why and `errors` names the field.",
     ),
     "course-rule": (

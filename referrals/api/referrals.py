@@ -11,7 +11,15 @@ from typing import Annotated, Any, Literal
 from flask import Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonDict
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -25,11 +33,13 @@ from referrals.api.openapi import (
     PageQuery,
     Text,
     answer,
+    formatted,
     json_body,
     operation,
     paginate,
     refuse,
     rule,
+    text_schema,
     today,
 )
 from referrals.api.problems import ApiProblem, validation_problem
@@ -83,24 +93,57 @@ def _today(info: ValidationInfo) -> date:
 # Requests ---------------------------------------------------------------------------------
 
 
+def _given(name: str, form: str) -> JsonDict:
+    return {"required": [name], "properties": {name: {"type": "string", "format": form}}}
+
+
+# The person's contact rules, in the document: a phone number or an email address, and the one
+# their preferred way of contact needs.
+_PHONE, _EMAIL = _given("phone", "uk-phone"), _given("email", "email")
+_CONTACTABLE: JsonDict = {"anyOf": [_PHONE, _EMAIL]}
+# A risk is described when flagged.
+_DESCRIBED: JsonDict = {
+    "anyOf": [
+        {"properties": {"risk_flag": {"const": False}}},
+        {
+            "required": ["risk_note"],
+            "properties": {"risk_note": text_schema(TEXT_MAX, required=True)},
+        },
+    ]
+}
+_REACHABLE: JsonDict = {
+    "anyOf": [
+        {"properties": {"preferred_contact": {"enum": ["letter", None]}}},
+        {"allOf": [_PHONE, {"properties": {"preferred_contact": {"enum": ["phone", "text"]}}}]},
+        {"allOf": [_EMAIL, {"properties": {"preferred_contact": {"const": "email"}}}]},
+    ]
+}
+
+
 class PatientInput(Body):
     """The person referred. Give a phone number, an email address or both."""
+
+    model_config = ConfigDict(json_schema_extra={"allOf": [_CONTACTABLE, _REACHABLE]})
 
     nhs_number: Annotated[
         str,
         Text(20, required=True),
         rule(clean_nhs_number, InvalidValue),
-        Field(description="10 digits with a valid check digit; spaces allowed"),
+        formatted("nhs-number"),
     ]
     given_name: Annotated[str, Text(NAME_MAX, required=True)]
     family_name: Annotated[str, Text(NAME_MAX, required=True)]
-    date_of_birth: date = Field(description="Not in the future, within the last 120 years")
+    date_of_birth: Annotated[date, formatted("date-of-birth")]
     sex: Sex
     ethnicity: Ethnicity = Field(description="ONS 2021 high-level group, or not_stated")
-    postcode: Annotated[str, Text(12, required=True), rule(clean_postcode, InvalidValue)]
-    phone: Annotated[str, Text(30), rule(clean_phone, InvalidValue)] | None = None
-    email: Annotated[str, Text(254), rule(clean_email, InvalidValue)] | None = Field(
-        default=None, validate_default=True
+    postcode: Annotated[
+        str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
+    ]
+    phone: (
+        Annotated[str, Text(30), rule(clean_phone, InvalidValue), formatted("uk-phone")] | None
+    ) = None
+    email: Annotated[str, Text(254), rule(clean_email, InvalidValue), formatted("email")] | None = (
+        Field(default=None, validate_default=True)
     )
     preferred_contact: Literal["phone", "email", "text", "letter"] | None = Field(
         default=None, description="Default: phone when a phone number is given, else email"
@@ -134,6 +177,8 @@ class PatientInput(Body):
 
 
 class ReferralInput(Body):
+    model_config = ConfigDict(json_schema_extra=_DESCRIBED)
+
     patient: PatientInput
     gp_practice_id: Id | None = Field(
         default=None,
@@ -152,7 +197,7 @@ class ReferralInput(Body):
     risk_note: Free = Field(
         default="", validate_default=True, description="Required when risk_flag is true"
     )
-    received_on: date | None = Field(
+    received_on: Annotated[date, formatted("past-date")] | None = Field(
         default=None,
         description="Default today; earlier dates (from 2000-01-01) load history; never later",
     )
@@ -197,7 +242,9 @@ class TransitionInput(Body):
     )
     reason: Free = Field(default="", description="Required to close or reopen a referral")
     note: Free = ""
-    on: date | None = Field(default=None, description="When it took effect; default today")
+    on: Annotated[date, formatted("past-date")] | None = Field(
+        default=None, description="When it took effect; default today"
+    )
     required = {"to": "Select the new status"}
 
     @field_validator("on")
@@ -564,7 +611,7 @@ def _locked_referral(referral_id: int) -> ReferralRecord:
 def create_transition(referral: ReferralRecord, body: TransitionInput) -> ResponseReturnValue:
     if body.on is not None and body.on < referral.received_on:
         message = "The date must be on or after the date the referral was received"
-        raise validation_problem({"on": [message]})
+        raise ApiProblem(422, message, kind="transition-refused", errors={"on": [message]})
     close_referral(
         current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=today()
     )

@@ -108,6 +108,47 @@ class InvalidTargets(ValueError):
         super().__init__("; ".join(m for messages in errors.values() for m in messages))
 
 
+def targets_schema() -> dict[str, Any]:
+    """What `check_targets` accepts, as JSON Schema, but for the order of the levels, which
+    JSON Schema cannot say."""
+
+    def level(kpi: TargetableKpi) -> dict[str, Any]:
+        schema: dict[str, Any] = {
+            "type": "integer" if kpi.whole_number else "number",
+            "minimum": kpi.lowest,
+            "maximum": kpi.highest,
+        }
+        if kpi.people:  # a count of 1 to SMALL_MAX would rate a suppressed cell
+            schema["not"] = {"minimum": 1, "maximum": SMALL_MAX}
+        return schema
+
+    def levels(kpi: TargetableKpi) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "required": list(TARGET_LEVELS),
+            "properties": {name: level(kpi) for name in TARGET_LEVELS},
+        }
+
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "description": (
+            "KPI code to span to levels: minimum <= expected <= stretch, or downwards where "
+            "lower is better; percentages 0 to 100; a count of people never 1 to "
+            f"{SMALL_MAX}"
+        ),
+        "properties": {
+            kpi.code: {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {span: levels(kpi) for span in kpi.spans},
+            }
+            for kpi in TARGETABLE_KPIS
+        },
+    }
+
+
 def _is_number(value: Any) -> bool:
     return (
         isinstance(value, int | float | Decimal)

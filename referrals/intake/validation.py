@@ -32,7 +32,7 @@ def format_nhs_number(digits: str) -> str:
 
 
 # The UK postcode pattern (BS 7666), including GIR 0AA; the inward code is always digit+2 letters.
-_POSTCODE = re.compile(
+POSTCODE = re.compile(
     r"^(GIR0AA|[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9]{1,2}|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY])"
     r"[0-9][ABD-HJLNP-UW-Z]{2})$"
 )
@@ -43,7 +43,7 @@ def clean_postcode(raw: str) -> str:
     compact = re.sub(r"\s", "", raw or "").upper()
     if not compact:
         raise InvalidValue("Enter the postcode")
-    if not _POSTCODE.match(compact):
+    if not POSTCODE.match(compact):
         raise InvalidValue("Enter a real UK postcode, like GL1 2AB")
     return f"{compact[:-3]} {compact[-3:]}"
 
@@ -65,12 +65,16 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years, day=28)
 
 
+# A UK phone number once spaces, brackets and hyphens are gone, +44 written as 0.
+PHONE = re.compile(r"0[0-9]{9,10}")
+
+
 def clean_phone(raw: str) -> str:
     """A UK phone number: 10 or 11 digits starting 0, or +44; stored without spaces."""
     compact = re.sub(r"[\s()-]", "", raw or "")
     if compact.startswith("+44"):
         compact = "0" + compact[3:].lstrip("0")
-    if not re.fullmatch(r"0\d{9,10}", compact):
+    if not PHONE.fullmatch(compact):
         raise InvalidValue("Enter a UK phone number, like 01632 960 001 or 07700 900 982")
     return compact
 
