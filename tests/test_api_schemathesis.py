@@ -118,6 +118,8 @@ REFUSED_BY_RULE = {
     },
     # The term ends after it starts; each KPI's levels run its way.
     "POST /contracts": {"validation": r"end_date|targets\.\w+\.\w+\.(expected|stretch)"},
+    # A session already cancelled, or with its register taken, cannot be cancelled.
+    "PATCH /sessions/{session_id}": {"course-rule": r"reason|status"},
 }
 
 
