@@ -66,8 +66,21 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     cli.init_app(app)
 
+    # Each area's route modules add their routes to its blueprint when imported, here only.
+    from referrals.admin import (  # noqa: F401  (routes)
+        access_history_views,
+        catalogue,
+        jobs_views,
+        messages_views,
+        retention_views,
+    )
     from referrals.admin.views import bp as admin_bp
     from referrals.api import bp as api_bp
+    from referrals.api import courses as api_courses  # noqa: F401  (routes)
+    from referrals.api import kpi as api_kpi  # noqa: F401  (routes)
+    from referrals.api import referrals as api_referrals  # noqa: F401  (routes)
+    from referrals.api import views as api_views  # noqa: F401  (routes)
+    from referrals.auth import mfa_views, token_views  # noqa: F401  (routes)
     from referrals.auth.views import bp as auth_bp
     from referrals.courses import offline_views, register_files, views  # noqa: F401  (routes)
     from referrals.courses.blueprint import bp as courses_bp

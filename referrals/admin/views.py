@@ -303,12 +303,3 @@ def audit_log() -> ResponseReturnValue:
     return render_template(
         "admin/audit_log.html", page=page, filters=filters, page_has_errors=page is None
     )
-
-
-from referrals.admin import (  # noqa: E402,F401
-    access_history_views,
-    catalogue,
-    jobs_views,
-    messages_views,
-    retention_views,
-)

@@ -109,6 +109,3 @@ def _period_refused(error: InvalidPeriod | ReturnRefused) -> Response:
     db.session.rollback()
     field = getattr(error, "field", None) or "period"
     return validation_problem({field: [str(error)]}).response()
-
-
-from referrals.api import courses, kpi, referrals, views  # noqa: E402,F401  (routes register)

@@ -83,6 +83,3 @@ def change_password() -> ResponseReturnValue:
     return render_template(
         "auth/change_password.html", form=form, page_has_errors=bool(form.errors)
     )
-
-
-from referrals.auth import mfa_views, token_views  # noqa: E402,F401  (routes on this blueprint)
