@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import downgrade, upgrade
@@ -15,17 +17,25 @@ from tests.conftest import make_app
 SCHEMA = "migration_check"
 
 
-def _scratch_url(base_url: str, tmp_path: Path) -> str:
-    """A separate, empty database (SQLite file) or schema (PostgreSQL) for the round trip."""
+@pytest.fixture
+def scratch_url(app, tmp_path: Path) -> Iterator[str]:
+    """A separate, empty database (SQLite file) or schema (PostgreSQL) for the round trip; the
+    schema is dropped afterwards, so later tests (a backup of the whole database) never see it."""
+    base_url = app.config["SQLALCHEMY_DATABASE_URI"]
     if base_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        yield f"sqlite:///{tmp_path / 'migrations.sqlite'}"
+        return
     engine = create_engine(base_url)
     with engine.begin() as connection:
         connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
         connection.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    engine.dispose()
     separator = "&" if "?" in base_url else "?"
-    return f"{base_url}{separator}options=-csearch_path%3D{SCHEMA}"
+    try:
+        yield f"{base_url}{separator}options=-csearch_path%3D{SCHEMA}"
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
+        engine.dispose()
 
 
 def _differences(app) -> list:
@@ -36,9 +46,8 @@ def _differences(app) -> list:
         return compare_metadata(context, db.metadata)
 
 
-def test_upgrade_head_matches_the_models_and_round_trips(app, tmp_path):
-    url = _scratch_url(app.config["SQLALCHEMY_DATABASE_URI"], tmp_path)
-    scratch = make_app(url)
+def test_upgrade_head_matches_the_models_and_round_trips(scratch_url):
+    scratch = make_app(scratch_url)
     with scratch.app_context():
         upgrade()
         assert _differences(scratch) == []
