@@ -38,6 +38,15 @@ TOMORROW = TODAY + timedelta(days=1)
 EMAIL_TEMPLATE = "f33517ff-2a88-4f6e-b855-c550268ce08a"
 SMS_TEMPLATE = "a2b6e4e8-0e3b-4c5a-9f55-7a0c8d1f3e21"
 MORNING = datetime.combine(TODAY, time(11, 0), tzinfo=LONDON)  # reminders are due from 10:00
+EARLY = datetime.combine(TODAY, time(8, 0), tzinfo=LONDON)
+
+
+@pytest.fixture(autouse=True)
+def _before_the_reminder_hour() -> Iterator[None]:
+    """Each test starts at 08:00 on TODAY, before reminders are due, whatever the hour it runs:
+    what a test sets up is queued then, and it moves the clock on itself."""
+    with time_machine.travel(EARLY, tick=True):
+        yield
 
 
 @pytest.fixture()
