@@ -196,13 +196,14 @@ def make_recent_returns(months: int = RETURN_MONTHS) -> int:
     The commissioner dashboard then shows a year of trends. Older months are left out: making
     eight years of returns would take longer than the benchmarks themselves.
     """
+    from referrals import clock
     from referrals.reports.periods import Period, last_periods
     from referrals.reports.services import contracts_active_in, make_return
-    from referrals.scheduler.jobs import MONTHLY_RETURNS, today_in_london
+    from referrals.scheduler.jobs import MONTHLY_RETURNS
 
     if months < 1:
         return 0
-    today = today_in_london()
+    today = clock.today()
     made = 0
     for period in last_periods(Period.containing(today).previous(), months):
         for contract in contracts_active_in(period):
@@ -324,13 +325,13 @@ def targets(app: Flask) -> Targets:
     """
     from sqlalchemy.exc import NoResultFound
 
+    from referrals import clock
     from referrals.extensions import db
     from referrals.scale import scale_bench_targets
-    from referrals.scheduler.jobs import today_in_london
     from referrals.seed import DEMO_PASSWORD
 
     with app.app_context():
-        today = today_in_london()
+        today = clock.today()
         for days_ago in range(8):
             try:
                 found = scale_bench_targets(today - timedelta(days=days_ago))

@@ -55,16 +55,16 @@ def contract_in(contract_id: int, period: Any) -> int:
 
 
 def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]:
+    from referrals import clock
     from referrals.extensions import db
     from referrals.reports.kpi import compute, publish, suppression_log
     from referrals.reports.labels import spans_in
     from referrals.reports.pdf import build_return_pdf
     from referrals.reports.periods import Period, Scope
     from referrals.reports.services import current_return, make_return
-    from referrals.scheduler.jobs import today_in_london
 
     found = common.targets(app)
-    day = today or today_in_london()
+    day = today or clock.today()
     period = Period.containing(day).previous()
     counter = common.QueryCounter(common.engine_of(app))
     from referrals.courses.models import Contract

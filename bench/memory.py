@@ -26,12 +26,12 @@ from bench import common
 
 def forget_last_month(app: Flask) -> tuple[str, int]:
     """Remove last month's contract returns so the job has a month's work to do."""
+    from referrals import clock
     from referrals.extensions import db
     from referrals.reports.models import KpiReturn
     from referrals.reports.periods import Period
-    from referrals.scheduler.jobs import today_in_london
 
-    period = Period.containing(today_in_london()).previous()
+    period = Period.containing(clock.today()).previous()
     with app.app_context():
         removed = db.session.execute(
             delete(KpiReturn).where(
@@ -64,13 +64,14 @@ def make_month_returns() -> str:
     The job itself (`run-job monthly-kpi-returns`) also catches up every older month without a
     return; the benchmark database holds only a year of them, so that would be years of work.
     """
+    from referrals import clock
     from referrals.reports.periods import Period
     from referrals.reports.services import contracts_active_in, make_return
-    from referrals.scheduler.jobs import MONTHLY_RETURNS, today_in_london
+    from referrals.scheduler.jobs import MONTHLY_RETURNS
 
     app = common.make_app(os.environ["DATABASE_URL"])
     with app.app_context():
-        today = today_in_london()
+        today = clock.today()
         period = Period.containing(today).previous()
         made = sum(
             make_return(contract.id, period, today=today, job=MONTHLY_RETURNS).created

@@ -63,16 +63,16 @@ def served(app: Flask) -> Iterator[str]:
 def offline_register(app: Flask) -> tuple[common.Targets, int, int]:
     """The generated accounts, and a register of theirs the phone keeps that is open
     today (the fullest), with how many people are on it."""
+    from referrals import clock
     from referrals.auth.models import User
     from referrals.courses.offline import offline_sessions
     from referrals.courses.services import register_enrolments
     from referrals.extensions import db
-    from referrals.scheduler.jobs import today_in_london
 
     targets = common.targets(app)
     with app.app_context():
         artist = db.session.query(User).filter_by(email=targets.artist_email).one()
-        today = today_in_london()
+        today = clock.today()
         kept = [s for s in offline_sessions(artist, today) if s.date <= today]
         if not kept:
             raise LookupError("the generated artist has no register today; seed the scale again")

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
+from referrals import clock
 from referrals.auth.models import Organisation, Role, User
 from referrals.auth.passwords import password_problem
 from referrals.auth.services import (
@@ -204,7 +205,6 @@ def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) 
     """Make the month's returns (idempotent: existing returns are left as they are)."""
     from referrals.reports.periods import InvalidPeriod
     from referrals.reports.services import ReturnRefused, contracts_active_in, make_return
-    from referrals.scheduler.jobs import today_in_london
 
     period = _period(period_text)
     targets: list[int | None]
@@ -225,7 +225,7 @@ def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) 
         results = []
         for target in bar:
             try:
-                results.append(make_return(target, period, today=today_in_london(), job="cli"))
+                results.append(make_return(target, period, today=clock.today(), job="cli"))
             except InvalidPeriod as error:
                 raise click.BadParameter(str(error), param_hint="--period") from error
             except ReturnRefused as error:
@@ -247,12 +247,11 @@ def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: st
     """Make a new version of a return; the old one is kept, marked superseded."""
     from referrals.reports.periods import InvalidPeriod
     from referrals.reports.services import ReturnRefused, regenerate_return
-    from referrals.scheduler.jobs import today_in_london
 
     period = _period(period_text)
     asker = responsible_admin(by_email)
     try:
-        made = regenerate_return(asker, contract_id, period, reason, today=today_in_london())
+        made = regenerate_return(asker, contract_id, period, reason, today=clock.today())
     except InvalidPeriod as error:
         raise click.BadParameter(str(error), param_hint="--period") from error
     except ReturnRefused as error:
@@ -414,11 +413,10 @@ def retention_due() -> None:
     from flask import current_app
 
     from referrals.retention import expired_patients
-    from referrals.scheduler.jobs import today_in_london
 
     years = int(current_app.config["RETENTION_YEARS"])
     ids = db.session.scalars(
-        expired_patients(today_in_london(), years).with_only_columns(Patient.id)
+        expired_patients(clock.today(), years).with_only_columns(Patient.id)
     ).all()
     click.echo(f"{len(ids)} people are past the retention period ({years} years, or age 25)")
     for patient_id in ids:
@@ -504,10 +502,9 @@ def notifications_send() -> None:
     does every five minutes); safe beside running schedulers."""
     from referrals.notifications.messages import deliver_due
     from referrals.notifications.outbound import backend_name
-    from referrals.scheduler.jobs import today_in_london
 
     click.echo(f"Back-end: {backend_name() or 'none (in-app messages only)'}")
-    click.echo(deliver_due(today_in_london()))
+    click.echo(deliver_due(clock.today()))
 
 
 @notifications_cli.command("preview")

@@ -21,11 +21,11 @@ from flask import current_app
 from sqlalchemy import Select, select
 from werkzeug.routing import Rule
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, User
 from referrals.exports import safe_cell
 from referrals.extensions import db
-from referrals.main.context import LONDON
 from referrals.pagination import Page
 
 # What an entry about a person means, in plain words (any other action is shown as recorded).
@@ -111,7 +111,7 @@ def london_day_bounds(since: date | None, until: date | None) -> tuple[datetime 
     """UTC instants from the start of `since` to the end of `until`, both UK dates."""
 
     def start_of(day: date) -> datetime:
-        return datetime.combine(day, time.min, tzinfo=LONDON).astimezone(UTC)
+        return datetime.combine(day, time.min, tzinfo=clock.zone()).astimezone(UTC)
 
     return (
         start_of(since) if since else None,
@@ -223,7 +223,7 @@ def history_csv(history: Iterable[HistoryLine]) -> bytes:
     writer.writerow(CSV_HEADER)
     for line in history:
         cells = (
-            line.at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S"),
+            line.at.astimezone(clock.zone()).strftime("%Y-%m-%d %H:%M:%S"),
             line.who,
             line.role,
             line.organisation,

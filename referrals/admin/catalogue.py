@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Select, func, select
 
+from referrals import clock
 from referrals.admin.catalogue_forms import (
     ContractForm,
     CourseChoices,
@@ -46,7 +47,6 @@ from referrals.dates import format_date
 from referrals.extensions import db
 from referrals.main.context import NAVIGATION, add_navigation
 from referrals.pagination import Page
-from referrals.scheduler.jobs import today_in_london
 from referrals.security import allow
 
 ADMINS = frozenset({Role.ADMIN})
@@ -121,9 +121,9 @@ def _contract_page(form: ContractForm, contract: Contract | None) -> ResponseRet
 @bp.route("/contracts/new", methods=["GET", "POST"])
 @allow(Role.ADMIN)
 def new_contract() -> ResponseReturnValue:
-    form = ContractForm(commissioners=commissioner_choices(), today=today_in_london())
+    form = ContractForm(commissioners=commissioner_choices(), today=clock.today())
     if form.validate_on_submit() and _saved(
-        form, lambda: save_contract(current_user, form.contract_fields(), today=today_in_london())
+        form, lambda: save_contract(current_user, form.contract_fields(), today=clock.today())
     ):
         flash(f"{form.name.data} has been added", "success")
         return redirect(url_for("admin.contracts"))
@@ -139,13 +139,11 @@ def edit_contract(contract_id: int) -> ResponseReturnValue:
         data=contract_form_data(contract) if request.method == "GET" else None,
         commissioners=commissioner_choices(include=contract.commissioner),
         contract=contract,
-        today=today_in_london(),
+        today=clock.today(),
     )
     if form.validate_on_submit() and _saved(
         form,
-        lambda: save_contract(
-            current_user, form.contract_fields(), contract, today=today_in_london()
-        ),
+        lambda: save_contract(current_user, form.contract_fields(), contract, today=clock.today()),
     ):
         flash(f"{contract.name} has been updated", "success")
         return redirect(url_for("admin.contracts"))

@@ -20,6 +20,7 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import IntegrityError
 
+from referrals import clock
 from referrals.api.courses import register_entries_from_json
 from referrals.api.problems import ApiProblem
 from referrals.api.referrals import request_fingerprint, stored_answer
@@ -41,7 +42,6 @@ from referrals.courses.offline import (
 from referrals.courses.register_rules import RegisterEntry
 from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
-from referrals.courses.views import today
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import IdempotentRequest
@@ -126,7 +126,7 @@ def offline_registers() -> ResponseReturnValue:
 
     Also a fresh CSRF token for sending registers, and the moment the phone must let them go
     (when this sign-in ends)."""
-    day = today()
+    day = clock.today()
     sessions = offline_sessions(current_user, day)
     row = current_session_row()
     assert row is not None  # signed in, so the session row exists
@@ -300,7 +300,7 @@ def send_register(session_id: int) -> ResponseReturnValue:
 
     try:
         save_offline_register(
-            current_user, session, entries, questionnaires, based_on=based_on, today=today()
+            current_user, session, entries, questionnaires, based_on=based_on, today=clock.today()
         )
     except RegisterChanged as changed:
         db.session.rollback()

@@ -12,9 +12,8 @@ import io
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
@@ -32,6 +31,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.datastructures import FileStorage
 from werkzeug.routing import BuildError
 
+from referrals import clock
 from referrals.audit import record
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
@@ -79,7 +79,6 @@ __all__ = [
     "register_sheet",
 ]
 
-LONDON = ZoneInfo("Europe/London")
 REGISTER_ROLES = (Role.ARTIST, Role.ADMIN)
 
 CSV_HEADER = ("enrolment_id", "name", "status", "mood_before", "mood_after", "note")
@@ -487,10 +486,6 @@ def parse_register_csv(
 # Pages and downloads --------------------------------------------------------------------
 
 
-def _london_today() -> date:
-    return datetime.now(LONDON).date()
-
-
 def _register_people(session: CourseSession) -> list[Enrolment]:
     """The register's enrolments, with their people loaded in one query."""
     enrolments = register_enrolments(session)
@@ -590,7 +585,7 @@ def _refusal_messages(error: RegisterRefused, lines: Sequence[RegisterLine]) -> 
 @allow(*REGISTER_ROLES)
 def register_upload(session_id: int) -> ResponseReturnValue:
     session = get_register_session_or_404(session_id, current_user)
-    today = _london_today()
+    today = clock.today()
     form = RegisterUploadForm()
     errors: list[str] = []
     if form.validate_on_submit():

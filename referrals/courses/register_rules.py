@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
+from referrals import clock
 from referrals.courses.models import AttendanceStatus
 from referrals.forms import has_control_characters
 
-LONDON = ZoneInfo("Europe/London")
 MOOD_MIN, MOOD_MAX = 0, 10
 NOTE_MAX = 1000
 MOOD_FIELDS = ("mood_before", "mood_after")
@@ -48,7 +47,7 @@ def parse_mood(text: str) -> int | None:
 def on_register_until(session_day: date) -> datetime:
     """People enrolled before this moment (the end of the session's day in England) belong on
     its register; anyone enrolled later joined after the session and is not on it."""
-    midnight = datetime.combine(session_day + timedelta(days=1), time(0), tzinfo=LONDON)
+    midnight = datetime.combine(session_day + timedelta(days=1), time(0), tzinfo=clock.zone())
     return midnight.astimezone(UTC)
 
 

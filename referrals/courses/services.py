@@ -11,12 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, case, func, insert, select
 from sqlalchemy.orm import selectinload
 
-from referrals import dates
+from referrals import clock, dates
 from referrals.audit import record, record_view, record_views
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.kpi_targets import check_targets
@@ -616,10 +615,6 @@ def close_referral(
     return withdraw(actor, active, reason, today=today, close_as=target, note=note)
 
 
-def _london_today() -> date:
-    return datetime.now(ZoneInfo("Europe/London")).date()
-
-
 def _fill_from_waiting_list(
     actor: Any, course: Course, *, today: date | None = None
 ) -> list[Enrolment]:
@@ -629,7 +624,7 @@ def _fill_from_waiting_list(
     or their link worker, accept or decline it; unanswered by then, `expire_offers` passes it
     to the next person waiting.
     """
-    today = today or _london_today()
+    today = today or clock.today()
     offered: list[Enrolment] = []
     free = course.capacity - places_taken(course)
     if free <= 0:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -16,6 +14,7 @@ from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
 
+from referrals import clock
 from referrals.admin.catalogue_forms import ClockTimeField
 from referrals.auth.models import Role
 from referrals.courses.blueprint import bp
@@ -83,14 +82,9 @@ from referrals.pagination import Page
 from referrals.security import STAFF, allow
 from referrals.vocab import ArtForm, Pathway
 
-LONDON = ZoneInfo("Europe/London")
 MATCHING = (Role.LINK_WORKER, Role.ADMIN)
 REGISTER_TAKERS = (Role.ARTIST, Role.ADMIN)
 WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-
-
-def today() -> date:
-    return datetime.now(LONDON).date()
 
 
 # Directory and matching ------------------------------------------------------------------
@@ -119,8 +113,8 @@ def directory() -> ResponseReturnValue:
     referral_id = parse_id(request.args.get("referral", ""))
     if referral_id is not None and current_user.role in MATCHING:
         referral = get_referral_or_404(referral_id, current_user)
-    page = Page.from_request(directory_query(current_user, filters, today()), scalars=False)
-    progress = sessions_left([row[0].id for row in page.items], today())
+    page = Page.from_request(directory_query(current_user, filters, clock.today()), scalars=False)
+    progress = sessions_left([row[0].id for row in page.items], clock.today())
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template(
         "courses/directory.html",
@@ -132,7 +126,7 @@ def directory() -> ResponseReturnValue:
         weekdays=WEEKDAYS,
         query_args=args,
         progress=progress,
-        today=today(),
+        today=clock.today(),
     )
 
 
@@ -171,12 +165,12 @@ def course(course_id: int) -> ResponseReturnValue:
         waiting=[e for e in enrolments if e.status is EnrolmentStatus.WAITLISTED],
         sees_waiting_list=current_user.role in MATCHING,
         places=places,
-        progress=sessions_left([item.id], today())[item.id],
+        progress=sessions_left([item.id], clock.today())[item.id],
         sees_people=sees_people,
         sees_cost=sees_contract_cost(current_user),
         can_manage_sessions=current_user.role == Role.ADMIN
         or (current_user.role == Role.ARTIST and item.provider_id == current_user.organisation_id),
-        today=today(),
+        today=clock.today(),
     )
 
 
@@ -196,7 +190,7 @@ def enrol_referral(course_id: int) -> ResponseReturnValue:
             current_user,
             referral,
             item,
-            today=today(),
+            today=clock.today(),
             late_start_confirmed=request.form.get("late_start_confirmed") == "1",
         )
     except CourseRuleBroken as error:
@@ -226,7 +220,7 @@ def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
     form = WithdrawForm()
     if form.validate_on_submit():
         try:
-            offered = withdraw(current_user, enrolment, form.reason.data or "", today=today())
+            offered = withdraw(current_user, enrolment, form.reason.data or "", today=clock.today())
         except CourseRuleBroken as error:
             db.session.rollback()
             form.reason.errors = [str(error)]
@@ -263,10 +257,10 @@ def answer_offer(enrolment_id: int) -> ResponseReturnValue:
     name, title = enrolment.referral.patient.full_name, enrolment.course.title
     try:
         if answer == "accept":
-            accept_offer(current_user, enrolment, today=today())
+            accept_offer(current_user, enrolment, today=clock.today())
             done = f"{name} has accepted the place on {title}"
         else:
-            decline_offer(current_user, enrolment, today=today())
+            decline_offer(current_user, enrolment, today=clock.today())
             done = f"{name} has declined the place on {title}; it is offered to the next person"
     except CourseRuleBroken as error:
         db.session.rollback()
@@ -283,7 +277,7 @@ def answer_offer(enrolment_id: int) -> ResponseReturnValue:
 @bp.get("/sessions/")
 @allow(*REGISTER_TAKERS)
 def sessions() -> ResponseReturnValue:
-    day = today()
+    day = clock.today()
     if current_user.role == Role.ADMIN:
         from datetime import timedelta
 
@@ -385,7 +379,7 @@ def _completion_message(names: list[str]) -> str:
 @allow(*REGISTER_TAKERS)
 def register(session_id: int) -> ResponseReturnValue:
     session = get_register_session_or_404(session_id, current_user)
-    day = today()
+    day = clock.today()
     rows = _register_rows(session)
     editable = can_edit_register(current_user, session, day)
     form = FlaskForm()
@@ -487,7 +481,7 @@ def move(session_id: int) -> ResponseReturnValue:
                     session,
                     form.new_date.data,
                     form.new_time.data,
-                    today=today(),
+                    today=clock.today(),
                     new_venue=venue,
                 )
             except CourseRuleBroken as error:
@@ -544,12 +538,12 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
         session_id = parse_id(request.args.get("session", ""))
         at_session = db.session.get(CourseSession, session_id) if session_id else None
         on_register = at_session is not None and at_session.course_id == enrolment.course_id
-        form.recorded_on.data = at_session.date if at_session and on_register else today()
+        form.recorded_on.data = at_session.date if at_session and on_register else clock.today()
         timepoint = timepoint_for(form.recorded_on.data, course_days([enrolment])[enrolment.id])
         form.timepoint.data = timepoint.value if timepoint else None
         mid_course = timepoint is None
     if form.validate_on_submit():
-        recorded_on = form.recorded_on.data or today()
+        recorded_on = form.recorded_on.data or clock.today()
         items = [int(getattr(form, f"item_{n}").data) for n in range(1, len(labels) + 1)]
         try:
             assessment = record_wellbeing(
@@ -559,7 +553,7 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
                 Timepoint(form.timepoint.data),
                 items,
                 recorded_on=recorded_on,
-                today=today(),
+                today=clock.today(),
             )
         except InvalidScores as error:
             db.session.rollback()

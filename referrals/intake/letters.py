@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -14,6 +13,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
+from referrals import clock
 from referrals.documents import Document, sample_styles
 from referrals.intake.identity import person_as_referred
 from referrals.intake.lifecycle import (
@@ -24,8 +24,6 @@ from referrals.intake.lifecycle import (
 )
 from referrals.intake.models import Referral, ReferralTransition
 from referrals.intake.validation import format_nhs_number
-
-LONDON = ZoneInfo("Europe/London")
 
 SNOMED_TERMS = {
     SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING: "Referral to social prescribing service",
@@ -118,7 +116,7 @@ def message_back(referral: Referral) -> MessageBack | None:
         # A code only where the move recorded one (`snomed_code_for`): accepting support at
         # the first interaction, or declining. Completing a course records none.
         step.snomed_code if step is not None else None,
-        step.at.astimezone(LONDON).date() if step is not None else _today(),
+        step.at.astimezone(clock.zone()).date() if step is not None else clock.today(),
     )
 
 
@@ -132,10 +130,6 @@ def _reported_step(referral: Referral, event: str) -> ReferralTransition | None:
         elif step.to_status == referral.status:
             return step
     return None
-
-
-def _today() -> date:
-    return datetime.now(LONDON).date()
 
 
 def _headline(referral: Referral, event: str) -> str:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -13,6 +11,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import MultiDict
 from wtforms.fields.choices import SelectChoice
 
+from referrals import clock
 from referrals.audit import record_view
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.exports import send_bytes
@@ -82,11 +81,6 @@ bp = Blueprint("intake", __name__)
 
 REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
 TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
-LONDON = ZoneInfo("Europe/London")
-
-
-def today() -> date:
-    return datetime.now(LONDON).date()
 
 
 def printable(text: str) -> str:
@@ -186,7 +180,7 @@ def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
         "intake/caseload.html",
         page=page,
         filters=filters,
-        today=today(),
+        today=clock.today(),
         is_overdue=is_overdue,
         practices=_practice_choices(),
         Status=Status,
@@ -200,7 +194,7 @@ def _form_for_user(data: Any = None) -> ReferralForm:
     default_type = {Role.REFERRER: "gp", Role.LINK_WORKER: "link_worker"}.get(
         current_user.role, "gp"
     )
-    form = ReferralForm(formdata=data, today=today(), practices=practices)
+    form = ReferralForm(formdata=data, today=clock.today(), practices=practices)
     if not form.is_submitted():
         form.referrer_type.data = default_type
         form.ethnicity.data = form.ethnicity.data or None
@@ -307,7 +301,7 @@ def new_referral() -> ResponseReturnValue:
         )
     if form.validate_on_submit():
         try:
-            referral = create_referral(current_user, _details_from(form), today=today())
+            referral = create_referral(current_user, _details_from(form), today=clock.today())
         except DuplicateOpenReferral as error:
             db.session.rollback()
             duplicate_refused(current_user, error)
@@ -347,8 +341,8 @@ def referral(referral_id: int) -> ResponseReturnValue:
         enrolments=referral_enrolments(item),
         can_triage=can_triage,
         moves=next_steps(item.status) if can_triage else [],
-        overdue=is_overdue(item, today()),
-        today=today(),
+        overdue=is_overdue(item, clock.today()),
+        today=clock.today(),
         message_back=letters.message_back(item),
     )
 
@@ -388,9 +382,9 @@ def contact(referral_id: int) -> ResponseReturnValue:
 @allow(*TRIAGING)
 def conversation(referral_id: int) -> ResponseReturnValue:
     item = _triage_page(referral_id)
-    form = ConversationForm(today=today())
+    form = ConversationForm(today=clock.today())
     if request.method == "GET":
-        form.held_on.data = today()
+        form.held_on.data = clock.today()
     if form.validate_on_submit():
         try:
             record_conversation(
@@ -433,7 +427,7 @@ def change_status(referral_id: int) -> ResponseReturnValue:
                 Status(form.to.data),
                 reason=form.reason.data or "",
                 note=form.note.data or "",
-                today=today(),
+                today=clock.today(),
             )
         except CourseRuleBroken as error:
             db.session.rollback()

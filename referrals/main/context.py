@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import phonenumbers
 from flask import Flask, g, request, url_for
 from flask_login import current_user
 
+from referrals import clock
 from referrals.auth.models import Role
-
-LONDON = ZoneInfo("Europe/London")
 
 # (label, endpoint, roles). Later areas append their entries with `add_navigation`.
 NAVIGATION: list[tuple[str, str, frozenset[Role]]] = [
@@ -66,14 +64,14 @@ def _inject() -> dict[str, Any]:
 def local_datetime(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.astimezone(LONDON).strftime("%-d %b %Y, %H:%M")
+    return value.astimezone(clock.zone()).strftime("%-d %b %Y, %H:%M")
 
 
 def local_date(value: date | datetime | None) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        value = value.astimezone(LONDON).date()
+        value = value.astimezone(clock.zone()).date()
     return value.strftime("%-d %b %Y")
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, User
 from referrals.extensions import db
@@ -21,12 +22,9 @@ def home_context(user: Any) -> dict[str, Any]:
     if user.role in ("referrer", "link_worker", "admin"):
         context.update(referral_overview(user))
     if user.role == "artist":
-        from datetime import datetime
-        from zoneinfo import ZoneInfo
-
         from referrals.courses.queries import my_sessions
 
-        context["sessions"] = my_sessions(user, datetime.now(ZoneInfo("Europe/London")).date())
+        context["sessions"] = my_sessions(user, clock.today())
     if user.role == "commissioner":
         from referrals.reports.queries import contract_summaries
 

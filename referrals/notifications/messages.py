@@ -9,13 +9,13 @@ before a session, registers not taken two days after one, and places still on of
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from referrals import clock
 from referrals.auth.models import Organisation, User
 from referrals.courses.models import (
     Course,
@@ -25,6 +25,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.models import Referral
 from referrals.notifications.outbound import (
@@ -41,10 +42,6 @@ from referrals.notifications.outbound import (
 from referrals.notifications.sending import LETTER_ATTACHMENT, session_occasion
 
 REGISTER_OVERDUE_AFTER = timedelta(days=2)
-
-
-def _zone() -> ZoneInfo:
-    return ZoneInfo(current_app.config["TIMEZONE"])
 
 
 def _venue(venue: Venue) -> dict[str, str]:
@@ -82,7 +79,7 @@ def _place(enrolment: Enrolment, kind: str, today: date, occasion: str, **extra:
 
 def enrolment_confirmed(enrolment: Enrolment, *, today: date) -> bool:
     """Tell a person with a new place on a course when and where it starts."""
-    at = enrolment.enrolled_at or datetime.now(UTC)
+    at = enrolment.enrolled_at or utcnow()
     return _place(enrolment, "enrolment_confirmed", today, at.isoformat(timespec="seconds"))
 
 
@@ -248,7 +245,7 @@ def session_reminders(today: date, now: datetime) -> int:
     """The day before each planned session, from SESSION_REMINDER_HOUR (no texts at night):
     one reminder per person on the course. Keyed by the session's date, time and venue, so a
     moved session is reminded afresh."""
-    too_early = now.astimezone(_zone()).hour < current_app.config["SESSION_REMINDER_HOUR"]
+    too_early = now.astimezone(clock.zone()).hour < current_app.config["SESSION_REMINDER_HOUR"]
     if not channels() or too_early:
         return 0
     queued = 0
@@ -318,7 +315,6 @@ def deliver_due(today: date) -> str:
 
     The scheduler's job and `referrals notifications send` both do exactly this.
     """
-    from referrals.db import utcnow
     from referrals.notifications.sending import send_due
 
     queued = queue_time_due(today, utcnow())

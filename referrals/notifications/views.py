@@ -21,6 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from referrals import clock
 from referrals.extensions import csrf, db
 from referrals.forms import Form, MultiCheckboxField
 from referrals.notifications.callbacks import BadCallback, delivery_receipt, received_text
@@ -99,7 +100,6 @@ def offer(token: str) -> ResponseReturnValue:
     shows the offer; POST answers it."""
     from referrals.courses.models import Enrolment, EnrolmentStatus
     from referrals.courses.services import CourseRuleBroken, accept_offer, decline_offer
-    from referrals.scheduler.jobs import today_in_london
 
     enrolment_id = enrolment_id_for_offer_token(token)
     enrolment = db.session.get(Enrolment, enrolment_id) if enrolment_id is not None else None
@@ -110,9 +110,9 @@ def offer(token: str) -> ResponseReturnValue:
     if request.method == "POST" and answer in ("accept", "decline"):
         try:
             if answer == "accept":
-                accept_offer(None, enrolment, today=today_in_london())
+                accept_offer(None, enrolment, today=clock.today())
             else:
-                decline_offer(None, enrolment, today=today_in_london())
+                decline_offer(None, enrolment, today=clock.today())
         except CourseRuleBroken as error:
             db.session.rollback()
             problem = str(error)

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, g, json, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
-from referrals.api.courses import today
+from referrals import clock
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.places.services import Where, understand
 from referrals.public.catalogue import BYDAY, Listing, Provider, Search, published, search
@@ -380,7 +380,7 @@ def filtered(*, near: bool = False) -> list[Listing]:
         within = _number("proximity")
     terms, taxonomies = _selected_terms()
     found = search(
-        published(today()).listings,
+        published(clock.today()).listings,
         Search(
             weekday=weekday,
             where=where,
@@ -405,14 +405,14 @@ def filtered(*, near: bool = False) -> list[Listing]:
 
 
 def _listing_or_404(public_id: str) -> Listing:
-    item = published(today()).by_public_id.get(public_id.lower())
+    item = published(clock.today()).by_public_id.get(public_id.lower())
     if item is None:
         raise NotFound("No published service has this id")
     return item
 
 
 def _service_at_location_or_404(key: str) -> Listing:
-    for item in published(today()).listings:
+    for item in published(clock.today()).listings:
         if service_at_location_id(item) == key.lower():
             return item
     raise NotFound("No published service at location has this id")
@@ -456,7 +456,7 @@ def meta() -> ResponseReturnValue:
 @public
 def services() -> ResponseReturnValue:
     items = filtered()
-    return _feed(page_of(items, service_summary), published(today()).last_modified)
+    return _feed(page_of(items, service_summary), published(clock.today()).last_modified)
 
 
 @bp.get("/services/<string(maxlength=64):service_id>")
@@ -472,7 +472,7 @@ def service_at_locations() -> ResponseReturnValue:
     items = filtered(near=True)
     return _feed(
         page_of(items, lambda item: service_at_location_json(item, nested=False)),
-        published(today()).last_modified,
+        published(clock.today()).last_modified,
     )
 
 

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from referrals.api.courses import today
+from referrals import clock
 from referrals.extensions import db
 from referrals.ids import parse_id
 from referrals.places.services import METRES_PER_MILE, understand
@@ -60,7 +60,7 @@ def _finder_search() -> tuple[Search, dict[str, str], str | None]:
 @public
 def finder() -> ResponseReturnValue:
     query, shown, problem = _finder_search()
-    found = [] if problem else search(published(today()).listings, query)
+    found = [] if problem else search(published(clock.today()).listings, query)
     page = max(1, parse_id(request.args.get("page", "1")) or 1)
     return render_template(
         "public/finder.html",
@@ -81,7 +81,7 @@ def finder() -> ResponseReturnValue:
 @bp.get("/courses/<int:course_id>")
 @public
 def course(course_id: int) -> ResponseReturnValue:
-    listing = published(today()).by_id.get(course_id)
+    listing = published(clock.today()).by_id.get(course_id)
     if listing is None:
         abort(404)
     return render_template("public/course.html", listing=listing)
@@ -94,10 +94,10 @@ def refer_yourself_page() -> ResponseReturnValue:
         abort(413)
     practices = gp_practices()
     form = SelfReferralForm(
-        today=today(), practices=[SelectChoice(str(p.id), p.name) for p in practices]
+        today=clock.today(), practices=[SelectChoice(str(p.id), p.name) for p in practices]
     )
     course_id = parse_id(request.values.get("course", ""))
-    listing = published(today()).by_id.get(course_id) if course_id else None
+    listing = published(clock.today()).by_id.get(course_id) if course_id else None
     if request.method == "GET" and listing is not None:
         form.course.data = str(listing.id)
     if form.validate_on_submit():
@@ -125,7 +125,7 @@ def refer_yourself_page() -> ResponseReturnValue:
                 art_form=listing.art_form if listing else None,
                 consent=bool(form.consent.data),
             ),
-            today=today(),
+            today=clock.today(),
         )
         db.session.commit()
         return redirect(url_for("public.thank_you"))

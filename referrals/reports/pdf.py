@@ -21,7 +21,6 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from reportlab.graphics.charts.lineplots import LinePlot
@@ -43,6 +42,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from referrals import clock
 from referrals.documents import FONT, FONT_BOLD, Document, sample_styles
 from referrals.reports.exporting import generated_by, return_sections, scope_label
 from referrals.reports.kpi import HEADLINE_CODES, NAMES
@@ -66,9 +66,6 @@ from referrals.reports.periods import Period
 from referrals.reports.rules import SUPPRESSED
 from referrals.reports.services import registers_close_on
 from referrals.reports.trends import Trend, return_trends
-
-LONDON = ZoneInfo("Europe/London")
-
 
 # NHS colours. Ratings use the NHS tag palette (dark text on a pale fill, as on the web page),
 # so the words stay readable in greyscale and the colour is never the only signal.
@@ -184,7 +181,7 @@ def _target_cell(target: dict[str, Any] | None) -> str:
 
 
 def _london(moment: datetime) -> str:
-    local = moment.astimezone(LONDON)
+    local = moment.astimezone(clock.zone())
     return f"{local.day} {local:%B %Y at %H:%M} {local.tzname()}"
 
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -21,6 +20,7 @@ from sqlalchemy.orm import joinedload
 from wtforms import SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
+from referrals import clock
 from referrals.audit import record_now, record_view
 from referrals.auth.models import Role
 from referrals.courses.models import Contract
@@ -65,14 +65,9 @@ from referrals.security import allow
 
 bp = Blueprint("reports", __name__)
 
-LONDON = ZoneInfo("Europe/London")
 READERS = (Role.COMMISSIONER, Role.ADMIN)
 CONTRACTS_PER_PAGE = 10
 ALL_ACTIVITY = "all"
-
-
-def today() -> date:
-    return datetime.now(LONDON).date()
 
 
 @bp.record_once
@@ -222,7 +217,7 @@ def dashboard() -> ResponseReturnValue:
         reports=reports,
         page=page,
         is_admin=is_admin,
-        last_finished=Period.containing(today()).previous(),
+        last_finished=Period.containing(clock.today()).previous(),
     )
 
 
@@ -334,7 +329,7 @@ def _scope_choice(text: str) -> tuple[bool, int | None]:
 @bp.route("/generate", methods=["GET", "POST"])
 @allow(Role.ADMIN)
 def generate() -> ResponseReturnValue:
-    last_finished = Period.containing(today()).previous()
+    last_finished = Period.containing(clock.today()).previous()
     form = GenerateForm()
     form.scope.choices = [
         ("", "Choose a contract"),
@@ -355,12 +350,12 @@ def generate() -> ResponseReturnValue:
             form.scope.errors = ["Choose a contract, or all activity"]
         try:
             period = Period.parse(form.period.data or "")
-            check_reportable(period, today())
+            check_reportable(period, clock.today())
         except InvalidPeriod as error:
             form.period.errors = [str(error)]
         if valid_scope and period is not None and not form.period.errors:
             try:
-                made = make_return(contract_id, period, today=today(), actor=current_user)
+                made = make_return(contract_id, period, today=clock.today(), actor=current_user)
             except InvalidPeriod as error:
                 db.session.rollback()
                 form.period.errors = [str(error)]
@@ -404,7 +399,7 @@ def regenerate(return_id: int) -> ResponseReturnValue:
     if form.validate_on_submit():
         try:
             made = regenerate_return(
-                current_user, item.contract_id, period, form.reason.data or "", today=today()
+                current_user, item.contract_id, period, form.reason.data or "", today=clock.today()
             )
         except (ReturnRefused, InvalidPeriod) as error:
             db.session.rollback()

@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, g
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
+from referrals import clock
 from referrals.audit import AUDIT_JOB
 from referrals.auth.models import Role, User
 from referrals.courses.services import REGISTER_EDIT_DAYS
@@ -34,7 +34,6 @@ from referrals.notifications.services import notify
 from referrals.reports.models import CLAIMING_OUTCOMES, JobOutcome, JobRun
 
 log = logging.getLogger(__name__)
-LONDON = ZoneInfo("Europe/London")
 
 MONTHLY_RETURNS = "monthly-kpi-returns"
 REGISTER_REMINDERS = "register-reminders"
@@ -47,10 +46,6 @@ FAILED_KIND = "job_failed"
 
 RETRY_DELAY = timedelta(minutes=15)
 RETRY_LIMIT = 5  # attempts per (job, period), the first included
-
-
-def today_in_london() -> date:
-    return datetime.now(LONDON).date()
 
 
 class JobFailed(Exception):
@@ -250,7 +245,7 @@ def period_key(job: Job, today: date) -> str:
         year, week, _ = today.isocalendar()
         return f"{year}-W{week:02d}"
     if job.id == OUTBOUND:
-        now = datetime.now(LONDON)
+        now = clock.now()
         slot = now.minute - now.minute % OUTBOUND_EVERY_MINUTES
         return f"{today.isoformat()}T{now.hour:02d}:{slot:02d}"
     return today.isoformat()
@@ -360,7 +355,7 @@ def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
     job = JOBS_BY_ID[job_id]
     with app.app_context():
         setattr(g, AUDIT_JOB, job.id)
-        day = today or today_in_london()
+        day = today or clock.today()
         key = period_key(job, day)
         run = _claim(job, key, day)
         if run is None:

@@ -10,7 +10,7 @@ runs. Retries live in the database, not in this process, so any scheduler may ta
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -19,8 +19,9 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from flask import Flask
 
+from referrals import clock
 from referrals.scheduler.health import HEARTBEAT_EVERY, beat, this_process
-from referrals.scheduler.jobs import JOBS, LONDON, MONTHLY_RETURNS, execute, recover
+from referrals.scheduler.jobs import JOBS, MONTHLY_RETURNS, execute, recover
 
 log = logging.getLogger(__name__)
 WEEK_SECONDS = 7 * 24 * 3600
@@ -40,14 +41,16 @@ def _recover(app: Flask) -> None:
 def build_scheduler(
     app: Flask, scheduler_class: type[BaseScheduler] = BlockingScheduler
 ) -> BaseScheduler:
+    with app.app_context():
+        zone = clock.zone()
     scheduler = scheduler_class(
-        timezone=LONDON,
+        timezone=zone,
         job_defaults={"coalesce": True, "misfire_grace_time": WEEK_SECONDS, "max_instances": 1},
     )
     for job in JOBS:
         scheduler.add_job(
             execute,
-            CronTrigger(timezone=LONDON, **job.cron),
+            CronTrigger(timezone=zone, **job.cron),
             args=[app, job.id],
             id=job.id,
             name=job.description,
@@ -65,7 +68,7 @@ def build_scheduler(
     )
     scheduler.add_job(
         _recover,
-        IntervalTrigger(seconds=int(RECOVERY_EVERY.total_seconds()), timezone=LONDON),
+        IntervalTrigger(seconds=int(RECOVERY_EVERY.total_seconds()), timezone=zone),
         args=[app],
         id=RECOVERY,
         name="Retry job runs that failed or whose process died",
@@ -85,7 +88,7 @@ def catch_up(app: Flask, scheduler: BaseScheduler) -> bool:
         log.exception("catch-up failed; trying again in %s", CATCH_UP_RETRY)
         scheduler.add_job(
             catch_up,
-            DateTrigger(run_date=datetime.now(LONDON) + CATCH_UP_RETRY),
+            DateTrigger(run_date=clock.now() + CATCH_UP_RETRY),
             args=[app, scheduler],
             id=CATCH_UP,
             name="Catch up after start",
@@ -103,7 +106,7 @@ def run_forever(app: Flask) -> None:
         log.exception("the first heartbeat failed")
     scheduler.add_job(
         catch_up,
-        DateTrigger(run_date=datetime.now(LONDON)),
+        DateTrigger(run_date=clock.now()),
         args=[app, scheduler],
         id=CATCH_UP,
         name="Catch up after start",
