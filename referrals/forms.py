@@ -8,7 +8,12 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import Field, SelectMultipleField, StringField
+from wtforms.validators import StopValidation
 from wtforms.widgets import CheckboxInput, ListWidget, TextInput
+
+# The API reads the rule through here too; `referrals.text` is where it is written.
+from referrals.text import CONTROL_CHARACTERS as CONTROL_CHARACTERS
+from referrals.text import control_characters_refused, has_control_characters
 
 _DATE_PARTS = re.compile(r"^\s*(\d{1,2})[\s/.-]+(\d{1,2})[\s/.-]+(\d{4})\s*$")
 _ISO_DATE = re.compile(r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})\s*$")
@@ -77,16 +82,27 @@ class StrippedStringField(StringField):
             self.data = value.strip()
 
 
-# The characters no text the service keeps may hold (never typed; PostgreSQL refuses NUL).
-CONTROL_CHARACTERS = frozenset({chr(c) for c in range(32)} - {"\t", "\n", "\r"} | {"\x7f"})
+class NoControlCharacters:
+    """A field validator refusing control characters (`referrals.text`). It stops the field's
+    other checks, so no later one (a uniqueness query) sees them: PostgreSQL refuses NUL. A
+    one-line field refuses tabs and line breaks too; `multiline` text keeps them."""
+
+    def __init__(self, message: str | None = None, *, multiline: bool = False) -> None:
+        self.message, self.multiline = message, multiline
+
+    def __call__(self, form: Any, field: Any) -> None:
+        text = field.data
+        if isinstance(text, str) and has_control_characters(text, single_line=not self.multiline):
+            raise StopValidation(self.message or control_characters_refused(field.label.text))
 
 
-def has_control_characters(text: str) -> bool:
-    return not CONTROL_CHARACTERS.isdisjoint(text)
+# For one-line fields: names, email addresses, passwords, codes.
+no_control_characters = NoControlCharacters()
 
 
 class Form(FlaskForm):
-    """A form whose text fields refuse control characters (never typed; PostgreSQL refuses NUL)."""
+    """A form whose text fields refuse control characters (never typed; PostgreSQL refuses NUL),
+    text areas keeping their line breaks."""
 
     def validate(self, extra_validators: Any = None) -> bool:
         valid = bool(super().validate(extra_validators))
@@ -94,9 +110,6 @@ class Form(FlaskForm):
             value = field.data
             texts = value if isinstance(value, list) else [value]
             if any(isinstance(t, str) and has_control_characters(t) for t in texts):
-                field.errors = [
-                    *field.errors,
-                    f"{field.label.text} must not contain control characters",
-                ]
+                field.errors = [*field.errors, control_characters_refused(field.label.text)]
                 valid = False
         return valid

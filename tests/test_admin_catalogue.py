@@ -27,9 +27,11 @@ from referrals.courses.services import (
     save_contract,
 )
 from referrals.extensions import db
+from referrals.intake.models import Referral
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
 from tests.conftest import csrf_token, submit
+from tests.intake_helpers import referral_form
 
 NON_ADMIN_ROLES = [Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER]
 JUNK = {
@@ -1120,3 +1122,19 @@ def test_a_course_shows_its_fee_to_everyone_and_its_cost_only_to_the_contract_si
         sees_cost = role in (Role.ADMIN, Role.COMMISSIONER)
         assert ("Cost per session to the contract" in text) is sees_cost, role
         assert ("£33.00" in text) is sees_cost, role
+
+
+def test_a_control_character_is_refused_in_a_course_title_as_in_a_referral_reason(
+    admin: Any, catalogue: dict[str, Any], login_as: Any
+) -> None:
+    """Text hygiene is one rule (`referrals.text`): what the referral form refuses, the
+    catalogue's course form refuses too, at the field, storing nothing."""
+    practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
+    gp = login_as(factories.make_user(Role.REFERRER, organisation=practice))
+    response = submit(gp, "/referrals/new", referral_form(reason="Sing\x01ing"))
+    assert_field_error(response, "reason", "must not contain control characters")
+    assert count(Referral) == 0
+
+    response = submit(admin, "/admin/courses/new", course_form(catalogue, title="Sing\x01ing"))
+    assert_field_error(response, "title", "Title must not contain control characters")
+    assert count(Course) == 0

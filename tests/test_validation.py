@@ -18,6 +18,7 @@ from referrals.intake.validation import (
     clean_postcode,
     format_nhs_number,
 )
+from referrals.text import has_control_characters, without_control_characters
 
 
 def check_digit(nine: str) -> int:
@@ -135,3 +136,23 @@ def test_bad_phone_numbers_are_refused(raw):
 )
 def test_uk_dates(text, expected):
     assert parse_uk_date(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "in_lines", "on_one_line"),
+    [
+        ("Singing", False, False),
+        ("Sing\x01ing", True, True),
+        ("Sing\x00", True, True),
+        ("Sing\x7f", True, True),
+        ("Sing\x85ing", True, True),  # C1 (NEL): never typed either
+        ("Line one\r\nLine two\tend", False, True),
+        ("Zoë – ok ☺", False, False),
+    ],
+)
+def test_one_rule_says_which_text_holds_control_characters(
+    text: str, in_lines: bool, on_one_line: bool
+) -> None:
+    assert has_control_characters(text) is in_lines
+    assert has_control_characters(text, single_line=True) is on_one_line
+    assert not has_control_characters(without_control_characters(text), single_line=True)

@@ -7,7 +7,6 @@ back exactly as typed with a message at its field; the course services have the 
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, time
@@ -42,8 +41,9 @@ from referrals.courses.services import (
 )
 from referrals.dates import check_contract, refusal
 from referrals.extensions import db
-from referrals.forms import MultiCheckboxField, UKDateField
+from referrals.forms import MultiCheckboxField, NoControlCharacters, UKDateField
 from referrals.intake.validation import InvalidValue, clean_postcode
+from referrals.text import control_characters_refused
 from referrals.vocab import ArtForm, Pathway
 
 NAME_MAX = 200  # contract, venue and course names (the columns' length)
@@ -87,19 +87,6 @@ def _required(message: str) -> Callable[[Any, Any], None]:
     return check
 
 
-def _no_control_characters(message: str, *, multiline: bool = False) -> Callable[[Any, Any], None]:
-    # Stops before any query sees the text (PostgreSQL refuses NUL bytes). Text areas keep
-    # their line breaks and tabs.
-    allowed = "\r\n\t" if multiline else ""
-
-    def check(form: Any, field: Any) -> None:
-        text = field.data or ""
-        if any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text):
-            raise StopValidation(message)
-
-    return check
-
-
 def _between(low: int, high: int, below: str, above: str) -> Callable[[Any, Any], None]:
     def check(form: Any, field: Any) -> None:
         if field.data is None:
@@ -118,7 +105,7 @@ def _name_field(label: str, missing: str) -> Any:
         filters=[_strip],
         validators=[
             DataRequired(missing),
-            _no_control_characters(f"{label} must not contain control characters"),
+            NoControlCharacters(control_characters_refused(label)),
             Length(max=NAME_MAX, message=f"{label} must be {NAME_MAX} characters or fewer"),
         ],
     )
@@ -127,7 +114,7 @@ def _name_field(label: str, missing: str) -> Any:
 def _text_area(label: str, name: str, maximum: int, missing: str | None = None) -> Any:
     validators: list[Any] = [DataRequired(missing)] if missing else []
     validators += [
-        _no_control_characters(f"{name} must not contain control characters", multiline=True),
+        NoControlCharacters(control_characters_refused(name), multiline=True),
         Length(max=maximum, message=f"{name} must be {maximum:,} characters or fewer"),
     ]
     return TextAreaField(label, filters=[_strip], validators=validators)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-import unicodedata
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -54,9 +53,10 @@ from referrals.auth.services import (
     organisation_name_taken,
 )
 from referrals.extensions import db
-from referrals.forms import UKDateField
+from referrals.forms import UKDateField, no_control_characters
 from referrals.ids import parse_id
 from referrals.intake.models import Referral
+from referrals.text import without_control_characters
 
 USER_NAME_MAX = 120
 EMAIL_MAX = 254
@@ -96,13 +96,7 @@ def _strip(value: Any) -> Any:
 
 def _without_control_characters(value: Any) -> str:
     # Filters read from the address bar: a NUL byte would make PostgreSQL refuse the query.
-    return "".join(ch for ch in str(value or "") if unicodedata.category(ch) != "Cc").strip()
-
-
-def _printable(form: Any, field: Any) -> None:
-    # Stops here, before any uniqueness query sees the text (PostgreSQL refuses NUL bytes).
-    if field.data and any(unicodedata.category(ch) == "Cc" for ch in field.data):
-        raise StopValidation(f"{field.label.text} must not contain control characters")
+    return without_control_characters(str(value or "")).strip()
 
 
 def _valid_email(form: Any, field: Any) -> None:
@@ -127,7 +121,7 @@ class OrganisationForm(FlaskForm):
         filters=[_strip],
         validators=[
             DataRequired("Enter the organisation's name"),
-            _printable,
+            no_control_characters,
             Length(
                 max=ORGANISATION_NAME_MAX,
                 message=f"Name must be {ORGANISATION_NAME_MAX} characters or fewer",
@@ -243,7 +237,7 @@ class UserForm(FlaskForm):
         filters=[_strip],
         validators=[
             DataRequired("Enter the person's full name"),
-            _printable,
+            no_control_characters,
             Length(max=USER_NAME_MAX, message=f"Name must be {USER_NAME_MAX} characters or fewer"),
         ],
     )

@@ -9,12 +9,7 @@ from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
 from referrals.auth.passwords import MAX_LENGTH, password_problem
-
-
-def no_control_characters(form: Any, field: Any) -> None:
-    """Control characters are never typed by people, and PostgreSQL refuses NUL in text."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in field.data or ""):
-        raise ValidationError(f"{field.label.text} must not contain control characters")
+from referrals.forms import no_control_characters
 
 
 class LoginForm(FlaskForm):

@@ -11,6 +11,8 @@ from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from flask import current_app
 
+from referrals.text import has_control_characters
+
 MIN_LENGTH = 12
 MAX_LENGTH = 128
 
@@ -66,7 +68,7 @@ def password_problem(password: str, *, email: str = "", name: str = "") -> str |
         return f"Password must be at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"Password must be {MAX_LENGTH} characters or fewer"
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in password):
+    if has_control_characters(password, single_line=True):
         # The sign-in form refuses these too, so such a password could never be used.
         return "Password must not contain control characters, such as tabs"
     lowered = password.lower()

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from referrals import clock
 from referrals.courses.models import AttendanceStatus
-from referrals.forms import has_control_characters
+from referrals.text import has_control_characters
 
 MOOD_MIN, MOOD_MAX = 0, 10
 NOTE_MAX = 1000

@@ -67,6 +67,7 @@ from referrals.intake.services import (
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.pagination import Page
 from referrals.security import allow
+from referrals.text import without_control_characters
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
@@ -81,11 +82,6 @@ bp = Blueprint("intake", __name__)
 
 REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
 TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
-
-
-def printable(text: str) -> str:
-    """A search term without control characters (never typed; PostgreSQL refuses NUL)."""
-    return "".join(ch for ch in text if ch.isprintable())
 
 
 def _practice_choices() -> list[SelectChoice]:
@@ -108,7 +104,9 @@ LIST_FILTERS = ("status", "practice", "pathway", "mine")
 def _list_request() -> tuple[MultiDict[str, str], str]:
     """Where this list's filters come from, and the search term (from a POST body alone)."""
     if request.method == "POST":
-        return request.form, printable(request.form.get(SEARCH_FIELD, "")).strip()[:100]
+        return request.form, without_control_characters(request.form.get(SEARCH_FIELD, "")).strip()[
+            :100
+        ]
     return request.args, ""
 
 
