@@ -26,6 +26,7 @@ from referrals.auth.mfa import challenge_is_open, enrolment_due
 from referrals.auth.models import Role
 from referrals.auth.sessions import refresh_last_seen
 from referrals.extensions import db
+from referrals.ids import MAX_ID
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -195,11 +196,9 @@ class BoundedIntConverter(IntegerConverter):
     Without it an id like 99999999999999999999 reaches the database and fails there.
     """
 
-    MAX_ID = 2**31 - 1
-
     def to_python(self, value: str) -> int:
         number = int(super().to_python(value))
-        if number > self.MAX_ID:
+        if number > MAX_ID:
             raise NotFound()
         return number
 

@@ -3,10 +3,18 @@
 Control characters are never typed by people; they arrive from pasted terminal output, broken
 clients and attacks, and PostgreSQL refuses NUL in text outright. Unicode's control characters
 (C0, DEL and C1) are refused everywhere, except that text written in lines (reasons, notes,
-descriptions) keeps its tabs and line breaks. Lengths belong to each area's rules.
+descriptions) keeps its tabs and line breaks. The lengths of text
+every area takes are here too; the rest belong to each area's rules.
 """
 
 from __future__ import annotations
+
+# A text area: a reason, a note, a description (forms and the API alike).
+TEXT_MAX = 4000
+# An email address (RFC 5321's longest path), wherever one is typed or stored.
+EMAIL_MAX = 254
+# A search term typed into a list's search box.
+SEARCH_MAX = 100
 
 # What a text area keeps; a one-line field (a name, an email address, a password) refuses them.
 LINE_BREAKS = frozenset("\t\n\r")

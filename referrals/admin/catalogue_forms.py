@@ -34,7 +34,12 @@ from referrals.courses.kpi_targets import (
 from referrals.courses.models import Contract, Course, Venue
 from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule, expand
 from referrals.courses.services import (
+    ADDRESS_MAX,
+    AGE_MAX,
+    CAPACITY_MAX,
     CONTRACT_VALUE_MAX_PENCE,
+    COST_MAX_PENCE,
+    TITLE_MAX,
     ContractFields,
     CourseFields,
     VenueFields,
@@ -43,15 +48,8 @@ from referrals.dates import check_contract, refusal
 from referrals.extensions import db
 from referrals.forms import MultiCheckboxField, NoControlCharacters, UKDateField
 from referrals.intake.validation import InvalidValue, clean_postcode
-from referrals.text import control_characters_refused
+from referrals.text import TEXT_MAX, control_characters_refused
 from referrals.vocab import ArtForm, Pathway
-
-NAME_MAX = 200  # contract, venue and course names (the columns' length)
-ADDRESS_MAX = 1000
-TEXT_MAX = 4000
-MAX_AGE = 120
-MAX_CAPACITY = 1000
-MAX_COST_PENCE = 1_000_000  # £10,000 a session
 
 T = TypeVar("T")
 
@@ -106,7 +104,7 @@ def _name_field(label: str, missing: str) -> Any:
         validators=[
             DataRequired(missing),
             NoControlCharacters(control_characters_refused(label)),
-            Length(max=NAME_MAX, message=f"{label} must be {NAME_MAX} characters or fewer"),
+            Length(max=TITLE_MAX, message=f"{label} must be {TITLE_MAX} characters or fewer"),
         ],
     )
 
@@ -541,9 +539,9 @@ class CourseForm(FlaskForm):
         validators=[
             _between(
                 0,
-                MAX_AGE,
+                AGE_MAX,
                 "Youngest age must be 0 or more",
-                f"Youngest age must be {MAX_AGE} or less",
+                f"Youngest age must be {AGE_MAX} or less",
             ),
         ],
     )
@@ -552,7 +550,7 @@ class CourseForm(FlaskForm):
         message="Enter the oldest age as a whole number of years, like 65",
         validators=[
             _between(
-                0, MAX_AGE, "Oldest age must be 0 or more", f"Oldest age must be {MAX_AGE} or less"
+                0, AGE_MAX, "Oldest age must be 0 or more", f"Oldest age must be {AGE_MAX} or less"
             ),
         ],
     )
@@ -563,9 +561,9 @@ class CourseForm(FlaskForm):
             _required("Enter the capacity"),
             _between(
                 1,
-                MAX_CAPACITY,
+                CAPACITY_MAX,
                 "Capacity must be 1 or more",
-                f"Capacity must be {MAX_CAPACITY:,} or less",
+                f"Capacity must be {CAPACITY_MAX:,} or less",
             ),
         ],
     )
@@ -575,9 +573,9 @@ class CourseForm(FlaskForm):
             _required("Enter the cost per session to the contract, or 0"),
             _between(
                 0,
-                MAX_COST_PENCE,
+                COST_MAX_PENCE,
                 "Cost per session to the contract must be £0 or more",
-                f"Cost per session to the contract must be £{MAX_COST_PENCE // 100:,} or less",
+                f"Cost per session to the contract must be £{COST_MAX_PENCE // 100:,} or less",
             ),
         ],
     )
@@ -586,9 +584,9 @@ class CourseForm(FlaskForm):
         validators=[
             _between(
                 0,
-                MAX_COST_PENCE,
+                COST_MAX_PENCE,
                 "The participant's fee must be £0 or more",
-                f"The participant's fee must be £{MAX_COST_PENCE // 100:,} or less",
+                f"The participant's fee must be £{COST_MAX_PENCE // 100:,} or less",
             ),
         ],
     )

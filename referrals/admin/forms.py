@@ -37,7 +37,9 @@ from wtforms.validators import (
 
 from referrals.auth.forms import NewPasswordMixin
 from referrals.auth.models import (
+    ORGANISATION_NAME_MAX,
     ROLE_ORGANISATION_KINDS,
+    USER_NAME_MAX,
     Organisation,
     OrganisationKind,
     Role,
@@ -56,12 +58,7 @@ from referrals.extensions import db
 from referrals.forms import UKDateField, no_control_characters
 from referrals.ids import parse_id
 from referrals.intake.models import Referral
-from referrals.text import without_control_characters
-
-USER_NAME_MAX = 120
-EMAIL_MAX = 254
-ORGANISATION_NAME_MAX = 200
-SEARCH_MAX = 100
+from referrals.text import EMAIL_MAX, SEARCH_MAX, without_control_characters
 
 # A GP practice's code is a letter and five digits (A81001); commissioners and other NHS
 # bodies often have three characters (15N, QWE).
@@ -143,7 +140,7 @@ class OrganisationForm(FlaskForm):
     shared_mailbox = StringField(
         "Shared mailbox",
         filters=[_strip],
-        validators=[Optional(), Length(max=254), _valid_email],
+        validators=[Optional(), Length(max=EMAIL_MAX), _valid_email],
     )
 
     def __init__(self, *args: Any, organisation: Organisation | None = None, **kwargs: Any):

@@ -8,8 +8,10 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from referrals.auth.models import TOKEN_NAME_MAX
 from referrals.auth.passwords import MAX_LENGTH, password_problem
 from referrals.forms import no_control_characters
+from referrals.text import EMAIL_MAX
 
 
 class LoginForm(FlaskForm):
@@ -17,7 +19,7 @@ class LoginForm(FlaskForm):
         "Email address",
         validators=[
             DataRequired("Enter your email address"),
-            Length(max=254),
+            Length(max=EMAIL_MAX),
             no_control_characters,
         ],
     )
@@ -67,4 +69,4 @@ class ChangePasswordForm(NewPasswordMixin, FlaskForm):
 
 
 class TokenNameForm(FlaskForm):
-    name = StringField("Token name", validators=[Length(max=120)])
+    name = StringField("Token name", validators=[Length(max=TOKEN_NAME_MAX)])

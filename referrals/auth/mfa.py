@@ -52,6 +52,8 @@ TOTP_INTERVAL = 30
 VALID_WINDOW = 1  # steps either side of now: allows for a slow typist or a drifting phone clock
 RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_LENGTH = 16
+# What a code box takes: a TOTP or recovery code, with any spaces or hyphens people type.
+CODE_MAX = 40
 # No 0/o, 1/i/l: recovery codes are read off paper.
 RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
 CHALLENGE_KEY = "mfa_challenge"

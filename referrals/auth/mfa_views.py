@@ -21,13 +21,13 @@ from referrals.admin.forms import ConfirmForm
 from referrals.admin.views import bp as admin_bp
 from referrals.admin.views import get_user_or_404
 from referrals.auth import mfa
-from referrals.auth.forms import no_control_characters
 from referrals.auth.models import Role, User
+from referrals.auth.passwords import MAX_LENGTH
 from referrals.auth.services import LoginOutcome
 from referrals.auth.throttle import Throttled
 from referrals.auth.views import bp, retry_after, throttled_message
 from referrals.extensions import db
-from referrals.forms import MultiCheckboxField
+from referrals.forms import MultiCheckboxField, no_control_characters
 from referrals.main.context import NAVIGATION, add_navigation
 from referrals.pagination import Page
 from referrals.security import STAFF, allow, second_sign_in_step
@@ -59,7 +59,11 @@ add_navigation("Security", "admin.security", ADMINS, _navigation_position())
 class CodeForm(FlaskForm):
     code = StringField(
         "Code",
-        validators=[DataRequired("Enter the code"), Length(max=40), no_control_characters],
+        validators=[
+            DataRequired("Enter the code"),
+            Length(max=mfa.CODE_MAX),
+            no_control_characters,
+        ],
     )
 
 
@@ -68,7 +72,7 @@ class SetupCodeForm(FlaskForm):
         "Code from the app",
         validators=[
             DataRequired("Enter the 6-digit code from your app"),
-            Length(max=40),
+            Length(max=mfa.CODE_MAX),
             no_control_characters,
         ],
     )
@@ -78,14 +82,17 @@ def _code_or_password() -> Any:
     # Only compared, never stored: any password the policy accepted must be usable here.
     return PasswordField(
         "Code from your app, or your password",
-        validators=[DataRequired("Enter a code from your app, or your password"), Length(max=128)],
+        validators=[
+            DataRequired("Enter a code from your app, or your password"),
+            Length(max=MAX_LENGTH),
+        ],
     )
 
 
 def _password() -> Any:
     return PasswordField(
         "Your password",
-        validators=[DataRequired("Enter your password"), Length(max=128)],
+        validators=[DataRequired("Enter your password"), Length(max=MAX_LENGTH)],
     )
 
 
@@ -94,7 +101,7 @@ def _current_code() -> Any:
         "Code from your authenticator app",
         validators=[
             DataRequired("Enter the 6-digit code from your app"),
-            Length(max=40),
+            Length(max=mfa.CODE_MAX),
             no_control_characters,
         ],
     )

@@ -12,7 +12,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from referrals.db import PublicIdMixin, TimestampMixin, utcnow
 from referrals.extensions import db
+from referrals.text import EMAIL_MAX
 from referrals.types import enum_column
+
+# The columns' lengths are the limits the forms and the API check.
+ORGANISATION_NAME_MAX = 200
+USER_NAME_MAX = 120
+TOKEN_NAME_MAX = 120
 
 
 class OrganisationKind(enum.StrEnum):
@@ -63,12 +69,12 @@ class Organisation(PublicIdMixin, TimestampMixin, db.Model):  # type: ignore[nam
     __tablename__ = "organisation"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(ORGANISATION_NAME_MAX), unique=True)
     kind: Mapped[OrganisationKind] = mapped_column(enum_column(OrganisationKind), index=True)
     ods_code: Mapped[str | None] = mapped_column(String(10), unique=True)
     active: Mapped[bool] = mapped_column(default=True)
     # A practice's shared (secure) mailbox: where its messages back are emailed.
-    shared_mailbox: Mapped[str | None] = mapped_column(String(254))
+    shared_mailbox: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
 
     users: Mapped[list[User]] = relationship(back_populates="organisation")
 
@@ -80,8 +86,8 @@ class User(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "user_account"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    name: Mapped[str] = mapped_column(String(120))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX), unique=True)
+    name: Mapped[str] = mapped_column(String(USER_NAME_MAX))
     role: Mapped[Role] = mapped_column(enum_column(Role), index=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255))
@@ -153,7 +159,7 @@ class LoginAttempt(db.Model):  # type: ignore[name-defined]
     __tablename__ = "login_attempt"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(String(254))
+    email: Mapped[str] = mapped_column(String(EMAIL_MAX))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     ip_address: Mapped[str | None] = mapped_column(String(45))
     step: Mapped[FailedStep] = mapped_column(
@@ -175,7 +181,7 @@ class ApiToken(db.Model):  # type: ignore[name-defined]
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
-    name: Mapped[str] = mapped_column(String(120), default="")
+    name: Mapped[str] = mapped_column(String(TOKEN_NAME_MAX), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]

@@ -44,14 +44,13 @@ from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
-from referrals.intake.models import IdempotentRequest
+from referrals.intake.models import IDEMPOTENCY_KEY_MAX, IdempotentRequest
 from referrals.main.context import local_date, local_datetime, phone_display, phone_link
 from referrals.outcomes.scoring import InvalidScores, Timepoint, item_labels
 from referrals.security import allow, public
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY_MAX = 200
 QUESTIONNAIRES_MAX = 200
 
 

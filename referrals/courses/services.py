@@ -53,6 +53,12 @@ REGISTER_EDIT_DAYS = 7
 # A place offered from the waiting list is held this many days (to the end of the last).
 OFFER_REPLY_DAYS = 3
 CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term
+# What describes the catalogue, checked by the admin forms and the API alike.
+TITLE_MAX = 200  # contract, venue and course names (the columns' length)
+ADDRESS_MAX = 1000
+AGE_MAX = 120
+CAPACITY_MAX = 1000
+COST_MAX_PENCE = 1_000_000  # £10,000 a session
 
 
 class CourseRuleBroken(ValueError):

@@ -80,6 +80,7 @@ from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, ite
 from referrals.outcomes.timepoints import timepoint_for
 from referrals.pagination import Page
 from referrals.security import STAFF, allow
+from referrals.text import TEXT_MAX
 from referrals.vocab import ArtForm, Pathway
 
 MATCHING = (Role.LINK_WORKER, Role.ADMIN)
@@ -210,7 +211,9 @@ def enrol_referral(course_id: int) -> ResponseReturnValue:
 
 
 class WithdrawForm(Form):
-    reason = TextAreaField("Reason", validators=[DataRequired("Give a reason"), Length(max=2000)])
+    reason = TextAreaField(
+        "Reason", validators=[DataRequired("Give a reason"), Length(max=TEXT_MAX)]
+    )
 
 
 @bp.route("/enrolments/<int:enrolment_id>/withdraw", methods=["GET", "POST"])

@@ -18,6 +18,9 @@ from referrals.intake.validation import (
     clean_phone,
     clean_postcode,
 )
+
+# The API reads TEXT_MAX through here too; `referrals.text` is where it is written.
+from referrals.text import TEXT_MAX as TEXT_MAX
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
@@ -28,8 +31,8 @@ from referrals.vocab import (
     Sex,
 )
 
+# A person's given or family name.
 NAME_MAX = 100
-TEXT_MAX = 4000
 
 
 def _cleaned_by(cleaner: Any) -> Any:

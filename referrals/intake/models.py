@@ -12,6 +12,7 @@ from referrals.auth.models import Organisation, User
 from referrals.db import TimestampMixin, utcnow
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
+from referrals.text import EMAIL_MAX
 from referrals.types import enum_column
 
 if TYPE_CHECKING:
@@ -26,6 +27,9 @@ from referrals.vocab import (
     Sex,
 )
 
+# The key a client sends to make a request safe to repeat (the API's and the offline register's).
+IDEMPOTENCY_KEY_MAX = 200
+
 
 class Patient(TimestampMixin, db.Model):  # type: ignore[name-defined]
     __tablename__ = "patient"
@@ -39,7 +43,7 @@ class Patient(TimestampMixin, db.Model):  # type: ignore[name-defined]
     ethnicity: Mapped[Ethnicity] = mapped_column(enum_column(Ethnicity))
     postcode: Mapped[str | None] = mapped_column(String(8))
     phone: Mapped[str | None] = mapped_column(String(20))
-    email: Mapped[str | None] = mapped_column(String(254))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_MAX))
     preferred_contact: Mapped[ContactMethod] = mapped_column(enum_column(ContactMethod))
     gp_practice_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
     communication_needs: Mapped[str] = mapped_column(Text, default="")
@@ -206,7 +210,7 @@ class IdempotentRequest(db.Model):  # type: ignore[name-defined]
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    key: Mapped[str] = mapped_column(String(200))
+    key: Mapped[str] = mapped_column(String(IDEMPOTENCY_KEY_MAX))
     endpoint: Mapped[str] = mapped_column(String(100))
     request_hash: Mapped[str] = mapped_column(String(64))
     status_code: Mapped[int]

@@ -67,7 +67,7 @@ from referrals.intake.services import (
 from referrals.intake.validation import InvalidValue, clean_nhs_number
 from referrals.pagination import Page
 from referrals.security import allow
-from referrals.text import without_control_characters
+from referrals.text import SEARCH_MAX, without_control_characters
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
@@ -104,9 +104,8 @@ LIST_FILTERS = ("status", "practice", "pathway", "mine")
 def _list_request() -> tuple[MultiDict[str, str], str]:
     """Where this list's filters come from, and the search term (from a POST body alone)."""
     if request.method == "POST":
-        return request.form, without_control_characters(request.form.get(SEARCH_FIELD, "")).strip()[
-            :100
-        ]
+        term = without_control_characters(request.form.get(SEARCH_FIELD, ""))
+        return request.form, term.strip()[:SEARCH_MAX]
     return request.args, ""
 
 
