@@ -100,6 +100,10 @@ class NoControlCharacters:
 no_control_characters = NoControlCharacters()
 
 
+class ConfirmForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""
+
+
 class Form(FlaskForm):
     """A form whose text fields refuse control characters (never typed; PostgreSQL refuses NUL),
     text areas keeping their line breaks."""

@@ -12,6 +12,7 @@ from flask import abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from referrals.admin import bp
 from referrals.admin.access_history import (
     entries_page,
     history_csv,
@@ -20,7 +21,6 @@ from referrals.admin.access_history import (
     with_actors,
 )
 from referrals.admin.forms import DateRangeFilterForm
-from referrals.admin.views import bp
 from referrals.audit import record_now
 from referrals.auth.models import Role
 from referrals.exports import send_bytes

@@ -16,6 +16,7 @@ from flask_login import current_user
 from sqlalchemy import Select, func, select
 
 from referrals import clock
+from referrals.admin import bp
 from referrals.admin.catalogue_forms import (
     ContractForm,
     CourseChoices,
@@ -29,7 +30,7 @@ from referrals.admin.catalogue_forms import (
     show_errors,
     stored_schedule,
 )
-from referrals.admin.views import PER_PAGE, _form_page, bp
+from referrals.admin.views import PER_PAGE, _form_page
 from referrals.admin.views import _saved as save_or_show_clash
 from referrals.auth.models import Organisation, Role
 from referrals.courses.kpi_targets import SPAN_LABELS, TARGETABLE_KPIS
@@ -45,21 +46,8 @@ from referrals.courses.services import (
 )
 from referrals.dates import format_date
 from referrals.extensions import db
-from referrals.main.context import NAVIGATION, add_navigation
 from referrals.pagination import Page
 from referrals.security import allow
-
-ADMINS = frozenset({Role.ADMIN})
-
-
-def _navigation_position() -> int:
-    """Just before Organisations, so an admin's menu reads Courses, Contracts, Organisations."""
-    endpoints = [endpoint for _, endpoint, _ in NAVIGATION]
-    return endpoints.index("admin.organisations") if "admin.organisations" in endpoints else -1
-
-
-add_navigation("Courses", "admin.courses", ADMINS, _navigation_position())
-add_navigation("Contracts", "admin.contracts", ADMINS, _navigation_position())
 
 
 def _saved(form: Any, change: Callable[[], object]) -> bool:

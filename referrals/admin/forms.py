@@ -35,7 +35,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from referrals.auth.forms import NewPasswordMixin
+from referrals.auth.forms import NewPasswordMixin, ReauthenticateForm
 from referrals.auth.models import (
     ORGANISATION_NAME_MAX,
     ROLE_ORGANISATION_KINDS,
@@ -55,7 +55,7 @@ from referrals.auth.services import (
     organisation_name_taken,
 )
 from referrals.extensions import db
-from referrals.forms import UKDateField, no_control_characters
+from referrals.forms import MultiCheckboxField, UKDateField, no_control_characters
 from referrals.ids import parse_id
 from referrals.intake.models import Referral
 from referrals.text import EMAIL_MAX, SEARCH_MAX, without_control_characters
@@ -360,10 +360,6 @@ class ResetPasswordForm(NewPasswordMixin, FlaskForm):
         return {"email": self._user.email, "name": self._user.name}
 
 
-class ConfirmForm(FlaskForm):
-    """A button that changes state: only the CSRF token."""
-
-
 # List filters (GET, nothing changes, so no CSRF token) ---------------------------------------
 
 
@@ -479,3 +475,13 @@ class AuditFilterForm(DateRangeFilterForm):
         if person is None:
             raise ValidationError(f"There is no referral R{number}")
         self.person_id = person
+
+
+# Security -----------------------------------------------------------------------------------------
+
+
+class RequiredRolesForm(ReauthenticateForm):
+    roles = MultiCheckboxField(
+        "Roles that must use two-step verification",
+        choices=[(role.value, role.label) for role in Role],
+    )

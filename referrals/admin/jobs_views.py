@@ -10,10 +10,9 @@ from flask import render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import func, select
 
-from referrals.admin.views import bp
+from referrals.admin import bp
 from referrals.auth.models import Role
 from referrals.extensions import db
-from referrals.main.context import add_navigation
 from referrals.pagination import Page
 from referrals.reports.models import JobOutcome, JobRun
 from referrals.scheduler.jobs import JOBS, RETRY_LIMIT
@@ -21,8 +20,6 @@ from referrals.security import allow
 
 RUNS_PER_PAGE = 50
 PROBLEMS = (JobOutcome.FAILED, JobOutcome.ABANDONED)
-
-add_navigation("Jobs", "admin.jobs", frozenset({Role.ADMIN}))
 
 
 @bp.get("/jobs")

@@ -7,16 +7,13 @@ from flask import abort, render_template, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from referrals.admin.views import bp
+from referrals.admin import bp
 from referrals.auth.models import Role
-from referrals.main.context import add_navigation
 from referrals.notifications.models import MessageStatus, OutboundMessage
 from referrals.notifications.outbound import backend_name
 from referrals.notifications.wording import KINDS, preview
 from referrals.pagination import Page
 from referrals.security import allow
-
-add_navigation("Outbound messages", "admin.outbound_messages", frozenset({Role.ADMIN}))
 
 
 @bp.get("/messages")

@@ -13,7 +13,7 @@ from flask_wtf import FlaskForm
 from wtforms import RadioField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length
 
-from referrals.admin.views import bp
+from referrals.admin import bp
 from referrals.audit import record_now
 from referrals.auth.models import Role
 from referrals.erasures import erase_and_remember

@@ -9,16 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from referrals.admin import bp
 from referrals.admin.access_history import entries_page, in_dates, newest_first
 from referrals.admin.forms import (
     AuditFilterForm,
-    ConfirmForm,
     EditOrganisationForm,
     EditUserForm,
     NewUserForm,
@@ -39,10 +39,9 @@ from referrals.auth.services import (
     update_user,
 )
 from referrals.extensions import db
+from referrals.forms import ConfirmForm
 from referrals.pagination import Page
 from referrals.security import allow
-
-bp = Blueprint("admin", __name__)
 
 PER_PAGE = 25
 CONFLICT = "Someone else changed this at the same time, so nothing was saved. Try again"

@@ -8,6 +8,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from referrals.auth import mfa
 from referrals.auth.models import TOKEN_NAME_MAX
 from referrals.auth.passwords import MAX_LENGTH, password_problem
 from referrals.forms import no_control_characters
@@ -70,3 +71,73 @@ class ChangePasswordForm(NewPasswordMixin, FlaskForm):
 
 class TokenNameForm(FlaskForm):
     name = StringField("Token name", validators=[Length(max=TOKEN_NAME_MAX)])
+
+
+# Two-step verification ----------------------------------------------------------------------------
+
+
+class CodeForm(FlaskForm):
+    code = StringField(
+        "Code",
+        validators=[
+            DataRequired("Enter the code"),
+            Length(max=mfa.CODE_MAX),
+            no_control_characters,
+        ],
+    )
+
+
+class SetupCodeForm(FlaskForm):
+    code = StringField(
+        "Code from the app",
+        validators=[
+            DataRequired("Enter the 6-digit code from your app"),
+            Length(max=mfa.CODE_MAX),
+            no_control_characters,
+        ],
+    )
+
+
+def _code_or_password() -> Any:
+    # Only compared, never stored: any password the policy accepted must be usable here.
+    return PasswordField(
+        "Code from your app, or your password",
+        validators=[
+            DataRequired("Enter a code from your app, or your password"),
+            Length(max=MAX_LENGTH),
+        ],
+    )
+
+
+def _password() -> Any:
+    return PasswordField(
+        "Your password",
+        validators=[DataRequired("Enter your password"), Length(max=MAX_LENGTH)],
+    )
+
+
+def _current_code() -> Any:
+    return StringField(
+        "Code from your authenticator app",
+        validators=[
+            DataRequired("Enter the 6-digit code from your app"),
+            Length(max=mfa.CODE_MAX),
+            no_control_characters,
+        ],
+    )
+
+
+class ReauthenticateForm(FlaskForm):
+    """A security change asks again for the password and a current code (see mfa.reauthenticate)."""
+
+    password = _password()
+    code = _current_code()
+
+
+class DisableForm(FlaskForm):
+    disable_password = _password()
+    disable_code = _current_code()
+
+
+class NewCodesForm(FlaskForm):
+    codes_confirmation = _code_or_password()

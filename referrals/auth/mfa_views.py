@@ -1,35 +1,20 @@
-"""Two-step verification pages: the code step of sign-in, set-up and management for every
-signed-in user, and the admin's security page (which roles must use it, resetting a user).
-
-Registered on the auth blueprint (and the admin pages on the admin blueprint) when
-`referrals.auth.views` is imported.
-"""
+"""Two-step verification pages: the code step of sign-in, and set-up and management for every
+signed-in user. The admin's security page is in `referrals.admin.security_views`; the forms are
+in `referrals.auth.forms`."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
-from flask_login import current_user
-from flask_wtf import FlaskForm
-from sqlalchemy import func, select
-from wtforms import PasswordField, StringField
-from wtforms.validators import DataRequired, Length
 
-from referrals.admin.forms import ConfirmForm
-from referrals.admin.views import bp as admin_bp
-from referrals.admin.views import get_user_or_404
-from referrals.auth import mfa
-from referrals.auth.models import Role, User
-from referrals.auth.passwords import MAX_LENGTH
+from referrals.auth import bp, mfa
+from referrals.auth.forms import CodeForm, DisableForm, NewCodesForm, SetupCodeForm
+from referrals.auth.models import User
+from referrals.auth.reauthentication import confirmed, reauthenticated, signed_in_user
 from referrals.auth.services import LoginOutcome
-from referrals.auth.throttle import Throttled
-from referrals.auth.views import bp, retry_after, throttled_message
+from referrals.auth.throttle import Throttled, retry_after, throttled_message
 from referrals.extensions import db
-from referrals.forms import MultiCheckboxField, no_control_characters
-from referrals.main.context import NAVIGATION, add_navigation
-from referrals.pagination import Page
+from referrals.forms import ConfirmForm
 from referrals.security import STAFF, allow, second_sign_in_step
 
 WRONG_CODE = "The code is not correct. Enter the newest code from your app, or a recovery code"
@@ -37,97 +22,8 @@ WRONG_SETUP_CODE = (
     "The code is not correct. Check that the time on your phone is right, "
     "then enter the newest code from your app"
 )
-NOT_CONFIRMED = "The code or password is not correct"
-NOT_REAUTHENTICATED = "The password or the code is not correct. Enter both again"
-SET_UP_FIRST = (
-    "Turn on two-step verification for your own account first: this change needs a code from it"
-)
 REQUIRED_FOR_ROLE = "Your role needs two-step verification, so it cannot be turned off"
 FEW_RECOVERY_CODES = 3
-
-ADMINS = frozenset({Role.ADMIN})
-
-
-def _navigation_position() -> int:
-    endpoints = [endpoint for _, endpoint, _ in NAVIGATION]
-    return endpoints.index("admin.audit_log") if "admin.audit_log" in endpoints else -1
-
-
-add_navigation("Security", "admin.security", ADMINS, _navigation_position())
-
-
-class CodeForm(FlaskForm):
-    code = StringField(
-        "Code",
-        validators=[
-            DataRequired("Enter the code"),
-            Length(max=mfa.CODE_MAX),
-            no_control_characters,
-        ],
-    )
-
-
-class SetupCodeForm(FlaskForm):
-    code = StringField(
-        "Code from the app",
-        validators=[
-            DataRequired("Enter the 6-digit code from your app"),
-            Length(max=mfa.CODE_MAX),
-            no_control_characters,
-        ],
-    )
-
-
-def _code_or_password() -> Any:
-    # Only compared, never stored: any password the policy accepted must be usable here.
-    return PasswordField(
-        "Code from your app, or your password",
-        validators=[
-            DataRequired("Enter a code from your app, or your password"),
-            Length(max=MAX_LENGTH),
-        ],
-    )
-
-
-def _password() -> Any:
-    return PasswordField(
-        "Your password",
-        validators=[DataRequired("Enter your password"), Length(max=MAX_LENGTH)],
-    )
-
-
-def _current_code() -> Any:
-    return StringField(
-        "Code from your authenticator app",
-        validators=[
-            DataRequired("Enter the 6-digit code from your app"),
-            Length(max=mfa.CODE_MAX),
-            no_control_characters,
-        ],
-    )
-
-
-class ReauthenticateForm(FlaskForm):
-    """A security change asks again for the password and a current code (see mfa.reauthenticate)."""
-
-    password = _password()
-    code = _current_code()
-
-
-class DisableForm(FlaskForm):
-    disable_password = _password()
-    disable_code = _current_code()
-
-
-class NewCodesForm(FlaskForm):
-    codes_confirmation = _code_or_password()
-
-
-class RequiredRolesForm(ReauthenticateForm):
-    roles = MultiCheckboxField(
-        "Roles that must use two-step verification",
-        choices=[(role.value, role.label) for role in Role],
-    )
 
 
 # Sign-in -------------------------------------------------------------------------------------
@@ -164,11 +60,6 @@ def login_code() -> ResponseReturnValue:
 # Set-up and management -----------------------------------------------------------------------
 
 
-def _me() -> User:
-    user: User = current_user._get_current_object()
-    return user
-
-
 def _setup_page(user: User, form: SetupCodeForm) -> str:
     return render_template(
         "auth/mfa_setup.html",
@@ -176,7 +67,7 @@ def _setup_page(user: User, form: SetupCodeForm) -> str:
         qr_code=mfa.qr_code_data_uri(mfa.provisioning_uri(user)),
         secret=mfa.grouped(user.totp_secret or ""),
         required=mfa.role_requires_mfa(user),
-        can_change=_me().mfa_enabled_at is not None,
+        can_change=signed_in_user().mfa_enabled_at is not None,
         page_has_errors=bool(form.errors),
     )
 
@@ -199,7 +90,7 @@ def _manage_page(
 @bp.get("/account/mfa")
 @allow(STAFF)
 def mfa_page() -> ResponseReturnValue:
-    user = _me()
+    user = signed_in_user()
     if user.mfa_enabled_at is not None:
         return _manage_page(user)
     if user.totp_secret is None:
@@ -212,7 +103,7 @@ def mfa_page() -> ResponseReturnValue:
 @bp.post("/account/mfa/start")
 @allow(STAFF)
 def mfa_start() -> ResponseReturnValue:
-    user = _me()
+    user = signed_in_user()
     if ConfirmForm().validate_on_submit() and user.mfa_enabled_at is None:
         mfa.start_enrolment(user)
         db.session.commit()
@@ -222,7 +113,7 @@ def mfa_start() -> ResponseReturnValue:
 @bp.post("/account/mfa/confirm")
 @allow(STAFF)
 def mfa_confirm() -> ResponseReturnValue:
-    user = _me()
+    user = signed_in_user()
     if user.mfa_enabled_at is not None or user.totp_secret is None:
         return redirect(url_for("auth.mfa_page"))
     form = SetupCodeForm()
@@ -241,43 +132,17 @@ def _recovery_codes_page(codes: list[str], *, first: bool) -> ResponseReturnValu
     return render_template("auth/mfa_recovery_codes.html", codes=codes, first=first)
 
 
-def _reauthenticated(user: User, password: Any, code: Any) -> bool:
-    """Check the password and a current code; a refusal is committed so that it counts."""
-    if user.mfa_enabled_at is None:
-        code.errors = [SET_UP_FIRST]
-        return False
-    outcome = mfa.reauthenticate(user, password.data or "", code.data or "")
-    db.session.commit()
-    if outcome is LoginOutcome.OK:
-        return True
-    code.errors = [
-        throttled_message(outcome) if isinstance(outcome, Throttled) else NOT_REAUTHENTICATED
-    ]
-    code.data = ""
-    return False
-
-
-def _confirmed(user: User, field: Any) -> bool:
-    """Check the code or password; a refusal is committed so that it counts."""
-    outcome = mfa.confirm_identity(user, field.data or "")
-    db.session.commit()
-    if outcome is LoginOutcome.OK:
-        return True
-    field.errors = [throttled_message(outcome) if isinstance(outcome, Throttled) else NOT_CONFIRMED]
-    return False
-
-
 @bp.post("/account/mfa/disable")
 @allow(STAFF)
 def mfa_disable() -> ResponseReturnValue:
-    user = _me()
+    user = signed_in_user()
     if user.mfa_enabled_at is None:
         return redirect(url_for("auth.mfa_page"))
     form = DisableForm()
     if form.validate_on_submit():
         if mfa.role_requires_mfa(user):
             form.form_errors.append(REQUIRED_FOR_ROLE)
-        elif _reauthenticated(user, form.disable_password, form.disable_code):
+        elif reauthenticated(user, form.disable_password, form.disable_code):
             mfa.disable(user)
             db.session.commit()
             flash("Two-step verification is off", "success")
@@ -288,88 +153,12 @@ def mfa_disable() -> ResponseReturnValue:
 @bp.post("/account/mfa/recovery-codes")
 @allow(STAFF)
 def mfa_recovery_codes() -> ResponseReturnValue:
-    user = _me()
+    user = signed_in_user()
     if user.mfa_enabled_at is None:
         return redirect(url_for("auth.mfa_page"))
     form = NewCodesForm()
-    if form.validate_on_submit() and _confirmed(user, form.codes_confirmation):
+    if form.validate_on_submit() and confirmed(user, form.codes_confirmation):
         codes = mfa.regenerate_recovery_codes(user)
         db.session.commit()
         return _recovery_codes_page(codes, first=False)
     return _manage_page(user, codes_form=form)
-
-
-# Admin ---------------------------------------------------------------------------------------
-
-
-def _enrolment_by_role() -> list[dict[str, Any]]:
-    rows = db.session.execute(
-        select(User.role, func.count(), func.count(User.mfa_enabled_at))
-        .where(User.active.is_(True))
-        .group_by(User.role)
-    ).all()
-    counts = {role: (users, enrolled) for role, users, enrolled in rows}
-    return [
-        {
-            "role": role,
-            "users": counts.get(role, (0, 0))[0],
-            "enrolled": counts.get(role, (0, 0))[1],
-        }
-        for role in Role
-    ]
-
-
-@admin_bp.route("/security", methods=["GET", "POST"])
-@allow(Role.ADMIN)
-def security() -> ResponseReturnValue:
-    setting = mfa.required_roles_setting()
-    form = RequiredRolesForm(data={"roles": sorted(r.value for r in mfa.required_roles())})
-    if form.validate_on_submit() and _reauthenticated(_me(), form.password, form.code):
-        if request.form.get("action") == "default":
-            mfa.set_required_roles(current_user, None)
-            message = "Two-step verification now follows the service's configuration"
-        else:
-            chosen = frozenset(Role(value) for value in form.roles.data or [])
-            mfa.set_required_roles(current_user, chosen)
-            message = "Saved. People in these roles must set up two-step verification"
-        db.session.commit()
-        flash(message, "success")
-        return redirect(url_for("admin.security"))
-    return render_template(
-        "auth/mfa_admin_security.html",
-        form=form,
-        overridden=setting is not None,
-        configured=sorted(mfa.configured_required_roles()),
-        can_change=_me().mfa_enabled_at is not None,
-        by_role=_enrolment_by_role(),
-        enrolled=Page.from_request(
-            select(User)
-            .where(User.mfa_enabled_at.is_not(None))
-            .order_by(func.lower(User.name), User.id)
-        ),
-        page_has_errors=bool(form.errors),
-    )
-
-
-@admin_bp.route("/users/<int:user_id>/two-step", methods=["GET", "POST"])
-@allow(Role.ADMIN)
-def reset_mfa(user_id: int) -> ResponseReturnValue:
-    user = get_user_or_404(user_id)
-    form = ReauthenticateForm()
-    if (
-        user.mfa_enabled_at is not None
-        and form.validate_on_submit()
-        and _reauthenticated(_me(), form.password, form.code)
-    ):
-        mfa.reset(current_user, user)
-        db.session.commit()
-        flash(f"Two-step verification is off for {user.name}. They have been signed out", "success")
-        return redirect(url_for("admin.security"))
-    return render_template(
-        "auth/mfa_admin_reset.html",
-        form=form,
-        user=user,
-        required=mfa.role_requires_mfa(user),
-        can_change=_me().mfa_enabled_at is not None,
-        page_has_errors=bool(form.errors),
-    )

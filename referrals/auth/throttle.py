@@ -39,6 +39,17 @@ class Throttled:
         return max(1, math.ceil(self.retry_after / 60))
 
 
+def throttled_message(throttled: Throttled) -> str:
+    minutes = throttled.minutes
+    plural = "s" if minutes != 1 else ""
+    return f"Too many failed attempts. Wait {minutes} minute{plural}, then try again"
+
+
+def retry_after(throttled: Throttled) -> dict[str, str]:
+    """The header a throttled answer (429) carries."""
+    return {"Retry-After": str(throttled.retry_after)}
+
+
 def client_address() -> str:
     """The client's address as the service sees it (ProxyFix applies `PROXY_COUNT` first)."""
     return request.remote_addr or "unknown"

@@ -13,11 +13,11 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
-from referrals.admin.views import bp as admin_bp
+from referrals.admin import bp as admin_bp
 from referrals.admin.views import get_user_or_404
+from referrals.auth import bp
 from referrals.auth.models import ApiToken, Role, User
 from referrals.auth.services import api_token_of, api_tokens_of, revoke_api_token
-from referrals.auth.views import bp
 from referrals.extensions import db
 from referrals.security import STAFF, allow
 

@@ -1,32 +1,21 @@
-"""Sign in, sign out and change password; two-step verification is in `mfa_views`."""
+"""Sign in, sign out and change password; two-step verification is in `mfa_views`, API
+tokens in `token_views`. The routes are on the area's `bp` (`referrals.auth`)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
+from referrals.auth import bp
 from referrals.auth.forms import ChangePasswordForm, LoginForm
 from referrals.auth.passwords import verify_password
 from referrals.auth.services import LoginOutcome, set_password, sign_in, sign_out
-from referrals.auth.throttle import Throttled
+from referrals.auth.throttle import Throttled, retry_after, throttled_message
 from referrals.extensions import db
 from referrals.security import STAFF, allow, public, safe_next_url
 
-bp = Blueprint("auth", __name__)
-
 GENERIC_LOGIN_ERROR = "Enter a correct email address and password"
-
-
-def throttled_message(throttled: Throttled) -> str:
-    minutes = throttled.minutes
-    plural = "s" if minutes != 1 else ""
-    return f"Too many failed attempts. Wait {minutes} minute{plural}, then try again"
-
-
-def retry_after(throttled: Throttled) -> dict[str, str]:
-    """The header a throttled answer (429) carries."""
-    return {"Retry-After": str(throttled.retry_after)}
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])

@@ -26,7 +26,7 @@ from referrals.api.problems import ApiProblem
 from referrals.api.referrals import request_fingerprint, stored_answer
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
-from referrals.courses.blueprint import bp
+from referrals.courses import bp
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment
 from referrals.courses.offline import (
     OFFLINE_DAYS,

@@ -34,7 +34,7 @@ from werkzeug.routing import BuildError
 from referrals import clock
 from referrals.audit import record
 from referrals.auth.models import Role
-from referrals.courses.blueprint import bp
+from referrals.courses import bp
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment, SessionStatus
 from referrals.courses.register_rules import (
     MOOD_FIELDS,

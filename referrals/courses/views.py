@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, InputRequired, Length
 from referrals import clock
 from referrals.admin.catalogue_forms import ClockTimeField
 from referrals.auth.models import Role
-from referrals.courses.blueprint import bp
+from referrals.courses import bp
 from referrals.courses.models import (
     ACTIVE_ENROLMENT,
     AttendanceStatus,

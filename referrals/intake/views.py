@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import select
@@ -17,7 +17,7 @@ from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.ids import parse_id
-from referrals.intake import letters
+from referrals.intake import bp, letters
 from referrals.intake.forms import (
     ACCEPT,
     AssignForm,
@@ -77,8 +77,6 @@ from referrals.vocab import (
     ReferrerType,
     Sex,
 )
-
-bp = Blueprint("intake", __name__)
 
 REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
 TRIAGING = (Role.LINK_WORKER, Role.ADMIN)

@@ -12,26 +12,31 @@ from flask_login import current_user
 from referrals import clock
 from referrals.auth.models import Role
 
-# (label, endpoint, roles). Later areas append their entries with `add_navigation`.
-NAVIGATION: list[tuple[str, str, frozenset[Role]]] = [
+ADMINS = frozenset({Role.ADMIN})
+READERS_OF_RETURNS = frozenset({Role.COMMISSIONER, Role.ADMIN})
+
+# (label, endpoint, roles): the whole menu, in its order, written here once. Nothing adds to
+# it when a module is imported, so the menu cannot depend on which modules were loaded first.
+NAVIGATION: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("Home", "main.home", frozenset(Role)),
     ("Caseload", "intake.referrals", frozenset({Role.LINK_WORKER, Role.ADMIN})),
     ("Referrals", "intake.referrals", frozenset({Role.REFERRER})),
     ("Refer someone", "intake.new_referral", frozenset({Role.REFERRER})),
     ("Courses", "courses.directory", frozenset({Role.LINK_WORKER, Role.REFERRER, Role.ARTIST})),
     ("My sessions", "courses.sessions", frozenset({Role.ARTIST})),
-    ("Directory", "courses.directory", frozenset({Role.ADMIN})),
-    ("Sessions", "courses.sessions", frozenset({Role.ADMIN})),
-    ("Organisations", "admin.organisations", frozenset({Role.ADMIN})),
-    ("Users", "admin.users", frozenset({Role.ADMIN})),
-    ("Audit log", "admin.audit_log", frozenset({Role.ADMIN})),
-]
-
-
-def add_navigation(label: str, endpoint: str, roles: frozenset[Role], position: int = -1) -> None:
-    entry = (label, endpoint, roles)
-    if entry not in NAVIGATION:
-        NAVIGATION.insert(position if position >= 0 else len(NAVIGATION), entry)
+    ("Directory", "courses.directory", ADMINS),
+    ("Sessions", "courses.sessions", ADMINS),
+    ("Courses", "admin.courses", ADMINS),
+    ("Contracts", "admin.contracts", ADMINS),
+    ("Organisations", "admin.organisations", ADMINS),
+    ("Users", "admin.users", ADMINS),
+    ("Security", "admin.security", ADMINS),
+    ("Audit log", "admin.audit_log", ADMINS),
+    ("Jobs", "admin.jobs", ADMINS),
+    ("Outbound messages", "admin.outbound_messages", ADMINS),
+    ("Public profile", "providers.own_profile", frozenset({Role.ARTIST})),
+    ("Returns", "reports.dashboard", READERS_OF_RETURNS),
+)
 
 
 def navigation_items() -> list[dict[str, Any]]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template
+from flask import jsonify, render_template
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from sqlalchemy import text
 
 from referrals.auth.models import Role
 from referrals.extensions import db
+from referrals.main import bp
 from referrals.main.health import database_revisions, migration_heads, readiness, release
 from referrals.main.home import home_context
 from referrals.security import STAFF, allow, public
-
-bp = Blueprint("main", __name__)
 
 
 @bp.get("/")

@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from flask import (
-    Blueprint,
     abort,
     current_app,
     flash,
@@ -24,6 +23,7 @@ from flask_login import current_user
 from referrals import clock
 from referrals.extensions import csrf, db
 from referrals.forms import Form, MultiCheckboxField
+from referrals.notifications import bp
 from referrals.notifications.callbacks import BadCallback, delivery_receipt, received_text
 from referrals.notifications.outbound import (
     choose_emails,
@@ -41,8 +41,6 @@ from referrals.notifications.services import (
 from referrals.notifications.wording import staff_kinds_for
 from referrals.pagination import Page
 from referrals.security import STAFF, allow, public, safe_next_url
-
-bp = Blueprint("notifications", __name__)
 
 
 @bp.get("/")

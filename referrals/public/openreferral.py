@@ -15,18 +15,17 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, time
 from typing import Any
 
-from flask import Blueprint, Response, g, json, request, url_for
+from flask import Response, g, json, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from referrals import clock
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.places.services import Where, understand
+from referrals.public import openreferral_bp as bp
 from referrals.public.catalogue import BYDAY, Listing, Provider, Search, published, search
 from referrals.security import public
 from referrals.vocab import ArtForm, LabelledEnum, Pathway, ProviderType
-
-bp = Blueprint("openreferral", __name__)
 
 PROFILE_URL = "https://github.com/openreferral/uk-profile"
 PROFILE_OPENAPI_URL = "https://raw.githubusercontent.com/openreferral/uk-profile/main/openapi.json"

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from referrals.auth.models import Role
 from referrals.extensions import db
-from referrals.main.context import add_navigation
+from referrals.public import providers_bp as bp
 from referrals.public.forms import ProviderProfileForm
 from referrals.public.profiles import ProfileFields, profile_of, provider_in_scope, save_profile
 from referrals.security import allow
 from referrals.vocab import ArtForm, ProviderType
-
-bp = Blueprint("providers", __name__)
-
-add_navigation("Public profile", "providers.own_profile", frozenset({Role.ARTIST}))
 
 
 @bp.get("/profile")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask import abort, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
@@ -11,13 +11,12 @@ from referrals import clock
 from referrals.extensions import db
 from referrals.ids import parse_id
 from referrals.places.services import METRES_PER_MILE, understand
+from referrals.public import bp
 from referrals.public.catalogue import WEEKDAY_NAMES, Search, published, search
 from referrals.public.forms import SelfReferralForm
 from referrals.public.services import SelfReferral, gp_practices, refer_yourself
 from referrals.security import public
 from referrals.vocab import ArtForm, ContactMethod, Pathway
-
-bp = Blueprint("public", __name__)
 
 DISTANCES_MILES = (1, 3, 5, 10, 20)
 PER_PAGE = 20

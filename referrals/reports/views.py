@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from markupsafe import Markup
@@ -27,8 +27,8 @@ from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.forms import Form
-from referrals.main.context import add_navigation
 from referrals.pagination import Page
+from referrals.reports import bp
 from referrals.reports.csv_export import build_returns_csv
 from referrals.reports.exporting import (
     export_return,
@@ -63,16 +63,9 @@ from referrals.reports.services import (
 from referrals.reports.trends import Trend, headline_trends, return_trends, trend_chart
 from referrals.security import allow
 
-bp = Blueprint("reports", __name__)
-
 READERS = (Role.COMMISSIONER, Role.ADMIN)
 CONTRACTS_PER_PAGE = 10
 ALL_ACTIVITY = "all"
-
-
-@bp.record_once
-def _add_navigation(state: Any) -> None:
-    add_navigation("Returns", "reports.dashboard", frozenset(READERS))
 
 
 # Presenting figures -------------------------------------------------------------------------
