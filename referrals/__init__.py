@@ -76,6 +76,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         messages_views,
         retention_views,
         security_views,
+        token_views,
     )
     from referrals.admin import views as admin_views  # noqa: F401  (routes)
     from referrals.api import bp as api_bp
@@ -83,7 +84,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from referrals.api import kpi as api_kpi  # noqa: F401  (routes)
     from referrals.api import referrals as api_referrals  # noqa: F401  (routes)
     from referrals.api import views as api_views  # noqa: F401  (routes)
-    from referrals.auth import mfa_views, token_views  # noqa: F401  (routes)
+    from referrals.auth import mfa_views  # noqa: F401  (routes)
+    from referrals.auth import token_views as auth_token_views  # noqa: F401  (routes)
     from referrals.auth import views as auth_views  # noqa: F401  (routes)
     from referrals.courses import offline_views, register_files  # noqa: F401  (routes)
     from referrals.courses import views as courses_views  # noqa: F401  (routes)
