@@ -11,7 +11,8 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from referrals import clock
+from referrals import clock, create_app
+from referrals.audit import record
 from referrals.auth.models import Organisation, Role, User
 from referrals.auth.passwords import password_problem
 from referrals.auth.services import (
@@ -25,8 +26,35 @@ from referrals.auth.services import (
     normalise_email,
     revoke_api_token,
 )
+from referrals.backup import BackupError, create_backup, restore_backup
+from referrals.erasures import erase_and_remember, ledger_path, reapply_erasures
 from referrals.extensions import db
 from referrals.intake.models import Patient
+from referrals.notifications.messages import deliver_due
+from referrals.notifications.outbound import backend_name
+from referrals.notifications.wording import KINDS, preview
+from referrals.places.services import PlacesFileRefused, load_places
+from referrals.reports.exporting import export_return
+from referrals.reports.models import KpiReturn
+from referrals.reports.periods import InvalidPeriod, Period
+from referrals.reports.services import (
+    ReturnRefused,
+    contracts_active_in,
+    make_return,
+    regenerate_return,
+)
+from referrals.retention import ReasonRequired, expired_patients, pseudonymise_patient
+from referrals.scale import DatabaseNotEmpty, seed_scale
+from referrals.scheduler.jobs import (
+    JOBS,
+    JOBS_BY_ID,
+    MONTHLY_RETURNS,
+    RETENTION,
+    execute,
+    recent_runs,
+)
+from referrals.scheduler.runner import run_forever
+from referrals.seed import DEMO_PASSWORD, seed_demo
 
 users_cli = AppGroup("users", help="Manage user accounts and API tokens.")
 seed_cli = AppGroup("seed", help="Load demo or generated data.")
@@ -140,7 +168,6 @@ def revoke_token_command(email: str, token_id: int, by_email: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has organisations.")
 def seed_demo_command(if_empty: bool) -> None:
     """Create the demo scheme and print its logins."""
-    from referrals.seed import DEMO_PASSWORD, seed_demo
 
     if if_empty and db.session.scalar(select(Organisation.id).limit(1)) is not None:
         click.echo("Database already has data; demo seed skipped.")
@@ -162,8 +189,6 @@ def seed_demo_command(if_empty: bool) -> None:
 def seed_scale_command(referrals: int, attendances: int, seed: int) -> None:
     """Generate a scheme of REFERRALS referrals and ATTENDANCES attendance records into an
     empty database (see referrals/scale.py for its shape) and print its logins."""
-    from referrals.scale import DatabaseNotEmpty, seed_scale
-    from referrals.seed import DEMO_PASSWORD
 
     try:
         report = seed_scale(referrals, attendances, seed=seed)
@@ -184,7 +209,6 @@ scheduler_cli = AppGroup("scheduler", help="The scheduled-jobs process.")
 
 
 def _period(value: str) -> Any:
-    from referrals.reports.periods import InvalidPeriod, Period
 
     try:
         return Period.parse(value)
@@ -203,8 +227,6 @@ def _period(value: str) -> Any:
 @click.option("--all-activity", is_flag=True, help="Also make the all-activity return.")
 def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) -> None:
     """Make the month's returns (idempotent: existing returns are left as they are)."""
-    from referrals.reports.periods import InvalidPeriod
-    from referrals.reports.services import ReturnRefused, contracts_active_in, make_return
 
     period = _period(period_text)
     targets: list[int | None]
@@ -245,8 +267,6 @@ def kpi_generate(period_text: str, contract_id: int | None, all_activity: bool) 
 @by_option("The email of the admin who asked; the return and the audit log record them.")
 def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: str) -> None:
     """Make a new version of a return; the old one is kept, marked superseded."""
-    from referrals.reports.periods import InvalidPeriod
-    from referrals.reports.services import ReturnRefused, regenerate_return
 
     period = _period(period_text)
     asker = responsible_admin(by_email)
@@ -265,8 +285,6 @@ def kpi_regenerate(period_text: str, contract_id: int, reason: str, by_email: st
 @click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True)
 def kpi_export(return_id: int, fmt: str, output: str) -> None:
     """Write a return as CSV or PDF, as commissioners download it."""
-    from referrals.reports.exporting import export_return
-    from referrals.reports.models import KpiReturn
 
     kpi_return = db.session.get(KpiReturn, return_id)
     if kpi_return is None:
@@ -292,9 +310,6 @@ def scheduler_run() -> None:
     """Run the scheduler in the foreground (its own process; one or more per deployment)."""
     from flask import current_app
 
-    from referrals.scheduler.jobs import JOBS
-    from referrals.scheduler.runner import run_forever
-
     click.echo("Scheduler started. Jobs: " + "; ".join(job.description for job in JOBS) + ".")
     run_forever(current_app._get_current_object())  # type: ignore[attr-defined]
 
@@ -314,8 +329,6 @@ def scheduler_catch_up(today: datetime | None) -> None:
     """Make every missing return for finished months now, then stop."""
     from flask import current_app
 
-    from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     _report_run(execute(app, MONTHLY_RETURNS, today.date() if today else None))
 
@@ -327,8 +340,6 @@ def scheduler_run_job(job_id: str, today: datetime | None) -> None:
     """Run one job now (for operators), recorded like a scheduled run."""
     from flask import current_app
 
-    from referrals.scheduler.jobs import JOBS_BY_ID, execute
-
     if job_id not in JOBS_BY_ID:
         raise click.BadParameter(f"choose one of {', '.join(JOBS_BY_ID)}", param_hint="JOB_ID")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -338,7 +349,6 @@ def scheduler_run_job(job_id: str, today: datetime | None) -> None:
 @scheduler_cli.command("jobs")
 def scheduler_jobs() -> None:
     """List the jobs and their recent runs."""
-    from referrals.scheduler.jobs import JOBS, recent_runs
 
     for job in JOBS:
         click.echo(f"{job.id}: {job.description} ({job.cron})")
@@ -372,7 +382,6 @@ def _report(report: Any) -> None:
 @by_option("The email of the admin answerable for the copy (a whole-database export).")
 def backup_create(output: Path, force: bool, by_email: str) -> None:
     """Back up the database while the service runs, check the copy and count its rows."""
-    from referrals.backup import BackupError, create_backup
 
     asker = responsible_admin(by_email)
     try:
@@ -390,7 +399,6 @@ def backup_create(output: Path, force: bool, by_email: str) -> None:
 @by_option("The email of the admin answerable for the restore (recorded with it).")
 def backup_restore(file: Path, force: bool, by_email: str) -> None:
     """Restore FILE into the configured database (which must be empty), then check it."""
-    from referrals.backup import BackupError, restore_backup
 
     try:
         report = restore_backup(file, force=force, by=by_email)
@@ -412,8 +420,6 @@ def retention_due() -> None:
     """List the people the retention job would pseudonymise today (by id), changing nothing."""
     from flask import current_app
 
-    from referrals.retention import expired_patients
-
     years = int(current_app.config["RETENTION_YEARS"])
     ids = db.session.scalars(
         expired_patients(clock.today(), years).with_only_columns(Patient.id)
@@ -428,8 +434,6 @@ def retention_run() -> None:
     """Run the retention job now, recorded like a scheduled run."""
     from flask import current_app
 
-    from referrals.scheduler.jobs import RETENTION, execute
-
     _report_run(execute(current_app._get_current_object(), RETENTION))  # type: ignore[attr-defined]
 
 
@@ -440,8 +444,6 @@ def retention_run() -> None:
 @by_option("The email of the admin answerable for the request.")
 def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -> None:
     """Pseudonymise (or with --erase, erase) one person's record on request."""
-    from referrals.erasures import erase_and_remember
-    from referrals.retention import ReasonRequired, pseudonymise_patient
 
     asker = responsible_admin(by_email)
     patient = db.session.get(Patient, patient_id)
@@ -460,8 +462,6 @@ def retention_person(patient_id: int, erase: bool, reason: str, by_email: str) -
 def retention_reapply_erasures(by_email: str) -> None:
     """Erase again everyone in the erasure ledger whom the database holds unerased (a restore
     does this itself; for a database put back by other means)."""
-    from referrals.audit import record
-    from referrals.erasures import ledger_path, reapply_erasures
 
     asker = responsible_admin(by_email)
     done = reapply_erasures(asker)
@@ -481,7 +481,6 @@ places_cli = AppGroup("places", help="Postcodes to places: coordinates and distr
 def places_load_command(path: Path) -> None:
     """Replace the postcodes with those of an ONS postcode directory CSV file (or one with the
     same columns: pcds, lat, long, and doterm for terminated postcodes)."""
-    from referrals.places.services import PlacesFileRefused, load_places
 
     try:
         with path.open(encoding="utf-8-sig", newline="") as stream:
@@ -500,8 +499,6 @@ notifications_cli = AppGroup("notifications", help="Outbound email and text mess
 def notifications_send() -> None:
     """Queue what the clock has made due and send every message due now (as the scheduler
     does every five minutes); safe beside running schedulers."""
-    from referrals.notifications.messages import deliver_due
-    from referrals.notifications.outbound import backend_name
 
     click.echo(f"Back-end: {backend_name() or 'none (in-app messages only)'}")
     click.echo(deliver_due(clock.today()))
@@ -511,7 +508,6 @@ def notifications_send() -> None:
 @click.argument("kind")
 def notifications_preview(kind: str) -> None:
     """Show a kind of message filled in with example details."""
-    from referrals.notifications.wording import KINDS, preview
 
     if kind not in KINDS:
         raise click.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint="KIND")
@@ -540,8 +536,6 @@ def command_line() -> click.Group:
     forget, and names the service it runs.
     """
     from flask.cli import FlaskGroup
-
-    from referrals import create_app
 
     return FlaskGroup(
         name="referrals",

@@ -9,8 +9,11 @@ from typing import Any
 from sqlalchemy import Select, String, and_, cast, false, func, select, true
 from sqlalchemy.orm import joinedload
 
+from referrals.auth.models import Organisation
 from referrals.courses.models import (
     HOLDS_PLACE,
+    Attendance,
+    AttendanceStatus,
     Course,
     CourseSession,
     Enrolment,
@@ -19,6 +22,7 @@ from referrals.courses.models import (
     Venue,
 )
 from referrals.courses.scope import course_scope, register_scope
+from referrals.courses.services import attendance_counts, waitlist_position
 from referrals.extensions import db
 from referrals.places.services import postcode_clause, understand
 
@@ -158,7 +162,6 @@ def my_sessions(user: Any, today: date) -> dict[str, list[CourseSession]]:
 
 
 def register_counts(session_ids: list[int]) -> dict[int, int]:
-    from referrals.courses.models import Attendance, AttendanceStatus
 
     if not session_ids:
         return {}
@@ -184,7 +187,6 @@ class EnrolmentSummary:
 
 def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
     """A referral's courses with waiting-list position and attendance, newest first."""
-    from referrals.courses.services import attendance_counts, waitlist_position
 
     enrolments = db.session.scalars(
         select(Enrolment)
@@ -206,7 +208,6 @@ def referral_enrolments(referral: Any) -> list[EnrolmentSummary]:
 def published_query(today: date) -> Select[Any]:
     """Rows of (course, places taken, starts_on, ends_on) for the open directory: courses running
     or still to start, of providers that are active. Finished courses are never published."""
-    from referrals.auth.models import Organisation
 
     courses = list(db.session.scalars(_running_or_to_come(today).distinct()))
     taken, ends = _taken_counts(courses), _course_ends(courses)

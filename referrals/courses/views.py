@@ -76,6 +76,8 @@ from referrals.forms import Form, UKDateField
 from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
 from referrals.intake.scope import get_referral_or_404
+from referrals.outcomes.charts import questionnaire_chart, wellbeing_chart
+from referrals.outcomes.queries import enrolment_wellbeing
 from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, item_labels
 from referrals.outcomes.timepoints import timepoint_for
 from referrals.pagination import Page
@@ -587,8 +589,6 @@ def wellbeing(enrolment_id: int) -> ResponseReturnValue:
 def enrolment(enrolment_id: int) -> ResponseReturnValue:
     """A person on a course: attendance, moods and wellbeing over time."""
     item = get_enrolment_or_404(enrolment_id, current_user)
-    from referrals.outcomes.charts import questionnaire_chart, wellbeing_chart
-    from referrals.outcomes.queries import enrolment_wellbeing
 
     enrolment_viewed(current_user, item)
     history = enrolment_wellbeing(item)

@@ -14,7 +14,10 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
 
 from referrals import clock
+from referrals.courses.models import Enrolment
+from referrals.courses.services import attendance_counts
 from referrals.documents import Document, sample_styles
+from referrals.extensions import db
 from referrals.intake.identity import person_as_referred
 from referrals.intake.lifecycle import (
     CLOSING_STATUSES,
@@ -24,6 +27,8 @@ from referrals.intake.lifecycle import (
 )
 from referrals.intake.models import Referral, ReferralTransition
 from referrals.intake.validation import format_nhs_number
+from referrals.outcomes.queries import enrolment_wellbeing
+from referrals.outcomes.scoring import Instrument, Timepoint
 
 SNOMED_TERMS = {
     SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING: "Referral to social prescribing service",
@@ -52,12 +57,6 @@ class OutcomeSummary:
 def outcome_summary(referral: Referral) -> OutcomeSummary:
     """Attendance and wellbeing on the person's latest course; empty before any course."""
     from sqlalchemy import select
-
-    from referrals.courses.models import Enrolment
-    from referrals.courses.services import attendance_counts
-    from referrals.extensions import db
-    from referrals.outcomes.queries import enrolment_wellbeing
-    from referrals.outcomes.scoring import Instrument, Timepoint
 
     enrolment = db.session.scalars(
         select(Enrolment)

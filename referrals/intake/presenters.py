@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask
 
+from referrals.intake.identity import person_seen_by
 from referrals.intake.models import Referral
 from referrals.intake.validation import age_on, format_nhs_number
 from referrals.vocab import ArtForm
@@ -77,8 +78,6 @@ def age(date_of_birth: date | None, today: date) -> Any:
 def person(referral: Referral) -> Any:
     """The person on a referral as the signed-in user may see them."""
     from flask_login import current_user
-
-    from referrals.intake.identity import person_seen_by
 
     return person_seen_by(current_user, referral)
 

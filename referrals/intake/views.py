@@ -14,6 +14,8 @@ from wtforms.fields.choices import SelectChoice
 from referrals import clock
 from referrals.audit import record_view
 from referrals.auth.models import Organisation, OrganisationKind, Role
+from referrals.courses.queries import referral_enrolments
+from referrals.courses.services import CourseRuleBroken, close_referral
 from referrals.exports import send_bytes
 from referrals.extensions import db
 from referrals.ids import parse_id
@@ -324,7 +326,6 @@ def referral(referral_id: int) -> ResponseReturnValue:
     referral_viewed(current_user, item)
     can_triage = current_user.role in TRIAGING
     task = item.reconciliation if can_triage else None
-    from referrals.courses.queries import referral_enrolments
 
     return render_template(
         "intake/referral.html",
@@ -413,8 +414,6 @@ def change_status(referral_id: int) -> ResponseReturnValue:
     if request.method == "GET" and request.args.get("to") in {c.value for c in choices}:
         form.to.data = request.args["to"]
     if form.validate_on_submit():
-        from referrals.courses.services import CourseRuleBroken, close_referral
-
         try:
             offered = close_referral(
                 current_user,

@@ -11,6 +11,7 @@ from flask_login import current_user
 
 from referrals import clock
 from referrals.auth.models import Role
+from referrals.notifications.services import unread_count
 
 ADMINS = frozenset({Role.ADMIN})
 READERS_OF_RETURNS = frozenset({Role.COMMISSIONER, Role.ADMIN})
@@ -54,7 +55,6 @@ def navigation_items() -> list[dict[str, Any]]:
 
 
 def _inject() -> dict[str, Any]:
-    from referrals.notifications.services import unread_count
 
     authenticated = current_user.is_authenticated
     if g.get("page_without_database"):

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.scheduler.health import failing_jobs, last_heartbeat
 
 DISTRIBUTION = "arts-referrals"
 
@@ -44,7 +45,6 @@ def database_revisions() -> tuple[str, ...]:
 
 def readiness() -> tuple[bool, dict[str, Any]]:
     """Each check's result; ready only if every check passes."""
-    from referrals.scheduler.health import failing_jobs, last_heartbeat
 
     checks: dict[str, Any] = {}
     try:

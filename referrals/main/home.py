@@ -9,8 +9,19 @@ from sqlalchemy import func, select
 from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, User
+from referrals.courses.queries import my_sessions
 from referrals.extensions import db
+from referrals.intake.lifecycle import OPEN_STATUSES, Status
+from referrals.intake.models import Referral
+from referrals.intake.queries import (
+    PRACTICE_LIST_LOADERS,
+    CaseloadFilters,
+    caseload_query,
+    practice_query,
+)
+from referrals.intake.scope import referral_scope
 from referrals.notifications.services import inbox_query
+from referrals.reports.queries import contract_summaries
 
 
 def home_context(user: Any) -> dict[str, Any]:
@@ -22,27 +33,14 @@ def home_context(user: Any) -> dict[str, Any]:
     if user.role in ("referrer", "link_worker", "admin"):
         context.update(referral_overview(user))
     if user.role == "artist":
-        from referrals.courses.queries import my_sessions
-
         context["sessions"] = my_sessions(user, clock.today())
     if user.role == "commissioner":
-        from referrals.reports.queries import contract_summaries
-
         context["contract_summaries"] = contract_summaries(user)
     return context
 
 
 def referral_overview(user: Any) -> dict[str, Any]:
     """Counts by status in the user's scope, and the most recent referrals."""
-    from referrals.intake.lifecycle import OPEN_STATUSES, Status
-    from referrals.intake.models import Referral
-    from referrals.intake.queries import (
-        PRACTICE_LIST_LOADERS,
-        CaseloadFilters,
-        caseload_query,
-        practice_query,
-    )
-    from referrals.intake.scope import referral_scope
 
     by_status = dict(
         db.session.execute(

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from referrals.auth.models import Role
 from referrals.extensions import db
+from referrals.intake.services import referrals_listed
 from referrals.main import bp
 from referrals.main.health import database_revisions, migration_heads, readiness, release
 from referrals.main.home import home_context
@@ -21,8 +22,6 @@ def home() -> ResponseReturnValue:
     role: Role = current_user.role
     context = home_context(current_user)
     if context.get("recent_referrals"):
-        from referrals.intake.services import referrals_listed
-
         referrals_listed(current_user, context["recent_referrals"], via="home")
     return render_template(f"main/home_{role.value}.html", **context)
 

@@ -14,7 +14,9 @@ from typing import Protocol
 
 from flask import current_app
 
+from referrals.extensions import mail
 from referrals.notifications.models import Channel
+from referrals.notifications.outbound import NOTIFY, SMTP, backend_name
 
 
 class TemporaryFailure(Exception):
@@ -52,8 +54,6 @@ class SmtpBackend:
 
     def send(self, message: Outgoing) -> str:
         from flask_mailman import EmailMessage
-
-        from referrals.extensions import mail
 
         if message.channel is not Channel.EMAIL:
             raise PermanentFailure("SMTP sends email only")
@@ -159,7 +159,6 @@ class NotifyBackend:
 
 
 def configured_backend() -> Backend | None:
-    from referrals.notifications.outbound import NOTIFY, SMTP, backend_name
 
     name = backend_name()
     if name == NOTIFY:

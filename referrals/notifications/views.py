@@ -21,6 +21,8 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 
 from referrals import clock
+from referrals.courses.models import Enrolment, EnrolmentStatus
+from referrals.courses.services import CourseRuleBroken, accept_offer, decline_offer
 from referrals.extensions import csrf, db
 from referrals.forms import Form, MultiCheckboxField
 from referrals.notifications import bp
@@ -96,8 +98,6 @@ def offer(token: str) -> ResponseReturnValue:
     """A person offered a place from the waiting list accepts or declines it: the link in the
     email or text carries a signed token for the enrolment (never a name or NHS number). GET
     shows the offer; POST answers it."""
-    from referrals.courses.models import Enrolment, EnrolmentStatus
-    from referrals.courses.services import CourseRuleBroken, accept_offer, decline_offer
 
     enrolment_id = enrolment_id_for_offer_token(token)
     enrolment = db.session.get(Enrolment, enrolment_id) if enrolment_id is not None else None

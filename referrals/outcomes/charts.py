@@ -6,6 +6,7 @@ from markupsafe import Markup
 
 from referrals.charts import Series, line_chart
 from referrals.outcomes.queries import WellbeingHistory
+from referrals.outcomes.scoring import Instrument
 
 
 def wellbeing_chart(history: WellbeingHistory) -> Markup | None:
@@ -30,7 +31,6 @@ def wellbeing_chart(history: WellbeingHistory) -> Markup | None:
 
 def questionnaire_chart(history: WellbeingHistory) -> Markup | None:
     """SWEMWBS metric scores over the course (baseline, end, follow-up), or None."""
-    from referrals.outcomes.scoring import Instrument
 
     scores = [a for a in history.assessments if a.instrument is Instrument.SWEMWBS]
     if not scores:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, select
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.reports.models import JobRun
+from referrals.scheduler.jobs import JOBS
 from referrals.scheduler.models import SchedulerHeartbeat
 
 HEARTBEAT_EVERY = timedelta(minutes=1)
@@ -50,7 +51,6 @@ def last_heartbeat() -> datetime | None:
 
 def failing_jobs() -> list[str]:
     """Jobs whose latest finished run failed (a later success clears it)."""
-    from referrals.scheduler.jobs import JOBS
 
     failing = []
     for job in JOBS:

@@ -27,11 +27,28 @@ from sqlalchemy.orm import aliased
 from referrals import clock
 from referrals.audit import AUDIT_JOB
 from referrals.auth.models import Role, User
-from referrals.courses.services import REGISTER_EDIT_DAYS
+from referrals.backup import scheduled_backup
+from referrals.courses.reminders import remind_missing_registers
+from referrals.courses.services import REGISTER_EDIT_DAYS, expire_offers
 from referrals.db import utcnow
 from referrals.extensions import db
+from referrals.notifications.messages import deliver_due, job_failed
 from referrals.notifications.services import notify
 from referrals.reports.models import CLAIMING_OUTCOMES, JobOutcome, JobRun
+from referrals.reports.services import (
+    SchemeFigures,
+    finalise_return,
+    latest_closed_period,
+    make_return,
+    missing_returns,
+    provisional_returns_closed,
+)
+from referrals.retention import (
+    BATCH,
+    pseudonymise_expired,
+    purge_idempotent_requests,
+    purge_outbound_messages,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +101,6 @@ def run_monthly_returns(today: date) -> str:
     Each return is made and committed alone: one that fails is listed, and the others are
     still made; the failed run is retried, and makes only what is still missing.
     """
-    from referrals.reports.services import (
-        SchemeFigures,
-        finalise_return,
-        make_return,
-        missing_returns,
-        provisional_returns_closed,
-    )
 
     made = finalised = 0
     failures: list[str] = []
@@ -123,7 +133,6 @@ def run_monthly_returns(today: date) -> str:
 
 def run_register_reminders(today: date) -> str:
     """Remind artists of last week's sessions that still have no register."""
-    from referrals.courses.reminders import remind_missing_registers
 
     return remind_missing_registers(today)
 
@@ -135,12 +144,6 @@ def run_retention(today: date) -> str:
     People are pseudonymised in batches, each committed, so a long first run never holds the
     database's write lock for long; a run cut short simply continues next time.
     """
-    from referrals.retention import (
-        BATCH,
-        pseudonymise_expired,
-        purge_idempotent_requests,
-        purge_outbound_messages,
-    )
 
     purged = purge_idempotent_requests()
     messages = purge_outbound_messages()
@@ -159,7 +162,6 @@ def run_retention(today: date) -> str:
 def run_place_offers(today: date) -> str:
     """Pass on every waiting-list place not accepted by its date to the next person waiting,
     who is offered it and told. One run a day (its claim); each offer passed on once."""
-    from referrals.courses.services import expire_offers
 
     passed = expire_offers(today)
     db.session.commit()
@@ -170,7 +172,6 @@ def run_outbound(today: date) -> str:
     """Queue what the clock has made due (reminders, overdue registers), then send every
     email and text message due. Each message is claimed on its own, so this is safe to run
     in several processes at once."""
-    from referrals.notifications.messages import deliver_due
 
     return deliver_due(today)
 
@@ -179,8 +180,6 @@ def run_backup(today: date) -> str:
     """Back up the database into BACKUP_DIR (SQLite online backup, or pg_dump), then keep only
     the newest BACKUP_KEEP scheduled backups there. Skipped, saying so, when BACKUP_DIR is unset."""
     from pathlib import Path
-
-    from referrals.backup import scheduled_backup
 
     folder = current_app.config.get("BACKUP_DIR")
     if not folder:
@@ -238,8 +237,6 @@ def period_key(job: Job, today: date) -> str:
     """What a run is for: the latest month whose registers have closed, the ISO week, the
     five minutes (sending messages), or the day. A run is done once per (job, period)."""
     if job.id == MONTHLY_RETURNS:
-        from referrals.reports.services import latest_closed_period
-
         return latest_closed_period(today).key
     if job.id == REGISTER_REMINDERS:
         year, week, _ = today.isocalendar()
@@ -331,7 +328,6 @@ class Heartbeat:
 def notify_admins_of_failure(run: JobRun, description: str) -> None:
     """Every active admin is told in-app that a job failed, and where to see it, and by email
     unless they chose not to be."""
-    from referrals.notifications.messages import job_failed
 
     admins = db.session.scalars(
         select(User).where(User.role == Role.ADMIN, User.active.is_(True)).order_by(User.id)
