@@ -27,6 +27,7 @@ from referrals.auth.models import Role
 from referrals.auth.sessions import refresh_last_seen
 from referrals.extensions import db
 from referrals.ids import MAX_ID
+from referrals.text import has_control_characters
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -147,7 +148,7 @@ def safe_next_url(target: str | None) -> str | None:
     """Accept only a local absolute path; anything that could leave the site is dropped."""
     if not target or len(target) > 2000:
         return None
-    if any(ch in target for ch in "\\\r\n\t") or any(ord(ch) < 32 for ch in target):
+    if "\\" in target or has_control_characters(target, single_line=True):
         return None
     if not target.startswith("/") or target.startswith("//"):
         return None

@@ -16,6 +16,8 @@ from referrals.courses.models import AttendanceStatus
 from referrals.text import has_control_characters
 
 MOOD_MIN, MOOD_MAX = 0, 10
+# An artist may change a session's register for this many days after it; then it is closed.
+REGISTER_EDIT_DAYS = 7
 NOTE_MAX = 1000
 MOOD_FIELDS = ("mood_before", "mood_after")
 MOOD_RANGE_MESSAGE = f"Mood must be a whole number from {MOOD_MIN} to {MOOD_MAX}"

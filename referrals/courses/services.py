@@ -33,7 +33,12 @@ from referrals.courses.models import (
     Venue,
 )
 from referrals.courses.progress import SessionsLeft, completion_threshold
-from referrals.courses.register_rules import RegisterEntry, entry_problems, on_register_until
+from referrals.courses.register_rules import (
+    REGISTER_EDIT_DAYS,
+    RegisterEntry,
+    entry_problems,
+    on_register_until,
+)
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
 from referrals.extensions import db
@@ -49,7 +54,6 @@ from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
-REGISTER_EDIT_DAYS = 7
 # A place offered from the waiting list is held this many days (to the end of the last).
 OFFER_REPLY_DAYS = 3
 CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term

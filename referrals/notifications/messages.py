@@ -25,6 +25,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.register_rules import REGISTER_EDIT_DAYS
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.intake.models import Referral
@@ -264,8 +265,6 @@ def registers_overdue(today: date) -> int:
     """Lead artists of sessions two days past with no register yet (once per session)."""
     if not channels():
         return 0
-    from referrals.courses.services import REGISTER_EDIT_DAYS
-
     queued = 0
     for session in _planned_sessions_on(today - REGISTER_OVERDUE_AFTER):
         for artist in session.course.lead_artists:

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from referrals.audit import record
 from referrals.courses.models import Contract, Course, Enrolment
+from referrals.courses.register_rules import REGISTER_EDIT_DAYS
 from referrals.db import utcnow, without_write_lock
 from referrals.extensions import db
 from referrals.free_text import IDENTIFIERS_IN_REASON, names_people_in
@@ -59,9 +60,6 @@ REGENERATED_KIND = "kpi_return_regenerated"
 def registers_close_on(period: Period) -> date:
     """The day a month's returns are due: the day after the last day on which an artist may
     still change a register for a session in the month (v2, "Returns are records")."""
-    # Imported here: the courses area calls this module when a register is saved.
-    from referrals.courses.services import REGISTER_EDIT_DAYS
-
     return period.end + timedelta(days=REGISTER_EDIT_DAYS + 1)
 
 

@@ -28,8 +28,9 @@ from referrals import clock
 from referrals.audit import AUDIT_JOB
 from referrals.auth.models import Role, User
 from referrals.backup import scheduled_backup
+from referrals.courses.register_rules import REGISTER_EDIT_DAYS
 from referrals.courses.reminders import remind_missing_registers
-from referrals.courses.services import REGISTER_EDIT_DAYS, expire_offers
+from referrals.courses.services import expire_offers
 from referrals.db import utcnow
 from referrals.extensions import db
 from referrals.notifications.messages import deliver_due, job_failed
