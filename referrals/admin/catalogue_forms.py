@@ -47,7 +47,7 @@ from referrals.courses.services import (
 from referrals.dates import check_contract, refusal
 from referrals.extensions import db
 from referrals.forms import MultiCheckboxField, NoControlCharacters, UKDateField
-from referrals.intake.validation import InvalidValue, clean_postcode
+from referrals.intake.validation import POSTCODE_TYPED_MAX, InvalidValue, clean_postcode
 from referrals.text import TEXT_MAX, control_characters_refused
 from referrals.vocab import ArtForm, Pathway
 
@@ -434,7 +434,7 @@ class VenueForm(FlaskForm):
         filters=[_strip],
         validators=[
             DataRequired("Enter the postcode"),
-            Length(max=12, message="Enter a real UK postcode, like GL1 2AB"),
+            Length(max=POSTCODE_TYPED_MAX, message="Enter a real UK postcode, like GL1 2AB"),
         ],
     )
     accessibility = _text_area(

@@ -432,7 +432,7 @@ def register(session_id: int) -> ResponseReturnValue:
 class CancelSessionForm(Form):
     reason = TextAreaField(
         "Why is it cancelled?",
-        validators=[DataRequired("Give a reason for cancelling"), Length(max=2000)],
+        validators=[DataRequired("Give a reason for cancelling"), Length(max=TEXT_MAX)],
     )
 
 

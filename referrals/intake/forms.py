@@ -12,6 +12,9 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 from referrals.dates import check_received, refusal
 from referrals.forms import Form, MultiCheckboxField, StrippedStringField, UKDateField
 from referrals.intake.validation import (
+    NHS_NUMBER_TYPED_MAX,
+    PHONE_TYPED_MAX,
+    POSTCODE_TYPED_MAX,
     InvalidValue,
     clean_date_of_birth,
     clean_nhs_number,
@@ -20,6 +23,7 @@ from referrals.intake.validation import (
 )
 
 # The API reads TEXT_MAX through here too; `referrals.text` is where it is written.
+from referrals.text import EMAIL_MAX
 from referrals.text import TEXT_MAX as TEXT_MAX
 from referrals.vocab import (
     ArtForm,
@@ -63,13 +67,17 @@ def name_field(label: str, missing: str) -> StrippedStringField:
 def postcode_field(missing: str) -> StrippedStringField:
     return StrippedStringField(
         "Postcode",
-        validators=[DataRequired(missing), Length(max=12), _cleaned_by(clean_postcode)],
+        validators=[
+            DataRequired(missing),
+            Length(max=POSTCODE_TYPED_MAX),
+            _cleaned_by(clean_postcode),
+        ],
     )
 
 
 def phone_field(label: str = "Phone number") -> StrippedStringField:
     return StrippedStringField(
-        label, validators=[Optional(), Length(max=30), _cleaned_by(clean_phone)]
+        label, validators=[Optional(), Length(max=PHONE_TYPED_MAX), _cleaned_by(clean_phone)]
     )
 
 
@@ -78,7 +86,7 @@ def email_field(label: str = "Email address") -> StrippedStringField:
         label,
         validators=[
             Optional(),
-            Length(max=254),
+            Length(max=EMAIL_MAX),
             Email(
                 "Enter an email address in the correct format, like name@example.com",
                 check_deliverability=False,
@@ -92,7 +100,7 @@ class ReferralForm(Form):
         "NHS number",
         validators=[
             DataRequired("Enter the NHS number"),
-            Length(max=20),
+            Length(max=NHS_NUMBER_TYPED_MAX),
             _cleaned_by(clean_nhs_number),
         ],
     )

@@ -9,6 +9,12 @@ from datetime import date
 import email_validator
 import nhs_number
 
+# The most that may be typed for each value, spaces included, before it is cleaned: what the
+# forms and the API both accept.
+NHS_NUMBER_TYPED_MAX = 20
+POSTCODE_TYPED_MAX = 12
+PHONE_TYPED_MAX = 30
+
 
 class InvalidValue(ValueError):
     pass

@@ -18,7 +18,12 @@ from referrals.intake.forms import (
     phone_field,
     postcode_field,
 )
-from referrals.intake.validation import InvalidValue, clean_date_of_birth, clean_nhs_number
+from referrals.intake.validation import (
+    NHS_NUMBER_TYPED_MAX,
+    InvalidValue,
+    clean_date_of_birth,
+    clean_nhs_number,
+)
 from referrals.public.models import AREA_MAX, DESCRIPTION_MAX
 from referrals.vocab import ArtForm, ContactMethod, Pathway, ProviderType
 
@@ -32,7 +37,11 @@ class SelfReferralForm(Form):
     date_of_birth = UKDateField("Date of birth")
     nhs_number = StrippedStringField(
         "NHS number (optional)",
-        validators=[Optional(), Length(max=20), _cleaned_by(clean_nhs_number)],
+        validators=[
+            Optional(),
+            Length(max=NHS_NUMBER_TYPED_MAX),
+            _cleaned_by(clean_nhs_number),
+        ],
     )
     postcode = postcode_field("Enter your postcode")
     gp_practice = SelectField("Your GP practice", coerce=str)
