@@ -11,6 +11,8 @@ import ast
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
+from referrals.main.context import NAVIGATION
+
 PACKAGE = Path(__file__).resolve().parent.parent / "referrals"
 
 
@@ -66,3 +68,24 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
     except CycleError:
         return
     raise AssertionError("a cycle through referrals.extensions went unnoticed")
+
+
+def test_each_areas_blueprint_is_bp_in_its_package() -> None:
+    """Blueprints are made in an area's `__init__` only, so a route module never owns one that
+    another module must import it to reach."""
+    made_elsewhere = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "__init__.py" and "Blueprint(" in path.read_text(encoding="utf-8")
+    ]
+    assert made_elsewhere == []
+
+
+def test_the_menu_is_written_once_not_added_to_on_import() -> None:
+    assert isinstance(NAVIGATION, tuple)
+    adders = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if "add_navigation(" in path.read_text(encoding="utf-8")
+    ]
+    assert adders == []
