@@ -17,6 +17,7 @@ from flask_login import current_user
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from sqlalchemy import Select, select
 
+from referrals import clock
 from referrals.api import bp
 from referrals.api.openapi import (
     PROBLEM_RESPONSE,
@@ -34,7 +35,6 @@ from referrals.api.openapi import (
     refuse,
     register_schema,
     rule,
-    today,
 )
 from referrals.api.problems import KINDS, PROBLEM_BASE, validation_problem
 from referrals.audit import record_now
@@ -381,7 +381,7 @@ def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
     if body.contract_id is not None and db.session.get(Contract, body.contract_id) is None:
         raise validation_problem({"contract_id": ["There is no contract with this id"]})
     made = make_return(
-        body.contract_id, Period.parse(body.period), today=today(), actor=current_user
+        body.contract_id, Period.parse(body.period), today=clock.today(), actor=current_user
     )
     response = jsonify(return_json(made.kpi_return, raw=True))
     if made.created:

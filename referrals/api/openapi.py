@@ -12,12 +12,11 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
-from zoneinfo import ZoneInfo
 
 from annotated_types import GroupedMetadata
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import (
     AfterValidator,
@@ -28,14 +27,17 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, func, select
 
+from referrals import clock
 from referrals.api.problems import KINDS, PROBLEM_BASE, query_problem
 from referrals.api.problems import validation_problem as body_problem
 from referrals.config import Defaults as Config
+from referrals.dates import DateRefused
 from referrals.extensions import db
 from referrals.forms import CONTROL_CHARACTERS, has_control_characters
 from referrals.ids import MAX_ID
@@ -44,11 +46,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 API_PREFIX = "/api/v1"
 OPENAPI_ATTRIBUTE = "openapi_operation"
-
-
-def today() -> date:
-    """Today in the service's time zone."""
-    return datetime.now(ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))).date()
 
 
 # Field types ------------------------------------------------------------------------------
@@ -78,6 +75,22 @@ def rule(check: Callable[..., Any], *errors: type[Exception]) -> AfterValidator:
             return check(value)
         except errors as error:
             raise refuse(str(error)) from error
+
+    return AfterValidator(run)
+
+
+def dated(check: Callable[[date, date], Any], *errors: type[Exception]) -> AfterValidator:
+    """Run a date rule (`referrals.dates`) against the request's today; what it refuses is
+    said in its words."""
+
+    refused: tuple[type[Exception], ...] = (DateRefused, *errors)
+
+    def run(value: date, info: ValidationInfo) -> date:
+        try:
+            check(value, (info.context or {})["today"])
+        except refused as error:
+            raise refuse(str(error)) from error
+        return value
 
     return AfterValidator(run)
 
@@ -198,13 +211,15 @@ def dump(model: type[BaseModel], value: Any, **context: Any) -> dict[str, Any]:
     return model.model_validate(value, context=context).model_dump(mode="json")
 
 
-def paginate(query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any]) -> dict[str, Any]:
+def paginate(
+    query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any], *, rows: bool = False
+) -> dict[str, Any]:
+    """A page of `query`'s records (or of its `rows`, when it selects more than a record)."""
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(
-        query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
-    ).all()
+    window = query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
+    found = db.session.execute(window).all() if rows else db.session.scalars(window).all()
     return {
-        "items": [shape(row) for row in rows],
+        "items": [shape(row) for row in found],
         "page": paging.page,
         "per_page": paging.per_page,
         "total": total or 0,
@@ -221,6 +236,7 @@ def answer(body: Any, status: int = 200, location: str | None = None) -> Respons
 
 # Messages ---------------------------------------------------------------------------------
 
+_INDEX = re.compile(r"\.\d+(?=\.)")  # entries.2.status is said as entries.status
 _BY_TYPE = {
     "extra_forbidden": "Unknown field",
     "string_type": "Must be a string",
@@ -241,7 +257,7 @@ _BY_TYPE = {
 def _message(error: Any, required: dict[str, str], field: str) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
-        return required.get(field) or "Enter a value"
+        return required.get(field) or required.get(_INDEX.sub("", field)) or "Enter a value"
     if kind in ("enum", "literal_error"):
         return "Choose one of: " + str(ctx.get("expected", "")).replace("'", "")
     if kind.startswith(("date_", "date")):
@@ -415,7 +431,7 @@ def operation(
             if query is not None:
                 kwargs["query"] = read_query(query)
             if body is not None:
-                kwargs["body"] = read_body(body, today=today())
+                kwargs["body"] = read_body(body, today=clock.today())
             return view(*found, **kwargs)
 
         setattr(run, OPENAPI_ATTRIBUTE, {**op, "operationId": view.__name__})

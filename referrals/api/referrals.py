@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from datetime import date, datetime
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from flask import Response, jsonify, request, url_for
@@ -24,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from referrals import clock
 from referrals.api import bp
 from referrals.api.openapi import (
     Answer,
@@ -33,6 +35,7 @@ from referrals.api.openapi import (
     PageQuery,
     Text,
     answer,
+    dated,
     formatted,
     json_body,
     operation,
@@ -40,13 +43,12 @@ from referrals.api.openapi import (
     refuse,
     rule,
     text_schema,
-    today,
 )
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
-from referrals.dates import DateRefused, check_past, check_received
+from referrals.dates import check_past, check_received
 from referrals.extensions import db
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.identity import person_seen_by
@@ -84,10 +86,9 @@ TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 200
 Free = Annotated[str, Text(TEXT_MAX)]
-
-
-def _today(info: ValidationInfo) -> date:
-    return (info.context or {})["today"]
+Postcode = Annotated[
+    str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
+]
 
 
 # Requests ---------------------------------------------------------------------------------
@@ -133,12 +134,12 @@ class PatientInput(Body):
     ]
     given_name: Annotated[str, Text(NAME_MAX, required=True)]
     family_name: Annotated[str, Text(NAME_MAX, required=True)]
-    date_of_birth: Annotated[date, formatted("date-of-birth")]
+    date_of_birth: Annotated[
+        date, formatted("date-of-birth"), dated(clean_date_of_birth, InvalidValue)
+    ]
     sex: Sex
     ethnicity: Ethnicity = Field(description="ONS 2021 high-level group, or not_stated")
-    postcode: Annotated[
-        str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
-    ]
+    postcode: Postcode
     phone: (
         Annotated[str, Text(30), rule(clean_phone, InvalidValue), formatted("uk-phone")] | None
     ) = None
@@ -150,14 +151,6 @@ class PatientInput(Body):
     )
     communication_needs: Free = ""
     access_needs: Free = ""
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _born(cls, value: date, info: ValidationInfo) -> date:
-        try:
-            return clean_date_of_birth(value, _today(info))
-        except InvalidValue as refused:
-            raise refuse(str(refused)) from refused
 
     @field_validator("email")
     @classmethod
@@ -197,7 +190,7 @@ class ReferralInput(Body):
     risk_note: Free = Field(
         default="", validate_default=True, description="Required when risk_flag is true"
     )
-    received_on: Annotated[date, formatted("past-date")] | None = Field(
+    received_on: Annotated[date, formatted("past-date"), dated(check_received)] | None = Field(
         default=None,
         description="Default today; earlier dates (from 2000-01-01) load history; never later",
     )
@@ -219,14 +212,6 @@ class ReferralInput(Body):
         "consent": "Confirm the person agrees to be referred",
     }
 
-    @field_validator("received_on")
-    @classmethod
-    def _received(cls, value: date | None, info: ValidationInfo) -> date | None:
-        try:
-            return value and check_received(value, _today(info))
-        except DateRefused as refused:
-            raise refuse(str(refused)) from refused
-
     @field_validator("risk_note")
     @classmethod
     def _risk(cls, note: str, info: ValidationInfo) -> str:
@@ -242,18 +227,10 @@ class TransitionInput(Body):
     )
     reason: Free = Field(default="", description="Required to close or reopen a referral")
     note: Free = ""
-    on: Annotated[date, formatted("past-date")] | None = Field(
-        default=None, description="When it took effect; default today"
+    on: Annotated[date, formatted("past-date"), dated(partial(check_past, field="on"))] | None = (
+        Field(default=None, description="When it took effect; default today")
     )
     required = {"to": "Select the new status"}
-
-    @field_validator("on")
-    @classmethod
-    def _on(cls, value: date | None, info: ValidationInfo) -> date | None:
-        try:
-            return value and check_past(value, _today(info), field="on")
-        except DateRefused as refused:
-            raise refuse(str(refused)) from refused
 
 
 class ReferralQuery(PageQuery):
@@ -524,7 +501,7 @@ def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
 
 def _record(details: ReferralDetails) -> ReferralRecord:
     try:
-        return create_referral(current_user, details, today=today())
+        return create_referral(current_user, details, today=clock.today())
     except IntegrityError as error:
         # A concurrent request recorded this person first (unique NHS number): answer as if it
         # had finished before this one started.
@@ -613,7 +590,7 @@ def create_transition(referral: ReferralRecord, body: TransitionInput) -> Respon
         message = "The date must be on or after the date the referral was received"
         raise ApiProblem(422, message, kind="transition-refused", errors={"on": [message]})
     close_referral(
-        current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=today()
+        current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=clock.today()
     )
     db.session.commit()
     return answer(referral_json(referral, current_user), 201)
