@@ -12,10 +12,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from flask import abort, jsonify, redirect, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from pydantic import (
@@ -54,6 +53,7 @@ from referrals.api.openapi import (
     operation,
     paginate,
     refuse,
+    scoped,
 )
 from referrals.api.problems import validation_problem
 from referrals.api.referrals import Postcode
@@ -112,7 +112,6 @@ from referrals.courses.services import (
 )
 from referrals.dates import DateRefused, check_contract, check_recorded
 from referrals.extensions import db
-from referrals.ids import MAX_ID
 from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
@@ -604,24 +603,10 @@ def course_json(course: Course, places: int, last: dt.date | None, shape: Any = 
 
 
 def enrolment_json(enrolment: Enrolment, shape: Any = EnrolmentOut, **context: Any) -> Any:
-    shown = shape.model_validate(enrolment, context={"viewer": current_user, **context})
-    return shown.model_dump(mode="json", exclude_unset=True)
+    return dump(shape, enrolment, viewer=current_user, **context)
 
 
-# Loaders ----------------------------------------------------------------------------------
-
-
-def in_scope(get: Callable[[int, Any], R]) -> Callable[..., R]:
-    """The area's one loader for the record the path names, as the caller may see it. Ids
-    beyond the database's integer range cannot exist (and SQLite cannot compare them)."""
-
-    def load(**path: int) -> R:
-        (record_id,) = path.values()
-        if record_id > MAX_ID:
-            abort(404)
-        return get(record_id, current_user)
-
-    return load
+# Records named in the body ----------------------------------------------------------------
 
 
 def _found(kind: type[R], record_id: int | None, errors: dict[str, list[str]], field: str) -> Any:
@@ -707,7 +692,7 @@ def list_courses(query: CourseQuery) -> ResponseReturnValue:
     tags=["courses"],
     answer=CourseOut,
     problems=[404],
-    load=in_scope(get_course_or_404),
+    load=scoped(get_course_or_404),
 )
 def get_course(course: Course) -> ResponseReturnValue:
     return jsonify(course_json(course, places_left(course), course_end(course.id)))
@@ -768,7 +753,7 @@ def create_course_view(body: CourseInput) -> ResponseReturnValue:
     query=PageQuery,
     answer=Page[SessionOut],
     problems=[404],
-    load=in_scope(get_course_or_404),
+    load=scoped(get_course_or_404),
 )
 def list_course_sessions(course: Course, query: PageQuery) -> ResponseReturnValue:
     sessions = select(CourseSession).where(CourseSession.course_id == course.id)
@@ -793,7 +778,7 @@ def list_course_sessions(course: Course, query: PageQuery) -> ResponseReturnValu
     headers={"Location": "The enrolment's URL"},
     problems=[404, "course-rule", "conflict"],
     refusal=(409, "course-rule", "referral_id"),
-    load=in_scope(get_course_or_404),
+    load=scoped(get_course_or_404),
 )
 def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValue:
     # Not locked here: enrol() locks the course and then the referral, in that order.
@@ -823,7 +808,7 @@ def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValu
     tags=["enrolments"],
     answer=EnrolmentOut,
     problems=[404],
-    load=in_scope(get_enrolment_or_404),
+    load=scoped(get_enrolment_or_404),
 )
 def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
     shown = enrolment_json(enrolment)
@@ -841,7 +826,7 @@ def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
     body=WithdrawInput,
     answer=WithdrawnEnrolment,
     problems=[404, "course-rule"],
-    load=in_scope(get_enrolment_or_404),
+    load=scoped(get_enrolment_or_404),
 )
 def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseReturnValue:
     offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
@@ -877,7 +862,7 @@ def register_json(session: CourseSession) -> Any:
     tags=["registers"],
     answer=Register,
     problems=[404],
-    load=in_scope(get_register_session_or_404),
+    load=scoped(get_register_session_or_404),
 )
 def get_register(session: CourseSession) -> ResponseReturnValue:
     shown, people = register_json(session)
@@ -897,7 +882,7 @@ def get_register(session: CourseSession) -> ResponseReturnValue:
     answer=Register,
     problems=[404, "register-refused", "conflict"],
     refusal=(409, "register-refused", None),
-    load=in_scope(get_register_session_or_404),
+    load=scoped(get_register_session_or_404),
 )
 def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseReturnValue:
     entries = [RegisterEntry(**entry.model_dump()) for entry in body.entries]
@@ -917,7 +902,7 @@ def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseR
     body=SessionPatch,
     answer=SessionOut,
     problems=[404, "course-rule"],
-    load=in_scope(get_register_session_or_404),
+    load=scoped(get_register_session_or_404),
 )
 def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturnValue:
     cancel_session(current_user, session, body.reason)
@@ -940,7 +925,7 @@ def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturn
     status=201,
     problems=[404],
     refusal=(422, "course-rule", None),
-    load=in_scope(get_enrolment_or_404),
+    load=scoped(get_enrolment_or_404),
 )
 def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseReturnValue:
     today = clock.today()

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from annotated_types import GroupedMetadata
-from flask import Flask, jsonify, request
+from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -120,7 +121,7 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
 
 
 def text_schema(max_length: int, *, required: bool = False) -> dict[str, Any]:
-    """`Text`'s JSON Schema, for operations still described by hand-written schemas."""
+    """`Text`'s JSON Schema, for rules that tie fields together (`anyOf`)."""
     return TypeAdapter(Annotated[str, Text(max_length, required=required)]).json_schema()
 
 
@@ -208,7 +209,23 @@ class Problem(BaseModel):
 
 
 def dump(model: type[BaseModel], value: Any, **context: Any) -> dict[str, Any]:
-    return model.model_validate(value, context=context).model_dump(mode="json")
+    """The answer as JSON. A field the model's reader leaves out (one the caller may not see)
+    is not written."""
+    return model.model_validate(value, context=context).model_dump(mode="json", exclude_unset=True)
+
+
+def scoped(get: Callable[[int, Any], T]) -> Callable[..., T]:
+    """An `@operation`'s `load`: the area's one loader for the record the path names, as the
+    caller may see it. Ids beyond the database's integer range cannot exist (and SQLite
+    cannot compare them): 404 before the query."""
+
+    def load(**path: int) -> T:
+        (record_id,) = path.values()
+        if record_id > MAX_ID:
+            abort(404)
+        return get(record_id, current_user)
+
+    return load
 
 
 def paginate(
@@ -367,6 +384,7 @@ def operation(
     tags: Sequence[str],
     answer: Any = None,
     status: int = 200,
+    others: Mapping[int, str] | None = None,
     body: type[Body] | None = None,
     query: type[Query] | None = None,
     problems: Iterable[int | str] = (),
@@ -377,22 +395,19 @@ def operation(
     load: Callable[..., Any] | None = None,
     parameters: Sequence[dict[str, Any]] = (),
     refusal: tuple[int, str, str | None] = (409, "course-rule", None),
-    responses: dict[int, dict[str, Any]] | None = None,
-    request_body: dict[str, Any] | None = None,
 ) -> Callable[[F], F]:
     """Declare a view's operation: `load` finds the record its path names (404 first, before
     the body is read) and is passed first; `body` and `query` are read and passed as `body=`
-    and `query=`; `answer` is the model of its success; `problems` the problem kinds (or plain
-    statuses) it may answer with, 401, 403 and 429 always listed; `refusal` the status,
-    kind and default field of a rule's refusal (see the handlers in `referrals.api`)."""
+    and `query=`; `answer` is the model of its success (`status`, and any `others` with their
+    descriptions); `problems` the problem kinds (or plain statuses) it may answer with, 401,
+    403 and 429 always listed; `refusal` the status, kind and default field of a rule's
+    refusal (see the handlers in `referrals.api`)."""
     problems = [*problems, 401, 403, 429]
     if body is not None:
         problems.append("validation")
     if query is not None:
         problems.append("invalid-query")
     success: dict[str, Any] = {"description": summary}
-    if answer is not None:
-        success["content"] = {"application/json": {"schema": answer}}
     if files:
         success["content"] = {m: {"schema": {"type": "string"}} for m in files}
         success["description"] = " ".join(files.values())
@@ -401,27 +416,20 @@ def operation(
             name: {"description": text, "schema": {"type": "string"}}
             for name, text in headers.items()
         }
+    successes = {str(status): success}
+    successes |= {str(code): {"description": text} for code, text in (others or {}).items()}
     op: dict[str, Any] = {
         "summary": summary,
         "description": f"{description}\n\nWho may call it: {roles}.".strip(),
         "tags": list(tags),
         "x-roles": roles,
-        "responses": {str(status): success, **_problem_responses(problems)},
+        "responses": successes | _problem_responses(problems),
         "x-models": {"body": body, "query": query, "answer": answer},
         "x-parameters": list(parameters),
         "x-refusal": refusal,
     }
     if public:
         op["security"] = []
-    if responses is not None:  # an operation still described by hand-written schemas
-        op["responses"] = {str(code): item for code, item in responses.items()}
-        always = {"401", "403", "429"}
-        op["responses"] |= {k: v for k, v in _problem_responses(problems).items() if k in always}
-    if request_body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": request_body}},
-        }
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -438,49 +446,6 @@ def operation(
         return run  # type: ignore[return-value]
 
     return decorate
-
-
-# Hand-written schemas, for operations not yet described by models.
-SCHEMAS: dict[str, dict[str, Any]] = {}
-PROBLEM_RESPONSE = {
-    "description": "Problem details (RFC 9457)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
-}
-PAGE_PARAMETERS = [
-    {
-        "name": "page",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": 1},
-    },
-    {
-        "name": "per_page",
-        "in": "query",
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": Config.API_MAX_PER_PAGE,
-            "default": 25,
-        },
-    },
-]
-
-
-def register_schema(name: str, schema: dict[str, Any]) -> None:
-    SCHEMAS[name] = schema
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def page_of(name: str) -> dict[str, Any]:
-    items = {"items": {"type": "array", "items": ref(name)}}
-    counts = {key: {"type": "integer"} for key in ("page", "per_page", "total")}
-    return {"type": "object", "required": ["items", *counts], "properties": items | counts}
-
-
-def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 # The document -----------------------------------------------------------------------------
@@ -552,14 +517,10 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(models["body"], "validation")]}},
             }
         if models["answer"] is not None:
-            success = next(iter(entry["responses"]))
-            schema = refs[(models["answer"], "serialization")]
+            content = {"application/json": {"schema": refs[(models["answer"], "serialization")]}}
             entry["responses"] = {
-                **entry["responses"],
-                success: {
-                    **entry["responses"][success],
-                    "content": {"application/json": {"schema": schema}},
-                },
+                code: response | {"content": content} if code.startswith("2") else response
+                for code, response in entry["responses"].items()
             }
         paths.setdefault(openapi_path(rule), {})[method] = entry
     document = {
@@ -580,7 +541,7 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": dict(sorted((defs.get("$defs", {}) | SCHEMAS).items())),
+            "schemas": dict(sorted(defs.get("$defs", {}).items())),
         },
     }
     # One reference style throughout: pydantic's `#/$defs/X` become component references.
