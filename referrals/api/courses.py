@@ -203,7 +203,12 @@ class CourseInput(Body):
     """Give the venue either as `venue` (a new venue) or as `venue_id`."""
 
     model_config = ConfigDict(
-        json_schema_extra={"oneOf": [{"required": ["venue"]}, {"required": ["venue_id"]}]}
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["venue"], "properties": {"venue": {"type": "object"}}},
+                {"required": ["venue_id"], "properties": {"venue_id": {"type": "integer"}}},
+            ]
+        }
     )
     title: Title
     description: Free = ""

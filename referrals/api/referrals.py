@@ -7,7 +7,7 @@ import json
 import re
 from datetime import date, datetime
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_type_hints
 
 from flask import Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -51,7 +52,7 @@ from referrals.courses.services import close_referral, lock_courses_of
 from referrals.dates import check_past, check_received
 from referrals.extensions import db
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
-from referrals.intake.identity import person_seen_by
+from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
 from referrals.intake.models import IdempotentRequest, ReferralTransition
 from referrals.intake.models import Patient as PatientRecord
@@ -247,25 +248,7 @@ class ReferralQuery(PageQuery):
 # Answers ----------------------------------------------------------------------------------
 
 
-class Patient(Answer):
-    """The person referred. Identifiers and the date of birth are null once the record is
-    pseudonymised."""
-
-    id: int | None
-    nhs_number: str | None
-    given_name: str
-    family_name: str
-    date_of_birth: date | None
-    sex: Sex
-    ethnicity: Ethnicity
-    postcode: str | None
-    phone: str | None
-    email: str | None
-    preferred_contact: ContactMethod
-    communication_needs: str
-    access_needs: str
-    gp_practice_id: int
-
+class _Person(Answer):
     @model_validator(mode="wrap")
     @classmethod
     def _hide_stand_in_birth_date(cls, person: Any, handler: Any) -> Any:
@@ -274,6 +257,21 @@ class Patient(Answer):
         if getattr(person, "anonymised_at", None):
             answer.date_of_birth = None
         return answer
+
+
+# The person as their record or as their practice sent them: one shape, `PersonAsSent`'s.
+_PERSON_FIELDS: dict[str, Any] = {
+    name: (hint, ...)
+    for name, hint in get_type_hints(PersonAsSent).items()
+    if name != "gp_practice"
+}
+Patient = create_model(
+    "Patient",
+    __base__=_Person,
+    __doc__="The person referred. Identifiers and the date of birth are null once the record "
+    "is pseudonymised.",
+    **_PERSON_FIELDS,
+)
 
 
 class Transition(Answer):
@@ -309,7 +307,7 @@ class Referral(Answer):
     referred_by_id: int | None
     assigned_to_id: int | None
     created_at: datetime | None
-    patient: Patient
+    patient: Patient  # type: ignore[valid-type]
     timeline: list[Transition]
 
     @model_validator(mode="before")
