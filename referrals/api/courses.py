@@ -29,32 +29,13 @@ from pydantic import (
     WithJsonSchema,
     computed_field,
     field_validator,
-    model_validator,
 )
 from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import joinedload
 
 from referrals import clock
 from referrals.api import bp
-from referrals.api.openapi import (
-    Answer,
-    Body,
-    Flag,
-    Id,
-    Page,
-    PageQuery,
-    Text,
-    answer,
-    dated,
-    dump,
-    field_errors,
-    formatted,
-    integral,
-    operation,
-    paginate,
-    refuse,
-    scoped,
-)
+from referrals.api import openapi as api
 from referrals.api.problems import validation_problem
 from referrals.api.referrals import Postcode
 from referrals.auth.models import Organisation, Role, User
@@ -135,10 +116,10 @@ today = clock.today
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
-Title = Annotated[str, Text(TITLE_MAX, required=True)]
-Free = Annotated[str, Text(TEXT_MAX)]
-Reason = Annotated[str, Text(TEXT_MAX, required=True)]
-Whole = Annotated[int, BeforeValidator(integral)]
+Title = Annotated[str, api.Text(TITLE_MAX, required=True)]
+Free = Annotated[str, api.Text(TEXT_MAX)]
+Reason = Annotated[str, api.Text(TEXT_MAX, required=True)]
+Whole = Annotated[int, BeforeValidator(api.integral)]
 
 
 def limits(low: int, high: int, **schema: Any) -> Any:
@@ -146,8 +127,8 @@ def limits(low: int, high: int, **schema: Any) -> Any:
     return Field(json_schema_extra={"minimum": low, "maximum": high, **schema})
 
 
-Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(integral)]
-Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(integral)]
+Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(api.integral)]
+Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(api.integral)]
 Mood = Annotated[Whole, limits(MOOD_MIN, MOOD_MAX)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
 
@@ -157,7 +138,7 @@ def _clock(value: Any) -> dt.time:
         return value
     match = _CLOCK.match(value) if isinstance(value, str) else None
     if match is None:
-        raise refuse("Enter a time as HH:MM on the 24-hour clock, for example 10:00")
+        raise api.refuse("Enter a time as HH:MM on the 24-hour clock, for example 10:00")
     return dt.time(int(match[1]), int(match[2]))
 
 
@@ -179,14 +160,14 @@ Clock = Annotated[
 # Requests ---------------------------------------------------------------------------------
 
 
-class VenueInput(Body):
+class VenueInput(api.Body):
     name: Title
-    address: Annotated[str, Text(ADDRESS_MAX, required=True)]
+    address: Annotated[str, api.Text(ADDRESS_MAX, required=True)]
     postcode: Postcode
     accessibility: Free = ""
 
 
-class ScheduleInput(Body):
+class ScheduleInput(api.Body):
     """Sessions are generated on the start date's weekday; occurrences on England bank holidays
     are skipped and the course runs on, so `sessions` (plus `taster_sessions`, held first)
     sessions are always created. Every session must fall inside the course's contract."""
@@ -199,7 +180,7 @@ class ScheduleInput(Body):
     taster_sessions: Annotated[Whole, limits(MIN_TASTERS, MAX_TASTERS, default=0)] = 0
 
 
-class CourseInput(Body):
+class CourseInput(api.Body):
     """Give the venue either as `venue` (a new venue) or as `venue_id`."""
 
     model_config = ConfigDict(
@@ -213,11 +194,11 @@ class CourseInput(Body):
     title: Title
     description: Free = ""
     art_form: ArtForm
-    provider_id: Id = Field(description="An organisation of kind provider")
-    contract_id: Id
+    provider_id: api.Id = Field(description="An organisation of kind provider")
+    contract_id: api.Id
     venue: VenueInput | None = None
-    venue_id: Id | None = Field(default=None, validate_default=True)
-    capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(integral)]
+    venue_id: api.Id | None = Field(default=None, validate_default=True)
+    capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(api.integral)]
     cost_per_session_pence: Pence = Field(
         default=0, description="What the contract pays the provider for one session, in pence"
     )
@@ -227,7 +208,7 @@ class CourseInput(Body):
     pathways: list[Pathway] = []
     min_age: Age | None = None
     max_age: Age | None = None
-    lead_artist_ids: list[Id] = Field(
+    lead_artist_ids: list[api.Id] = Field(
         default=[], max_length=100, description="Artists (users) of the provider who lead it"
     )
     schedule: ScheduleInput
@@ -254,14 +235,14 @@ class CourseInput(Body):
         if "venue" not in info.data:  # refused itself
             return venue_id
         if info.data["venue"] is not None and venue_id is not None:
-            raise refuse("Give venue or venue_id, not both")
+            raise api.refuse("Give venue or venue_id, not both")
         if info.data["venue"] is None and venue_id is None:
-            raise refuse("Give the venue, or the venue_id of a known one", "venue")
+            raise api.refuse("Give the venue, or the venue_id of a known one", "venue")
         return venue_id
 
 
-class EnrolmentInput(Body):
-    referral_id: Id = Field(description="An assessed referral")
+class EnrolmentInput(api.Body):
+    referral_id: api.Id = Field(description="An assessed referral")
     late_start_confirmed: bool = Field(
         default=False,
         description="Needed when so few sessions are left that the person cannot complete the "
@@ -270,20 +251,20 @@ class EnrolmentInput(Body):
     required = {"referral_id": "Give the referral to enrol"}
 
 
-class WithdrawInput(Body):
+class WithdrawInput(api.Body):
     reason: Reason
     required = {"reason": "Give a reason"}
 
 
-class RegisterEntryInput(Body):
-    enrolment_id: Id
+class RegisterEntryInput(api.Body):
+    enrolment_id: api.Id
     status: AttendanceStatus
     mood_before: Mood | None = None
     mood_after: Mood | None = None
-    note: Annotated[str, Text(NOTE_MAX)] = ""
+    note: Annotated[str, api.Text(NOTE_MAX)] = ""
 
 
-class RegisterInput(Body):
+class RegisterInput(api.Body):
     entries: list[RegisterEntryInput] = Field(max_length=REGISTER_ENTRIES_MAX)
     required = {
         "entries": "Give the register's entries",
@@ -298,17 +279,17 @@ def register_entries_from_json(payload: Any) -> list[RegisterEntry]:
     try:
         body = RegisterInput.model_validate_json(json.dumps(payload))
     except ValidationError as error:
-        raise validation_problem(field_errors(error, RegisterInput.required)) from error
+        raise validation_problem(api.field_errors(error, RegisterInput.required)) from error
     return [RegisterEntry(**entry.model_dump()) for entry in body.entries]
 
 
 def _only_cancelled(status: str) -> str:
     if status != SessionStatus.CANCELLED.value:
-        raise refuse("Only cancelled can be set; saving the register delivers it")
+        raise api.refuse("Only cancelled can be set; saving the register delivers it")
     return status
 
 
-class SessionPatch(Body):
+class SessionPatch(api.Body):
     status: Annotated[str, AfterValidator(_only_cancelled), WithJsonSchema({"const": "cancelled"})]
     reason: Reason
     required = {
@@ -317,7 +298,7 @@ class SessionPatch(Body):
     }
 
 
-class WellbeingInput(Body):
+class WellbeingInput(api.Body):
     instrument: Instrument
     timepoint: Timepoint
     items: list[Any] = Field(
@@ -325,9 +306,9 @@ class WellbeingInput(Body):
         description="One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
         json_schema_extra={"items": {"type": "integer", "minimum": ITEM_MIN, "maximum": ITEM_MAX}},
     )
-    recorded_on: Annotated[dt.date, formatted("past-date"), dated(check_recorded)] | None = Field(
-        default=None, description="Default today; from 2000-01-01, never in the future"
-    )
+    recorded_on: (
+        Annotated[dt.date, api.formatted("past-date"), api.dated(check_recorded)] | None
+    ) = Field(default=None, description="Default today; from 2000-01-01, never in the future")
     required = {
         "instrument": "Choose SWEMWBS or WEMWBS",
         "timepoint": "Choose baseline, end or follow_up",
@@ -335,15 +316,16 @@ class WellbeingInput(Body):
     }
 
 
-class ContractInput(Body):
+class ContractInput(api.Body):
     name: Title
-    commissioner_id: Id = Field(description="An organisation of kind commissioner")
-    start_date: Annotated[dt.date, formatted("term-date")]
-    end_date: Annotated[dt.date, formatted("term-date")] = Field(
+    commissioner_id: api.Id = Field(description="An organisation of kind commissioner")
+    start_date: Annotated[dt.date, api.formatted("term-date")]
+    end_date: Annotated[dt.date, api.formatted("term-date")] = Field(
         description="On or after start_date; a contract runs for at most 10 years"
     )
     value_pence: (
-        Annotated[int, Field(ge=0, le=CONTRACT_VALUE_MAX_PENCE), BeforeValidator(integral)] | None
+        Annotated[int, Field(ge=0, le=CONTRACT_VALUE_MAX_PENCE), BeforeValidator(api.integral)]
+        | None
     ) = Field(default=None, description="What the contract is worth over its whole term, in pence")
     targets: Any = Field(default=None, json_schema_extra=targets_schema())
     required = {
@@ -360,11 +342,11 @@ class ContractInput(Body):
             try:
                 check_contract(info.data["start_date"], end, (info.context or {})["today"])
             except DateRefused as refused:
-                raise refuse(str(refused), refused.field) from refused
+                raise api.refuse(str(refused), refused.field) from refused
         return end
 
 
-class CourseQuery(PageQuery):
+class CourseQuery(api.PageQuery):
     art_form: ArtForm | None = None
     pathway: Pathway | None = Field(default=None, description="Courses for this pathway")
     weekday: (
@@ -373,8 +355,8 @@ class CourseQuery(PageQuery):
         ]
         | None
     ) = Field(default=None, description="Courses that meet on this day")
-    provider_id: Id | None = None
-    has_places: Flag | None = Field(
+    provider_id: api.Id | None = None
+    has_places: api.Flag | None = Field(
         default=None, description="true: only courses with a place left; false: only full courses"
     )
 
@@ -382,7 +364,7 @@ class CourseQuery(PageQuery):
 # Answers ----------------------------------------------------------------------------------
 
 
-class Timed(Answer):
+class Timed(api.Answer):
     start_time: Clock
     duration_minutes: int
 
@@ -393,7 +375,7 @@ class Timed(Answer):
         return (start + dt.timedelta(minutes=self.duration_minutes)).time()
 
 
-class VenueOut(Answer):
+class VenueOut(api.Answer):
     id: int
     name: str
     address: str
@@ -410,7 +392,7 @@ class CourseSchedule(Timed):
     end_date: dt.date | None = Field(description="The date of the last session not cancelled")
 
 
-class CourseOut(Answer):
+class CourseOut(api.Answer):
     id: int
     title: str
     description: str
@@ -436,13 +418,11 @@ class CourseOut(Answer):
     max_age: int | None
     schedule: CourseSchedule
 
-    @model_validator(mode="before")
+    source = Course
+
     @classmethod
-    def _read(cls, course: Any, info: ValidationInfo) -> Any:
+    def read(cls, course: Any, context: dict[str, Any]) -> Any:
         """The course with its places left and last session (`places`, `last` in context)."""
-        if not isinstance(course, Course):
-            return course
-        context = info.context or {}
         schedule = {
             "start_date": course.start_date,
             "start_time": course.start_time,
@@ -478,7 +458,7 @@ class CourseWithSessions(CourseOut):
     sessions: list[SessionOut]
 
 
-class Mark(Answer):
+class Mark(api.Answer):
     status: AttendanceStatus
     mood_before: int | None
     mood_after: int | None
@@ -493,15 +473,14 @@ class AttendanceMark(Mark):
     session_id: int
     date: dt.date
 
-    @model_validator(mode="before")
+    source = Attendance
+
     @classmethod
-    def _read(cls, mark: Any) -> Any:
-        if not isinstance(mark, Attendance):
-            return mark
+    def read(cls, mark: Any, context: dict[str, Any]) -> Any:
         return {name: getattr(mark, name) for name in _MARKED} | {"date": mark.session.date}
 
 
-class RegisterPerson(Answer):
+class RegisterPerson(api.Answer):
     """What a register needs about a person, and nothing more."""
 
     name: str
@@ -514,7 +493,7 @@ def _person(enrolment: Enrolment) -> dict[str, Any]:
     return {"name": patient.full_name, "access_needs": patient.access_needs, "phone": patient.phone}
 
 
-class EnrolmentOut(Answer):
+class EnrolmentOut(api.Answer):
     """For artists: `id`, `course_id`, `course_title`, `status`, `person` and `attendance`
     only. For link workers, referrers and admins: the enrolment's dates and its referral, no
     `person`."""
@@ -539,13 +518,11 @@ class EnrolmentOut(Answer):
     person: RegisterPerson | None = None
     attendance: list[AttendanceMark]
 
-    @model_validator(mode="before")
+    source = Enrolment
+
     @classmethod
-    def _read(cls, enrolment: Any, info: ValidationInfo) -> Any:
+    def read(cls, enrolment: Any, context: dict[str, Any]) -> Any:
         """As the viewer may see it; fields left out are not written (`exclude_unset`)."""
-        if not isinstance(enrolment, Enrolment):
-            return enrolment
-        context = info.context or {}
         marks = sorted(enrolment.attendance, key=lambda mark: (mark.session.date, mark.session_id))
         shown = {name: getattr(enrolment, name) for name in ("id", "course_id", "status")}
         shown |= {"course_title": enrolment.course.title, "attendance": marks}
@@ -569,14 +546,14 @@ class RegisterLine(RegisterPerson):
     mark: Mark | None = Field(description="What the register records; null until it is taken")
 
 
-class Register(Answer):
+class Register(api.Answer):
     session: SessionOut
     course_title: str
     editable: bool = Field(description="Whether the caller may save this register today")
     entries: list[RegisterLine]
 
 
-class Wellbeing(Answer):
+class Wellbeing(api.Answer):
     id: int
     enrolment_id: int
     instrument: Instrument
@@ -589,7 +566,7 @@ class Wellbeing(Answer):
     recorded_on: dt.date
 
 
-class ContractOut(Answer):
+class ContractOut(api.Answer):
     id: int
     name: str
     commissioner_id: int
@@ -608,7 +585,17 @@ def course_json(course: Course, places: int, last: dt.date | None, shape: Any = 
 
 
 def enrolment_json(enrolment: Enrolment, shape: Any = EnrolmentOut, **context: Any) -> Any:
-    return dump(shape, enrolment, viewer=current_user, **context)
+    return api.dump(shape, enrolment, viewer=current_user, **context)
+
+
+COURSE = api.scoped(get_course_or_404)
+ENROLMENT = api.scoped(get_enrolment_or_404)
+REGISTER = api.scoped(get_register_session_or_404)
+# How the course rules' refusals are answered (see the handlers in `referrals.api`).
+RULE = (409, "course-rule", None)  # 422 when a reason is missing
+FIELD_RULE = (422, "course-rule", None)  # the request's own fields break a rule
+ENROL = (409, "course-rule", "referral_id")
+REFUSED = (409, "register-refused", None)
 
 
 # Records named in the body ----------------------------------------------------------------
@@ -669,19 +656,19 @@ def _directory_filters(query: CourseQuery) -> list[Any]:
 
 @bp.get("/courses")
 @allow(STAFF)
-@operation(
-    "The course directory, earliest start first",
-    roles="all staff (artists see their own provider's courses)",
-    tags=["courses"],
-    query=CourseQuery,
-    answer=Page[CourseOut],
-)
+@api.operation("courses", query=CourseQuery, answer=api.Page[CourseOut])
 def list_courses(query: CourseQuery) -> ResponseReturnValue:
-    """A page of the courses the user may see, with places left and end dates in one query."""
+    """The course directory, earliest start first
+
+    Places left and end dates come in one query.
+
+    Who may call it: all staff (artists see their own provider's courses)."""
     found = select(Course, _places_taken().label("taken"), _last_session().label("last"))
     found = found.where(course_scope(current_user), *_directory_filters(query))
     found = found.options(joinedload(Course.venue), joinedload(Course.provider))
-    page = paginate(found.order_by(Course.start_date, Course.id), query, lambda row: row, rows=True)
+    page = api.paginate(
+        found.order_by(Course.start_date, Course.id), query, lambda row: row, rows=True
+    )
     page["items"] = [
         course_json(course, max(0, course.capacity - taken), last)
         for course, taken, last in page["items"]
@@ -691,15 +678,11 @@ def list_courses(query: CourseQuery) -> ResponseReturnValue:
 
 @bp.get("/courses/<int:course_id>")
 @allow(STAFF)
-@operation(
-    "A course in the directory",
-    roles="all staff (artists: their own provider's courses)",
-    tags=["courses"],
-    answer=CourseOut,
-    problems=[404],
-    load=scoped(get_course_or_404),
-)
+@api.operation("courses", answer=CourseOut, load=COURSE)
 def get_course(course: Course) -> ResponseReturnValue:
+    """A course in the directory
+
+    Who may call it: all staff (artists: their own provider's courses)."""
     return jsonify(course_json(course, places_left(course), course_end(course.id)))
 
 
@@ -731,39 +714,29 @@ def _course_fields(body: CourseInput) -> CourseFields:
 
 @bp.post("/courses")
 @allow(Role.ADMIN)
-@operation(
-    "Create a course and its sessions",
-    roles="admin",
-    tags=["courses"],
-    body=CourseInput,
-    answer=CourseWithSessions,
-    status=201,
-    headers={"Location": "The course's URL"},
-    problems=["conflict"],
-    refusal=(422, "course-rule", None),
+@api.operation(
+    "courses", body=CourseInput, answer=CourseWithSessions, status=201, refusal=FIELD_RULE
 )
 def create_course_view(body: CourseInput) -> ResponseReturnValue:
+    """Create a course and its sessions
+
+    Who may call it: admin."""
     course = create_course(current_user, _course_fields(body))
     shown = course_json(course, course.capacity, course_end(course.id), CourseWithSessions)
     db.session.commit()
-    return answer(shown, 201, url_for("api.get_course", course_id=course.id))
+    return api.answer(shown, 201, url_for("api.get_course", course_id=course.id))
 
 
 @bp.get("/courses/<int:course_id>/sessions")
 @allow(STAFF)
-@operation(
-    "A course's sessions in date order",
-    roles="all staff who can see the course",
-    tags=["courses"],
-    query=PageQuery,
-    answer=Page[SessionOut],
-    problems=[404],
-    load=scoped(get_course_or_404),
-)
-def list_course_sessions(course: Course, query: PageQuery) -> ResponseReturnValue:
+@api.operation("courses", query=api.PageQuery, answer=api.Page[SessionOut], load=COURSE)
+def list_course_sessions(course: Course, query: api.PageQuery) -> ResponseReturnValue:
+    """A course's sessions in date order
+
+    Who may call it: all staff who can see the course."""
     sessions = select(CourseSession).where(CourseSession.course_id == course.id)
     sessions = sessions.order_by(CourseSession.date, CourseSession.start_time, CourseSession.id)
-    return jsonify(paginate(sessions, query, lambda session: dump(SessionOut, session)))
+    return jsonify(api.paginate(sessions, query, lambda session: api.dump(SessionOut, session)))
 
 
 # Enrolments -------------------------------------------------------------------------------
@@ -771,21 +744,16 @@ def list_course_sessions(course: Course, query: PageQuery) -> ResponseReturnValu
 
 @bp.post("/courses/<int:course_id>/enrolments")
 @allow(*ENROLLING)
-@operation(
-    "Enrol an assessed referral, or put them on the waiting list",
-    roles="link_worker, admin",
-    tags=["enrolments"],
-    description="The course rules may refuse it (not assessed, already on a course, outside the "
-    "age range, course finished, too late to complete without `late_start_confirmed`).",
-    body=EnrolmentInput,
-    answer=EnrolmentOut,
-    status=201,
-    headers={"Location": "The enrolment's URL"},
-    problems=[404, "course-rule", "conflict"],
-    refusal=(409, "course-rule", "referral_id"),
-    load=scoped(get_course_or_404),
+@api.operation(
+    "enrolments", body=EnrolmentInput, answer=EnrolmentOut, status=201, load=COURSE, refusal=ENROL
 )
 def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValue:
+    """Enrol an assessed referral, or put them on the waiting list
+
+    The course rules may refuse it (not assessed, already on a course, outside the
+    age range, course finished, too late to complete without `late_start_confirmed`).
+
+    Who may call it: link_worker, admin."""
     # Not locked here: enrol() locks the course and then the referral, in that order.
     referral = db.session.scalar(
         scoped_referrals(current_user).where(Referral.id == body.referral_id)
@@ -801,21 +769,17 @@ def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValu
     )
     shown = enrolment_json(enrolment)
     db.session.commit()
-    return answer(shown, 201, url_for("api.get_enrolment", enrolment_id=enrolment.id))
+    return api.answer(shown, 201, url_for("api.get_enrolment", enrolment_id=enrolment.id))
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
 @allow(*ENROLMENT_READERS)
-@operation(
-    "An enrolment, its status and attendance",
-    roles="admin, link_worker, referrer (their practice's referrals), artist (people on their "
-    "provider's registers, shown with only what a register needs)",
-    tags=["enrolments"],
-    answer=EnrolmentOut,
-    problems=[404],
-    load=scoped(get_enrolment_or_404),
-)
+@api.operation("enrolments", answer=EnrolmentOut, load=ENROLMENT)
 def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
+    """An enrolment, its status and attendance
+
+    Who may call it: admin, link_worker, referrer (their practice's referrals), artist (people on
+    their provider's registers, shown with only what a register needs)."""
     shown = enrolment_json(enrolment)
     enrolment_viewed(current_user, enrolment)
     return jsonify(shown)
@@ -823,17 +787,15 @@ def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
 
 @bp.post("/enrolments/<int:enrolment_id>/withdraw")
 @allow(*ENROLLING)
-@operation(
-    "Take someone off a course or its waiting list",
-    roles="link_worker, admin",
-    tags=["enrolments"],
-    description="`offered_to` names the waiting enrolment offered the freed place.",
-    body=WithdrawInput,
-    answer=WithdrawnEnrolment,
-    problems=[404, "course-rule"],
-    load=scoped(get_enrolment_or_404),
+@api.operation(
+    "enrolments", body=WithdrawInput, answer=WithdrawnEnrolment, load=ENROLMENT, refusal=RULE
 )
 def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseReturnValue:
+    """Take someone off a course or its waiting list
+
+    `offered_to` names the waiting enrolment offered the freed place.
+
+    Who may call it: link_worker, admin."""
     offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
     shown = enrolment_json(enrolment, WithdrawnEnrolment, offered=offered)
     db.session.commit()
@@ -856,20 +818,16 @@ def register_json(session: CourseSession) -> Any:
     ]
     editable = can_edit_register(current_user, session, clock.today())
     shown = {"session": session, "course_title": session.course.title, "entries": entries}
-    return dump(Register, shown | {"editable": editable}), people
+    return api.dump(Register, shown | {"editable": editable}), people
 
 
 @bp.get("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "A session's register: who is expected, and what has been recorded",
-    roles="artist (their provider's courses), admin",
-    tags=["registers"],
-    answer=Register,
-    problems=[404],
-    load=scoped(get_register_session_or_404),
-)
+@api.operation("registers", answer=Register, load=REGISTER)
 def get_register(session: CourseSession) -> ResponseReturnValue:
+    """A session's register: who is expected, and what has been recorded
+
+    Who may call it: artist (their provider's courses), admin."""
     shown, people = register_json(session)
     people_viewed(current_user, "register.viewed", people, session_id=session.id)
     return jsonify(shown)
@@ -877,19 +835,14 @@ def get_register(session: CourseSession) -> ResponseReturnValue:
 
 @bp.put("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "Save a session's register; the session becomes delivered",
-    roles="artist of the course's provider (on the day and for 7 days after), admin (any date "
-    "from the day of the session)",
-    tags=["registers"],
-    description="Invalid entries are named like `entries.2.mood_after`; nothing is saved.",
-    body=RegisterInput,
-    answer=Register,
-    problems=[404, "register-refused", "conflict"],
-    refusal=(409, "register-refused", None),
-    load=scoped(get_register_session_or_404),
-)
+@api.operation("registers", body=RegisterInput, answer=Register, load=REGISTER, refusal=REFUSED)
 def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseReturnValue:
+    """Save a session's register; the session becomes delivered
+
+    Invalid entries are named like `entries.2.mood_after`; nothing is saved.
+
+    Who may call it: artist of the course's provider (on the day and for 7 days after), admin
+    (any date from the day of the session)."""
     entries = [RegisterEntry(**entry.model_dump()) for entry in body.entries]
     save_register(current_user, session, entries, today=clock.today())
     shown, _people = register_json(session)
@@ -899,19 +852,15 @@ def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseR
 
 @bp.patch("/sessions/<int:session_id>")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "Cancel a session",
-    roles="artist of the course's provider, admin",
-    tags=["registers"],
-    description="A session with a register cannot be cancelled.",
-    body=SessionPatch,
-    answer=SessionOut,
-    problems=[404, "course-rule"],
-    load=scoped(get_register_session_or_404),
-)
+@api.operation("registers", body=SessionPatch, answer=SessionOut, load=REGISTER, refusal=RULE)
 def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturnValue:
+    """Cancel a session
+
+    A session with a register cannot be cancelled.
+
+    Who may call it: artist of the course's provider, admin."""
     cancel_session(current_user, session, body.reason)
-    shown = dump(SessionOut, session)
+    shown = api.dump(SessionOut, session)
     db.session.commit()
     return jsonify(shown)
 
@@ -921,18 +870,19 @@ def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturn
 
 @bp.post("/enrolments/<int:enrolment_id>/wellbeing")
 @allow(*WELLBEING_RECORDERS)
-@operation(
-    "Record a wellbeing questionnaire",
-    roles="artist (people on their provider's registers), link_worker, admin",
-    tags=["wellbeing"],
+@api.operation(
+    "wellbeing",
     body=WellbeingInput,
     answer=Wellbeing,
     status=201,
-    problems=[404],
-    refusal=(422, "course-rule", None),
-    load=scoped(get_enrolment_or_404),
+    headers={},
+    load=ENROLMENT,
+    refusal=FIELD_RULE,
 )
 def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseReturnValue:
+    """Record a wellbeing questionnaire
+
+    Who may call it: artist (people on their provider's registers), link_worker, admin."""
     today = clock.today()
     assessment = record_wellbeing(
         current_user,
@@ -941,9 +891,9 @@ def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseRetu
         recorded_on=body.recorded_on or today,
         today=today,
     )
-    shown = dump(Wellbeing, assessment)
+    shown = api.dump(Wellbeing, assessment)
     db.session.commit()
-    return answer(shown, 201)
+    return api.answer(shown, 201)
 
 
 # Contracts --------------------------------------------------------------------------------
@@ -969,37 +919,30 @@ def _contract_fields(body: ContractInput) -> ContractFields:
 
 @bp.post("/contracts")
 @allow(Role.ADMIN)
-@operation(
-    "Create a contract with its monthly KPI targets",
-    roles="admin",
-    tags=["contracts"],
-    body=ContractInput,
-    answer=ContractOut,
-    status=201,
-    problems=["conflict"],
-    refusal=(422, "course-rule", None),
+@api.operation(
+    "contracts", body=ContractInput, answer=ContractOut, status=201, headers={}, refusal=FIELD_RULE
 )
 def create_contract(body: ContractInput) -> ResponseReturnValue:
+    """Create a contract with its monthly KPI targets
+
+    Who may call it: admin."""
     contract = save_contract(current_user, _contract_fields(body), today=clock.today())
-    shown = dump(ContractOut, contract)
+    shown = api.dump(ContractOut, contract)
     db.session.commit()
-    return answer(shown, 201)
+    return api.answer(shown, 201)
 
 
 @bp.get("/contracts")
 @allow(*CONTRACT_READERS)
-@operation(
-    "List contracts",
-    roles="admin (all), commissioner (their organisation's)",
-    tags=["contracts"],
-    query=PageQuery,
-    answer=Page[ContractOut],
-)
-def list_contracts(query: PageQuery) -> ResponseReturnValue:
+@api.operation("contracts", query=api.PageQuery, answer=api.Page[ContractOut])
+def list_contracts(query: api.PageQuery) -> ResponseReturnValue:
+    """List contracts
+
+    Who may call it: admin (all), commissioner (their organisation's)."""
     contracts = select(Contract).order_by(Contract.start_date.desc(), Contract.id)
     if current_user.role != Role.ADMIN:
         contracts = contracts.where(Contract.commissioner_id == current_user.organisation_id)
-    return jsonify(paginate(contracts, query, lambda contract: dump(ContractOut, contract)))
+    return jsonify(api.paginate(contracts, query, lambda contract: api.dump(ContractOut, contract)))
 
 
 # Open Referral UK -------------------------------------------------------------------------
@@ -1007,14 +950,12 @@ def list_contracts(query: PageQuery) -> ResponseReturnValue:
 
 @bp.get("/openreferral/services")
 @public
-@operation(
-    "Moved: the same services at /openreferral/services (Open Referral UK 3.0)",
-    roles="anyone; no token needed",
-    tags=["courses"],
-    status=308,
-    public=True,
-)
+@api.operation("courses", status=308, public=True)
 def openreferral_services() -> ResponseReturnValue:
-    """The feed moved out of the token-only API to the open ORUK 3.0 paths; one shape only."""
+    """Moved: the same services at /openreferral/services (Open Referral UK 3.0)
+
+    The feed moved out of the token-only API to the open ORUK 3.0 paths; one shape only.
+
+    Who may call it: anyone; no token needed."""
     query = request.query_string.decode("latin-1")
     return redirect(url_for("openreferral.services") + (f"?{query}" if query else ""), code=308)

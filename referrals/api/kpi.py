@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from flask import jsonify, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
 from referrals import clock
 from referrals.api import bp
@@ -88,13 +88,12 @@ class KpiReturnSummary(Answer):
         "(current) return was made, so its figures do not include that change; regenerate it",
     )
 
-    @model_validator(mode="before")
+    source = KpiReturn
+
     @classmethod
-    def _read(cls, made: Any, info: ValidationInfo) -> Any:
+    def read(cls, made: Any, context: dict[str, Any]) -> Any:
         """As the caller may see it: `raw` (admins) adds what only admins are shown."""
-        if not isinstance(made, KpiReturn):
-            return made
-        raw = (info.context or {}).get("raw", False)
+        raw = context.get("raw", False)
         shown = {name: getattr(made, name) for name in _STORED}
         shown |= {
             "scope": ALL_SCOPE if made.contract_id is None else "contract",
@@ -143,15 +142,16 @@ class KpiFigure(Answer):
     )
     raw_value: str = Field(default="", description="Admins only")
 
-    @model_validator(mode="before")
+    source = dict
+
     @classmethod
-    def _read(cls, figure: Any, info: ValidationInfo) -> Any:
+    def read(cls, figure: Any, context: dict[str, Any]) -> Any:
         """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
         shown = {key: figure.get(key) for key in FIGURE_FIELDS}
         target = figure_target(figure, None) or {}
         shown |= {f"target_{level}": target.get(level) for level in TARGET_LEVELS}
         shown |= {"suppressed": bool(shown["suppressed"]), "span": span_of(figure)}
-        if (info.context or {}).get("raw"):
+        if context.get("raw"):
             shown["raw_value"] = figure.get("raw_value")
         return shown
 
@@ -233,14 +233,12 @@ class ReturnRequest(Body):
 
 @bp.get("/kpi/returns")
 @allow(*KPI_READERS)
-@operation(
-    "List KPI returns, newest period first, without figures",
-    roles="admin (all), commissioner (their organisation's contracts; never all activity)",
-    tags=["kpi"],
-    query=ReturnsQuery,
-    answer=Page[KpiReturnSummary],
-)
+@operation("kpi", query=ReturnsQuery, answer=Page[KpiReturnSummary])
 def list_kpi_returns(query: ReturnsQuery) -> ResponseReturnValue:
+    """List KPI returns, newest period first, without figures
+
+    Who may call it: admin (all), commissioner (their organisation's contracts; never all
+    activity)."""
     clauses: list[Any] = [] if query.include_superseded else [KpiReturn.superseded_at.is_(None)]
     if query.contract_id is not None:
         clauses.append(KpiReturn.contract_id == query.contract_id)
@@ -259,19 +257,16 @@ _NEWEST_FIRST = (
 )
 
 
+FOUND = {200: "The return already made for this scope and month"}
+
+
 @bp.post("/kpi/returns")
 @allow(Role.ADMIN)
-@operation(
-    "Make a KPI return, or find the one already made",
-    roles="admin",
-    tags=["kpi"],
-    body=ReturnRequest,
-    answer=KpiReturnOut,
-    status=201,
-    others={200: "The return already made for this scope and month"},
-    headers={"Location": "The return's URL, when it was made now"},
-)
+@operation("kpi", body=ReturnRequest, answer=KpiReturnOut, status=201, others=FOUND)
 def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
+    """Make a KPI return, or find the one already made
+
+    Who may call it: admin."""
     if body.contract_id is not None and db.session.get(Contract, body.contract_id) is None:
         raise validation_problem({"contract_id": ["There is no contract with this id"]})
     period = Period.parse(body.period)
@@ -282,42 +277,39 @@ def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
     return answer(shown, 201, url_for("api.show_kpi_return", return_id=made.kpi_return.id))
 
 
-_SCOPED = scoped(get_return_or_404)
-_FILE_ROLES = "admin (all), commissioner (their organisation's contracts)"
+RETURN = scoped(get_return_or_404)
+CSV_DESCRIPTION = (
+    "One row per KPI, span and breakdown cell: period, scope, span, code, name, breakdown, "
+    "value, suppressed, target_minimum, target_expected, target_stretch, target_rating, "
+    "version, generated_at, then provisional (and, when an admin asks for raw figures, "
+    "changed_since_made and raw_value). UTF-8 with a BOM; cells a spreadsheet would run as "
+    "formulas are neutralised."
+)
+PDF_DESCRIPTION = (
+    "The return's tables with targets rated, and a 12-month trend per headline KPI; published "
+    "(small-number protected) figures only"
+)
 
 
 @bp.get("/kpi/returns/<int:return_id>")
 @allow(*KPI_READERS)
-@operation(
-    "One KPI return with its figures",
-    roles=_FILE_ROLES + "; raw_value for admins only",
-    tags=["kpi"],
-    answer=KpiReturnOut,
-    problems=[404],
-    load=_SCOPED,
-)
+@operation("kpi", answer=KpiReturnOut, load=RETURN)
 def show_kpi_return(kpi_return: KpiReturn) -> ResponseReturnValue:
+    """One KPI return with its figures
+
+    Who may call it: admin (all), commissioner (their organisation's contracts); raw_value for
+    admins only."""
     return jsonify(dump(KpiReturnOut, kpi_return, raw=current_user.role == Role.ADMIN))
 
 
 @bp.get("/kpi/returns/<int:return_id>.csv")
 @allow(*KPI_READERS)
-@operation(
-    "A KPI return as CSV",
-    roles=_FILE_ROLES + "; raw=true for admins only",
-    tags=["kpi"],
-    query=RawQuery,
-    problems=[404],
-    load=_SCOPED,
-    files={
-        "text/csv": "One row per KPI, span and breakdown cell: period, scope, span, code, name, "
-        "breakdown, value, suppressed, target_minimum, target_expected, target_stretch, "
-        "target_rating, version, generated_at, then provisional (and, when an admin asks "
-        "for raw figures, changed_since_made and raw_value). UTF-8 with a BOM; cells a "
-        "spreadsheet would run as formulas are neutralised."
-    },
-)
+@operation("kpi", query=RawQuery, load=RETURN, files={"text/csv": CSV_DESCRIPTION})
 def kpi_return_csv(kpi_return: KpiReturn, query: RawQuery) -> ResponseReturnValue:
+    """A KPI return as CSV
+
+    Who may call it: admin (all), commissioner (their organisation's contracts); raw=true for
+    admins only."""
     if query.raw and current_user.role != Role.ADMIN:
         refuse_access("raw KPI figures")
     return _export(kpi_return, "csv", raw=query.raw)
@@ -325,18 +317,11 @@ def kpi_return_csv(kpi_return: KpiReturn, query: RawQuery) -> ResponseReturnValu
 
 @bp.get("/kpi/returns/<int:return_id>.pdf")
 @allow(*KPI_READERS)
-@operation(
-    "A KPI return as PDF",
-    roles=_FILE_ROLES,
-    tags=["kpi"],
-    problems=[404],
-    load=_SCOPED,
-    files={
-        "application/pdf": "The return's tables with targets rated, and a 12-month trend per "
-        "headline KPI; published (small-number protected) figures only"
-    },
-)
+@operation("kpi", load=RETURN, files={"application/pdf": PDF_DESCRIPTION})
 def kpi_return_pdf(kpi_return: KpiReturn) -> ResponseReturnValue:
+    """A KPI return as PDF
+
+    Who may call it: admin (all), commissioner (their organisation's contracts)."""
     return _export(kpi_return, "pdf", raw=False)
 
 

@@ -10,6 +10,7 @@ themselves stay in the services: models call the same rule functions the pages d
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date
@@ -29,6 +30,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     ValidationInfo,
+    model_validator,
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
@@ -186,9 +188,22 @@ class PageQuery(Query):
 
 
 class Answer(BaseModel):
-    """An answer: read from the records' attributes, written as JSON."""
+    """An answer: read from the records' attributes, written as JSON. A model whose `source`
+    is set reads such a record with its own `read(record, context)` instead."""
 
     model_config = ConfigDict(from_attributes=True)
+    source: ClassVar[type | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_source(cls, value: Any, info: ValidationInfo) -> Any:
+        if cls.source is not None and isinstance(value, cls.source):
+            return cls.read(value, info.context or {})
+        return value
+
+    @classmethod
+    def read(cls, record: Any, context: dict[str, Any]) -> Any:
+        return record
 
 
 class Page(Answer, Generic[T]):
@@ -353,15 +368,15 @@ def read_query(model: type[Query]) -> Any:
 # Operations -------------------------------------------------------------------------------
 
 
-def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
+def _problem_responses(
+    problems: Iterable[int | str], refusal: tuple[int, str, str | None] | None
+) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
-    for item in problems:
-        if isinstance(item, str):
-            by_status.setdefault(KINDS[item][0], []).append(
-                f"[{KINDS[item][1]}]({PROBLEM_BASE}{item})"
-            )
-        else:
-            by_status.setdefault(item, [])
+    kinds = [(KINDS[item][0], item) for item in problems if isinstance(item, str)]
+    for status, kind in [*kinds, *([refusal[:2]] if refusal else [])]:
+        by_status.setdefault(status, []).append(f"[{KINDS[kind][1]}]({PROBLEM_BASE}{kind})")
+    for status in (item for item in problems if isinstance(item, int)):
+        by_status.setdefault(status, [])
     plain = {401: "No valid bearer token (never for an operation open to all)"}
     plain |= {403: "The caller's role may not do this"}
     plain |= {404: "Unknown, or outside the caller's scope"}
@@ -369,7 +384,7 @@ def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
     wait = {"description": "Seconds to wait", "schema": {"type": "string"}}
     return {
         str(status): {
-            "description": "; ".join(kinds) or plain.get(status, "Problem details"),
+            "description": "; ".join(dict.fromkeys(kinds)) or plain.get(status, "Problem details"),
             "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
         }
         | ({"headers": {"Retry-After": wait}} if status == 429 else {})
@@ -377,11 +392,17 @@ def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
     }
 
 
+def _described(view: Callable[..., Any]) -> dict[str, str]:
+    """An operation's summary (the docstring's first paragraph), description (the rest) and
+    roles (its last paragraph, `Who may call it: ...`)."""
+    text = inspect.cleandoc(view.__doc__ or "")
+    head, _, rest = text.partition("\n\n")
+    roles = " ".join(text.partition("Who may call it: ")[2].split()).rstrip(".")
+    return {"summary": " ".join(head.split()), "description": rest, "x-roles": roles}
+
+
 def operation(
-    summary: str,
-    *,
-    roles: str,
-    tags: Sequence[str],
+    *tags: str,
     answer: Any = None,
     status: int = 200,
     others: Mapping[int, str] | None = None,
@@ -391,26 +412,26 @@ def operation(
     files: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     public: bool = False,
-    description: str = "",
     load: Callable[..., Any] | None = None,
     parameters: Sequence[dict[str, Any]] = (),
-    refusal: tuple[int, str, str | None] = (409, "course-rule", None),
+    refusal: tuple[int, str, str | None] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a view's operation: `load` finds the record its path names (404 first, before
-    the body is read) and is passed first; `body` and `query` are read and passed as `body=`
-    and `query=`; `answer` is the model of its success (`status`, and any `others` with their
-    descriptions); `problems` the problem kinds (or plain statuses) it may answer with, 401,
-    403 and 429 always listed; `refusal` the status, kind and default field of a rule's
-    refusal (see the handlers in `referrals.api`)."""
-    problems = [*problems, 401, 403, 429]
-    if body is not None:
-        problems.append("validation")
-    if query is not None:
-        problems.append("invalid-query")
-    success: dict[str, Any] = {"description": summary}
+    """Declare a view's operation; its docstring gives the summary, description and roles.
+    `load` finds the record its path names (404 first, before the body is read) and is passed
+    first; `body` and `query` are read and passed as `body=` and `query=`; `answer` is the
+    model of its success (`status`, and any `others` with their descriptions); `problems` the
+    problem kinds (or plain statuses) it may answer with, 401, 403 and 429 always listed;
+    `refusal` the status, kind and default field of a rule's refusal (see the handlers in
+    `referrals.api`)."""
+    problems = [*problems, 401, 403, 429, *([404] if load else [])]
+    problems += ["validation", "conflict"] if body else []  # a write may meet another
+    problems += ["invalid-query"] if query else []
+    success: dict[str, Any] = {"description": "Done"}
     if files:
         success["content"] = {m: {"schema": {"type": "string"}} for m in files}
         success["description"] = " ".join(files.values())
+    if headers is None and status == 201:
+        headers = {"Location": "The new record's URL"}
     if headers:
         success["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}
@@ -419,14 +440,11 @@ def operation(
     successes = {str(status): success}
     successes |= {str(code): {"description": text} for code, text in (others or {}).items()}
     op: dict[str, Any] = {
-        "summary": summary,
-        "description": f"{description}\n\nWho may call it: {roles}.".strip(),
         "tags": list(tags),
-        "x-roles": roles,
-        "responses": successes | _problem_responses(problems),
+        "responses": successes | _problem_responses(problems, refusal),
         "x-models": {"body": body, "query": query, "answer": answer},
         "x-parameters": list(parameters),
-        "x-refusal": refusal,
+        "x-refusal": refusal or (409, "course-rule", None),
     }
     if public:
         op["security"] = []
@@ -442,7 +460,15 @@ def operation(
                 kwargs["body"] = read_body(body, today=clock.today())
             return view(*found, **kwargs)
 
-        setattr(run, OPENAPI_ATTRIBUTE, {**op, "operationId": view.__name__})
+        described = _described(view)
+        responses = op["responses"]
+        if not files:
+            responses = responses | {str(status): success | {"description": described["summary"]}}
+        setattr(
+            run,
+            OPENAPI_ATTRIBUTE,
+            op | described | {"responses": responses, "operationId": view.__name__},
+        )
         return run  # type: ignore[return-value]
 
     return decorate

@@ -43,6 +43,7 @@ from referrals.api.openapi import (
     paginate,
     refuse,
     rule,
+    scoped,
     text_schema,
 )
 from referrals.api.problems import ApiProblem, validation_problem
@@ -310,14 +311,13 @@ class Referral(Answer):
     patient: Patient  # type: ignore[valid-type]
     timeline: list[Transition]
 
-    @model_validator(mode="before")
+    source = ReferralRecord
+
     @classmethod
-    def _read(cls, referral: Any, info: ValidationInfo) -> Any:
+    def read(cls, referral: Any, context: dict[str, Any]) -> Any:
         """The person as the viewer's scope allows (`person_seen_by`); without a viewer, the
         stored record, for the service's own use."""
-        if not isinstance(referral, ReferralRecord):
-            return referral
-        viewer = (info.context or {}).get("viewer")
+        viewer = context.get("viewer")
         fields = {name: getattr(referral, name) for name in cls.model_fields if name != "timeline"}
         fields["interests"] = list(referral.interests or [])
         if viewer is not None:
@@ -453,32 +453,35 @@ def _details(body: ReferralInput) -> ReferralDetails:
     )
 
 
+REPLAY_HEADERS = {
+    "Location": "The referral's URL",
+    "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request",
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "description": "Any unique string of up to 200 characters. A retry with the same key and "
+    "body returns the first answer instead of recording a second referral; the same key with "
+    "a different body is refused (422).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+
+
 @bp.post("/referrals")
 @allow(*REFERRING)
 @operation(
-    "Refer a person",
-    roles="referrer (for their own practice), link_worker, admin",
-    tags=["referrals"],
+    "referrals",
     body=ReferralInput,
     answer=Referral,
     status=201,
-    headers={
-        "Location": "The referral's URL",
-        "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request",
-    },
+    headers=REPLAY_HEADERS,
     problems=["duplicate-open-referral", "idempotency-key-reused", "conflict"],
-    parameters=[
-        {
-            "name": IDEMPOTENCY_HEADER,
-            "in": "header",
-            "description": "Any unique string of up to 200 characters. A retry with the same "
-            "key and body returns the first answer instead of recording a second referral; "
-            "the same key with a different body is refused (422).",
-            "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-        }
-    ],
+    parameters=[IDEMPOTENCY_PARAMETER],
 )
 def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
+    """Refer a person
+
+    Who may call it: referrer (for their own practice), link_worker, admin."""
     key, fingerprint = _idempotency_key(), request_fingerprint(json_body())
     if key is not None and (stored := stored_answer(key)) is not None:
         return _replay(stored, fingerprint)
@@ -513,14 +516,11 @@ def _record(details: ReferralDetails) -> ReferralRecord:
 
 @bp.get("/referrals")
 @allow(*REFERRING)
-@operation(
-    "List referrals, most recently received first",
-    roles="referrer (their practice's referrals), link_worker and admin (all)",
-    tags=["referrals"],
-    query=ReferralQuery,
-    answer=Page[Referral],
-)
+@operation("referrals", query=ReferralQuery, answer=Page[Referral])
 def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
+    """List referrals, most recently received first
+
+    Who may call it: referrer (their practice's referrals), link_worker and admin (all)."""
     clauses: list[Any] = [ReferralRecord.status.in_(query.status)] if query.status else []
     clauses += [ReferralRecord.pathway == query.pathway] if query.pathway else []
     clauses += (
@@ -548,15 +548,11 @@ def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
 
 @bp.get("/referrals/<int:referral_id>")
 @allow(*REFERRING)
-@operation(
-    "A referral with its patient and timeline",
-    roles="referrer (their practice's referrals), link_worker, admin",
-    tags=["referrals"],
-    answer=Referral,
-    problems=[404],
-    load=lambda referral_id: get_referral_or_404(referral_id, current_user),
-)
+@operation("referrals", answer=Referral, load=scoped(get_referral_or_404))
 def get_referral(referral: ReferralRecord) -> ResponseReturnValue:
+    """A referral with its patient and timeline
+
+    Who may call it: referrer (their practice's referrals), link_worker, admin."""
     referral_viewed(current_user, referral)
     return jsonify(referral_json(referral, current_user))
 
@@ -570,20 +566,18 @@ def _locked_referral(referral_id: int) -> ReferralRecord:
     )
 
 
+LOCKED, MOVE = _locked_referral, (422, "transition-refused", "to")
+
+
 @bp.post("/referrals/<int:referral_id>/transitions")
 @allow(*TRIAGING)
 @operation(
-    "Move a referral along its lifecycle",
-    roles="link_worker, admin",
-    tags=["referrals"],
-    body=TransitionInput,
-    answer=Referral,
-    status=201,
-    problems=[404, "transition-refused"],
-    refusal=(422, "transition-refused", "to"),
-    load=_locked_referral,
+    "referrals", body=TransitionInput, answer=Referral, status=201, load=LOCKED, refusal=MOVE
 )
 def create_transition(referral: ReferralRecord, body: TransitionInput) -> ResponseReturnValue:
+    """Move a referral along its lifecycle
+
+    Who may call it: link_worker, admin."""
     if body.on is not None and body.on < referral.received_on:
         message = "The date must be on or after the date the referral was received"
         raise ApiProblem(422, message, kind="transition-refused", errors={"on": [message]})
