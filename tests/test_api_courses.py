@@ -752,6 +752,25 @@ def test_an_artist_takes_the_register(world, as_user, register):
     ]
 
 
+def test_an_artist_opens_the_enrolment_of_anyone_on_a_register(world, as_user, register):
+    """Someone marked at a session and withdrawn since stays on its register, so the artist
+    may open their enrolment too: pages and API share one loader."""
+    session, people = register
+    artist = as_user(world.artist)
+    assert (
+        artist.send("PUT", f"/sessions/{session.id}/register", entries(people)).status_code == 200
+    )
+    withdrawn = as_user(world.link_worker).post(
+        f"/enrolments/{people[0].id}/withdraw", {"reason": "Moved away"}
+    )
+    assert withdrawn.get_json()["status"] == "withdrawn"
+    listed = artist.get(f"/sessions/{session.id}/register").get_json()["entries"]
+    assert people[0].id in [entry["enrolment_id"] for entry in listed]
+    response = artist.get(f"/enrolments/{people[0].id}")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "withdrawn"
+
+
 @pytest.mark.parametrize(
     ("changes", "field"),
     [

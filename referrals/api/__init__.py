@@ -21,7 +21,7 @@ from referrals.reports.services import ReturnRefused
 
 bp = Blueprint("api", __name__)
 # Course rules name some inputs as the page forms do; the API's body names them differently.
-_BODY_FIELD = {"lead_artists": "lead_artist_ids"}
+_BODY_FIELD = {"lead_artists": "lead_artist_ids", "participant_fee": "participant_fee_pence"}
 
 
 def _has_surrogates(value: Any) -> bool:

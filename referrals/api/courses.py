@@ -1,51 +1,45 @@
-"""Courses over the API: the directory (also shaped as Open Referral UK services), sessions,
-enrolments and waiting lists, registers, wellbeing questionnaires and contracts.
+"""Courses over the API: the directory, sessions, enrolments and waiting lists, registers,
+wellbeing questionnaires and contracts.
 
 Artists only ever receive what a register needs about a person: the enrolment id, their name,
 access needs and phone number. NHS numbers and referral reasons never appear in these answers.
+Rules that need the whole request (a schedule, register entries, targets, a questionnaire's
+answers) are the services' own: what they refuse is answered by the handlers in `referrals.api`.
 """
 
 from __future__ import annotations
 
-import enum
+import datetime as dt
+import json
 import re
-from collections.abc import Callable, Iterable, Mapping
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from flask import abort, current_app, jsonify, redirect, request, url_for
+from flask import jsonify, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from sqlalchemy import String, cast, exists, func, select
-from sqlalchemy.exc import IntegrityError
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    computed_field,
+    field_validator,
+)
+from sqlalchemy import String, cast, func, select
 from sqlalchemy.orm import joinedload
 
+from referrals import clock
 from referrals.api import bp
-from referrals.api.body import json_object
-from referrals.api.openapi import (
-    PAGE_PARAMETERS,
-    PROBLEM_RESPONSE,
-    format_schema,
-    integral,
-    json_response,
-    operation,
-    page_of,
-    ref,
-    register_schema,
-    text_schema,
-)
-from referrals.api.pagination import page_args, paginate
-from referrals.api.problems import ApiProblem, query_problem, validation_problem
+from referrals.api import openapi as api
+from referrals.api.problems import validation_problem
+from referrals.api.referrals import Postcode
 from referrals.auth.models import Organisation, Role, User
-from referrals.courses.kpi_targets import (
-    TARGET_LEVELS,
-    TARGET_SPANS,
-    InvalidTargets,
-    check_targets,
-    targets_schema,
-)
+from referrals.courses.kpi_targets import InvalidTargets, check_targets, targets_schema
 from referrals.courses.models import (
     HOLDS_PLACE,
     Attendance,
@@ -59,8 +53,16 @@ from referrals.courses.models import (
     Venue,
 )
 from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
-from referrals.courses.schedule import Frequency, InvalidSchedule, Schedule
-from referrals.courses.schedule import validate as schedule_errors
+from referrals.courses.schedule import (
+    MAX_DURATION,
+    MAX_SESSIONS,
+    MAX_TASTERS,
+    MIN_DURATION,
+    MIN_SESSIONS,
+    MIN_TASTERS,
+    Frequency,
+    Schedule,
+)
 from referrals.courses.scope import (
     course_scope,
     get_course_or_404,
@@ -72,8 +74,6 @@ from referrals.courses.services import (
     CONTRACT_VALUE_MAX_PENCE,
     ContractFields,
     CourseFields,
-    CourseRuleBroken,
-    RegisterRefused,
     VenueFields,
     can_edit_register,
     cancel_session,
@@ -91,997 +91,525 @@ from referrals.courses.services import (
     waitlist_position,
     withdraw,
 )
-from referrals.dates import check_contract, check_recorded, refusal
+from referrals.dates import DateRefused, check_contract, check_recorded
 from referrals.extensions import db
-from referrals.ids import MAX_ID
-from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
-from referrals.intake.validation import InvalidValue, clean_postcode
-from referrals.outcomes.models import WellbeingAssessment
-from referrals.outcomes.scoring import Instrument, InvalidScores, Timepoint, validate_items
+from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
 from referrals.vocab import ArtForm, Pathway
 
-E = TypeVar("E", bound=enum.Enum)
-
+R = TypeVar("R")
 ENROLLING = (Role.LINK_WORKER, Role.ADMIN)
 REGISTER_TAKERS = (Role.ARTIST, Role.ADMIN)
 WELLBEING_RECORDERS = (Role.ARTIST, Role.LINK_WORKER, Role.ADMIN)
 ENROLMENT_READERS = (Role.ADMIN, Role.LINK_WORKER, Role.ARTIST, Role.REFERRER)
 CONTRACT_READERS = (Role.ADMIN, Role.COMMISSIONER)
 
-
-TITLE_MAX = 200
-TEXT_MAX = 4000
-ADDRESS_MAX = 1000
-CAPACITY_MAX = 1000
+TITLE_MAX, TEXT_MAX, ADDRESS_MAX = 200, 4000, 1000
+CAPACITY_MAX, AGE_MAX = 1000, 120
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
-AGE_MAX = 120
-REGISTER_ENTRIES_MAX = 500
-ITEMS_MAX = 100
+REGISTER_ENTRIES_MAX, ITEMS_MAX = 500, 100
+# Pages and benchmarks outside the API still import `today` from here until they read
+# `referrals.clock` (that change is being made beside this one).
+today = clock.today
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_BYDAY = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAYS: tuple[str, ...] = get_args(Weekday)
+Title = Annotated[str, api.Text(TITLE_MAX, required=True)]
+Free = Annotated[str, api.Text(TEXT_MAX)]
+Reason = Annotated[str, api.Text(TEXT_MAX, required=True)]
+Whole = Annotated[int, BeforeValidator(api.integral)]
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+def limits(low: int, high: int, **schema: Any) -> Any:
+    """Bounds the document states for a value whose range a service rule checks, in its words."""
+    return Field(json_schema_extra={"minimum": low, "maximum": high, **schema})
+
+
+Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(api.integral)]
+Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(api.integral)]
+Mood = Annotated[Whole, limits(MOOD_MIN, MOOD_MAX)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
 
-COURSE_FIELDS = frozenset(
-    {
-        "title",
-        "description",
-        "art_form",
-        "provider_id",
-        "contract_id",
-        "venue",
-        "venue_id",
-        "capacity",
-        "cost_per_session_pence",
-        "participant_fee_pence",
-        "pathways",
-        "min_age",
-        "max_age",
-        "lead_artist_ids",
-        "schedule",
-    }
-)
-VENUE_FIELDS = frozenset({"name", "address", "postcode", "accessibility"})
-SCHEDULE_FIELDS = frozenset(
-    {"start_date", "start_time", "duration_minutes", "frequency", "sessions", "taster_sessions"}
-)
-ENTRY_FIELDS = frozenset({"enrolment_id", "status", "mood_before", "mood_after", "note"})
-CONTRACT_FIELDS = frozenset(
-    {"name", "commissioner_id", "start_date", "end_date", "targets", "value_pence"}
-)
 
-
-def _values(vocabulary: Iterable[Any]) -> list[str]:
-    return [member.value for member in vocabulary]
-
-
-# OpenAPI schemas -----------------------------------------------------------------------
-
-_DATE = {"type": "string", "format": "date"}
-_NULLABLE_DATE = {"type": ["string", "null"], "format": "date"}
-_TIMESTAMP = {"type": ["string", "null"], "format": "date-time"}
-_CLOCK_SCHEMA = {
-    "type": "string",
-    "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
-    "description": "Local time in Europe/London, HH:MM",
-    "examples": ["10:00"],
-}
-_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
-_MOOD = {"type": ["integer", "null"], "minimum": MOOD_MIN, "maximum": MOOD_MAX}
-_VENUE_PROPERTIES: dict[str, Any] = {
-    "name": text_schema(TITLE_MAX, required=True),
-    "address": text_schema(ADDRESS_MAX, required=True),
-    "postcode": {
-        **text_schema(12, required=True),
-        **format_schema("uk-postcode"),
-    },
-    "accessibility": text_schema(TEXT_MAX),
-}
-
-register_schema(
-    "Venue",
-    {
-        "type": "object",
-        "required": ["id", "name", "address", "postcode", "accessibility"],
-        "properties": {"id": {"type": "integer"}, **_VENUE_PROPERTIES},
-    },
-)
-register_schema(
-    "CourseSchedule",
-    {
-        "type": "object",
-        "required": [
-            "start_date",
-            "start_time",
-            "end_time",
-            "duration_minutes",
-            "frequency",
-            "weekday",
-            "sessions",
-            "taster_sessions",
-            "end_date",
-        ],
-        "properties": {
-            "start_date": _DATE,
-            "start_time": _CLOCK_SCHEMA,
-            "end_time": _CLOCK_SCHEMA,
-            "duration_minutes": {"type": "integer"},
-            "frequency": {"type": "string", "enum": _values(Frequency)},
-            "weekday": {"type": "string", "enum": list(WEEKDAYS)},
-            "sessions": {"type": "integer", "description": "Regular sessions"},
-            "taster_sessions": {"type": "integer", "description": "Taster sessions, held first"},
-            "end_date": {
-                **_NULLABLE_DATE,
-                "description": "The date of the last session that is not cancelled",
-            },
-        },
-    },
-)
-register_schema(
-    "Course",
-    {
-        "type": "object",
-        "required": [
-            "id",
-            "title",
-            "art_form",
-            "provider_id",
-            "contract_id",
-            "venue",
-            "capacity",
-            "places_left",
-            "participant_fee_pence",
-            "pathways",
-            "schedule",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "title": {"type": "string"},
-            "description": {"type": "string"},
-            "art_form": {"type": "string", "enum": _values(ArtForm)},
-            "provider_id": {"type": "integer"},
-            "provider_name": {"type": "string"},
-            "contract_id": {"type": "integer"},
-            "venue": ref("Venue"),
-            "capacity": {"type": "integer"},
-            "places_left": {
-                "type": "integer",
-                "description": "Capacity less places taken: enrolled, or offered and unanswered",
-            },
-            "cost_per_session_pence": {
-                "type": "integer",
-                "description": (
-                    "What the contract pays the provider for one session, in pence; given to "
-                    "admins and commissioners only, and never a charge to the participant"
-                ),
-            },
-            "participant_fee_pence": {
-                "type": ["integer", "null"],
-                "description": "What a participant pays per session, in pence; null: free",
-            },
-            "pathways": {"type": "array", "items": {"type": "string", "enum": _values(Pathway)}},
-            "min_age": {"type": ["integer", "null"]},
-            "max_age": {"type": ["integer", "null"]},
-            "schedule": ref("CourseSchedule"),
-        },
-    },
-)
-register_schema(
-    "CourseSession",
-    {
-        "type": "object",
-        "required": ["id", "course_id", "sequence", "date", "status"],
-        "properties": {
-            "id": {"type": "integer"},
-            "course_id": {"type": "integer"},
-            "sequence": {"type": "integer"},
-            "date": _DATE,
-            "start_time": _CLOCK_SCHEMA,
-            "end_time": _CLOCK_SCHEMA,
-            "duration_minutes": {"type": "integer"},
-            "is_taster": {"type": "boolean"},
-            "status": {"type": "string", "enum": _values(SessionStatus)},
-            "moved_from": _NULLABLE_DATE,
-            "cancelled_reason": {"type": "string"},
-            "register_saved_at": _TIMESTAMP,
-        },
-    },
-)
-register_schema(
-    "CourseWithSessions",
-    {
-        "allOf": [
-            ref("Course"),
-            {
-                "type": "object",
-                "required": ["sessions"],
-                "properties": {
-                    "sessions": {"type": "array", "items": ref("CourseSession")},
-                },
-            },
-        ]
-    },
-)
-register_schema(
-    "CourseInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["title", "art_form", "provider_id", "contract_id", "capacity", "schedule"],
-        "description": "Give the venue either as `venue` (a new venue) or as `venue_id`.",
-        "oneOf": [{"required": ["venue"]}, {"required": ["venue_id"]}],
-        "properties": {
-            "title": text_schema(TITLE_MAX, required=True),
-            "description": text_schema(TEXT_MAX),
-            "art_form": {"type": "string", "enum": _values(ArtForm)},
-            "provider_id": {**_ID, "description": "An organisation of kind provider"},
-            "contract_id": _ID,
-            "venue": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["name", "address", "postcode"],
-                "properties": _VENUE_PROPERTIES,
-            },
-            "venue_id": _ID,
-            "capacity": {"type": "integer", "minimum": 1, "maximum": CAPACITY_MAX},
-            "cost_per_session_pence": {
-                "type": "integer",
-                "minimum": 0,
-                "maximum": COST_MAX_PENCE,
-                "default": 0,
-                "description": "What the contract pays the provider for one session, in pence",
-            },
-            "participant_fee_pence": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "maximum": COST_MAX_PENCE,
-                "default": None,
-                "description": "What a participant pays per session, in pence; null: free",
-            },
-            "pathways": {
-                "type": "array",
-                "items": {"type": "string", "enum": _values(Pathway)},
-                "uniqueItems": True,
-            },
-            "min_age": {"type": ["integer", "null"], "minimum": 0, "maximum": AGE_MAX},
-            "max_age": {"type": ["integer", "null"], "minimum": 0, "maximum": AGE_MAX},
-            "lead_artist_ids": {
-                "type": "array",
-                "items": _ID,
-                "description": "Artists (users) of the provider who lead the course",
-            },
-            "schedule": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": [
-                    "start_date",
-                    "start_time",
-                    "duration_minutes",
-                    "frequency",
-                    "sessions",
-                ],
-                "description": (
-                    "Sessions are generated on the start date's weekday; occurrences on England "
-                    "bank holidays are skipped and the course runs on, so `sessions` (plus "
-                    "`taster_sessions`, held first) sessions are always created. Every session "
-                    "must fall inside the course's contract."
-                ),
-                "properties": {
-                    "start_date": _DATE,
-                    "start_time": _CLOCK_SCHEMA,
-                    "duration_minutes": {"type": "integer", "minimum": 15, "maximum": 480},
-                    "frequency": {"type": "string", "enum": _values(Frequency)},
-                    "sessions": {"type": "integer", "minimum": 1, "maximum": 200},
-                    "taster_sessions": {
-                        "type": "integer",
-                        "minimum": 0,
-                        "maximum": 10,
-                        "default": 0,
-                    },
-                },
-            },
-        },
-    },
-)
-register_schema(
-    "AttendanceMark",
-    {
-        "type": "object",
-        "required": ["session_id", "date", "status", "mood_before", "mood_after", "note"],
-        "properties": {
-            "session_id": {"type": "integer"},
-            "date": _DATE,
-            "status": {"type": "string", "enum": _values(AttendanceStatus)},
-            "mood_before": _MOOD,
-            "mood_after": _MOOD,
-            "note": {"type": "string"},
-        },
-    },
-)
-register_schema(
-    "RegisterPerson",
-    {
-        "type": "object",
-        "description": "What a register needs about a person, and nothing more",
-        "required": ["name", "access_needs", "phone"],
-        "properties": {
-            "name": {"type": "string"},
-            "access_needs": {"type": "string"},
-            "phone": {"type": ["string", "null"]},
-        },
-    },
-)
-register_schema(
-    "Enrolment",
-    {
-        "type": "object",
-        "description": (
-            "For artists: `id`, `course_id`, `status`, `person` and `attendance` only. For link "
-            "workers, referrers and admins: the enrolment's dates and its referral, no `person`."
-        ),
-        "required": ["id", "course_id", "status", "attendance"],
-        "properties": {
-            "id": {"type": "integer"},
-            "course_id": {"type": "integer"},
-            "course_title": {"type": "string"},
-            "status": {"type": "string", "enum": _values(EnrolmentStatus)},
-            "waitlist_position": {
-                "type": ["integer", "null"],
-                "description": "1 for the next person offered a place; null unless waitlisted",
-            },
-            "referral_id": {"type": "integer"},
-            "created_at": _TIMESTAMP,
-            "waitlisted_at": _TIMESTAMP,
-            "enrolled_at": _TIMESTAMP,
-            "offer_expires_on": {
-                **_NULLABLE_DATE,
-                "description": "While offered a place: the last day to accept it",
-            },
-            "completed_at": _TIMESTAMP,
-            "withdrawn_at": _TIMESTAMP,
-            "withdrawn_reason": {"type": "string"},
-            "person": ref("RegisterPerson"),
-            "attendance": {"type": "array", "items": ref("AttendanceMark")},
-        },
-    },
-)
-register_schema(
-    "EnrolmentInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["referral_id"],
-        "properties": {
-            "referral_id": {**_ID, "description": "An assessed referral"},
-            "late_start_confirmed": {
-                "type": "boolean",
-                "default": False,
-                "description": (
-                    "Needed when so few sessions are left that the person cannot complete the "
-                    "course: they have been told, and want to join"
-                ),
-            },
-        },
-    },
-)
-register_schema(
-    "WithdrawInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["reason"],
-        "properties": {"reason": text_schema(TEXT_MAX, required=True)},
-    },
-)
-register_schema(
-    "WithdrawnEnrolment",
-    {
-        "allOf": [
-            ref("Enrolment"),
-            {
-                "type": "object",
-                "required": ["offered_to"],
-                "properties": {
-                    "offered_to": {
-                        "type": ["integer", "null"],
-                        "description": "The enrolment offered the freed place, if anyone was",
-                    }
-                },
-            },
-        ]
-    },
-)
-register_schema(
-    "RegisterEntryInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["enrolment_id", "status"],
-        "properties": {
-            "enrolment_id": _ID,
-            "status": {"type": "string", "enum": _values(AttendanceStatus)},
-            "mood_before": _MOOD,
-            "mood_after": _MOOD,
-            "note": text_schema(NOTE_MAX),
-        },
-    },
-)
-register_schema(
-    "RegisterInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["entries"],
-        "properties": {
-            "entries": {
-                "type": "array",
-                "maxItems": REGISTER_ENTRIES_MAX,
-                "items": ref("RegisterEntryInput"),
-            }
-        },
-    },
-)
-register_schema(
-    "RegisterLine",
-    {
-        "type": "object",
-        "required": ["enrolment_id", "name", "access_needs", "phone", "mark"],
-        "properties": {
-            "enrolment_id": {"type": "integer"},
-            "name": {"type": "string"},
-            "access_needs": {"type": "string"},
-            "phone": {"type": ["string", "null"]},
-            "mark": {
-                "type": ["object", "null"],
-                "description": "What the register records for them; null until it is taken",
-                "properties": {
-                    "status": {"type": "string", "enum": _values(AttendanceStatus)},
-                    "mood_before": _MOOD,
-                    "mood_after": _MOOD,
-                    "note": {"type": "string"},
-                },
-            },
-        },
-    },
-)
-register_schema(
-    "Register",
-    {
-        "type": "object",
-        "required": ["session", "editable", "entries"],
-        "properties": {
-            "session": ref("CourseSession"),
-            "course_title": {"type": "string"},
-            "editable": {
-                "type": "boolean",
-                "description": "Whether the caller may save this register today",
-            },
-            "entries": {"type": "array", "items": ref("RegisterLine")},
-        },
-    },
-)
-register_schema(
-    "SessionPatch",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["status", "reason"],
-        "properties": {
-            "status": {"const": "cancelled"},
-            "reason": text_schema(TEXT_MAX, required=True),
-        },
-    },
-)
-register_schema(
-    "WellbeingInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["instrument", "timepoint", "items"],
-        "properties": {
-            "instrument": {"type": "string", "enum": _values(Instrument)},
-            "timepoint": {"type": "string", "enum": _values(Timepoint)},
-            "items": {
-                "type": "array",
-                "items": {"type": "integer", "minimum": 1, "maximum": 5},
-                "description": "One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
-            },
-            "recorded_on": {
-                **_DATE,
-                "description": "Default today; from 2000-01-01, never in the future",
-            },
-        },
-    },
-)
-register_schema(
-    "WellbeingAssessment",
-    {
-        "type": "object",
-        "required": [
-            "id",
-            "enrolment_id",
-            "instrument",
-            "timepoint",
-            "raw_score",
-            "metric_score",
-            "recorded_on",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "enrolment_id": {"type": "integer"},
-            "instrument": {"type": "string", "enum": _values(Instrument)},
-            "timepoint": {"type": "string", "enum": _values(Timepoint)},
-            "items": {"type": "array", "items": {"type": "integer"}},
-            "raw_score": {"type": "integer"},
-            "metric_score": {
-                "type": "number",
-                "description": "SWEMWBS: the raw total converted with the published table",
-            },
-            "recorded_on": _DATE,
-        },
-    },
-)
-_TARGET_LEVELS = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": list(TARGET_LEVELS),
-    "description": (
-        "minimum <= expected <= stretch, or downwards where lower is better (A2, A3, B3, C6, "
-        "E2-E4); percentages 0 to 100; a count of people never 1 to 7"
-    ),
-    "properties": {level: {"type": "number"} for level in TARGET_LEVELS},
-}
-_TARGET = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "Targets by span: the month and the financial year to date",
-    "properties": {span: _TARGET_LEVELS for span in TARGET_SPANS},
-}
-register_schema(
-    "ContractInput",
-    {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "commissioner_id", "start_date", "end_date"],
-        "properties": {
-            "name": text_schema(TITLE_MAX, required=True),
-            "commissioner_id": {**_ID, "description": "An organisation of kind commissioner"},
-            "start_date": {"type": "string", **format_schema("term-date")},
-            "end_date": {
-                "type": "string",
-                **format_schema("term-date"),
-                "description": "On or after start_date; a contract runs for at most 10 years",
-            },
-            "value_pence": {
-                "type": ["integer", "null"],
-                "minimum": 0,
-                "maximum": CONTRACT_VALUE_MAX_PENCE,
-                "description": "What the contract is worth over its whole term, in pence",
-            },
-            "targets": targets_schema(),
-        },
-    },
-)
-register_schema(
-    "Contract",
-    {
-        "type": "object",
-        "required": ["id", "name", "commissioner_id", "start_date", "end_date", "targets"],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string"},
-            "commissioner_id": {"type": "integer"},
-            "start_date": _DATE,
-            "end_date": _DATE,
-            "value_pence": {"type": ["integer", "null"]},
-            "targets": {"type": "object", "additionalProperties": _TARGET},
-        },
-    },
-)
-_COURSE_FILTERS: list[dict[str, Any]] = [
-    {"name": "art_form", "in": "query", "schema": {"type": "string", "enum": _values(ArtForm)}},
-    {
-        "name": "pathway",
-        "in": "query",
-        "description": "Courses for this pathway",
-        "schema": {"type": "string", "enum": _values(Pathway)},
-    },
-    {
-        "name": "weekday",
-        "in": "query",
-        "description": "Courses that meet on this day",
-        "schema": {"type": "string", "enum": list(WEEKDAYS)},
-    },
-    {"name": "provider_id", "in": "query", "schema": _ID},
-    {
-        "name": "has_places",
-        "in": "query",
-        "description": "true: only courses with a place left; false: only full courses",
-        "schema": {"type": "boolean"},
-    },
-]
-_NOT_FOUND = {**PROBLEM_RESPONSE, "description": "Unknown, or outside the caller's scope"}
-_INVALID = {**PROBLEM_RESPONSE, "description": "Invalid fields; `errors` names each one"}
-
-
-def _conflict(description: str) -> dict[str, Any]:
-    return {**PROBLEM_RESPONSE, "description": description}
-
-
-# Small helpers --------------------------------------------------------------------------
-
-
-def today() -> date:
-    return datetime.now(ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))).date()
-
-
-def _iso(value: date | datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _clock(value: time) -> str:
-    return f"{value:%H:%M}"
-
-
-def _end_clock(start: time, minutes: int) -> str:
-    return _clock((datetime.combine(date(2000, 1, 1), start) + timedelta(minutes=minutes)).time())
-
-
-def _created(body: dict[str, Any], location: str | None = None) -> ResponseReturnValue:
-    response = jsonify(body)
-    response.status_code = 201
-    if location:
-        response.headers["Location"] = location
-    return response
-
-
-# Course rules name some inputs as the page forms do; the API's body names them differently.
-_BODY_FIELD = {"lead_artists": "lead_artist_ids"}
-
-
-def _rule_problem(error: CourseRuleBroken, status: int = 409) -> ApiProblem:
-    """A request the course rules refuse; nothing it started is kept."""
-    db.session.rollback()
-    message = str(error)
-    errors = {_BODY_FIELD.get(error.field, error.field): [message]} if error.field else None
-    return ApiProblem(status, message, kind="course-rule", errors=errors)
-
-
-def _clash(error: IntegrityError) -> ApiProblem:
-    """A concurrent request changed the same records first; nothing of this one is kept."""
-    db.session.rollback()
-    return ApiProblem(409, "These records changed while the request was handled. Send it again")
-
-
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except IntegrityError as error:
-        raise _clash(error) from error
-
-
-class _Fields:
-    """Reads typed fields from one JSON object, collecting messages per (dotted) field."""
-
-    def __init__(
-        self, data: Mapping[str, Any], errors: dict[str, list[str]], prefix: str = ""
-    ) -> None:
-        self.data = data
-        self.errors = errors
-        self.prefix = prefix
-
-    def fail(self, key: str, message: str) -> None:
-        self.errors.setdefault(self.prefix + key, []).append(message)
-
-    def failed(self, key: str) -> bool:
-        return (self.prefix + key) in self.errors
-
-    def refuse_unknown(self, known: frozenset[str]) -> None:
-        for key in sorted(set(self.data) - known):
-            self.fail(key[:60], "Unknown field")
-
-    def _missing(self, key: str, required: str) -> bool:
-        if self.data.get(key) is None:
-            if required:
-                self.fail(key, required)
-            return True
-        return False
-
-    def text(self, key: str, *, max_length: int, required: str = "") -> str:
-        """A string, trimmed; empty when absent."""
-        value = self.data.get(key)
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            self.fail(key, "Must be a string")
-            return ""
-        value = value.strip()
-        if "\x00" in value:  # PostgreSQL text cannot hold it
-            self.fail(key, "Must not contain NUL characters")
-            return ""
-        if not value and required:
-            self.fail(key, required)
-        elif len(value) > max_length:
-            self.fail(key, f"Must be {max_length} characters or fewer")
-            return ""
+def _clock(value: Any) -> dt.time:
+    if isinstance(value, dt.time):
         return value
-
-    def integer(
-        self, key: str, *, minimum: int, maximum: int, required: str = "", what: str = ""
-    ) -> int | None:
-        if self._missing(key, required):
-            return None
-        value = integral(self.data[key])
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.fail(key, "Must be a whole number")
-            return None
-        if not minimum <= value <= maximum:
-            self.fail(key, f"{what or 'Must be'} between {minimum} and {maximum}".strip())
-            return None
-        return value
-
-    def identifier(self, key: str, *, required: str = "") -> int | None:
-        if self._missing(key, required):
-            return None
-        value = integral(self.data[key])
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
-            self.fail(key, "Must be the id of a record, a whole number")
-            return None
-        return value
-
-    def choice(self, key: str, vocabulary: type[E], *, required: str = "") -> E | None:
-        if self._missing(key, required):
-            return None
-        value = self.data[key]
-        allowed = _values(vocabulary)
-        if not isinstance(value, str) or value not in allowed:
-            self.fail(key, "Choose one of: " + ", ".join(allowed))
-            return None
-        return vocabulary(value)
-
-    def day(self, key: str, *, required: str = "") -> date | None:
-        """A date written `YYYY-MM-DD`."""
-        if self._missing(key, required):
-            return None
-        value = self.data[key]
-        if not isinstance(value, str) or not _ISO_DATE.match(value):
-            self.fail(key, "Enter a date as YYYY-MM-DD, for example 2026-03-03")
-            return None
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            self.fail(key, "Enter a real date as YYYY-MM-DD, for example 2026-03-03")
-            return None
-
-    def clock(self, key: str, *, required: str = "") -> time | None:
-        """A local time written `HH:MM`."""
-        if self._missing(key, required):
-            return None
-        value = self.data[key]
-        match = _CLOCK.match(value) if isinstance(value, str) else None
-        if match is None:
-            self.fail(key, "Enter a time as HH:MM on the 24-hour clock, for example 10:00")
-            return None
-        return time(int(match.group(1)), int(match.group(2)))
-
-    def choices(self, key: str, vocabulary: type[E]) -> list[E]:
-        """A list of enum values, duplicates dropped; empty when absent."""
-        value = self.data.get(key)
-        if value is None:
-            return []
-        allowed = _values(vocabulary)
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            self.fail(key, "Must be a list of: " + ", ".join(allowed))
-            return []
-        unknown = [item for item in value if item not in allowed]
-        if unknown:
-            self.fail(key, f"Unknown value {unknown[0][:40]!r}. Choose from: " + ", ".join(allowed))
-            return []
-        return [vocabulary(item) for item in dict.fromkeys(value)]
-
-    def identifiers(self, key: str) -> list[int]:
-        value = self.data.get(key)
-        if value is None:
-            return []
-        if isinstance(value, list):
-            value = [integral(item) for item in value]
-        if (
-            not isinstance(value, list)
-            or len(value) > 100
-            or not all(
-                isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= MAX_ID
-                for item in value
-            )
-        ):
-            self.fail(key, "Must be a list of record ids, whole numbers")
-            return []
-        return list(dict.fromkeys(value))
-
-    def nested(self, key: str, *, required: str = "") -> _Fields | None:
-        if self._missing(key, required):
-            return None
-        value = self.data[key]
-        if not isinstance(value, dict):
-            self.fail(key, "Must be an object")
-            return None
-        return _Fields(value, self.errors, f"{self.prefix}{key}.")
+    match = _CLOCK.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise api.refuse("Enter a time as HH:MM on the 24-hour clock, for example 10:00")
+    return dt.time(int(match[1]), int(match[2]))
 
 
-# Loaders ----------------------------------------------------------------------------------
-
-
-def _possible_id(record_id: int) -> None:
-    """Ids beyond the database's integer range cannot exist, and SQLite cannot even compare
-    them: answer 404 before the query."""
-    if record_id > MAX_ID:
-        abort(404)
-
-
-def _course_or_404(course_id: int) -> Course:
-    _possible_id(course_id)
-    return get_course_or_404(course_id, current_user)
-
-
-def _register_session_or_404(session_id: int) -> CourseSession:
-    _possible_id(session_id)
-    return get_register_session_or_404(session_id, current_user)
-
-
-# JSON shapes ----------------------------------------------------------------------------
-
-
-def venue_json(venue: Venue) -> dict[str, Any]:
-    return {
-        "id": venue.id,
-        "name": venue.name,
-        "address": venue.address,
-        "postcode": venue.postcode,
-        "accessibility": venue.accessibility,
-    }
-
-
-def schedule_json(course: Course, last_session: date | None) -> dict[str, Any]:
-    return {
-        "start_date": course.start_date.isoformat(),
-        "start_time": _clock(course.start_time),
-        "end_time": _end_clock(course.start_time, course.duration_minutes),
-        "duration_minutes": course.duration_minutes,
-        "frequency": course.frequency.value,
-        "weekday": WEEKDAYS[course.start_date.weekday()],
-        "sessions": course.session_count,
-        "taster_sessions": course.taster_count,
-        "end_date": _iso(last_session),
-    }
-
-
-def course_json(course: Course, *, places: int, last_session: date | None) -> dict[str, Any]:
-    return {
-        "id": course.id,
-        "title": course.title,
-        "description": course.description,
-        "art_form": course.art_form.value,
-        "provider_id": course.provider_id,
-        "provider_name": course.provider.name,
-        "contract_id": course.contract_id,
-        "venue": venue_json(course.venue),
-        "capacity": course.capacity,
-        "places_left": places,
-        **(
-            {"cost_per_session_pence": course.cost_per_session_pence}
-            if sees_contract_cost(current_user)
-            else {}
-        ),
-        "participant_fee_pence": course.participant_fee_pence,
-        "pathways": list(course.pathways or []),
-        "min_age": course.min_age,
-        "max_age": course.max_age,
-        "schedule": schedule_json(course, last_session),
-    }
-
-
-def session_json(session: CourseSession) -> dict[str, Any]:
-    return {
-        "id": session.id,
-        "course_id": session.course_id,
-        "sequence": session.sequence,
-        "date": session.date.isoformat(),
-        "start_time": _clock(session.start_time),
-        "end_time": _end_clock(session.start_time, session.duration_minutes),
-        "duration_minutes": session.duration_minutes,
-        "is_taster": session.is_taster,
-        "status": session.status.value,
-        "moved_from": _iso(session.moved_from),
-        "cancelled_reason": session.cancelled_reason,
-        "register_saved_at": _iso(session.register_saved_at),
-    }
-
-
-def _attendance_json(enrolment_id: int) -> list[dict[str, Any]]:
-    rows = db.session.execute(
-        select(Attendance, CourseSession.date)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .where(Attendance.enrolment_id == enrolment_id)
-        .order_by(CourseSession.date, CourseSession.id)
-    ).all()
-    return [
+Clock = Annotated[
+    dt.time,
+    PlainValidator(_clock),
+    PlainSerializer(lambda value: f"{value:%H:%M}", return_type=str, when_used="json"),
+    WithJsonSchema(
         {
-            "session_id": mark.session_id,
-            "date": day.isoformat(),
-            "status": mark.status.value,
-            "mood_before": mark.mood_before,
-            "mood_after": mark.mood_after,
-            "note": mark.note,
+            "type": "string",
+            "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$",
+            "description": "Local time in Europe/London, HH:MM",
+            "examples": ["10:00"],
         }
-        for mark, day in rows
-    ]
+    ),
+]
 
 
-def person_json(enrolment: Enrolment) -> dict[str, Any]:
-    """What a register needs about a person: never their NHS number or why they were referred."""
+# Requests ---------------------------------------------------------------------------------
+
+
+class VenueInput(api.Body):
+    name: Title
+    address: Annotated[str, api.Text(ADDRESS_MAX, required=True)]
+    postcode: Postcode
+    accessibility: Free = ""
+
+
+class ScheduleInput(api.Body):
+    """Sessions are generated on the start date's weekday; occurrences on England bank holidays
+    are skipped and the course runs on, so `sessions` (plus `taster_sessions`, held first)
+    sessions are always created. Every session must fall inside the course's contract."""
+
+    start_date: dt.date
+    start_time: Clock
+    duration_minutes: Annotated[Whole, limits(MIN_DURATION, MAX_DURATION)]
+    frequency: Frequency
+    sessions: Annotated[Whole, limits(MIN_SESSIONS, MAX_SESSIONS)]
+    taster_sessions: Annotated[Whole, limits(MIN_TASTERS, MAX_TASTERS, default=0)] = 0
+
+
+class CourseInput(api.Body):
+    """Give the venue either as `venue` (a new venue) or as `venue_id`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["venue"], "properties": {"venue": {"type": "object"}}},
+                {"required": ["venue_id"], "properties": {"venue_id": {"type": "integer"}}},
+            ]
+        }
+    )
+    title: Title
+    description: Free = ""
+    art_form: ArtForm
+    provider_id: api.Id = Field(description="An organisation of kind provider")
+    contract_id: api.Id
+    venue: VenueInput | None = None
+    venue_id: api.Id | None = Field(default=None, validate_default=True)
+    capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(api.integral)]
+    cost_per_session_pence: Pence = Field(
+        default=0, description="What the contract pays the provider for one session, in pence"
+    )
+    participant_fee_pence: Pence | None = Field(
+        default=None, description="What a participant pays per session, in pence; null: free"
+    )
+    pathways: list[Pathway] = []
+    min_age: Age | None = None
+    max_age: Age | None = None
+    lead_artist_ids: list[api.Id] = Field(
+        default=[], max_length=100, description="Artists (users) of the provider who lead it"
+    )
+    schedule: ScheduleInput
+    required = {
+        "title": "Enter the course title",
+        "art_form": "Choose the art form",
+        "provider_id": "Choose the arts provider",
+        "contract_id": "Choose the contract",
+        "capacity": "Enter the capacity",
+        "schedule": "Give the schedule",
+        "venue.name": "Enter the venue's name",
+        "venue.address": "Enter the venue's address",
+        "venue.postcode": "Enter the venue's postcode",
+        "schedule.start_date": "Enter the date of the first session",
+        "schedule.start_time": "Enter the time sessions start",
+        "schedule.duration_minutes": "Enter the session length",
+        "schedule.frequency": "Choose weekly or fortnightly",
+        "schedule.sessions": "Enter the number of sessions",
+    }
+
+    @field_validator("venue_id")
+    @classmethod
+    def _one_venue(cls, venue_id: int | None, info: ValidationInfo) -> int | None:
+        if "venue" not in info.data:  # refused itself
+            return venue_id
+        if info.data["venue"] is not None and venue_id is not None:
+            raise api.refuse("Give venue or venue_id, not both")
+        if info.data["venue"] is None and venue_id is None:
+            raise api.refuse("Give the venue, or the venue_id of a known one", "venue")
+        return venue_id
+
+
+class EnrolmentInput(api.Body):
+    referral_id: api.Id = Field(description="An assessed referral")
+    late_start_confirmed: bool = Field(
+        default=False,
+        description="Needed when so few sessions are left that the person cannot complete the "
+        "course: they have been told, and want to join",
+    )
+    required = {"referral_id": "Give the referral to enrol"}
+
+
+class WithdrawInput(api.Body):
+    reason: Reason
+    required = {"reason": "Give a reason"}
+
+
+class RegisterEntryInput(api.Body):
+    enrolment_id: api.Id
+    status: AttendanceStatus
+    mood_before: Mood | None = None
+    mood_after: Mood | None = None
+    note: Annotated[str, api.Text(NOTE_MAX)] = ""
+
+
+class RegisterInput(api.Body):
+    entries: list[RegisterEntryInput] = Field(max_length=REGISTER_ENTRIES_MAX)
+    required = {
+        "entries": "Give the register's entries",
+        "entries.enrolment_id": "Give the enrolment id",
+        "entries.status": "Choose attended, apologies or no_show",
+    }
+
+
+def register_entries_from_json(payload: Any) -> list[RegisterEntry]:
+    """Register entries sent as JSON, read as the API reads them (the offline register too);
+    what is refused is a validation problem naming `entries.2.mood_after`-style fields."""
+    try:
+        body = RegisterInput.model_validate_json(json.dumps(payload))
+    except ValidationError as error:
+        raise validation_problem(api.field_errors(error, RegisterInput.required)) from error
+    return [RegisterEntry(**entry.model_dump()) for entry in body.entries]
+
+
+def _only_cancelled(status: str) -> str:
+    if status != SessionStatus.CANCELLED.value:
+        raise api.refuse("Only cancelled can be set; saving the register delivers it")
+    return status
+
+
+class SessionPatch(api.Body):
+    status: Annotated[str, AfterValidator(_only_cancelled), WithJsonSchema({"const": "cancelled"})]
+    reason: Reason
+    required = {
+        "status": "Give the new status: cancelled",
+        "reason": "Give a reason for cancelling",
+    }
+
+
+class WellbeingInput(api.Body):
+    instrument: Instrument
+    timepoint: Timepoint
+    items: list[Any] = Field(
+        max_length=ITEMS_MAX,
+        description="One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
+        json_schema_extra={"items": {"type": "integer", "minimum": ITEM_MIN, "maximum": ITEM_MAX}},
+    )
+    recorded_on: (
+        Annotated[dt.date, api.formatted("past-date"), api.dated(check_recorded)] | None
+    ) = Field(default=None, description="Default today; from 2000-01-01, never in the future")
+    required = {
+        "instrument": "Choose SWEMWBS or WEMWBS",
+        "timepoint": "Choose baseline, end or follow_up",
+        "items": "Give the answers, one whole number from 1 to 5 per item",
+    }
+
+
+class ContractInput(api.Body):
+    name: Title
+    commissioner_id: api.Id = Field(description="An organisation of kind commissioner")
+    start_date: Annotated[dt.date, api.formatted("term-date")]
+    end_date: Annotated[dt.date, api.formatted("term-date")] = Field(
+        description="On or after start_date; a contract runs for at most 10 years"
+    )
+    value_pence: (
+        Annotated[int, Field(ge=0, le=CONTRACT_VALUE_MAX_PENCE), BeforeValidator(api.integral)]
+        | None
+    ) = Field(default=None, description="What the contract is worth over its whole term, in pence")
+    targets: Any = Field(default=None, json_schema_extra=targets_schema())
+    required = {
+        "name": "Enter the contract's name",
+        "commissioner_id": "Choose the commissioning organisation",
+        "start_date": "Enter the start date",
+        "end_date": "Enter the end date",
+    }
+
+    @field_validator("end_date")
+    @classmethod
+    def _term(cls, end: dt.date, info: ValidationInfo) -> dt.date:
+        if "start_date" in info.data:
+            try:
+                check_contract(info.data["start_date"], end, (info.context or {})["today"])
+            except DateRefused as refused:
+                raise api.refuse(str(refused), refused.field) from refused
+        return end
+
+
+class CourseQuery(api.PageQuery):
+    art_form: ArtForm | None = None
+    pathway: Pathway | None = Field(default=None, description="Courses for this pathway")
+    weekday: (
+        Annotated[
+            Weekday, BeforeValidator(lambda day: day.lower() if isinstance(day, str) else day)
+        ]
+        | None
+    ) = Field(default=None, description="Courses that meet on this day")
+    provider_id: api.Id | None = None
+    has_places: api.Flag | None = Field(
+        default=None, description="true: only courses with a place left; false: only full courses"
+    )
+
+
+# Answers ----------------------------------------------------------------------------------
+
+
+class Timed(api.Answer):
+    start_time: Clock
+    duration_minutes: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def end_time(self) -> Clock:
+        start = dt.datetime.combine(dt.date(2000, 1, 1), self.start_time)
+        return (start + dt.timedelta(minutes=self.duration_minutes)).time()
+
+
+class VenueOut(api.Answer):
+    id: int
+    name: str
+    address: str
+    postcode: str
+    accessibility: str
+
+
+class CourseSchedule(Timed):
+    start_date: dt.date
+    frequency: Frequency
+    weekday: Weekday
+    sessions: int = Field(description="Regular sessions")
+    taster_sessions: int = Field(description="Taster sessions, held first")
+    end_date: dt.date | None = Field(description="The date of the last session not cancelled")
+
+
+class CourseOut(api.Answer):
+    id: int
+    title: str
+    description: str
+    art_form: ArtForm
+    provider_id: int
+    provider_name: str
+    contract_id: int
+    venue: VenueOut
+    capacity: int
+    places_left: int = Field(
+        description="Capacity less places taken: enrolled, or offered and unanswered"
+    )
+    cost_per_session_pence: int = Field(
+        default=0,
+        description="What the contract pays the provider for one session, in pence; given to "
+        "admins and commissioners only, and never a charge to the participant",
+    )
+    participant_fee_pence: int | None = Field(
+        description="What a participant pays per session, in pence; null: free"
+    )
+    pathways: list[Pathway]
+    min_age: int | None
+    max_age: int | None
+    schedule: CourseSchedule
+
+    source = Course
+
+    @classmethod
+    def read(cls, course: Any, context: dict[str, Any]) -> Any:
+        """The course with its places left and last session (`places`, `last` in context)."""
+        schedule = {
+            "start_date": course.start_date,
+            "start_time": course.start_time,
+            "duration_minutes": course.duration_minutes,
+            "frequency": course.frequency,
+            "weekday": WEEKDAYS[course.start_date.weekday()],
+            "sessions": course.session_count,
+            "taster_sessions": course.taster_count,
+            "end_date": context.get("last"),
+        }
+        fields = {name: getattr(course, name, None) for name in cls.model_fields}
+        return fields | {
+            "provider_name": course.provider.name,
+            "pathways": list(course.pathways or []),
+            "places_left": context.get("places", 0),
+            "schedule": schedule,
+        }
+
+
+class SessionOut(Timed):
+    id: int
+    course_id: int
+    sequence: int
+    date: dt.date
+    is_taster: bool
+    status: SessionStatus
+    moved_from: dt.date | None
+    cancelled_reason: str
+    register_saved_at: dt.datetime | None
+
+
+class CourseWithSessions(CourseOut):
+    sessions: list[SessionOut]
+
+
+class Mark(api.Answer):
+    status: AttendanceStatus
+    mood_before: int | None
+    mood_after: int | None
+    note: str
+
+
+_MARKED = ("session_id", "status", "mood_before", "mood_after", "note")
+_DATES = ("created_at", "waitlisted_at", "enrolled_at", "offer_expires_on", "completed_at")
+
+
+class AttendanceMark(Mark):
+    session_id: int
+    date: dt.date
+
+    source = Attendance
+
+    @classmethod
+    def read(cls, mark: Any, context: dict[str, Any]) -> Any:
+        return {name: getattr(mark, name) for name in _MARKED} | {"date": mark.session.date}
+
+
+class RegisterPerson(api.Answer):
+    """What a register needs about a person, and nothing more."""
+
+    name: str
+    access_needs: str
+    phone: str | None
+
+
+def _person(enrolment: Enrolment) -> dict[str, Any]:
     patient = enrolment.referral.patient
-    return {
-        "name": patient.full_name,
-        "access_needs": patient.access_needs,
-        "phone": patient.phone,
-    }
+    return {"name": patient.full_name, "access_needs": patient.access_needs, "phone": patient.phone}
 
 
-def enrolment_json(enrolment: Enrolment, viewer: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "id": enrolment.id,
-        "course_id": enrolment.course_id,
-        "course_title": enrolment.course.title,
-        "status": enrolment.status.value,
-    }
-    if viewer.role == Role.ARTIST:
-        body["person"] = person_json(enrolment)
-    else:
-        body.update(
-            waitlist_position=waitlist_position(enrolment),
-            referral_id=enrolment.referral_id,
-            created_at=_iso(enrolment.created_at),
-            waitlisted_at=_iso(enrolment.waitlisted_at),
-            enrolled_at=_iso(enrolment.enrolled_at),
-            offer_expires_on=_iso(enrolment.offer_expires_on),
-            completed_at=_iso(enrolment.completed_at),
-            withdrawn_at=_iso(enrolment.withdrawn_at),
-            withdrawn_reason=enrolment.withdrawn_reason,
-        )
-    body["attendance"] = _attendance_json(enrolment.id)
-    return body
+class EnrolmentOut(api.Answer):
+    """For artists: `id`, `course_id`, `course_title`, `status`, `person` and `attendance`
+    only. For link workers, referrers and admins: the enrolment's dates and its referral, no
+    `person`."""
+
+    id: int
+    course_id: int
+    course_title: str
+    status: EnrolmentStatus
+    waitlist_position: int | None = Field(
+        default=None, description="1 for the next person offered a place; null unless waitlisted"
+    )
+    referral_id: int = 0
+    created_at: dt.datetime | None = None
+    waitlisted_at: dt.datetime | None = None
+    enrolled_at: dt.datetime | None = None
+    offer_expires_on: dt.date | None = Field(
+        default=None, description="While offered a place: the last day to accept it"
+    )
+    completed_at: dt.datetime | None = None
+    withdrawn_at: dt.datetime | None = None
+    withdrawn_reason: str = ""
+    person: RegisterPerson | None = None
+    attendance: list[AttendanceMark]
+
+    source = Enrolment
+
+    @classmethod
+    def read(cls, enrolment: Any, context: dict[str, Any]) -> Any:
+        """As the viewer may see it; fields left out are not written (`exclude_unset`)."""
+        marks = sorted(enrolment.attendance, key=lambda mark: (mark.session.date, mark.session_id))
+        shown = {name: getattr(enrolment, name) for name in ("id", "course_id", "status")}
+        shown |= {"course_title": enrolment.course.title, "attendance": marks}
+        if "offered" in context:
+            shown["offered_to"] = getattr(context["offered"], "id", None)
+        if context["viewer"].role == Role.ARTIST:
+            return shown | {"person": _person(enrolment)}
+        named = (*_DATES, "referral_id", "withdrawn_at", "withdrawn_reason")
+        shown |= {name: getattr(enrolment, name) for name in named}
+        return shown | {"waitlist_position": waitlist_position(enrolment)}
 
 
-def contract_json(contract: Contract) -> dict[str, Any]:
-    return {
-        "id": contract.id,
-        "name": contract.name,
-        "commissioner_id": contract.commissioner_id,
-        "start_date": contract.start_date.isoformat(),
-        "end_date": contract.end_date.isoformat(),
-        "value_pence": contract.value_pence,
-        "targets": dict(contract.targets or {}),
-    }
+class WithdrawnEnrolment(EnrolmentOut):
+    offered_to: int | None = Field(
+        default=None, description="The enrolment offered the freed place, if anyone was"
+    )
 
 
-def wellbeing_json(assessment: WellbeingAssessment) -> dict[str, Any]:
-    return {
-        "id": assessment.id,
-        "enrolment_id": assessment.enrolment_id,
-        "instrument": assessment.instrument.value,
-        "timepoint": assessment.timepoint.value,
-        "items": list(assessment.items),
-        "raw_score": assessment.raw_score,
-        "metric_score": float(Decimal(assessment.metric_score)),
-        "recorded_on": assessment.recorded_on.isoformat(),
-    }
+class RegisterLine(RegisterPerson):
+    enrolment_id: int
+    mark: Mark | None = Field(description="What the register records; null until it is taken")
 
 
-# The directory --------------------------------------------------------------------------
+class Register(api.Answer):
+    session: SessionOut
+    course_title: str
+    editable: bool = Field(description="Whether the caller may save this register today")
+    entries: list[RegisterLine]
+
+
+class Wellbeing(api.Answer):
+    id: int
+    enrolment_id: int
+    instrument: Instrument
+    timepoint: Timepoint
+    items: list[int]
+    raw_score: int
+    metric_score: float = Field(
+        description="SWEMWBS: the raw total converted with the published table"
+    )
+    recorded_on: dt.date
+
+
+class ContractOut(api.Answer):
+    id: int
+    name: str
+    commissioner_id: int
+    start_date: dt.date
+    end_date: dt.date
+    value_pence: int | None
+    targets: dict[str, Any] = Field(
+        description="KPI code to span (month, year_to_date) to levels: minimum, expected, stretch"
+    )
+
+
+def course_json(course: Course, places: int, last: dt.date | None, shape: Any = CourseOut) -> Any:
+    hidden = set() if sees_contract_cost(current_user) else {"cost_per_session_pence"}
+    shown = shape.model_validate(course, context={"places": places, "last": last})
+    return shown.model_dump(mode="json", exclude=hidden)
+
+
+def enrolment_json(enrolment: Enrolment, shape: Any = EnrolmentOut, **context: Any) -> Any:
+    return api.dump(shape, enrolment, viewer=current_user, **context)
+
+
+COURSE = api.scoped(get_course_or_404)
+ENROLMENT = api.scoped(get_enrolment_or_404)
+REGISTER = api.scoped(get_register_session_or_404)
+# How the course rules' refusals are answered (see the handlers in `referrals.api`).
+RULE = (409, "course-rule", None)  # 422 when a reason is missing
+FIELD_RULE = (422, "course-rule", None)  # the request's own fields break a rule
+ENROL = (409, "course-rule", "referral_id")
+REFUSED = (409, "register-refused", None)
+
+
+# Records named in the body ----------------------------------------------------------------
+
+
+def _found(kind: type[R], record_id: int | None, errors: dict[str, list[str]], field: str) -> Any:
+    """The record an id in the body names; unknown: a message at its field."""
+    found = db.session.get(kind, record_id) if record_id is not None else None
+    if record_id is not None and found is None:
+        errors[field] = [f"No {kind.__name__.lower()} has this id"]
+    return found
+
+
+# The directory ----------------------------------------------------------------------------
 
 
 def _places_taken() -> Any:
@@ -1104,791 +632,330 @@ def _last_session() -> Any:
     )
 
 
-def _weekday_clause(weekday: int) -> Any:
-    """Courses meet on their start date's weekday (Monday 0)."""
-    sunday_first = (weekday + 1) % 7  # SQL's day-of-week numbering starts on Sunday
-    if db.session.get_bind().dialect.name == "sqlite":
-        return func.strftime("%w", Course.start_date) == str(sunday_first)
-    return func.extract("dow", Course.start_date) == sunday_first
-
-
-def _directory_filters() -> list[Any]:
-    """WHERE clauses from the query string; a bad value is a 422 naming the parameter."""
-    args = request.args
-    errors: dict[str, list[str]] = {}
-    clauses: list[Any] = []
-    art_form = args.get("art_form")
-    if art_form:
-        if art_form in ArtForm._value2member_map_:
-            clauses.append(Course.art_form == ArtForm(art_form))
+def _directory_filters(query: CourseQuery) -> list[Any]:
+    clauses = [Course.art_form == query.art_form] if query.art_form else []
+    if query.pathway:
+        # Pathways are a JSON list of plain codes; matching the quoted code works on every
+        # database the service runs on.
+        quoted = f'"{query.pathway.value}"'
+        clauses.append(cast(Course.pathways, String).contains(quoted, autoescape=True))
+    if query.weekday:
+        # Courses meet on their start date's weekday; SQL numbers the days from Sunday.
+        sunday_first = (WEEKDAYS.index(query.weekday) + 1) % 7
+        if db.session.get_bind().dialect.name == "sqlite":
+            clauses.append(func.strftime("%w", Course.start_date) == str(sunday_first))
         else:
-            errors["art_form"] = ["Choose from: " + ", ".join(_values(ArtForm))]
-    pathway = args.get("pathway")
-    if pathway:
-        if pathway in Pathway._value2member_map_:
-            # Pathways are a JSON list of plain codes; matching the quoted code works on every
-            # database the service runs on.
-            clauses.append(cast(Course.pathways, String).contains(f'"{pathway}"', autoescape=True))
-        else:
-            errors["pathway"] = ["Choose from: " + ", ".join(_values(Pathway))]
-    weekday = args.get("weekday")
-    if weekday:
-        if weekday.lower() in WEEKDAYS:
-            clauses.append(_weekday_clause(WEEKDAYS.index(weekday.lower())))
-        else:
-            errors["weekday"] = ["Choose from: " + ", ".join(WEEKDAYS)]
-    provider = args.get("provider_id")
-    if provider:
-        if (
-            provider.isascii()
-            and provider.isdigit()
-            and len(provider) <= 10
-            and 1 <= int(provider) <= MAX_ID
-        ):
-            clauses.append(Course.provider_id == int(provider))
-        else:
-            errors["provider_id"] = ["Must be the id of a provider, a whole number"]
-    has_places = args.get("has_places")
-    if has_places:
-        if has_places == "true":
-            clauses.append(_places_taken() < Course.capacity)
-        elif has_places == "false":
-            clauses.append(_places_taken() >= Course.capacity)
-        else:
-            errors["has_places"] = ["Must be true or false"]
-    if errors:
-        raise query_problem(errors)
+            clauses.append(func.extract("dow", Course.start_date) == sunday_first)
+    if query.provider_id:
+        clauses.append(Course.provider_id == query.provider_id)
+    if query.has_places is not None:
+        taken = _places_taken()
+        clauses.append(taken < Course.capacity if query.has_places else taken >= Course.capacity)
     return clauses
-
-
-def _directory_page(user: Any, serialise: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    """A page of the courses the user may see, with places left and end dates in one query."""
-    page, per_page = page_args()
-    clauses = [course_scope(user), *_directory_filters()]
-    total = db.session.scalar(select(func.count(Course.id)).where(*clauses)) or 0
-    rows = db.session.execute(
-        select(Course, _places_taken().label("taken"), _last_session().label("last"))
-        .where(*clauses)
-        .options(joinedload(Course.venue), joinedload(Course.provider))
-        .order_by(Course.start_date, Course.id)
-        .limit(per_page)
-        .offset((page - 1) * per_page)
-    ).all()
-    return {
-        "items": [
-            serialise(course, places=max(0, course.capacity - taken), last_session=last)
-            for course, taken, last in rows
-        ],
-        "page": page,
-        "per_page": per_page,
-        "total": total,
-    }
 
 
 @bp.get("/courses")
 @allow(STAFF)
-@operation(
-    "The course directory",
-    roles="all staff (artists see their own provider's courses)",
-    tags=["courses"],
-    parameters=[*PAGE_PARAMETERS, *_COURSE_FILTERS],
-    responses={
-        200: json_response("A page of courses, earliest start first", page_of("Course")),
-        422: _INVALID,
-    },
-)
-def list_courses() -> ResponseReturnValue:
-    return jsonify(_directory_page(current_user, course_json))
+@api.operation("courses", query=CourseQuery, answer=api.Page[CourseOut])
+def list_courses(query: CourseQuery) -> ResponseReturnValue:
+    """The course directory, earliest start first
+
+    Places left and end dates come in one query.
+
+    Who may call it: all staff (artists see their own provider's courses)."""
+    found = select(Course, _places_taken().label("taken"), _last_session().label("last"))
+    found = found.where(course_scope(current_user), *_directory_filters(query))
+    found = found.options(joinedload(Course.venue), joinedload(Course.provider))
+    page = api.paginate(
+        found.order_by(Course.start_date, Course.id), query, lambda row: row, rows=True
+    )
+    page["items"] = [
+        course_json(course, max(0, course.capacity - taken), last)
+        for course, taken, last in page["items"]
+    ]
+    return jsonify(page)
 
 
 @bp.get("/courses/<int:course_id>")
 @allow(STAFF)
-@operation(
-    "A course in the directory",
-    roles="all staff (artists: their own provider's courses)",
-    tags=["courses"],
-    responses={200: json_response("The course", ref("Course")), 404: _NOT_FOUND},
-)
-def get_course(course_id: int) -> ResponseReturnValue:
-    course = _course_or_404(course_id)
-    return jsonify(
-        course_json(course, places=places_left(course), last_session=course_end(course.id))
-    )
+@api.operation("courses", answer=CourseOut, load=COURSE)
+def get_course(course: Course) -> ResponseReturnValue:
+    """A course in the directory
+
+    Who may call it: all staff (artists: their own provider's courses)."""
+    return jsonify(course_json(course, places_left(course), course_end(course.id)))
 
 
-def _venue(fields: _Fields) -> Venue | VenueFields | None:
-    """An existing venue (`venue_id`) or the details of a new one (`venue`)."""
-    given_object = fields.data.get("venue") is not None
-    given_id = fields.data.get("venue_id") is not None
-    if given_object and given_id:
-        fields.fail("venue_id", "Give venue or venue_id, not both")
-        return None
-    if given_id:
-        venue_id = fields.identifier("venue_id")
-        if venue_id is None:
-            return None
-        venue = db.session.get(Venue, venue_id)
-        if venue is None:
-            fields.fail("venue_id", "No venue has this id")
-        return venue
-    place = fields.nested("venue", required="Give the venue, or the venue_id of a known one")
-    if place is None:
-        return None
-    before = len(fields.errors)
-    place.refuse_unknown(VENUE_FIELDS)
-    name = place.text("name", max_length=TITLE_MAX, required="Enter the venue's name")
-    address = place.text("address", max_length=ADDRESS_MAX, required="Enter the venue's address")
-    postcode = place.text("postcode", max_length=12, required="Enter the venue's postcode")
-    if postcode:
-        try:
-            postcode = clean_postcode(postcode)
-        except InvalidValue as error:
-            place.fail("postcode", str(error))
-    accessibility = place.text("accessibility", max_length=TEXT_MAX)
-    if len(fields.errors) > before:
-        return None
-    return VenueFields(name=name, address=address, postcode=postcode, accessibility=accessibility)
-
-
-def _schedule(fields: _Fields) -> Schedule | None:
-    plan = fields.nested("schedule", required="Give the schedule")
-    if plan is None:
-        return None
-    before = len(fields.errors)
-    plan.refuse_unknown(SCHEDULE_FIELDS)
-    start_date = plan.day("start_date", required="Enter the date of the first session")
-    start_time = plan.clock("start_time", required="Enter the time sessions start")
-    duration = plan.integer(
-        "duration_minutes", minimum=1, maximum=24 * 60, required="Enter the session length"
-    )
-    frequency = plan.choice("frequency", Frequency, required="Choose weekly or fortnightly")
-    sessions = plan.integer(
-        "sessions", minimum=0, maximum=10_000, required="Enter the number of sessions"
-    )
-    tasters = plan.integer("taster_sessions", minimum=0, maximum=10_000)
-    if len(fields.errors) > before:
-        return None
-    assert start_date is not None and start_time is not None and frequency is not None
-    assert duration is not None and sessions is not None
-    schedule = Schedule(
-        start_date=start_date,
-        start_time=start_time,
-        duration_minutes=duration,
-        frequency=frequency,
-        sessions=sessions,
-        taster_sessions=tasters or 0,
-    )
-    for name, messages in schedule_errors(schedule).items():
-        for message in messages:
-            plan.fail(name, message)
-    return None if len(fields.errors) > before else schedule
-
-
-def _course_request(payload: dict[str, Any]) -> tuple[dict[str, Any], Venue | VenueFields]:
-    """The body of `POST /courses`, checked: the course's fields (all but the venue) and the
-    venue, known or new. Raises the 422 naming every bad field."""
+def _course_fields(body: CourseInput) -> CourseFields:
+    """The course as the service records it; the records its ids name must exist."""
     errors: dict[str, list[str]] = {}
-    fields = _Fields(payload, errors)
-    fields.refuse_unknown(COURSE_FIELDS)
-    title = fields.text("title", max_length=TITLE_MAX, required="Enter the course title")
-    description = fields.text("description", max_length=TEXT_MAX)
-    art_form = fields.choice("art_form", ArtForm, required="Choose the art form")
-    provider_id = fields.identifier("provider_id", required="Choose the arts provider")
-    provider = db.session.get(Organisation, provider_id) if provider_id else None
-    if provider_id and provider is None:
-        fields.fail("provider_id", "No organisation has this id")
-    contract_id = fields.identifier("contract_id", required="Choose the contract")
-    contract = db.session.get(Contract, contract_id) if contract_id else None
-    if contract_id and contract is None:
-        fields.fail("contract_id", "No contract has this id")
-    venue = _venue(fields)
-    capacity = fields.integer(
-        "capacity", minimum=1, maximum=CAPACITY_MAX, required="Enter the capacity"
-    )
-    cost = fields.integer("cost_per_session_pence", minimum=0, maximum=COST_MAX_PENCE)
-    fee = fields.integer("participant_fee_pence", minimum=0, maximum=COST_MAX_PENCE)
-    pathways = fields.choices("pathways", Pathway)
-    min_age = fields.integer("min_age", minimum=0, maximum=AGE_MAX)
-    max_age = fields.integer("max_age", minimum=0, maximum=AGE_MAX)
-    artist_ids = fields.identifiers("lead_artist_ids")
-    artists = (
-        list(db.session.scalars(select(User).where(User.id.in_(artist_ids)))) if artist_ids else []
-    )
-    if len(artists) < len(artist_ids):
-        fields.fail("lead_artist_ids", "Each must be the id of an artist at the provider")
-    schedule = _schedule(fields)
+    provider = _found(Organisation, body.provider_id, errors, "provider_id")
+    contract = _found(Contract, body.contract_id, errors, "contract_id")
+    venue = _found(Venue, body.venue_id, errors, "venue_id")
+    ids = list(dict.fromkeys(body.lead_artist_ids))
+    artists = list(db.session.scalars(select(User).where(User.id.in_(ids)))) if ids else []
+    if len(artists) < len(ids):
+        errors["lead_artist_ids"] = ["Each must be the id of an artist at the provider"]
     if errors:
         raise validation_problem(errors)
-    assert venue is not None
-    course = {
-        "title": title,
-        "description": description,
-        "art_form": art_form,
-        "provider": provider,
-        "contract": contract,
-        "capacity": capacity,
-        "schedule": schedule,
-        "pathways": pathways,
-        "min_age": min_age,
-        "max_age": max_age,
-        "cost_per_session_pence": cost or 0,
-        "participant_fee_pence": fee or None,
-        "lead_artists": artists,
-    }
-    return course, venue
+    if body.venue is not None:
+        venue = create_venue(current_user, VenueFields(**body.venue.model_dump()))
+    return CourseFields(
+        **body.model_dump(include={"title", "description", "art_form", "capacity", "min_age"}),
+        **body.model_dump(include={"max_age", "cost_per_session_pence", "participant_fee_pence"}),
+        provider=provider,
+        contract=contract,
+        venue=venue,
+        schedule=Schedule(**body.schedule.model_dump()),
+        pathways=list(dict.fromkeys(body.pathways)),
+        lead_artists=artists,
+    )
 
 
 @bp.post("/courses")
 @allow(Role.ADMIN)
-@operation(
-    "Create a course and its sessions",
-    roles="admin",
-    tags=["courses"],
-    request_body=ref("CourseInput"),
-    responses={
-        201: json_response("The course with its generated sessions", ref("CourseWithSessions")),
-        422: _INVALID,
-    },
+@api.operation(
+    "courses", body=CourseInput, answer=CourseWithSessions, status=201, refusal=FIELD_RULE
 )
-def create_course_view() -> ResponseReturnValue:
-    details, venue = _course_request(json_object())
-    try:
-        if isinstance(venue, VenueFields):
-            venue = create_venue(current_user, venue)
-        course = create_course(current_user, CourseFields(venue=venue, **details))
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken, 422) from broken
-    except InvalidSchedule as invalid:
-        db.session.rollback()
-        raise validation_problem(
-            {f"schedule.{name}": messages for name, messages in invalid.errors.items()}
-        ) from invalid
-    except IntegrityError as error:
-        raise _clash(error) from error
-    body = course_json(course, places=course.capacity, last_session=course_end(course.id))
-    body["sessions"] = [session_json(session) for session in course.sessions]
-    _commit()
-    return _created(body, f"/api/v1/courses/{course.id}")
+def create_course_view(body: CourseInput) -> ResponseReturnValue:
+    """Create a course and its sessions
+
+    Who may call it: admin."""
+    course = create_course(current_user, _course_fields(body))
+    shown = course_json(course, course.capacity, course_end(course.id), CourseWithSessions)
+    db.session.commit()
+    return api.answer(shown, 201, url_for("api.get_course", course_id=course.id))
 
 
 @bp.get("/courses/<int:course_id>/sessions")
 @allow(STAFF)
-@operation(
-    "A course's sessions",
-    roles="all staff who can see the course",
-    tags=["courses"],
-    parameters=PAGE_PARAMETERS,
-    responses={
-        200: json_response("A page of sessions in date order", page_of("CourseSession")),
-        404: _NOT_FOUND,
-        422: _INVALID,
-    },
-)
-def list_course_sessions(course_id: int) -> ResponseReturnValue:
-    course = _course_or_404(course_id)
-    query = (
-        select(CourseSession)
-        .where(CourseSession.course_id == course.id)
-        .order_by(CourseSession.date, CourseSession.start_time, CourseSession.id)
-    )
-    return jsonify(paginate(query, session_json))
+@api.operation("courses", query=api.PageQuery, answer=api.Page[SessionOut], load=COURSE)
+def list_course_sessions(course: Course, query: api.PageQuery) -> ResponseReturnValue:
+    """A course's sessions in date order
+
+    Who may call it: all staff who can see the course."""
+    sessions = select(CourseSession).where(CourseSession.course_id == course.id)
+    sessions = sessions.order_by(CourseSession.date, CourseSession.start_time, CourseSession.id)
+    return jsonify(api.paginate(sessions, query, lambda session: api.dump(SessionOut, session)))
 
 
-# Enrolments -----------------------------------------------------------------------------
-
-
-def _enrolment_or_404(enrolment_id: int) -> Enrolment:
-    """The enrolment in the caller's scope. Artists see only people on a register: enrolled,
-    completed, or already marked at a session; never the waiting list."""
-    _possible_id(enrolment_id)
-    enrolment = get_enrolment_or_404(enrolment_id, current_user)
-    if current_user.role == Role.ARTIST and enrolment.status not in (
-        EnrolmentStatus.ENROLLED,
-        EnrolmentStatus.COMPLETED,
-    ):
-        marked = db.session.scalar(select(exists().where(Attendance.enrolment_id == enrolment.id)))
-        if not marked:
-            abort(404)
-    return enrolment
+# Enrolments -------------------------------------------------------------------------------
 
 
 @bp.post("/courses/<int:course_id>/enrolments")
 @allow(*ENROLLING)
-@operation(
-    "Enrol an assessed referral, or put them on the waiting list",
-    roles="link_worker, admin",
-    tags=["enrolments"],
-    request_body=ref("EnrolmentInput"),
-    responses={
-        201: json_response(
-            "The enrolment: `enrolled`, or `waitlisted` with its `waitlist_position`",
-            ref("Enrolment"),
-        ),
-        404: _NOT_FOUND,
-        409: _conflict(
-            "The course rules refuse it (not assessed, already on a course, outside the age "
-            "range, course finished, too late to complete without `late_start_confirmed`); "
-            "`errors` names the field"
-        ),
-        422: _INVALID,
-    },
+@api.operation(
+    "enrolments", body=EnrolmentInput, answer=EnrolmentOut, status=201, load=COURSE, refusal=ENROL
 )
-def create_enrolment(course_id: int) -> ResponseReturnValue:
-    course = _course_or_404(course_id)
-    errors: dict[str, list[str]] = {}
-    fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"referral_id", "late_start_confirmed"}))
-    referral_id = fields.identifier("referral_id", required="Give the referral to enrol")
-    late_start_confirmed = fields.data.get("late_start_confirmed", False)
-    if not isinstance(late_start_confirmed, bool):
-        fields.fail("late_start_confirmed", "Must be true or false")
-    referral = None
-    if referral_id is not None:
-        # Not locked here: enrol() locks the course and then the referral, in that order.
-        referral = db.session.scalar(
-            scoped_referrals(current_user).where(Referral.id == referral_id)
-        )
-        if referral is None:
-            fields.fail("referral_id", "No referral with this id")
-    if errors:
-        raise validation_problem(errors)
-    assert referral is not None
-    try:
-        enrolment = enrol(
-            current_user,
-            referral,
-            course,
-            today=today(),
-            late_start_confirmed=late_start_confirmed is True,
-        )
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken) from broken
-    except TransitionRefused as refused:
-        db.session.rollback()
-        raise ApiProblem(
-            409, str(refused), kind="course-rule", errors={"referral_id": [str(refused)]}
-        ) from refused
-    except IntegrityError as error:
-        db.session.rollback()
-        raise ApiProblem(
-            409, "This person was enrolled by someone else at the same time", kind="course-rule"
-        ) from error
-    body = enrolment_json(enrolment, current_user)
-    _commit()
-    return _created(body, f"/api/v1/enrolments/{enrolment.id}")
+def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValue:
+    """Enrol an assessed referral, or put them on the waiting list
+
+    The course rules may refuse it (not assessed, already on a course, outside the
+    age range, course finished, too late to complete without `late_start_confirmed`).
+
+    Who may call it: link_worker, admin."""
+    # Not locked here: enrol() locks the course and then the referral, in that order.
+    referral = db.session.scalar(
+        scoped_referrals(current_user).where(Referral.id == body.referral_id)
+    )
+    if referral is None:
+        raise validation_problem({"referral_id": ["No referral with this id"]})
+    enrolment = enrol(
+        current_user,
+        referral,
+        course,
+        today=clock.today(),
+        late_start_confirmed=body.late_start_confirmed,
+    )
+    shown = enrolment_json(enrolment)
+    db.session.commit()
+    return api.answer(shown, 201, url_for("api.get_enrolment", enrolment_id=enrolment.id))
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
 @allow(*ENROLMENT_READERS)
-@operation(
-    "An enrolment, its status and attendance",
-    roles=(
-        "admin, link_worker, referrer (their practice's referrals), artist (people on their "
-        "provider's registers, shown with only what a register needs)"
-    ),
-    tags=["enrolments"],
-    responses={200: json_response("The enrolment", ref("Enrolment")), 404: _NOT_FOUND},
-)
-def get_enrolment(enrolment_id: int) -> ResponseReturnValue:
-    enrolment = _enrolment_or_404(enrolment_id)
-    body = enrolment_json(enrolment, current_user)
+@api.operation("enrolments", answer=EnrolmentOut, load=ENROLMENT)
+def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
+    """An enrolment, its status and attendance
+
+    Who may call it: admin, link_worker, referrer (their practice's referrals), artist (people on
+    their provider's registers, shown with only what a register needs)."""
+    shown = enrolment_json(enrolment)
     enrolment_viewed(current_user, enrolment)
-    return jsonify(body)
+    return jsonify(shown)
 
 
 @bp.post("/enrolments/<int:enrolment_id>/withdraw")
 @allow(*ENROLLING)
-@operation(
-    "Take someone off a course or its waiting list",
-    roles="link_worker, admin",
-    tags=["enrolments"],
-    request_body=ref("WithdrawInput"),
-    responses={
-        200: json_response(
-            "The enrolment, withdrawn; `offered_to` names the waiting enrolment offered the "
-            "freed place",
-            ref("WithdrawnEnrolment"),
-        ),
-        404: _NOT_FOUND,
-        409: _conflict("Not on the course or its waiting list any more"),
-        422: _INVALID,
-    },
+@api.operation(
+    "enrolments", body=WithdrawInput, answer=WithdrawnEnrolment, load=ENROLMENT, refusal=RULE
 )
-def withdraw_enrolment(enrolment_id: int) -> ResponseReturnValue:
-    enrolment = _enrolment_or_404(enrolment_id)
-    errors: dict[str, list[str]] = {}
-    fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"reason"}))
-    reason = fields.text("reason", max_length=TEXT_MAX, required="Give a reason")
-    if errors:
-        raise validation_problem(errors)
-    try:
-        offered = withdraw(current_user, enrolment, reason, today=today())
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken, 422 if broken.field == "reason" else 409) from broken
-    except TransitionRefused as refused:
-        db.session.rollback()
-        raise ApiProblem(409, str(refused), kind="course-rule") from refused
-    body = enrolment_json(enrolment, current_user)
-    body["offered_to"] = offered.id if offered is not None else None
-    _commit()
-    return jsonify(body)
+def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseReturnValue:
+    """Take someone off a course or its waiting list
+
+    `offered_to` names the waiting enrolment offered the freed place.
+
+    Who may call it: link_worker, admin."""
+    offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
+    shown = enrolment_json(enrolment, WithdrawnEnrolment, offered=offered)
+    db.session.commit()
+    return jsonify(shown)
 
 
-# Registers and sessions -----------------------------------------------------------------
+# Registers and sessions -------------------------------------------------------------------
+
+
+def register_json(session: CourseSession) -> Any:
+    people = register_enrolments(session)
+    if people:  # one query for everyone's details, not one per person
+        ids = [enrolment.referral_id for enrolment in people]
+        found = select(Referral).where(Referral.id.in_(ids))
+        db.session.scalars(found.options(joinedload(Referral.patient))).all()
+    marks = select(Attendance).where(Attendance.session_id == session.id)
+    marked = {mark.enrolment_id: mark for mark in db.session.scalars(marks)}
+    entries = [
+        {"enrolment_id": one.id, "mark": marked.get(one.id), **_person(one)} for one in people
+    ]
+    editable = can_edit_register(current_user, session, clock.today())
+    shown = {"session": session, "course_title": session.course.title, "entries": entries}
+    return api.dump(Register, shown | {"editable": editable}), people
 
 
 @bp.get("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "A session's register: who is expected, and what has been recorded",
-    roles="artist (their provider's courses), admin",
-    tags=["registers"],
-    responses={200: json_response("The register", ref("Register")), 404: _NOT_FOUND},
-)
-def get_register(session_id: int) -> ResponseReturnValue:
-    session = _register_session_or_404(session_id)
-    body = _register_body(session)
-    people_viewed(
-        current_user, "register.viewed", register_enrolments(session), session_id=session.id
-    )
-    return jsonify(body)
+@api.operation("registers", answer=Register, load=REGISTER)
+def get_register(session: CourseSession) -> ResponseReturnValue:
+    """A session's register: who is expected, and what has been recorded
 
-
-def _register_body(session: CourseSession) -> dict[str, Any]:
-    people = register_enrolments(session)
-    referral_ids = [enrolment.referral_id for enrolment in people]
-    if referral_ids:  # one query for everyone's details, not one per person
-        db.session.scalars(
-            select(Referral)
-            .where(Referral.id.in_(referral_ids))
-            .options(joinedload(Referral.patient))
-        ).all()
-    marks = {
-        mark.enrolment_id: mark
-        for mark in db.session.scalars(
-            select(Attendance).where(Attendance.session_id == session.id)
-        )
-    }
-    entries = []
-    for enrolment in people:
-        mark = marks.get(enrolment.id)
-        entries.append(
-            {
-                "enrolment_id": enrolment.id,
-                **person_json(enrolment),
-                "mark": None
-                if mark is None
-                else {
-                    "status": mark.status.value,
-                    "mood_before": mark.mood_before,
-                    "mood_after": mark.mood_after,
-                    "note": mark.note,
-                },
-            }
-        )
-    return {
-        "session": session_json(session),
-        "course_title": session.course.title,
-        "editable": can_edit_register(current_user, session, today()),
-        "entries": entries,
-    }
-
-
-def register_entries_from_json(payload: dict[str, Any]) -> list[RegisterEntry]:
-    errors: dict[str, list[str]] = {}
-    fields = _Fields(payload, errors)
-    fields.refuse_unknown(frozenset({"entries"}))
-    raw = payload.get("entries")
-    if raw is None:
-        fields.fail("entries", "Give the register's entries")
-    elif not isinstance(raw, list):
-        fields.fail("entries", "Must be a list of entries")
-    elif len(raw) > REGISTER_ENTRIES_MAX:
-        fields.fail("entries", f"Must be {REGISTER_ENTRIES_MAX} entries or fewer")
-    if errors or not isinstance(raw, list):
-        raise validation_problem(errors)
-    entries = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            fields.fail(f"entries.{index}", "Must be an object")
-            continue
-        entry = _Fields(item, errors, f"entries.{index}.")
-        before = len(errors)
-        entry.refuse_unknown(ENTRY_FIELDS)
-        enrolment_id = entry.identifier("enrolment_id", required="Give the enrolment id")
-        status = entry.choice(
-            "status", AttendanceStatus, required="Choose attended, apologies or no_show"
-        )
-        moods = [
-            entry.integer(
-                name, minimum=MOOD_MIN, maximum=MOOD_MAX, what="Mood must be a whole number"
-            )
-            for name in ("mood_before", "mood_after")
-        ]
-        note = entry.text("note", max_length=NOTE_MAX)
-        if len(errors) == before:
-            assert enrolment_id is not None and status is not None
-            entries.append(
-                RegisterEntry(
-                    enrolment_id=enrolment_id,
-                    status=status,
-                    mood_before=moods[0],
-                    mood_after=moods[1],
-                    note=note,
-                )
-            )
-    if errors:
-        raise validation_problem(errors)
-    return entries
+    Who may call it: artist (their provider's courses), admin."""
+    shown, people = register_json(session)
+    people_viewed(current_user, "register.viewed", people, session_id=session.id)
+    return jsonify(shown)
 
 
 @bp.put("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "Save a session's register; the session becomes delivered",
-    roles=(
-        "artist of the course's provider (on the day and for 7 days after), admin (any date "
-        "from the day of the session)"
-    ),
-    tags=["registers"],
-    request_body=ref("RegisterInput"),
-    responses={
-        200: json_response("The register as saved", ref("Register")),
-        404: _NOT_FOUND,
-        409: _conflict(
-            "The session is cancelled, has not happened yet, or is past the artist's edit window"
-        ),
-        422: {
-            **PROBLEM_RESPONSE,
-            "description": "Invalid entries, named like `entries.2.mood_after`; nothing is saved",
-        },
-    },
-)
-def save_register_view(session_id: int) -> ResponseReturnValue:
-    session = _register_session_or_404(session_id)
-    entries = register_entries_from_json(json_object())
-    try:
-        save_register(current_user, session, entries, today=today())
-    except RegisterRefused as refused:
-        db.session.rollback()
-        if refused.errors:
-            raise ApiProblem(
-                422, str(refused), kind="validation", errors=refused.errors
-            ) from refused
-        raise ApiProblem(409, str(refused), kind="register-refused") from refused
-    except (CourseRuleBroken, TransitionRefused) as refused:
-        db.session.rollback()
-        raise ApiProblem(409, str(refused), kind="register-refused") from refused
-    except IntegrityError as error:
-        raise _clash(error) from error
-    body = _register_body(session)
-    _commit()
-    return jsonify(body)
+@api.operation("registers", body=RegisterInput, answer=Register, load=REGISTER, refusal=REFUSED)
+def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseReturnValue:
+    """Save a session's register; the session becomes delivered
+
+    Invalid entries are named like `entries.2.mood_after`; nothing is saved.
+
+    Who may call it: artist of the course's provider (on the day and for 7 days after), admin
+    (any date from the day of the session)."""
+    entries = [RegisterEntry(**entry.model_dump()) for entry in body.entries]
+    save_register(current_user, session, entries, today=clock.today())
+    shown, _people = register_json(session)
+    db.session.commit()
+    return jsonify(shown)
 
 
 @bp.patch("/sessions/<int:session_id>")
 @allow(*REGISTER_TAKERS)
-@operation(
-    "Cancel a session",
-    roles="artist of the course's provider, admin",
-    tags=["registers"],
-    request_body=ref("SessionPatch"),
-    responses={
-        200: json_response("The session", ref("CourseSession")),
-        404: _NOT_FOUND,
-        409: _conflict("The session has a register and cannot be cancelled"),
-        422: _INVALID,
-    },
-)
-def update_session(session_id: int) -> ResponseReturnValue:
-    session = _register_session_or_404(session_id)
-    errors: dict[str, list[str]] = {}
-    fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"status", "reason"}))
-    status = fields.data.get("status")
-    if status is None:
-        fields.fail("status", "Give the new status: cancelled")
-    elif status != SessionStatus.CANCELLED.value:
-        fields.fail("status", "Only cancelled can be set; saving the register delivers it")
-    reason = fields.text("reason", max_length=TEXT_MAX, required="Give a reason for cancelling")
-    if errors:
-        raise validation_problem(errors)
-    try:
-        cancel_session(current_user, session, reason)
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken, 422 if broken.field == "reason" else 409) from broken
-    body = session_json(session)
-    _commit()
-    return jsonify(body)
+@api.operation("registers", body=SessionPatch, answer=SessionOut, load=REGISTER, refusal=RULE)
+def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturnValue:
+    """Cancel a session
+
+    A session with a register cannot be cancelled.
+
+    Who may call it: artist of the course's provider, admin."""
+    cancel_session(current_user, session, body.reason)
+    shown = api.dump(SessionOut, session)
+    db.session.commit()
+    return jsonify(shown)
 
 
-# Wellbeing ------------------------------------------------------------------------------
+# Wellbeing --------------------------------------------------------------------------------
 
 
 @bp.post("/enrolments/<int:enrolment_id>/wellbeing")
 @allow(*WELLBEING_RECORDERS)
-@operation(
-    "Record a wellbeing questionnaire",
-    roles="artist (people on their provider's registers), link_worker, admin",
-    tags=["wellbeing"],
-    request_body=ref("WellbeingInput"),
-    responses={
-        201: json_response("The scored questionnaire", ref("WellbeingAssessment")),
-        404: _NOT_FOUND,
-        422: _INVALID,
-    },
+@api.operation(
+    "wellbeing",
+    body=WellbeingInput,
+    answer=Wellbeing,
+    status=201,
+    headers={},
+    load=ENROLMENT,
+    refusal=FIELD_RULE,
 )
-def create_wellbeing(enrolment_id: int) -> ResponseReturnValue:
-    enrolment = _enrolment_or_404(enrolment_id)
+def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseReturnValue:
+    """Record a wellbeing questionnaire
+
+    Who may call it: artist (people on their provider's registers), link_worker, admin."""
+    today = clock.today()
+    assessment = record_wellbeing(
+        current_user,
+        enrolment,
+        **body.model_dump(include={"instrument", "timepoint", "items"}),
+        recorded_on=body.recorded_on or today,
+        today=today,
+    )
+    shown = api.dump(Wellbeing, assessment)
+    db.session.commit()
+    return api.answer(shown, 201)
+
+
+# Contracts --------------------------------------------------------------------------------
+
+
+def _contract_fields(body: ContractInput) -> ContractFields:
+    """The contract as the service records it: a new name, a known commissioner, targets by
+    the one targets rule (the admin form's too)."""
     errors: dict[str, list[str]] = {}
-    fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(frozenset({"instrument", "timepoint", "items", "recorded_on"}))
-    instrument = fields.choice("instrument", Instrument, required="Choose SWEMWBS or WEMWBS")
-    timepoint = fields.choice("timepoint", Timepoint, required="Choose baseline, end or follow_up")
-    items = fields.data.get("items")
-    if items is None:
-        fields.fail("items", "Give the answers, one whole number from 1 to 5 per item")
-    elif not isinstance(items, list) or len(items) > ITEMS_MAX:
-        fields.fail("items", "Must be a list of whole numbers from 1 to 5")
-    elif instrument is not None:
-        for name, messages in validate_items(instrument, items).items():
-            for message in messages:
-                fields.fail(name, message)
-    recorded_on = fields.day("recorded_on") or today()
-    if not fields.failed("recorded_on") and (
-        refused := refusal(check_recorded, recorded_on, today())
-    ):
-        fields.fail(refused.field, str(refused))
+    taken = select(Contract.id).where(func.lower(Contract.name) == body.name.lower())
+    if db.session.scalar(taken):
+        errors["name"] = ["A contract with this name already exists"]
+    commissioner = _found(Organisation, body.commissioner_id, errors, "commissioner_id")
+    try:
+        targets = check_targets(body.targets)
+    except InvalidTargets as invalid:
+        errors |= {f"targets.{key}".rstrip("."): value for key, value in invalid.errors.items()}
     if errors:
         raise validation_problem(errors)
-    assert instrument is not None and timepoint is not None and isinstance(items, list)
-    try:
-        assessment = record_wellbeing(
-            current_user,
-            enrolment,
-            instrument,
-            timepoint,
-            items,
-            recorded_on=recorded_on,
-            today=today(),
-        )
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken, 422) from broken
-    except InvalidScores as invalid:
-        db.session.rollback()
-        raise validation_problem(invalid.errors) from invalid
-    body = wellbeing_json(assessment)
-    _commit()
-    return _created(body)
-
-
-# Contracts ------------------------------------------------------------------------------
-
-
-def _targets(fields: _Fields) -> dict[str, dict[str, dict[str, float]]]:
-    """The contract's targets, checked by the one targets rule (the admin form's too)."""
-    raw = fields.data.get("targets")
-    if raw is not None and not isinstance(raw, dict):
-        fields.fail("targets", "Must be an object of KPI code to span to levels")
-        return {}
-    try:
-        return check_targets(raw)
-    except InvalidTargets as invalid:
-        for key, messages in invalid.errors.items():
-            for message in messages:
-                fields.fail(f"targets.{key}" if key else "targets", message)
-        return {}
+    fields = body.model_dump(include={"name", "start_date", "end_date", "value_pence"})
+    return ContractFields(**fields, commissioner=commissioner, targets=targets)
 
 
 @bp.post("/contracts")
 @allow(Role.ADMIN)
-@operation(
-    "Create a contract with its monthly KPI targets",
-    roles="admin",
-    tags=["contracts"],
-    request_body=ref("ContractInput"),
-    responses={201: json_response("The contract", ref("Contract")), 422: _INVALID},
+@api.operation(
+    "contracts", body=ContractInput, answer=ContractOut, status=201, headers={}, refusal=FIELD_RULE
 )
-def create_contract() -> ResponseReturnValue:
-    errors: dict[str, list[str]] = {}
-    fields = _Fields(json_object(), errors)
-    fields.refuse_unknown(CONTRACT_FIELDS)
-    name = fields.text("name", max_length=TITLE_MAX, required="Enter the contract's name")
-    if name and db.session.scalar(
-        select(Contract.id).where(func.lower(Contract.name) == name.lower())
-    ):
-        fields.fail("name", "A contract with this name already exists")
-    commissioner_id = fields.identifier(
-        "commissioner_id", required="Choose the commissioning organisation"
-    )
-    commissioner = db.session.get(Organisation, commissioner_id) if commissioner_id else None
-    if commissioner_id and commissioner is None:
-        fields.fail("commissioner_id", "No organisation has this id")
-    start_date = fields.day("start_date", required="Enter the start date")
-    end_date = fields.day("end_date", required="Enter the end date")
-    if (
-        start_date
-        and end_date
-        and (refused := refusal(check_contract, start_date, end_date, today()))
-    ):
-        fields.fail(refused.field, str(refused))
-    value = fields.integer("value_pence", minimum=0, maximum=CONTRACT_VALUE_MAX_PENCE)
-    targets = _targets(fields)
-    if errors:
-        raise validation_problem(errors)
-    assert commissioner is not None and start_date is not None and end_date is not None
-    try:
-        contract = save_contract(
-            current_user,
-            ContractFields(
-                name=name,
-                commissioner=commissioner,
-                start_date=start_date,
-                end_date=end_date,
-                targets=targets,
-                value_pence=value,
-            ),
-            today=today(),
-        )
-    except CourseRuleBroken as broken:
-        raise _rule_problem(broken, 422) from broken
-    except IntegrityError as error:
-        raise _clash(error) from error
-    body = contract_json(contract)
-    _commit()
-    return _created(body)
+def create_contract(body: ContractInput) -> ResponseReturnValue:
+    """Create a contract with its monthly KPI targets
+
+    Who may call it: admin."""
+    contract = save_contract(current_user, _contract_fields(body), today=clock.today())
+    shown = api.dump(ContractOut, contract)
+    db.session.commit()
+    return api.answer(shown, 201)
 
 
 @bp.get("/contracts")
 @allow(*CONTRACT_READERS)
-@operation(
-    "List contracts",
-    roles="admin (all), commissioner (their organisation's)",
-    tags=["contracts"],
-    parameters=PAGE_PARAMETERS,
-    responses={200: json_response("A page of contracts", page_of("Contract")), 422: _INVALID},
-)
-def list_contracts() -> ResponseReturnValue:
-    query = select(Contract).order_by(Contract.start_date.desc(), Contract.id)
+@api.operation("contracts", query=api.PageQuery, answer=api.Page[ContractOut])
+def list_contracts(query: api.PageQuery) -> ResponseReturnValue:
+    """List contracts
+
+    Who may call it: admin (all), commissioner (their organisation's)."""
+    contracts = select(Contract).order_by(Contract.start_date.desc(), Contract.id)
     if current_user.role != Role.ADMIN:
-        query = query.where(Contract.commissioner_id == current_user.organisation_id)
-    return jsonify(paginate(query, contract_json))
+        contracts = contracts.where(Contract.commissioner_id == current_user.organisation_id)
+    return jsonify(api.paginate(contracts, query, lambda contract: api.dump(ContractOut, contract)))
 
 
-# Open Referral UK -----------------------------------------------------------------------
+# Open Referral UK -------------------------------------------------------------------------
 
 
 @bp.get("/openreferral/services")
 @public
-@operation(
-    "Moved: the open Open Referral UK 3.0 feed",
-    roles="anyone; no token needed",
-    tags=["courses"],
-    responses={308: {"description": "The same services at /openreferral/services (ORUK 3.0)"}},
-)
+@api.operation("courses", status=308, public=True)
 def openreferral_services() -> ResponseReturnValue:
-    """The feed moved out of the token-only API to the open ORUK 3.0 paths; one shape only."""
+    """Moved: the same services at /openreferral/services (Open Referral UK 3.0)
+
+    The feed moved out of the token-only API to the open ORUK 3.0 paths; one shape only.
+
+    Who may call it: anyone; no token needed."""
     query = request.query_string.decode("latin-1")
-    target = url_for("openreferral.services") + (f"?{query}" if query else "")
-    return redirect(target, code=308)
+    return redirect(url_for("openreferral.services") + (f"?{query}" if query else ""), code=308)

@@ -11,34 +11,34 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from flask import abort, jsonify, url_for
+from flask import jsonify, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from pydantic import ConfigDict, Field, ValidationInfo, field_validator
-from sqlalchemy import Select, select
 
+from referrals import clock
 from referrals.api import bp
 from referrals.api.openapi import (
-    PROBLEM_RESPONSE,
+    Answer,
     Body,
     Flag,
     Id,
+    Page,
     PageQuery,
     Query,
+    answer,
+    dump,
     format_schema,
-    json_response,
     operation,
-    page_of,
     paginate,
-    ref,
     refuse,
-    register_schema,
     rule,
-    today,
+    scoped,
 )
-from referrals.api.problems import KINDS, PROBLEM_BASE, validation_problem
+from referrals.api.problems import validation_problem
 from referrals.audit import record_now
 from referrals.auth.models import Role
+from referrals.courses.kpi_targets import TARGET_LEVELS
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
@@ -47,227 +47,126 @@ from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
 from referrals.reports.periods import InvalidPeriod, Period, check_reportable
-from referrals.reports.scope import return_scope
+from referrals.reports.scope import get_return_or_404, scoped_returns
 from referrals.reports.services import make_return
 from referrals.security import allow, refuse_access
 
 KPI_READERS = (Role.ADMIN, Role.COMMISSIONER)
 ALL_SCOPE = "all"
 _MONTH = r"^\d{4}-\d{2}$"
-RATINGS = ["red", "amber", "green", "stretch met"]
 
-# Schemas --------------------------------------------------------------------------------
-
-_PERIOD_SCHEMA = {"type": "string", "pattern": _MONTH, **format_schema("month")}
-_SUMMARY_PROPERTIES: dict[str, Any] = {
-    "id": {"type": "integer"},
-    "scope": {
-        "type": "string",
-        "enum": ["contract", ALL_SCOPE],
-        "description": "A contract's courses, or all activity (admins only)",
-    },
-    "contract_id": {"type": ["integer", "null"], "description": "null for all activity"},
-    "scope_name": {
-        "type": "string",
-        "description": "The contract's name, or `All activity` (the CSV's scope column)",
-    },
-    "period": {**_PERIOD_SCHEMA, "description": "The calendar month, YYYY-MM"},
-    "version": {"type": "integer", "minimum": 1, "description": "2, 3… after regeneration"},
-    "spec_version": {"type": "string", "description": "The KPI specification version used"},
-    "generated_at": {"type": "string", "format": "date-time"},
-    "superseded": {
-        "type": "boolean",
-        "description": "True when a later version replaced this one",
-    },
-    "provisional": {
-        "type": "boolean",
-        "description": (
-            "True when the return was made before its month's registers closed: its figures "
-            "may still change, and the final return replaces it once they close"
-        ),
-    },
-    "changed_since_made": {
-        "type": "boolean",
-        "description": (
-            "Admins only: true when a register of the month was saved after this (current) "
-            "return was made, so its figures do not include that change; regenerate it"
-        ),
-    },
-}
-_SUMMARY_REQUIRED = [
-    "id",
-    "scope",
-    "contract_id",
-    "scope_name",
-    "period",
-    "version",
-    "spec_version",
-    "generated_at",
-    "superseded",
-    "provisional",
-]
-
-register_schema(
-    "KpiReturnSummary",
-    {
-        "type": "object",
-        "description": "A return without its figures",
-        "required": _SUMMARY_REQUIRED,
-        "properties": _SUMMARY_PROPERTIES,
-    },
-)
-register_schema(
-    "KpiFigure",
-    {
-        "type": "object",
-        "description": (
-            "One KPI cell. `value` is what commissioners see: a number, `*` (suppressed by the "
-            "small-number rule) or empty. `raw_value`, the unrounded figure, is given to admins "
-            "only."
-        ),
-        "required": list(FIGURE_FIELDS),
-        "properties": {
-            "code": {"type": "string", "examples": ["B1"]},
-            "name": {"type": "string"},
-            "span": {
-                "type": "string",
-                "enum": ["month", "year_to_date", "contract_to_date"],
-                "description": "What the figure is computed over, each span afresh",
-            },
-            "target_minimum": {"type": ["number", "null"]},
-            "target_expected": {"type": ["number", "null"]},
-            "target_stretch": {"type": ["number", "null"]},
-            "breakdown": {
-                "type": "string",
-                "description": 'Empty for the headline figure, else "dimension=value"',
-            },
-            "value": {"type": "string"},
-            "suppressed": {"type": "boolean"},
-            "target_rating": {
-                "type": ["string", "null"],
-                "enum": [*RATINGS, None],
-                "description": "Made from the true figure, never the published one",
-            },
-            "raw_value": {"type": "string", "description": "Admins only"},
-        },
-    },
-)
-register_schema(
-    "KpiReturn",
-    {
-        "type": "object",
-        "description": "One version of a monthly return, its figures as they were when made",
-        "required": [*_SUMMARY_REQUIRED, "generated_by", "figures"],
-        "properties": {
-            **_SUMMARY_PROPERTIES,
-            "generated_by": {
-                "type": ["string", "null"],
-                "description": (
-                    "`job` (the scheduler), `cli` (the kpi command) or the name of the person "
-                    "who asked for it; null when that account no longer exists"
-                ),
-            },
-            "figures": {"type": "array", "items": ref("KpiFigure")},
-        },
-    },
-)
-_INVALID = {**PROBLEM_RESPONSE, "description": "Invalid input, with `errors` by field"}
-_INVALID_QUERY = {
-    **PROBLEM_RESPONSE,
-    "description": f"[{KINDS['invalid-query'][1]}]({PROBLEM_BASE}invalid-query)",
-}
-_NOT_FOUND = {**PROBLEM_RESPONSE, "description": "No such return, or outside the caller's scope"}
-_RETURN_ID = {"description": "The return's id"}
-_FILE_ROLES = "admin (all), commissioner (their organisation's contracts)"
-
-
-def _file_response(mimetype: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {mimetype: {"schema": {"type": "string", "format": "binary"}}},
-    }
-
-
-# Helpers --------------------------------------------------------------------------------
-
-
-def _is_admin() -> bool:
-    return bool(current_user.role == Role.ADMIN)
-
-
-def scoped_returns() -> Select[KpiReturn]:
-    """The returns the caller may see: all for admins, own contracts' for commissioners."""
-    return select(KpiReturn).where(return_scope(current_user))
-
-
-def get_return_or_404(return_id: int) -> KpiReturn:
-    kpi_return = db.session.scalar(scoped_returns().where(KpiReturn.id == return_id))
-    if kpi_return is None:
-        abort(404)
-    return kpi_return
-
-
-def _instant(value: datetime) -> str:
-    if value.tzinfo is None:  # stored as UTC
-        value = value.replace(tzinfo=UTC)
-    return value.isoformat()
-
-
-def return_summary(kpi_return: KpiReturn, *, admin: bool = False) -> dict[str, Any]:
-    """A return without its figures; `admin` adds whether it changed since it was made."""
-    body = {
-        "id": kpi_return.id,
-        "scope": ALL_SCOPE if kpi_return.contract_id is None else "contract",
-        "contract_id": kpi_return.contract_id,
-        "scope_name": scope_label(kpi_return),
-        "period": kpi_return.period,
-        "version": kpi_return.version,
-        "spec_version": kpi_return.spec_version,
-        "generated_at": _instant(kpi_return.generated_at),
-        "superseded": not kpi_return.is_current,
-        "provisional": kpi_return.provisional,
-    }
-    if admin:
-        body["changed_since_made"] = changed_since_made(kpi_return)
-    return body
-
-
-def _generated_by(kpi_return: KpiReturn) -> str | None:
-    if kpi_return.generated_by is not None:
-        return kpi_return.generated_by.name
-    if kpi_return.generated_by_job == "cli":
-        return "cli"
-    if kpi_return.generated_by_job:
-        return "job"
-    return None
-
-
-def figure_json(figure: dict[str, Any], *, raw: bool) -> dict[str, Any]:
-    """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
-    body = {key: figure.get(key) for key in FIGURE_FIELDS}
-    body["suppressed"] = bool(body["suppressed"])
-    body["span"] = span_of(figure)
-    target = figure_target(figure, None) or {}
-    for level in ("minimum", "expected", "stretch"):
-        body[f"target_{level}"] = target.get(level)
-    if raw:
-        body["raw_value"] = figure.get("raw_value")
-    return body
-
-
-def return_json(kpi_return: KpiReturn, *, raw: bool) -> dict[str, Any]:
-    return {
-        **return_summary(kpi_return, admin=raw),
-        "generated_by": _generated_by(kpi_return),
-        "figures": [figure_json(f, raw=raw) for f in kpi_return.figures or []],
-    }
-
-
-# Requests -------------------------------------------------------------------------------
+# Answers ----------------------------------------------------------------------------------
 
 
 def _month(form: str) -> Any:
     return Field(json_schema_extra={"pattern": _MONTH, **format_schema(form)})
+
+
+class KpiReturnSummary(Answer):
+    """A return without its figures."""
+
+    id: int
+    scope: Literal["contract", "all"] = Field(
+        description="A contract's courses, or all activity (admins only)"
+    )
+    contract_id: int | None = Field(description="null for all activity")
+    scope_name: str = Field(
+        description="The contract's name, or `All activity` (the CSV's scope column)"
+    )
+    period: Annotated[str, _month("month")] = Field(description="The calendar month, YYYY-MM")
+    version: int = Field(description="2, 3… after regeneration")
+    spec_version: str = Field(description="The KPI specification version used")
+    generated_at: datetime
+    superseded: bool = Field(description="True when a later version replaced this one")
+    provisional: bool = Field(
+        description="True when the return was made before its month's registers closed: its "
+        "figures may still change, and the final return replaces it once they close"
+    )
+    changed_since_made: bool = Field(
+        default=False,
+        description="Admins only: true when a register of the month was saved after this "
+        "(current) return was made, so its figures do not include that change; regenerate it",
+    )
+
+    source = KpiReturn
+
+    @classmethod
+    def read(cls, made: Any, context: dict[str, Any]) -> Any:
+        """As the caller may see it: `raw` (admins) adds what only admins are shown."""
+        raw = context.get("raw", False)
+        shown = {name: getattr(made, name) for name in _STORED}
+        shown |= {
+            "scope": ALL_SCOPE if made.contract_id is None else "contract",
+            "scope_name": scope_label(made),
+            "generated_at": made.generated_at.replace(tzinfo=made.generated_at.tzinfo or UTC),
+            "superseded": not made.is_current,
+        }
+        if raw:
+            shown["changed_since_made"] = changed_since_made(made)
+        if "figures" in cls.model_fields:
+            shown |= {"generated_by": _generated_by(made), "figures": made.figures or []}
+        return shown
+
+
+_STORED = ("id", "contract_id", "period", "version", "spec_version", "provisional")
+
+
+def _generated_by(made: KpiReturn) -> str | None:
+    if made.generated_by is not None:
+        return made.generated_by.name
+    if made.generated_by_job:
+        return "cli" if made.generated_by_job == "cli" else "job"
+    return None
+
+
+Level = int | float | None
+
+
+class KpiFigure(Answer):
+    """One KPI cell. `value` is what commissioners see: a number, `*` (suppressed by the
+    small-number rule) or empty. `raw_value`, the unrounded figure, is given to admins only."""
+
+    code: str = Field(examples=["B1"])
+    name: str
+    span: Literal["month", "year_to_date", "contract_to_date"] = Field(
+        description="What the figure is computed over, each span afresh"
+    )
+    breakdown: str = Field(description='Empty for the headline figure, else "dimension=value"')
+    value: str
+    suppressed: bool
+    target_minimum: Level
+    target_expected: Level
+    target_stretch: Level
+    target_rating: Literal["red", "amber", "green", "stretch met"] | None = Field(
+        description="Made from the true figure, never the published one"
+    )
+    raw_value: str = Field(default="", description="Admins only")
+
+    source = dict
+
+    @classmethod
+    def read(cls, figure: Any, context: dict[str, Any]) -> Any:
+        """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
+        shown = {key: figure.get(key) for key in FIGURE_FIELDS}
+        target = figure_target(figure, None) or {}
+        shown |= {f"target_{level}": target.get(level) for level in TARGET_LEVELS}
+        shown |= {"suppressed": bool(shown["suppressed"]), "span": span_of(figure)}
+        if context.get("raw"):
+            shown["raw_value"] = figure.get("raw_value")
+        return shown
+
+
+class KpiReturnOut(KpiReturnSummary):
+    """One version of a monthly return, its figures as they were when made."""
+
+    generated_by: str | None = Field(
+        description="`job` (the scheduler), `cli` (the kpi command) or the name of the person "
+        "who asked for it; null when that account no longer exists"
+    )
+    figures: list[KpiFigure]
+
+
+# Requests -------------------------------------------------------------------------------
 
 
 def _real_month(text: str) -> str:
@@ -334,120 +233,96 @@ class ReturnRequest(Body):
 
 @bp.get("/kpi/returns")
 @allow(*KPI_READERS)
-@operation(
-    "List KPI returns",
-    roles="admin (all), commissioner (their organisation's contracts; never all activity)",
-    tags=["kpi"],
-    query=ReturnsQuery,
-    responses={
-        200: json_response(
-            "A page of returns, newest period first, without figures",
-            page_of("KpiReturnSummary"),
-        ),
-        422: _INVALID_QUERY,
-    },
-)
+@operation("kpi", query=ReturnsQuery, answer=Page[KpiReturnSummary])
 def list_kpi_returns(query: ReturnsQuery) -> ResponseReturnValue:
+    """List KPI returns, newest period first, without figures
+
+    Who may call it: admin (all), commissioner (their organisation's contracts; never all
+    activity)."""
     clauses: list[Any] = [] if query.include_superseded else [KpiReturn.superseded_at.is_(None)]
     if query.contract_id is not None:
         clauses.append(KpiReturn.contract_id == query.contract_id)
     if query.period is not None:
         clauses.append(KpiReturn.period == query.period)
-    rows = scoped_returns().where(*clauses)
-    rows = rows.order_by(
-        KpiReturn.period.desc(),
-        KpiReturn.scope_key,
-        KpiReturn.version.desc(),
-        KpiReturn.id.desc(),
-    )
-    admin = _is_admin()
-    return jsonify(paginate(rows, query, lambda item: return_summary(item, admin=admin)))
+    found = scoped_returns(current_user).where(*clauses).order_by(*_NEWEST_FIRST)
+    raw = current_user.role == Role.ADMIN
+    return jsonify(paginate(found, query, lambda item: dump(KpiReturnSummary, item, raw=raw)))
+
+
+_NEWEST_FIRST = (
+    KpiReturn.period.desc(),
+    KpiReturn.scope_key,
+    KpiReturn.version.desc(),
+    KpiReturn.id.desc(),
+)
+
+
+FOUND = {200: "The return already made for this scope and month"}
 
 
 @bp.post("/kpi/returns")
 @allow(Role.ADMIN)
-@operation(
-    "Make a KPI return, or find the one already made",
-    roles="admin",
-    tags=["kpi"],
-    body=ReturnRequest,
-    responses={
-        200: json_response("The return already made for this scope and month", ref("KpiReturn")),
-        201: json_response("The return, made now", ref("KpiReturn")),
-        422: _INVALID,
-    },
-)
+@operation("kpi", body=ReturnRequest, answer=KpiReturnOut, status=201, others=FOUND)
 def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
+    """Make a KPI return, or find the one already made
+
+    Who may call it: admin."""
     if body.contract_id is not None and db.session.get(Contract, body.contract_id) is None:
         raise validation_problem({"contract_id": ["There is no contract with this id"]})
-    made = make_return(
-        body.contract_id, Period.parse(body.period), today=today(), actor=current_user
-    )
-    response = jsonify(return_json(made.kpi_return, raw=True))
-    if made.created:
-        response.status_code = 201
-        response.headers["Location"] = url_for(
-            "api.show_kpi_return", return_id=made.kpi_return.id, _external=False
-        )
-    return response
+    period = Period.parse(body.period)
+    made = make_return(body.contract_id, period, today=clock.today(), actor=current_user)
+    shown = dump(KpiReturnOut, made.kpi_return, raw=True)
+    if not made.created:
+        return jsonify(shown)
+    return answer(shown, 201, url_for("api.show_kpi_return", return_id=made.kpi_return.id))
+
+
+RETURN = scoped(get_return_or_404)
+CSV_DESCRIPTION = (
+    "One row per KPI, span and breakdown cell: period, scope, span, code, name, breakdown, "
+    "value, suppressed, target_minimum, target_expected, target_stretch, target_rating, "
+    "version, generated_at, then provisional (and, when an admin asks for raw figures, "
+    "changed_since_made and raw_value). UTF-8 with a BOM; cells a spreadsheet would run as "
+    "formulas are neutralised."
+)
+PDF_DESCRIPTION = (
+    "The return's tables with targets rated, and a 12-month trend per headline KPI; published "
+    "(small-number protected) figures only"
+)
 
 
 @bp.get("/kpi/returns/<int:return_id>")
 @allow(*KPI_READERS)
-@operation(
-    "One KPI return with its figures",
-    roles=_FILE_ROLES + "; raw_value for admins only",
-    tags=["kpi"],
-    responses={200: json_response("The return", ref("KpiReturn")), 404: _NOT_FOUND},
-)
-def show_kpi_return(return_id: int) -> ResponseReturnValue:
-    return jsonify(return_json(get_return_or_404(return_id), raw=_is_admin()))
+@operation("kpi", answer=KpiReturnOut, load=RETURN)
+def show_kpi_return(kpi_return: KpiReturn) -> ResponseReturnValue:
+    """One KPI return with its figures
+
+    Who may call it: admin (all), commissioner (their organisation's contracts); raw_value for
+    admins only."""
+    return jsonify(dump(KpiReturnOut, kpi_return, raw=current_user.role == Role.ADMIN))
 
 
 @bp.get("/kpi/returns/<int:return_id>.csv")
 @allow(*KPI_READERS)
-@operation(
-    "A KPI return as CSV",
-    roles=_FILE_ROLES + "; raw=true for admins only",
-    tags=["kpi"],
-    query=RawQuery,
-    responses={
-        200: _file_response(
-            "text/csv",
-            "One row per KPI, span and breakdown cell: period, scope, span, code, name, "
-            "breakdown, value, suppressed, target_minimum, target_expected, target_stretch, "
-            "target_rating, version, generated_at, then provisional (and, when an admin asks "
-            "for raw figures, changed_since_made and raw_value). UTF-8 with a BOM; cells a "
-            "spreadsheet would run as formulas are neutralised.",
-        ),
-        404: _NOT_FOUND,
-        422: _INVALID_QUERY,
-    },
-)
-def kpi_return_csv(return_id: int, query: RawQuery) -> ResponseReturnValue:
-    kpi_return = get_return_or_404(return_id)
-    if query.raw and not _is_admin():
+@operation("kpi", query=RawQuery, load=RETURN, files={"text/csv": CSV_DESCRIPTION})
+def kpi_return_csv(kpi_return: KpiReturn, query: RawQuery) -> ResponseReturnValue:
+    """A KPI return as CSV
+
+    Who may call it: admin (all), commissioner (their organisation's contracts); raw=true for
+    admins only."""
+    if query.raw and current_user.role != Role.ADMIN:
         refuse_access("raw KPI figures")
     return _export(kpi_return, "csv", raw=query.raw)
 
 
 @bp.get("/kpi/returns/<int:return_id>.pdf")
 @allow(*KPI_READERS)
-@operation(
-    "A KPI return as PDF",
-    roles=_FILE_ROLES,
-    tags=["kpi"],
-    responses={
-        200: _file_response(
-            "application/pdf",
-            "The return's tables with targets rated, and a 12-month trend per headline KPI; "
-            "published (small-number protected) figures only",
-        ),
-        404: _NOT_FOUND,
-    },
-)
-def kpi_return_pdf(return_id: int) -> ResponseReturnValue:
-    return _export(get_return_or_404(return_id), "pdf", raw=False)
+@operation("kpi", load=RETURN, files={"application/pdf": PDF_DESCRIPTION})
+def kpi_return_pdf(kpi_return: KpiReturn) -> ResponseReturnValue:
+    """A KPI return as PDF
+
+    Who may call it: admin (all), commissioner (their organisation's contracts)."""
+    return _export(kpi_return, "pdf", raw=False)
 
 
 def _export(kpi_return: KpiReturn, fmt: str, *, raw: bool) -> ResponseReturnValue:

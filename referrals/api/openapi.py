@@ -10,15 +10,16 @@ themselves stay in the services: models call the same rule functions the pages d
 from __future__ import annotations
 
 import functools
+import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
-from zoneinfo import ZoneInfo
 
 from annotated_types import GroupedMetadata
-from flask import Flask, current_app, jsonify, request
+from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
+from flask_login import current_user
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,14 +29,18 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
+    model_validator,
 )
 from pydantic.json_schema import models_json_schema
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, func, select
 
+from referrals import clock
 from referrals.api.problems import KINDS, PROBLEM_BASE, query_problem
 from referrals.api.problems import validation_problem as body_problem
 from referrals.config import Defaults as Config
+from referrals.dates import DateRefused
 from referrals.extensions import db
 from referrals.forms import CONTROL_CHARACTERS, has_control_characters
 from referrals.ids import MAX_ID
@@ -44,11 +49,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 API_PREFIX = "/api/v1"
 OPENAPI_ATTRIBUTE = "openapi_operation"
-
-
-def today() -> date:
-    """Today in the service's time zone."""
-    return datetime.now(ZoneInfo(current_app.config.get("TIMEZONE", "Europe/London"))).date()
 
 
 # Field types ------------------------------------------------------------------------------
@@ -82,6 +82,22 @@ def rule(check: Callable[..., Any], *errors: type[Exception]) -> AfterValidator:
     return AfterValidator(run)
 
 
+def dated(check: Callable[[date, date], Any], *errors: type[Exception]) -> AfterValidator:
+    """Run a date rule (`referrals.dates`) against the request's today; what it refuses is
+    said in its words."""
+
+    refused: tuple[type[Exception], ...] = (DateRefused, *errors)
+
+    def run(value: date, info: ValidationInfo) -> date:
+        try:
+            check(value, (info.context or {})["today"])
+        except refused as error:
+            raise refuse(str(error)) from error
+        return value
+
+    return AfterValidator(run)
+
+
 _C = "".join(f"\\x{ord(c):02x}" for c in sorted(CONTROL_CHARACTERS))
 
 
@@ -107,7 +123,7 @@ Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
 
 
 def text_schema(max_length: int, *, required: bool = False) -> dict[str, Any]:
-    """`Text`'s JSON Schema, for operations still described by hand-written schemas."""
+    """`Text`'s JSON Schema, for rules that tie fields together (`anyOf`)."""
     return TypeAdapter(Annotated[str, Text(max_length, required=required)]).json_schema()
 
 
@@ -172,9 +188,22 @@ class PageQuery(Query):
 
 
 class Answer(BaseModel):
-    """An answer: read from the records' attributes, written as JSON."""
+    """An answer: read from the records' attributes, written as JSON. A model whose `source`
+    is set reads such a record with its own `read(record, context)` instead."""
 
     model_config = ConfigDict(from_attributes=True)
+    source: ClassVar[type | None] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_source(cls, value: Any, info: ValidationInfo) -> Any:
+        if cls.source is not None and isinstance(value, cls.source):
+            return cls.read(value, info.context or {})
+        return value
+
+    @classmethod
+    def read(cls, record: Any, context: dict[str, Any]) -> Any:
+        return record
 
 
 class Page(Answer, Generic[T]):
@@ -195,16 +224,34 @@ class Problem(BaseModel):
 
 
 def dump(model: type[BaseModel], value: Any, **context: Any) -> dict[str, Any]:
-    return model.model_validate(value, context=context).model_dump(mode="json")
+    """The answer as JSON. A field the model's reader leaves out (one the caller may not see)
+    is not written."""
+    return model.model_validate(value, context=context).model_dump(mode="json", exclude_unset=True)
 
 
-def paginate(query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any]) -> dict[str, Any]:
+def scoped(get: Callable[[int, Any], T]) -> Callable[..., T]:
+    """An `@operation`'s `load`: the area's one loader for the record the path names, as the
+    caller may see it. Ids beyond the database's integer range cannot exist (and SQLite
+    cannot compare them): 404 before the query."""
+
+    def load(**path: int) -> T:
+        (record_id,) = path.values()
+        if record_id > MAX_ID:
+            abort(404)
+        return get(record_id, current_user)
+
+    return load
+
+
+def paginate(
+    query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any], *, rows: bool = False
+) -> dict[str, Any]:
+    """A page of `query`'s records (or of its `rows`, when it selects more than a record)."""
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    rows = db.session.scalars(
-        query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
-    ).all()
+    window = query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
+    found = db.session.execute(window).all() if rows else db.session.scalars(window).all()
     return {
-        "items": [shape(row) for row in rows],
+        "items": [shape(row) for row in found],
         "page": paging.page,
         "per_page": paging.per_page,
         "total": total or 0,
@@ -221,6 +268,7 @@ def answer(body: Any, status: int = 200, location: str | None = None) -> Respons
 
 # Messages ---------------------------------------------------------------------------------
 
+_INDEX = re.compile(r"\.\d+(?=\.)")  # entries.2.status is said as entries.status
 _BY_TYPE = {
     "extra_forbidden": "Unknown field",
     "string_type": "Must be a string",
@@ -241,7 +289,7 @@ _BY_TYPE = {
 def _message(error: Any, required: dict[str, str], field: str) -> str:
     kind, ctx = error["type"], error.get("ctx") or {}
     if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
-        return required.get(field) or "Enter a value"
+        return required.get(field) or required.get(_INDEX.sub("", field)) or "Enter a value"
     if kind in ("enum", "literal_error"):
         return "Choose one of: " + str(ctx.get("expected", "")).replace("'", "")
     if kind.startswith(("date_", "date")):
@@ -320,15 +368,15 @@ def read_query(model: type[Query]) -> Any:
 # Operations -------------------------------------------------------------------------------
 
 
-def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
+def _problem_responses(
+    problems: Iterable[int | str], refusal: tuple[int, str, str | None] | None
+) -> dict[str, Any]:
     by_status: dict[int, list[str]] = {}
-    for item in problems:
-        if isinstance(item, str):
-            by_status.setdefault(KINDS[item][0], []).append(
-                f"[{KINDS[item][1]}]({PROBLEM_BASE}{item})"
-            )
-        else:
-            by_status.setdefault(item, [])
+    kinds = [(KINDS[item][0], item) for item in problems if isinstance(item, str)]
+    for status, kind in [*kinds, *([refusal[:2]] if refusal else [])]:
+        by_status.setdefault(status, []).append(f"[{KINDS[kind][1]}]({PROBLEM_BASE}{kind})")
+    for status in (item for item in problems if isinstance(item, int)):
+        by_status.setdefault(status, [])
     plain = {401: "No valid bearer token (never for an operation open to all)"}
     plain |= {403: "The caller's role may not do this"}
     plain |= {404: "Unknown, or outside the caller's scope"}
@@ -336,7 +384,7 @@ def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
     wait = {"description": "Seconds to wait", "schema": {"type": "string"}}
     return {
         str(status): {
-            "description": "; ".join(kinds) or plain.get(status, "Problem details"),
+            "description": "; ".join(dict.fromkeys(kinds)) or plain.get(status, "Problem details"),
             "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
         }
         | ({"headers": {"Retry-After": wait}} if status == 429 else {})
@@ -344,68 +392,62 @@ def _problem_responses(problems: Iterable[int | str]) -> dict[str, Any]:
     }
 
 
+def _described(view: Callable[..., Any]) -> dict[str, str]:
+    """An operation's summary (the docstring's first paragraph), description (the rest) and
+    roles (its last paragraph, `Who may call it: ...`)."""
+    text = inspect.cleandoc(view.__doc__ or "")
+    head, _, rest = text.partition("\n\n")
+    roles = " ".join(text.partition("Who may call it: ")[2].split()).rstrip(".")
+    return {"summary": " ".join(head.split()), "description": rest, "x-roles": roles}
+
+
 def operation(
-    summary: str,
-    *,
-    roles: str,
-    tags: Sequence[str],
+    *tags: str,
     answer: Any = None,
     status: int = 200,
+    others: Mapping[int, str] | None = None,
     body: type[Body] | None = None,
     query: type[Query] | None = None,
     problems: Iterable[int | str] = (),
     files: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     public: bool = False,
-    description: str = "",
     load: Callable[..., Any] | None = None,
     parameters: Sequence[dict[str, Any]] = (),
-    refusal: tuple[int, str, str | None] = (409, "course-rule", None),
-    responses: dict[int, dict[str, Any]] | None = None,
-    request_body: dict[str, Any] | None = None,
+    refusal: tuple[int, str, str | None] | None = None,
 ) -> Callable[[F], F]:
-    """Declare a view's operation: `load` finds the record its path names (404 first, before
-    the body is read) and is passed first; `body` and `query` are read and passed as `body=`
-    and `query=`; `answer` is the model of its success; `problems` the problem kinds (or plain
-    statuses) it may answer with, 401, 403 and 429 always listed; `refusal` the status,
-    kind and default field of a rule's refusal (see the handlers in `referrals.api`)."""
-    problems = [*problems, 401, 403, 429]
-    if body is not None:
-        problems.append("validation")
-    if query is not None:
-        problems.append("invalid-query")
-    success: dict[str, Any] = {"description": summary}
-    if answer is not None:
-        success["content"] = {"application/json": {"schema": answer}}
+    """Declare a view's operation; its docstring gives the summary, description and roles.
+    `load` finds the record its path names (404 first, before the body is read) and is passed
+    first; `body` and `query` are read and passed as `body=` and `query=`; `answer` is the
+    model of its success (`status`, and any `others` with their descriptions); `problems` the
+    problem kinds (or plain statuses) it may answer with, 401, 403 and 429 always listed;
+    `refusal` the status, kind and default field of a rule's refusal (see the handlers in
+    `referrals.api`)."""
+    problems = [*problems, 401, 403, 429, *([404] if load else [])]
+    problems += ["validation", "conflict"] if body else []  # a write may meet another
+    problems += ["invalid-query"] if query else []
+    success: dict[str, Any] = {"description": "Done"}
     if files:
         success["content"] = {m: {"schema": {"type": "string"}} for m in files}
         success["description"] = " ".join(files.values())
+    if headers is None and status == 201:
+        headers = {"Location": "The new record's URL"}
     if headers:
         success["headers"] = {
             name: {"description": text, "schema": {"type": "string"}}
             for name, text in headers.items()
         }
+    successes = {str(status): success}
+    successes |= {str(code): {"description": text} for code, text in (others or {}).items()}
     op: dict[str, Any] = {
-        "summary": summary,
-        "description": f"{description}\n\nWho may call it: {roles}.".strip(),
         "tags": list(tags),
-        "x-roles": roles,
-        "responses": {str(status): success, **_problem_responses(problems)},
+        "responses": successes | _problem_responses(problems, refusal),
         "x-models": {"body": body, "query": query, "answer": answer},
         "x-parameters": list(parameters),
-        "x-refusal": refusal,
+        "x-refusal": refusal or (409, "course-rule", None),
     }
     if public:
         op["security"] = []
-    if responses is not None:  # an operation still described by hand-written schemas
-        op["responses"] = {str(code): item for code, item in responses.items()}
-        always = {"401", "403", "429"}
-        op["responses"] |= {k: v for k, v in _problem_responses(problems).items() if k in always}
-    if request_body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": request_body}},
-        }
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
@@ -415,56 +457,21 @@ def operation(
             if query is not None:
                 kwargs["query"] = read_query(query)
             if body is not None:
-                kwargs["body"] = read_body(body, today=today())
+                kwargs["body"] = read_body(body, today=clock.today())
             return view(*found, **kwargs)
 
-        setattr(run, OPENAPI_ATTRIBUTE, {**op, "operationId": view.__name__})
+        described = _described(view)
+        responses = op["responses"]
+        if not files:
+            responses = responses | {str(status): success | {"description": described["summary"]}}
+        setattr(
+            run,
+            OPENAPI_ATTRIBUTE,
+            op | described | {"responses": responses, "operationId": view.__name__},
+        )
         return run  # type: ignore[return-value]
 
     return decorate
-
-
-# Hand-written schemas, for operations not yet described by models.
-SCHEMAS: dict[str, dict[str, Any]] = {}
-PROBLEM_RESPONSE = {
-    "description": "Problem details (RFC 9457)",
-    "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
-}
-PAGE_PARAMETERS = [
-    {
-        "name": "page",
-        "in": "query",
-        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX, "default": 1},
-    },
-    {
-        "name": "per_page",
-        "in": "query",
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": Config.API_MAX_PER_PAGE,
-            "default": 25,
-        },
-    },
-]
-
-
-def register_schema(name: str, schema: dict[str, Any]) -> None:
-    SCHEMAS[name] = schema
-
-
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def page_of(name: str) -> dict[str, Any]:
-    items = {"items": {"type": "array", "items": ref(name)}}
-    counts = {key: {"type": "integer"} for key in ("page", "per_page", "total")}
-    return {"type": "object", "required": ["items", *counts], "properties": items | counts}
-
-
-def json_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 # The document -----------------------------------------------------------------------------
@@ -536,14 +543,10 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
                 "content": {"application/json": {"schema": refs[(models["body"], "validation")]}},
             }
         if models["answer"] is not None:
-            success = next(iter(entry["responses"]))
-            schema = refs[(models["answer"], "serialization")]
+            content = {"application/json": {"schema": refs[(models["answer"], "serialization")]}}
             entry["responses"] = {
-                **entry["responses"],
-                success: {
-                    **entry["responses"][success],
-                    "content": {"application/json": {"schema": schema}},
-                },
+                code: response | {"content": content} if code.startswith("2") else response
+                for code, response in entry["responses"].items()
             }
         paths.setdefault(openapi_path(rule), {})[method] = entry
     document = {
@@ -564,7 +567,7 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": dict(sorted((defs.get("$defs", {}) | SCHEMAS).items())),
+            "schemas": dict(sorted(defs.get("$defs", {}).items())),
         },
     }
     # One reference style throughout: pydantic's `#/$defs/X` become component references.

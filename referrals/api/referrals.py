@@ -6,7 +6,8 @@ import hashlib
 import json
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal, get_type_hints
 
 from flask import Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
@@ -16,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -24,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
+from referrals import clock
 from referrals.api import bp
 from referrals.api.openapi import (
     Answer,
@@ -33,23 +36,24 @@ from referrals.api.openapi import (
     PageQuery,
     Text,
     answer,
+    dated,
     formatted,
     json_body,
     operation,
     paginate,
     refuse,
     rule,
+    scoped,
     text_schema,
-    today,
 )
 from referrals.api.problems import ApiProblem, validation_problem
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
-from referrals.dates import DateRefused, check_past, check_received
+from referrals.dates import check_past, check_received
 from referrals.extensions import db
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
-from referrals.intake.identity import person_seen_by
+from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
 from referrals.intake.models import IdempotentRequest, ReferralTransition
 from referrals.intake.models import Patient as PatientRecord
@@ -84,10 +88,9 @@ TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_MAX = 200
 Free = Annotated[str, Text(TEXT_MAX)]
-
-
-def _today(info: ValidationInfo) -> date:
-    return (info.context or {})["today"]
+Postcode = Annotated[
+    str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
+]
 
 
 # Requests ---------------------------------------------------------------------------------
@@ -133,12 +136,12 @@ class PatientInput(Body):
     ]
     given_name: Annotated[str, Text(NAME_MAX, required=True)]
     family_name: Annotated[str, Text(NAME_MAX, required=True)]
-    date_of_birth: Annotated[date, formatted("date-of-birth")]
+    date_of_birth: Annotated[
+        date, formatted("date-of-birth"), dated(clean_date_of_birth, InvalidValue)
+    ]
     sex: Sex
     ethnicity: Ethnicity = Field(description="ONS 2021 high-level group, or not_stated")
-    postcode: Annotated[
-        str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
-    ]
+    postcode: Postcode
     phone: (
         Annotated[str, Text(30), rule(clean_phone, InvalidValue), formatted("uk-phone")] | None
     ) = None
@@ -150,14 +153,6 @@ class PatientInput(Body):
     )
     communication_needs: Free = ""
     access_needs: Free = ""
-
-    @field_validator("date_of_birth")
-    @classmethod
-    def _born(cls, value: date, info: ValidationInfo) -> date:
-        try:
-            return clean_date_of_birth(value, _today(info))
-        except InvalidValue as refused:
-            raise refuse(str(refused)) from refused
 
     @field_validator("email")
     @classmethod
@@ -197,7 +192,7 @@ class ReferralInput(Body):
     risk_note: Free = Field(
         default="", validate_default=True, description="Required when risk_flag is true"
     )
-    received_on: Annotated[date, formatted("past-date")] | None = Field(
+    received_on: Annotated[date, formatted("past-date"), dated(check_received)] | None = Field(
         default=None,
         description="Default today; earlier dates (from 2000-01-01) load history; never later",
     )
@@ -219,14 +214,6 @@ class ReferralInput(Body):
         "consent": "Confirm the person agrees to be referred",
     }
 
-    @field_validator("received_on")
-    @classmethod
-    def _received(cls, value: date | None, info: ValidationInfo) -> date | None:
-        try:
-            return value and check_received(value, _today(info))
-        except DateRefused as refused:
-            raise refuse(str(refused)) from refused
-
     @field_validator("risk_note")
     @classmethod
     def _risk(cls, note: str, info: ValidationInfo) -> str:
@@ -242,18 +229,10 @@ class TransitionInput(Body):
     )
     reason: Free = Field(default="", description="Required to close or reopen a referral")
     note: Free = ""
-    on: Annotated[date, formatted("past-date")] | None = Field(
-        default=None, description="When it took effect; default today"
+    on: Annotated[date, formatted("past-date"), dated(partial(check_past, field="on"))] | None = (
+        Field(default=None, description="When it took effect; default today")
     )
     required = {"to": "Select the new status"}
-
-    @field_validator("on")
-    @classmethod
-    def _on(cls, value: date | None, info: ValidationInfo) -> date | None:
-        try:
-            return value and check_past(value, _today(info), field="on")
-        except DateRefused as refused:
-            raise refuse(str(refused)) from refused
 
 
 class ReferralQuery(PageQuery):
@@ -270,25 +249,7 @@ class ReferralQuery(PageQuery):
 # Answers ----------------------------------------------------------------------------------
 
 
-class Patient(Answer):
-    """The person referred. Identifiers and the date of birth are null once the record is
-    pseudonymised."""
-
-    id: int | None
-    nhs_number: str | None
-    given_name: str
-    family_name: str
-    date_of_birth: date | None
-    sex: Sex
-    ethnicity: Ethnicity
-    postcode: str | None
-    phone: str | None
-    email: str | None
-    preferred_contact: ContactMethod
-    communication_needs: str
-    access_needs: str
-    gp_practice_id: int
-
+class _Person(Answer):
     @model_validator(mode="wrap")
     @classmethod
     def _hide_stand_in_birth_date(cls, person: Any, handler: Any) -> Any:
@@ -297,6 +258,21 @@ class Patient(Answer):
         if getattr(person, "anonymised_at", None):
             answer.date_of_birth = None
         return answer
+
+
+# The person as their record or as their practice sent them: one shape, `PersonAsSent`'s.
+_PERSON_FIELDS: dict[str, Any] = {
+    name: (hint, ...)
+    for name, hint in get_type_hints(PersonAsSent).items()
+    if name != "gp_practice"
+}
+Patient = create_model(
+    "Patient",
+    __base__=_Person,
+    __doc__="The person referred. Identifiers and the date of birth are null once the record "
+    "is pseudonymised.",
+    **_PERSON_FIELDS,
+)
 
 
 class Transition(Answer):
@@ -332,17 +308,16 @@ class Referral(Answer):
     referred_by_id: int | None
     assigned_to_id: int | None
     created_at: datetime | None
-    patient: Patient
+    patient: Patient  # type: ignore[valid-type]
     timeline: list[Transition]
 
-    @model_validator(mode="before")
+    source = ReferralRecord
+
     @classmethod
-    def _read(cls, referral: Any, info: ValidationInfo) -> Any:
+    def read(cls, referral: Any, context: dict[str, Any]) -> Any:
         """The person as the viewer's scope allows (`person_seen_by`); without a viewer, the
         stored record, for the service's own use."""
-        if not isinstance(referral, ReferralRecord):
-            return referral
-        viewer = (info.context or {}).get("viewer")
+        viewer = context.get("viewer")
         fields = {name: getattr(referral, name) for name in cls.model_fields if name != "timeline"}
         fields["interests"] = list(referral.interests or [])
         if viewer is not None:
@@ -478,32 +453,35 @@ def _details(body: ReferralInput) -> ReferralDetails:
     )
 
 
+REPLAY_HEADERS = {
+    "Location": "The referral's URL",
+    "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request",
+}
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER,
+    "in": "header",
+    "description": "Any unique string of up to 200 characters. A retry with the same key and "
+    "body returns the first answer instead of recording a second referral; the same key with "
+    "a different body is refused (422).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+
+
 @bp.post("/referrals")
 @allow(*REFERRING)
 @operation(
-    "Refer a person",
-    roles="referrer (for their own practice), link_worker, admin",
-    tags=["referrals"],
+    "referrals",
     body=ReferralInput,
     answer=Referral,
     status=201,
-    headers={
-        "Location": "The referral's URL",
-        "Idempotent-Replayed": "`true` when this is the stored answer to an earlier request",
-    },
+    headers=REPLAY_HEADERS,
     problems=["duplicate-open-referral", "idempotency-key-reused", "conflict"],
-    parameters=[
-        {
-            "name": IDEMPOTENCY_HEADER,
-            "in": "header",
-            "description": "Any unique string of up to 200 characters. A retry with the same "
-            "key and body returns the first answer instead of recording a second referral; "
-            "the same key with a different body is refused (422).",
-            "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-        }
-    ],
+    parameters=[IDEMPOTENCY_PARAMETER],
 )
 def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
+    """Refer a person
+
+    Who may call it: referrer (for their own practice), link_worker, admin."""
     key, fingerprint = _idempotency_key(), request_fingerprint(json_body())
     if key is not None and (stored := stored_answer(key)) is not None:
         return _replay(stored, fingerprint)
@@ -524,7 +502,7 @@ def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
 
 def _record(details: ReferralDetails) -> ReferralRecord:
     try:
-        return create_referral(current_user, details, today=today())
+        return create_referral(current_user, details, today=clock.today())
     except IntegrityError as error:
         # A concurrent request recorded this person first (unique NHS number): answer as if it
         # had finished before this one started.
@@ -538,14 +516,11 @@ def _record(details: ReferralDetails) -> ReferralRecord:
 
 @bp.get("/referrals")
 @allow(*REFERRING)
-@operation(
-    "List referrals, most recently received first",
-    roles="referrer (their practice's referrals), link_worker and admin (all)",
-    tags=["referrals"],
-    query=ReferralQuery,
-    answer=Page[Referral],
-)
+@operation("referrals", query=ReferralQuery, answer=Page[Referral])
 def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
+    """List referrals, most recently received first
+
+    Who may call it: referrer (their practice's referrals), link_worker and admin (all)."""
     clauses: list[Any] = [ReferralRecord.status.in_(query.status)] if query.status else []
     clauses += [ReferralRecord.pathway == query.pathway] if query.pathway else []
     clauses += (
@@ -573,15 +548,11 @@ def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
 
 @bp.get("/referrals/<int:referral_id>")
 @allow(*REFERRING)
-@operation(
-    "A referral with its patient and timeline",
-    roles="referrer (their practice's referrals), link_worker, admin",
-    tags=["referrals"],
-    answer=Referral,
-    problems=[404],
-    load=lambda referral_id: get_referral_or_404(referral_id, current_user),
-)
+@operation("referrals", answer=Referral, load=scoped(get_referral_or_404))
 def get_referral(referral: ReferralRecord) -> ResponseReturnValue:
+    """A referral with its patient and timeline
+
+    Who may call it: referrer (their practice's referrals), link_worker, admin."""
     referral_viewed(current_user, referral)
     return jsonify(referral_json(referral, current_user))
 
@@ -595,25 +566,23 @@ def _locked_referral(referral_id: int) -> ReferralRecord:
     )
 
 
+LOCKED, MOVE = _locked_referral, (422, "transition-refused", "to")
+
+
 @bp.post("/referrals/<int:referral_id>/transitions")
 @allow(*TRIAGING)
 @operation(
-    "Move a referral along its lifecycle",
-    roles="link_worker, admin",
-    tags=["referrals"],
-    body=TransitionInput,
-    answer=Referral,
-    status=201,
-    problems=[404, "transition-refused"],
-    refusal=(422, "transition-refused", "to"),
-    load=_locked_referral,
+    "referrals", body=TransitionInput, answer=Referral, status=201, load=LOCKED, refusal=MOVE
 )
 def create_transition(referral: ReferralRecord, body: TransitionInput) -> ResponseReturnValue:
+    """Move a referral along its lifecycle
+
+    Who may call it: link_worker, admin."""
     if body.on is not None and body.on < referral.received_on:
         message = "The date must be on or after the date the referral was received"
         raise ApiProblem(422, message, kind="transition-refused", errors={"on": [message]})
     close_referral(
-        current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=today()
+        current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=clock.today()
     )
     db.session.commit()
     return answer(referral_json(referral, current_user), 201)

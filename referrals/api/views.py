@@ -36,21 +36,21 @@ class OrganisationOut(Answer):
 
 @bp.get("/me")
 @allow(STAFF)
-@operation("The user the token acts as", roles="anyone with a token", tags=["accounts"], answer=Me)
+@operation("accounts", answer=Me)
 def me() -> ResponseReturnValue:
+    """The user the token acts as
+
+    Who may call it: anyone with a token."""
     return jsonify(dump(Me, current_user))
 
 
 @bp.get("/organisations")
 @allow(Role.ADMIN)
-@operation(
-    "List organisations",
-    roles="admin",
-    tags=["accounts"],
-    query=PageQuery,
-    answer=Page[OrganisationOut],
-)
+@operation("accounts", query=PageQuery, answer=Page[OrganisationOut])
 def organisations(query: PageQuery) -> ResponseReturnValue:
+    """List organisations
+
+    Who may call it: admin."""
     rows = select(Organisation).order_by(Organisation.name, Organisation.id)
     return jsonify(page_of(rows, query, lambda row: dump(OrganisationOut, row)))
 
@@ -61,35 +61,33 @@ def _document() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 @public
-@operation("This OpenAPI 3.1 document", roles="anyone; no token", tags=["meta"], public=True)
+@operation("meta", public=True)
 def openapi_document() -> ResponseReturnValue:
+    """This OpenAPI 3.1 document
+
+    Who may call it: anyone; no token."""
     return jsonify(_document())
 
 
 @bp.get("/docs")
 @public
 @operation(
-    "The API's reference page",
-    roles="anyone; no token",
-    tags=["meta"],
-    public=True,
-    files={"text/html": "Every operation, schema and problem type, readable."},
+    "meta", public=True, files={"text/html": "Every operation, schema and problem type, readable."}
 )
 def api_docs() -> ResponseReturnValue:
+    """The API's reference page
+
+    Who may call it: anyone; no token."""
     return render_template("api/docs.html", document=_document(), kinds=KINDS)
 
 
 @bp.get("/problems/<kind>")
 @public
-@operation(
-    "What a problem type means",
-    roles="anyone; no token",
-    tags=["meta"],
-    public=True,
-    problems=[404],
-    files={"text/html": "The problem explained."},
-)
+@operation("meta", public=True, problems=[404], files={"text/html": "The problem explained."})
 def problem_type(kind: str) -> ResponseReturnValue:
+    """What a problem type means
+
+    Who may call it: anyone; no token."""
     if kind not in KINDS:
         abort(404)
     return render_template("api/problem.html", kind=kind, problem=KINDS[kind])

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Select, and_, false, select, true
+from sqlalchemy import Select, and_, exists, false, or_, select, true
 
 from referrals.auth.models import Role
-from referrals.courses.models import Course, CourseSession, Enrolment, EnrolmentStatus
+from referrals.courses.models import (
+    Attendance,
+    Course,
+    CourseSession,
+    Enrolment,
+    EnrolmentStatus,
+)
 from referrals.extensions import db
 from referrals.intake.models import Referral
 
@@ -59,10 +65,14 @@ def enrolment_scope(user: Any) -> Any:
     if user.role in (Role.ADMIN, Role.LINK_WORKER):
         return true()
     if user.role == Role.ARTIST:
-        # Artists see the people on their provider's courses, not those waiting or withdrawn.
+        # Artists see the people on their provider's registers (`register_enrolments`): those
+        # on a course, and anyone already marked at one of its sessions; never the waiting list.
         return and_(
             Course.provider_id == user.organisation_id,
-            Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+            or_(
+                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+                exists().where(Attendance.enrolment_id == Enrolment.id),
+            ),
         )
     if user.role == Role.REFERRER:
         return Referral.gp_practice_id == user.organisation_id

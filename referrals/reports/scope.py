@@ -53,9 +53,10 @@ def return_scope(user: Any) -> Any:
     return false()
 
 
+def scoped_returns(user: Any) -> Select[Any]:
+    """The returns the user may see, with their contracts (the scope's name)."""
+    return select(KpiReturn).where(return_scope(user)).options(joinedload(KpiReturn.contract))
+
+
 def get_return_or_404(return_id: int, user: Any) -> KpiReturn:
-    return db.first_or_404(
-        select(KpiReturn)
-        .where(KpiReturn.id == return_id, return_scope(user))
-        .options(joinedload(KpiReturn.contract))
-    )
+    return db.first_or_404(scoped_returns(user).where(KpiReturn.id == return_id))
