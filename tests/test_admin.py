@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User, UserSession
 from referrals.extensions import db
 from tests import factories
 from tests.conftest import TEST_PASSWORD, csrf_token, sign_in, submit
+from tests.query_counts import queries_for
 
 NEW_PASSWORD = "harbour lights at dusk"
 NON_ADMIN_ROLES = [Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER]
@@ -682,27 +682,6 @@ def test_audit_log_lists_events_newest_first_and_filters(admin: Any) -> None:
 # Bounded queries -----------------------------------------------------------------------------
 
 
-@contextmanager
-def counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
-
-
-def _queries_for(client: Any, url: str) -> int:
-    client.get(url)  # warm up, so one-off work is not counted
-    with counting_queries() as statements:
-        assert client.get(url).status_code == 200
-    return len(statements)
-
-
 def _add_users(n: int) -> None:
     for _ in range(n):
         factories.make_user(Role.ARTIST)
@@ -718,9 +697,9 @@ def test_list_pages_use_a_bounded_number_of_queries(admin: Any) -> None:
         "/admin/organisations?kind=provider",
     )
     _add_users(5)
-    few = {url: _queries_for(admin, url) for url in pages}
+    few = {url: queries_for(admin, url) for url in pages}
     _add_users(55)
-    many = {url: _queries_for(admin, url) for url in pages}
+    many = {url: queries_for(admin, url) for url in pages}
     assert few == many
     assert max(many.values()) <= 10, many
     # 60 artists make three pages; the next page keeps the filter.

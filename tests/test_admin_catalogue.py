@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, time, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role
@@ -30,6 +29,7 @@ from referrals.extensions import db
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
 from tests.conftest import csrf_token, submit
+from tests.query_counts import queries_for
 
 NON_ADMIN_ROLES = [Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER]
 JUNK = {
@@ -1059,27 +1059,6 @@ def test_catalogue_pages_label_every_control_and_use_no_inline_code(
 # Bounded queries -----------------------------------------------------------------------------
 
 
-@contextmanager
-def counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
-
-
-def _queries_for(client: Any, url: str) -> int:
-    client.get(url)  # warm up, so one-off work is not counted
-    with counting_queries() as statements:
-        assert client.get(url).status_code == 200
-    return len(statements)
-
-
 def _add_courses(n: int, catalogue: dict[str, Any]) -> None:
     for i in range(n):
         # A provider, contract and venue each, so any lazy load would show as extra queries.
@@ -1090,10 +1069,10 @@ def _add_courses(n: int, catalogue: dict[str, Any]) -> None:
 def test_list_pages_use_a_bounded_number_of_queries(admin: Any, catalogue: dict[str, Any]) -> None:
     pages = ("/admin/courses", "/admin/contracts", "/admin/venues", "/admin/courses?contract=1")
     _add_courses(3, catalogue)
-    few = {url: _queries_for(admin, url) for url in pages}
+    few = {url: queries_for(admin, url) for url in pages}
     _add_courses(27, catalogue)
     assert count(Course) == 30
-    many = {url: _queries_for(admin, url) for url in pages}
+    many = {url: queries_for(admin, url) for url in pages}
     assert few == many
     assert max(many.values()) <= 10, many
     first = admin.get("/admin/courses").get_data(as_text=True)

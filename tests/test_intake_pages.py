@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
@@ -16,6 +16,7 @@ from referrals.notifications.models import Notification
 from tests import factories
 from tests.conftest import submit
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text, referral_form
+from tests.query_counts import queries_for
 
 
 @pytest.fixture()
@@ -315,20 +316,6 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
     assert old and recent
 
 
-def _queries_for(client, url):
-    statements = []
-
-    def count_statement(*args):
-        statements.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count_statement)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count_statement)
-    return len(statements)
-
-
 @pytest.mark.slow
 def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
     practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
@@ -341,8 +328,8 @@ def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
             make_referral(gp_user, practice, nhs=next(numbers))
         db.session.commit()
         counts[size] = (
-            _queries_for(link_worker, "/referrals/"),
-            _queries_for(gp_client, "/referrals/"),
+            queries_for(link_worker, "/referrals/"),
+            queries_for(gp_client, "/referrals/"),
         )
     assert counts[10] == counts[500]
     assert max(counts[500]) <= 11  # one of them writes the audit entries for the people shown
