@@ -33,7 +33,8 @@ from referrals.notifications.models import Notification
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.conftest import sign_in, submit
-from tests.course_helpers import assessed_referral, enrol_from_start, make_course
+from tests.course_helpers import assessed_referral, enrol_from_start
+from tests.factories import make_course
 from tests.intake_helpers import pdf_text
 from tests.query_counts import counting_queries
 
@@ -46,11 +47,6 @@ def provider(app):
 @pytest.fixture()
 def artist(login_as, provider):
     return login_as(factories.make_user(Role.ARTIST, organisation=provider))
-
-
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
 
 
 def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worker, provider):

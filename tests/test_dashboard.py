@@ -24,7 +24,8 @@ from referrals.reports.periods import Period
 from referrals.reports.services import make_return, regenerate_return
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import assessed_referral, from_start, make_contract, make_course
+from tests.course_helpers import assessed_referral, from_start
+from tests.factories import make_contract, make_course
 from tests.query_counts import queries_for
 
 TODAY = date(2026, 11, 23)  # pinned: returns are for months finished by then
@@ -112,11 +113,6 @@ def scheme(app: Any) -> Scheme:
 @pytest.fixture()
 def commissioner(login_as: Any, scheme: Scheme) -> Any:
     return login_as(Role.COMMISSIONER, organisation=scheme.commissioner_org)
-
-
-@pytest.fixture()
-def admin(login_as: Any) -> Any:
-    return login_as(Role.ADMIN)
 
 
 # Reading pages --------------------------------------------------------------------------

@@ -16,26 +16,8 @@ from referrals.notifications.models import Notification
 from tests import factories
 from tests.conftest import submit
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text, referral_form
+from tests.pages import count
 from tests.query_counts import queries_for
-
-
-@pytest.fixture()
-def practice(app):
-    return factories.make_organisation(OrganisationKind.GP_PRACTICE, name="Abbey Road Surgery")
-
-
-@pytest.fixture()
-def gp(login_as, practice):
-    return login_as(factories.make_user(Role.REFERRER, organisation=practice))
-
-
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
-
-
-def count(model):
-    return db.session.scalar(select(func.count()).select_from(model))
 
 
 def test_gp_refers_a_patient_and_sees_it_in_the_practice_list(gp, practice):

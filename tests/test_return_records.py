@@ -27,7 +27,7 @@ from referrals.reports.services import (
 )
 from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 from tests import factories
-from tests.course_helpers import make_contract, make_course
+from tests.factories import make_contract, make_course
 from tests.query_counts import counting_queries
 
 MARCH = Period(2026, 3)
