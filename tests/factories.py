@@ -52,7 +52,7 @@ def make_organisation(
 ) -> Organisation:
     n = next(_sequence)
     kind = OrganisationKind(kind)
-    fields = {
+    fields: dict[str, Any] = {
         "name": f"{kind.label} {n}",
         "kind": kind,
         "ods_code": f"Z{n:05d}" if kind is OrganisationKind.GP_PRACTICE else None,
@@ -74,7 +74,7 @@ def make_user(
     if organisation is None:
         organisation = make_organisation(_DEFAULT_KIND[role])
     assert organisation.kind in ROLE_ORGANISATION_KINDS[role]
-    fields = {
+    fields: dict[str, Any] = {
         "email": f"{role.value}{n}@example.test",
         "name": f"Test {role.label} {n}",
         "role": role,
