@@ -22,7 +22,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 
 from referrals import create_app
-from referrals.auth.models import Role, User
+from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.extensions import db
 from referrals.public.catalogue import CACHE_KEY as PUBLIC_CACHE_KEY
 from referrals.ratelimits import limiter_for
@@ -206,6 +206,30 @@ def login_as(app: Flask) -> Callable[..., FlaskClient]:
         return client
 
     return _login
+
+
+# Signed-in clients for the roles most tests act as; a module may define its own instead.
+
+
+@pytest.fixture()
+def admin(login_as: Callable[..., FlaskClient]) -> FlaskClient:
+    return login_as(Role.ADMIN)
+
+
+@pytest.fixture()
+def link_worker(login_as: Callable[..., FlaskClient]) -> FlaskClient:
+    return login_as(Role.LINK_WORKER)
+
+
+@pytest.fixture()
+def practice(app: Flask) -> Organisation:
+    return factories.make_organisation(OrganisationKind.GP_PRACTICE, name="Abbey Road Surgery")
+
+
+@pytest.fixture()
+def gp(login_as: Callable[..., FlaskClient], practice: Organisation) -> FlaskClient:
+    """A referrer at `practice`."""
+    return login_as(factories.make_user(Role.REFERRER, organisation=practice))
 
 
 @pytest.fixture()

@@ -1,86 +1,23 @@
-"""Builders for course tests: contracts, venues, courses and assessed referrals."""
+"""Helpers for course tests: assessed referrals, ready to enrol, and enrolling from a course's
+first day. Contracts, venues and courses come from `tests/factories.py`."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from referrals.auth.models import Organisation, OrganisationKind, Role, User
-from referrals.courses.models import Contract, Course, Enrolment, Venue
-from referrals.courses.schedule import Frequency, Schedule
+from referrals.auth.models import OrganisationKind, Role, User
+from referrals.courses.models import Course, Enrolment
 from referrals.courses.services import (
-    ContractFields,
-    CourseFields,
-    VenueFields,
-    create_course,
-    create_venue,
     enrol,
-    save_contract,
 )
 from referrals.intake.services import record_conversation
-from referrals.vocab import ArtForm, Pathway
 from tests import factories
+from tests.factories import make_contract  # noqa: F401  (imported from here by test_api_kpi)
 from tests.intake_helpers import make_referral, nhs_numbers
 
 _numbers = nhs_numbers()
-
-
-def make_contract(**overrides: Any) -> Contract:
-    commissioner = overrides.pop("commissioner", None) or factories.make_organisation(
-        OrganisationKind.COMMISSIONER
-    )
-    fields = {
-        "name": f"Contract {next(_numbers)}",
-        "commissioner": commissioner,
-        "start_date": date(2025, 4, 1),
-        "end_date": date(2027, 3, 31),
-    }
-    fields.update(overrides)
-    return save_contract(None, ContractFields(**fields), today=date.today())
-
-
-def make_venue(**overrides: Any) -> Venue:
-    fields = {
-        "name": "St Mary's Church Hall",
-        "address": "1 Church Lane, Gloucester",
-        "postcode": "GL1 2AB",
-        "accessibility": "Step-free entrance, hearing loop",
-    }
-    fields.update(overrides)
-    return create_venue(None, VenueFields(**fields))
-
-
-def make_course(
-    provider: Organisation | None = None,
-    *,
-    capacity: int = 10,
-    start: date | None = None,
-    sessions: int = 8,
-    contract: Contract | None = None,
-    **overrides: Any,
-) -> Course:
-    provider = provider or factories.make_organisation(OrganisationKind.PROVIDER)
-    schedule = Schedule(
-        start_date=start or date.today() - timedelta(days=14),
-        start_time=time(10, 0),
-        duration_minutes=120,
-        frequency=Frequency.WEEKLY,
-        sessions=sessions,
-        skip_bank_holidays=False,
-    )
-    fields = {
-        "title": "Singing for Better Breathing",
-        "art_form": ArtForm.SINGING,
-        "provider": provider,
-        "contract": contract or make_contract(),
-        "venue": make_venue(),
-        "capacity": capacity,
-        "schedule": schedule,
-        "pathways": [Pathway.COPD_ASTHMA],
-    }
-    fields.update(overrides)
-    return create_course(None, CourseFields(**fields))
 
 
 def assessed_referral(actor: User | None = None, **overrides: Any) -> Any:

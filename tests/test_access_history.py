@@ -20,7 +20,7 @@ from referrals.extensions import db
 from referrals.intake.models import Referral
 from tests import factories
 from tests.intake_helpers import make_referral
-from tests.test_admin import counting_queries
+from tests.query_counts import counting_queries
 from tests.test_restore_safety import OLDER, empty_database, other_app
 from tests.world import World, build_world
 

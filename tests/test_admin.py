@@ -4,38 +4,28 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User, UserSession
 from referrals.extensions import db
 from tests import factories
 from tests.conftest import TEST_PASSWORD, csrf_token, sign_in, submit
+from tests.intake_helpers import make_referral
+from tests.pages import (
+    assert_field_error,
+    assert_labelled_without_inline_code,
+    audit_events,
+    count,
+)
+from tests.query_counts import queries_for
 
 NEW_PASSWORD = "harbour lights at dusk"
 NON_ADMIN_ROLES = [Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER]
-
-
-@pytest.fixture()
-def admin(login_as: Any) -> Any:
-    return login_as(Role.ADMIN)
-
-
-def count(model: Any, *where: Any) -> int:
-    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
-def audit_events(action: str, object_id: Any = None) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.action == action)
-    if object_id is not None:
-        query = query.where(AuditEvent.object_id == str(object_id))
-    return list(db.session.scalars(query))
 
 
 def user_form(user: User, **changes: Any) -> dict[str, Any]:
@@ -49,22 +39,6 @@ def user_form(user: User, **changes: Any) -> dict[str, Any]:
     }
     data.update(changes)
     return {key: value for key, value in data.items() if value is not None}
-
-
-def assert_field_error(response: Any, field_id: str, message: str) -> str:
-    """The message is shown at the field and in the summary at the top, linking to the field."""
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "<title>Error: " in page
-    assert "There is a problem" in page
-    assert f'href="#{field_id}"' in page
-    assert message in page
-    assert re.search(
-        r'class="nhsuk-error-message"[^>]*>\s*<span[^>]*>Error: </span>[^<]*'
-        + re.escape(message).replace("'", "(?:'|&#39;)"),
-        page,
-    ), message
-    return page
 
 
 # Organisations -------------------------------------------------------------------------------
@@ -682,27 +656,6 @@ def test_audit_log_lists_events_newest_first_and_filters(admin: Any) -> None:
 # Bounded queries -----------------------------------------------------------------------------
 
 
-@contextmanager
-def counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
-
-
-def _queries_for(client: Any, url: str) -> int:
-    client.get(url)  # warm up, so one-off work is not counted
-    with counting_queries() as statements:
-        assert client.get(url).status_code == 200
-    return len(statements)
-
-
 def _add_users(n: int) -> None:
     for _ in range(n):
         factories.make_user(Role.ARTIST)
@@ -718,9 +671,9 @@ def test_list_pages_use_a_bounded_number_of_queries(admin: Any) -> None:
         "/admin/organisations?kind=provider",
     )
     _add_users(5)
-    few = {url: _queries_for(admin, url) for url in pages}
+    few = {url: queries_for(admin, url) for url in pages}
     _add_users(55)
-    many = {url: _queries_for(admin, url) for url in pages}
+    many = {url: queries_for(admin, url) for url in pages}
     assert few == many
     assert max(many.values()) <= 10, many
     # 60 artists make three pages; the next page keeps the filter.
@@ -732,32 +685,9 @@ def test_list_pages_use_a_bounded_number_of_queries(admin: Any) -> None:
 # Markup --------------------------------------------------------------------------------------
 
 
-class _Markup(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.labels: set[str] = set()
-        self.controls: list[str] = []
-        self.inline: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if "style" in attributes or any(name.startswith("on") for name in attributes):
-            self.inline.append(tag)
-        if tag == "style" or (tag == "script" and not ({"src", "nonce"} & attributes.keys())):
-            self.inline.append(tag)
-        if tag == "label" and attributes.get("for"):
-            self.labels.add(attributes["for"] or "")
-        if tag in ("input", "select", "textarea") and attributes.get("type") != "hidden":
-            self.controls.append(attributes.get("id") or "")
-
-
 def test_admin_pages_label_every_control_and_use_no_inline_code(admin: Any, app: Flask) -> None:
-    from tests.course_helpers import make_course
-
     other = factories.make_user(Role.ARTIST)
-    from tests.intake_helpers import make_referral
-
-    course = make_course()
+    course = factories.make_course()
     assert (course.id, course.contract_id, course.venue_id) == (1, 1, 1)
     practice = factories.make_organisation("gp_practice")
     referral = make_referral(
@@ -771,11 +701,7 @@ def test_admin_pages_label_every_control_and_use_no_inline_code(admin: Any, app:
     for url in sorted(urls):
         response = admin.get(url)
         assert response.status_code == 200, url
-        markup = _Markup()
-        markup.feed(response.get_data(as_text=True))
-        assert not markup.inline, (url, markup.inline)
-        unlabelled = [c for c in markup.controls if c not in markup.labels]
-        assert not unlabelled, (url, unlabelled)
+        assert_labelled_without_inline_code(response.get_data(as_text=True), url)
 
 
 def test_a_name_taken_by_a_concurrent_request_is_shown_at_the_field(app: Flask) -> None:

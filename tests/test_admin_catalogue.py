@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, time, timedelta
-from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, func, select
+from sqlalchemy import select
 
-from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.kpi_targets import TARGETABLE_BY_CODE, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
 from referrals.courses.schedule import Frequency, Schedule
 from referrals.courses.services import (
-    ContractFields,
-    CourseFields,
-    VenueFields,
-    create_course,
-    create_venue,
     save_contract,
 )
 from referrals.extensions import db
@@ -31,7 +23,16 @@ from referrals.intake.models import Referral
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
 from tests.conftest import csrf_token, submit
+from tests.factories import make_contract, make_course, make_venue
 from tests.intake_helpers import referral_form
+from tests.pages import (
+    assert_field_error,
+    assert_labelled_without_inline_code,
+    audit_events,
+    count,
+    value_kept,
+)
+from tests.query_counts import queries_for
 
 NON_ADMIN_ROLES = [Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER]
 JUNK = {
@@ -63,43 +64,6 @@ JUNK = {
 }
 
 
-@pytest.fixture()
-def admin(login_as: Any) -> Any:
-    return login_as(Role.ADMIN)
-
-
-def count(model: Any, *where: Any) -> int:
-    return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
-
-
-def audit_events(action: str, object_id: Any = None) -> list[AuditEvent]:
-    query = select(AuditEvent).where(AuditEvent.action == action)
-    if object_id is not None:
-        query = query.where(AuditEvent.object_id == str(object_id))
-    return list(db.session.scalars(query))
-
-
-def assert_field_error(response: Any, field_id: str, message: str) -> str:
-    """The message is shown at the field and in the summary at the top, linking to the field."""
-    assert response.status_code == 200
-    page = response.get_data(as_text=True)
-    assert "<title>Error: " in page
-    assert "There is a problem" in page
-    assert f'href="#{field_id}"' in page, field_id
-    escaped = re.escape(message).replace("'", "(?:'|&#39;)").replace("£", "(?:£|&pound;)")
-    assert re.search(
-        r'class="nhsuk-error-message"[^>]*>\s*<span[^>]*>Error: </span>[^<]*' + escaped, page
-    ), message
-    return page
-
-
-def value_kept(page: str, field_id: str, value: str) -> bool:
-    """The input still holds what the user typed."""
-    return bool(re.search(rf'id="{field_id}"[^>]*value="{re.escape(value)}"', page)) or bool(
-        re.search(rf'value="{re.escape(value)}"[^>]*id="{field_id}"', page)
-    )
-
-
 # Set-up --------------------------------------------------------------------------------------
 
 
@@ -111,44 +75,6 @@ def make_provider(name: str = "Riverside Arts") -> Organisation:
     return factories.make_organisation(OrganisationKind.PROVIDER, name=name)
 
 
-def make_contract(name: str = "Arts on Prescription 2026", **overrides: Any) -> Contract:
-    fields: dict[str, Any] = {
-        "name": name,
-        "commissioner": overrides.pop("commissioner", None) or make_commissioner(f"ICB {name}"),
-        "start_date": date(2026, 1, 1),
-        "end_date": date(2027, 3, 31),
-    }
-    fields.update(overrides)
-    return save_contract(None, ContractFields(**fields), today=date.today())
-
-
-def make_venue(name: str = "Subscription Rooms") -> Venue:
-    return create_venue(
-        None, VenueFields(name=name, address="George Street\nStroud", postcode="GL5 1AE")
-    )
-
-
-def make_course(
-    title: str = "Singing for Better Breathing",
-    *,
-    contract: Contract | None = None,
-    provider: Organisation | None = None,
-    venue: Venue | None = None,
-    **overrides: Any,
-) -> Course:
-    fields: dict[str, Any] = {
-        "title": title,
-        "art_form": ArtForm.SINGING,
-        "provider": provider or make_provider(f"Provider for {title}"),
-        "contract": contract or make_contract(f"Contract for {title}"),
-        "venue": venue or make_venue(),
-        "capacity": 12,
-        "schedule": Schedule(date(2026, 3, 3), time(10), 120, Frequency.WEEKLY, 8),
-    }
-    fields.update(overrides)
-    return create_course(None, CourseFields(**fields))
-
-
 @pytest.fixture()
 def catalogue(app: Flask) -> dict[str, Any]:
     """A commissioner, a provider with two artists, another provider's artist, a contract and a
@@ -158,7 +84,9 @@ def catalogue(app: Flask) -> dict[str, Any]:
     lead = factories.make_user(Role.ARTIST, organisation=provider, name="Aled Jones")
     second = factories.make_user(Role.ARTIST, organisation=provider, name="Beth Gibbons")
     elsewhere = factories.make_user(Role.ARTIST, name="Cerys Matthews")
-    contract = make_contract("Severnvale Arts 2026", commissioner=commissioner)
+    contract = make_contract(
+        "Severnvale Arts 2026", commissioner=commissioner, start_date=date(2026, 1, 1)
+    )
     venue = make_venue()
     db.session.commit()
     return {
@@ -269,8 +197,8 @@ def test_admin_adds_a_contract_with_targets(admin: Any, catalogue: dict[str, Any
 
 
 def test_the_contract_list_counts_courses(admin: Any, catalogue: dict[str, Any]) -> None:
-    make_course("One", contract=catalogue["contract"], provider=catalogue["provider"])
-    make_course("Two", contract=catalogue["contract"], provider=catalogue["provider"])
+    make_course(title="One", contract=catalogue["contract"], provider=catalogue["provider"])
+    make_course(title="Two", contract=catalogue["contract"], provider=catalogue["provider"])
     db.session.commit()
     page = admin.get("/admin/contracts").get_data(as_text=True)
     contract = catalogue["contract"]
@@ -516,7 +444,7 @@ def test_bad_venue_input_is_shown_at_the_field_and_nothing_is_stored(
 
 
 def test_a_bad_venue_edit_changes_nothing(admin: Any) -> None:
-    venue = make_venue("Old Town Hall")
+    venue = make_venue("Old Town Hall", postcode="GL5 1AE")
     db.session.commit()
     response = submit(
         admin,
@@ -854,7 +782,11 @@ def test_a_course_from_a_gp_practice_posted_by_hand_is_refused(
 
 def test_bad_course_edits_change_nothing(admin: Any, catalogue: dict[str, Any]) -> None:
     course = make_course(
-        contract=catalogue["contract"], provider=catalogue["provider"], venue=catalogue["venue"]
+        catalogue["provider"],
+        contract=catalogue["contract"],
+        venue=catalogue["venue"],
+        start=date(2026, 3, 3),  # a Tuesday
+        capacity=12,
     )
     db.session.commit()
     url = f"/admin/courses/{course.id}/edit"
@@ -1015,25 +947,6 @@ def test_admins_see_courses_and_contracts_in_the_navigation(admin: Any, login_as
 # Markup --------------------------------------------------------------------------------------
 
 
-class _Markup(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.labels: set[str] = set()
-        self.controls: list[str] = []
-        self.inline: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = dict(attrs)
-        if "style" in attributes or any(name.startswith("on") for name in attributes):
-            self.inline.append(tag)
-        if tag == "style" or (tag == "script" and not ({"src", "nonce"} & attributes.keys())):
-            self.inline.append(tag)
-        if tag == "label" and attributes.get("for"):
-            self.labels.add(attributes["for"] or "")
-        if tag in ("input", "select", "textarea") and attributes.get("type") != "hidden":
-            self.controls.append(attributes.get("id") or "")
-
-
 def test_catalogue_pages_label_every_control_and_use_no_inline_code(
     admin: Any, app: Flask, catalogue: dict[str, Any]
 ) -> None:
@@ -1051,51 +964,26 @@ def test_catalogue_pages_label_every_control_and_use_no_inline_code(
             continue
         response = admin.get(url)
         assert response.status_code == 200, url
-        markup = _Markup()
-        markup.feed(response.get_data(as_text=True))
-        assert not markup.inline, (url, markup.inline)
-        unlabelled = [c for c in markup.controls if c not in markup.labels]
-        assert not unlabelled, (url, unlabelled)
+        assert_labelled_without_inline_code(response.get_data(as_text=True), url)
 
 
 # Bounded queries -----------------------------------------------------------------------------
 
 
-@contextmanager
-def counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
-
-
-def _queries_for(client: Any, url: str) -> int:
-    client.get(url)  # warm up, so one-off work is not counted
-    with counting_queries() as statements:
-        assert client.get(url).status_code == 200
-    return len(statements)
-
-
 def _add_courses(n: int, catalogue: dict[str, Any]) -> None:
     for i in range(n):
         # A provider, contract and venue each, so any lazy load would show as extra queries.
-        make_course(f"Course {count(Course) + i}", venue=make_venue(f"Venue {i}"))
+        make_course(title=f"Course {count(Course) + i}", venue=make_venue(f"Venue {i}"))
     db.session.commit()
 
 
 def test_list_pages_use_a_bounded_number_of_queries(admin: Any, catalogue: dict[str, Any]) -> None:
     pages = ("/admin/courses", "/admin/contracts", "/admin/venues", "/admin/courses?contract=1")
     _add_courses(3, catalogue)
-    few = {url: _queries_for(admin, url) for url in pages}
+    few = {url: queries_for(admin, url) for url in pages}
     _add_courses(27, catalogue)
     assert count(Course) == 30
-    many = {url: _queries_for(admin, url) for url in pages}
+    many = {url: queries_for(admin, url) for url in pages}
     assert few == many
     assert max(many.values()) <= 10, many
     first = admin.get("/admin/courses").get_data(as_text=True)

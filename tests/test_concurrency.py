@@ -15,7 +15,8 @@ from referrals.extensions import db
 from referrals.intake.models import Referral
 from tests import factories
 from tests.conftest import csrf_token, sign_in
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 from tests.intake_helpers import nhs_numbers, referral_form
 
 

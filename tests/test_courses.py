@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
@@ -33,8 +33,10 @@ from referrals.notifications.models import Notification
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.conftest import sign_in, submit
-from tests.course_helpers import assessed_referral, enrol_from_start, make_course
+from tests.course_helpers import assessed_referral, enrol_from_start
+from tests.factories import make_course
 from tests.intake_helpers import pdf_text
+from tests.query_counts import counting_queries
 
 
 @pytest.fixture()
@@ -45,11 +47,6 @@ def provider(app):
 @pytest.fixture()
 def artist(login_as, provider):
     return login_as(factories.make_user(Role.ARTIST, organisation=provider))
-
-
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
 
 
 def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worker, provider):
@@ -367,20 +364,6 @@ def test_register_edit_window_for_artists_and_audited_admin_corrections(
     assert events[-1].actor_id == admin.user.id
 
 
-def _statements_during(callable_):
-    statements = []
-
-    def count(*args):
-        statements.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        callable_()
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
-    return len(statements)
-
-
 def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, link_worker):
     counts = {}
     for size in (5, 30):
@@ -401,10 +384,9 @@ def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, li
 
         data["csrf_token"] = csrf_token(artist, f"/sessions/{first.id}/register")
 
-        def post(first=first, data=data):
+        with counting_queries() as statements:
             assert artist.post(f"/sessions/{first.id}/register", data=data).status_code == 302
-
-        counts[size] = _statements_during(post)
+        counts[size] = len(statements)
     assert counts[5] == counts[30]
     assert counts[30] <= 40
 

@@ -6,15 +6,13 @@ import csv
 import importlib.util
 import io
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
@@ -26,7 +24,9 @@ from referrals.reports.periods import Period
 from referrals.reports.services import make_return, regenerate_return
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import assessed_referral, from_start, make_contract, make_course
+from tests.course_helpers import assessed_referral, from_start
+from tests.factories import make_contract, make_course
+from tests.query_counts import queries_for
 
 TODAY = date(2026, 11, 23)  # pinned: returns are for months finished by then
 SEPTEMBER = Period(2026, 9)
@@ -113,11 +113,6 @@ def scheme(app: Any) -> Scheme:
 @pytest.fixture()
 def commissioner(login_as: Any, scheme: Scheme) -> Any:
     return login_as(Role.COMMISSIONER, organisation=scheme.commissioner_org)
-
-
-@pytest.fixture()
-def admin(login_as: Any) -> Any:
-    return login_as(Role.ADMIN)
 
 
 # Reading pages --------------------------------------------------------------------------
@@ -567,27 +562,6 @@ def test_signed_out_visitors_are_sent_to_sign_in(client: Any, scheme: Scheme) ->
 # Bounded queries ----------------------------------------------------------------------------
 
 
-@contextmanager
-def counting_queries() -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before_cursor_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", before_cursor_execute)
-    try:
-        yield statements
-    finally:
-        event.remove(db.engine, "before_cursor_execute", before_cursor_execute)
-
-
-def _dashboard_queries(client: Any) -> int:
-    client.get("/returns/")  # warm up
-    with counting_queries() as statements:
-        assert client.get("/returns/").status_code == 200
-    return len(statements)
-
-
 def test_the_dashboard_takes_as_many_queries_for_12_months_as_for_2(
     login_as: Any, scheme: Scheme
 ) -> None:
@@ -596,14 +570,14 @@ def test_the_dashboard_takes_as_many_queries_for_12_months_as_for_2(
     )
     client = login_as(commissioner_user)
     make_return(scheme.contract.id, OCTOBER, today=TODAY, job="test")
-    two = _dashboard_queries(client)
+    two = queries_for(client, "/returns/")
     period = SEPTEMBER
     for _ in range(10):
         period = period.previous()
         make_return(scheme.contract.id, period, today=TODAY, job="test")
     regenerate_return(None, scheme.contract.id, OCTOBER, "Late registers", today=TODAY)
     db.session.commit()
-    twelve = _dashboard_queries(client)
+    twelve = queries_for(client, "/returns/")
     assert two == twelve
     page = client.get("/returns/").get_data(as_text=True)
     assert len(re.findall(r"<svg[^>]*class=\"app-chart\" role=\"img\"", page)) == 9

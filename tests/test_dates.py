@@ -35,7 +35,8 @@ from referrals.reports.periods import InvalidPeriod, Period, check_reportable, m
 from referrals.reports.services import ReturnRefused, make_return, missing_returns
 from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 from tests import factories
-from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_contract, make_course
 from tests.intake_helpers import make_referral, nhs_numbers
 
 TODAY = date(2026, 12, 7)  # the rules are pure: a fixed day, never the clock

@@ -16,8 +16,7 @@ from referrals.intake.letters import MessageBack, build_outcome_letter, outcome_
 from referrals.reports.pdf import build_return_pdf
 from referrals.reports.periods import Period
 from referrals.reports.services import make_return
-from tests.course_helpers import make_contract
-from tests.factories import make_organisation, make_user
+from tests.factories import make_contract, make_organisation, make_user
 from tests.intake_helpers import pdf_fonts, pdf_text
 from tests.test_register_files import build_world
 

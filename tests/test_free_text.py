@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
@@ -26,6 +26,7 @@ from referrals.retention import erase_patient, pseudonymise_expired, pseudonymis
 from referrals.vocab import ContactMethod, ContactOutcome
 from tests import factories
 from tests.conftest import csrf_token
+from tests.query_counts import counting_queries
 from tests.test_retention import _attend, _course, _person, _referral
 
 MAY = Period(2026, 5)
@@ -173,17 +174,9 @@ def test_a_bulk_run_reads_each_table_once_for_a_whole_batch(app: Any) -> None:
         )
     _referral(people[0], practice, long_ago, reason="Ran with Given07 Family07 and Given08 x")
     db.session.commit()
-    searches: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if re.search(r"referral\.reason\)? I?LIKE", statement):
-            searches.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with counting_queries() as statements:
         assert pseudonymise_expired(TODAY, limit=100) == 40
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+    searches = [s for s in statements if re.search(r"referral\.reason\)? I?LIKE", s)]
     db.session.commit()
     terms_per_person = 5  # "Given Family", "Family, Given", and the NHS number three ways
     assert len(searches) == -(-40 * terms_per_person // TERMS_PER_QUERY)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
@@ -16,25 +16,8 @@ from referrals.notifications.models import Notification
 from tests import factories
 from tests.conftest import submit
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text, referral_form
-
-
-@pytest.fixture()
-def practice(app):
-    return factories.make_organisation(OrganisationKind.GP_PRACTICE, name="Abbey Road Surgery")
-
-
-@pytest.fixture()
-def gp(login_as, practice):
-    return login_as(factories.make_user(Role.REFERRER, organisation=practice))
-
-
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
-
-
-def count(model):
-    return db.session.scalar(select(func.count()).select_from(model))
+from tests.pages import count
+from tests.query_counts import queries_for
 
 
 def test_gp_refers_a_patient_and_sees_it_in_the_practice_list(gp, practice):
@@ -315,20 +298,6 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
     assert old and recent
 
 
-def _queries_for(client, url):
-    statements = []
-
-    def count_statement(*args):
-        statements.append(args[2])
-
-    event.listen(db.engine, "before_cursor_execute", count_statement)
-    try:
-        assert client.get(url).status_code == 200
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count_statement)
-    return len(statements)
-
-
 @pytest.mark.slow
 def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
     practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
@@ -341,8 +310,8 @@ def test_list_pages_use_a_bounded_number_of_queries(link_worker, login_as, app):
             make_referral(gp_user, practice, nhs=next(numbers))
         db.session.commit()
         counts[size] = (
-            _queries_for(link_worker, "/referrals/"),
-            _queries_for(gp_client, "/referrals/"),
+            queries_for(link_worker, "/referrals/"),
+            queries_for(gp_client, "/referrals/"),
         )
     assert counts[10] == counts[500]
     assert max(counts[500]) <= 11  # one of them writes the audit entries for the people shown

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.courses.models import Attendance, Contract, Course, CourseSession, Enrolment
 from referrals.extensions import db
@@ -34,6 +34,7 @@ from referrals.reports.kpi import compute, publish
 from referrals.reports.periods import FIRST, Period, Scope, months_to_report, periods_between
 from referrals.scale import seed_scale
 from referrals.seed import seed_demo
+from tests.query_counts import counting_queries
 from tests.test_kpi_engine import C_, D_, P_, Builder, S, d, new_builder
 
 # The specification's conversion table, copied from kpi-spec.md (raw -> metric).
@@ -503,18 +504,9 @@ def test_29_people_against_a_minimum_of_30_is_red(app: Any) -> None:
 
 
 def _queries(contract_id: int | None, period: Period) -> int:
-    count = 0
-
-    def counter(*_: Any) -> None:
-        nonlocal count
-        count += 1
-
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
+    with counting_queries() as statements:
         compute(Scope(contract_id), period, CONTRACT_START if contract_id else None)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
-    return count
+    return len(statements)
 
 
 def test_the_query_count_does_not_grow_with_the_data(app: Any) -> None:

@@ -19,7 +19,8 @@ from referrals.courses.services import enrol, save_register
 from referrals.extensions import db
 from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -28,7 +28,8 @@ from referrals.notifications.outbound import stop_token
 from referrals.vocab import ContactMethod
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import _numbers, assessed_referral, make_course, make_venue
+from tests.course_helpers import _numbers, assessed_referral
+from tests.factories import make_course, make_venue
 from tests.intake_helpers import make_referral, pdf_text
 from tests.outbound_servers import API_KEY, Mailbox, NotifyStub, start_mailbox
 

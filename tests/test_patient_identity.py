@@ -71,11 +71,6 @@ def gp2(login_as, gp2_user):
     return login_as(gp2_user)
 
 
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
-
-
 def refer(client, data):
     """Send the referral form; once sent, open the referral as a browser would, so the "sent"
     message (which names the person) is shown there and not on the next page a test reads."""

@@ -14,7 +14,7 @@ from referrals.public.openreferral import taxonomy_id, term_id
 from referrals.vocab import ArtForm, ProviderType
 from tests import factories
 from tests.conftest import submit
-from tests.course_helpers import make_course, make_venue
+from tests.factories import make_course, make_venue
 from tests.test_public_directory import oruk_errors
 
 PROFILE = {

@@ -28,7 +28,7 @@ from referrals.reports.pdf import build_return_pdf
 from referrals.reports.periods import Period
 from referrals.reports.services import make_return
 from tests import factories
-from tests.course_helpers import make_contract, make_course
+from tests.factories import make_contract, make_course
 from tests.test_return_pdf import flat
 
 MARCH = Period(2026, 3)

@@ -41,7 +41,8 @@ from referrals.reports.periods import Period, periods_between
 from referrals.reports.services import make_return, regenerate_return
 from referrals.vocab import ArtForm, Pathway
 from tests import factories
-from tests.course_helpers import assessed_referral, from_start, make_contract, make_course
+from tests.course_helpers import assessed_referral, from_start
+from tests.factories import make_contract, make_course
 from tests.intake_helpers import pdf_fonts, pdf_text
 
 TODAY = date(2026, 6, 15)  # every month up to May 2026 has finished

@@ -27,7 +27,8 @@ from referrals.reports.services import (
 )
 from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
 from tests import factories
-from tests.course_helpers import make_contract, make_course
+from tests.factories import make_contract, make_course
+from tests.query_counts import counting_queries
 
 MARCH = Period(2026, 3)
 BEFORE_CLOSE = date(2026, 4, 7)  # registers for 31 March may still change
@@ -203,16 +204,8 @@ def test_the_monthly_job_computes_section_a_once_for_every_contract_of_a_month(a
     for _ in range(3):
         _contract()
     db.session.commit()
-    statements: list[str] = []
-
-    def seen(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
+    with counting_queries() as statements:
         run = execute(app, MONTHLY_RETURNS, DUE_DAY)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
 
     assert run.detail == "3 returns made"
     # A1 (one statement), A2 and A3: once for March, not once for each contract.

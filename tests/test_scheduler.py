@@ -45,7 +45,7 @@ from referrals.scheduler.jobs import (
 from referrals.scheduler.runner import CATCH_UP, RECOVERY, WEEK_SECONDS, build_scheduler, catch_up
 from tests import factories
 from tests.conftest import make_app
-from tests.course_helpers import make_contract, make_course
+from tests.factories import make_contract, make_course
 
 TODAY = date.today()
 THIS_MONTH = Period.containing(TODAY)

@@ -15,7 +15,7 @@ from referrals.notifications.models import Notification
 from referrals.vocab import ReferrerType
 from tests import factories
 from tests.conftest import csrf_token
-from tests.course_helpers import make_course
+from tests.factories import make_course
 from tests.intake_helpers import make_referral
 
 URL = "/find/refer-yourself"

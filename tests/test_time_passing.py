@@ -19,14 +19,14 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
-from referrals.auth.models import OrganisationKind, Role, UserSession
+from referrals.auth.models import Role, UserSession
 from referrals.courses.models import Enrolment, EnrolmentStatus
 from referrals.extensions import db
 from referrals.intake.models import ContactAttempt, Referral
 from referrals.notifications.services import notify
-from tests import factories
 from tests.conftest import csrf_token, submit
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 from tests.intake_helpers import referral_form
 from tests.test_authz_matrix import MATRIX, SAFE_METHODS, cases, expected
 from tests.world import ROLES, build_world
@@ -47,21 +47,6 @@ def last_seen(user_id: int) -> datetime:
     return max(
         db.session.scalars(select(UserSession.last_seen_at).where(UserSession.user_id == user_id))
     )
-
-
-@pytest.fixture()
-def practice(app):
-    return factories.make_organisation(OrganisationKind.GP_PRACTICE, name="Abbey Road Surgery")
-
-
-@pytest.fixture()
-def gp(login_as, practice):
-    return login_as(factories.make_user(Role.REFERRER, organisation=practice))
-
-
-@pytest.fixture()
-def link_worker(login_as):
-    return login_as(Role.LINK_WORKER)
 
 
 def test_a_referral_sent_a_minute_after_opening_the_form_is_saved(gp):

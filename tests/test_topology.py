@@ -37,7 +37,7 @@ from referrals.reports.models import JobOutcome, JobRun, KpiReturn
 from referrals.scheduler.jobs import MONTHLY_RETURNS, REGISTER_REMINDERS
 from tests import factories
 from tests.conftest import TEST_PASSWORD, make_app
-from tests.course_helpers import make_contract, make_course
+from tests.factories import make_contract, make_course
 from tests.intake_helpers import nhs_numbers
 from tests.test_backup_schedule import fresh_database
 from tests.test_load_under_gunicorn import (

@@ -28,7 +28,8 @@ from referrals.notifications.services import notify
 from referrals.reports.periods import Period
 from referrals.reports.services import make_return
 from tests import factories
-from tests.course_helpers import from_start, make_contract, make_course, make_venue
+from tests.course_helpers import from_start
+from tests.factories import make_contract, make_course, make_venue
 from tests.intake_helpers import make_referral
 
 LONDON = ZoneInfo("Europe/London")

@@ -30,7 +30,8 @@ from referrals.vocab import (
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import london_today, screenshot, sign_in
-from tests.course_helpers import assessed_referral, make_contract, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_contract, make_course
 from tests.intake_helpers import make_referral
 
 COURSE = "Singing for Better Breathing"

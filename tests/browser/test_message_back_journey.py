@@ -26,7 +26,7 @@ from referrals.vocab import ArtForm, Pathway, Sex
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import london_today, screenshot, sign_in
-from tests.course_helpers import make_course
+from tests.factories import make_course
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text
 
 ATTENDED, APOLOGIES, NO_SHOW = (

@@ -14,7 +14,8 @@ from referrals.courses.services import enrol
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import london_today, sign_in
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 from tests.intake_helpers import pdf_text
 
 NAMES = [("Łucja", "Wójcik-Şahin Ελένη"), ("Siân", "Llŷr Ŵyn")]

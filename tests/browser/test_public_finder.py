@@ -16,7 +16,7 @@ from referrals.places.services import load_places
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import KeyboardUser, screenshot, sign_in
-from tests.course_helpers import make_course, make_venue
+from tests.factories import make_course, make_venue
 
 POSTCODES = Path(__file__).resolve().parents[1] / "data" / "postcodes.csv"
 

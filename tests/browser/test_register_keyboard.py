@@ -11,7 +11,8 @@ from referrals.courses.services import enrol
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import KeyboardUser, london_today, sign_in
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 
 TABLET = {"width": 1024, "height": 768}
 

@@ -19,7 +19,8 @@ from tests.browser.helpers import (
     sign_in,
     wider_than,
 )
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 
 PHONE = {"width": 360, "height": 740}
 MIN_TARGET_PX = 44  # WCAG 2.5.5 / NHS.UK: touch targets at least 44 by 44 CSS pixels

@@ -19,7 +19,8 @@ from referrals.outcomes.models import WellbeingAssessment
 from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import london_today, sign_in
-from tests.course_helpers import assessed_referral, make_course
+from tests.course_helpers import assessed_referral
+from tests.factories import make_course
 
 PHONE = {"width": 360, "height": 740}
 EMPTY = {"databases": [], "caches": [], "workers": 0}

@@ -24,7 +24,8 @@ from tests import factories
 from tests.browser.accessibility import audit
 from tests.browser.helpers import KeyboardUser, london_today, sign_in
 from tests.browser.test_register_offline import PHONE, STORAGE_JS, WAITING_JS
-from tests.course_helpers import assessed_referral, from_start, make_course
+from tests.course_helpers import assessed_referral, from_start
+from tests.factories import make_course
 
 SWEMWBS = [3, 4, 3, 3, 4, 3, 3]  # raw score 23
 # Everything the site keeps in the browser, as text: IndexedDB's records and Cache Storage's
