@@ -139,7 +139,7 @@ def revoke_token_command(email: str, token_id: int, by_email: str) -> None:
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database has organisations.")
 def seed_demo_command(if_empty: bool) -> None:
     """Create the demo scheme and print its logins."""
-    from referrals.seed import DEMO_PASSWORD, seed_demo
+    from referrals.seeding.demo import DEMO_PASSWORD, seed_demo
 
     if if_empty and db.session.scalar(select(Organisation.id).limit(1)) is not None:
         click.echo("Database already has data; demo seed skipped.")
@@ -160,9 +160,9 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same data.")
 def seed_scale_command(referrals: int, attendances: int, seed: int) -> None:
     """Generate a scheme of REFERRALS referrals and ATTENDANCES attendance records into an
-    empty database (see referrals/scale.py for its shape) and print its logins."""
-    from referrals.scale import DatabaseNotEmpty, seed_scale
-    from referrals.seed import DEMO_PASSWORD
+    empty database (see referrals/seeding/scale.py for its shape) and print its logins."""
+    from referrals.seeding.demo import DEMO_PASSWORD
+    from referrals.seeding.scale import DatabaseNotEmpty, seed_scale
 
     try:
         report = seed_scale(referrals, attendances, seed=seed)

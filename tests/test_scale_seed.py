@@ -26,13 +26,13 @@ from referrals.intake.lifecycle import CLOSED_STATUSES, TRANSITIONS, Status
 from referrals.intake.models import Patient, Referral, ReferralTransition
 from referrals.reports.kpi import compute
 from referrals.reports.periods import Period, Scope
-from referrals.scale import (
+from referrals.seeding.demo import DEMO_PASSWORD
+from referrals.seeding.scale import (
     SIGN_INS,
     DatabaseNotEmpty,
     scale_bench_targets,
     seed_scale,
 )
-from referrals.seed import DEMO_PASSWORD
 from tests.conftest import _empty_all_tables, sign_in
 
 TODAY = date(2026, 3, 11)  # a Wednesday

@@ -64,7 +64,19 @@ from referrals.courses.models import (
 from referrals.courses.schedule import Frequency, Schedule, expand
 from referrals.courses.services import completion_threshold
 from referrals.extensions import db
-from referrals.intake.demo import (
+from referrals.intake.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
+    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
+    Status,
+)
+from referrals.intake.models import ContactAttempt, Conversation, Patient, Referral
+from referrals.intake.models import ReferralTransition as Transition
+from referrals.outcomes.models import WellbeingAssessment
+from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.seeding.demo import DEMO_PASSWORD
+from referrals.seeding.demo_referrals import (
     AGES,
     CLOSE_REASONS,
     ETHNICITY_NOT_STATED,
@@ -77,18 +89,6 @@ from referrals.intake.demo import (
     WHAT_MATTERS_ANY,
     WITHDRAWN_FROM_COURSE,
 )
-from referrals.intake.lifecycle import (
-    CLOSED_STATUSES,
-    OPEN_STATUSES,
-    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
-    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
-    Status,
-)
-from referrals.intake.models import ContactAttempt, Conversation, Patient, Referral
-from referrals.intake.models import ReferralTransition as Transition
-from referrals.outcomes.models import WellbeingAssessment
-from referrals.outcomes.scoring import Instrument, Timepoint, score
-from referrals.seed import DEMO_PASSWORD
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
