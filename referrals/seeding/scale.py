@@ -807,7 +807,7 @@ _FIRST_RANGE_PEOPLE = (1_000_000 - 1) // NHS_NUMBER_STEP  # 199,999: n * 5 + 4 <
 MAX_GENERATED_PEOPLE = _FIRST_RANGE_PEOPLE + (_FIRST_RANGE - _SECOND_RANGE) // NHS_NUMBER_STEP
 
 
-def _nhs_number(n: int) -> str:
+def generated_nhs_number(n: int) -> str:
     """The n-th generated person's NHS number (n from 1): valid mod 11, unique, never issued."""
     if not 1 <= n <= MAX_GENERATED_PEOPLE:
         raise ValueError(f"generated people are numbered 1 to {MAX_GENERATED_PEOPLE:,}")
@@ -1085,7 +1085,7 @@ class _Emitter:
             Patient.__table__,
             {
                 "id": ref.patient,
-                "nhs_number": _nhs_number(ref.patient),
+                "nhs_number": generated_nhs_number(ref.patient),
                 "given_name": given,
                 "family_name": rng.choice(group.family),
                 "date_of_birth": born,
