@@ -604,10 +604,13 @@ class _Planner:
     def courses(self, refs: _Referrals, world: _World) -> list[_Course]:
         """Fill courses with assessed people in the order they were assessed."""
         rng = random.Random(self.seed + 1)  # noqa: S311 - generated data
-        waiting = sorted(
-            (r for r in refs if r.outcome == "course" and r.assessed and r.assessed <= self.today),
-            key=lambda r: (r.assessed or self.today, r.id),
-        )
+        # In the order assessed, then received; read from the columns, as one number each.
+        assessed, outcome = refs.columns["assessed"], refs.columns["outcome"]
+        to_course, last = _OUTCOMES.index("course"), self.today.toordinal()
+        rows = [r for r in range(len(refs)) if outcome[r] == to_course and 0 < assessed[r] <= last]
+        rows.sort(key=lambda r: assessed[r] << 32 | r)
+        waiting = [refs[r] for r in rows]
+        del rows
         # The bench course: the last people assessed a fortnight or more ago, on a course that
         # meets on today's weekday and has a session today.
         cutoff = self.today - timedelta(days=14)
