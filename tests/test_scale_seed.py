@@ -218,6 +218,7 @@ def test_the_command_prints_counts_time_and_sign_ins(runner, app):
     result = runner.invoke(args=["seed", "scale", "--referrals", "60", "--attendances", "400"])
     assert result.exit_code == 0, result.output
     assert "referral" in result.output and "Generated in" in result.output
+    assert "Planned" in result.output and "Done." in result.output  # progress as it goes
     for email in SIGN_INS.values():
         assert email in result.output
     assert db.session.scalar(select(func.count(Referral.id))) == 60
