@@ -150,7 +150,7 @@ def prepare(args: argparse.Namespace) -> tuple[Flask, str, Scale]:
         _refuse_other_data(db.engine)
         upgrade()
         if not db.session.scalar(select(Referral.id).limit(1)):
-            from referrals.scale import seed_scale
+            from referrals.seeding.scale import seed_scale
 
             note(f"Seeding {scale.referrals:,} referrals, {scale.attendances:,} attendances ...")
             started = time.perf_counter()
@@ -327,8 +327,8 @@ def targets(app: Flask) -> Targets:
 
     from referrals import clock
     from referrals.extensions import db
-    from referrals.scale import scale_bench_targets
-    from referrals.seed import DEMO_PASSWORD
+    from referrals.seeding.demo import DEMO_PASSWORD
+    from referrals.seeding.scale import scale_bench_targets
 
     with app.app_context():
         today = clock.today()

@@ -44,7 +44,6 @@ from referrals.reports.services import (
     regenerate_return,
 )
 from referrals.retention import ReasonRequired, expired_patients, pseudonymise_patient
-from referrals.scale import DatabaseNotEmpty, seed_scale
 from referrals.scheduler.jobs import (
     JOBS,
     JOBS_BY_ID,
@@ -54,7 +53,13 @@ from referrals.scheduler.jobs import (
     recent_runs,
 )
 from referrals.scheduler.runner import run_forever
-from referrals.seed import DEMO_PASSWORD, seed_demo
+from referrals.seeding.demo import DEMO_PASSWORD, seed_demo
+from referrals.seeding.scale import (
+    DatabaseNotEmpty,
+    ScaleArgumentError,
+    check_arguments,
+    seed_scale,
+)
 
 users_cli = AppGroup("users", help="Manage user accounts and API tokens.")
 seed_cli = AppGroup("seed", help="Load demo or generated data.")
@@ -188,10 +193,17 @@ def seed_demo_command(if_empty: bool) -> None:
 @click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same data.")
 def seed_scale_command(referrals: int, attendances: int, seed: int) -> None:
     """Generate a scheme of REFERRALS referrals and ATTENDANCES attendance records into an
-    empty database (see referrals/scale.py for its shape) and print its logins."""
+    empty database (see referrals/seeding/scale.py for its shape) and print its logins.
+
+    The arguments are checked before anything is written; each batch is committed as it is
+    written, and progress is printed."""
 
     try:
-        report = seed_scale(referrals, attendances, seed=seed)
+        check_arguments(referrals, attendances)
+    except ScaleArgumentError as error:
+        raise click.UsageError(str(error)) from error
+    try:
+        report = seed_scale(referrals, attendances, seed=seed, progress=click.echo)
     except DatabaseNotEmpty as error:
         raise click.ClickException(str(error)) from error
     db.session.commit()

@@ -115,7 +115,7 @@ DEMO_TODAY = date(2026, 3, 16)
 def seeded_demo(_migrated_app: Flask) -> Iterator[None]:
     """The demo seeded once for a module, and the scheduler's monthly job caught up."""
     from referrals.scheduler.jobs import run_monthly_returns
-    from referrals.seed import seed_demo
+    from referrals.seeding.demo import seed_demo
 
     with _migrated_app.app_context():
         seed_demo(today=DEMO_TODAY)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from bench import kpi, latency, public, report, run_all
 from referrals.courses.models import Attendance, CourseSession, SessionStatus
 from referrals.extensions import db
-from referrals.scale import seed_scale
+from referrals.seeding.scale import seed_scale
 
 REFERRALS, ATTENDANCES = 1_000, 8_000
 

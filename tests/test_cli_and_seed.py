@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.extensions import db
-from referrals.seed import DEMO_PASSWORD
+from referrals.seeding.demo import DEMO_PASSWORD
 from tests import factories
 from tests.conftest import sign_in
 

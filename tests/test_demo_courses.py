@@ -18,13 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from referrals.auth.models import User
-from referrals.courses.demo import (
-    COURSES,
-    LEAD_ARTISTS,
-    UNREAD_DAYS,
-    place_freed_at,
-    plan_demo_scheme,
-)
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
     HOLDS_PLACE,
@@ -40,14 +33,21 @@ from referrals.courses.models import (
 from referrals.courses.queries import sessions_for_user
 from referrals.courses.services import OFFER_REPLY_DAYS, completion_threshold
 from referrals.extensions import db
-from referrals.intake.demo import LONDON, last_planned_day
 from referrals.intake.lifecycle import TRANSITIONS, Status
 from referrals.intake.models import Referral
 from referrals.notifications.models import Notification
 from referrals.notifications.services import inbox_query, unread_count
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import SWEMWBS_METRIC, Instrument, Timepoint
-from referrals.seed import seed_demo
+from referrals.seeding.demo import seed_demo
+from referrals.seeding.demo_courses import (
+    COURSES,
+    LEAD_ARTISTS,
+    UNREAD_DAYS,
+    place_freed_at,
+    plan_demo_scheme,
+)
+from referrals.seeding.demo_referrals import LONDON, last_planned_day
 from referrals.vocab import ContactMethod
 from tests.conftest import _empty_all_tables
 

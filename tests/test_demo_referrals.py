@@ -12,20 +12,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from referrals.auth.models import Organisation, OrganisationKind
-from referrals.courses.demo import plan_demo_referrals, plan_demo_scheme
 from referrals.extensions import db
-from referrals.intake.demo import (
+from referrals.intake.lifecycle import OPEN_STATUSES, TRANSITIONS, Status
+from referrals.intake.models import Patient, Referral
+from referrals.intake.queries import is_overdue
+from referrals.intake.validation import age_on, clean_phone, clean_postcode
+from referrals.seeding.demo import GP_PRACTICES, seed_demo
+from referrals.seeding.demo_courses import plan_demo_referrals, plan_demo_scheme
+from referrals.seeding.demo_referrals import (
     HISTORY_DAYS,
     LONDON,
     TOTAL_REFERRALS,
     PlannedEnrol,
     PlannedMove,
 )
-from referrals.intake.lifecycle import OPEN_STATUSES, TRANSITIONS, Status
-from referrals.intake.models import Patient, Referral
-from referrals.intake.queries import is_overdue
-from referrals.intake.validation import age_on, clean_phone, clean_postcode
-from referrals.seed import GP_PRACTICES, seed_demo
 from referrals.vocab import Pathway
 
 TODAY = date(2026, 3, 16)

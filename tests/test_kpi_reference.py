@@ -32,8 +32,8 @@ from referrals.intake.models import Patient, Referral, ReferralTransition
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.reports.kpi import compute, publish
 from referrals.reports.periods import FIRST, Period, Scope, months_to_report, periods_between
-from referrals.scale import seed_scale
-from referrals.seed import seed_demo
+from referrals.seeding.demo import seed_demo
+from referrals.seeding.scale import seed_scale
 from tests.query_counts import counting_queries
 from tests.test_kpi_engine import C_, D_, P_, Builder, S, d, new_builder
 

@@ -698,7 +698,7 @@ def test_the_demo_sends_a_days_reminders_once_and_passes_an_unanswered_offer_on(
     from referrals.courses.models import EnrolmentStatus, SessionStatus
     from referrals.intake.lifecycle import Status
     from referrals.scheduler.jobs import PLACE_OFFERS, execute
-    from referrals.seed import seed_demo
+    from referrals.seeding.demo import seed_demo
 
     seed_demo(today=DEMO_DAY)  # with email set up: its year of history is not news
     db.session.commit()

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
+from nhs_number import REGION_SYNTHETIC
 from sqlalchemy import func, select
 
-from referrals.auth.models import OrganisationKind, Role, User
+from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.auth.services import OrganisationFields, create_organisation
 from referrals.courses.models import (
+    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Course,
@@ -21,18 +23,33 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
+from referrals.courses.progress import completion_threshold
 from referrals.extensions import db
 from referrals.intake.lifecycle import CLOSED_STATUSES, TRANSITIONS, Status
-from referrals.intake.models import Patient, Referral, ReferralTransition
+from referrals.intake.models import (
+    ContactAttempt,
+    Conversation,
+    Patient,
+    Referral,
+    ReferralTransition,
+)
+from referrals.intake.validation import clean_nhs_number
+from referrals.outcomes.models import WellbeingAssessment
+from referrals.outcomes.scoring import Timepoint
 from referrals.reports.kpi import compute
 from referrals.reports.periods import Period, Scope
-from referrals.scale import (
+from referrals.seeding import scale
+from referrals.seeding.demo import DEMO_PASSWORD
+from referrals.seeding.scale import (
+    MAX_GENERATED_PEOPLE,
     SIGN_INS,
     DatabaseNotEmpty,
+    ScaleArgumentError,
+    check_arguments,
+    generated_nhs_number,
     scale_bench_targets,
     seed_scale,
 )
-from referrals.seed import DEMO_PASSWORD
 from tests.conftest import _empty_all_tables, sign_in
 
 TODAY = date(2026, 3, 11)  # a Wednesday
@@ -201,6 +218,7 @@ def test_the_command_prints_counts_time_and_sign_ins(runner, app):
     result = runner.invoke(args=["seed", "scale", "--referrals", "60", "--attendances", "400"])
     assert result.exit_code == 0, result.output
     assert "referral" in result.output and "Generated in" in result.output
+    assert "Planned" in result.output and "Done." in result.output  # progress as it goes
     for email in SIGN_INS.values():
         assert email in result.output
     assert db.session.scalar(select(func.count(Referral.id))) == 60
@@ -229,3 +247,217 @@ def test_the_same_seed_makes_the_same_scheme(app):
     seed_scale(120, 900, seed=12, today=TODAY)
     db.session.commit()
     assert _digest() != first
+
+
+# --- The invariants the services keep, checked on a generated scheme ---------------------------
+
+
+def test_nhs_numbers_are_valid_unique_and_never_issued(scheme):
+    numbers = db.session.scalars(select(Patient.nhs_number)).all()
+    assert len(numbers) == len(set(numbers)) == scheme.counts["patient"]
+    synthetic = REGION_SYNTHETIC.ranges[0]
+    for number in numbers:
+        assert number is not None and clean_nhs_number(number) == number
+        assert synthetic.start <= int(number) <= synthetic.end
+
+
+def test_nhs_numbers_go_on_past_the_999_range_without_repeating():
+    # The first range ends at 199,999 people; a million referrals need more.
+    around = [
+        *range(1, 50),
+        *range(199_950, 200_050),
+        *range(MAX_GENERATED_PEOPLE - 50, MAX_GENERATED_PEOPLE + 1),
+    ]
+    numbers = [generated_nhs_number(n) for n in around]
+    assert len(set(numbers)) == len(numbers)
+    for number in numbers:
+        assert clean_nhs_number(number) == number and number.startswith("9")
+    assert MAX_GENERATED_PEOPLE >= 2_000_000
+    with pytest.raises(ValueError, match="numbered 1 to"):
+        generated_nhs_number(MAX_GENERATED_PEOPLE + 1)
+
+
+def test_places_taken_stay_within_capacity_and_only_a_full_course_has_a_waiting_list(scheme):
+    holding = (
+        select(Enrolment.course_id, func.count().label("taken"))
+        .where(Enrolment.status.in_((*HOLDS_PLACE, EnrolmentStatus.COMPLETED)))
+        .group_by(Enrolment.course_id)
+        .subquery()
+    )
+    courses = db.session.execute(
+        select(Course.id, Course.capacity, func.coalesce(holding.c.taken, 0)).outerjoin(
+            holding, holding.c.course_id == Course.id
+        )
+    ).all()
+    assert courses
+    over = [(course, capacity, taken) for course, capacity, taken in courses if taken > capacity]
+    assert over == []
+    full = {course for course, capacity, taken in courses if taken >= capacity}
+    waiting = set(
+        db.session.scalars(
+            select(Enrolment.course_id).where(Enrolment.status == EnrolmentStatus.WAITLISTED)
+        )
+    )
+    assert waiting <= full
+    # One enrolment per referral in the generated scheme, made no later than the course began.
+    per_referral = db.session.execute(
+        select(Enrolment.referral_id, func.count()).group_by(Enrolment.referral_id)
+    ).all()
+    assert all(count == 1 for _referral, count in per_referral)
+    starts = db.session.execute(
+        select(Enrolment.created_at, Course.start_date).join(
+            Course, Course.id == Enrolment.course_id
+        )
+    ).all()
+    assert all(created_at.date() < start for created_at, start in starts)
+
+
+def test_attendance_is_recorded_only_for_people_on_the_course_after_they_joined(scheme):
+    rows = db.session.execute(
+        select(Enrolment.enrolled_at, Enrolment.status, CourseSession.date, Attendance.recorded_at)
+        .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
+        .join(CourseSession, CourseSession.id == Attendance.session_id)
+    ).all()
+    assert len(rows) == ATTENDANCES
+    for enrolled_at, status, day, recorded_at in rows:
+        assert status is not EnrolmentStatus.WAITLISTED and enrolled_at is not None
+        assert enrolled_at.date() <= day < TODAY
+        assert recorded_at.date() >= day
+    # Nobody is recorded twice at one session (the table's constraint says so too).
+    pairs = db.session.execute(select(Attendance.session_id, Attendance.enrolment_id)).all()
+    assert len(pairs) == len(set(pairs))
+
+
+def test_completions_follow_the_completion_rule(scheme):
+    delivered = (
+        select(CourseSession.course_id, func.count().label("delivered"))
+        .where(CourseSession.status == SessionStatus.DELIVERED)
+        .group_by(CourseSession.course_id)
+        .subquery()
+    )
+    attended = (
+        select(Attendance.enrolment_id, func.count().label("attended"))
+        .where(Attendance.status == AttendanceStatus.ATTENDED)
+        .group_by(Attendance.enrolment_id)
+        .subquery()
+    )
+    completions = db.session.execute(
+        select(Enrolment.id, delivered.c.delivered, func.coalesce(attended.c.attended, 0))
+        .join(delivered, delivered.c.course_id == Enrolment.course_id)
+        .outerjoin(attended, attended.c.enrolment_id == Enrolment.id)
+        .where(Enrolment.status == EnrolmentStatus.COMPLETED)
+    ).all()
+    assert completions
+    for _enrolment, sessions, came in completions:
+        assert came >= completion_threshold(sessions)
+    # A course's sessions are numbered in date order, delivered only before today.
+    sessions = db.session.execute(
+        select(CourseSession.course_id, CourseSession.date, CourseSession.status).order_by(
+            CourseSession.course_id, CourseSession.sequence
+        )
+    ).all()
+    for (course, day, _status), (next_course, next_day, _next) in itertools.pairwise(sessions):
+        assert course != next_course or day < next_day
+    assert all(
+        (status is SessionStatus.DELIVERED) <= (day < TODAY) for _course, day, status in sessions
+    )
+
+
+def test_each_referrals_steps_are_recorded_in_order(scheme):
+    referrals = {r.id: r for r in db.session.scalars(select(Referral))}
+    contacts: dict[int, list[datetime]] = {}
+    for referral_id, at in db.session.execute(
+        select(ContactAttempt.referral_id, ContactAttempt.at).order_by(ContactAttempt.id)
+    ):
+        contacts.setdefault(referral_id, []).append(at)
+    conversations = dict(
+        db.session.execute(select(Conversation.referral_id, Conversation.held_on)).all()
+    )
+    enrolled = dict(db.session.execute(select(Enrolment.referral_id, Enrolment.created_at)).all())
+    reached_contact = {
+        step.referral_id
+        for step in db.session.scalars(
+            select(ReferralTransition).where(ReferralTransition.to_status == Status.CONTACTING)
+        )
+    }
+    for referral in referrals.values():
+        assert referral.received_on <= TODAY
+        if referral.closed_on is not None:
+            assert referral.received_on <= referral.closed_on <= TODAY
+        times = contacts.get(referral.id, [])
+        assert times == sorted(times)
+        assert (referral.id in reached_contact) == bool(times)
+        if times:
+            assert referral.first_contact_at == times[0]
+            assert referral.received_on <= times[0].date()
+        held_on = conversations.get(referral.id)
+        if held_on is not None:
+            assert times and times[-1].date() <= held_on
+        if referral.id in enrolled:
+            # Matched to a course only after the "what matters" conversation.
+            assert held_on is not None and held_on <= enrolled[referral.id].date()
+    # A person's later referral arrives after the earlier one closed.
+    by_person: dict[int, list[Referral]] = {}
+    for referral in sorted(referrals.values(), key=lambda r: (r.received_on, r.id)):
+        by_person.setdefault(referral.patient_id, []).append(referral)
+    for history in by_person.values():
+        for earlier, later in itertools.pairwise(history):
+            assert earlier.closed_on is not None and earlier.closed_on <= later.received_on
+
+
+def test_questionnaires_belong_to_people_who_came_baseline_first(scheme):
+    rows = db.session.execute(
+        select(
+            WellbeingAssessment.enrolment_id,
+            WellbeingAssessment.timepoint,
+            WellbeingAssessment.recorded_on,
+            WellbeingAssessment.items,
+            WellbeingAssessment.raw_score,
+        )
+    ).all()
+    assert rows
+    came = set(
+        db.session.scalars(
+            select(Attendance.enrolment_id).where(Attendance.status == AttendanceStatus.ATTENDED)
+        )
+    )
+    baselines: dict[int, date] = {}
+    for enrolment, timepoint, day, items, raw in rows:
+        assert enrolment in came and day < TODAY
+        assert len(items) == 7 and sum(items) == raw
+        if timepoint is Timepoint.BASELINE:
+            assert enrolment not in baselines
+            baselines[enrolment] = day
+    for enrolment, timepoint, day, _items, _raw in rows:
+        if timepoint is Timepoint.END:
+            assert enrolment in baselines and baselines[enrolment] <= day
+
+
+# --- Arguments, batches and progress -----------------------------------------------------------
+
+
+def test_impossible_arguments_are_refused_before_anything_is_written(runner, app):
+    for arguments, message in (
+        (["--referrals", "10", "--attendances", "1000"], "at most 120 attendance"),
+        (["--referrals", str(MAX_GENERATED_PEOPLE + 1)], "referrals must be between"),
+    ):
+        result = runner.invoke(args=["seed", "scale", *arguments])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert db.session.scalar(select(func.count(Organisation.id))) == 0
+    check_arguments(1_000_000, 10_000_000)  # the scale the benchmarks ask for is allowed
+    with pytest.raises(ScaleArgumentError):
+        seed_scale(0, 0, today=TODAY)
+
+
+def test_progress_is_reported_and_every_batch_is_committed(app, monkeypatch):
+    monkeypatch.setattr(scale, "CHUNK_ROWS", 500)
+    heard: list[str] = []
+    seed_scale(120, 900, seed=3, today=TODAY, progress=heard.append)
+    # Nothing is left for the caller to commit: another connection sees every row.
+    db.session.remove()
+    with db.engine.connect() as connection:
+        assert connection.scalar(select(func.count(Attendance.id))) == 900
+    assert "Planned" in heard[0]
+    assert heard[-1].endswith("Done.")
+    assert any("courses and" in line and "sessions" in line for line in heard)

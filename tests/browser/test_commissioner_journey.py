@@ -30,7 +30,7 @@ from referrals.reports.kpi import HEADLINE_CODES, NAMES
 from referrals.reports.periods import Period
 from referrals.reports.services import latest_closed_period
 from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
-from referrals.seed import DEMO_PASSWORD, seed_demo
+from referrals.seeding.demo import DEMO_PASSWORD, seed_demo
 from tests.browser.accessibility import audit
 from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import _empty_all_tables

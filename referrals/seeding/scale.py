@@ -28,21 +28,26 @@ The shape, for `--referrals N --attendances M` (figures for N = 100,000, M = 1,0
 - Attendance: exactly M rows when the referrals allow it (at most about 11 per referral),
   otherwise as many as they allow; the report says how many were made.
 
-Rows are written with bulk Core inserts in chunks, ids assigned here, so memory stays flat and
-nothing needs a RETURNING round trip. Audit entries and messages back are not generated.
-Deterministic for a seed and a `today`.
+The arguments are checked before anything is planned or written (`check_arguments`). Rows are
+written with bulk Core inserts in batches, ids assigned here, so nothing needs a RETURNING round
+trip; each batch is committed, so the database's journal and the process's memory stay bounded
+whatever the size, and `progress` hears how far it has got. A run that stops part-way leaves
+the batches written so far: empty the database and run it again. Audit entries and messages
+back are not generated. Deterministic for a seed and a `today`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time as clock
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, case, func, insert, select
@@ -64,7 +69,19 @@ from referrals.courses.models import (
 from referrals.courses.schedule import Frequency, Schedule, expand
 from referrals.courses.services import completion_threshold
 from referrals.extensions import db
-from referrals.intake.demo import (
+from referrals.intake.lifecycle import (
+    CLOSED_STATUSES,
+    OPEN_STATUSES,
+    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
+    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
+    Status,
+)
+from referrals.intake.models import ContactAttempt, Conversation, Patient, Referral
+from referrals.intake.models import ReferralTransition as Transition
+from referrals.outcomes.models import WellbeingAssessment
+from referrals.outcomes.scoring import Instrument, Timepoint, score
+from referrals.seeding.demo import DEMO_PASSWORD
+from referrals.seeding.demo_referrals import (
     AGES,
     CLOSE_REASONS,
     ETHNICITY_NOT_STATED,
@@ -77,18 +94,6 @@ from referrals.intake.demo import (
     WHAT_MATTERS_ANY,
     WITHDRAWN_FROM_COURSE,
 )
-from referrals.intake.lifecycle import (
-    CLOSED_STATUSES,
-    OPEN_STATUSES,
-    SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING,
-    SNOMED_SOCIAL_PRESCRIBING_DECLINED,
-    Status,
-)
-from referrals.intake.models import ContactAttempt, Conversation, Patient, Referral
-from referrals.intake.models import ReferralTransition as Transition
-from referrals.outcomes.models import WellbeingAssessment
-from referrals.outcomes.scoring import Instrument, Timepoint, score
-from referrals.seed import DEMO_PASSWORD
 from referrals.vocab import (
     ArtForm,
     ContactMethod,
@@ -98,7 +103,7 @@ from referrals.vocab import (
     ReferrerType,
     Sex,
 )
-from referrals.workdays import add_working_days
+from referrals.workdays import add_working_days as _uncached_add_working_days
 
 LONDON = ZoneInfo("Europe/London")
 _T = TypeVar("_T")
@@ -119,7 +124,9 @@ ARTISTS_PER_PROVIDER = 3
 VENUES = 60
 GROUP_SIZES = (12, 30)
 BENCH_GROUP = 30
-CHUNK_ROWS = 20_000  # rows buffered per table before a bulk insert
+CHUNK_ROWS = 20_000  # rows buffered before a bulk insert and a commit
+PLANNING_SAMPLE = 50_000  # referrals planned to aim the share reaching a course (see seed_scale)
+MAX_SESSIONS = 12  # the most sessions a generated course has, so attendances per referral
 
 ADMIN_EMAIL = f"admin@{DOMAIN}"
 BENCH_LINK_WORKER = f"linkworker01@{DOMAIN}"
@@ -244,48 +251,212 @@ class BenchTargets:
 # --- Planning ----------------------------------------------------------------------------------
 
 
-class _Referral:
-    __slots__ = (
-        "assessed",
-        "close",
-        "contacts",
-        "course",
-        "id",
-        "link_worker",
-        "new_patient",
-        "outcome",
-        "pathway",
-        "patient",
-        "practice",
-        "received",
-        "slot",
-    )
+# The plan holds every referral until it is written, so it is kept as columns of machine
+# numbers (about 50 bytes a referral), not as an object each (about 850 bytes with its dates
+# and lists): a million referrals plan in tens of megabytes. `_Referral` and `_Member` are
+# views of one row, made when asked for.
 
-    def __init__(self, referral_id: int, received: date) -> None:
-        self.id = referral_id
-        self.received = received
-        self.patient = 0
-        self.new_patient = True
-        self.practice = 0
-        self.link_worker = 0
-        self.pathway = Pathway.OTHER
-        self.outcome = ""
-        self.contacts: list[tuple[date, ContactOutcome]] = []
-        self.assessed: date | None = None
-        self.close: tuple[Status, date] | None = None
-        self.course = -1  # index into the course plan, once matched
-        self.slot = -1  # place in that course's member list
+_OUTCOMES = ("", "unable", "declined", "not_suitable", "declined_after", "course")
+_PATHWAYS = tuple(Pathway)
+_CLOSING = (Status.UNABLE_TO_CONTACT, Status.DECLINED, Status.NOT_SUITABLE)
+_CONTACT_OUTCOMES = (ContactOutcome.NO_ANSWER, ContactOutcome.LEFT_MESSAGE, ContactOutcome.SPOKE)
+_CONTACT_BITS = 5  # per contact: 3 bits of working days since the last (1-5), 2 of outcome
 
 
-class _Member:
-    __slots__ = ("enrolled_on", "leave", "referral", "reliability", "waitlisted")
+class _Referrals:
+    """The planned referrals, one row per referral (id = row + 1), in columns."""
 
-    def __init__(self, referral: int, enrolled_on: date, leave: int, reliability: float) -> None:
-        self.referral = referral
-        self.enrolled_on = enrolled_on
-        self.leave = leave  # sessions (by index) they stay for; == session count to the end
-        self.reliability = reliability
-        self.waitlisted = False
+    COLUMNS = {
+        "received": "i",  # date ordinals; 0 for none
+        "patient": "i",
+        "new_patient": "b",
+        "practice": "b",
+        "pathway": "b",  # index into _PATHWAYS
+        "outcome": "b",  # index into _OUTCOMES
+        "contacts": "l",  # contact steps and outcomes, _CONTACT_BITS each, first lowest
+        "assessed": "i",
+        "close_status": "b",  # 1 + index into _CLOSING; 0 for none
+        "close_day": "i",
+        "course": "i",  # index into the course plan once matched, else -1
+        "slot": "h",  # place in that course's member list
+        # As a member of their course:
+        "enrolled_on": "i",
+        "leave": "h",  # sessions (by index) they stay for; == session count to the end
+        "reliability": "d",
+        "waitlisted": "b",
+    }
+
+    def __init__(self) -> None:
+        self.columns: dict[str, array[Any]] = {
+            name: array(code) for name, code in self.COLUMNS.items()
+        }
+
+    def add(self, received: date) -> _Referral:
+        row = len(self)
+        for name, column in self.columns.items():
+            column.append(-1 if name == "course" else 0)
+        self.columns["received"][row] = received.toordinal()
+        self.columns["new_patient"][row] = 1
+        return _Referral(self, row)
+
+    def __len__(self) -> int:
+        return len(self.columns["received"])
+
+    def __getitem__(self, row: int) -> _Referral:
+        return _Referral(self, row)
+
+    def __iter__(self) -> Iterator[_Referral]:
+        return (_Referral(self, row) for row in range(len(self)))
+
+
+class _Int:
+    """A whole-number column of `_Referrals`, read and written through a row view."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, view: _Row, owner: type | None = None) -> int:
+        return int(view.store.columns[self.name][view.row])
+
+    def __set__(self, view: _Row, value: int) -> None:
+        view.store.columns[self.name][view.row] = value
+
+
+class _Flag(_Int):
+    def __get__(self, view: _Row, owner: type | None = None) -> bool:
+        return bool(view.store.columns[self.name][view.row])
+
+    def __set__(self, view: _Row, value: bool) -> None:  # type: ignore[override]
+        view.store.columns[self.name][view.row] = int(value)
+
+
+class _Day(_Int):
+    def __get__(self, view: _Row, owner: type | None = None) -> date:  # type: ignore[override]
+        return date.fromordinal(view.store.columns[self.name][view.row])
+
+    def __set__(self, view: _Row, value: date) -> None:  # type: ignore[override]
+        view.store.columns[self.name][view.row] = value.toordinal()
+
+
+class _MaybeDay(_Int):
+    def __get__(  # type: ignore[override]
+        self, view: _Row, owner: type | None = None
+    ) -> date | None:
+        ordinal = view.store.columns[self.name][view.row]
+        return date.fromordinal(ordinal) if ordinal else None
+
+    def __set__(self, view: _Row, value: date | None) -> None:  # type: ignore[override]
+        view.store.columns[self.name][view.row] = value.toordinal() if value else 0
+
+
+class _Coded(_Int, Generic[_T]):
+    def __init__(self, values: Sequence[_T]) -> None:
+        self.values = values
+        self.codes = {value: code for code, value in enumerate(values)}
+
+    def __get__(self, view: _Row, owner: type | None = None) -> _T:  # type: ignore[override]
+        return self.values[view.store.columns[self.name][view.row]]
+
+    def __set__(self, view: _Row, value: _T) -> None:  # type: ignore[override]
+        view.store.columns[self.name][view.row] = self.codes[value]
+
+
+class _Row:
+    __slots__ = ("row", "store")
+
+    def __init__(self, store: _Referrals, row: int) -> None:
+        self.store = store
+        self.row = row
+
+    @property
+    def id(self) -> int:
+        return self.row + 1
+
+
+class _Referral(_Row):
+    """One planned referral."""
+
+    __slots__ = ()
+    received = _Day()
+    patient = _Int()
+    new_patient = _Flag()
+    practice = _Int()
+    pathway = _Coded(_PATHWAYS)
+    outcome = _Coded(_OUTCOMES)
+    assessed = _MaybeDay()
+    course = _Int()
+    slot = _Int()
+
+    @property
+    def close(self) -> tuple[Status, date] | None:
+        code = self.store.columns["close_status"][self.row]
+        if not code:
+            return None
+        return _CLOSING[code - 1], date.fromordinal(self.store.columns["close_day"][self.row])
+
+    @close.setter
+    def close(self, value: tuple[Status, date]) -> None:
+        self.store.columns["close_status"][self.row] = _CLOSING.index(value[0]) + 1
+        self.store.columns["close_day"][self.row] = value[1].toordinal()
+
+    def set_contacts(self, steps: Sequence[tuple[int, ContactOutcome]]) -> None:
+        """Each contact attempt: working days after the last one (or the referral), outcome."""
+        packed = 0
+        for n, (days, outcome) in enumerate(steps):
+            packed |= (days | _CONTACT_OUTCOMES.index(outcome) << 3) << (n * _CONTACT_BITS)
+        self.store.columns["contacts"][self.row] = packed
+
+    @property
+    def contacts(self) -> list[tuple[date, ContactOutcome]]:
+        packed, day, made = self.store.columns["contacts"][self.row], self.received, []
+        while packed:  # every contact's steps are 1 or more, so its bits are never all zero
+            day = add_working_days(day, packed & 7)
+            made.append((day, _CONTACT_OUTCOMES[packed >> 3 & 3]))
+            packed >>= _CONTACT_BITS
+        return made
+
+
+class _Member(_Row):
+    """A planned referral as a member of its course."""
+
+    __slots__ = ()
+    enrolled_on = _Day()
+    leave = _Int()
+    waitlisted = _Flag()
+
+    @property
+    def referral(self) -> int:
+        return self.id
+
+    @property
+    def reliability(self) -> float:
+        return float(self.store.columns["reliability"][self.row])
+
+    @reliability.setter
+    def reliability(self, value: float) -> None:
+        self.store.columns["reliability"][self.row] = value
+
+
+class _Members:
+    """A course's members: rows of the referrals' plan, seen as `_Member`s."""
+
+    __slots__ = ("rows", "store")
+
+    def __init__(self, store: _Referrals) -> None:
+        self.store = store
+        self.rows = array("i")
+
+    def append(self, member: _Member) -> None:
+        self.rows.append(member.row)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, slot: int) -> _Member:
+        return _Member(self.store, self.rows[slot])
+
+    def __iter__(self) -> Iterator[_Member]:
+        return (_Member(self.store, row) for row in self.rows)
 
 
 @dataclass
@@ -302,7 +473,7 @@ class _Course:
     duration: int
     dates: list[date]
     cancelled: set[int]
-    members: list[_Member]
+    members: _Members
 
     def delivered(self, today: date) -> list[int]:
         return [i for i, d in enumerate(self.dates) if d < today and i not in self.cancelled]
@@ -312,10 +483,16 @@ class _Course:
         return max(d for i, d in enumerate(self.dates) if i not in self.cancelled)
 
 
+# Generated history asks the same few thousand days' working-day sums over and over; one date
+# object per answer also keeps the plan small.
+add_working_days = functools.cache(_uncached_add_working_days)
+
+
 def _weighted(rng: random.Random, options: Sequence[tuple[_T, float]]) -> _T:
     return rng.choices([o for o, _ in options], weights=[w for _, w in options])[0]
 
 
+@functools.cache
 def _working_day_on_or_before(day: date) -> date:
     while day.weekday() >= 5:
         day -= timedelta(days=1)
@@ -357,19 +534,19 @@ class _Planner:
         self.enrol_share = enrol_share
         self.start = today - timedelta(days=365 * HISTORY_YEARS)
 
-    def referrals(self) -> list[_Referral]:
+    def referrals(self) -> _Referrals:
         """When each referral arrived and how its intake went (before any course)."""
         rng = random.Random(self.seed)  # noqa: S311 - generated data
         span = (self.today - self.start).days
         # A scheme that grows: referrals per day rise by half over the years.
         offsets = sorted(span * math.sqrt(rng.random() * 0.8 + 0.2) / 1.0 for _ in range(self.n))
         low = span * math.sqrt(0.2)
-        refs: list[_Referral] = []
+        refs = _Referrals()
         patients = 0
         pathways = list(PATHWAY_SHARES.items())
         for index, offset in enumerate(offsets):
             day = self.start + timedelta(days=int((offset - low) / (span - low) * (span - 1)))
-            ref = _Referral(index + 1, _working_day_on_or_before(min(day, self.today)))
+            ref = refs.add(_working_day_on_or_before(min(day, self.today)))
             ref.practice = rng.randrange(PRACTICES)
             ref.pathway = _weighted(rng, pathways)
             earlier = index - rng.randrange(self.n // 8 + 1, self.n // 2 + 2)
@@ -383,7 +560,6 @@ class _Planner:
                 patients += 1
                 ref.patient = patients
             self._intake(rng, ref)
-            refs.append(ref)
         return refs
 
     def _intake(self, rng: random.Random, ref: _Referral) -> None:
@@ -399,19 +575,24 @@ class _Planner:
             ref.outcome = "declined_after"
         else:
             ref.outcome = "course"
-        day = add_working_days(ref.received, rng.randint(1, 5))
+        step = rng.randint(1, 5)
+        day = add_working_days(ref.received, step)
         failures = (
             3 if ref.outcome == "unable" else _weighted(rng, [(0, 0.65), (1, 0.25), (2, 0.1)])
         )
+        contacts: list[tuple[int, ContactOutcome]] = []
         for _ in range(failures):
-            ref.contacts.append(
-                (day, rng.choice((ContactOutcome.NO_ANSWER, ContactOutcome.LEFT_MESSAGE)))
+            contacts.append(
+                (step, rng.choice((ContactOutcome.NO_ANSWER, ContactOutcome.LEFT_MESSAGE)))
             )
-            day = add_working_days(day, rng.randint(2, 4))
+            step = rng.randint(2, 4)
+            day = add_working_days(day, step)
         if ref.outcome == "unable":
+            ref.set_contacts(contacts)
             ref.close = (Status.UNABLE_TO_CONTACT, add_working_days(day, 5))
             return
-        ref.contacts.append((day, ContactOutcome.SPOKE))
+        contacts.append((step, ContactOutcome.SPOKE))
+        ref.set_contacts(contacts)
         if ref.outcome in ("declined", "not_suitable"):
             status = Status.DECLINED if ref.outcome == "declined" else Status.NOT_SUITABLE
             ref.close = (status, day)
@@ -420,13 +601,16 @@ class _Planner:
         if ref.outcome == "declined_after":
             ref.close = (Status.DECLINED, add_working_days(ref.assessed, rng.randint(3, 15)))
 
-    def courses(self, refs: list[_Referral], world: _World) -> list[_Course]:
+    def courses(self, refs: _Referrals, world: _World) -> list[_Course]:
         """Fill courses with assessed people in the order they were assessed."""
         rng = random.Random(self.seed + 1)  # noqa: S311 - generated data
-        waiting = sorted(
-            (r for r in refs if r.outcome == "course" and r.assessed and r.assessed <= self.today),
-            key=lambda r: (r.assessed or self.today, r.id),
-        )
+        # In the order assessed, then received; read from the columns, as one number each.
+        assessed, outcome = refs.columns["assessed"], refs.columns["outcome"]
+        to_course, last = _OUTCOMES.index("course"), self.today.toordinal()
+        rows = [r for r in range(len(refs)) if outcome[r] == to_course and 0 < assessed[r] <= last]
+        rows.sort(key=lambda r: assessed[r] << 32 | r)
+        waiting = [refs[r] for r in rows]
+        del rows
         # The bench course: the last people assessed a fortnight or more ago, on a course that
         # meets on today's weekday and has a session today.
         cutoff = self.today - timedelta(days=14)
@@ -497,7 +681,7 @@ class _Planner:
                 duration=schedule.duration_minutes,
                 dates=dates,
                 cancelled=cancelled,
-                members=[],
+                members=_Members(refs),
             )
             waitlisted = len(group) - rng.choice((0, 0, 1, 2)) if start > self.today else len(group)
             for slot, ref in enumerate(group):
@@ -516,7 +700,9 @@ class _Planner:
                     leave = rng.randint(2, sessions - 1)
                 else:
                     leave = sessions
-                member = _Member(ref.id, enrolled_on, leave, reliability)
+                member = _Member(refs, ref.row)
+                member.enrolled_on, member.leave = enrolled_on, leave
+                member.reliability = reliability
                 member.waitlisted = slot >= waitlisted
                 ref.course, ref.slot = len(plan), slot
                 course.members.append(member)
@@ -598,11 +784,13 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
+        """Insert what is buffered and commit it: the journal, and memory, stay one batch."""
         for table in self.ORDER:
             rows = self.rows[table]
             if rows:
                 db.session.execute(insert(table), rows)
                 rows.clear()
+        db.session.commit()
         self.buffered = 0
 
 
@@ -611,17 +799,25 @@ def _bulk(table: Any, rows: list[dict[str, Any]]) -> None:
         db.session.execute(insert(table), rows[start : start + CHUNK_ROWS])
 
 
-# The 999 range is set aside for test and synthetic NHS numbers, so generated people can never
-# be mistaken for real ones; stepping by 5 leaves room for the odd invalid check digit.
+# NHS numbers from 900 000 0000 up are never issued to patients (they are kept for testing), so
+# generated people can never be mistaken for real ones. The first 199,999 people take the 999
+# range, as they always have; later ones go on from 900 000 000. Stepping by 5 leaves room for
+# the odd base whose mod-11 check digit would be 10 (never two such bases in a row).
 NHS_NUMBER_STEP = 5
-MAX_GENERATED_PEOPLE = 1_000_000 // NHS_NUMBER_STEP - 1
+_FIRST_RANGE = 999_000_000
+_SECOND_RANGE = 900_000_000
+_FIRST_RANGE_PEOPLE = (1_000_000 - 1) // NHS_NUMBER_STEP  # 199,999: n * 5 + 4 < 1,000,000
+MAX_GENERATED_PEOPLE = _FIRST_RANGE_PEOPLE + (_FIRST_RANGE - _SECOND_RANGE) // NHS_NUMBER_STEP
 
 
-def _nhs_number(n: int) -> str:
-    """The n-th generated person's NHS number: valid, and in the synthetic 999 range."""
-    if n > MAX_GENERATED_PEOPLE:
-        raise ValueError(f"at most {MAX_GENERATED_PEOPLE:,} generated people have NHS numbers")
-    base = 999_000_000 + n * NHS_NUMBER_STEP
+def generated_nhs_number(n: int) -> str:
+    """The n-th generated person's NHS number (n from 1): valid mod 11, unique, never issued."""
+    if not 1 <= n <= MAX_GENERATED_PEOPLE:
+        raise ValueError(f"generated people are numbered 1 to {MAX_GENERATED_PEOPLE:,}")
+    if n <= _FIRST_RANGE_PEOPLE:
+        base = _FIRST_RANGE + n * NHS_NUMBER_STEP
+    else:
+        base = _SECOND_RANGE + (n - _FIRST_RANGE_PEOPLE - 1) * NHS_NUMBER_STEP
     while True:
         digits = f"{base:09d}"
         check = 11 - sum(int(d) * (10 - i) for i, d in enumerate(digits)) % 11
@@ -773,7 +969,21 @@ def _make_world(today: date, start: date, password_hash: str) -> _World:
 
 
 def _write_courses(plan: list[_Course], world: _World, today: date) -> dict[str, int]:
-    courses, artists, sessions = [], [], []
+    """Courses, their artists and sessions, inserted a batch at a time (parents first)."""
+    courses: list[dict[str, Any]] = []
+    artists: list[dict[str, Any]] = []
+    sessions: list[dict[str, Any]] = []
+    written = {"course": 0, "course_session": 0}
+
+    def write() -> None:
+        _bulk(Course.__table__, courses)
+        _bulk(course_artist, artists)
+        _bulk(CourseSession.__table__, sessions)
+        written["course"] += len(courses)
+        written["course_session"] += len(sessions)
+        for rows in (courses, artists, sessions):
+            rows.clear()
+
     session_id = 0
     provider_index = {p[0]: i for i, p in enumerate(world.providers)}
     for course in plan:
@@ -833,10 +1043,10 @@ def _write_courses(plan: list[_Course], world: _World, today: date) -> dict[str,
                     "register_saved_by_id": course.artist if delivered else None,
                 }
             )
-    _bulk(Course.__table__, courses)
-    _bulk(course_artist, artists)
-    _bulk(CourseSession.__table__, sessions)
-    return {"course": len(courses), "course_session": len(sessions)}
+        if len(sessions) >= CHUNK_ROWS:
+            write()
+    write()
+    return written
 
 
 class _Emitter:
@@ -878,7 +1088,7 @@ class _Emitter:
             Patient.__table__,
             {
                 "id": ref.patient,
-                "nhs_number": _nhs_number(ref.patient),
+                "nhs_number": generated_nhs_number(ref.patient),
                 "given_name": given,
                 "family_name": rng.choice(group.family),
                 "date_of_birth": born,
@@ -1222,38 +1432,78 @@ def database_is_empty() -> bool:
     )
 
 
+class ScaleArgumentError(ValueError):
+    """The scheme asked for cannot be generated; said before anything is written."""
+
+
+MAX_REFERRALS = MAX_GENERATED_PEOPLE  # every referral may be a new person
+
+
+def check_arguments(referrals: int, attendances: int) -> None:
+    """Refuse a scheme that cannot be generated, before anything is planned or written."""
+    if not 1 <= referrals <= MAX_REFERRALS:
+        raise ScaleArgumentError(f"referrals must be between 1 and {MAX_REFERRALS:,}")
+    if attendances < 0:
+        raise ScaleArgumentError("attendances must be 0 or more")
+    if attendances > referrals * MAX_SESSIONS:
+        raise ScaleArgumentError(
+            f"{referrals:,} referrals can have at most {referrals * MAX_SESSIONS:,} attendance "
+            f"records ({MAX_SESSIONS} sessions each); ask for fewer attendances or more referrals"
+        )
+
+
+Progress = Callable[[str], None]
+
+
 def seed_scale(
-    referrals: int, attendances: int, *, seed: int = 2026, today: date | None = None
+    referrals: int,
+    attendances: int,
+    *,
+    seed: int = 2026,
+    today: date | None = None,
+    progress: Progress | None = None,
 ) -> ScaleReport:
-    """Generate the scheme described above into an empty migrated database; the caller commits."""
-    if referrals < 1 or attendances < 0:
-        raise ValueError("referrals must be 1 or more and attendances 0 or more")
+    """Generate the scheme described above into an empty migrated database, committing each
+    batch; `progress` (say `click.echo`) hears about each stage and batch."""
+    check_arguments(referrals, attendances)
     if not database_is_empty():
         raise DatabaseNotEmpty("the database already holds data; use an empty one")
     began = clock.perf_counter()
     today = today or datetime.now(LONDON).date()
 
-    # Aim the share of referrals reaching a course at the attendance wanted, then adjust.
+    def report(message: str) -> None:
+        if progress is not None:
+            progress(f"[{clock.perf_counter() - began:7.1f} s] {message}")
+
+    # Aim the share of referrals reaching a course at the attendance wanted: plan a sample of
+    # the referrals (all of them in a small scheme) and adjust; `_tune` makes the count exact.
     share = 0.9
-    plan: list[_Course] = []
-    refs: list[_Referral] = []
+    sample = min(referrals, PLANNING_SAMPLE)
+    wanted_rows = attendances * sample / referrals
     stub = _stub_world()
-    for _attempt in range(3):
-        planner = _Planner(referrals, today, seed, share)
+    for attempt in range(3):
+        planner = _Planner(sample, today, seed, share)
         refs = planner.referrals()
         plan = planner.courses(refs, stub)
         rows = sum(_rows(c, m, today) for c in plan for m in c.members)
         if rows == 0:
             break
-        wanted = min(0.97, max(0.05, share * attendances / rows))
-        if abs(wanted - share) < 0.005:
+        wanted = min(0.97, max(0.05, share * wanted_rows / rows))
+        if abs(wanted - share) < 0.005 or attempt == 2:
             break
         share = wanted
+    if sample < referrals:
+        del refs, plan  # the sample's plan, before the whole one is made
+        report(f"Planning {referrals:,} referrals ({share:.0%} reach a course) ...")
+        planner = _Planner(referrals, today, seed, share)
+        refs = planner.referrals()
+        plan = planner.courses(refs, stub)
 
     world = _make_world(today, planner.start, hash_password(DEMO_PASSWORD))
     if world.providers != stub.providers:
         raise RuntimeError("the planned provider and artist ids differ from those written")
-    _tune(plan, attendances, today)
+    made = _tune(plan, attendances, today)
+    report(f"Planned {len(plan):,} courses and {made:,} attendance records.")
     counts = {
         "organisation": world.organisations,
         "user_account": world.users,
@@ -1261,15 +1511,24 @@ def seed_scale(
         "venue": VENUES,
     }
     counts |= _write_courses(plan, world, today)
+    db.session.commit()
+    report(f"Wrote {counts['course']:,} courses and {counts['course_session']:,} sessions.")
     writer = _Writer()
     emitter = _Emitter(world, plan, today, seed, writer)
-    for ref in refs:
+    step = max(CHUNK_ROWS, referrals // 20)
+    for index, ref in enumerate(refs):
         emitter.referral(ref)
         writer.maybe_flush()
+        if progress is not None and (index + 1) % step == 0:
+            report(
+                f"{index + 1:,} of {referrals:,} referrals, "
+                f"{writer.counts[Attendance.__tablename__]:,} attendance records"
+            )
     writer.flush()
     counts |= writer.counts
     _reset_sequences()
-    db.session.flush()
+    db.session.commit()
+    report("Done.")
     return ScaleReport(
         counts=counts,
         seconds=clock.perf_counter() - began,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.auth.services import OrganisationFields, UserFields, create_organisation, create_user
-from referrals.courses.demo import seed_demo_scheme
+from referrals.seeding.demo_courses import seed_demo_scheme
 
 # Documented in the README. Demo data only: never use it on a real deployment.
 DEMO_PASSWORD = "choir-painting-dance"  # noqa: S105

@@ -2,8 +2,8 @@
 people on them, with registers, moods and wellbeing questionnaires.
 
 `plan_demo_scheme` is pure and deterministic for a seed. It takes the referrals' intake from
-`referrals.intake.demo`, lays out each course's runs around `today`, then plays the thirteen
-months forward one event at a time (enrolments, waiting lists, registers, completions,
+`referrals.seeding.demo_referrals`, lays out each course's runs around `today`, then plays the
+thirteen months forward one event at a time (enrolments, waiting lists, registers, completions,
 withdrawals) by the rules the course services apply, so it knows where every referral ends up.
 Shortly before `today` (`place_freed_at`) someone gives up their place on a full course, and
 the first person waiting is offered it and has not answered yet. `apply_demo_scheme` replays
@@ -54,7 +54,13 @@ from referrals.courses.services import (
 )
 from referrals.dates import MONTH_NAMES
 from referrals.extensions import db
-from referrals.intake.demo import (
+from referrals.intake.lifecycle import Status
+from referrals.intake.models import Referral, ReferralTransition
+from referrals.intake.validation import age_on
+from referrals.notifications.models import Notification, NotificationRead
+from referrals.notifications.outbound import loading_history
+from referrals.outcomes.scoring import Instrument, Timepoint
+from referrals.seeding.demo_referrals import (
     CLOSE_REASONS,
     LINK_WORKER,
     LINK_WORKER_2,
@@ -77,12 +83,6 @@ from referrals.intake.demo import (
     history_start,
     last_planned_day,
 )
-from referrals.intake.lifecycle import Status
-from referrals.intake.models import Referral, ReferralTransition
-from referrals.intake.validation import age_on
-from referrals.notifications.models import Notification, NotificationRead
-from referrals.notifications.outbound import loading_history
-from referrals.outcomes.scoring import Instrument, Timepoint
 from referrals.vocab import ArtForm, Pathway
 from referrals.workdays import add_working_days, is_working_day
 

@@ -2,8 +2,8 @@
 where a link worker matches each person to a course.
 
 `draft_demo_referrals` is pure and deterministic for a seed: people, referrals and the intake part
-of their timelines (contact, conversation, early closes). `referrals.courses.demo` carries the
-matched ones on through courses and replays the whole plan through the services, so statuses,
+of their timelines (contact, conversation, early closes). `referrals.seeding.demo_courses` carries
+the matched ones on through courses and replays the whole plan through the services, so statuses,
 timelines, audit entries and messages back are the ones the service itself records.
 """
 
