@@ -51,16 +51,25 @@ def navigation_items() -> list[dict[str, Any]]:
 
 
 def _inject() -> dict[str, Any]:
-    from referrals.notifications.services import unread_count
-
     authenticated = current_user.is_authenticated
     if g.get("page_without_database"):
         authenticated = False  # an error page: the database may be what failed
     return {
         "navigation_items": navigation_items(),
-        "unread_message_count": unread_count(current_user) if authenticated else 0,
+        "unread_message_count": _unread_count() if authenticated else 0,
         "Role": Role,
     }
+
+
+def _unread_count() -> int:
+    """As the request's identity query found it, on a page that changes nothing; counted
+    afresh after a request that may have sent or read a message."""
+    from referrals.auth.sessions import UNREAD_AT_START
+    from referrals.notifications.services import unread_count
+
+    if request.method in ("GET", "HEAD") and UNREAD_AT_START in g:
+        return int(g.get(UNREAD_AT_START) or 0)
+    return unread_count(current_user)
 
 
 def local_datetime(value: datetime | None) -> str:
