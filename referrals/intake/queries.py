@@ -9,11 +9,17 @@ from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
-from referrals.intake.models import Patient, Referral
+from referrals.intake.models import (
+    ContactAttempt,
+    Conversation,
+    Patient,
+    Referral,
+    ReferralTransition,
+)
 from referrals.intake.scope import patient_scope, referral_scope, scoped_referrals
 from referrals.pagination import by_key
 from referrals.workdays import add_working_days
@@ -84,6 +90,20 @@ PRACTICE_LIST_LOADERS = (
     joinedload(Referral.patient),
     joinedload(Referral.referred_by),
     joinedload(Referral.reconciliation),
+)
+
+
+# What a referral's own page shows: the person, who referred and holds it, its history with
+# who recorded each step, and a reconciliation task: in four statements, none as it renders.
+REFERRAL_PAGE_LOADERS = (
+    joinedload(Referral.patient).joinedload(Patient.gp_practice),
+    joinedload(Referral.gp_practice),
+    joinedload(Referral.referred_by),
+    joinedload(Referral.assigned_to),
+    joinedload(Referral.reconciliation),
+    selectinload(Referral.transitions).joinedload(ReferralTransition.actor),
+    selectinload(Referral.contact_attempts).joinedload(ContactAttempt.actor),
+    selectinload(Referral.conversations).joinedload(Conversation.actor),
 )
 
 

@@ -39,6 +39,7 @@ from referrals.intake.models import Referral
 from referrals.intake.queries import (
     CASELOAD_LOADERS,
     PRACTICE_LIST_LOADERS,
+    REFERRAL_PAGE_LOADERS,
     CaseloadFilters,
     caseload_query,
     is_overdue,
@@ -331,7 +332,7 @@ def new_referral() -> ResponseReturnValue:
 @bp.get("/<int:referral_id>")
 @allow(*REFERRING)
 def referral(referral_id: int) -> ResponseReturnValue:
-    item = get_referral_or_404(referral_id, current_user)
+    item = get_referral_or_404(referral_id, current_user, *REFERRAL_PAGE_LOADERS)
     referral_viewed(current_user, item)
     can_triage = current_user.role in TRIAGING
     task = item.reconciliation if can_triage else None
