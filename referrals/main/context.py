@@ -113,7 +113,11 @@ def phone_link(value: str | None) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from referrals import chrome
+
     app.context_processor(_inject)
+    app.jinja_env.globals["chrome_header"] = chrome.header
+    app.jinja_env.globals["chrome_footer"] = chrome.footer
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(phone_display, "phone")
