@@ -37,15 +37,13 @@ from referrals.intake.identity import (
 from referrals.intake.lifecycle import Status, TransitionRefused, next_steps
 from referrals.intake.models import Referral
 from referrals.intake.queries import (
-    CASELOAD_LOADERS,
-    PRACTICE_LIST_LOADERS,
     REFERRAL_PAGE_LOADERS,
     CaseloadFilters,
     caseload_query,
     is_overdue,
+    listed_referrals,
     other_referrals,
     practice_query,
-    referrals_by_id,
     search_kind,
 )
 from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
@@ -140,7 +138,7 @@ def referrals() -> ResponseReturnValue:
         page = Page.of_keys(
             practice_query(current_user, search, status),
             Referral.id,
-            lambda ids: referrals_by_id(ids, PRACTICE_LIST_LOADERS),
+            lambda ids: listed_referrals(ids, current_user),
         )
         _list_viewed(page.items, search)
         return render_template(
@@ -180,7 +178,7 @@ def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
     page = Page.of_keys(
         caseload_query(current_user, filters),
         Referral.id,
-        lambda ids: referrals_by_id(ids, CASELOAD_LOADERS),
+        lambda ids: listed_referrals(ids, current_user),
     )
     _list_viewed(page.items, search)
     return render_template(

@@ -44,9 +44,9 @@ def referral_overview(user: Any) -> dict[str, Any]:
     from referrals.intake.lifecycle import OPEN_STATUSES, Status
     from referrals.intake.models import Referral
     from referrals.intake.queries import (
-        PRACTICE_LIST_LOADERS,
         CaseloadFilters,
         caseload_query,
+        listed_referrals,
         practice_query,
     )
     from referrals.intake.scope import referral_scope
@@ -56,9 +56,12 @@ def referral_overview(user: Any) -> dict[str, Any]:
             "all_referrals": db.session.scalar(
                 select(func.count()).select_from(Referral).where(referral_scope(user))
             ),
-            "recent_referrals": db.session.scalars(
-                practice_query(user).options(*PRACTICE_LIST_LOADERS).limit(5)
-            ).all(),
+            "recent_referrals": listed_referrals(
+                db.session.scalars(
+                    practice_query(user).with_only_columns(Referral.id).limit(5)
+                ).all(),
+                user,
+            ),
         }
     open_by_status = dict(
         db.session.execute(
