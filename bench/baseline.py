@@ -49,8 +49,11 @@ def _engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _sqlite(connection: Any, _record: Any) -> None:
-            connection.execute("PRAGMA foreign_keys=ON")
-            connection.execute("PRAGMA busy_timeout=10000")
+            # As the service's connections (referrals.db).
+            connection.execute("PRAGMA foreign_keys = ON")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA busy_timeout = 10000")
+            connection.execute("PRAGMA synchronous = NORMAL")
 
     return engine
 
@@ -153,6 +156,9 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
             if me.role in required and me.mfa_enabled_at is None:
                 return redirect("/account/mfa")
             if now - me.last_seen_at > touch_interval:
+                # As the service does: the read ends first, so the write starts its own
+                # transaction (on SQLite a read turned into a write fails at once).
+                db.rollback()
                 db.execute(update(sess).where(sess.c.id == me.id).values(last_seen_at=now))
                 db.commit()
             scope = referral.c.gp_practice_id == me.organisation_id
@@ -190,6 +196,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
                 )
             }
             rows = [found[i] for i in ids if i in found]
+            db.rollback()  # the reads end before the audit entries are written
             if rows:
                 at, source, address = now, request.endpoint, request.remote_addr
                 db.execute(
