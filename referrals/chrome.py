@@ -25,6 +25,8 @@ _CACHE = "referrals.chrome"
 
 
 def _kept(key: tuple[Any, ...], render: Any) -> str:
+    """The HTML kept for `key` (with the service's name, which both show), rendered if new."""
+    key = (*key, current_app.config["SERVICE_NAME"])
     kept: dict[tuple[Any, ...], str] = current_app.extensions.setdefault(_CACHE, {})
     html = kept.get(key)
     if html is None:
