@@ -77,6 +77,8 @@ def pages(app: Flask, found: Any) -> list[Measured]:
         Measured("register_page", "artist", register),
         Measured("register_save", "artist", register, expect=302, method="POST"),
         Measured("commissioner_dashboard", "commissioner", "/returns/"),
+        Measured("home_link_worker", "link_worker", "/"),
+        Measured("home_referrer", "gp", "/"),
     ]
 
 
@@ -105,16 +107,20 @@ def measure_page(
 
     for _ in range(warmup):
         checked(request(), page)
-    times, statements = [], []
+    times, cpu, statements = [], [], []
     for _ in range(n):
         before = counter.count
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         response = request()
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
         statements.append(counter.count - before)
         checked(response, page)
     figures: dict[str, Any] = {"path": page.path, "method": page.method, "as": page.who}
     figures.update(common.summarise_ms(times))
+    # CPU of this process (the app and the test client): the page's own work, unlike wall time
+    # not stretched by other work on a shared machine.
+    figures["cpu_ms"] = round(1000 * sorted(cpu)[len(cpu) // 2], 2)
     figures["queries"] = max(set(statements), key=statements.count)
     figures["queries_min"], figures["queries_max"] = min(statements), max(statements)
     if form is not None:

@@ -117,6 +117,22 @@ def work_table(results: list[dict[str, Any]]) -> str:
                 f"{page['share_of_hello_world']:.1%}{_mark(met)}"
             )
         rows.append(row)
+    versus = [
+        "Referral list against the minimal implementation (bench/baseline.py)",
+        "CPU ≤ 2×, req/s ≥ 50%",
+    ]
+    for result in results:
+        base = _get(result, "throughput", "baseline_referral_list")
+        if base is None:
+            versus.append("–")
+            continue
+        met = base["service_cpu_ratio"] <= 2 and base["service_share_of_requests_per_s"] >= 0.5
+        versus.append(
+            f"CPU {base['service_cpu_ratio']:.2f}× ({base['server_cpu_ms_per_request']} ms "
+            f"baseline), {base['service_share_of_requests_per_s']:.0%} of its "
+            f"{base['requests_per_s']:,.0f} req/s{_mark(met)}"
+        )
+    rows.append(versus)
 
     phone = ["Offline register drawn from the phone, p50 / p95", f"< {OFFLINE_MS:g} ms"]
     for result in results:

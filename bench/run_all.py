@@ -54,6 +54,22 @@ def target_checks(result: dict[str, Any]) -> list[dict[str, Any]]:
                     "met": share >= THROUGHPUT_SHARE if name == "referral_list" else None,
                 }
             )
+    base = result.get("throughput", {}).get("baseline_referral_list")
+    if base:
+        # The same bytes from a minimal implementation (bench/baseline.py), same server and load.
+        checks.append(
+            _check("referral_list server CPU / baseline's", base["service_cpu_ratio"], 2.0, "×")
+        )
+        share = base["service_share_of_requests_per_s"]
+        checks.append(
+            {
+                "target": "referral_list throughput share of the baseline's",
+                "measured": share,
+                "limit": 0.5,
+                "unit": "",
+                "met": share >= 0.5,
+            }
+        )
     drawn = result.get("offline", {}).get("register_drawn")
     if drawn:
         checks.append(

@@ -118,7 +118,8 @@ def sign_in_over_http(base: str, email: str, password: str) -> str:
     return "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
 
 
-def check_page(url: str, cookie: str) -> None:
+def check_page(url: str, cookie: str) -> str:
+    """The page's HTML, which must be a 200 OK (not a redirect to sign in)."""
     request = urllib.request.Request(  # noqa: S310  (loopback)
         url, headers={"Cookie": cookie, "User-Agent": USER_AGENT}
     )
@@ -126,6 +127,7 @@ def check_page(url: str, cookie: str) -> None:
     with opener.open(request, timeout=30) as response:
         if response.status != 200:
             raise RuntimeError(f"{url} answered {response.status}")
+        return str(response.read().decode())
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -193,9 +195,26 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def measured(url: str, load: Load, cookie: str = "") -> dict[str, Any]:
+def workers_cpu_seconds(master: int) -> float:
+    """User and system CPU time so far of a gunicorn master's workers."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
+def measured(
+    url: str, load: Load, cookie: str = "", server: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """wrk's figures and, given the server, its workers' CPU per request (ms)."""
     wrk(url, load, duration=1, cookie=cookie)  # warm: templates compiled, connections pooled
+    before = workers_cpu_seconds(server.pid) if server else 0.0
     result = wrk(url, load, duration=load.duration, cookie=cookie)
+    if server is not None:
+        used = workers_cpu_seconds(server.pid) - before
+        result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
     if result["not_200"] or result["socket_errors"]:
         raise RuntimeError(f"{url}: {result['not_200']} answers were not 200 OK: {result}")
     return result
@@ -217,19 +236,46 @@ def run(url: str, app: Any, load: Load) -> dict[str, Any]:
         "referral_list": ("gp_email", "/referrals/"),
         "register_page": ("artist_email", f"/sessions/{found.register_session_id}/register"),
     }
+    cookies: dict[str, str] = {}
     with gunicorn("referrals:create_app()", env, load, "/health") as (base, server):
         for name, (who, path) in pages.items():
             common.note(f"throughput: {name} ({path})")
-            cookie = sign_in_over_http(base, getattr(found, who), found.password)
+            cookie = cookies[name] = sign_in_over_http(base, getattr(found, who), found.password)
             check_page(base + path, cookie)
-            figures = measured(base + path, load, cookie)
+            figures = measured(base + path, load, cookie, server)
             figures["share_of_hello_world"] = round(
                 figures["requests_per_s"] / hello["requests_per_s"], 3
             )
             check_page(base + path, cookie)  # still signed in: the run measured real pages
             results[name] = figures
+        service_list = check_page(base + "/referrals/", cookies["referral_list"])
         results["web_worker_peak_rss_mib"] = worker_peak_rss_mib(server.pid)
+    results["baseline_referral_list"] = baseline_run(
+        env, load, cookies["referral_list"], service_list, results["referral_list"]
+    )
     return results
+
+
+def baseline_run(
+    env: dict[str, str], load: Load, cookie: str, service_html: str, service: dict[str, Any]
+) -> dict[str, Any]:
+    """bench/baseline.py's referral list under the same gunicorn and load, with the same
+    cookie; it must answer the service's bytes (apart from nonce and token) or the run fails."""
+    from bench.baseline import same_page
+
+    common.note("throughput: minimal implementation of the referral list (bench/baseline.py)")
+    with gunicorn("bench.baseline:create_app()", env, load, "/health") as (base, server):
+        if not same_page(service_html, check_page(base + "/referrals/", cookie)):
+            raise RuntimeError("the baseline's referral list differs from the service's")
+        figures = measured(base + "/referrals/", load, cookie, server)
+        check_page(base + "/referrals/", cookie)
+    figures["service_share_of_requests_per_s"] = round(
+        service["requests_per_s"] / figures["requests_per_s"], 3
+    )
+    figures["service_cpu_ratio"] = round(
+        service["server_cpu_ms_per_request"] / max(0.01, figures["server_cpu_ms_per_request"]), 2
+    )
+    return figures
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import pyotp
 import segno
-from flask import current_app, flash, session
+from flask import current_app, flash, g, has_request_context, session
 from sqlalchemy import delete, func, or_, select, update
 
 from referrals.audit import record
@@ -42,7 +42,11 @@ from referrals.auth.models import (
 )
 from referrals.auth.passwords import verify_password
 from referrals.auth.services import LoginOutcome, complete_sign_in
-from referrals.auth.sessions import current_session_row, revoke_all_sessions
+from referrals.auth.sessions import (
+    SETTINGS_PRELOADED,
+    current_session_row,
+    revoke_all_sessions,
+)
 from referrals.auth.throttle import Throttled
 from referrals.db import utcnow
 from referrals.extensions import db
@@ -394,12 +398,20 @@ def required_roles_setting() -> SecuritySetting | None:
 
 
 def required_roles() -> frozenset[Role]:
-    """The admin's choice if they made one, otherwise the configuration."""
-    setting = required_roles_setting()
-    if setting is None:
+    """The admin's choice if they made one, otherwise the configuration.
+
+    In a signed-in request the choice was read with the user (`auth.sessions`), so checking it
+    on every page costs no query of its own.
+    """
+    if has_request_context() and SETTINGS_PRELOADED in g:
+        chosen = g.get(SETTINGS_PRELOADED)
+    else:
+        setting = required_roles_setting()
+        chosen = None if setting is None else setting.value
+    if chosen is None:
         return configured_required_roles()
     known = {role.value for role in Role}
-    return frozenset(Role(name) for name in setting.value if name in known)
+    return frozenset(Role(name) for name in chosen if name in known)
 
 
 def _required_roles_now() -> dict[str, Any]:
@@ -413,6 +425,8 @@ def _required_roles_now() -> dict[str, Any]:
 def set_required_roles(actor: Any, roles: frozenset[Role] | None) -> None:
     """Store the admin's choice, or (None) go back to the configured default. The audit entry
     holds the roles before and after."""
+    if has_request_context():
+        g.pop(SETTINGS_PRELOADED, None)  # read afresh from here on
     old = _required_roles_now()
     setting = required_roles_setting()
     if roles is None:

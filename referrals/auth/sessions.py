@@ -22,13 +22,19 @@ from datetime import datetime
 from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select, update
+from sqlalchemy.orm import contains_eager
 
-from referrals.auth.models import User, UserSession
+from referrals.auth.models import SecuritySetting, User, UserSession
 from referrals.db import utcnow
 from referrals.extensions import db
 
 SESSION_KEY = "sid"
 _TOUCH_DUE = "session_touch_due"
+# Set by the user loader: the request's identity query also read the roles an admin chose to
+# require two-step verification (None: no choice made; auth.mfa), and the unread message count
+# as the request began (main.context shows it on pages that change nothing).
+SETTINGS_PRELOADED = "security_settings_preloaded"
+UNREAD_AT_START = "unread_message_count"
 
 
 def _digest(token: str) -> str:
@@ -64,16 +70,40 @@ def session_expired(row: UserSession, now: datetime) -> bool:
 
 
 def load_user_for_session(user_id: str) -> User | None:
-    """Flask-Login's user loader: only a live, unrevoked session row yields its user."""
-    row = current_session_row()
-    if row is None or str(row.user_id) != user_id:
+    """Flask-Login's user loader: only a live, unrevoked session row yields its user.
+
+    One statement loads what every page needs about who is asking: the session row, the user
+    with their organisation, the two-step verification settings and the unread message count.
+    """
+    from referrals.auth.mfa import REQUIRED_ROLES_SETTING
+    from referrals.notifications.services import unread_count_of
+
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str):
+        return None
+    found = db.session.execute(
+        select(
+            UserSession,
+            User,
+            SecuritySetting.value.label("required_roles"),
+            unread_count_of(User).label("unread"),
+        )
+        .join(UserSession.user)
+        .join(User.organisation)
+        .outerjoin(SecuritySetting, SecuritySetting.key == REQUIRED_ROLES_SETTING)
+        .where(UserSession.token_hash == _digest(token))
+        .options(contains_eager(User.organisation))
+    ).first()
+    if found is None:
+        return None
+    row, user, required_roles, unread = found
+    if str(row.user_id) != user_id:
         return None
     now = utcnow()
-    if session_expired(row, now):
+    if session_expired(row, now) or not user.active:
         return None
-    user = db.session.get(User, row.user_id)
-    if user is None or not user.active:
-        return None
+    g.setdefault(SETTINGS_PRELOADED, required_roles)
+    g.setdefault(UNREAD_AT_START, unread)
     if now - row.last_seen_at > current_app.config["SESSION_TOUCH_INTERVAL"]:
         g.setdefault(_TOUCH_DUE, row.id)
     return user

@@ -194,7 +194,8 @@ class CourseSession(db.Model):  # type: ignore[name-defined]
 
     __table_args__ = (
         Index("ix_course_session_course_id_date", "course_id", "date"),
-        Index("ix_course_session_date_status", "date", "status"),
+        # The directory's courses still to run: read from this index alone.
+        Index("ix_course_session_date_status_course_id", "date", "status", "course_id"),
     )
 
 

@@ -31,8 +31,10 @@ def sees_contract_cost(user: Any) -> bool:
     return user.role in (Role.ADMIN, Role.COMMISSIONER)
 
 
-def get_course_or_404(course_id: int, user: Any) -> Course:
-    return db.first_or_404(select(Course).where(Course.id == course_id, course_scope(user)))
+def get_course_or_404(course_id: int, user: Any, *loaders: Any) -> Course:
+    """`loaders`: what the page shows of the course, loaded with it."""
+    query = select(Course).where(Course.id == course_id, course_scope(user))
+    return db.first_or_404(query.options(*loaders) if loaders else query)
 
 
 def register_scope(user: Any) -> Any:
@@ -48,8 +50,10 @@ def sessions_for_registers(user: Any) -> Select[Any]:
     return select(CourseSession).join(CourseSession.course).where(register_scope(user))
 
 
-def get_register_session_or_404(session_id: int, user: Any) -> CourseSession:
-    return db.first_or_404(sessions_for_registers(user).where(CourseSession.id == session_id))
+def get_register_session_or_404(session_id: int, user: Any, *loaders: Any) -> CourseSession:
+    """`loaders`: what the page shows of the session, loaded with it."""
+    query = sessions_for_registers(user).where(CourseSession.id == session_id)
+    return db.first_or_404(query.options(*loaders) if loaders else query)
 
 
 def get_session_or_404(session_id: int, user: Any) -> CourseSession:

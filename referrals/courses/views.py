@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload, selectinload
 from wtforms import RadioField, SelectField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length
@@ -21,6 +21,7 @@ from referrals.courses import bp
 from referrals.courses.models import (
     ACTIVE_ENROLMENT,
     AttendanceStatus,
+    Course,
     CourseSession,
     Enrolment,
     EnrolmentStatus,
@@ -75,6 +76,7 @@ from referrals.extensions import db
 from referrals.forms import Form, UKDateField
 from referrals.ids import parse_id
 from referrals.intake.lifecycle import Status
+from referrals.intake.models import Referral
 from referrals.intake.scope import get_referral_or_404
 from referrals.outcomes.charts import questionnaire_chart, wellbeing_chart
 from referrals.outcomes.queries import enrolment_wellbeing
@@ -133,10 +135,20 @@ def directory() -> ResponseReturnValue:
     )
 
 
+# What a course's page shows of it, loaded with it (none as it renders).
+COURSE_PAGE_LOADERS = (
+    joinedload(Course.provider),
+    joinedload(Course.venue),
+    joinedload(Course.contract),
+    selectinload(Course.lead_artists),
+    selectinload(Course.sessions).joinedload(CourseSession.moved_venue),
+)
+
+
 @bp.get("/courses/<int:course_id>")
 @allow(STAFF)
 def course(course_id: int) -> ResponseReturnValue:
-    item = get_course_or_404(course_id, current_user)
+    item = get_course_or_404(course_id, current_user, *COURSE_PAGE_LOADERS)
     sees_people = current_user.role in MATCHING or current_user.role == Role.ARTIST
     enrolments: list[Enrolment] = []
     if sees_people:
@@ -145,7 +157,7 @@ def course(course_id: int) -> ResponseReturnValue:
             db.session.scalars(
                 scoped_enrolments(current_user)
                 .where(Enrolment.course_id == item.id)
-                .options(selectinload(Enrolment.referral))
+                .options(selectinload(Enrolment.referral).joinedload(Referral.patient))
                 .order_by(Enrolment.waitlisted_at.is_(None), Enrolment.waitlisted_at, Enrolment.id)
             )
         )
@@ -296,6 +308,13 @@ def sessions() -> ResponseReturnValue:
     return render_template("courses/my_sessions.html", groups=groups, counts=counts, today=day)
 
 
+# The session's course and venue and its marks so far, loaded with it (none as it renders).
+REGISTER_PAGE_LOADERS = (
+    joinedload(CourseSession.course).joinedload(Course.venue),
+    selectinload(CourseSession.attendance),
+)
+
+
 def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
     existing = {a.enrolment_id: a for a in session.attendance}
     enrolments = register_enrolments(session)
@@ -383,7 +402,7 @@ def _completion_message(names: list[str]) -> str:
 @bp.route("/sessions/<int:session_id>/register", methods=["GET", "POST"])
 @allow(*REGISTER_TAKERS)
 def register(session_id: int) -> ResponseReturnValue:
-    session = get_register_session_or_404(session_id, current_user)
+    session = get_register_session_or_404(session_id, current_user, *REGISTER_PAGE_LOADERS)
     day = clock.today()
     rows = _register_rows(session)
     editable = can_edit_register(current_user, session, day)

@@ -252,6 +252,12 @@ class PersonAsSent:
         )
 
 
+def name_as_sent(sent: dict[str, Any]) -> str:
+    """A person's full name as their practice sent it (`PersonAsSent.full_name`)."""
+    given, family = (_model_value(name, sent.get(name)) for name in ("given_name", "family_name"))
+    return f"{given} {family}"
+
+
 def person_as_referred(referral: Referral) -> Patient | PersonAsSent:
     """The person as the referring practice knows them: the stored record when they are
     registered with that practice, otherwise the details the practice sent with the referral."""

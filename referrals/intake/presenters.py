@@ -7,8 +7,10 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Flask
+from markupsafe import Markup
 
 from referrals.intake.identity import person_seen_by
+from referrals.intake.lifecycle import Status
 from referrals.intake.models import Referral
 from referrals.intake.validation import age_on, format_nhs_number
 from referrals.vocab import ArtForm
@@ -82,7 +84,34 @@ def person(referral: Referral) -> Any:
     return person_seen_by(current_user, referral)
 
 
+# The NHS.UK tag colour of each status, wherever a referral's status is shown.
+STATUS_COLOURS = {
+    Status.RECEIVED: "blue",
+    Status.CONTACTING: "aqua-green",
+    Status.ASSESSED: "purple",
+    Status.ENROLLED: "green",
+    Status.WAITLISTED: "yellow",
+    Status.STARTED: "green",
+    Status.COMPLETED: "white",
+    Status.DECLINED: "grey",
+    Status.UNABLE_TO_CONTACT: "grey",
+    Status.NOT_SUITABLE: "grey",
+    Status.DID_NOT_START: "grey",
+    Status.WITHDRAWN: "grey",
+}
+_TAG = Markup('<strong class="nhsuk-tag nhsuk-tag--{}">{}</strong>')
+_STATUS_TAGS = {
+    status: _TAG.format(colour, status.label) for status, colour in STATUS_COLOURS.items()
+}
+
+
+def status_tag(status: Status) -> Markup:
+    """A status as its tag: made once per status, not rendered from a template for each row."""
+    return _STATUS_TAGS[Status(status)]
+
+
 def init_app(app: Flask) -> None:
+    app.add_template_filter(status_tag, "status_tag")
     app.add_template_filter(person, "person")
     app.add_template_filter(timeline, "timeline")
     app.add_template_filter(art_forms, "art_forms")

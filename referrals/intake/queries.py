@@ -5,17 +5,25 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import joinedload
+from sqlalchemy.orm import joinedload, selectinload
 
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
-from referrals.intake.models import Patient, Referral
+from referrals.intake.models import (
+    ContactAttempt,
+    Conversation,
+    Patient,
+    Referral,
+    ReferralTransition,
+)
 from referrals.intake.scope import patient_scope, referral_scope, scoped_referrals
 from referrals.pagination import by_key
+from referrals.vocab import Pathway
 from referrals.workdays import add_working_days
 
 FIRST_CONTACT_WORKING_DAYS = 5
@@ -34,7 +42,7 @@ def contact_due_by(received_on: date) -> date:
     return add_working_days(received_on, FIRST_CONTACT_WORKING_DAYS)
 
 
-def is_overdue(referral: Referral, today: date) -> bool:
+def is_overdue(referral: Referral | ListedReferral, today: date) -> bool:
     """Not contacted within 5 working days of being received."""
     return (
         referral.first_contact_at is None
@@ -72,18 +80,17 @@ def _search_clause(text: str, user: Any) -> Any:
     return and_(by_name, patient_scope(user))
 
 
-# What each list shows of a referral, loaded with the page's rows in the same statement.
-CASELOAD_LOADERS = (
-    joinedload(Referral.patient),
+# What a referral's own page shows: the person, who referred and holds it, its history with
+# who recorded each step, and a reconciliation task: in four statements, none as it renders.
+REFERRAL_PAGE_LOADERS = (
+    joinedload(Referral.patient).joinedload(Patient.gp_practice),
     joinedload(Referral.gp_practice),
-    joinedload(Referral.assigned_to),
-)
-# A practice's list names each person as the practice knows them, which for someone registered
-# elsewhere is what the practice sent (kept with the referral's reconciliation).
-PRACTICE_LIST_LOADERS = (
-    joinedload(Referral.patient),
     joinedload(Referral.referred_by),
+    joinedload(Referral.assigned_to),
     joinedload(Referral.reconciliation),
+    selectinload(Referral.transitions).joinedload(ReferralTransition.actor),
+    selectinload(Referral.contact_attempts).joinedload(ContactAttempt.actor),
+    selectinload(Referral.conversations).joinedload(Conversation.actor),
 )
 
 
@@ -124,10 +131,84 @@ def practice_query(user: Any, search: str = "", status: str | None = None) -> Se
     return _searched(query, search, user).order_by(Referral.received_on.desc(), Referral.id.desc())
 
 
-def referrals_by_id(ids: Sequence[int], loaders: Sequence[Any]) -> list[Referral]:
-    """The referrals with these ids, in this order, with what a list shows of them."""
-    found = db.session.scalars(select(Referral).where(Referral.id.in_(ids)).options(*loaders))
-    return by_key(ids, list(found))
+@dataclass(frozen=True)
+class ListedReferral:
+    """One row of a referral list: only the columns the caseload and a practice's list show,
+    read by a Core select (no ORM objects). Audit entries name it as the referral it is."""
+
+    __tablename__: ClassVar[str] = "referral"
+
+    id: int
+    patient_id: int
+    received_on: date
+    pathway: Pathway
+    status: Status
+    risk_flag: bool
+    first_contact_at: datetime | None
+    person_name: str  # as the signed-in user may see the person (`person_seen_by`)
+    practice_name: str
+    link_worker_name: str | None
+
+
+def listed_referrals(ids: Sequence[int], user: Any) -> list[ListedReferral]:
+    """The list rows of the referrals with these ids, in this order, in one statement."""
+    from referrals.auth.models import Organisation, User
+    from referrals.intake.identity import name_as_sent
+    from referrals.intake.models import PatientReconciliation
+    from referrals.intake.scope import sees_patient
+
+    found = db.session.execute(
+        select(
+            Referral.id,
+            Referral.patient_id,
+            Referral.received_on,
+            Referral.pathway,
+            Referral.status,
+            Referral.risk_flag,
+            Referral.first_contact_at,
+            Referral.gp_practice_id,
+            Patient.given_name,
+            Patient.family_name,
+            Patient.gp_practice_id.label("registered_at"),
+            PatientReconciliation.sent,
+            Organisation.name.label("practice_name"),
+            User.name.label("link_worker_name"),
+        )
+        .join(Patient, Patient.id == Referral.patient_id)
+        .join(Organisation, Organisation.id == Referral.gp_practice_id)
+        .outerjoin(PatientReconciliation, PatientReconciliation.referral_id == Referral.id)
+        .outerjoin(User, User.id == Referral.assigned_to_id)
+        .where(Referral.id.in_(ids))
+    ).all()
+
+    def person_name(row: Any) -> str:
+        # `person_seen_by`: the stored record within the user's scope, otherwise the person as
+        # the referring practice knows them.
+        registered = SimpleNamespace(gp_practice_id=row.registered_at)
+        if (
+            sees_patient(user, registered)  # type: ignore[arg-type]
+            or row.registered_at == row.gp_practice_id
+            or row.sent is None
+        ):
+            return f"{row.given_name} {row.family_name}"
+        return name_as_sent(row.sent)
+
+    rows = [
+        ListedReferral(
+            id=row.id,
+            patient_id=row.patient_id,
+            received_on=row.received_on,
+            pathway=row.pathway,
+            status=row.status,
+            risk_flag=row.risk_flag,
+            first_contact_at=row.first_contact_at,
+            person_name=person_name(row),
+            practice_name=row.practice_name,
+            link_worker_name=row.link_worker_name,
+        )
+        for row in found
+    ]
+    return by_key(ids, rows)
 
 
 def other_referrals(user: Any, referral: Referral) -> list[Referral]:

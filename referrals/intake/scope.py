@@ -50,9 +50,13 @@ def scoped_referrals(user: Any) -> Select[Any]:
     return select(Referral).where(referral_scope(user))
 
 
-def get_referral_or_404(referral_id: int, user: Any) -> Referral:
-    """The referral, if it exists and the user may see it; otherwise 404 (never 403)."""
-    return db.first_or_404(scoped_referrals(user).where(Referral.id == referral_id))
+def get_referral_or_404(referral_id: int, user: Any, *loaders: Any) -> Referral:
+    """The referral, if it exists and the user may see it; otherwise 404 (never 403).
+
+    `loaders`: what the page shows of it, loaded with it rather than lazily as it renders.
+    """
+    query = scoped_referrals(user).where(Referral.id == referral_id)
+    return db.first_or_404(query.options(*loaders) if loaders else query)
 
 
 def find_patient_in_scope(user: Any, nhs_number: str) -> Patient | None:

@@ -38,14 +38,13 @@ from referrals.intake.identity import (
 from referrals.intake.lifecycle import Status, TransitionRefused, next_steps
 from referrals.intake.models import Referral
 from referrals.intake.queries import (
-    CASELOAD_LOADERS,
-    PRACTICE_LIST_LOADERS,
+    REFERRAL_PAGE_LOADERS,
     CaseloadFilters,
     caseload_query,
     is_overdue,
+    listed_referrals,
     other_referrals,
     practice_query,
-    referrals_by_id,
     search_kind,
 )
 from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
@@ -130,7 +129,7 @@ def referrals() -> ResponseReturnValue:
         page = Page.of_keys(
             practice_query(current_user, search, status),
             Referral.id,
-            lambda ids: referrals_by_id(ids, PRACTICE_LIST_LOADERS),
+            lambda ids: listed_referrals(ids, current_user),
         )
         _list_viewed(page.items, search)
         return render_template(
@@ -170,7 +169,7 @@ def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
     page = Page.of_keys(
         caseload_query(current_user, filters),
         Referral.id,
-        lambda ids: referrals_by_id(ids, CASELOAD_LOADERS),
+        lambda ids: listed_referrals(ids, current_user),
     )
     _list_viewed(page.items, search)
     return render_template(
@@ -322,7 +321,7 @@ def new_referral() -> ResponseReturnValue:
 @bp.get("/<int:referral_id>")
 @allow(*REFERRING)
 def referral(referral_id: int) -> ResponseReturnValue:
-    item = get_referral_or_404(referral_id, current_user)
+    item = get_referral_or_404(referral_id, current_user, *REFERRAL_PAGE_LOADERS)
     referral_viewed(current_user, item)
     can_triage = current_user.role in TRIAGING
     task = item.reconciliation if can_triage else None

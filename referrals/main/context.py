@@ -55,15 +55,24 @@ def navigation_items() -> list[dict[str, Any]]:
 
 
 def _inject() -> dict[str, Any]:
-
     authenticated = current_user.is_authenticated
     if g.get("page_without_database"):
         authenticated = False  # an error page: the database may be what failed
     return {
         "navigation_items": navigation_items(),
-        "unread_message_count": unread_count(current_user) if authenticated else 0,
+        "unread_message_count": _unread_count() if authenticated else 0,
         "Role": Role,
     }
+
+
+def _unread_count() -> int:
+    """As the request's identity query found it, on a page that changes nothing; counted
+    afresh after a request that may have sent or read a message."""
+    from referrals.auth.sessions import UNREAD_AT_START
+
+    if request.method in ("GET", "HEAD") and UNREAD_AT_START in g:
+        return int(g.get(UNREAD_AT_START) or 0)
+    return unread_count(current_user)
 
 
 def local_datetime(value: datetime | None) -> str:
@@ -107,7 +116,11 @@ def phone_link(value: str | None) -> str:
 
 
 def init_app(app: Flask) -> None:
+    from referrals import chrome
+
     app.context_processor(_inject)
+    app.jinja_env.globals["chrome_header"] = chrome.header
+    app.jinja_env.globals["chrome_footer"] = chrome.footer
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(phone_display, "phone")

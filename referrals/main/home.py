@@ -14,9 +14,9 @@ from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.intake.models import Referral
 from referrals.intake.queries import (
-    PRACTICE_LIST_LOADERS,
     CaseloadFilters,
     caseload_query,
+    listed_referrals,
     practice_query,
 )
 from referrals.intake.scope import referral_scope
@@ -40,32 +40,41 @@ def home_context(user: Any) -> dict[str, Any]:
 
 
 def referral_overview(user: Any) -> dict[str, Any]:
-    """Counts by status in the user's scope, and the most recent referrals."""
+    """What the home page counts of the referrals in the user's scope, and the latest ones.
 
-    by_status = dict(
+    Every count is bounded by an index range that does not grow with the referrals ever made:
+    a practice's own referrals (`ix_referral_gp_practice_id_received_on`), or for link workers
+    and admins only the open ones (`ix_referral_status_received_on`), never every referral.
+    """
+
+    if user.role == "referrer":
+        return {
+            "all_referrals": db.session.scalar(
+                select(func.count()).select_from(Referral).where(referral_scope(user))
+            ),
+            "recent_referrals": listed_referrals(
+                db.session.scalars(
+                    practice_query(user).with_only_columns(Referral.id).limit(5)
+                ).all(),
+                user,
+            ),
+        }
+    open_by_status = dict(
         db.session.execute(
             select(Referral.status, func.count())
-            .where(referral_scope(user))
+            .where(referral_scope(user), Referral.status.in_(tuple(OPEN_STATUSES)))
             .group_by(Referral.status)
         ).all()
     )
-    overview: dict[str, Any] = {
-        "referrals_by_status": [(s, by_status.get(s, 0)) for s in Status if by_status.get(s)],
-        "open_referrals": sum(n for s, n in by_status.items() if s in OPEN_STATUSES),
-        "all_referrals": sum(by_status.values()),
-        "new_referrals": by_status.get(Status.RECEIVED, 0),
-    }
-    if user.role == "referrer":
-        overview["recent_referrals"] = db.session.scalars(
-            practice_query(user).options(*PRACTICE_LIST_LOADERS).limit(5)
-        ).all()
-    else:
-        overview["my_caseload"] = db.session.scalar(
+    return {
+        "open_referrals": sum(open_by_status.values()),
+        "new_referrals": open_by_status.get(Status.RECEIVED, 0),
+        "my_caseload": db.session.scalar(
             select(func.count()).select_from(
                 caseload_query(user, CaseloadFilters(mine=True)).order_by(None).subquery()
             )
-        )
-    return overview
+        ),
+    }
 
 
 def _admin_overview() -> dict[str, Any]:

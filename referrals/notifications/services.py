@@ -61,13 +61,18 @@ def inbox_query(user: Any) -> Select[Any]:
     )
 
 
-def unread_count(user: Any) -> int:
+def unread_count_of(user: Any) -> Any:
+    """The number of unread messages as a scalar subquery: `user` is a user, or the `User`
+    class itself to correlate it with a query of users (the per-request identity query)."""
     return (
-        db.session.scalar(
-            select(func.count(Notification.id)).where(_addressed_to(user), ~_is_read(user))
-        )
-        or 0
+        select(func.count(Notification.id))
+        .where(_addressed_to(user), ~_is_read(user))
+        .scalar_subquery()
     )
+
+
+def unread_count(user: Any) -> int:
+    return db.session.scalar(select(unread_count_of(user))) or 0
 
 
 def get_notification_or_404(notification_id: int, user: Any) -> Notification:
