@@ -21,20 +21,25 @@ this person?" is one index range (`referrals.admin.access_history`).
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import click
-from flask import Flask, g, has_app_context, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, column, event, insert, select, table
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.wrappers import Response
 
-from referrals.db import unit_of_work_writes, utcnow
+from referrals import audit_spool
+from referrals.db import is_lock_timeout, short_write, unit_of_work_writes, utcnow
 from referrals.extensions import db
 from referrals.ids import parse_id
+
+log = logging.getLogger(__name__)
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
@@ -247,9 +252,7 @@ def record_now(
     if unit_of_work_writes():
         record(actor, action, obj, object_type=object_type, object_id=object_id, **detail)
         return
-    values = _row(actor, action, obj, object_type, object_id, detail)
-    with db.engine.begin() as connection:
-        connection.execute(insert(AuditEvent), values)
+    _write_at_once([_row(actor, action, obj, object_type, object_id, detail)])
 
 
 _KEPT_VIEWS = "audit_views_to_write"
@@ -291,8 +294,54 @@ def _write_views(rows: list[dict[str, Any]]) -> None:
     elif unit_of_work_writes():  # a command or job: its own unit of work keeps them
         db.session.execute(insert(AuditEvent), rows)
     else:
-        with db.engine.begin() as connection:
-            connection.execute(insert(AuditEvent), rows)
+        _write_at_once(rows)
+
+
+def _write_at_once(rows: list[dict[str, Any]]) -> None:
+    """A reading request's entries, written by a short transaction of its own, or kept in the
+    spool when the write lock cannot be had within BEST_EFFORT_WRITE_WAIT_MS.
+
+    A page must not fail or wait behind a long writer (a job or command holding SQLite's one
+    write lock), yet what it showed must be recorded: the entries are then kept as a file in
+    the spool, written and synced before the page is answered, and moved into the audit table
+    by the next write of an entry (`spool.move_in`), kept with the time they were made.
+    """
+    folder = audit_spool.folder()
+    claimed = audit_spool.claim(folder)
+    try:
+        with short_write(db.engine, int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])) as conn:
+            conn.execute(insert(AuditEvent), rows + audit_spool.read(claimed))
+    except DBAPIError as error:
+        audit_spool.release(claimed)
+        if not is_lock_timeout(error):
+            raise
+        audit_spool.keep(folder, rows)
+        log.warning("database busy: %d access entries kept in the spool", len(rows))
+        return
+    except BaseException:
+        audit_spool.release(claimed)
+        raise
+    audit_spool.discard(claimed)
+
+
+def move_spooled_in() -> int:
+    """Move the spooled entries into the audit table in the unit of work's transaction, which
+    must be a writing one (a writing request, job or command); committed with it. Returns how
+    many were moved; the files go once the transaction has committed."""
+    claimed = audit_spool.claim(audit_spool.folder())
+    if not claimed:
+        return 0
+    rows = audit_spool.read(claimed)
+    try:
+        if rows:
+            db.session.execute(insert(AuditEvent), rows)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        audit_spool.release(claimed)
+        raise
+    audit_spool.discard(claimed)
+    return len(rows)
 
 
 def _write_kept_views(response: Response) -> Response:
