@@ -1,0 +1,257 @@
+"""Reads never fail behind a writer: another process holds SQLite's write lock (as `flask kpi
+regenerate` or a long job may) for longer than the busy timeout, and meanwhile
+
+- every GET of every page and API route, for every role, answers as it does when the database
+  is idle (200, or the 302/403/404 the authorisation matrix expects): no page needs the lock;
+  the session's last-seen time is skipped and access entries wait in the spool;
+- a form sent in that time answers the service's own "try again" page (503, Retry-After) with
+  what was typed, and nothing of it is written; the API answers problem+json 503;
+- once the lock is released, the spooled access entries are moved into the audit table.
+
+The lock is held by a real second process until the test tells it to let go, so every request
+runs while it is held whatever the machine's speed; the form's write waits out the whole busy
+timeout before giving up, which shows the hold outlasted it. No assertion reads a clock.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+
+from referrals import audit_spool
+from referrals.audit import AuditEvent
+from referrals.auth.models import Role, UserSession
+from referrals.auth.services import issue_api_token
+from referrals.extensions import db
+from referrals.intake.models import ContactAttempt, Referral
+from tests.conftest import csrf_token, database_url, make_app, sign_in
+from tests.test_authz_matrix import Caller, cases, expected
+from tests.world import ROLES, build_world
+
+BUSY_TIMEOUT_MS = 300  # the hold below lasts until released: many times this
+
+_HOLDER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+connection.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()  # until the test says so (or closes the pipe)
+connection.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+
+class WriteLockHolder:
+    """A second process holding SQLite's write lock (`BEGIN IMMEDIATE`) until `release`."""
+
+    def __init__(self, path: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdout.readline().strip() == "held"
+
+    @property
+    def holding(self) -> bool:
+        return self.process.poll() is None
+
+    def release(self) -> None:
+        if not self.holding:
+            return
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("release\n")
+        self.process.stdin.flush()
+        assert self.process.stdout.readline().strip() == "released"
+        self.process.wait(timeout=30)
+
+
+@pytest.fixture()
+def impatient_app(app: Flask, database_root: Path, tmp_path: Path) -> Iterator[Flask]:
+    """The test database served by an app whose writes give up after BUSY_TIMEOUT_MS, which
+    touches the session on every request, and whose spool is this test's own."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single write lock, held by another process")
+    other = make_app(
+        database_url(database_root),
+        SQLITE_BUSY_TIMEOUT_MS=BUSY_TIMEOUT_MS,
+        SESSION_TOUCH_INTERVAL=0,
+        AUDIT_SPOOL_DIR=str(tmp_path / "spool"),
+    )
+    yield other
+    with other.app_context():
+        db.engine.dispose()
+
+
+def _caller(app: Flask, user: Any) -> Caller:
+    pages = app.test_client()
+    assert sign_in(pages, user.email).status_code == 302
+    token = issue_api_token(None, user)
+    db.session.commit()
+    return Caller(pages, app.test_client(), {"Authorization": f"Bearer {token}"}, "")
+
+
+def _last_seen() -> dict[int, Any]:
+    db.session.rollback()
+    rows = db.session.execute(select(UserSession.id, UserSession.last_seen_at)).all()
+    return {row_id: seen for row_id, seen in rows}
+
+
+def _count(model: Any) -> int:
+    db.session.rollback()
+    return int(db.session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+# The pages each role works from, and the API's reads; every GET route is walked by the slow
+# test below.
+MAIN_PAGES = frozenset(
+    {
+        "main.home",
+        "notifications.inbox",
+        "intake.referrals",
+        "intake.referral",
+        "intake.new_referral",
+        "intake.contact",
+        "courses.directory",
+        "courses.course",
+        "courses.enrolment",
+        "courses.sessions",
+        "courses.register",
+        "reports.dashboard",
+        "reports.kpi_return",
+        "admin.audit_log",
+        "admin.users",
+        "admin.jobs",
+        "admin.person_access",
+        "api.me",
+        "api.list_referrals",
+        "api.get_referral",
+        "api.list_courses",
+        "api.get_register",
+        "api.list_kpi_returns",
+    }
+)
+
+
+def _read_everything(
+    app: Flask, world: Any, callers: dict[Role, Caller], endpoints: frozenset[str] | None
+) -> tuple[int, list[str]]:
+    """GET every route in `endpoints` (None: all) as every role, with the objects inside and
+    outside its scope; the answers the authorisation matrix expects, or failures."""
+    failures: list[str] = []
+    asked = 0
+    with app.app_context():
+        for role in ROLES:
+            for case in cases(app, world, role):
+                if case.method != "GET" or case.rule.endpoint == "auth.logout":
+                    continue
+                if endpoints is not None and case.rule.endpoint not in endpoints:
+                    continue
+                description, ok = expected(case, role)
+                response = callers[role].ask(case)
+                asked += 1
+                if not ok(response):
+                    failures.append(
+                        f"{role.value}: {case}: expected {description}, got {response.status_code}"
+                    )
+    return asked, failures
+
+
+def _reads_and_a_form_behind_the_lock(
+    impatient_app: Flask, endpoints: frozenset[str] | None
+) -> int:
+    world = build_world()
+    callers = {role: _caller(impatient_app, world.user(role)) for role in ROLES}
+    link_worker = callers[Role.LINK_WORKER].pages
+    referral_id = world.ids("referral")["ref_a"]
+    contact_url = f"/referrals/{referral_id}/contact"
+    token = csrf_token(link_worker, contact_url)
+    attempts, referrals = _count(ContactAttempt), _count(Referral)
+    entries_before = _count(AuditEvent)
+    last_seen_before = _last_seen()
+    spool = Path(impatient_app.config["AUDIT_SPOOL_DIR"])
+    db.session.commit()  # outside a request the test's own transaction would hold the lock
+
+    holder = WriteLockHolder(db.engine.url.database or "")
+    try:
+        asked, failures = _read_everything(impatient_app, world, callers, endpoints)
+        form = {"method": "phone", "outcome": "spoke", "note": "Call back on Thursday"}
+        sent = link_worker.post(contact_url, data={**form, "csrf_token": token})
+        assert holder.holding  # every request above ran while the lock was held
+        spooled = audit_spool.waiting(spool)
+    finally:
+        holder.release()
+
+    assert not failures, f"{len(failures)} of {asked} reads failed:\n" + "\n".join(failures)
+
+    page = sent.get_data(as_text=True)
+    assert sent.status_code == 503, page[:500]
+    assert sent.headers["Retry-After"].isdigit()
+    assert "The service is busy: try again" in page
+    assert "Call back on Thursday</dd>" in page  # shown as typed, and kept to send again
+    assert 'name="note" value="Call back on Thursday"' in page
+    assert "Send again" in page
+    assert _count(ContactAttempt) == attempts and _count(Referral) == referrals
+
+    # Nothing that waits was written while the lock was held: sessions were not touched,
+    # and what the pages showed was kept in the spool.
+    assert _last_seen() == last_seen_before
+    assert spooled > 0
+    assert _count(AuditEvent) == entries_before
+
+    # The next page that records a view moves the spool in; the sessions are touched again.
+    assert link_worker.get(f"/referrals/{referral_id}").status_code == 200
+    assert audit_spool.waiting(spool) == 0
+    assert _count(AuditEvent) > entries_before + spooled
+    assert _last_seen() != last_seen_before
+
+    # And the form sent again from the try-again page is saved.
+    resent = link_worker.post(contact_url, data={**form, "csrf_token": token})
+    assert resent.status_code == 302
+    assert _count(ContactAttempt) == attempts + 1
+    return asked
+
+
+def test_main_pages_answer_and_a_form_says_try_again_while_another_process_holds_the_lock(
+    app: Flask, impatient_app: Flask
+) -> None:
+    assert _reads_and_a_form_behind_the_lock(impatient_app, MAIN_PAGES) > 50
+
+
+@pytest.mark.slow
+def test_every_get_route_answers_for_every_role_while_another_process_holds_the_lock(
+    app: Flask, impatient_app: Flask
+) -> None:
+    """The instrument: any write a GET makes that waits for the lock fails this walk."""
+    assert _reads_and_a_form_behind_the_lock(impatient_app, None) > 500
+
+
+def test_an_api_write_behind_the_lock_answers_problem_json_503(
+    app: Flask, impatient_app: Flask
+) -> None:
+    world = build_world()
+    admin = world.user(Role.ADMIN)
+    token = issue_api_token(None, admin)
+    db.session.commit()  # and so holds no lock
+    client: FlaskClient = impatient_app.test_client()
+    headers = {"Authorization": f"Bearer {token}"}
+    holder = WriteLockHolder(db.engine.url.database or "")
+    try:
+        response = client.post("/api/v1/referrals", json={}, headers=headers)
+        assert holder.holding
+    finally:
+        holder.release()
+    assert response.status_code == 503, response.get_data(as_text=True)[:500]
+    assert response.mimetype == "application/problem+json"
+    assert response.headers["Retry-After"].isdigit()
+    assert response.json is not None and response.json["status"] == 503
