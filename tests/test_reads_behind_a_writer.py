@@ -15,9 +15,11 @@ timeout before giving up, which shows the hold outlasted it. No assertion reads 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,7 @@ from sqlalchemy import func, select
 
 from referrals import audit_spool
 from referrals.audit import AuditEvent
-from referrals.auth.models import Role, UserSession
+from referrals.auth.models import OrganisationKind, Role, UserSession
 from referrals.auth.services import issue_api_token
 from referrals.extensions import db
 from referrals.intake.models import ContactAttempt, Referral
@@ -255,3 +257,76 @@ def test_an_api_write_behind_the_lock_answers_problem_json_503(
     assert response.mimetype == "application/problem+json"
     assert response.headers["Retry-After"].isdigit()
     assert response.json is not None and response.json["status"] == 503
+
+
+# KPI returns: computed holding no write lock, written in a short transaction. ---------------
+
+
+def _another_process_can_write(path: str) -> bool:
+    other = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+@pytest.fixture()
+def lock_checks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """(what, whether another process could take the write lock meanwhile) for each slow read
+    of a return: the figures, section A, and the check of a regeneration's reason."""
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single write lock")
+    from referrals.reports import services
+
+    path = db.engine.url.database or ""
+    seen: list[tuple[str, bool]] = []
+
+    def checked(name: str) -> None:
+        original = getattr(services, name)
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            seen.append((name, _another_process_can_write(path)))
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(services, name, run)
+
+    for name in ("compute", "scheme_figures", "names_people_in"):
+        checked(name)
+    return seen
+
+
+def test_kpi_commands_and_the_monthly_job_compute_holding_no_write_lock(
+    app: Flask, runner: Any, lock_checks: list[tuple[str, bool]]
+) -> None:
+    from referrals.reports.periods import Period
+    from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
+    from tests import factories
+    from tests.course_helpers import make_contract, make_course
+
+    admin = factories.make_user(Role.ADMIN)
+    last_month = Period.containing(date.today()).previous()
+    contract = make_contract(start_date=last_month.previous().start)
+    make_course(factories.make_organisation(OrganisationKind.PROVIDER), contract=contract)
+    db.session.commit()
+
+    made = runner.invoke(args=["kpi", "generate", "--period", last_month.key, "--all-activity"])
+    assert made.exit_code == 0, made.output
+    again = runner.invoke(
+        args=[
+            "kpi", "regenerate", "--period", last_month.key, "--contract", str(contract.id),
+            "--reason", "Late registers entered", "--by", admin.email,
+        ]
+    )  # fmt: skip
+    assert again.exit_code == 0, again.output
+    db.session.commit()
+    run = execute(app, MONTHLY_RETURNS, today=date.today())
+    assert run.error == "", run.error
+
+    names = {name for name, _free in lock_checks}
+    assert {"compute", "names_people_in"} <= names
+    held = [name for name, free in lock_checks if not free]
+    assert not held, f"computed holding the write lock: {held}"
