@@ -330,3 +330,22 @@ def test_kpi_commands_and_the_monthly_job_compute_holding_no_write_lock(
     assert {"compute", "names_people_in"} <= names
     held = [name for name, free in lock_checks if not free]
     assert not held, f"computed holding the write lock: {held}"
+
+
+def test_a_job_moves_spooled_access_entries_in(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from referrals.audit import _rows
+    from referrals.scheduler.jobs import JOBS, execute
+
+    monkeypatch.setitem(app.config, "AUDIT_SPOOL_DIR", str(tmp_path / "spool"))
+    with app.test_request_context("/referrals/7"):
+        rows = _rows(None, "referral.viewed", [(None, "referral", 7, {"via": "test"})])
+    audit_spool.keep(audit_spool.folder(), rows)
+    before = _count(AuditEvent)
+    db.session.commit()
+    execute(app, JOBS[0].id, today=date.today())
+    assert audit_spool.waiting(audit_spool.folder()) == 0
+    moved = db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "7"))
+    assert moved is not None and moved.at == rows[0]["at"]
+    assert moved.detail == {"via": "test"} and _count(AuditEvent) > before
