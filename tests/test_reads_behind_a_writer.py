@@ -349,3 +349,37 @@ def test_a_job_moves_spooled_access_entries_in(
     moved = db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "7"))
     assert moved is not None and moved.at == rows[0]["at"]
     assert moved.detail == {"via": "test"} and _count(AuditEvent) > before
+
+
+def test_on_postgresql_a_write_behind_a_lock_says_try_again_and_reads_are_served(
+    app: Flask, database_root: Path
+) -> None:
+    """PostgreSQL locks rows and tables, not the database: another transaction holds a lock
+    that blocks writes to the contact attempts and the user's sessions (not reads) for longer
+    than the lock timeout. Pages answer (the session touch is skipped), the form says try again."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's lock timeout")
+    world = build_world()
+    other = make_app(
+        database_url(database_root), POSTGRES_LOCK_TIMEOUT_MS=300, SESSION_TOUCH_INTERVAL=0
+    )
+    caller = _caller(other, world.user(Role.LINK_WORKER))
+    referral_id = world.ids("referral")["ref_a"]
+    contact_url = f"/referrals/{referral_id}/contact"
+    token = csrf_token(caller.pages, contact_url)
+    attempts = _count(ContactAttempt)
+    db.session.commit()
+    with db.engine.connect() as blocker:
+        blocker.exec_driver_sql("LOCK TABLE contact_attempt, user_session IN EXCLUSIVE MODE")
+        pages = [caller.pages.get(path) for path in ("/", "/referrals/", contact_url)]
+        sent = caller.pages.post(
+            contact_url,
+            data={"csrf_token": token, "method": "phone", "outcome": "spoke", "note": "Later"},
+        )
+        blocker.rollback()
+    with other.app_context():
+        db.engine.dispose()
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert sent.status_code == 503 and sent.headers["Retry-After"].isdigit()
+    assert 'name="note" value="Later"' in sent.get_data(as_text=True)
+    assert _count(ContactAttempt) == attempts
