@@ -2,7 +2,8 @@
 regeneration holds that lock itself.
 
 A second process takes the write lock (`BEGIN IMMEDIATE`, as `flask kpi regenerate` once did for
-its whole computation) and keeps it for `--hold` seconds, longer than the busy timeout. Meanwhile
+its whole computation) and keeps it until everything below is measured, and at least `--hold`
+seconds: longer than the busy timeout. Meanwhile
 each role's main pages are requested in-process (signed in through the real form; the session is
 touched on every request, the worst case) and timed, then a form is sent, which waits out the
 busy timeout and answers the "try again" page. The same pages are timed with the database idle.
@@ -27,11 +28,11 @@ from sqlalchemy import event, select
 from bench import common
 
 _HOLDER = """
-import sqlite3, sys, time
+import sqlite3, sys
 connection = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 connection.execute("BEGIN IMMEDIATE")
 print("held", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()  # until the benchmark has measured (and at least --hold seconds)
 connection.execute("ROLLBACK")
 print("released", flush=True)
 """
@@ -148,7 +149,6 @@ def main() -> None:
     }
     result = common.header(app, url, scale, "lock_waits")
     result["busy_timeout_ms"] = args.busy_timeout_ms
-    result["hold_s"] = args.hold
     result["best_effort_wait_ms"] = app.config["BEST_EFFORT_WRITE_WAIT_MS"]
     result["idle"] = _time_pages(app, clients, pages, args.requests)
 
@@ -158,9 +158,12 @@ def main() -> None:
     path = url.removeprefix("sqlite:///")
     # This interpreter running the script above on the benchmark's own database file.
     holder = subprocess.Popen(  # noqa: S603
-        [sys.executable, "-c", _HOLDER, path, str(args.hold)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", _HOLDER, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    assert holder.stdout is not None
+    assert holder.stdin is not None and holder.stdout is not None
     assert holder.stdout.readline().strip() == "held"
     held_at = time.perf_counter()
     try:
@@ -176,10 +179,13 @@ def main() -> None:
             "ms": round((time.perf_counter() - started) * 1000, 1),
             "input_kept": 'value="bench"' in sent.get_data(as_text=True),
         }
-        result["still_held_after_s"] = round(time.perf_counter() - held_at, 1)
         result["lock_still_held"] = holder.poll() is None
+        time.sleep(max(0.0, args.hold - (time.perf_counter() - held_at)))
     finally:
-        holder.wait(timeout=args.hold + 30)
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    result["held_s"] = round(time.perf_counter() - held_at, 1)
     result["regeneration"] = _longest_write_lock_of_a_regeneration(app, targets)
     common.emit(result)
 

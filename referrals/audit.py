@@ -307,10 +307,13 @@ def _write_at_once(rows: list[dict[str, Any]]) -> None:
     by the next write of an entry (`spool.move_in`), kept with the time they were made.
     """
     folder = audit_spool.folder()
-    claimed = audit_spool.claim(folder)
+    claimed: list[Any] = []
     try:
         with short_write(db.engine, int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])) as conn:
-            conn.execute(insert(AuditEvent), rows + audit_spool.read(claimed))
+            conn.execute(insert(AuditEvent), rows)  # takes the write lock, or gives up
+            claimed = audit_spool.claim(folder)
+            if claimed:
+                conn.execute(insert(AuditEvent), audit_spool.read(claimed))
     except DBAPIError as error:
         audit_spool.release(claimed)
         if not is_lock_timeout(error):
