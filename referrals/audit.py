@@ -353,15 +353,26 @@ def _write_kept_views(response: Response) -> Response:
     By now the view has committed what it meant to keep; anything it left uncommitted is rolled
     back here, as the request's teardown would, so the entries are never committed with half a
     change. On SQLite the request's connection then takes the write lock afresh (BEGIN
-    IMMEDIATE): it waits for other requests only. If writing fails, the request fails (its
-    answer, with the person's data, is not sent). An answer of 500 showed nobody's data.
+    IMMEDIATE): it waits for other requests only, up to the busy timeout; if another process
+    holds the lock longer, the entries go to the spool. If writing fails otherwise, the request
+    fails (its answer, with the person's data, is not sent). An answer of 500 showed nobody's
+    data.
     """
     rows = g.pop(_KEPT_VIEWS, None)
     if not rows or response.status_code >= 500:
         return response
     db.session.rollback()
-    db.session.execute(insert(AuditEvent), rows)
-    db.session.commit()
+    try:
+        db.session.execute(insert(AuditEvent), rows)
+        db.session.commit()
+    except DBAPIError as error:
+        db.session.rollback()
+        if not is_lock_timeout(error):
+            raise
+        # Another process took the lock after the view's own commit: the entries are kept in
+        # the spool, and what the view saved is not reported as unsaved.
+        audit_spool.keep(audit_spool.folder(), rows)
+        log.warning("database busy: %d access entries kept in the spool", len(rows))
     return response
 
 

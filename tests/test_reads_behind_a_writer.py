@@ -383,3 +383,31 @@ def test_on_postgresql_a_write_behind_a_lock_says_try_again_and_reads_are_served
     assert sent.status_code == 503 and sent.headers["Retry-After"].isdigit()
     assert 'name="note" value="Later"' in sent.get_data(as_text=True)
     assert _count(ContactAttempt) == attempts
+
+
+def test_views_kept_by_a_writing_request_go_to_the_spool_if_the_lock_is_taken_meanwhile(
+    app: Flask, impatient_app: Flask
+) -> None:
+    """A POST that showed people (a search) and committed its own work: another process takes
+    the lock before its access entries are written, and they are kept in the spool."""
+    from werkzeug.wrappers import Response
+
+    from referrals.audit import _KEPT_VIEWS, _rows, _write_kept_views
+
+    db.session.commit()
+    spool = Path(impatient_app.config["AUDIT_SPOOL_DIR"])
+    with impatient_app.test_request_context("/referrals/", method="POST"):
+        rows = _rows(None, "referral.searched", [(None, "referral", 9, {})])
+        db.session.commit()  # the view's own work, committed
+        holder = WriteLockHolder(db.engine.url.database or "")
+        try:
+            from flask import g
+
+            g.setdefault(_KEPT_VIEWS, []).extend(rows)
+            answered = _write_kept_views(Response("the results", status=200))
+            assert holder.holding
+        finally:
+            holder.release()
+            db.session.remove()
+    assert answered.status_code == 200
+    assert audit_spool.waiting(spool) == 1
