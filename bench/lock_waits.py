@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -140,6 +141,8 @@ def main() -> None:
             **common.bench_config(url),
             "SQLITE_BUSY_TIMEOUT_MS": args.busy_timeout_ms,
             "SESSION_TOUCH_INTERVAL": timedelta(0),  # every request tries its touch
+            # The benchmark database's own spool, never the instance folder's.
+            "AUDIT_SPOOL_DIR": str(common.DATA_DIR / f"audit-spool-{scale.name}"),
         }
     )
     pages = _pages(targets)
@@ -186,6 +189,13 @@ def main() -> None:
         holder.stdin.flush()
         holder.wait(timeout=30)
     result["held_s"] = round(time.perf_counter() - held_at, 1)
+    # The first page that records a view once the lock is free moves the spool in.
+    from referrals import audit_spool
+
+    spool = Path(app.config["AUDIT_SPOOL_DIR"])
+    result["spool_files_while_held"] = audit_spool.waiting(spool)
+    link_worker.get(f"/referrals/{targets.referral_id}")
+    result["spool_files_after_the_next_page"] = audit_spool.waiting(spool)
     result["regeneration"] = _longest_write_lock_of_a_regeneration(app, targets)
     common.emit(result)
 

@@ -30,6 +30,7 @@ from typing import Any
 import click
 from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, column, event, insert, select, table
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.wrappers import Response
@@ -308,23 +309,47 @@ def _write_at_once(rows: list[dict[str, Any]]) -> None:
     """
     folder = audit_spool.folder()
     claimed: list[Any] = []
+    moved: list[Any] = []
     try:
         with short_write(db.engine, int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])) as conn:
             conn.execute(insert(AuditEvent), rows)  # takes the write lock, or gives up
             claimed = audit_spool.claim(folder)
-            if claimed:
-                conn.execute(insert(AuditEvent), audit_spool.read(claimed))
+            moved = _move_spooled_in_on(conn, claimed)
     except DBAPIError as error:
-        audit_spool.release(claimed)
+        audit_spool.release([path for path in claimed if path.exists()])
         if not is_lock_timeout(error):
             raise
         audit_spool.keep(folder, rows)
         log.warning("database busy: %d access entries kept in the spool", len(rows))
         return
     except BaseException:
-        audit_spool.release(claimed)
+        audit_spool.release([path for path in claimed if path.exists()])
         raise
-    audit_spool.discard(claimed)
+    audit_spool.discard(moved)
+
+
+def _move_spooled_in_on(connection: Connection, claimed: list[Any]) -> list[Any]:
+    """Insert the claimed files' entries on `connection` (which holds the write lock), each
+    file in a savepoint: a file that cannot be read or inserted (say its actor was since
+    deleted) is set aside for someone to look at, never retried on every page. Returns the
+    files moved in (to remove once committed)."""
+    moved = []
+    for path in claimed:
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(AuditEvent), audit_spool.read([path]))
+        except DBAPIError as error:
+            if is_lock_timeout(error):
+                raise
+            audit_spool.set_aside(path)
+            log.error("spooled access entries %s could not be moved in: set aside", path.name)
+            continue
+        except (ValueError, KeyError, TypeError):  # not JSON, or not entries
+            audit_spool.set_aside(path)
+            log.error("spooled access entries %s could not be read: set aside", path.name)
+            continue
+        moved.append(path)
+    return moved
 
 
 def move_spooled_in() -> int:
@@ -334,17 +359,16 @@ def move_spooled_in() -> int:
     claimed = audit_spool.claim(audit_spool.folder())
     if not claimed:
         return 0
-    rows = audit_spool.read(claimed)
+    moved: list[Any] = []
     try:
-        if rows:
-            db.session.execute(insert(AuditEvent), rows)
+        moved = _move_spooled_in_on(db.session.connection(), claimed)
         db.session.commit()
     except BaseException:
         db.session.rollback()
-        audit_spool.release(claimed)
+        audit_spool.release([path for path in claimed if path.exists()])
         raise
-    audit_spool.discard(claimed)
-    return len(rows)
+    audit_spool.discard(moved)
+    return len(moved)
 
 
 def _write_kept_views(response: Response) -> Response:

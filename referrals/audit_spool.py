@@ -31,6 +31,7 @@ from flask import current_app
 
 SUFFIX = ".json"
 CLAIMED = ".claimed"
+SET_ASIDE = ".set-aside"  # entries that could not be moved in: kept for someone to look at
 STALE_CLAIM = 600  # seconds: a claim this old belongs to a process that died
 _AT = "at"
 
@@ -97,6 +98,11 @@ def release(claimed: list[Path]) -> None:
         os.replace(path, path.with_name(path.name.split(CLAIMED)[0]))
 
 
+def set_aside(path: Path) -> None:
+    """Keep a claimed file that cannot be moved in under a name no claim takes."""
+    os.replace(path, path.with_name(path.name.split(CLAIMED)[0] + SET_ASIDE))
+
+
 def discard(claimed: list[Path]) -> None:
     """Remove files whose entries are committed."""
     for path in claimed:
@@ -104,9 +110,13 @@ def discard(claimed: list[Path]) -> None:
 
 
 def waiting(spool: Path) -> int:
-    """How many files wait to be moved in (claimed ones included)."""
+    """How many files wait to be moved in (claimed ones included, set-aside ones not)."""
     try:
-        return sum(1 for entry in os.scandir(spool) if not entry.name.startswith("."))
+        return sum(
+            1
+            for entry in os.scandir(spool)
+            if not entry.name.startswith(".") and not entry.name.endswith(SET_ASIDE)
+        )
     except FileNotFoundError:
         return 0
 

@@ -411,3 +411,29 @@ def test_views_kept_by_a_writing_request_go_to_the_spool_if_the_lock_is_taken_me
             db.session.remove()
     assert answered.status_code == 200
     assert audit_spool.waiting(spool) == 1
+
+
+def test_a_spooled_file_that_cannot_be_moved_in_is_set_aside_and_pages_still_answer(
+    app: Flask, login_as: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries naming an actor since deleted, or a file that is not entries, never block the
+    pages that move the spool in (a page refused here): they are set aside, and the rest is
+    moved in."""
+    from referrals.audit import _rows
+
+    monkeypatch.setitem(app.config, "AUDIT_SPOOL_DIR", str(tmp_path / "spool"))
+    folder = audit_spool.folder()
+    with app.test_request_context("/"):
+        good = _rows(None, "referral.viewed", [(None, "referral", 11, {})])
+    orphan = [{**good[0], "actor_id": 999_999, "object_id": "12"}]
+    audit_spool.keep(folder, orphan)
+    audit_spool.keep(folder, good)
+    (folder / "00000000000000000000-1-garbled.json").write_text("{not json")
+    db.session.commit()
+    gp = login_as(Role.REFERRER)
+    assert gp.get("/admin/users").status_code == 403  # records the refusal: moves the spool in
+    db.session.rollback()
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "11")) is not None
+    assert db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "12")) is None
+    assert audit_spool.waiting(folder) == 0
+    assert len(list(folder.glob(f"*{audit_spool.SET_ASIDE}"))) == 2
