@@ -15,6 +15,9 @@ Moving in is at-least-once: files are claimed by an atomic rename (so two worker
 the same file), removed after the transaction that inserted them has committed, and released
 if it failed. A process that dies between commit and removal leaves a claimed file, which is
 taken up again after `STALE_CLAIM` and may then appear twice: a repeated entry, never a lost one.
+A file that cannot be moved in (not entries, or naming an actor since deleted) is set aside under
+a name ending `.set-aside` and logged as an error, so it never fails the pages that move the
+spool in; it stays for someone to look at.
 """
 
 from __future__ import annotations
