@@ -305,7 +305,8 @@ def _write_at_once(rows: list[dict[str, Any]]) -> None:
     A page must not fail or wait behind a long writer (a job or command holding SQLite's one
     write lock), yet what it showed must be recorded: the entries are then kept as a file in
     the spool, written and synced before the page is answered, and moved into the audit table
-    by the next write of an entry (`spool.move_in`), kept with the time they were made.
+    by the next entry written at once (here) or after the next scheduled job
+    (`move_spooled_in`), kept with the time they were made.
     """
     folder = audit_spool.folder()
     claimed: list[Any] = []

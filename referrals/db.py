@@ -110,9 +110,9 @@ def without_write_lock(session: Session | scoped_session[Any]) -> Iterator[None]
         session.rollback()
 
 
+_FOUND_BUSY = "unit_of_work_found_the_lock_held"
 # PostgreSQL's codes for "gave up waiting for a lock" and the two ways a transaction loses a
 # race it may simply run again: lock_not_available, serialization_failure, deadlock_detected.
-_FOUND_BUSY = "unit_of_work_found_the_lock_held"
 _POSTGRES_LOCK_CODES = frozenset({"55P03", "40001", "40P01"})
 
 
@@ -135,9 +135,9 @@ def short_write(engine: Engine, wait_ms: int) -> Iterator[Connection]:
 
     For best-effort writes of a reading request (a session's last-seen time, an access-history
     entry): a page must not wait behind a long writer for something it can do later or keep
-    elsewhere. Once one has given up, the unit of work's later ones give up at once. The caller's
-    own session must hold no write lock (on SQLite it would wait on
-    itself): call it before the request writes anything, or after its commit.
+    elsewhere. Once one has given up, the unit of work's later ones give up at once. The
+    caller's own session must hold no write lock (on SQLite it would wait on itself): call it
+    before the request writes anything, or after its commit.
     """
     if has_app_context() and g.get(_FOUND_BUSY):
         wait_ms = 0  # this unit of work already found the lock held: no second wait

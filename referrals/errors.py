@@ -55,7 +55,7 @@ def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
     original = getattr(error, "original_exception", None)
     if status == 500 and original is not None and is_lock_timeout(original):
-        # Raised after the view (writing the access entries a writing request kept).
+        # Raised after the view, by an after-request hook's write.
         return handle_database_busy(original)
     headers = _allow_header(error)
     if is_api_request():
