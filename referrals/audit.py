@@ -21,20 +21,26 @@ this person?" is one index range (`referrals.admin.access_history`).
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import click
-from flask import Flask, g, has_app_context, has_request_context, request
+from flask import Flask, current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import JSON, ForeignKey, Index, String, column, event, insert, select, table
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.wrappers import Response
 
-from referrals.db import unit_of_work_writes, utcnow
+from referrals import audit_spool
+from referrals.db import is_lock_timeout, short_write, unit_of_work_writes, utcnow
 from referrals.extensions import db
 from referrals.ids import parse_id
+
+log = logging.getLogger(__name__)
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined]
@@ -247,9 +253,7 @@ def record_now(
     if unit_of_work_writes():
         record(actor, action, obj, object_type=object_type, object_id=object_id, **detail)
         return
-    values = _row(actor, action, obj, object_type, object_id, detail)
-    with db.engine.begin() as connection:
-        connection.execute(insert(AuditEvent), values)
+    _write_at_once([_row(actor, action, obj, object_type, object_id, detail)])
 
 
 _KEPT_VIEWS = "audit_views_to_write"
@@ -291,8 +295,81 @@ def _write_views(rows: list[dict[str, Any]]) -> None:
     elif unit_of_work_writes():  # a command or job: its own unit of work keeps them
         db.session.execute(insert(AuditEvent), rows)
     else:
-        with db.engine.begin() as connection:
-            connection.execute(insert(AuditEvent), rows)
+        _write_at_once(rows)
+
+
+def _write_at_once(rows: list[dict[str, Any]]) -> None:
+    """A reading request's entries, written by a short transaction of its own, or kept in the
+    spool when the write lock cannot be had within BEST_EFFORT_WRITE_WAIT_MS.
+
+    A page must not fail or wait behind a long writer (a job or command holding SQLite's one
+    write lock), yet what it showed must be recorded: the entries are then kept as a file in
+    the spool, written and synced before the page is answered, and moved into the audit table
+    by the next entry written at once (here) or after the next scheduled job
+    (`move_spooled_in`), kept with the time they were made.
+    """
+    folder = audit_spool.folder()
+    claimed: list[Any] = []
+    moved: list[Any] = []
+    try:
+        with short_write(db.engine, int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])) as conn:
+            conn.execute(insert(AuditEvent), rows)  # takes the write lock, or gives up
+            claimed = audit_spool.claim(folder)
+            moved = _move_spooled_in_on(conn, claimed)
+    except DBAPIError as error:
+        audit_spool.release([path for path in claimed if path.exists()])
+        if not is_lock_timeout(error):
+            raise
+        audit_spool.keep(folder, rows)
+        log.warning("database busy: %d access entries kept in the spool", len(rows))
+        return
+    except BaseException:
+        audit_spool.release([path for path in claimed if path.exists()])
+        raise
+    audit_spool.discard(moved)
+
+
+def _move_spooled_in_on(connection: Connection, claimed: list[Any]) -> list[Any]:
+    """Insert the claimed files' entries on `connection` (which holds the write lock), each
+    file in a savepoint: a file that cannot be read or inserted (say its actor was since
+    deleted) is set aside for someone to look at, never retried on every page. Returns the
+    files moved in (to remove once committed)."""
+    moved = []
+    for path in claimed:
+        try:
+            with connection.begin_nested():
+                connection.execute(insert(AuditEvent), audit_spool.read([path]))
+        except DBAPIError as error:
+            if is_lock_timeout(error):
+                raise
+            audit_spool.set_aside(path)
+            log.error("spooled access entries %s could not be moved in: set aside", path.name)
+            continue
+        except (ValueError, KeyError, TypeError):  # not JSON, or not entries
+            audit_spool.set_aside(path)
+            log.error("spooled access entries %s could not be read: set aside", path.name)
+            continue
+        moved.append(path)
+    return moved
+
+
+def move_spooled_in() -> int:
+    """Move the spooled entries into the audit table in the unit of work's transaction, which
+    must be a writing one (a writing request, job or command); committed with it. Returns how
+    many were moved; the files go once the transaction has committed."""
+    claimed = audit_spool.claim(audit_spool.folder())
+    if not claimed:
+        return 0
+    moved: list[Any] = []
+    try:
+        moved = _move_spooled_in_on(db.session.connection(), claimed)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        audit_spool.release([path for path in claimed if path.exists()])
+        raise
+    audit_spool.discard(moved)
+    return len(moved)
 
 
 def _write_kept_views(response: Response) -> Response:
@@ -301,15 +378,26 @@ def _write_kept_views(response: Response) -> Response:
     By now the view has committed what it meant to keep; anything it left uncommitted is rolled
     back here, as the request's teardown would, so the entries are never committed with half a
     change. On SQLite the request's connection then takes the write lock afresh (BEGIN
-    IMMEDIATE): it waits for other requests only. If writing fails, the request fails (its
-    answer, with the person's data, is not sent). An answer of 500 showed nobody's data.
+    IMMEDIATE): it waits for other requests only, up to the busy timeout; if another process
+    holds the lock longer, the entries go to the spool. If writing fails otherwise, the request
+    fails (its answer, with the person's data, is not sent). An answer of 500 showed nobody's
+    data.
     """
     rows = g.pop(_KEPT_VIEWS, None)
     if not rows or response.status_code >= 500:
         return response
     db.session.rollback()
-    db.session.execute(insert(AuditEvent), rows)
-    db.session.commit()
+    try:
+        db.session.execute(insert(AuditEvent), rows)
+        db.session.commit()
+    except DBAPIError as error:
+        db.session.rollback()
+        if not is_lock_timeout(error):
+            raise
+        # Another process took the lock after the view's own commit: the entries are kept in
+        # the spool, and what the view saved is not reported as unsaved.
+        audit_spool.keep(audit_spool.folder(), rows)
+        log.warning("database busy: %d access entries kept in the spool", len(rows))
     return response
 
 

@@ -28,7 +28,17 @@ class Defaults:
     SQLALCHEMY_DATABASE_URI: str | None = None  # set to the instance SQLite file when unset
     # hide_parameters keeps patient details out of database error messages (and so out of logs).
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True, "hide_parameters": True}
+    # How long a write waits for a lock held by another request, job or command before the
+    # request answers "try again" (503): SQLite's busy timeout, PostgreSQL's lock timeout.
     SQLITE_BUSY_TIMEOUT_MS = 10_000
+    POSTGRES_LOCK_TIMEOUT_MS = 10_000
+    # How long a reading page waits for the write lock for what it writes on the side (the
+    # session's last-seen time, access-history entries) before skipping or spooling it.
+    BEST_EFFORT_WRITE_WAIT_MS = 50
+    # Access-history entries a page could not write at once (the database's write lock was
+    # held elsewhere) wait here as files until a later write moves them in (referrals.audit).
+    # Unset: a folder in the instance folder.
+    AUDIT_SPOOL_DIR: str | None = None
     # Sessions live server-side (see auth.sessions); the cookie only carries a random id.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

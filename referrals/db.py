@@ -13,6 +13,7 @@ from typing import Any
 from flask import current_app, g, has_app_context, has_request_context, request
 from sqlalchemy import DateTime, MetaData, String, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, registry, scoped_session
 from sqlalchemy.types import TypeDecorator
 
@@ -109,9 +110,70 @@ def without_write_lock(session: Session | scoped_session[Any]) -> Iterator[None]
         session.rollback()
 
 
+_FOUND_BUSY = "unit_of_work_found_the_lock_held"
+# PostgreSQL's codes for "gave up waiting for a lock" and the two ways a transaction loses a
+# race it may simply run again: lock_not_available, serialization_failure, deadlock_detected.
+_POSTGRES_LOCK_CODES = frozenset({"55P03", "40001", "40P01"})
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Whether `error` means "another writer held the lock too long": the work was not done,
+    and the same request sent again in a moment will most likely succeed."""
+    if not isinstance(error, DBAPIError):
+        return False
+    original = error.orig
+    if isinstance(original, sqlite3.OperationalError):
+        message = str(original)
+        return "database is locked" in message or "database table is locked" in message
+    return getattr(original, "sqlstate", None) in _POSTGRES_LOCK_CODES
+
+
+@contextmanager
+def short_write(engine: Engine, wait_ms: int) -> Iterator[Connection]:
+    """A short transaction on a connection of its own whose write waits at most `wait_ms` for
+    the lock (SQLite's busy timeout, PostgreSQL's lock timeout), then raises (`is_lock_timeout`).
+
+    For best-effort writes of a reading request (a session's last-seen time, an access-history
+    entry): a page must not wait behind a long writer for something it can do later or keep
+    elsewhere. Once one has given up, the unit of work's later ones give up at once. The
+    caller's own session must hold no write lock (on SQLite it would wait on itself): call it
+    before the request writes anything, or after its commit.
+    """
+    if has_app_context() and g.get(_FOUND_BUSY):
+        wait_ms = 0  # this unit of work already found the lock held: no second wait
+    with engine.connect() as connection:
+        driver = connection.connection.dbapi_connection
+        previous = None
+        if isinstance(driver, sqlite3.Connection):
+            # Outside any transaction (the driver is in autocommit; see _begin_sqlite).
+            previous = int(driver.execute("PRAGMA busy_timeout").fetchone()[0])
+            driver.execute(f"PRAGMA busy_timeout = {max(wait_ms, 0):d}")
+        try:
+            with connection.begin():
+                if connection.dialect.name == "postgresql":
+                    # 0 would mean "wait for ever" there.
+                    connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(wait_ms, 1):d}")
+                yield connection
+        except DBAPIError as error:
+            if has_app_context() and is_lock_timeout(error):
+                g.setdefault(_FOUND_BUSY, True)
+            raise
+        finally:
+            if previous is not None and isinstance(driver, sqlite3.Connection):
+                driver.execute(f"PRAGMA busy_timeout = {previous:d}")
+
+
+def only_reads_from_now(session: Session | scoped_session[Any]) -> None:
+    """Abandon the unit of work's changes; what it does from here on only reads (on SQLite it
+    takes no write lock), so a page about a failed write can be shown while the lock is held."""
+    session.rollback()
+    g.setdefault(_READING_ONLY, True)
+
+
 @event.listens_for(Engine, "connect")
-def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
+def _configure_connection(dbapi_connection: Any, connection_record: Any) -> None:
     if not isinstance(dbapi_connection, sqlite3.Connection):
+        _configure_postgres(dbapi_connection)
         return
     # Autocommit at the driver level so that we emit BEGIN ourselves (see _begin_sqlite).
     dbapi_connection.isolation_level = None
@@ -125,6 +187,18 @@ def _configure_sqlite(dbapi_connection: Any, connection_record: Any) -> None:
     cursor.execute(f"PRAGMA busy_timeout = {timeout:d}")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.close()
+
+
+def _configure_postgres(dbapi_connection: Any) -> None:
+    """A write waits for a lock at most POSTGRES_LOCK_TIMEOUT_MS, then fails with
+    lock_not_available, which a request answers with its "try again" page (`referrals.errors`)
+    rather than holding a worker for as long as another transaction keeps the lock."""
+    if not has_app_context() or not hasattr(dbapi_connection, "execute"):
+        return
+    timeout = int(current_app.config.get("POSTGRES_LOCK_TIMEOUT_MS", 0))
+    if timeout > 0:
+        dbapi_connection.execute(f"SET lock_timeout = {timeout:d}")
+        dbapi_connection.commit()
 
 
 def _keep_private(cursor: sqlite3.Cursor) -> None:

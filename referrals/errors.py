@@ -3,6 +3,12 @@
 An error page never depends on the database: it is what a person sees when the database is the
 thing that failed. A form that could not be saved comes back with what the person typed, ready
 to send again, so an error never costs them their work.
+
+A write that could not get the database's lock in time (another request, job or command held
+it past SQLite's busy timeout or PostgreSQL's lock timeout) is not a fault: nothing was saved,
+and the same request a moment later will very likely succeed. It answers 503 with Retry-After:
+a page saying so with the form kept, or problem+json on the API. The handler is registered on
+the application, so it covers the API's paths too.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from typing import Any
 from flask import Flask, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, generate_csrf
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
 from referrals.api.problems import problem
+from referrals.db import is_lock_timeout, only_reads_from_now
 from referrals.extensions import db, login_manager
 from referrals.security import is_api_request
 
@@ -33,6 +41,8 @@ _LAST_RESORT_PAGE = (
 )
 # Form fields never sent back: the old token (a fresh one is issued) and what holds secrets.
 _NOT_RESENT = frozenset({"csrf_token", "password", "current_password", "new_password", "code"})
+# Seconds a client is asked to wait after the database was too busy to save its request.
+RETRY_AFTER_BUSY = 5
 
 
 def _allow_header(error: HTTPException) -> dict[str, str]:
@@ -43,6 +53,10 @@ def _allow_header(error: HTTPException) -> dict[str, str]:
 
 def handle_http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
+    original = getattr(error, "original_exception", None)
+    if status == 500 and original is not None and is_lock_timeout(original):
+        # Raised after the view, by an after-request hook's write.
+        return handle_database_busy(original)
     headers = _allow_header(error)
     if is_api_request():
         response = problem(status, detail=error.description if status != 500 else None)
@@ -83,6 +97,54 @@ def handle_unexpected(error: Exception) -> ResponseReturnValue:
     return page, 500
 
 
+def handle_database_error(error: DBAPIError) -> ResponseReturnValue:
+    if is_lock_timeout(error):
+        return handle_database_busy(error)
+    return handle_unexpected(error)
+
+
+def handle_database_busy(error: BaseException) -> ResponseReturnValue:
+    """503 and Retry-After: nothing was saved (the transaction is rolled back), and the person
+    gets back what they typed, ready to send again."""
+    # The page's own reads (navigation, messages) must not queue for the lock again.
+    only_reads_from_now(db.session)
+    log.warning("database busy at %s %s: %s", request.method, request.path, type(error).__name__)
+    headers = {"Retry-After": str(RETRY_AFTER_BUSY)}
+    if is_api_request():
+        response = problem(
+            503,
+            detail="The service is busy and nothing was saved. "
+            f"Send the same request again in {RETRY_AFTER_BUSY} seconds",
+        )
+        response.headers.update(headers)
+        return response
+    # The form passed its CSRF check, so it came from this site's own page.
+    resend = _form_to_send_again()
+    try:
+        page = render_template(
+            "errors/try_again.html",
+            status=503,
+            resend=resend,
+            typed=_typed(resend),
+            seconds=RETRY_AFTER_BUSY,
+        )
+    except Exception:
+        log.exception("the try-again page itself failed at %s", request.path)
+        return _LAST_RESORT_PAGE, 503, {**headers, "Content-Type": "text/html; charset=utf-8"}
+    return page, 503, headers
+
+
+def _typed(resend: dict[str, Any] | None) -> list[tuple[str, str]]:
+    """What the person typed, as (field, value) to show them: the non-empty visible values."""
+    if not resend:
+        return []
+    return [
+        (name.replace("_", " ").capitalize(), value)
+        for name, value in resend["fields"]
+        if isinstance(value, str) and value.strip()
+    ]
+
+
 def _sent_from_this_site() -> bool:
     fetch_site = request.headers.get("Sec-Fetch-Site")
     if fetch_site is not None:
@@ -119,4 +181,5 @@ def _form_to_send_again() -> dict[str, Any] | None:
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, handle_csrf_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

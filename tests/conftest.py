@@ -64,6 +64,8 @@ def test_config(url: str, **overrides: Any) -> dict[str, Any]:
         "ARGON2_PARALLELISM": 1,
         # Every request sees the directory as it is now; tests of the cache set their own.
         "PUBLIC_CACHE_SECONDS": 0,
+        # Never the instance folder's spool of access entries.
+        "AUDIT_SPOOL_DIR": str(_LEDGERS / "audit-spool"),
     }
     config.update(overrides)
     return config

@@ -58,8 +58,10 @@ def test_a_form_that_meets_a_locked_database_comes_back_filled_in_to_send_again(
         blocker.close()
 
     page = response.get_data(as_text=True)
-    assert response.status_code == 500
-    assert "Sorry, there is a problem with the service" in page
+    assert response.status_code == 503
+    assert response.headers["Retry-After"].isdigit()
+    assert "The service is busy: try again" in page
+    assert "Call back Thursday &lt;after 2pm&gt;</dd>" in page  # shown as typed
     assert "nhsuk-header" in page  # the service's own page, not Werkzeug's
     assert "Werkzeug" not in page
     assert response.headers["Cache-Control"] == "no-store"
@@ -147,7 +149,7 @@ def test_nothing_of_a_failed_referral_is_half_written(app: Flask, impatient_app:
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    assert response.status_code == 500
+    assert response.status_code == 503
     assert ("family_name", "Atkins") in hidden_fields(response.get_data(as_text=True))
     assert db.session.scalar(select(func.count()).select_from(Referral)) == 0
 

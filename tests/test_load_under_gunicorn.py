@@ -174,6 +174,7 @@ def test_signed_in_people_pausing_between_requests_never_meet_an_error(tmp_path:
         "SECRET_KEY": SECRET_KEY,
         "REFERRALS_SESSION_TOUCH_INTERVAL": "1",
         "REFERRALS_SQLITE_BUSY_TIMEOUT_MS": "2000",
+        "REFERRALS_AUDIT_SPOOL_DIR": str(tmp_path / "audit-spool"),
     }
     load = Load(duration=0, connections=0, threads=0, workers=3, worker_threads=4)
     answers: list[Answer] = []

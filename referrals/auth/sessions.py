@@ -5,28 +5,33 @@ Flask's cookie session cannot be revoked on its own, so every signed-in browser 
 then finds a revoked (or missing) row and is treated as signed out. Idle and absolute timeouts
 are enforced here too.
 
-The last-seen time is written by the request itself, on its own connection, as its first unit
-of work (`refresh_last_seen`, the first `before_request` hook): never on a second connection.
-On SQLite a writing request holds the database write lock from its first statement, so a write
-on a second connection would wait on the request's own lock until the busy timeout and fail.
-Doing it first, and committing it at once, also keeps it when the rest of the request is rolled
-back (a form refused for its input still shows the person was active).
+The last-seen time is written as the request's first unit of work (`refresh_last_seen`, the
+first `before_request` hook), before the request holds any lock: on SQLite a writing request
+holds the database write lock from its first statement, so a write on a second connection later
+in the request would wait on the request's own lock until the busy timeout and fail. Doing it
+first, and committing it at once, also keeps it when the rest of the request is rolled back (a
+form refused for its input still shows the person was active). It is best effort: when another
+process holds the write lock it is skipped at once rather than waited for (`touch_session`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import datetime
 
 from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import contains_eager
 
 from referrals.auth.models import SecuritySetting, User, UserSession
-from referrals.db import utcnow
+from referrals.db import is_lock_timeout, short_write, utcnow
 from referrals.extensions import db
+
+log = logging.getLogger(__name__)
 
 SESSION_KEY = "sid"
 _TOUCH_DUE = "session_touch_due"
@@ -123,13 +128,29 @@ def refresh_last_seen() -> None:
     if row_id is None:
         return
     db.session.commit()
-    # No synchronisation with loaded objects: reading them first would make this a read that
-    # turns into a write.
-    db.session.execute(
-        update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.commit()
+    touch_session(row_id)
+
+
+def touch_session(row_id: int) -> bool:
+    """Write a session's last-seen time if the write lock can be had at once; else skip it.
+
+    Best effort: a page never waits behind another writer (a long job or command) for it, and
+    the next request after the touch interval tries again. Skipping costs nothing while the
+    writer holds the lock for less than the idle timeout less the touch interval. Written on a
+    short connection of its own; the request's session has committed and holds no lock.
+    """
+    wait_ms = int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])
+    try:
+        with short_write(db.engine, wait_ms) as connection:
+            connection.execute(
+                update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow())
+            )
+    except DBAPIError as error:
+        if not is_lock_timeout(error):
+            raise
+        log.info("session last-seen time not written: the database is busy")
+        return False
+    return True
 
 
 def end_current_session() -> None:

@@ -257,14 +257,24 @@ def regenerate_return(
         raise ReturnRefused("Give a reason for regenerating the return", "reason")
     check_reportable(period, today)
     scope, contract = _scope_for(contract_id)
-    if names_people_in(reason, _people_in(scope)):
-        raise ReturnRefused(IDENTIFIERS_IN_REASON, "reason")
-    _latest_version(scope, period)  # refuse before computing
+    if not (db.session.new or db.session.dirty or db.session.deleted):
+        # The checks read the whole scope's names (a scan at scale): like the figures, they
+        # hold no write lock.
+        with without_write_lock(db.session):
+            _refuse_reason_or_period(reason, scope, period)
+    else:
+        _refuse_reason_or_period(reason, scope, period)
     computed = _compute(scope, contract, period, None)
     _advisory_lock(scope, period)
     return _regenerate(
         actor, scope, contract_id, period, reason.strip(), computed, today=today, job=job
     )
+
+
+def _refuse_reason_or_period(reason: str, scope: Scope, period: Period) -> None:
+    if names_people_in(reason, _people_in(scope)):
+        raise ReturnRefused(IDENTIFIERS_IN_REASON, "reason")
+    _latest_version(scope, period)  # refuse before computing
 
 
 def _people_in(scope: Scope) -> Select[Any]:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 
 from referrals import clock
-from referrals.audit import AUDIT_JOB
+from referrals.audit import AUDIT_JOB, move_spooled_in
 from referrals.auth.models import Role, User
 from referrals.backup import scheduled_backup
 from referrals.courses.register_rules import REGISTER_EDIT_DAYS
@@ -380,7 +380,20 @@ def execute(app: Flask, job_id: str, today: date | None = None) -> JobRun:
             log.warning("job %s for %s failed: %s", job.id, key, error)
             notify_admins_of_failure(finished, job.description)
         db.session.commit()
+        _move_spooled_access_entries_in()
         return _detached(finished)
+
+
+def _move_spooled_access_entries_in() -> None:
+    """Access entries pages kept in the spool while the database was busy are moved in after
+    every job, should no page have done so meanwhile (see `referrals.audit_spool`)."""
+    try:
+        moved = move_spooled_in()
+    except Exception:  # retried after the next job; the entries stay in the spool
+        log.warning("spooled access entries not moved in", exc_info=True)
+        return
+    if moved:
+        log.info("%d spooled access entries moved in", moved)
 
 
 def _detached(run: JobRun) -> JobRun:
