@@ -74,11 +74,11 @@ def _time_pages(
 
 
 def _longest_write_lock_of_a_regeneration(app: Flask, targets: common.Targets) -> dict[str, Any]:
+    from referrals import clock
     from referrals.auth.models import Role, User
     from referrals.db import unit_of_work_writes
     from referrals.extensions import db
     from referrals.reports.services import latest_closed_period, regenerate_return
-    from referrals.scheduler.jobs import today_in_london
 
     holds: list[float] = []
     opened: dict[int, float] = {}
@@ -98,7 +98,7 @@ def _longest_write_lock_of_a_regeneration(app: Flask, targets: common.Targets) -
         event.listen(engine, "commit", ended)
         event.listen(engine, "rollback", ended)
         try:
-            today = today_in_london()
+            today = clock.today()
             admin = db.session.scalar(select(User).where(User.role == Role.ADMIN).limit(1))
             started = time.perf_counter()
             made = regenerate_return(
