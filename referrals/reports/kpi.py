@@ -22,6 +22,7 @@ from functools import reduce
 from typing import Any
 
 from sqlalchemy import (
+    Date,
     Integer,
     Select,
     and_,
@@ -34,6 +35,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import aliased
 
 from referrals.courses.kpi_targets import DIRECTIONS, target_for
@@ -209,74 +211,105 @@ def _section_a(period: Period) -> list[Figure]:
     ]
 
     # Both A2 and A3 judge each referral as it stood at the end of the month, from its
-    # lifecycle history: the last status change on or before that day.
-    def latest_step(column: Any) -> Any:
-        return (
-            select(column)
-            .where(
-                ReferralTransition.referral_id == Referral.id,
-                ReferralTransition.effective_on <= period.end,
-            )
-            .order_by(ReferralTransition.effective_on.desc(), ReferralTransition.id.desc())
-            .limit(1)
-            .correlate(Referral)
-            .scalar_subquery()
-        )
-
-    status_at_end = latest_step(ReferralTransition.to_status)
-    changed_on = latest_step(ReferralTransition.effective_on)
+    # lifecycle history: its last status change on or before that day (`_latest_steps`).
+    # Only the referrals that could count are kept: open at the month's end (A3), or closed
+    # by a change in the month (A2); only those few are then checked for an attendance. One
+    # statement gives both.
+    latest = _latest_steps(period)
     attended_by_end = exists().where(
-        Enrolment.referral_id == Referral.id,
+        Enrolment.referral_id == latest.c.referral_id,
         Attendance.enrolment_id == Enrolment.id,
         Attendance.session_id == CourseSession.id,
         _attended_at_delivered(),
         CourseSession.date <= period.end,
     )
-
-    # A2: closed during the month (and still closed at its end), never having attended.
-    # The last change on or before the month's end falls in the month exactly when some
-    # change does: looking only at those referrals keeps this to the month's activity.
-    changed_in_period = select(ReferralTransition.referral_id).where(
-        ReferralTransition.effective_on >= period.start,
-        ReferralTransition.effective_on <= period.end,
-    )
-    by_reason: dict[str, int] = {}
-    for status, count in _rows(
-        select(status_at_end, func.count())
-        .select_from(Referral)
+    in_month = latest.c.effective_on >= period.start
+    by_status: dict[tuple[Status, bool], int] = {}
+    for status, changed_in_month, count in _rows(
+        select(latest.c.to_status, in_month, func.count())
+        .select_from(latest)
+        .join(Referral, Referral.id == latest.c.referral_id)
         .where(
-            Referral.id.in_(changed_in_period),
             Referral.received_on <= period.end,
-            status_at_end.in_(CLOSING_STATUSES),
-            changed_on >= period.start,
+            or_(
+                latest.c.to_status.in_(OPEN_STATUSES),
+                and_(latest.c.to_status.in_(CLOSING_STATUSES), in_month),
+            ),
             ~attended_by_end,
         )
-        .group_by(status_at_end)
+        .group_by(latest.c.to_status, in_month)
     ):
-        closed = Status(status)
-        key = "other" if closed is Status.WITHDRAWN else closed.value
-        by_reason[key] = by_reason.get(key, 0) + count
+        key = (Status(status), bool(changed_in_month))
+        by_status[key] = by_status.get(key, 0) + count
+
+    # A2: closed by its last change, made during the month, never having attended.
+    by_reason: dict[str, int] = {}
+    for (status, changed_in_month), count in by_status.items():
+        if status in CLOSING_STATUSES and changed_in_month:
+            reason = "other" if status is Status.WITHDRAWN else status.value
+            by_reason[reason] = by_reason.get(reason, 0) + count
     figures.append(Figure("A2", Kind.COUNT, sum(by_reason.values())))
     figures += [
         Figure("A2", Kind.COUNT, by_reason.get(r, 0), f"close_reason={r}") for r in CLOSE_REASONS
     ]
-
-    figures.append(
-        Figure(
-            "A3",
-            Kind.COUNT,
-            _count(
-                select(func.count())
-                .select_from(Referral)
-                .where(
-                    Referral.received_on <= period.end,
-                    status_at_end.in_(OPEN_STATUSES),
-                    ~attended_by_end,
-                )
-            ),
-        )
-    )
+    # A3: open at the month's end, never having attended.
+    waiting = sum(n for (status, _), n in by_status.items() if status in OPEN_STATUSES)
+    figures.append(Figure("A3", Kind.COUNT, waiting))
     return figures
+
+
+def _latest_steps(period: Period) -> Any:
+    """The last status change on or before the month's end (by date, then the order the
+    changes were recorded) of every referral that could count in A2 or A3: `referral_id`,
+    `to_status`, `effective_on`.
+
+    PostgreSQL reads every referral's from one ordered pass along
+    `ix_referral_transition_referral_id_effective_on_status`, backwards (DISTINCT ON): the
+    index holds every column, so that is a few thousand pages however many referrals there
+    are, where a lookup per referral reads a few pages for each.
+
+    SQLite is answered faster by one probe of that index per referral (0.06 s of CPU at
+    100,000 referrals, against 0.14 s for the cheapest set-based form, a grouped maximum, and
+    0.6 s for a window function, which SQLite materialises): its lookups cost no round trip
+    or page pins, and its aggregates and window functions run row by row in its interpreter.
+    It probes the referrals received by the month's end for A3, and those changed in the
+    month for A2.
+    """
+    step = ReferralTransition
+    if db.session.get_bind().dialect.name == "postgresql":
+        return (
+            select(step.referral_id, step.to_status, step.effective_on)
+            .where(step.effective_on <= period.end)
+            .ext(distinct_on(step.referral_id))
+            .order_by(step.referral_id.desc(), step.effective_on.desc(), step.id.desc())
+            .subquery("latest")
+        )
+
+    def last(column: Any) -> Any:
+        return (
+            select(column)
+            .where(step.referral_id == Referral.id, step.effective_on <= period.end)
+            .order_by(step.effective_on.desc(), step.id.desc())
+            .limit(1)
+            .correlate(Referral)
+            .scalar_subquery()
+        )
+
+    status, changed_on = last(step.to_status), last(step.effective_on)
+    changed_in_month = select(step.referral_id).where(
+        step.effective_on >= period.start, step.effective_on <= period.end
+    )
+    waiting = select(
+        Referral.id.label("referral_id"),
+        status.label("to_status"),
+        literal(None, Date).label("effective_on"),  # not needed for A3
+    ).where(Referral.received_on <= period.end, status.in_(OPEN_STATUSES))
+    closed = select(Referral.id, status, changed_on).where(
+        Referral.id.in_(changed_in_month),
+        status.in_(CLOSING_STATUSES),
+        changed_on >= period.start,
+    )
+    return waiting.union_all(closed).subquery("latest")
 
 
 # Sections B, C and E over every span at once ------------------------------------------------
