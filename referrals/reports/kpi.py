@@ -13,6 +13,7 @@ are written in docs/kpi.md.
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,7 @@ from sqlalchemy import (
     Date,
     Integer,
     Select,
+    String,
     and_,
     case,
     cast,
@@ -34,9 +36,9 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    type_coerce,
 )
 from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import aliased
 
 from referrals.courses.kpi_targets import DIRECTIONS, target_for
 from referrals.courses.models import (
@@ -332,23 +334,48 @@ class _Tally:
     waits: list[int] = field(default_factory=list)
 
 
-def _attendance_tallies(scope: Scope, spans: list[Window]) -> list[_Tally]:
+@dataclass(frozen=True)
+class _Person:
+    """Someone supported in the month (B1): their first attended session in it, and who they
+    are for section D."""
+
+    first_on: date
+    born: date | None
+    sex: Any
+    ethnicity: Any
+
+
+def _attendance_tallies(
+    scope: Scope, spans: list[Window]
+) -> tuple[list[_Tally], dict[int, _Person]]:
     """B1, B2, B3, B5, B6 and C7 for every span from one pass over the widest span's records
-    (one query).
+    (two queries), and the people supported in the month for section D.
 
     The records are grouped by enrolment, by whether they are attendances, and by the part of
     the widest span they fall in (split at each span's start), so that each record is looked
     at once. An enrolment started in a span when its first attended delivered session in scope
-    falls in it: its first in the widest span, unless it had one before that span began.
+    falls in it. Whether it had attended before the widest span began is read in the same
+    pass: its course's earlier attendances are grouped into a part of their own (0), counted
+    in no span. A register lists only its own course's enrolments, so an enrolment that
+    attended in the widest span attended before it, if at all, at a course that met in it.
     """
     starts = sorted({w.start for w in spans})
     end = spans[0].end
-    # Part i runs from starts[i] to the next start (the last to the end).
+    # Part i + 1 runs from starts[i] to the next start (the last to the end); part 0 is before.
     part = case(
-        *((CourseSession.date >= starts[i], i) for i in reversed(range(len(starts)))), else_=0
+        *((CourseSession.date >= starts[i], i + 1) for i in reversed(range(len(starts)))),
+        else_=0,
     )
     went = case((_attended_at_delivered(), 1), else_=0)
     mood_change = Attendance.mood_after - Attendance.mood_before  # NULL unless both recorded
+    # The in-scope courses with a session in the widest span, fetched first (one query): a
+    # list of ids lets the planner find their sessions, and then their records, by index.
+    meeting = _rows(
+        select(CourseSession.course_id)
+        .join(Course, Course.id == CourseSession.course_id)
+        .where(CourseSession.date >= starts[0], CourseSession.date <= end, _courses_in(scope))
+        .distinct()
+    )
     groups = (
         select(
             Attendance.enrolment_id,
@@ -360,45 +387,40 @@ def _attendance_tallies(scope: Scope, spans: list[Window]) -> list[_Tally]:
             func.min(CourseSession.date).label("first_on"),
         )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .where(CourseSession.date >= starts[0], CourseSession.date <= end, _courses_in(scope))
+        .where(
+            CourseSession.course_id.in_([course_id for (course_id,) in meeting]),
+            CourseSession.date <= end,
+            or_(CourseSession.date >= starts[0], _attended_at_delivered()),
+        )
         .group_by(Attendance.enrolment_id, part, went)
         .subquery()
-    )
-    earlier = aliased(CourseSession)
-    earlier_course = aliased(Course)
-    started_before = (
-        select(earlier.id)
-        .where(
-            Attendance.enrolment_id == groups.c.enrolment_id,
-            Attendance.status == AttendanceStatus.ATTENDED,
-            earlier.id == Attendance.session_id,
-            earlier.status == SessionStatus.DELIVERED,
-            earlier.date < starts[0],
-            earlier_course.id == earlier.course_id,
-            literal(True) if scope.is_all else earlier_course.contract_id == scope.contract_id,
-        )
-        .correlate(groups)
-        .exists()
     )
     rows = _rows(
         select(
             groups,
             Referral.patient_id,
             Referral.received_on,
-            case((groups.c.went == 1, started_before), else_=False),
+            Patient.date_of_birth,
+            # Their stored values, as text: converting each row's to its enum costs more
+            # than the rest of the row; section D converts each person's once.
+            type_coerce(Patient.sex, String),
+            type_coerce(Patient.ethnicity, String),
         )
         .join(Enrolment, Enrolment.id == groups.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
+        .join(Patient, Patient.id == Referral.patient_id)
     )
     tallies = [_Tally() for _ in spans]
-    # The spans each part of the widest span belongs to.
-    in_spans = [
+    # The spans each part belongs to: none before the widest span.
+    in_spans: list[list[_Tally]] = [[]] + [
         [tally for window, tally in zip(spans, tallies, strict=True) if start >= window.start]
         for start in starts
     ]
     firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
-    for enrolment_id, at, went_, records, moods, total, first_on, patient, received, before in rows:
+    month = len(starts)  # the month is the latest start: the last part
+    supported: dict[int, _Person] = {}
+    for row in rows:
+        enrolment_id, at, went_, records, moods, total, first_on, patient, received = row[:9]
         for tally in in_spans[at]:
             tally.records += records
             tally.recorded_people.add(patient)
@@ -409,15 +431,19 @@ def _attendance_tallies(scope: Scope, spans: list[Window]) -> list[_Tally]:
                     tally.mood_records += moods
                     tally.mood_total = (tally.mood_total or 0) + total
                     tally.mood_people.add(patient)
-        if went_ and not before:
+        if went_:
             known = firsts.get(enrolment_id)
             if known is None or first_on < known[0]:
                 firsts[enrolment_id] = (first_on, received)
+            if at == month:
+                person = supported.get(patient)
+                if person is None or first_on < person.first_on:
+                    supported[patient] = _Person(first_on, *row[9:])
     for first_on, received in firsts.values():
         for window, tally in zip(spans, tallies, strict=True):
             if first_on >= window.start:
                 tally.waits.append((first_on - received).days)
-    return tallies
+    return tallies, supported
 
 
 @dataclass(frozen=True)
@@ -579,9 +605,10 @@ def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
     return chosen
 
 
-def _span_figures(scope: Scope, spans: list[Window]) -> list[Figure]:
-    """Sections B, C and E over every span (four queries, and two for each span's follow-ups)."""
-    tallies = _attendance_tallies(scope, spans)
+def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list[Figure]]:
+    """Sections B, C and E over every span (five queries, and one for each span's
+    follow-ups), and section D."""
+    tallies, supported = _attendance_tallies(scope, spans)
     courses = _courses_meeting(scope, spans)
     widest, end = min(w.start for w in spans), spans[0].end
     ended = [c for c in courses if widest <= c.ends_on <= end]
@@ -638,7 +665,7 @@ def _span_figures(scope: Scope, spans: list[Window]) -> list[Figure]:
                 people=len(completed),
             ),
         ]
-    return figures
+    return figures, _section_d(supported)
 
 
 def _pounds(pence: int) -> Decimal:
@@ -757,6 +784,7 @@ def _follow_up(scope: Scope, window: Window) -> list[Figure]:
 # Section D: equalities ------------------------------------------------------------------
 
 
+@functools.cache
 def _age_band(age: int) -> str:
     for band in AGE_BANDS[:-1]:
         low, high = (int(x) for x in band.split("-"))
@@ -765,26 +793,18 @@ def _age_band(age: int) -> str:
     return "75+"
 
 
-def _section_d(scope: Scope, window: Window) -> list[Figure]:
-    # Each person is counted once, as they were at their first attended session in the month.
-    first_session = (
-        select(Referral.patient_id, func.min(CourseSession.date).label("first_on"))
-        .select_from(Attendance)
-        .join(CourseSession, CourseSession.id == Attendance.session_id)
-        .join(Course, Course.id == CourseSession.course_id)
-        .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
-        .join(Referral, Referral.id == Enrolment.referral_id)
-        .where(_sessions_in(scope, window), _attended_at_delivered())
-        .group_by(Referral.patient_id)
-        .subquery()
-    )
-    age_years = _age_expression(Patient.date_of_birth, first_session.c.first_on)
-    rows = _rows(
-        select(age_years, Patient.sex, Patient.ethnicity, func.count())
-        .select_from(first_session)
-        .join(Patient, Patient.id == first_session.c.patient_id)
-        .group_by(age_years, Patient.sex, Patient.ethnicity)
-    )
+def _age_on(born: date, on: date) -> int:
+    """Whole years from `born` to `on` (a birthday on 29 February falls on 1 March)."""
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _section_d(supported: dict[int, _Person]) -> list[Figure]:
+    """Each person supported in the month, counted once, as they were at their first attended
+    in-scope session in the month (from the attendance pass: no query of its own)."""
+    rows = [
+        (None if p.born is None else _age_on(p.born, p.first_on), p.sex, p.ethnicity, 1)
+        for p in supported.values()
+    ]
     bands: dict[str, int] = dict.fromkeys(AGE_BANDS, 0)
     sexes: dict[str, int] = {s.value: 0 for s in Sex}
     groups: dict[str, int] = {e.value: 0 for e in Ethnicity}
@@ -836,8 +856,8 @@ def compute(
     spans = windows(period, contract_start)
     _without_jit()
     figures = list(section_a) if section_a is not None else _section_a(period)
-    figures += _span_figures(scope, spans)
-    figures += _section_d(scope, spans[0])
+    span_figures, section_d = _span_figures(scope, spans)
+    figures += span_figures + section_d
     return Result(scope.key, period.key, SPEC_VERSION, figures)
 
 
@@ -846,6 +866,11 @@ def _without_jit() -> None:
         # PostgreSQL compiles a statement it estimates as costly (JIT): tens of milliseconds
         # for each of these, more than the statement itself takes once planned by index.
         db.session.execute(text("SET LOCAL jit = off"))
+        # The engine reads a few thousand sessions' records out of millions: along the
+        # indexes, each probe is a page already in memory (or on solid-state storage), so a
+        # random page costs about what a sequential one does, not PostgreSQL's default four
+        # times as much, which makes it read whole tables instead.
+        db.session.execute(text("SET LOCAL random_page_cost = 1.1"))
 
 
 # Publishing: suppression and ratings -------------------------------------------------------
