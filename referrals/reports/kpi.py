@@ -598,10 +598,14 @@ def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
         .subquery()
     )
     chosen: dict[int, dict[str, int]] = {}
+    # The timepoint as its stored value: converting each row's to the enum and back would
+    # cost more than the rest of the row.
     for enrolment_id, timepoint, score in _rows(
-        select(ranked.c.enrolment_id, ranked.c.timepoint, ranked.c.centi).where(ranked.c.rank == 1)
+        select(
+            ranked.c.enrolment_id, type_coerce(ranked.c.timepoint, String), ranked.c.centi
+        ).where(ranked.c.rank == 1)
     ):
-        chosen.setdefault(enrolment_id, {})[Timepoint(timepoint).value] = int(score)
+        chosen.setdefault(enrolment_id, {})[timepoint] = int(score)
     return chosen
 
 
