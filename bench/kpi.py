@@ -7,15 +7,22 @@ all activity (the month and the year to date); then the PDF of that contract's r
 first if it does not exist), as the download page builds it. Each is run `--repeat` times,
 reporting min, median and max, the figures made, the spans and the queries per return.
 
+Wall time follows whatever else the machine is doing; the CPU time the return costs does not,
+so each return also reports the median CPU seconds of this process (`cpu_s`) and, on a
+PostgreSQL server on the same machine, of the server process serving it (`server_cpu_s`, read
+from /proc; absent elsewhere).
+
     .venv/bin/python -m bench.kpi --scale small --db sqlite
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -30,6 +37,23 @@ def _figures(times: list[float]) -> dict[str, Any]:
         "median_s": round(statistics.median(times), 4),
         "max_s": round(max(times), 4),
     }
+
+
+def server_cpu() -> float | None:
+    """CPU seconds used so far by the PostgreSQL server process serving this session, when
+    the server runs on this machine (its /proc entry is readable); else None."""
+    from sqlalchemy import text
+
+    from referrals.extensions import db
+
+    if db.session.get_bind().dialect.name != "postgresql":
+        return None
+    pid = db.session.connection().scalar(text("SELECT pg_backend_pid()"))
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def contract_in(contract_id: int, period: Any) -> int:
@@ -89,19 +113,28 @@ def run(app: Flask, *, repeat: int, today: date | None = None) -> dict[str, Any]
 
             common.note(f"kpi: {name} for {period.key}")
             whole_return()  # warm: first use of each statement compiles it
-            times, figures = [], []
+            times, cpu, server = [], [], []
+            figures: list[dict[str, Any]] = []
             with counter.attached():
                 before = counter.count
                 for _ in range(repeat):
-                    started = time.perf_counter()
+                    server_before = server_cpu()
+                    started, cpu_started = time.perf_counter(), time.process_time()
                     figures = whole_return()
                     times.append(time.perf_counter() - started)
+                    cpu.append(time.process_time() - cpu_started)
+                    server_after = server_cpu()
+                    if server_before is not None and server_after is not None:
+                        server.append(server_after - server_before)
                 statements = (counter.count - before) // repeat
             results[name] = _figures(times) | {
+                "cpu_s": round(statistics.median(cpu), 4),
                 "figures": len(figures),
                 "spans": spans_in(figures),
                 "queries": statements,
             }
+            if server:
+                results[name]["server_cpu_s"] = round(statistics.median(server), 4)
             db.session.rollback()
 
         kpi_return = current_return(Scope(contract_id), period)
