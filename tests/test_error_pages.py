@@ -17,6 +17,7 @@ from referrals.intake.models import ContactAttempt, Referral
 from tests import factories
 from tests.conftest import csrf_token, database_url, make_app, sign_in
 from tests.intake_helpers import make_referral, nhs_numbers
+from tests.write_lock import another_process_can_write
 
 _HIDDEN = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
@@ -154,18 +155,6 @@ def test_nothing_of_a_failed_referral_is_half_written(app: Flask, impatient_app:
     assert db.session.scalar(select(func.count()).select_from(Referral)) == 0
 
 
-def _another_process_can_write(path: str) -> bool:
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        other.close()
-
-
 def test_slow_work_in_a_writing_request_holds_no_write_lock(app: Flask) -> None:
     """A password hash inside a sign-in must not hold every other writer up."""
     from referrals.auth.models import User
@@ -177,10 +166,10 @@ def test_slow_work_in_a_writing_request_holds_no_write_lock(app: Flask) -> None:
     db.session.commit()
     with app.test_request_context("/sign-in", method="POST"):
         db.session.execute(select(User.id)).all()  # a writing request takes the lock first
-        assert not _another_process_can_write(path)
+        assert not another_process_can_write(path)
         with without_write_lock(db.session):
             db.session.execute(select(User.id)).all()
-            assert _another_process_can_write(path)
+            assert another_process_can_write(path)
         db.session.execute(select(User.id)).all()
-        assert not _another_process_can_write(path)
+        assert not another_process_can_write(path)
         db.session.rollback()

@@ -29,8 +29,8 @@ from referrals.intake.lifecycle import CLOSING_STATUSES, OPEN_STATUSES, Status
 from referrals.intake.models import Referral, ReferralTransition
 from referrals.reports.kpi import CLOSE_REASONS, scheme_figures
 from referrals.reports.periods import FIRST, Period, periods_between
-from referrals.scale import seed_scale
-from referrals.seed import seed_demo
+from referrals.seeding.demo import seed_demo
+from referrals.seeding.scale import seed_scale
 from tests.test_kpi_engine import S, d, new_builder
 from tests.test_kpi_reference import build
 

@@ -15,7 +15,6 @@ timeout before giving up, which shows the hold outlasted it. No assertion reads 
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -37,6 +36,7 @@ from referrals.intake.models import ContactAttempt, Referral
 from tests.conftest import csrf_token, database_url, make_app, sign_in
 from tests.test_authz_matrix import Caller, cases, expected
 from tests.world import ROLES, build_world
+from tests.write_lock import another_process_can_write
 
 BUSY_TIMEOUT_MS = 300  # the hold below lasts until released: many times this
 
@@ -262,18 +262,6 @@ def test_an_api_write_behind_the_lock_answers_problem_json_503(
 # KPI returns: computed holding no write lock, written in a short transaction. ---------------
 
 
-def _another_process_can_write(path: str) -> bool:
-    other = sqlite3.connect(path, isolation_level=None, timeout=0)
-    try:
-        other.execute("BEGIN IMMEDIATE")
-        other.execute("ROLLBACK")
-        return True
-    except sqlite3.OperationalError:
-        return False
-    finally:
-        other.close()
-
-
 @pytest.fixture()
 def lock_checks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     """(what, whether another process could take the write lock meanwhile) for each slow read
@@ -289,7 +277,7 @@ def lock_checks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, 
         original = getattr(services, name)
 
         def run(*args: Any, **kwargs: Any) -> Any:
-            seen.append((name, _another_process_can_write(path)))
+            seen.append((name, another_process_can_write(path)))
             return original(*args, **kwargs)
 
         monkeypatch.setattr(services, name, run)
