@@ -36,11 +36,12 @@ def _kept(key: tuple[Any, ...], render: Any) -> str:
 
 def header(navigation_items: list[dict[str, Any]], unread_count: int) -> Markup:
     """The page's header for whoever is asking (see the module's docstring)."""
-    signed_in = bool(current_user.is_authenticated)
+    user = current_user._get_current_object()
+    signed_in = bool(user.is_authenticated)
     service_home = (
         url_for("public.finder") if request.blueprint == "public" else url_for("main.home")
     )
-    role = current_user.role if signed_in else None
+    role = user.role if signed_in else None
     key = (
         "header",
         request.script_root,
@@ -64,7 +65,7 @@ def header(navigation_items: list[dict[str, Any]], unread_count: int) -> Markup:
     )
     if signed_in:
         html = html.replace(_TOKEN, generate_csrf()).replace(_UNREAD, str(int(unread_count)))
-        html = html.replace(_NAME, str(escape(current_user.name)))  # last: nothing after it
+        html = html.replace(_NAME, str(escape(user.name)))  # last: nothing after it
     return Markup(html)  # noqa: S704  (rendered by the autoescaping template; values escaped)
 
 
