@@ -23,6 +23,8 @@ from flask import current_app, g, request, session
 from flask_login import current_user
 from sqlalchemy import select, update
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from referrals.auth.models import SecuritySetting, User, UserSession
 from referrals.db import utcnow
@@ -122,14 +124,26 @@ def refresh_last_seen() -> None:
     row_id = g.pop(_TOUCH_DUE, None)
     if row_id is None:
         return
-    db.session.commit()
-    # No synchronisation with loaded objects: reading them first would make this a read that
-    # turns into a write.
-    db.session.execute(
-        update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.commit()
+    # The user and organisation just loaded stay loaded through these commits (nothing of
+    # theirs changes), so the page does not read them again lazily.
+    orm = db.session()
+    expiring = orm.expire_on_commit
+    orm.expire_on_commit = False
+    try:
+        db.session.commit()
+        # No synchronisation with loaded objects: reading them first would make this a read
+        # that turns into a write.
+        now = utcnow()
+        db.session.execute(
+            update(UserSession).where(UserSession.id == row_id).values(last_seen_at=now),
+            execution_options={"synchronize_session": False},
+        )
+        db.session.commit()
+    finally:
+        orm.expire_on_commit = expiring
+    loaded = orm.identity_map.get(identity_key(UserSession, row_id))
+    if loaded is not None:  # as written, without reading it back
+        set_committed_value(loaded, "last_seen_at", now)
 
 
 def end_current_session() -> None:
