@@ -141,6 +141,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(_inject)
     app.jinja_env.globals["chrome_header"] = chrome.header
     app.jinja_env.globals["chrome_footer"] = chrome.footer
+    app.jinja_env.globals["chrome_pager"] = chrome.pager
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(phone_display, "phone")
