@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from flask import current_app, g, request, session
 from flask_login import current_user
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import contains_eager
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
@@ -71,19 +73,14 @@ def session_expired(row: UserSession, now: datetime) -> bool:
     )
 
 
-def load_user_for_session(user_id: str) -> User | None:
-    """Flask-Login's user loader: only a live, unrevoked session row yields its user.
-
-    One statement loads what every page needs about who is asking: the session row, the user
-    with their organisation, the two-step verification settings and the unread message count.
-    """
+@cache
+def _identity_statement() -> Select[Any]:
+    """The per-request identity statement (see `load_user_for_session`), built once: only the
+    session token's digest changes between requests."""
     from referrals.auth.mfa import REQUIRED_ROLES_SETTING
     from referrals.notifications.services import unread_count_of
 
-    token = session.get(SESSION_KEY)
-    if not isinstance(token, str):
-        return None
-    found = db.session.execute(
+    return (
         select(
             UserSession,
             User,
@@ -93,9 +90,21 @@ def load_user_for_session(user_id: str) -> User | None:
         .join(UserSession.user)
         .join(User.organisation)
         .outerjoin(SecuritySetting, SecuritySetting.key == REQUIRED_ROLES_SETTING)
-        .where(UserSession.token_hash == _digest(token))
+        .where(UserSession.token_hash == bindparam("token_hash"))
         .options(contains_eager(User.organisation))
-    ).first()
+    )
+
+
+def load_user_for_session(user_id: str) -> User | None:
+    """Flask-Login's user loader: only a live, unrevoked session row yields its user.
+
+    One statement loads what every page needs about who is asking: the session row, the user
+    with their organisation, the two-step verification settings and the unread message count.
+    """
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str):
+        return None
+    found = db.session.execute(_identity_statement(), {"token_hash": _digest(token)}).first()
     if found is None:
         return None
     row, user, required_roles, unread = found
