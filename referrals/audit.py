@@ -176,24 +176,30 @@ def _rows(
     moment of the view (who, when, from where), each naming the person it is about."""
     rows = []
     subjects = []
+    # The same for every row: worked out once (the actor is often a proxy to the signed-in
+    # user, and each look-up through it costs).
+    at = utcnow()
+    actor_id = getattr(actor, "id", None) if getattr(actor, "is_authenticated", False) else None
+    in_request = has_request_context()
+    source = _source()
+    ip_address = request.remote_addr if in_request else None
+    origin = {} if in_request else _origin()
     for obj, object_type, object_id, detail in items:
         if obj is not None:
             object_type = object_type or getattr(obj, "__tablename__", type(obj).__name__.lower())
             object_id = object_id if object_id is not None else getattr(obj, "id", None)
         subjects.append(_subject(obj, object_type, object_id, detail))
-        if not has_request_context():
-            detail = {**_origin(), **detail}
+        if origin:
+            detail = {**origin, **detail}
         rows.append(
             {
-                "at": utcnow(),
-                "actor_id": getattr(actor, "id", None)
-                if getattr(actor, "is_authenticated", False)
-                else None,
+                "at": at,
+                "actor_id": actor_id,
                 "action": action,
                 "object_type": object_type,
                 "object_id": None if object_id is None else str(object_id),
-                "source": _source(),
-                "ip_address": request.remote_addr if has_request_context() else None,
+                "source": source,
+                "ip_address": ip_address,
                 "detail": detail,
             }
         )

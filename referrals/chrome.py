@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template, request, url_for
+from flask import current_app, render_template, render_template_string, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup, escape
@@ -22,6 +22,17 @@ _NAME = "app-chrome-placeholder-name"
 _UNREAD = "app-chrome-placeholder-unread"
 _TOKEN = "app-chrome-placeholder-token"  # noqa: S105  (a placeholder)
 _CACHE = "referrals.chrome"
+_PREVIOUS_HREF = "app-pager-placeholder-previous-href"
+_PREVIOUS_LABEL = "app-pager-placeholder-previous-label"
+_NEXT_HREF = "app-pager-placeholder-next-href"
+_NEXT_LABEL = "app-pager-placeholder-next-label"
+_PAGER = (
+    '{% from "nhsuk/components/pagination/macro.jinja" import pagination %}'
+    "{{ pagination({"
+    '"previous": {"href": previous_href, "labelText": previous_label} if previous else undefined,'
+    '"next": {"href": next_href, "labelText": next_label} if next else undefined'
+    "}) }}"
+)
 
 
 def _kept(key: tuple[Any, ...], render: Any) -> str:
@@ -36,11 +47,12 @@ def _kept(key: tuple[Any, ...], render: Any) -> str:
 
 def header(navigation_items: list[dict[str, Any]], unread_count: int) -> Markup:
     """The page's header for whoever is asking (see the module's docstring)."""
-    signed_in = bool(current_user.is_authenticated)
+    user = current_user._get_current_object()
+    signed_in = bool(user.is_authenticated)
     service_home = (
         url_for("public.finder") if request.blueprint == "public" else url_for("main.home")
     )
-    role = current_user.role if signed_in else None
+    role = user.role if signed_in else None
     key = (
         "header",
         request.script_root,
@@ -64,10 +76,35 @@ def header(navigation_items: list[dict[str, Any]], unread_count: int) -> Markup:
     )
     if signed_in:
         html = html.replace(_TOKEN, generate_csrf()).replace(_UNREAD, str(int(unread_count)))
-        html = html.replace(_NAME, str(escape(current_user.name)))  # last: nothing after it
+        html = html.replace(_NAME, str(escape(user.name)))  # last: nothing after it
     return Markup(html)  # noqa: S704  (rendered by the autoescaping template; values escaped)
 
 
 def footer() -> Markup:
     html = _kept(("footer", request.script_root), lambda: render_template("_chrome/footer.html"))
     return Markup(html)  # noqa: S704  (rendered by the autoescaping template)
+
+
+def pager(previous: tuple[str, str] | None, following: tuple[str, str] | None) -> Markup:
+    """The frontend's previous and next links, each (address, label) or None: rendered by its
+    macro once per shape (which of the two there are) and filled in, escaped, like the header."""
+    key = ("pager", previous is not None, following is not None)
+    html = _kept(
+        key,
+        lambda: render_template_string(
+            _PAGER,
+            previous=previous is not None,
+            previous_href=_PREVIOUS_HREF,
+            previous_label=_PREVIOUS_LABEL,
+            next=following is not None,
+            next_href=_NEXT_HREF,
+            next_label=_NEXT_LABEL,
+        ),
+    )
+    if previous is not None:
+        html = html.replace(_PREVIOUS_HREF, str(escape(previous[0])))
+        html = html.replace(_PREVIOUS_LABEL, str(escape(previous[1])))
+    if following is not None:
+        html = html.replace(_NEXT_HREF, str(escape(following[0])))
+        html = html.replace(_NEXT_LABEL, str(escape(following[1])))
+    return Markup(html)  # noqa: S704  (rendered by the autoescaping template; values escaped)

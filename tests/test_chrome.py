@@ -46,3 +46,26 @@ def test_the_header_follows_the_page_and_the_role(app: Flask, login_as: Any) -> 
     assert "(Artist)" in artist and "Refer someone" not in artist
     signed_out = app.test_client().get("/sign-in").get_data(as_text=True)
     assert "Sign out" not in signed_out and "nhsuk-footer" in signed_out
+
+
+def test_the_pager_is_the_frontend_macros_output_with_its_values_escaped(app: Flask) -> None:
+    """`chrome_pager` answers what the frontend's pagination macro would, for each shape."""
+    from flask import render_template_string
+
+    from referrals import chrome
+
+    macro = (
+        '{% from "nhsuk/components/pagination/macro.jinja" import pagination %}{{ pagination({'
+        '"previous": {"href": p[0], "labelText": p[1]} if p else undefined,'
+        '"next": {"href": n[0], "labelText": n[1]} if n else undefined}) }}'
+    )
+    cases = [
+        (None, ("/referrals/?page=2", "Page 2 of 9")),
+        (("/referrals/?page=1&status=open&x=<\"'>", "Page 1 of 9"), ("/referrals/?page=3", "<3>")),
+        (("/referrals/?page=8", "Page 8 of 9"), None),
+    ]
+    with app.test_request_context("/referrals/"):
+        for previous, following in cases:
+            expected = render_template_string(macro, p=previous, n=following)
+            assert str(chrome.pager(previous, following)) == expected
+            assert str(chrome.pager(previous, following)) == expected  # kept, filled again

@@ -48,7 +48,7 @@ def lazy_loads() -> Iterator[list[str]]:
     seen: list[str] = []
 
     def watch(state: ORMExecuteState) -> None:
-        if state.lazy_loaded_from is not None:
+        if state.is_select and state.lazy_loaded_from is not None:
             owner = type(state.lazy_loaded_from.obj()).__name__
             path = state.loader_strategy_path
             seen.append(f"{owner}.{path.natural_path[-1].key if path else '?'}")
@@ -92,3 +92,34 @@ def test_the_check_sees_a_lazy_load(app: Flask) -> None:
     with lazy_loads() as seen:
         assert organisation.users
     assert seen == ["Organisation.users"]
+
+
+@pytest.mark.parametrize("role", [Role.REFERRER, Role.LINK_WORKER], ids=lambda role: role.value)
+def test_a_page_that_records_last_seen_loads_nothing_lazily(
+    app: Flask, login_as: Any, role: Role
+) -> None:
+    """Once a minute a page also records that the person is still here; its commits keep the
+    user and organisation just loaded, so the page does not read them again lazily."""
+    from datetime import UTC, datetime, timedelta
+
+    import time_machine
+    from sqlalchemy import select
+
+    from referrals.auth.models import UserSession
+    from referrals.extensions import db
+
+    world = build_world()
+    user = world.user(role)
+    client = login_as(user)
+    with time_machine.travel(datetime.now(UTC) + timedelta(seconds=61), tick=True):
+        with lazy_loads() as seen:
+            response = client.get("/referrals/")
+        assert response.status_code == 200
+        assert seen == [], f"{role.value}: lazy loads {seen}"
+        db.session.expire_all()
+        last_seen = max(
+            db.session.scalars(
+                select(UserSession.last_seen_at).where(UserSession.user_id == user.id)
+            )
+        )
+        assert datetime.now(UTC) - last_seen < timedelta(seconds=30)  # the refresh was written

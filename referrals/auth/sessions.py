@@ -20,12 +20,16 @@ import hashlib
 import logging
 import secrets
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from flask import current_app, g, request, session
 from flask_login import current_user
-from sqlalchemy import select, update
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from referrals.auth.models import SecuritySetting, User, UserSession
 from referrals.db import is_lock_timeout, short_write, utcnow
@@ -74,19 +78,14 @@ def session_expired(row: UserSession, now: datetime) -> bool:
     )
 
 
-def load_user_for_session(user_id: str) -> User | None:
-    """Flask-Login's user loader: only a live, unrevoked session row yields its user.
-
-    One statement loads what every page needs about who is asking: the session row, the user
-    with their organisation, the two-step verification settings and the unread message count.
-    """
+@cache
+def _identity_statement() -> Select[Any]:
+    """The per-request identity statement (see `load_user_for_session`), built once: only the
+    session token's digest changes between requests."""
     from referrals.auth.mfa import REQUIRED_ROLES_SETTING
     from referrals.notifications.services import unread_count_of
 
-    token = session.get(SESSION_KEY)
-    if not isinstance(token, str):
-        return None
-    found = db.session.execute(
+    return (
         select(
             UserSession,
             User,
@@ -96,9 +95,21 @@ def load_user_for_session(user_id: str) -> User | None:
         .join(UserSession.user)
         .join(User.organisation)
         .outerjoin(SecuritySetting, SecuritySetting.key == REQUIRED_ROLES_SETTING)
-        .where(UserSession.token_hash == _digest(token))
+        .where(UserSession.token_hash == bindparam("token_hash"))
         .options(contains_eager(User.organisation))
-    ).first()
+    )
+
+
+def load_user_for_session(user_id: str) -> User | None:
+    """Flask-Login's user loader: only a live, unrevoked session row yields its user.
+
+    One statement loads what every page needs about who is asking: the session row, the user
+    with their organisation, the two-step verification settings and the unread message count.
+    """
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str):
+        return None
+    found = db.session.execute(_identity_statement(), {"token_hash": _digest(token)}).first()
     if found is None:
         return None
     row, user, required_roles, unread = found
@@ -127,12 +138,24 @@ def refresh_last_seen() -> None:
     row_id = g.pop(_TOUCH_DUE, None)
     if row_id is None:
         return
-    db.session.commit()
-    touch_session(row_id)
+    # The user and organisation just loaded stay loaded through this commit (nothing of theirs
+    # changes), so the page does not read them again lazily.
+    orm = db.session()
+    expiring = orm.expire_on_commit
+    orm.expire_on_commit = False
+    try:
+        db.session.commit()
+    finally:
+        orm.expire_on_commit = expiring
+    written_at = touch_session(row_id)
+    loaded = orm.identity_map.get(identity_key(UserSession, row_id))
+    if written_at is not None and loaded is not None:  # as written, without reading it back
+        set_committed_value(loaded, "last_seen_at", written_at)
 
 
-def touch_session(row_id: int) -> bool:
-    """Write a session's last-seen time if the write lock can be had at once; else skip it.
+def touch_session(row_id: int) -> datetime | None:
+    """Write a session's last-seen time if the write lock can be had at once (the time
+    written), else skip it (None).
 
     Best effort: a page never waits behind another writer (a long job or command) for it, and
     the next request after the touch interval tries again. Skipping costs nothing while the
@@ -140,17 +163,18 @@ def touch_session(row_id: int) -> bool:
     short connection of its own; the request's session has committed and holds no lock.
     """
     wait_ms = int(current_app.config["BEST_EFFORT_WRITE_WAIT_MS"])
+    now = utcnow()
     try:
         with short_write(db.engine, wait_ms) as connection:
             connection.execute(
-                update(UserSession).where(UserSession.id == row_id).values(last_seen_at=utcnow())
+                update(UserSession).where(UserSession.id == row_id).values(last_seen_at=now)
             )
     except DBAPIError as error:
         if not is_lock_timeout(error):
             raise
         log.info("session last-seen time not written: the database is busy")
-        return False
-    return True
+        return None
+    return now
 
 
 def end_current_session() -> None:

@@ -124,33 +124,35 @@ def referrals() -> ResponseReturnValue:
     if request.method == "POST" and not search:
         # Nothing to hide: the plain list, whose URL can be bookmarked.
         return redirect(url_for("intake.referrals", **_filter_args(source)))
-    if current_user.role == Role.REFERRER:
+    user = current_user._get_current_object()  # once: each look-up through the proxy costs
+    if user.role == Role.REFERRER:
         status = source.get("status")
         page = Page.of_keys(
-            practice_query(current_user, search, status),
+            practice_query(user, search, status),
             Referral.id,
-            lambda ids: listed_referrals(ids, current_user),
+            lambda ids: listed_referrals(ids, user),
         )
-        _list_viewed(page.items, search)
+        _list_viewed(user, page.items, search)
         return render_template(
             "intake/practice_list.html",
             page=page,
             search=search,
             status=status,
             filter_args=_filter_args(source),
+            organisation_name=user.organisation.name,
         )
     return caseload(source, search)
 
 
-def _list_viewed(shown: list[Referral], search: str) -> None:
+def _list_viewed(user: Any, shown: list[Referral], search: str) -> None:
     """Audit a list page: one entry per person shown; a search also by the kind of term typed,
     never the term itself (it would put a name or NHS number in the log)."""
     if search:
         kind = search_kind(search)
-        record_view(current_user, "referral.searched", object_type="referral", kind=kind)
-        referrals_listed(current_user, shown, search=kind)
+        record_view(user, "referral.searched", object_type="referral", kind=kind)
+        referrals_listed(user, shown, search=kind)
     else:
-        referrals_listed(current_user, shown)
+        referrals_listed(user, shown)
 
 
 def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
@@ -166,12 +168,13 @@ def caseload(source: MultiDict[str, str], search: str) -> ResponseReturnValue:
         mine=source.get("mine") == "1",
         search=search,
     )
+    user = current_user._get_current_object()
     page = Page.of_keys(
-        caseload_query(current_user, filters),
+        caseload_query(user, filters),
         Referral.id,
-        lambda ids: listed_referrals(ids, current_user),
+        lambda ids: listed_referrals(ids, user),
     )
-    _list_viewed(page.items, search)
+    _list_viewed(user, page.items, search)
     return render_template(
         "intake/caseload.html",
         page=page,

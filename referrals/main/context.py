@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Any
 
 import phonenumbers
-from flask import Flask, g, request, url_for
+from flask import Flask, current_app, g, request, url_for
 from flask_login import current_user
 
 from referrals import clock
@@ -40,26 +40,49 @@ NAVIGATION: tuple[tuple[str, str, frozenset[Role]], ...] = (
 )
 
 
-def navigation_items() -> list[dict[str, Any]]:
-    if not current_user.is_authenticated:
+_LINKS = "referrals.navigation"
+
+
+def _links(role: Role) -> tuple[str, list[tuple[str, str]]]:
+    """The home page's address and a role's (label, address) links, built once per process
+    (per role and mount point) rather than on every page."""
+    key = (role, request.script_root, len(NAVIGATION))
+    kept: dict[Any, tuple[str, list[tuple[str, str]]]] = current_app.extensions.setdefault(
+        _LINKS, {}
+    )
+    links = kept.get(key)
+    if links is None:
+        links = kept[key] = (
+            url_for("main.home"),
+            [(label, url_for(endpoint)) for label, endpoint, roles in NAVIGATION if role in roles],
+        )
+    return links
+
+
+def navigation_items(user: Any = None) -> list[dict[str, Any]]:
+    if user is None:
+        user = current_user._get_current_object()
+    if not user.is_authenticated:
         return []
-    items = []
-    for label, endpoint, roles in NAVIGATION:
-        if current_user.role in roles:
-            href = url_for(endpoint)
-            current = request.path == href or (
-                href != url_for("main.home") and request.path.startswith(href)
-            )
-            items.append({"text": label, "href": href, "current": current})
-    return items
+    home, links = _links(user.role)
+    path = request.path
+    return [
+        {
+            "text": label,
+            "href": href,
+            "current": path == href or (href != home and path.startswith(href)),
+        }
+        for label, href in links
+    ]
 
 
 def _inject() -> dict[str, Any]:
-    authenticated = current_user.is_authenticated
+    user = current_user._get_current_object()
+    authenticated = user.is_authenticated
     if g.get("page_without_database"):
         authenticated = False  # an error page: the database may be what failed
     return {
-        "navigation_items": navigation_items(),
+        "navigation_items": navigation_items(user),
         "unread_message_count": _unread_count() if authenticated else 0,
         "Role": Role,
     }
@@ -121,6 +144,7 @@ def init_app(app: Flask) -> None:
     app.context_processor(_inject)
     app.jinja_env.globals["chrome_header"] = chrome.header
     app.jinja_env.globals["chrome_footer"] = chrome.footer
+    app.jinja_env.globals["chrome_pager"] = chrome.pager
     app.add_template_filter(local_datetime, "local_datetime")
     app.add_template_filter(local_date, "local_date")
     app.add_template_filter(phone_display, "phone")
