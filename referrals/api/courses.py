@@ -110,9 +110,6 @@ TITLE_MAX, TEXT_MAX, ADDRESS_MAX = 200, 4000, 1000
 CAPACITY_MAX, AGE_MAX = 1000, 120
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
 REGISTER_ENTRIES_MAX, ITEMS_MAX = 500, 100
-# Pages and benchmarks outside the API still import `today` from here until they read
-# `referrals.clock` (that change is being made beside this one).
-today = clock.today
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)

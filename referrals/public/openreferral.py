@@ -19,8 +19,8 @@ from flask import Blueprint, Response, g, json, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
-from referrals.api.courses import today
 from referrals.api.problems import ApiProblem, validation_problem
+from referrals.clock import today
 from referrals.places.services import Where, understand
 from referrals.public.catalogue import BYDAY, Listing, Provider, Search, published, search
 from referrals.security import public

@@ -7,7 +7,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from referrals.api.courses import today
+from referrals.clock import today
 from referrals.extensions import db
 from referrals.ids import parse_id
 from referrals.places.services import METRES_PER_MILE, understand
