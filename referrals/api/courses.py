@@ -10,7 +10,6 @@ answers) are the services' own: what they refuse is answered by the handlers in 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -24,7 +23,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     computed_field,
@@ -52,7 +50,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
-from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
+from referrals.courses.register_json import RegisterInput
 from referrals.courses.schedule import (
     MAX_DURATION,
     MAX_SESSIONS,
@@ -97,6 +95,7 @@ from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
+from referrals.typed import Whole, limits
 from referrals.vocab import ArtForm, Pathway
 
 R = TypeVar("R")
@@ -109,24 +108,17 @@ CONTRACT_READERS = (Role.ADMIN, Role.COMMISSIONER)
 TITLE_MAX, TEXT_MAX, ADDRESS_MAX = 200, 4000, 1000
 CAPACITY_MAX, AGE_MAX = 1000, 120
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
-REGISTER_ENTRIES_MAX, ITEMS_MAX = 500, 100
+ITEMS_MAX = 100
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 Title = Annotated[str, api.Text(TITLE_MAX, required=True)]
 Free = Annotated[str, api.Text(TEXT_MAX)]
 Reason = Annotated[str, api.Text(TEXT_MAX, required=True)]
-Whole = Annotated[int, BeforeValidator(api.integral)]
-
-
-def limits(low: int, high: int, **schema: Any) -> Any:
-    """Bounds the document states for a value whose range a service rule checks, in its words."""
-    return Field(json_schema_extra={"minimum": low, "maximum": high, **schema})
 
 
 Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(api.integral)]
 Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(api.integral)]
-Mood = Annotated[Whole, limits(MOOD_MIN, MOOD_MAX)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
 
 
@@ -251,33 +243,6 @@ class EnrolmentInput(api.Body):
 class WithdrawInput(api.Body):
     reason: Reason
     required = {"reason": "Give a reason"}
-
-
-class RegisterEntryInput(api.Body):
-    enrolment_id: api.Id
-    status: AttendanceStatus
-    mood_before: Mood | None = None
-    mood_after: Mood | None = None
-    note: Annotated[str, api.Text(NOTE_MAX)] = ""
-
-
-class RegisterInput(api.Body):
-    entries: list[RegisterEntryInput] = Field(max_length=REGISTER_ENTRIES_MAX)
-    required = {
-        "entries": "Give the register's entries",
-        "entries.enrolment_id": "Give the enrolment id",
-        "entries.status": "Choose attended, apologies or no_show",
-    }
-
-
-def register_entries_from_json(payload: Any) -> list[RegisterEntry]:
-    """Register entries sent as JSON, read as the API reads them (the offline register too);
-    what is refused is a validation problem naming `entries.2.mood_after`-style fields."""
-    try:
-        body = RegisterInput.model_validate_json(json.dumps(payload))
-    except ValidationError as error:
-        raise validation_problem(api.field_errors(error, RegisterInput.required)) from error
-    return [RegisterEntry(**entry.model_dump()) for entry in body.entries]
 
 
 def _only_cancelled(status: str) -> str:
@@ -840,8 +805,7 @@ def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseR
 
     Who may call it: artist of the course's provider (on the day and for 7 days after), admin
     (any date from the day of the session)."""
-    entries = [RegisterEntry(**entry.model_dump()) for entry in body.entries]
-    save_register(current_user, session, entries, today=clock.today())
+    save_register(current_user, session, body.register_entries(), today=clock.today())
     shown, _people = register_json(session)
     db.session.commit()
     return jsonify(shown)

@@ -20,8 +20,6 @@ from flask_login import current_user
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import IntegrityError
 
-from referrals.api.courses import register_entries_from_json
-from referrals.api.problems import ApiProblem
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
 from referrals.courses.blueprint import bp
@@ -37,6 +35,7 @@ from referrals.courses.offline import (
     register_version,
     save_offline_register,
 )
+from referrals.courses.register_json import RegisterUnreadable, register_entries_from_json
 from referrals.courses.register_rules import RegisterEntry
 from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
@@ -261,10 +260,8 @@ def send_register(session_id: int) -> ResponseReturnValue:
     if "entries" in payload:
         try:
             entries = register_entries_from_json({"entries": payload.get("entries")})
-        except ApiProblem as problem:
-            errors.update(
-                {field: list(messages) for field, messages in (problem.errors or {}).items()}
-            )
+        except RegisterUnreadable as unreadable:
+            errors.update(unreadable.errors)
     questionnaires = _questionnaires(payload.get("questionnaires"), errors)
     if entries is None and not questionnaires and "questionnaires" not in errors:
         errors["entries"] = ["Give the register's entries, or the questionnaires to send"]
