@@ -94,6 +94,25 @@ class Text(GroupedMetadata):
 
 
 Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
+
+
+def either(first: str, both: str, neither: str) -> AfterValidator:
+    """For the later of two fields of which a body gives exactly one (`first`, the earlier, is
+    the other; give the later `validate_default=True`): both is refused here, neither at
+    `first`. Nothing is said when `first` was refused itself."""
+
+    def check(value: Any, info: ValidationInfo) -> Any:
+        if first not in info.data:
+            return value
+        if info.data[first] is not None and value is not None:
+            raise refuse(both)
+        if info.data[first] is None and value is None:
+            raise refuse(neither, first)
+        return value
+
+    return AfterValidator(check)
+
+
 Whole = Annotated[int, BeforeValidator(integral)]
 
 

@@ -95,7 +95,7 @@ from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
-from referrals.typed import Whole, limits
+from referrals.typed import Whole, either, limits
 from referrals.vocab import ArtForm, Pathway
 
 R = TypeVar("R")
@@ -109,6 +109,7 @@ TITLE_MAX, TEXT_MAX, ADDRESS_MAX = 200, 4000, 1000
 CAPACITY_MAX, AGE_MAX = 1000, 120
 COST_MAX_PENCE = 1_000_000  # £10,000 a session
 ITEMS_MAX = 100
+ONE_VENUE = "Give the venue, or the venue_id of a known one"
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
@@ -186,7 +187,10 @@ class CourseInput(api.Body):
     provider_id: api.Id = Field(description="An organisation of kind provider")
     contract_id: api.Id
     venue: VenueInput | None = None
-    venue_id: api.Id | None = Field(default=None, validate_default=True)
+    venue_id: Annotated[
+        api.Id | None,
+        either("venue", "Give venue or venue_id, not both", ONE_VENUE),
+    ] = Field(default=None, validate_default=True)
     capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(api.integral)]
     cost_per_session_pence: Pence = Field(
         default=0, description="What the contract pays the provider for one session, in pence"
@@ -217,17 +221,6 @@ class CourseInput(api.Body):
         "schedule.frequency": "Choose weekly or fortnightly",
         "schedule.sessions": "Enter the number of sessions",
     }
-
-    @field_validator("venue_id")
-    @classmethod
-    def _one_venue(cls, venue_id: int | None, info: ValidationInfo) -> int | None:
-        if "venue" not in info.data:  # refused itself
-            return venue_id
-        if info.data["venue"] is not None and venue_id is not None:
-            raise api.refuse("Give venue or venue_id, not both")
-        if info.data["venue"] is None and venue_id is None:
-            raise api.refuse("Give the venue, or the venue_id of a known one", "venue")
-        return venue_id
 
 
 class EnrolmentInput(api.Body):
