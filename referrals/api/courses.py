@@ -677,9 +677,11 @@ def create_course_view(body: CourseInput) -> ResponseReturnValue:
 
     Who may call it: admin."""
     course = create_course(current_user, _course_fields(body))
-    shown = course_json(course, course.capacity, course_end(course.id), CourseWithSessions)
-    db.session.commit()
-    return api.answer(shown, 201, url_for("api.get_course", course_id=course.id))
+    return api.saved(
+        course_json(course, course.capacity, course_end(course.id), CourseWithSessions),
+        201,
+        url_for("api.get_course", course_id=course.id),
+    )
 
 
 @bp.get("/courses/<int:course_id>/sessions")
@@ -722,9 +724,9 @@ def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValu
         today=clock.today(),
         late_start_confirmed=body.late_start_confirmed,
     )
-    shown = enrolment_json(enrolment)
-    db.session.commit()
-    return api.answer(shown, 201, url_for("api.get_enrolment", enrolment_id=enrolment.id))
+    return api.saved(
+        enrolment_json(enrolment), 201, url_for("api.get_enrolment", enrolment_id=enrolment.id)
+    )
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
@@ -752,9 +754,7 @@ def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseRet
 
     Who may call it: link_worker, admin."""
     offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
-    shown = enrolment_json(enrolment, WithdrawnEnrolment, offered=offered)
-    db.session.commit()
-    return jsonify(shown)
+    return api.saved(enrolment_json(enrolment, WithdrawnEnrolment, offered=offered))
 
 
 # Registers and sessions -------------------------------------------------------------------
@@ -799,9 +799,7 @@ def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseR
     Who may call it: artist of the course's provider (on the day and for 7 days after), admin
     (any date from the day of the session)."""
     save_register(current_user, session, body.register_entries(), today=clock.today())
-    shown, _people = register_json(session)
-    db.session.commit()
-    return jsonify(shown)
+    return api.saved(register_json(session)[0])
 
 
 @bp.patch("/sessions/<int:session_id>")
@@ -814,9 +812,7 @@ def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturn
 
     Who may call it: artist of the course's provider, admin."""
     cancel_session(current_user, session, body.reason)
-    shown = api.dump(SessionOut, session)
-    db.session.commit()
-    return jsonify(shown)
+    return api.saved(api.dump(SessionOut, session))
 
 
 # Wellbeing --------------------------------------------------------------------------------
@@ -845,9 +841,7 @@ def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseRetu
         recorded_on=body.recorded_on or today,
         today=today,
     )
-    shown = api.dump(Wellbeing, assessment)
-    db.session.commit()
-    return api.answer(shown, 201)
+    return api.saved(api.dump(Wellbeing, assessment), 201)
 
 
 # Contracts --------------------------------------------------------------------------------
@@ -881,9 +875,7 @@ def create_contract(body: ContractInput) -> ResponseReturnValue:
 
     Who may call it: admin."""
     contract = save_contract(current_user, _contract_fields(body), today=clock.today())
-    shown = api.dump(ContractOut, contract)
-    db.session.commit()
-    return api.answer(shown, 201)
+    return api.saved(api.dump(ContractOut, contract), 201)
 
 
 @bp.get("/contracts")

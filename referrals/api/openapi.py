@@ -182,6 +182,12 @@ def answer(body: Any, status: int = 200, location: str | None = None) -> Respons
     return response
 
 
+def saved(shown: Any, status: int = 200, location: str | None = None) -> ResponseReturnValue:
+    """Commit the write, then answer with what was read of it before the commit expired it."""
+    db.session.commit()
+    return answer(shown, status, location)
+
+
 # Reading requests -------------------------------------------------------------------------
 
 

@@ -41,6 +41,7 @@ from referrals.api.openapi import (
     paginate,
     refuse,
     rule,
+    saved,
     scoped,
     text_schema,
 )
@@ -464,8 +465,7 @@ def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
     body_json = referral_json(referral, current_user)
     if claimed is not None:
         claimed.status_code, claimed.body = 201, body_json
-    db.session.commit()
-    return answer(body_json, 201, url_for("api.get_referral", referral_id=referral.id))
+    return saved(body_json, 201, url_for("api.get_referral", referral_id=referral.id))
 
 
 def _record(details: ReferralDetails) -> ReferralRecord:
