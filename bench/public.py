@@ -179,7 +179,7 @@ def prepare(kind: str, courses: int, database: str | None) -> tuple[Flask, str]:
         if not db.session.scalar(select(Course.id).limit(1)):
             common.note(f"Seeding the directory with {courses:,} courses ...")
             started = time.perf_counter()
-            from referrals.api.courses import today
+            from referrals.clock import today
 
             seed(courses, today())
             common.note(f"Seeded in {time.perf_counter() - started:.0f} s")
@@ -191,7 +191,7 @@ def prepare(kind: str, courses: int, database: str | None) -> tuple[Flask, str]:
 
 
 def pages(app: Flask) -> list[Measured]:
-    from referrals.api.courses import today
+    from referrals.clock import today
     from referrals.public.catalogue import published
 
     with app.test_request_context():
@@ -218,7 +218,7 @@ def pages(app: Flask) -> list[Measured]:
 
 def snapshot_build(app: Flask, repeat: int) -> dict[str, Any]:
     """Building the published snapshot from the database: once per worker per minute."""
-    from referrals.api.courses import today
+    from referrals.clock import today
     from referrals.extensions import db
     from referrals.public.catalogue import build_snapshot
 

@@ -117,7 +117,7 @@ def test_benchmarks_refuse_a_database_holding_a_schemes_own_accounts(app):
 
 
 def test_the_directory_benchmark_measures_every_public_page(app, monkeypatch):
-    from referrals.api.courses import today
+    from referrals.clock import today
 
     monkeypatch.setitem(app.config, "PUBLIC_CACHE_SECONDS", 60)  # as in service
 

@@ -293,7 +293,7 @@ def test_kpi_commands_and_the_monthly_job_compute_holding_no_write_lock(
     from referrals.reports.periods import Period
     from referrals.scheduler.jobs import MONTHLY_RETURNS, execute
     from tests import factories
-    from tests.course_helpers import make_contract, make_course
+    from tests.factories import make_contract, make_course
 
     admin = factories.make_user(Role.ADMIN)
     last_month = Period.containing(date.today()).previous()

@@ -10,7 +10,6 @@ answers) are the services' own: what they refuse is answered by the handlers in 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
@@ -24,7 +23,6 @@ from pydantic import (
     Field,
     PlainSerializer,
     PlainValidator,
-    ValidationError,
     ValidationInfo,
     WithJsonSchema,
     computed_field,
@@ -52,7 +50,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
-from referrals.courses.register_rules import MOOD_MAX, MOOD_MIN, NOTE_MAX, RegisterEntry
+from referrals.courses.register_json import RegisterInput
 from referrals.courses.schedule import (
     MAX_DURATION,
     MAX_SESSIONS,
@@ -71,7 +69,12 @@ from referrals.courses.scope import (
     sees_contract_cost,
 )
 from referrals.courses.services import (
+    ADDRESS_MAX,
+    AGE_MAX,
+    CAPACITY_MAX,
     CONTRACT_VALUE_MAX_PENCE,
+    COST_MAX_PENCE,
+    TITLE_MAX,
     ContractFields,
     CourseFields,
     VenueFields,
@@ -97,6 +100,8 @@ from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
+from referrals.text import TEXT_MAX
+from referrals.typed import Whole, either, limits
 from referrals.vocab import ArtForm, Pathway
 
 R = TypeVar("R")
@@ -106,30 +111,18 @@ WELLBEING_RECORDERS = (Role.ARTIST, Role.LINK_WORKER, Role.ADMIN)
 ENROLMENT_READERS = (Role.ADMIN, Role.LINK_WORKER, Role.ARTIST, Role.REFERRER)
 CONTRACT_READERS = (Role.ADMIN, Role.COMMISSIONER)
 
-TITLE_MAX, TEXT_MAX, ADDRESS_MAX = 200, 4000, 1000
-CAPACITY_MAX, AGE_MAX = 1000, 120
-COST_MAX_PENCE = 1_000_000  # £10,000 a session
-REGISTER_ENTRIES_MAX, ITEMS_MAX = 500, 100
-# Pages and benchmarks outside the API still import `today` from here until they read
-# `referrals.clock` (that change is being made beside this one).
-today = clock.today
+ITEMS_MAX = 100
+ONE_VENUE = "Give the venue, or the venue_id of a known one"
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
 Title = Annotated[str, api.Text(TITLE_MAX, required=True)]
 Free = Annotated[str, api.Text(TEXT_MAX)]
 Reason = Annotated[str, api.Text(TEXT_MAX, required=True)]
-Whole = Annotated[int, BeforeValidator(api.integral)]
-
-
-def limits(low: int, high: int, **schema: Any) -> Any:
-    """Bounds the document states for a value whose range a service rule checks, in its words."""
-    return Field(json_schema_extra={"minimum": low, "maximum": high, **schema})
 
 
 Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(api.integral)]
 Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(api.integral)]
-Mood = Annotated[Whole, limits(MOOD_MIN, MOOD_MAX)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
 
 
@@ -197,7 +190,10 @@ class CourseInput(api.Body):
     provider_id: api.Id = Field(description="An organisation of kind provider")
     contract_id: api.Id
     venue: VenueInput | None = None
-    venue_id: api.Id | None = Field(default=None, validate_default=True)
+    venue_id: Annotated[
+        api.Id | None,
+        either("venue", "Give venue or venue_id, not both", ONE_VENUE),
+    ] = Field(default=None, validate_default=True)
     capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(api.integral)]
     cost_per_session_pence: Pence = Field(
         default=0, description="What the contract pays the provider for one session, in pence"
@@ -229,17 +225,6 @@ class CourseInput(api.Body):
         "schedule.sessions": "Enter the number of sessions",
     }
 
-    @field_validator("venue_id")
-    @classmethod
-    def _one_venue(cls, venue_id: int | None, info: ValidationInfo) -> int | None:
-        if "venue" not in info.data:  # refused itself
-            return venue_id
-        if info.data["venue"] is not None and venue_id is not None:
-            raise api.refuse("Give venue or venue_id, not both")
-        if info.data["venue"] is None and venue_id is None:
-            raise api.refuse("Give the venue, or the venue_id of a known one", "venue")
-        return venue_id
-
 
 class EnrolmentInput(api.Body):
     referral_id: api.Id = Field(description="An assessed referral")
@@ -254,33 +239,6 @@ class EnrolmentInput(api.Body):
 class WithdrawInput(api.Body):
     reason: Reason
     required = {"reason": "Give a reason"}
-
-
-class RegisterEntryInput(api.Body):
-    enrolment_id: api.Id
-    status: AttendanceStatus
-    mood_before: Mood | None = None
-    mood_after: Mood | None = None
-    note: Annotated[str, api.Text(NOTE_MAX)] = ""
-
-
-class RegisterInput(api.Body):
-    entries: list[RegisterEntryInput] = Field(max_length=REGISTER_ENTRIES_MAX)
-    required = {
-        "entries": "Give the register's entries",
-        "entries.enrolment_id": "Give the enrolment id",
-        "entries.status": "Choose attended, apologies or no_show",
-    }
-
-
-def register_entries_from_json(payload: Any) -> list[RegisterEntry]:
-    """Register entries sent as JSON, read as the API reads them (the offline register too);
-    what is refused is a validation problem naming `entries.2.mood_after`-style fields."""
-    try:
-        body = RegisterInput.model_validate_json(json.dumps(payload))
-    except ValidationError as error:
-        raise validation_problem(api.field_errors(error, RegisterInput.required)) from error
-    return [RegisterEntry(**entry.model_dump()) for entry in body.entries]
 
 
 def _only_cancelled(status: str) -> str:
@@ -722,9 +680,11 @@ def create_course_view(body: CourseInput) -> ResponseReturnValue:
 
     Who may call it: admin."""
     course = create_course(current_user, _course_fields(body))
-    shown = course_json(course, course.capacity, course_end(course.id), CourseWithSessions)
-    db.session.commit()
-    return api.answer(shown, 201, url_for("api.get_course", course_id=course.id))
+    return api.saved(
+        course_json(course, course.capacity, course_end(course.id), CourseWithSessions),
+        201,
+        url_for("api.get_course", course_id=course.id),
+    )
 
 
 @bp.get("/courses/<int:course_id>/sessions")
@@ -767,9 +727,9 @@ def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValu
         today=clock.today(),
         late_start_confirmed=body.late_start_confirmed,
     )
-    shown = enrolment_json(enrolment)
-    db.session.commit()
-    return api.answer(shown, 201, url_for("api.get_enrolment", enrolment_id=enrolment.id))
+    return api.saved(
+        enrolment_json(enrolment), 201, url_for("api.get_enrolment", enrolment_id=enrolment.id)
+    )
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
@@ -797,9 +757,7 @@ def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseRet
 
     Who may call it: link_worker, admin."""
     offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
-    shown = enrolment_json(enrolment, WithdrawnEnrolment, offered=offered)
-    db.session.commit()
-    return jsonify(shown)
+    return api.saved(enrolment_json(enrolment, WithdrawnEnrolment, offered=offered))
 
 
 # Registers and sessions -------------------------------------------------------------------
@@ -843,11 +801,8 @@ def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseR
 
     Who may call it: artist of the course's provider (on the day and for 7 days after), admin
     (any date from the day of the session)."""
-    entries = [RegisterEntry(**entry.model_dump()) for entry in body.entries]
-    save_register(current_user, session, entries, today=clock.today())
-    shown, _people = register_json(session)
-    db.session.commit()
-    return jsonify(shown)
+    save_register(current_user, session, body.register_entries(), today=clock.today())
+    return api.saved(register_json(session)[0])
 
 
 @bp.patch("/sessions/<int:session_id>")
@@ -860,9 +815,7 @@ def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturn
 
     Who may call it: artist of the course's provider, admin."""
     cancel_session(current_user, session, body.reason)
-    shown = api.dump(SessionOut, session)
-    db.session.commit()
-    return jsonify(shown)
+    return api.saved(api.dump(SessionOut, session))
 
 
 # Wellbeing --------------------------------------------------------------------------------
@@ -891,9 +844,7 @@ def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseRetu
         recorded_on=body.recorded_on or today,
         today=today,
     )
-    shown = api.dump(Wellbeing, assessment)
-    db.session.commit()
-    return api.answer(shown, 201)
+    return api.saved(api.dump(Wellbeing, assessment), 201)
 
 
 # Contracts --------------------------------------------------------------------------------
@@ -927,9 +878,7 @@ def create_contract(body: ContractInput) -> ResponseReturnValue:
 
     Who may call it: admin."""
     contract = save_contract(current_user, _contract_fields(body), today=clock.today())
-    shown = api.dump(ContractOut, contract)
-    db.session.commit()
-    return api.answer(shown, 201)
+    return api.saved(api.dump(ContractOut, contract), 201)
 
 
 @bp.get("/contracts")

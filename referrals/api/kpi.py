@@ -50,6 +50,7 @@ from referrals.reports.periods import InvalidPeriod, Period, check_reportable
 from referrals.reports.scope import get_return_or_404, scoped_returns
 from referrals.reports.services import make_return
 from referrals.security import allow, refuse_access
+from referrals.typed import either
 
 KPI_READERS = (Role.ADMIN, Role.COMMISSIONER)
 ALL_SCOPE = "all"
@@ -189,6 +190,9 @@ class RawQuery(Query):
     )
 
 
+ONE_SCOPE = 'Give a contract_id, or scope "all" for all activity'
+
+
 class ReturnRequest(Body):
     """Give either `contract_id` or `scope: all`, and a finished month."""
 
@@ -201,22 +205,12 @@ class ReturnRequest(Body):
         }
     )
     contract_id: Id | None = None
-    scope: Literal["all"] | None = Field(
-        default=None, validate_default=True, description="All activity (admins only)"
-    )
+    scope: Annotated[
+        Literal["all"] | None,
+        either("contract_id", 'Give contract_id or scope "all", not both', ONE_SCOPE),
+    ] = Field(default=None, validate_default=True, description="All activity (admins only)")
     period: Annotated[str, _month("past-month")]
     required = {"period": "Give the period as a year and month, like 2026-03"}
-
-    @field_validator("scope")
-    @classmethod
-    def _one_scope(cls, scope: str | None, info: ValidationInfo) -> str | None:
-        if "contract_id" not in info.data:  # refused itself
-            return scope
-        if scope is not None and info.data["contract_id"] is not None:
-            raise refuse('Give contract_id or scope "all", not both')
-        if scope is None and info.data["contract_id"] is None:
-            raise refuse('Give a contract_id, or scope "all" for all activity', "contract_id")
-        return scope
 
     @field_validator("period")
     @classmethod

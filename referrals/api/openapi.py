@@ -12,38 +12,41 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import date
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from annotated_types import GroupedMetadata
 from flask import Flask, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
     model_validator,
 )
 from pydantic.json_schema import models_json_schema
-from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, func, select
 
 from referrals import clock
 from referrals.api.problems import KINDS, PROBLEM_BASE, query_problem
 from referrals.api.problems import validation_problem as body_problem
 from referrals.config import Defaults as Config
-from referrals.dates import DateRefused
 from referrals.extensions import db
-from referrals.forms import CONTROL_CHARACTERS, has_control_characters
 from referrals.ids import MAX_ID
+
+# The typed request reading the API shares with the pages, re-exported as the API's own.
+from referrals.typed import Body as Body
+from referrals.typed import Flag as Flag
+from referrals.typed import Id as Id
+from referrals.typed import Text as Text
+from referrals.typed import dated as dated
+from referrals.typed import field_errors as field_errors
+from referrals.typed import integral as integral
+from referrals.typed import refuse as refuse
+from referrals.typed import rule as rule
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -51,75 +54,7 @@ API_PREFIX = "/api/v1"
 OPENAPI_ATTRIBUTE = "openapi_operation"
 
 
-# Field types ------------------------------------------------------------------------------
-
-
-def refuse(message: str, field: str | None = None) -> PydanticCustomError:
-    """A rule's refusal, said in its own words (at the sibling `field` when it is about it)."""
-    return PydanticCustomError("rule", message, {"field": field} if field else None)
-
-
-def integral(value: Any) -> Any:
-    """JSON has one number type: 5.0 is the whole number 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-def _no_control_characters(value: str) -> str:
-    if has_control_characters(value):
-        raise refuse("Must not contain control characters")
-    return value
-
-
-def rule(check: Callable[..., Any], *errors: type[Exception]) -> AfterValidator:
-    """Run a service's cleaner on the value; what it refuses is said in its words."""
-
-    def run(value: Any) -> Any:
-        try:
-            return check(value)
-        except errors as error:
-            raise refuse(str(error)) from error
-
-    return AfterValidator(run)
-
-
-def dated(check: Callable[[date, date], Any], *errors: type[Exception]) -> AfterValidator:
-    """Run a date rule (`referrals.dates`) against the request's today; what it refuses is
-    said in its words."""
-
-    refused: tuple[type[Exception], ...] = (DateRefused, *errors)
-
-    def run(value: date, info: ValidationInfo) -> date:
-        try:
-            check(value, (info.context or {})["today"])
-        except refused as error:
-            raise refuse(str(error)) from error
-        return value
-
-    return AfterValidator(run)
-
-
-_C = "".join(f"\\x{ord(c):02x}" for c in sorted(CONTROL_CHARACTERS))
-
-
-class Text(GroupedMetadata):
-    """`Annotated[str, Text(n)]`: trimmed text of at most `n` characters, free of control
-    characters; `required`: not empty once trimmed."""
-
-    def __init__(self, max_length: int, *, required: bool = False) -> None:
-        self.max_length, self.required = max_length, required
-
-    def __iter__(self) -> Iterator[Any]:
-        pattern = f"^[^{_C}]*[^\\s{_C}][^{_C}]*$" if self.required else f"^[^{_C}]*$"
-        yield StringConstraints(
-            strip_whitespace=True,
-            max_length=self.max_length,
-            min_length=1 if self.required else None,
-        )
-        yield AfterValidator(_no_control_characters)
-        yield Field(json_schema_extra={"pattern": pattern})
-
-
-Id = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(integral)]
+# Field types in the document -------------------------------------------------------------
 
 
 def text_schema(max_length: int, *, required: bool = False) -> dict[str, Any]:
@@ -151,25 +86,6 @@ def format_schema(name: str) -> dict[str, Any]:
 def formatted(name: str) -> Any:
     """The value's format in the document (one of `FORMATS`)."""
     return Field(json_schema_extra=format_schema(name))
-
-
-def _flag(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    if isinstance(value, str):
-        raise refuse("Must be true or false")
-    return value
-
-
-Flag = Annotated[bool, BeforeValidator(_flag)]
-
-
-class Body(BaseModel):
-    """A request body: unknown fields refused, types strict as JSON writes them."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
-    # What to say when a required field (dotted name) is missing or empty.
-    required: ClassVar[dict[str, str]] = {}
 
 
 class Query(BaseModel):
@@ -266,66 +182,10 @@ def answer(body: Any, status: int = 200, location: str | None = None) -> Respons
     return response
 
 
-# Messages ---------------------------------------------------------------------------------
-
-_INDEX = re.compile(r"\.\d+(?=\.)")  # entries.2.status is said as entries.status
-_BY_TYPE = {
-    "extra_forbidden": "Unknown field",
-    "string_type": "Must be a string",
-    "int_type": "Must be a whole number",
-    "int_parsing": "Must be a whole number",
-    "int_from_float": "Must be a whole number",
-    "bool_type": "Must be true or false",
-    "bool_parsing": "Must be true or false",
-    "float_type": "Must be a number",
-    "list_type": "Must be a list",
-    "model_type": "Must be an object",
-    "dict_type": "Must be an object",
-    "model_attributes_type": "Must be an object",
-    "set_type": "Must be a list",
-}
-
-
-def _message(error: Any, required: dict[str, str], field: str) -> str:
-    kind, ctx = error["type"], error.get("ctx") or {}
-    if kind == "missing" or (kind == "string_too_short" and ctx.get("min_length") == 1):
-        return required.get(field) or required.get(_INDEX.sub("", field)) or "Enter a value"
-    if kind in ("enum", "literal_error"):
-        return "Choose one of: " + str(ctx.get("expected", "")).replace("'", "")
-    if kind.startswith(("date_", "date")):
-        return "Enter a real date as YYYY-MM-DD, for example 2026-03-03"
-    if kind == "string_too_long":
-        return f"Must be {ctx['max_length']} characters or fewer"
-    if kind == "too_long":
-        return f"Must be {ctx['max_length']} items or fewer"
-    if kind == "too_short":
-        return f"Must have at least {ctx['min_length']} items"
-    if kind == "greater_than_equal":
-        return f"Must be {ctx['ge']} or more"
-    if kind == "less_than_equal":
-        return f"Must be {ctx['le']} or fewer"
-    if kind == "rule":
-        return str(error["msg"])
-    return _BY_TYPE.get(kind) or str(error["msg"]).removeprefix("Value error, ")
-
-
-def field_errors(error: ValidationError, required: dict[str, str]) -> dict[str, list[str]]:
-    """Pydantic's errors as the service says them: one message per dotted field. An item of a
-    list of values is reported at the list; an item of a list of objects keeps its index."""
-    errors: dict[str, list[str]] = {}
-    for item in error.errors():
-        loc = [str(part) for part in item["loc"]]
-        if item["type"] == "rule" and (item.get("ctx") or {}).get("field"):
-            loc[-1:] = [item["ctx"]["field"]]
-        if item["loc"] and isinstance(item["loc"][-1], int) and item["type"] not in _OBJECT_ERRORS:
-            loc = loc[:-1]
-        field = ".".join(loc) or "body"
-        if field not in errors:
-            errors[field] = [_message(item, required, field)]
-    return errors
-
-
-_OBJECT_ERRORS = frozenset({"model_type", "dict_type", "model_attributes_type"})
+def saved(shown: Any, status: int = 200, location: str | None = None) -> ResponseReturnValue:
+    """Commit the write, then answer with what was read of it before the commit expired it."""
+    db.session.commit()
+    return answer(shown, status, location)
 
 
 # Reading requests -------------------------------------------------------------------------
@@ -512,11 +372,11 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
 
 
 def _operations(app: Flask) -> Iterable[tuple[str, str, dict[str, Any]]]:
-    for rule in app.url_map.iter_rules():
-        op = getattr(app.view_functions[rule.endpoint], OPENAPI_ATTRIBUTE, None)
-        if rule.rule.startswith(API_PREFIX) and op is not None:
-            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
-                yield rule.rule, method.lower(), op
+    for url in app.url_map.iter_rules():
+        op = getattr(app.view_functions[url.endpoint], OPENAPI_ATTRIBUTE, None)
+        if url.rule.startswith(API_PREFIX) and op is not None:
+            for method in sorted((url.methods or set()) - {"HEAD", "OPTIONS"}):
+                yield url.rule, method.lower(), op
 
 
 def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
@@ -529,10 +389,10 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
             wanted.append((models["answer"], "serialization"))
     refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template="#/$defs/{model}")
     paths: dict[str, dict[str, Any]] = {}
-    for rule, method, op in _operations(app):
+    for path, method, op in _operations(app):
         models = op["x-models"]
         entry = {k: v for k, v in op.items() if k not in ("x-models", "x-refusal")}
-        entry["parameters"] = _path_parameters(rule)
+        entry["parameters"] = _path_parameters(path)
         if models["query"] is not None:
             query_schema = defs["$defs"][refs[(models["query"], "validation")]["$ref"][8:]]
             entry["parameters"] += _query_parameters(models["query"], query_schema)
@@ -548,7 +408,7 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
                 code: response | {"content": content} if code.startswith("2") else response
                 for code, response in entry["responses"].items()
             }
-        paths.setdefault(openapi_path(rule), {})[method] = entry
+        paths.setdefault(openapi_path(path), {})[method] = entry
     document = {
         "openapi": "3.1.0",
         "info": {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from datetime import date, datetime
 from functools import partial
@@ -43,6 +41,7 @@ from referrals.api.openapi import (
     paginate,
     refuse,
     rule,
+    saved,
     scoped,
     text_schema,
 )
@@ -52,10 +51,18 @@ from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
 from referrals.dates import check_past, check_received
 from referrals.extensions import db
+from referrals.idempotency import (
+    IDEMPOTENCY_HEADER,
+    claim,
+    replayed,
+    request_fingerprint,
+    same_request,
+    stored_answer,
+)
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
-from referrals.intake.models import IdempotentRequest, ReferralTransition
+from referrals.intake.models import IDEMPOTENCY_KEY_MAX, IdempotentRequest, ReferralTransition
 from referrals.intake.models import Patient as PatientRecord
 from referrals.intake.models import Referral as ReferralRecord
 from referrals.intake.scope import get_referral_or_404, scoped_referrals
@@ -85,8 +92,6 @@ from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, Referrer
 
 REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
 TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY_MAX = 200
 Free = Annotated[str, Text(TEXT_MAX)]
 Postcode = Annotated[
     str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
@@ -346,23 +351,8 @@ def _idempotency_key() -> str | None:
     return key.strip() if key is not None else None
 
 
-def request_fingerprint(payload: Any) -> str:
-    """The same JSON sent again, in any key order or spacing, has the same fingerprint."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def stored_answer(key: str) -> IdempotentRequest | None:
-    """The answer kept for the current user's `Idempotency-Key`, if that key was used before."""
-    return db.session.scalar(
-        select(IdempotentRequest).where(
-            IdempotentRequest.user_id == current_user.id, IdempotentRequest.key == key
-        )
-    )
-
-
 def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
-    if stored.endpoint != request.endpoint or stored.request_hash != fingerprint:
+    if not same_request(stored, request.endpoint, fingerprint):
         message = (
             "This Idempotency-Key was already used for a different request. "
             "Send a new key with a new request"
@@ -374,32 +364,10 @@ def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
     # The answer shows the person's record again, so it is audited as a view.
     record(current_user, "referral.viewed", object_type="referral", object_id=referral_id)
     db.session.commit()
-    response = jsonify(stored.body)
-    response.status_code = stored.status_code
-    response.headers["Idempotent-Replayed"] = "true"
+    response = replayed(stored)
     if referral_id is not None:
         response.headers["Location"] = url_for("api.get_referral", referral_id=referral_id)
     return response
-
-
-def _claim(key: str, fingerprint: str) -> IdempotentRequest | None:
-    """Reserve the key in this transaction, or None when a concurrent request got it first:
-    the unique (user_id, key) constraint makes the second insert wait, then fail."""
-    claim = IdempotentRequest(
-        user_id=current_user.id,
-        key=key,
-        endpoint=request.endpoint or "",
-        request_hash=fingerprint,
-        status_code=0,
-        body={},
-    )
-    db.session.add(claim)
-    try:
-        db.session.flush()
-    except IntegrityError:
-        db.session.rollback()
-        return None
-    return claim
 
 
 def duplicate_problem(found: OpenReferral) -> ApiProblem:
@@ -483,21 +451,20 @@ def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
 
     Who may call it: referrer (for their own practice), link_worker, admin."""
     key, fingerprint = _idempotency_key(), request_fingerprint(json_body())
-    if key is not None and (stored := stored_answer(key)) is not None:
+    if key is not None and (stored := stored_answer(current_user, key)) is not None:
         return _replay(stored, fingerprint)
     details = _details(body)
-    claim = _claim(key, fingerprint) if key is not None else None
-    if key is not None and claim is None:
-        if (stored := stored_answer(key)) is None:  # the other request gave up
+    claimed = claim(current_user, key, request.endpoint, fingerprint) if key else None
+    if key is not None and claimed is None:
+        if (stored := stored_answer(current_user, key)) is None:  # the other request gave up
             raise ApiProblem(409, "A request with this Idempotency-Key was interrupted")
         return _replay(stored, fingerprint)
     referral = _record(details)
     db.session.expire(referral, ["transitions"])  # the service added the first step by id
     body_json = referral_json(referral, current_user)
-    if claim is not None:
-        claim.status_code, claim.body = 201, body_json
-    db.session.commit()
-    return answer(body_json, 201, url_for("api.get_referral", referral_id=referral.id))
+    if claimed is not None:
+        claimed.status_code, claimed.body = 201, body_json
+    return saved(body_json, 201, url_for("api.get_referral", referral_id=referral.id))
 
 
 def _record(details: ReferralDetails) -> ReferralRecord:

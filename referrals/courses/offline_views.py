@@ -21,9 +21,6 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy.exc import IntegrityError
 
 from referrals import clock
-from referrals.api.courses import register_entries_from_json
-from referrals.api.problems import ApiProblem
-from referrals.api.referrals import request_fingerprint, stored_answer
 from referrals.auth.models import Role
 from referrals.auth.sessions import current_session_row
 from referrals.courses import bp
@@ -39,10 +36,19 @@ from referrals.courses.offline import (
     register_version,
     save_offline_register,
 )
+from referrals.courses.register_json import RegisterUnreadable, register_entries_from_json
 from referrals.courses.register_rules import RegisterEntry
 from referrals.courses.scope import get_register_session_or_404
 from referrals.courses.services import CourseRuleBroken, RegisterRefused, people_viewed
 from referrals.extensions import db
+from referrals.idempotency import (
+    IDEMPOTENCY_HEADER,
+    claim,
+    replayed,
+    request_fingerprint,
+    same_request,
+    stored_answer,
+)
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import IDEMPOTENCY_KEY_MAX, IdempotentRequest
 from referrals.main.context import local_date, local_datetime, phone_display, phone_link
@@ -50,7 +56,6 @@ from referrals.outcomes.scoring import InvalidScores, Timepoint, item_labels
 from referrals.security import allow, public
 
 STATIC = Path(__file__).resolve().parents[1] / "static"
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 QUESTIONNAIRES_MAX = 200
 
 
@@ -217,17 +222,14 @@ def _sent_message(
 
 
 def _replay(stored: IdempotentRequest, fingerprint: str) -> ResponseReturnValue:
-    if stored.endpoint != request.endpoint or stored.request_hash != fingerprint:
+    if not same_request(stored, request.endpoint, fingerprint):
         return _answer(
             422,
             status="invalid",
             message="This register was already sent with different marks",
             errors={IDEMPOTENCY_HEADER: ["Already used for a different register"]},
         )
-    response = jsonify(stored.body)
-    response.status_code = stored.status_code
-    response.headers["Idempotent-Replayed"] = "true"
-    return response
+    return replayed(stored)
 
 
 @bp.post("/sessions/<int:session_id>/register/send")
@@ -247,7 +249,7 @@ def send_register(session_id: int) -> ResponseReturnValue:
     if not isinstance(payload, dict):
         return _answer(422, status="invalid", message="Send a JSON object", errors={})
     fingerprint = request_fingerprint(payload)
-    stored = stored_answer(key)
+    stored = stored_answer(current_user, key)
     if stored is not None:
         return _replay(stored, fingerprint)
 
@@ -257,10 +259,8 @@ def send_register(session_id: int) -> ResponseReturnValue:
     if "entries" in payload:
         try:
             entries = register_entries_from_json({"entries": payload.get("entries")})
-        except ApiProblem as problem:
-            errors.update(
-                {field: list(messages) for field, messages in (problem.errors or {}).items()}
-            )
+        except RegisterUnreadable as unreadable:
+            errors.update(unreadable.errors)
     questionnaires = _questionnaires(payload.get("questionnaires"), errors)
     if entries is None and not questionnaires and "questionnaires" not in errors:
         errors["entries"] = ["Give the register's entries, or the questionnaires to send"]
@@ -279,20 +279,9 @@ def send_register(session_id: int) -> ResponseReturnValue:
         )
     assert isinstance(based_on, str)
 
-    claim = IdempotentRequest(
-        user_id=current_user.id,
-        key=key,
-        endpoint=request.endpoint or "",
-        request_hash=fingerprint,
-        status_code=0,
-        body={},
-    )
-    db.session.add(claim)
-    try:
-        db.session.flush()
-    except IntegrityError:  # the same register, sent twice at once: the first one records it
-        db.session.rollback()
-        stored = stored_answer(key)
+    claimed = claim(current_user, key, request.endpoint, fingerprint)
+    if claimed is None:  # the same register, sent twice at once: the first one records it
+        stored = stored_answer(current_user, key)
         if stored is None or stored.status_code == 0:
             return _answer(409, status="busy", message="This register is being sent already")
         return _replay(stored, fingerprint)
@@ -324,8 +313,8 @@ def send_register(session_id: int) -> ResponseReturnValue:
         return _answer(409, status="refused", message=str(refused))
 
     body = {"status": "saved", "message": _sent_message(session, entries, len(questionnaires))}
-    claim.status_code = 200
-    claim.body = body
+    claimed.status_code = 200
+    claimed.body = body
     try:
         db.session.commit()
     except IntegrityError:
