@@ -22,6 +22,10 @@ setup: $(VENV)/.installed referrals/static/nhsuk/.installed
 # the project itself, built with the locked setuptools rather than whatever is newest.
 $(VENV)/.installed: pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# The locked pip first, checked against its hashes: an older pip misreads a dependency's
+	# extras (pip-audit's CacheControl[filecache]) in hash-checking mode.
+	awk '/^pip==/{keep=1; print; next} keep && /^ +--hash/{print; next} {keep=0}' $(LOCK) > $(VENV)/pip.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --requirement $(VENV)/pip.lock
 	$(BIN)/python -m pip install --quiet --require-hashes --requirement $(LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation --editable .
 	touch $@
