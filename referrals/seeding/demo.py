@@ -6,9 +6,9 @@ Run by `make run` on an empty database (`flask seed demo --if-empty`).
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, timedelta
 
+from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.auth.services import OrganisationFields, UserFields, create_organisation, create_user
 from referrals.seeding.demo_courses import seed_demo_scheme
@@ -96,7 +96,7 @@ def seed_demo(today: date | None = None) -> dict[str, Organisation]:
         create_user(
             None, UserFields(email, name, role, organisations[organisation_name]), DEMO_PASSWORD
         )
-    today = today or datetime.now(ZoneInfo("Europe/London")).date()
+    today = today or clock.today()
     seed_demo_scheme(organisations, today=today)
     _messages_due_from_today(today)
     return organisations

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 import nhs_number
 from sqlalchemy import select
 
 from referrals.auth.models import Organisation, User
+from referrals.clock import LONDON
 from referrals.extensions import db
 from referrals.intake.lifecycle import (
     CLOSED_STATUSES,
@@ -50,7 +50,6 @@ from referrals.vocab import (
 )
 from referrals.workdays import add_working_days, is_working_day
 
-LONDON = ZoneInfo("Europe/London")
 _T = TypeVar("_T")
 
 HISTORY_DAYS = 455  # referrals start this many days before today: a year and a run-in

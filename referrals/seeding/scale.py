@@ -41,19 +41,20 @@ from __future__ import annotations
 import functools
 import math
 import random
-import time as clock
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from time import perf_counter
 from typing import Any, Generic, TypeVar
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, case, func, insert, select
 
+from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.auth.passwords import hash_password
+from referrals.clock import LONDON
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -105,7 +106,6 @@ from referrals.vocab import (
 )
 from referrals.workdays import add_working_days as _uncached_add_working_days
 
-LONDON = ZoneInfo("Europe/London")
 _T = TypeVar("_T")
 
 HISTORY_YEARS = 8
@@ -1468,12 +1468,12 @@ def seed_scale(
     check_arguments(referrals, attendances)
     if not database_is_empty():
         raise DatabaseNotEmpty("the database already holds data; use an empty one")
-    began = clock.perf_counter()
-    today = today or datetime.now(LONDON).date()
+    began = perf_counter()
+    today = today or clock.today()
 
     def report(message: str) -> None:
         if progress is not None:
-            progress(f"[{clock.perf_counter() - began:7.1f} s] {message}")
+            progress(f"[{perf_counter() - began:7.1f} s] {message}")
 
     # Aim the share of referrals reaching a course at the attendance wanted: plan a sample of
     # the referrals (all of them in a small scheme) and adjust; `_tune` makes the count exact.
@@ -1531,7 +1531,7 @@ def seed_scale(
     report("Done.")
     return ScaleReport(
         counts=counts,
-        seconds=clock.perf_counter() - began,
+        seconds=perf_counter() - began,
         sign_ins={role.value: email for role, email in SIGN_INS.items()},
     )
 
@@ -1563,7 +1563,7 @@ def _stub_world() -> _World:
 
 def scale_bench_targets(today: date | None = None) -> BenchTargets:
     """The accounts and records a benchmark of a generated scheme should use."""
-    today = today or datetime.now(LONDON).date()
+    today = today or clock.today()
     users = {
         role: db.session.scalar(select(User).where(User.email == email))
         for role, email in SIGN_INS.items()
