@@ -73,7 +73,7 @@ def claim(spool: Path) -> list[Path]:
     for entry in sorted(entries, key=lambda e: e.name):
         if entry.name.endswith(SUFFIX):
             waiting = entry.name
-        elif CLAIMED in entry.name and now - entry.stat().st_mtime > STALE_CLAIM:
+        elif CLAIMED in entry.name and _claim_age(entry, now) > STALE_CLAIM:
             waiting = entry.name.split(CLAIMED)[0]
         else:
             continue
@@ -85,6 +85,15 @@ def claim(spool: Path) -> list[Path]:
         os.utime(target)  # the claim's age, not the entry's
         claimed.append(target)
     return claimed
+
+
+def _claim_age(entry: os.DirEntry[str], now: float) -> float:
+    """Seconds since the claim was made; 0 for a claim another worker has meanwhile discarded
+    or released (workers list the folder and change it concurrently)."""
+    try:
+        return now - entry.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
 
 
 def read(claimed: list[Path]) -> list[dict[str, Any]]:

@@ -429,3 +429,25 @@ def test_a_spooled_file_that_cannot_be_moved_in_is_set_aside_and_pages_still_ans
     assert db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "12")) is None
     assert audit_spool.waiting(folder) == 0
     assert len(list(folder.glob(f"*{audit_spool.SET_ASIDE}"))) == 2
+
+
+def test_a_claim_another_worker_discards_while_this_one_lists_the_spool_is_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers list the spool and change it at the same time: a claimed file listed here may be
+    discarded by its owner before this worker looks at its age. It is not this worker's, so it
+    is passed over, and the files that are waiting are still claimed."""
+    spool = tmp_path / "spool"
+    waiting = audit_spool.keep(spool, [])
+    owned = spool / f"{waiting.stem}x{audit_spool.SUFFIX}{audit_spool.CLAIMED}-1-abcdef01"
+    owned.write_text("[]")
+    listed = audit_spool.os.scandir
+
+    def listed_then_discarded_by_its_owner(path: Any) -> Any:
+        entries = list(listed(path))
+        owned.unlink()
+        return iter(entries)
+
+    monkeypatch.setattr(audit_spool.os, "scandir", listed_then_discarded_by_its_owner)
+    claimed = audit_spool.claim(spool)
+    assert [path.name.split(audit_spool.CLAIMED)[0] for path in claimed] == [waiting.name]
