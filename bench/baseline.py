@@ -1,14 +1,17 @@
-"""A minimal implementation of a GP's referral list, to measure the service's page against.
+"""A minimal implementation of the service's busiest pages, to measure the service's pages against.
 
-Bare Flask, SQLAlchemy Core and one Jinja template (bench/baseline/referral_list.html), doing the
-page's work and nothing else: it reads the same signed session cookie (Flask's, with the same
-key), finds the server-side session, its user and organisation, the two-step verification rule
-and the unread count in one statement, checks the same idle and absolute timeouts (and records
-the last-seen time when due), runs the same list statements (the practice's count, the page's
-25 ids, their rows), writes the same "referral.listed" audit entries, sets the CSP nonce, the CSRF
-token and the security headers, and renders the same NHS.UK chrome. Its answer is the service's
-byte for byte apart from the nonce and the token; `same_page` says so, and bench.throughput fails
-if it does not. Served by gunicorn like the service: `bench.baseline:create_app()`.
+Bare Flask, SQLAlchemy Core and one Jinja template per page (bench/baseline/), doing each page's
+work and nothing else. Every page shares the same steps: it reads the same signed session cookie
+(Flask's, with the same key), finds the server-side session, its user and organisation, the
+two-step verification rule and the unread count in one statement, checks the same idle and
+absolute timeouts (and records the last-seen time when due), runs the page's statements, writes
+the same audit entries as the service, sets the CSP nonce, the CSRF token and the security
+headers, and renders the same NHS.UK chrome (`_layout.html`) around the page's own content.
+
+The pages: a GP's referral list and a link worker's caseload (`/referrals/`, by role), and an
+artist's register (`/sessions/<id>/register`). Each answer is the service's byte for byte apart
+from the nonce and the token; `same_page` says so, and bench.throughput fails if it does not.
+Served by gunicorn like the service: `bench.baseline:create_app()`.
 """
 
 from __future__ import annotations
@@ -18,14 +21,29 @@ import json
 import os
 import re
 import secrets
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 
 import jinja2
 from flask import Flask, Response, abort, g, redirect, request, session
 from itsdangerous import URLSafeTimedSerializer
+from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup
-from sqlalchemy import Engine, and_, create_engine, event, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    case,
+    create_engine,
+    event,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from bench.common import BENCH_ROOT
 
@@ -33,6 +51,42 @@ PER_PAGE = 25
 MAX_PAGE = 100_000
 _NONCE = re.compile(r'nonce="[^"]+"')
 _TOKEN = re.compile(r'name="csrf_token" (type="hidden" )?value="[^"]+"')
+
+# Each role's menu, as the service's navigation shows it (referrals.main.context.NAVIGATION).
+NAVIGATION = {
+    "referrer": [
+        ("Home", "/"),
+        ("Referrals", "/referrals/"),
+        ("Refer someone", "/referrals/new"),
+        ("Courses", "/courses/"),
+    ],
+    "link_worker": [("Home", "/"), ("Caseload", "/referrals/"), ("Courses", "/courses/")],
+    "artist": [
+        ("Home", "/"),
+        ("Courses", "/courses/"),
+        ("My sessions", "/sessions/"),
+        ("Public profile", "/providers/profile"),
+    ],
+}
+_ICONS = {
+    False: (
+        '    <link rel="icon" href="/static/nhsuk/assets/images/favicon.ico" sizes="48x48">\n'
+        '    <link rel="icon" href="/static/nhsuk/assets/images/favicon.svg" sizes="any"'
+        ' type="image/svg+xml">\n'
+        '    <link rel="mask-icon" href="/static/nhsuk/assets/images/nhsuk-icon-mask.svg"'
+        ' color="#005eb8">\n'
+        '    <link rel="apple-touch-icon" href="/static/nhsuk/assets/images/nhsuk-icon-180.png">\n'
+        '    <link rel="manifest" href="/static/nhsuk/assets/manifest.json">'
+    ),
+    # Artists install the registers as an app.
+    True: (
+        '  <link rel="icon" href="/static/nhsuk/assets/images/favicon.ico" sizes="48x48">\n'
+        '  <link rel="icon" href="/static/nhsuk/assets/images/favicon.svg" sizes="any"'
+        ' type="image/svg+xml">\n'
+        '  <link rel="apple-touch-icon" href="/static/nhsuk/assets/images/nhsuk-icon-180.png">\n'
+        '  <link rel="manifest" href="/manifest.webmanifest" data-offline-registers>'
+    ),
+}
 
 
 def _tables() -> dict[str, Any]:
@@ -58,14 +112,42 @@ def _engine(url: str) -> Engine:
     return engine
 
 
-def _local_date(value: Any) -> str:
+def _local_date(value: date) -> str:
     return str(value.strftime("%-d %b %Y"))
+
+
+def _navigation(role: str, path: str) -> Markup:
+    """The menu's items with the current one marked, as the frontend's header macro draws them."""
+    items = []
+    for label, href in NAVIGATION[role]:
+        if path == href or (href != "/" and path.startswith(href)):
+            items.append(
+                '        <li class="nhsuk-header__navigation-item '
+                'nhsuk-header__navigation-item--current">\n'
+                f'          <a class="nhsuk-header__navigation-link" href="{href}" '
+                'aria-current="page"><strong '
+                f'class="nhsuk-header__navigation-item-current-fallback">{label}</strong></a>\n'
+                "        </li>\n"
+            )
+        else:
+            items.append(
+                '        <li class="nhsuk-header__navigation-item">\n'
+                f'          <a class="nhsuk-header__navigation-link" href="{href}">{label}</a>\n'
+                "        </li>\n"
+            )
+    return Markup("".join(items))  # noqa: S704  (our own labels and addresses)
 
 
 def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     from referrals.auth.models import Role
     from referrals.config import Defaults as Config
+    from referrals.courses.models import AttendanceStatus
+    from referrals.courses.register_rules import REGISTER_EDIT_DAYS, on_register_until
+    from referrals.intake.lifecycle import OPEN_STATUSES, Status
     from referrals.intake.presenters import STATUS_COLOURS
+    from referrals.intake.queries import contact_due_by
+    from referrals.main.context import phone_display, phone_link
+    from referrals.outcomes.timepoints import CourseDays, timepoint_for
     from referrals.vocab import Pathway
 
     app = Flask(__name__)
@@ -84,18 +166,36 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     sess, user, org = t["user_session"], t["user_account"], t["organisation"]
     setting, note, read = t["security_setting"], t["notification"], t["notification_read"]
     referral, patient, task = t["referral"], t["patient"], t["patient_reconciliation"]
+    course, course_session, venue = t["course"], t["course_session"], t["venue"]
+    enrolment, attendance = t["enrolment"], t["attendance"]
     audit = t["audit_event"]
     csrf = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
-    templates = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(BENCH_ROOT / "baseline")), autoescape=True
+    folder = jinja2.FileSystemLoader(str(BENCH_ROOT / "baseline"))
+    plain = jinja2.Environment(loader=folder, autoescape=True, keep_trailing_newline=True)
+    # The pages written from the service's own templates keep its Jinja options.
+    trimmed = jinja2.Environment(
+        loader=folder,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
-    page_template = templates.get_template("referral_list.html")
+    layout = plain.get_template("_layout.html")
+    pager_template = plain.get_template("_pager.html")
+    referral_list_template = plain.get_template("referral_list.html")
+    caseload_template = trimmed.get_template("caseload.html")
+    register_template = trimmed.get_template("register.html")
+    role_labels = {r.value: r.label for r in Role}
     pathways = {p.value: p.label for p in Pathway}
     tags = {
         s.value: f'<strong class="nhsuk-tag nhsuk-tag--{c}">{s.label}</strong>'
         for s, c in STATUS_COLOURS.items()
     }
     status_tags = {k: Markup(v) for k, v in tags.items()}  # noqa: S704  (labels of our own)
+    status_choices = [(s.value, s.label) for s in Status]
+    open_statuses = sorted(s.value for s in OPEN_STATUSES)
+    attendance_choices = [(s.value, s.label) for s in AttendanceStatus]
+    navigation: dict[tuple[str, str], Markup] = {}
     unread = (
         select(func.count(note.c.id))
         .where(
@@ -128,53 +228,130 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         .outerjoin(setting, setting.c.key == "mfa_required_roles")
     )
 
+    def signed_in(db: Connection, roles: Iterable[str]) -> Any:
+        """The signed-in user's identity row, or the answer to give instead (sign in, two-step
+        verification, or 403 for a role the page is not for)."""
+        token = session.get("sid")
+        if not isinstance(token, str):
+            return redirect(f"/sign-in?next={request.path}")
+        now = datetime.now(UTC)
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        me = db.execute(identity.where(sess.c.token_hash == digest)).first()
+        if (
+            me is None
+            or str(me.user_id) != session.get("_user_id")
+            or me.revoked_at is not None
+            or now - me.last_seen_at > idle
+            or now - me.created_at > absolute
+            or not me.active
+        ):
+            return redirect(f"/sign-in?next={request.path}")
+        if me.role not in roles:
+            abort(403)  # the baseline serves each page to the role it is measured for
+        required = configured_mfa if me.required_roles is None else set(me.required_roles)
+        if me.role in required and me.mfa_enabled_at is None:
+            return redirect("/account/mfa")
+        if now - me.last_seen_at > touch_interval:
+            # As the service does: the read ends first, so the write starts its own
+            # transaction (on SQLite a read turned into a write fails at once).
+            db.rollback()
+            db.execute(update(sess).where(sess.c.id == me.id).values(last_seen_at=now))
+            db.commit()
+        return me
+
+    def audited(db: Connection, me: Any, action: str, entries: list[tuple[Any, ...]]) -> None:
+        """One audit entry per person shown: (object type, object id, person, detail)."""
+        db.rollback()  # the reads end before the audit entries are written
+        if not entries:
+            return
+        at, source, address = datetime.now(UTC), request.endpoint, request.remote_addr
+        db.execute(
+            insert(audit),
+            [
+                {
+                    "at": at,
+                    "actor_id": me.user_id,
+                    "action": action,
+                    "object_type": object_type,
+                    "object_id": str(object_id),
+                    "subject_person_id": person,
+                    "source": source,
+                    "ip_address": address,
+                    "detail": detail,
+                }
+                for object_type, object_id, person, detail in entries
+            ],
+        )
+        db.commit()
+
+    def page(me: Any, title: Markup, main: Callable[[str], str], back: str = "") -> Response:
+        """The page's content inside the chrome, with a fresh nonce and the CSRF token."""
+        g.nonce = secrets.token_urlsafe(16)
+        token = _csrf_token(csrf)
+        key = (me.role, request.path)
+        menu = navigation.get(key)
+        if menu is None:
+            menu = navigation[key] = _navigation(me.role, request.path)
+        html = layout.render(
+            title=title,
+            icons=Markup(_ICONS[me.role == "artist"]),  # noqa: S704  (our own markup)
+            nonce=g.nonce,
+            token=token,
+            name=me.name,
+            role_label=role_labels[me.role],
+            unread=me.unread,
+            navigation=menu,
+            back=Markup(back),  # noqa: S704  (our own markup)
+            main=Markup(main(token)),  # noqa: S704  (rendered by an autoescaping template)
+        )
+        return Response(html, content_type="text/html; charset=utf-8")
+
+    def paged(db: Connection, scope: Any, order: list[Any]) -> tuple[int, int, int, list[int]]:
+        """(total, page, pages, the page's ids) of a list, as the service's pager finds them."""
+        total = db.scalar(select(func.count()).select_from(referral).where(scope)) or 0
+        pages = max(1, -(-total // PER_PAGE))
+        raw = request.args.get("page", "1")
+        number = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE else 1
+        number = min(number, pages)
+        ids = list(
+            db.scalars(
+                select(referral.c.id)
+                .where(scope)
+                .order_by(*order)
+                .limit(PER_PAGE)
+                .offset((number - 1) * PER_PAGE)
+            )
+        )
+        return total, number, pages, ids
+
+    def pager(total: int, number: int, pages: int) -> Markup:
+        if pages <= 1:
+            return Markup("")
+        return Markup(  # noqa: S704  (rendered by an autoescaping template)
+            pager_template.render(
+                page=number,
+                pages=pages,
+                total=total,
+                first=(number - 1) * PER_PAGE + 1,
+                last=min(total, number * PER_PAGE),
+            )
+        )
+
     @app.get("/health")
     def health() -> str:
         return "ok"
 
-    @app.get("/referrals/")
+    @app.get("/referrals/", endpoint="intake.referrals")
     def referral_list() -> Any:
-        token = session.get("sid")
-        if not isinstance(token, str):
-            return redirect("/sign-in?next=/referrals/")
-        now = datetime.now(UTC)
-        digest = hashlib.sha256(token.encode()).hexdigest()
         with engine.connect() as db:
-            me = db.execute(identity.where(sess.c.token_hash == digest)).first()
-            if (
-                me is None
-                or str(me.user_id) != session.get("_user_id")
-                or me.revoked_at is not None
-                or now - me.last_seen_at > idle
-                or now - me.created_at > absolute
-                or not me.active
-            ):
-                return redirect("/sign-in?next=/referrals/")
-            if me.role != Role.REFERRER.value:
-                abort(403)  # the baseline is the referrer's list only
-            required = configured_mfa if me.required_roles is None else set(me.required_roles)
-            if me.role in required and me.mfa_enabled_at is None:
-                return redirect("/account/mfa")
-            if now - me.last_seen_at > touch_interval:
-                # As the service does: the read ends first, so the write starts its own
-                # transaction (on SQLite a read turned into a write fails at once).
-                db.rollback()
-                db.execute(update(sess).where(sess.c.id == me.id).values(last_seen_at=now))
-                db.commit()
+            me = signed_in(db, (Role.REFERRER.value, Role.LINK_WORKER.value))
+            if isinstance(me, Response):
+                return me
+            if me.role == Role.LINK_WORKER.value:
+                return caseload(db, me)
             scope = referral.c.gp_practice_id == me.organisation_id
-            total = db.scalar(select(func.count()).select_from(referral).where(scope)) or 0
-            pages = max(1, -(-total // PER_PAGE))
-            raw = request.args.get("page", "1")
-            page = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE else 1
-            page = min(page, pages)
-            ids = list(
-                db.scalars(
-                    select(referral.c.id)
-                    .where(scope)
-                    .order_by(referral.c.received_on.desc(), referral.c.id.desc())
-                    .limit(PER_PAGE)
-                    .offset((page - 1) * PER_PAGE)
-                )
+            total, number, pages, ids = paged(
+                db, scope, [referral.c.received_on.desc(), referral.c.id.desc()]
             )
             found = {
                 row.id: row
@@ -196,51 +373,276 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
                 )
             }
             rows = [found[i] for i in ids if i in found]
-            db.rollback()  # the reads end before the audit entries are written
-            if rows:
-                at, source, address = now, request.endpoint, request.remote_addr
-                db.execute(
-                    insert(audit),
-                    [
-                        {
-                            "at": at,
-                            "actor_id": me.user_id,
-                            "action": "referral.listed",
-                            "object_type": "referral",
-                            "object_id": str(r.id),
-                            "subject_person_id": r.patient_id,
-                            "source": source,
-                            "ip_address": address,
-                            "detail": {"patient_id": r.patient_id},
-                        }
-                        for r in rows
-                    ],
-                )
-                db.commit()
-        g.nonce = secrets.token_urlsafe(16)
-        html = page_template.render(
-            nonce=g.nonce,
-            token=_csrf_token(csrf),
-            name=me.name,
-            unread=me.unread,
-            organisation=me.organisation,
-            total=total,
-            page=page,
-            pages=pages,
-            first=(page - 1) * PER_PAGE + 1,
-            last=min(total, page * PER_PAGE),
-            rows=[
-                {
-                    "id": r.id,
-                    "name": _name(r, me.organisation_id),
-                    "received": _local_date(r.received_on),
-                    "pathway": pathways[r.pathway],
-                    "status": status_tags[r.status],
-                }
-                for r in rows
+            audited(db, me, "referral.listed", _listed(rows))
+
+        def main(token: str) -> str:
+            return referral_list_template.render(
+                token=token,
+                organisation=me.organisation,
+                total=total,
+                pager=pager(total, number, pages),
+                rows=[
+                    {
+                        "id": r.id,
+                        "name": _name(r, me.organisation_id),
+                        "received": _local_date(r.received_on),
+                        "pathway": pathways[r.pathway],
+                        "status": status_tags[r.status],
+                    }
+                    for r in rows
+                ],
+            )
+
+        return page(me, Markup("Your practice's referrals"), main)
+
+    def caseload(db: Connection, me: Any) -> Response:
+        """A link worker's open referrals: new ones first, flagged ones next, then oldest."""
+        scope = referral.c.status.in_(open_statuses)
+        total, number, pages, ids = paged(
+            db,
+            scope,
+            [
+                case((referral.c.status == "received", 0), else_=1),
+                referral.c.risk_flag.desc(),
+                referral.c.received_on,
+                referral.c.id,
             ],
         )
-        return Response(html, content_type="text/html; charset=utf-8")
+        practice, worker = org.alias("practice"), user.alias("worker")
+        found = {
+            row.id: row
+            for row in db.execute(
+                select(
+                    referral.c.id,
+                    referral.c.patient_id,
+                    referral.c.received_on,
+                    referral.c.pathway,
+                    referral.c.status,
+                    referral.c.risk_flag,
+                    referral.c.first_contact_at,
+                    patient.c.given_name,
+                    patient.c.family_name,
+                    practice.c.name.label("practice"),
+                    worker.c.name.label("link_worker"),
+                )
+                .join(patient, patient.c.id == referral.c.patient_id)
+                .join(practice, practice.c.id == referral.c.gp_practice_id)
+                .outerjoin(worker, worker.c.id == referral.c.assigned_to_id)
+                .where(referral.c.id.in_(ids))
+            )
+        }
+        rows = [found[i] for i in ids if i in found]
+        practices = [
+            (str(i), f"{name} ({ods})" if ods else name)
+            for i, name, ods in db.execute(
+                select(org.c.id, org.c.name, org.c.ods_code)
+                .where(org.c.kind == "gp_practice", org.c.active.is_(True))
+                .order_by(org.c.name)
+            )
+        ]
+        audited(db, me, "referral.listed", _listed(rows))
+        today = _today()
+
+        def main(token: str) -> str:
+            return caseload_template.render(
+                token=token,
+                statuses=status_choices,
+                pathways=pathways.items(),
+                practices=practices,
+                total=total,
+                pager=pager(total, number, pages),
+                rows=[
+                    {
+                        "id": r.id,
+                        # A link worker sees everyone's stored details.
+                        "name": f"{r.given_name} {r.family_name}",
+                        "risk_flag": r.risk_flag,
+                        "late": r.first_contact_at is None
+                        and r.status == "received"
+                        and contact_due_by(r.received_on) < today,
+                        "received": _local_date(r.received_on),
+                        "pathway": pathways[r.pathway],
+                        "practice": r.practice,
+                        "status": status_tags[r.status],
+                        "link_worker": r.link_worker,
+                    }
+                    for r in rows
+                ],
+            )
+
+        return page(me, Markup("Caseload"), main)
+
+    @app.get("/sessions/<int:session_id>/register", endpoint="courses.register")
+    def register(session_id: int) -> Any:
+        with engine.connect() as db:
+            me = signed_in(db, (Role.ARTIST.value,))
+            if isinstance(me, Response):
+                return me
+            found = db.execute(
+                select(
+                    course_session.c.id,
+                    course_session.c.course_id,
+                    course_session.c.date,
+                    course_session.c.start_time,
+                    course_session.c.sequence,
+                    course_session.c.status,
+                    course_session.c.register_saved_at,
+                    course.c.title,
+                    course.c.session_count,
+                    course.c.taster_count,
+                    venue.c.name.label("venue"),
+                )
+                .join(course, course.c.id == course_session.c.course_id)
+                .join(venue, venue.c.id == course.c.venue_id)
+                .where(
+                    course_session.c.id == session_id,
+                    course.c.provider_id == me.organisation_id,
+                )
+            ).first()
+            if found is None:
+                abort(404)
+            marks = {
+                m.enrolment_id: m
+                for m in db.execute(
+                    select(
+                        attendance.c.enrolment_id,
+                        attendance.c.status,
+                        attendance.c.mood_before,
+                        attendance.c.mood_after,
+                        attendance.c.note,
+                    ).where(attendance.c.session_id == session_id)
+                )
+            }
+            people = db.execute(
+                select(
+                    enrolment.c.id,
+                    enrolment.c.referral_id,
+                    referral.c.patient_id,
+                    patient.c.given_name,
+                    patient.c.family_name,
+                    patient.c.access_needs,
+                    patient.c.communication_needs,
+                    patient.c.phone,
+                )
+                .join(referral, referral.c.id == enrolment.c.referral_id)
+                .join(patient, patient.c.id == referral.c.patient_id)
+                .where(
+                    enrolment.c.course_id == found.course_id,
+                    and_(
+                        enrolment.c.status.in_(("enrolled", "completed")),
+                        enrolment.c.enrolled_at.is_(None)
+                        | (enrolment.c.enrolled_at < on_register_until(found.date)),
+                    )
+                    | enrolment.c.id.in_(
+                        select(attendance.c.enrolment_id).where(
+                            attendance.c.session_id == session_id
+                        )
+                    ),
+                )
+                .order_by(enrolment.c.id)
+            ).all()
+            days = [
+                d
+                for (d,) in db.execute(
+                    select(course_session.c.date).where(
+                        course_session.c.course_id == found.course_id,
+                        course_session.c.status != "cancelled",
+                    )
+                )
+            ]
+            attended: dict[int, list[date]] = {}
+            for enrolment_id, day in db.execute(
+                select(attendance.c.enrolment_id, course_session.c.date)
+                .join(course_session, course_session.c.id == attendance.c.session_id)
+                .where(
+                    attendance.c.enrolment_id.in_([p.id for p in people]),
+                    attendance.c.status == "attended",
+                )
+            ):
+                attended.setdefault(enrolment_id, []).append(day)
+            audited(
+                db,
+                me,
+                "register.viewed",
+                [
+                    (
+                        "enrolment",
+                        p.id,
+                        p.patient_id,
+                        {"referral_id": p.referral_id, "session_id": session_id},
+                    )
+                    for p in people
+                ],
+            )
+        today = _today()
+        editable = (
+            found.status != "cancelled"
+            and found.date <= today
+            and (today - found.date).days <= REGISTER_EDIT_DAYS
+        )
+        date_text = _local_date(found.date)
+        saved = found.register_saved_at
+        if saved is not None and saved.tzinfo is None:
+            saved = saved.replace(tzinfo=UTC)
+        facts = {
+            "id": session_id,
+            "title": found.title,
+            "date_text": date_text,
+            "sequence": found.sequence,
+            "of": found.session_count + found.taster_count,
+            "start": found.start_time.strftime("%H:%M"),
+            "venue": found.venue,
+            "status": found.status,
+            "future": found.date > today,
+            "saved_text": "" if saved is None else _local_datetime(saved),
+            "data": htmlsafe_json_dumps(
+                {
+                    "session_id": session_id,
+                    "send_url": f"/sessions/{session_id}/register/send",
+                    "title": found.title,
+                    "date_text": date_text,
+                    "version": "" if saved is None else saved.isoformat(),
+                },
+                dumps=app.json.dumps,
+            ),
+        }
+
+        def main(token: str) -> str:
+            rows = []
+            for p in people:
+                mark = marks.get(p.id)
+                timepoint = timepoint_for(found.date, CourseDays(days, attended.get(p.id, [])))
+                rows.append(
+                    {
+                        "id": p.id,
+                        "name": f"{p.given_name} {p.family_name}",
+                        "access_needs": p.access_needs,
+                        "communication_needs": p.communication_needs,
+                        "phone": phone_display(p.phone) if p.phone else "",
+                        "tel": phone_link(p.phone) if p.phone else "",
+                        "status": mark.status if mark else "",
+                        "mood_before": None if mark is None else mark.mood_before,
+                        "mood_after": None if mark is None else mark.mood_after,
+                        "note": mark.note if mark else "",
+                        "timepoint": timepoint.label.lower() if timepoint else "",
+                    }
+                )
+            return register_template.render(
+                token=token,
+                s=facts,
+                rows=rows,
+                editable=editable,
+                disabled="" if editable else "disabled",
+                statuses=attendance_choices,
+                moods=range(11),
+                edit_days=REGISTER_EDIT_DAYS,
+            )
+
+        back = (
+            '<nav aria-label="Back"><div class="nhsuk-back-link"><a class="nhsuk-back-link__link"'
+            ' href="/sessions/">My sessions</a></div></nav>'
+        )
+        return page(me, Markup("Register: {}, {}").format(found.title, date_text), main, back)
 
     @app.after_request
     def security_headers(response: Response) -> Response:
@@ -265,6 +667,23 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     return app
 
 
+def _today() -> date:
+    from referrals import clock
+
+    return clock.today()
+
+
+def _local_datetime(value: datetime) -> str:
+    from referrals import clock
+
+    return value.astimezone(clock.zone()).strftime("%-d %b %Y, %H:%M")
+
+
+def _listed(rows: list[Any]) -> list[tuple[Any, ...]]:
+    """A list page's audit entries: one per person shown, naming their referral."""
+    return [("referral", r.id, r.patient_id, {"patient_id": r.patient_id}) for r in rows]
+
+
 def _csrf_token(serializer: URLSafeTimedSerializer) -> str:
     """Flask-WTF's token: the session's raw token, signed with a timestamp."""
     if "csrf_token" not in session:
@@ -283,8 +702,8 @@ def _name(row: Any, practice_id: int) -> str:
 
 def same_page(service_html: str, baseline_html: str) -> bool:
     """The two answers are the same bytes once the nonce and the CSRF token are set aside."""
+    return _normalised(service_html) == _normalised(baseline_html)
 
-    def normalised(html: str) -> str:
-        return _TOKEN.sub('name="csrf_token" value=""', _NONCE.sub('nonce=""', html))
 
-    return normalised(service_html) == normalised(baseline_html)
+def _normalised(html: str) -> str:
+    return _TOKEN.sub('name="csrf_token" value=""', _NONCE.sub('nonce=""', html))

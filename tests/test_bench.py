@@ -161,23 +161,30 @@ def test_the_directory_benchmark_is_tabled_and_checked():
     assert "| `feed_services` | p95 < 50 ms | 4.0 / 7.5 ✓ (0) |" in text
 
 
-def test_the_baseline_serves_the_referral_list_byte_for_byte(scheme):
-    """bench/baseline.py, the minimal implementation the referral list is measured against,
-    answers the same bytes as the service (apart from nonce and token), page by page."""
+def test_the_baseline_serves_each_page_byte_for_byte(scheme):
+    """bench/baseline.py, the minimal implementation the pages are measured against, answers
+    the same bytes as the service (apart from nonce and token), page by page and role by role."""
     from bench import baseline, common
 
     found = common.targets(scheme)
-    service = common.signed_in_client(scheme, found.gp_email, found.password)
     minimal = baseline.create_app(
         scheme.config["SQLALCHEMY_DATABASE_URI"], scheme.config["SECRET_KEY"]
     ).test_client()
-    cookie = service.get_cookie(scheme.config["SESSION_COOKIE_NAME"])
-    assert cookie is not None
-    minimal.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
-    for path in ("/referrals/", "/referrals/?page=2", "/referrals/?page=999"):
-        expected = service.get(path).get_data(as_text=True)
-        answer = minimal.get(path)
-        assert answer.status_code == 200, path
-        assert baseline.same_page(expected, answer.get_data(as_text=True)), path
-        assert answer.headers["Content-Security-Policy"].count("nonce-") == 1
-    assert not baseline.same_page(expected, expected.replace("</table>", "</table> "))
+    register = f"/sessions/{found.register_session_id}/register"
+    for who, paths in (
+        (found.gp_email, ("/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
+        (found.link_worker_email, ("/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
+        (found.artist_email, (register,)),
+    ):
+        service = common.signed_in_client(scheme, who, found.password)
+        cookie = service.get_cookie(scheme.config["SESSION_COOKIE_NAME"])
+        assert cookie is not None
+        minimal.set_cookie(cookie.key, cookie.value, domain=cookie.domain)
+        for path in paths:
+            expected = service.get(path).get_data(as_text=True)
+            answer = minimal.get(path)
+            assert answer.status_code == 200, path
+            assert baseline.same_page(expected, answer.get_data(as_text=True)), (who, path)
+            assert answer.headers["Content-Security-Policy"].count("nonce-") == 1
+    assert "Save register" in expected
+    assert not baseline.same_page(expected, expected.replace("</form>", "</form> "))
