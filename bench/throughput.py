@@ -1,8 +1,10 @@
 """Throughput under gunicorn on loopback, as a share of a bare Flask app's under the same load.
 
-Starts gunicorn (gthread workers, one per CPU) for the service on the benchmark database and for
-bench/hello.py, signs in over HTTP, then drives each page with wrk for a fixed time and
-connection count. Every answer must be 200 OK (bench/status.lua counts the others). Also reports
+Starts gunicorn (gthread workers, one per CPU) for the service on the benchmark database, for
+bench/hello.py and for bench/baseline.py (a minimal implementation of the same pages), signs in
+over HTTP, then drives each page with wrk for a fixed time and connection count, and reports each
+page's server CPU per request and requests per second against the baseline's, which must serve
+the same bytes. Every answer must be 200 OK (bench/status.lua counts the others). Also reports
 the peak resident memory (VmHWM) of the service's web workers after the runs.
 
     .venv/bin/python -m bench.throughput --scale small --db sqlite --duration 10
@@ -76,7 +78,10 @@ def gunicorn(
         "warning",
         target,
     ]
-    server = subprocess.Popen(command, cwd=common.PROJECT_ROOT, env=env)  # noqa: S603
+    # Its access log goes to stderr, so that stdout stays one JSON object.
+    server = subprocess.Popen(  # noqa: S603
+        command, cwd=common.PROJECT_ROOT, env=env, stdout=sys.stderr
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base + health, server)
@@ -220,6 +225,21 @@ def measured(
     return result
 
 
+# The service's pages measured under load, and which of them bench/baseline.py also serves.
+PAGES = ("referral_list", "caseload", "register_page")
+BASELINE_PAGES = ("referral_list", "caseload", "register_page")
+
+
+def page_paths(found: common.Targets) -> dict[str, tuple[str, str]]:
+    """Each measured page: (who signs in, its path)."""
+    paths = {
+        "referral_list": (found.gp_email, "/referrals/"),
+        "caseload": (found.link_worker_email, "/referrals/"),
+        "register_page": (found.artist_email, f"/sessions/{found.register_session_id}/register"),
+    }
+    return {name: paths[name] for name in PAGES}
+
+
 def run(url: str, app: Any, load: Load) -> dict[str, Any]:
     found = common.targets(app)
     env = common.server_environment(url)
@@ -232,50 +252,62 @@ def run(url: str, app: Any, load: Load) -> dict[str, Any]:
     with gunicorn("bench.hello:app", env, load, "/") as (base, _server):
         hello = measured(base + "/", load)
     results["hello_world"] = hello
-    pages = {
-        "referral_list": ("gp_email", "/referrals/"),
-        "register_page": ("artist_email", f"/sessions/{found.register_session_id}/register"),
-    }
+    pages = page_paths(found)
     cookies: dict[str, str] = {}
+    service_html: dict[str, str] = {}
     with gunicorn("referrals:create_app()", env, load, "/health") as (base, server):
         for name, (who, path) in pages.items():
             common.note(f"throughput: {name} ({path})")
-            cookie = cookies[name] = sign_in_over_http(base, getattr(found, who), found.password)
+            cookie = cookies[name] = sign_in_over_http(base, who, found.password)
             check_page(base + path, cookie)
             figures = measured(base + path, load, cookie, server)
             figures["share_of_hello_world"] = round(
                 figures["requests_per_s"] / hello["requests_per_s"], 3
             )
-            check_page(base + path, cookie)  # still signed in: the run measured real pages
+            # Still signed in: the run measured real pages. The page as the baseline must
+            # serve it, taken after the run (a register's saved time, a list's order).
+            service_html[name] = check_page(base + path, cookie)
             results[name] = figures
-        service_list = check_page(base + "/referrals/", cookies["referral_list"])
         results["web_worker_peak_rss_mib"] = worker_peak_rss_mib(server.pid)
-    results["baseline_referral_list"] = baseline_run(
-        env, load, cookies["referral_list"], service_list, results["referral_list"]
-    )
+    baselines = {
+        name: (pages[name][1], cookies[name], service_html[name]) for name in BASELINE_PAGES
+    }
+    for name, figures in baseline_run(env, load, baselines, results).items():
+        results[f"baseline_{name}"] = figures
     return results
 
 
 def baseline_run(
-    env: dict[str, str], load: Load, cookie: str, service_html: str, service: dict[str, Any]
-) -> dict[str, Any]:
-    """bench/baseline.py's referral list under the same gunicorn and load, with the same
-    cookie; it must answer the service's bytes (apart from nonce and token) or the run fails."""
+    env: dict[str, str],
+    load: Load,
+    pages: dict[str, tuple[str, str, str]],
+    service: dict[str, Any],
+) -> dict[str, dict[str, Any]]:
+    """bench/baseline.py's pages, each (path, cookie, the service's HTML), under the same
+    gunicorn and load with the same cookies; each must answer the service's bytes (apart from
+    nonce and token) before and after its run, or the run fails. The service's server CPU per
+    request and requests per second against the baseline's, as ratios."""
     from bench.baseline import same_page
 
-    common.note("throughput: minimal implementation of the referral list (bench/baseline.py)")
+    results = {}
     with gunicorn("bench.baseline:create_app()", env, load, "/health") as (base, server):
-        if not same_page(service_html, check_page(base + "/referrals/", cookie)):
-            raise RuntimeError("the baseline's referral list differs from the service's")
-        figures = measured(base + "/referrals/", load, cookie, server)
-        check_page(base + "/referrals/", cookie)
-    figures["service_share_of_requests_per_s"] = round(
-        service["requests_per_s"] / figures["requests_per_s"], 3
-    )
-    figures["service_cpu_ratio"] = round(
-        service["server_cpu_ms_per_request"] / max(0.01, figures["server_cpu_ms_per_request"]), 2
-    )
-    return figures
+        for name, (path, cookie, service_html) in pages.items():
+            common.note(f"throughput: {name} as a minimal implementation (bench/baseline.py)")
+            if not same_page(service_html, check_page(base + path, cookie)):
+                raise RuntimeError(f"the baseline's {name} differs from the service's")
+            figures = measured(base + path, load, cookie, server)
+            if not same_page(service_html, check_page(base + path, cookie)):
+                raise RuntimeError(f"the baseline's {name} differs from the service's")
+            figures["service_share_of_requests_per_s"] = round(
+                service[name]["requests_per_s"] / figures["requests_per_s"], 3
+            )
+            figures["service_cpu_ratio"] = round(
+                service[name]["server_cpu_ms_per_request"]
+                / max(0.01, figures["server_cpu_ms_per_request"]),
+                2,
+            )
+            results[name] = figures
+    return results
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
