@@ -8,10 +8,11 @@ absolute timeouts (and records the last-seen time when due), runs the page's sta
 the same audit entries as the service, sets the CSP nonce, the CSRF token and the security
 headers, and renders the same NHS.UK chrome (`_layout.html`) around the page's own content.
 
-The pages: a GP's referral list and a link worker's caseload (`/referrals/`, by role), and an
-artist's register (`/sessions/<id>/register`). Each answer is the service's byte for byte apart
-from the nonce and the token; `same_page` says so, and bench.throughput fails if it does not.
-Served by gunicorn like the service: `bench.baseline:create_app()`.
+The pages: a GP's and a link worker's home page (`/`, by role), a GP's referral list and a link
+worker's caseload (`/referrals/`, by role), and an artist's register (`/sessions/<id>/register`).
+Each answer is the service's byte for byte apart from the nonce and the token; `same_page` says
+so, and bench.throughput fails if it does not. Served by gunicorn like the service:
+`bench.baseline:create_app()`.
 """
 
 from __future__ import annotations
@@ -185,6 +186,9 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     referral_list_template = plain.get_template("referral_list.html")
     caseload_template = trimmed.get_template("caseload.html")
     register_template = trimmed.get_template("register.html")
+    home_templates = {
+        role: trimmed.get_template(f"home_{role}.html") for role in ("referrer", "link_worker")
+    }
     role_labels = {r.value: r.label for r in Role}
     pathways = {p.value: p.label for p in Pathway}
     tags = {
@@ -341,6 +345,135 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     def health() -> str:
         return "ok"
 
+    def list_rows(db: Connection, ids: list[int]) -> list[Any]:
+        """A practice's list rows for these ids, in their order."""
+        found = {
+            row.id: row
+            for row in db.execute(
+                select(
+                    referral.c.id,
+                    referral.c.patient_id,
+                    referral.c.received_on,
+                    referral.c.pathway,
+                    referral.c.status,
+                    patient.c.given_name,
+                    patient.c.family_name,
+                    patient.c.gp_practice_id,
+                    task.c.sent,
+                )
+                .join(patient, patient.c.id == referral.c.patient_id)
+                .outerjoin(task, task.c.referral_id == referral.c.id)
+                .where(referral.c.id.in_(ids))
+            )
+        }
+        return [found[i] for i in ids if i in found]
+
+    def latest_messages(db: Connection, me: Any) -> list[dict[str, Any]]:
+        is_read = exists().where(read.c.notification_id == note.c.id, read.c.user_id == me.user_id)
+        return [
+            {
+                "id": m.id,
+                "text": m.text,
+                "link": m.link,
+                "is_read": m.is_read,
+                "created": _local_datetime(m.created_at),
+            }
+            for m in db.execute(
+                select(
+                    note.c.id, note.c.text, note.c.link, note.c.created_at, is_read.label("is_read")
+                )
+                .where(
+                    or_(
+                        note.c.user_id == me.user_id,
+                        and_(
+                            note.c.user_id.is_(None), note.c.organisation_id == me.organisation_id
+                        ),
+                    )
+                )
+                .order_by(note.c.created_at.desc(), note.c.id.desc())
+                .limit(5)
+            )
+        ]
+
+    @app.get("/", endpoint="main.home")
+    def home() -> Any:
+        with engine.connect() as db:
+            me = signed_in(db, (Role.REFERRER.value, Role.LINK_WORKER.value))
+            if isinstance(me, Response):
+                return me
+            messages = latest_messages(db, me)
+            values: dict[str, Any]
+            if me.role == Role.LINK_WORKER.value:
+                by_status: dict[str, int] = dict(
+                    db.execute(
+                        select(referral.c.status, func.count())
+                        .where(referral.c.status.in_(open_statuses))
+                        .group_by(referral.c.status)
+                    ).all()
+                )
+                mine = db.scalar(
+                    select(func.count())
+                    .select_from(referral)
+                    .where(
+                        referral.c.status.in_(open_statuses),
+                        referral.c.assigned_to_id == me.user_id,
+                    )
+                )
+                values = {
+                    "open_referrals": sum(by_status.values()),
+                    "new_referrals": by_status.get("received", 0),
+                    "my_caseload": mine,
+                }
+                db.rollback()
+            else:
+                scope = referral.c.gp_practice_id == me.organisation_id
+                total = db.scalar(select(func.count()).select_from(referral).where(scope))
+                ids = list(
+                    db.scalars(
+                        select(referral.c.id)
+                        .where(scope)
+                        .order_by(referral.c.received_on.desc(), referral.c.id.desc())
+                        .limit(5)
+                    )
+                )
+                rows = list_rows(db, ids)
+                audited(
+                    db,
+                    me,
+                    "referral.listed",
+                    [
+                        (
+                            "referral",
+                            r.id,
+                            r.patient_id,
+                            {"patient_id": r.patient_id, "via": "home"},
+                        )
+                        for r in rows
+                    ],
+                )
+                values = {
+                    "total": total,
+                    "rows": [
+                        {
+                            "id": r.id,
+                            "name": _name(r, me.organisation_id),
+                            "received": _local_date(r.received_on),
+                            "status": status_tags[r.status],
+                        }
+                        for r in rows
+                    ],
+                }
+        template = home_templates[me.role]
+
+        def main(token: str) -> str:
+            return template.render(
+                token=token, organisation=me.organisation, messages=messages, **values
+            )
+
+        if me.role == Role.LINK_WORKER.value:
+            return page(me, Markup("Your caseload"), main)
+        return page(me, Markup("Your practice's referrals"), main)
+
     @app.get("/referrals/", endpoint="intake.referrals")
     def referral_list() -> Any:
         with engine.connect() as db:
@@ -353,26 +486,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
             total, number, pages, ids = paged(
                 db, scope, [referral.c.received_on.desc(), referral.c.id.desc()]
             )
-            found = {
-                row.id: row
-                for row in db.execute(
-                    select(
-                        referral.c.id,
-                        referral.c.patient_id,
-                        referral.c.received_on,
-                        referral.c.pathway,
-                        referral.c.status,
-                        patient.c.given_name,
-                        patient.c.family_name,
-                        patient.c.gp_practice_id,
-                        task.c.sent,
-                    )
-                    .join(patient, patient.c.id == referral.c.patient_id)
-                    .outerjoin(task, task.c.referral_id == referral.c.id)
-                    .where(referral.c.id.in_(ids))
-                )
-            }
-            rows = [found[i] for i in ids if i in found]
+            rows = list_rows(db, ids)
             audited(db, me, "referral.listed", _listed(rows))
 
         def main(token: str) -> str:

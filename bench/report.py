@@ -122,6 +122,8 @@ def work_table(results: list[dict[str, Any]]) -> str:
         ("referral_list", "Referral list"),
         ("caseload", "Caseload"),
         ("register_page", "Register page"),
+        ("home_link_worker", "Link worker's home page"),
+        ("home_referrer", "GP's home page"),
     ):
         versus = [
             f"{label} against the minimal implementation (bench/baseline.py)",

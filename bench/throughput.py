@@ -226,8 +226,8 @@ def measured(
 
 
 # The service's pages measured under load, and which of them bench/baseline.py also serves.
-PAGES = ("referral_list", "caseload", "register_page")
-BASELINE_PAGES = ("referral_list", "caseload", "register_page")
+PAGES = ("referral_list", "caseload", "register_page", "home_link_worker", "home_referrer")
+BASELINE_PAGES = PAGES
 
 
 def page_paths(found: common.Targets) -> dict[str, tuple[str, str]]:
@@ -236,6 +236,8 @@ def page_paths(found: common.Targets) -> dict[str, tuple[str, str]]:
         "referral_list": (found.gp_email, "/referrals/"),
         "caseload": (found.link_worker_email, "/referrals/"),
         "register_page": (found.artist_email, f"/sessions/{found.register_session_id}/register"),
+        "home_link_worker": (found.link_worker_email, "/"),
+        "home_referrer": (found.gp_email, "/"),
     }
     return {name: paths[name] for name in PAGES}
 

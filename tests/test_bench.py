@@ -172,8 +172,11 @@ def test_the_baseline_serves_each_page_byte_for_byte(scheme):
     ).test_client()
     register = f"/sessions/{found.register_session_id}/register"
     for who, paths in (
-        (found.gp_email, ("/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
-        (found.link_worker_email, ("/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
+        (found.gp_email, ("/", "/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
+        (
+            found.link_worker_email,
+            ("/", "/referrals/", "/referrals/?page=2", "/referrals/?page=999"),
+        ),
         (found.artist_email, (register,)),
     ):
         service = common.signed_in_client(scheme, who, found.password)
