@@ -268,6 +268,12 @@ def test_artist_takes_a_register_with_moods(artist, provider, link_worker):
     assert (mark.status, mark.mood_before, mark.mood_after) == (AttendanceStatus.ATTENDED, 4, 7)
     assert first.status is SessionStatus.DELIVERED
     assert referral.status is Status.STARTED
+    # The saved register shows each mood chosen, and only that one.
+    page = artist.get(f"/sessions/{first.id}/register").get_data(as_text=True)
+    before = page.split(f'id="mood_before-{enrolment.id}"')[1].split("</select>")[0]
+    after = page.split(f'id="mood_after-{enrolment.id}"')[1].split("</select>")[0]
+    assert before.count("selected") == 1 and '<option value="4" selected>4</option>' in before
+    assert after.count("selected") == 1 and '<option value="7" selected>7</option>' in after
 
 
 def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider, link_worker):
@@ -291,6 +297,9 @@ def test_register_bad_input_keeps_everything_and_saves_nothing(artist, provider,
     assert "Mood must be a whole number from 0 to 10" in page
     assert "Choose attended, apologies or no show" in page
     assert f'href="#mood_before-{a.id}"' in page and ">kept</textarea>" in page
+    # A mood typed out of range selects none of the options.
+    typed = page.split(f'id="mood_before-{a.id}"')[1].split("</select>")[0]
+    assert "selected" not in typed and '<option value="10" >10</option>' in typed
     assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
     db.session.refresh(first)
     assert first.status is SessionStatus.PLANNED

@@ -8,6 +8,7 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from flask_wtf import FlaskForm
+from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload, selectinload
 from wtforms import RadioField, SelectField, TextAreaField
@@ -315,6 +316,26 @@ REGISTER_PAGE_LOADERS = (
 )
 
 
+MOOD_SCALE = range(11)
+# A mood list's options with each value (or none) selected: the same twelve lists on every
+# register, made once rather than 11 options drawn for each of 60 lists on every page.
+_MOOD_OPTIONS = {
+    chosen: Markup(  # noqa: S704  (digits of our own)
+        "".join(
+            f'<option value="{m}" {"selected" if str(m) == chosen else ""}>{m}</option>'
+            for m in MOOD_SCALE
+        )
+    )
+    for chosen in ("", *(str(m) for m in MOOD_SCALE))
+}
+
+
+def mood_options(value: object) -> Markup:
+    """The 0 to 10 options with `value` selected, if it is one of them (as typed, on a form
+    sent back with errors, it may be anything)."""
+    return _MOOD_OPTIONS.get(str(value), _MOOD_OPTIONS[""])
+
+
 def _register_rows(session: CourseSession) -> list[dict[str, Any]]:
     existing = {a.enrolment_id: a for a in session.attendance}
     enrolments = register_enrolments(session)
@@ -440,7 +461,7 @@ def register(session_id: int) -> ResponseReturnValue:
         editable=editable,
         form=form,
         statuses=list(AttendanceStatus),
-        moods=range(11),
+        mood_options=mood_options,
         edit_days=REGISTER_EDIT_DAYS,
         page_has_errors=bool(errors or general),
         today=day,

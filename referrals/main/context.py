@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
@@ -119,6 +120,10 @@ def _parsed_uk_phone(value: str) -> phonenumbers.PhoneNumber | None:
         return None
 
 
+# Parsing a number is the costliest part of showing it (a register shows 30); the same few
+# numbers are shown again and again, so each is parsed once per process. Plain str in and
+# out, so a cached answer is escaped like any other.
+@lru_cache(maxsize=4096)
 def phone_display(value: str | None) -> str:
     """A stored phone number (digits only) grouped as people read it: 01632 960001,
     020 7946 0000, 07700 900982."""
@@ -126,10 +131,11 @@ def phone_display(value: str | None) -> str:
         return ""
     number = _parsed_uk_phone(value)
     if number is None:
-        return value
+        return str(value)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
 
+@lru_cache(maxsize=4096)
 def phone_link(value: str | None) -> str:
     """The tel: address of a stored phone number, international so it dials from anywhere."""
     number = _parsed_uk_phone(value or "")
