@@ -52,6 +52,8 @@ SCALES = {
     "small": Scale("small", 2_000, 20_000),
     "medium": Scale("medium", 20_000, 200_000),
     "full": Scale("full", 100_000, 1_000_000),
+    # Ten times a large scheme: the size every page must stay flat up to.
+    "huge": Scale("huge", 1_000_000, 10_000_000),
 }
 
 
