@@ -19,10 +19,11 @@ from referrals.security import STAFF, allow, public
 @bp.get("/")
 @allow(STAFF)
 def home() -> ResponseReturnValue:
-    role: Role = current_user.role
-    context = home_context(current_user)
+    user = current_user._get_current_object()  # once: each look-up through the proxy costs
+    role: Role = user.role
+    context = home_context(user)
     if context.get("recent_referrals"):
-        referrals_listed(current_user, context["recent_referrals"], via="home")
+        referrals_listed(user, context["recent_referrals"], via="home")
     return render_template(f"main/home_{role.value}.html", **context)
 
 
