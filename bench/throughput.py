@@ -76,6 +76,10 @@ def gunicorn(
         str(load.worker_threads),
         "--log-level",
         "warning",
+        # gunicorn.conf.py recycles a worker after about 2,000 requests; the measured runs
+        # must keep theirs, or the workers' CPU time would go back to nothing mid-run.
+        "--max-requests",
+        "0",
         target,
     ]
     # Its access log goes to stderr, so that stdout stays one JSON object.
@@ -200,29 +204,36 @@ def _vm_hwm_kib(pid: int) -> int:
     return 0
 
 
-def workers_cpu_seconds(master: int) -> float:
-    """User and system CPU time so far of a gunicorn master's workers."""
+def workers_cpu_seconds(master: int) -> dict[int, float]:
+    """User and system CPU time so far of each of a gunicorn master's workers, by process id."""
     ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+    used = {}
     for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        used[int(pid)] = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return used
 
 
 def measured(
     url: str, load: Load, cookie: str = "", server: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """wrk's figures and, given the server, its workers' CPU per request (ms)."""
+    """wrk's figures and, given the server, its workers' CPU per request (ms). A run during
+    which gunicorn replaced a worker cannot say what the old one used, so it is run again."""
     wrk(url, load, duration=1, cookie=cookie)  # warm: templates compiled, connections pooled
-    before = workers_cpu_seconds(server.pid) if server else 0.0
-    result = wrk(url, load, duration=load.duration, cookie=cookie)
-    if server is not None:
-        used = workers_cpu_seconds(server.pid) - before
-        result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
-    if result["not_200"] or result["socket_errors"]:
-        raise RuntimeError(f"{url}: {result['not_200']} answers were not 200 OK: {result}")
-    return result
+    for _attempt in range(3):
+        before = workers_cpu_seconds(server.pid) if server else {}
+        result = wrk(url, load, duration=load.duration, cookie=cookie)
+        if result["not_200"] or result["socket_errors"]:
+            raise RuntimeError(f"{url}: {result['not_200']} answers were not 200 OK: {result}")
+        if server is None:
+            return result
+        after = workers_cpu_seconds(server.pid)
+        if after.keys() == before.keys():
+            used = sum(after.values()) - sum(before.values())
+            result["server_cpu_ms_per_request"] = round(1000 * used / max(1, result["requests"]), 2)
+            return result
+        common.note(f"throughput: a worker was replaced while measuring {url}; again")
+    raise RuntimeError(f"{url}: gunicorn kept replacing workers while it was measured")
 
 
 # The service's pages measured under load, and which of them bench/baseline.py also serves.
