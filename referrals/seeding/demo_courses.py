@@ -4,7 +4,8 @@ people on them, with registers, moods and wellbeing questionnaires.
 `plan_demo_scheme` is pure and deterministic for a seed. It takes the referrals' intake from
 `referrals.seeding.demo_referrals`, lays out each course's runs around `today`, then plays the
 thirteen months forward one event at a time (enrolments, waiting lists, registers, completions,
-withdrawals) by the rules the course services apply, so it knows where every referral ends up.
+withdrawals) by the rules the course services apply (`referrals.courses.rules`, the functions the
+services call), so it knows where every referral ends up.
 Shortly before `today` (`place_freed_at`) someone gives up their place on a full course, and
 the first person waiting is offered it and has not answered yet. `apply_demo_scheme` replays
 the plan in time order through the services, queueing no email or text message for what is
@@ -884,9 +885,23 @@ _Event = _Match | _Session | _Cancel | _Review | _Leave | _FreePlace
 
 
 class _SchemeYear:
-    """Plays the matched referrals through the course runs, event by event, by the rules of
-    `referrals.courses.services`: capacity and waiting lists, offers of freed places, starting
-    at the first attendance, completion at 75% (rounded up) of delivered sessions."""
+    """Plays the matched referrals through the course runs, event by event.
+
+    Every course rule it needs comes from `referrals.courses.rules`, the pure functions the
+    course services call: whether a place is free or the person waits (`enrolment_outcome`),
+    who is offered a freed place (`offered_next`, in `waiting_order`) and until when
+    (`offer_reply_by`), the age range, starting at the first attendance (`starts`), the course's
+    end (`course_end`) and completion at 75% of delivered sessions, rounded up (`completes`),
+    and where giving up a place leaves the referral (`referral_after_withdrawal`). What is
+    left here is the people's behaviour: which course they choose, whether they come, when they
+    leave, and what the providers and link workers decide.
+
+    The year is played in memory rather than through the services with the clock moved to each
+    event, because the plan is played up to ten times (terms too thin to run are dropped and the
+    year played again) and the tests read the plan to know what to expect; loading one plan
+    through the services already takes most of `flask seed demo`'s time. `apply_demo_scheme`
+    then replays the plan through the services and stops if they disagree with it.
+    """
 
     def __init__(
         self,
