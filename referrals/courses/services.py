@@ -414,23 +414,18 @@ def places_left(course: Course) -> int:
 
 
 def waitlist_position(enrolment: Enrolment) -> int | None:
+    """Where someone waiting stands on the course's waiting list (1: offered the next place)."""
     if enrolment.status is not EnrolmentStatus.WAITLISTED or enrolment.waitlisted_at is None:
         return None
-    ahead = (
-        db.session.scalar(
-            select(func.count()).where(
-                Enrolment.course_id == enrolment.course_id,
-                Enrolment.status == EnrolmentStatus.WAITLISTED,
-                (Enrolment.waitlisted_at < enrolment.waitlisted_at)
-                | (
-                    (Enrolment.waitlisted_at == enrolment.waitlisted_at)
-                    & (Enrolment.id < enrolment.id)
-                ),
-            )
+    waiting = db.session.execute(
+        select(Enrolment.id, Enrolment.waitlisted_at).where(
+            Enrolment.course_id == enrolment.course_id,
+            Enrolment.status == EnrolmentStatus.WAITLISTED,
         )
-        or 0
-    )
-    return ahead + 1
+    ).all()
+    line = rules.in_waiting_order(waiting, lambda row: rules.waiting_order(row[1], row[0]))
+    ids = [row[0] for row in line]
+    return ids.index(enrolment.id) + 1 if enrolment.id in ids else None
 
 
 def _lock_course(course: Course, referral: Referral | None = None) -> None:
@@ -627,9 +622,9 @@ def _fill_from_waiting_list(
 ) -> list[Enrolment]:
     """Offer free places to the people waiting longest, and tell them and their link workers.
 
-    The place is held for each (offered) until the end of the day `rules.OFFER_REPLY_DAYS` on: they,
-    or their link worker, accept or decline it; unanswered by then, `expire_offers` passes it
-    to the next person waiting.
+    The place is held for each (offered) until the end of the day `rules.offer_reply_by` gives:
+    they, or their link worker, accept or decline it; unanswered by then, `expire_offers` passes
+    it to the next person waiting.
     """
     today = today or clock.today()
     offered: list[Enrolment] = []
