@@ -17,11 +17,11 @@ from referrals.courses.models import (
     EnrolmentStatus,
     SessionStatus,
 )
+from referrals.courses.progress import completion_threshold
 from referrals.courses.services import (
     Places,
     RegisterEntry,
     RegisterRefused,
-    completion_threshold,
     course_places,
     enrol,
     save_register,

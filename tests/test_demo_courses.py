@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from referrals.auth.models import User
+from referrals.courses import rules
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
     HOLDS_PLACE,
@@ -30,11 +31,13 @@ from referrals.courses.models import (
     EnrolmentStatus,
     SessionStatus,
 )
+from referrals.courses.progress import completion_threshold
 from referrals.courses.queries import sessions_for_user
-from referrals.courses.services import OFFER_REPLY_DAYS, completion_threshold
+from referrals.courses.rules import OFFER_REPLY_DAYS
+from referrals.courses.services import attendance_counts, course_end
 from referrals.extensions import db
 from referrals.intake.lifecycle import TRANSITIONS, Status
-from referrals.intake.models import Referral
+from referrals.intake.models import Referral, ReferralTransition
 from referrals.notifications.models import Notification
 from referrals.notifications.services import inbox_query, unread_count
 from referrals.outcomes.models import WellbeingAssessment
@@ -47,7 +50,14 @@ from referrals.seeding.demo_courses import (
     place_freed_at,
     plan_demo_scheme,
 )
-from referrals.seeding.demo_referrals import LONDON, last_planned_day
+from referrals.seeding.demo_referrals import (
+    LONDON,
+    PlannedContact,
+    PlannedConversation,
+    PlannedMove,
+    PlannedReferral,
+    last_planned_day,
+)
 from referrals.vocab import ContactMethod
 from tests.conftest import _empty_all_tables
 
@@ -433,3 +443,112 @@ def test_the_plan_matches_what_the_services_made(today: date) -> None:
     assert Counter(r.status for r in db.session.scalars(select(Referral))) == Counter(
         r.status for r in plan.referrals
     )
+
+
+# The statuses only the course services move a referral into.
+COURSE_STATUSES = {Status.WAITLISTED, Status.ENROLLED, Status.STARTED, Status.COMPLETED}
+
+
+Step = tuple[Status | None, Status, date]  # from, to, and the day in London
+
+
+def _course_steps(chain: list[Step]) -> list[Step]:
+    """The moves into, out of and along a course: enrolment or the waiting list, a freed place
+    taken, the start, completion, and where giving up a place left the referral."""
+    return [
+        (before, after, day)
+        for before, after, day in chain
+        if before is not None and (before in COURSE_STATUSES or after in COURSE_STATUSES)
+    ]
+
+
+def _planned_chain(referral: PlannedReferral) -> list[Step]:
+    """Every status change the plan made, as `PlannedReferral.status` reads its steps."""
+    chain: list[Step] = []
+    status = Status.RECEIVED
+    for step in referral.steps:
+        if isinstance(step, PlannedMove):
+            chain.append((status, step.target, step.at.astimezone(LONDON).date()))
+            status = step.target
+        elif isinstance(step, PlannedConversation):
+            status = Status.ASSESSED
+        elif isinstance(step, PlannedContact) and status is Status.RECEIVED:
+            status = Status.CONTACTING
+    return chain
+
+
+def test_the_plan_and_the_services_move_every_referral_through_the_same_course_steps(
+    today: date,
+) -> None:
+    """The demo's year is played by `referrals.courses.rules`; the services apply the same rules
+    to the database. Who gets a place or waits, who is offered a freed place, who starts on which
+    day, who completes and where a withdrawal leaves a referral: any rule the two applied
+    differently changes some referral's steps here."""
+    plan = plan_demo_scheme(today=today)
+    # A person referred again has a referral for each episode.
+    made_for = {
+        (r.patient.nhs_number, r.received_on): r
+        for r in db.session.scalars(
+            select(Referral).options(
+                selectinload(Referral.transitions), selectinload(Referral.patient)
+            )
+        )
+    }
+    compared = 0
+    for planned in plan.referrals:
+        referral = made_for[(planned.person.nhs_number, planned.received_on)]
+        made = _course_steps(
+            [
+                (t.from_status, t.to_status, t.at.astimezone(LONDON).date())
+                for t in sorted(referral.transitions, key=lambda t: (t.at, t.id))
+            ]
+        )
+        expected = _course_steps(_planned_chain(planned))
+        assert made == expected, referral.id
+        compared += len(made)
+    assert len(made_for) == len(plan.referrals)
+    assert compared >= 500
+
+
+def test_the_demo_keeps_the_invariants_the_course_services_keep(today: date) -> None:
+    """No course holds more places than it has; nobody waits while a place is free; a place on
+    offer went to the person waiting longest; everyone on a finished course completed it exactly
+    when `rules.completes` says; a referral started on the day of its first attendance."""
+    attended = _attended()
+    started_on: dict[int, list[date]] = defaultdict(list)
+    for referral_id, day in db.session.execute(
+        select(ReferralTransition.referral_id, ReferralTransition.effective_on).where(
+            ReferralTransition.to_status == Status.STARTED
+        )
+    ):
+        started_on[referral_id].append(day)
+    for course in _courses():
+        held = sum(rules.holds_place(e.status) for e in course.enrolments)
+        assert held <= course.capacity, course.title
+        waiting = rules.in_waiting_order(
+            [e for e in course.enrolments if e.status is EnrolmentStatus.WAITLISTED],
+            lambda e: rules.waiting_order(e.waitlisted_at, e.id),
+        )
+        if waiting:
+            assert rules.is_full(course.capacity, held), course.title
+        for offered in (e for e in course.enrolments if e.status is EnrolmentStatus.OFFERED):
+            assert all(
+                rules.waiting_order(offered.waitlisted_at, offered.id)
+                < rules.waiting_order(e.waitlisted_at, e.id)
+                for e in waiting
+            )
+            assert offered.offer_expires_on is not None
+        delivered, counts = attendance_counts(course.id)
+        end = course_end(course.id)
+        finished = any(
+            s.date == end and s.status is SessionStatus.DELIVERED for s in course.sessions
+        )
+        for enrolment in course.enrolments:
+            came = counts.get(enrolment.id, 0)
+            if enrolment.status is EnrolmentStatus.COMPLETED:
+                assert finished and rules.completes(came, delivered), enrolment.id
+            elif finished and enrolment.status is EnrolmentStatus.ENROLLED:
+                assert not rules.completes(came, delivered), enrolment.id
+            if came:
+                # Started on the day of the first session they came to, and only then.
+                assert started_on[enrolment.referral_id] == [min(attended[enrolment.id])]

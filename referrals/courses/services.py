@@ -18,6 +18,7 @@ from sqlalchemy.orm import selectinload
 from referrals import clock, dates
 from referrals.audit import record, record_view, record_views
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.courses import rules
 from referrals.courses.kpi_targets import check_targets
 from referrals.courses.models import (
     ACTIVE_ENROLMENT,
@@ -32,7 +33,7 @@ from referrals.courses.models import (
     SessionStatus,
     Venue,
 )
-from referrals.courses.progress import SessionsLeft, completion_threshold
+from referrals.courses.progress import SessionsLeft
 from referrals.courses.register_rules import (
     REGISTER_EDIT_DAYS,
     RegisterEntry,
@@ -54,8 +55,6 @@ from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.reports.services import mark_returns_changed
 from referrals.vocab import ArtForm, Pathway
 
-# A place offered from the waiting list is held this many days (to the end of the last).
-OFFER_REPLY_DAYS = 3
 CONTRACT_VALUE_MAX_PENCE = 100_000_000_00  # £100 million for a contract's whole term
 # What describes the catalogue, checked by the admin forms and the API alike.
 TITLE_MAX = 200  # contract, venue and course names (the columns' length)
@@ -354,10 +353,13 @@ def _tell_lead_artists(actor: Any, session: CourseSession, change: str) -> None:
 
 
 def course_end(course_id: int) -> date | None:
-    """The date of the course's last session that is not cancelled."""
-    return db.session.scalar(
-        select(func.max(CourseSession.date)).where(
-            CourseSession.course_id == course_id, CourseSession.status != SessionStatus.CANCELLED
+    """The date of the course's last session that is not cancelled (`rules.course_end`)."""
+    return rules.course_end(
+        db.session.scalars(
+            select(CourseSession.date).where(
+                CourseSession.course_id == course_id,
+                CourseSession.status != SessionStatus.CANCELLED,
+            )
         )
     )
 
@@ -388,7 +390,7 @@ class Places:
 
     @property
     def left(self) -> int:
-        return max(0, self.capacity - self.enrolled - self.offered)
+        return rules.places_free(self.capacity, self.enrolled + self.offered)
 
 
 def course_places(course: Course) -> Places:
@@ -412,23 +414,18 @@ def places_left(course: Course) -> int:
 
 
 def waitlist_position(enrolment: Enrolment) -> int | None:
+    """Where someone waiting stands on the course's waiting list (1: offered the next place)."""
     if enrolment.status is not EnrolmentStatus.WAITLISTED or enrolment.waitlisted_at is None:
         return None
-    ahead = (
-        db.session.scalar(
-            select(func.count()).where(
-                Enrolment.course_id == enrolment.course_id,
-                Enrolment.status == EnrolmentStatus.WAITLISTED,
-                (Enrolment.waitlisted_at < enrolment.waitlisted_at)
-                | (
-                    (Enrolment.waitlisted_at == enrolment.waitlisted_at)
-                    & (Enrolment.id < enrolment.id)
-                ),
-            )
+    waiting = db.session.execute(
+        select(Enrolment.id, Enrolment.waitlisted_at).where(
+            Enrolment.course_id == enrolment.course_id,
+            Enrolment.status == EnrolmentStatus.WAITLISTED,
         )
-        or 0
-    )
-    return ahead + 1
+    ).all()
+    line = rules.in_waiting_order(waiting, lambda row: rules.waiting_order(row[1], row[0]))
+    ids = [row[0] for row in line]
+    return ids.index(enrolment.id) + 1 if enrolment.id in ids else None
 
 
 def _lock_course(course: Course, referral: Referral | None = None) -> None:
@@ -494,12 +491,9 @@ def enrol(
             "This person is already enrolled or waiting on a course", "referral_id"
         )
     dob = referral.patient.date_of_birth
-    start = course.start_date if course.start_date > today else today
     if dob is not None:
-        age = age_on(dob, start)
-        if (course.min_age is not None and age < course.min_age) or (
-            course.max_age is not None and age > course.max_age
-        ):
+        age = age_on(dob, rules.age_checked_on(course.start_date, today))
+        if not rules.in_age_range(age, course.min_age, course.max_age):
             raise CourseRuleBroken("This person is outside the course's age range", "referral_id")
     end = course_end(course.id)
     if end is not None and end < today:
@@ -519,14 +513,11 @@ def enrol(
     enrolment.created_by_id = actor.id
     enrolment.withdrawn_at = None
     enrolment.withdrawn_reason = ""
-    if places_taken(course) < course.capacity:
-        enrolment.status = EnrolmentStatus.ENROLLED
+    enrolment.status, target = rules.enrolment_outcome(course.capacity, places_taken(course))
+    if enrolment.status is EnrolmentStatus.ENROLLED:
         enrolment.enrolled_at = at
-        target = Status.ENROLLED
     else:
-        enrolment.status = EnrolmentStatus.WAITLISTED
         enrolment.waitlisted_at = at
-        target = Status.WAITLISTED
     db.session.add(enrolment)
     db.session.flush()
     transition(actor, referral, target, by=Actor.SYSTEM, note=course.title, at=at, today=today)
@@ -560,15 +551,16 @@ def withdraw(
     db.session.refresh(enrolment)
     if enrolment.status not in ACTIVE_ENROLMENT:
         raise CourseRuleBroken("This person is not on the course or its waiting list", "status")
-    held_place = enrolment.status in HOLDS_PLACE
+    held_place = rules.holds_place(enrolment.status)
     enrolment.status = EnrolmentStatus.WITHDRAWN
     enrolment.offer_expires_on = None
     enrolment.withdrawn_at = utcnow()
     enrolment.withdrawn_reason = reason.strip()
     referral = enrolment.referral
+    after = rules.referral_after_withdrawal(referral.status)
     if close_as is not None:
         transition(actor, referral, close_as, reason=reason, note=note, today=today)
-    elif referral.status in (Status.ENROLLED, Status.WAITLISTED):
+    elif after is Status.ASSESSED:
         transition(
             actor,
             referral,
@@ -577,8 +569,8 @@ def withdraw(
             note=f"Taken off {enrolment.course.title}: {reason.strip()}",
             today=today,
         )
-    elif referral.status is Status.STARTED:
-        transition(actor, referral, Status.WITHDRAWN, reason=reason, today=today)
+    elif after is not None:
+        transition(actor, referral, after, reason=reason, today=today)
     record(actor, "enrolment.withdrawn", enrolment)
     db.session.flush()
     if held_place:
@@ -630,23 +622,24 @@ def _fill_from_waiting_list(
 ) -> list[Enrolment]:
     """Offer free places to the people waiting longest, and tell them and their link workers.
 
-    The place is held for each (offered) until the end of the day `OFFER_REPLY_DAYS` on: they,
-    or their link worker, accept or decline it; unanswered by then, `expire_offers` passes it
-    to the next person waiting.
+    The place is held for each (offered) until the end of the day `rules.offer_reply_by` gives:
+    they, or their link worker, accept or decline it; unanswered by then, `expire_offers` passes
+    it to the next person waiting.
     """
     today = today or clock.today()
     offered: list[Enrolment] = []
-    free = course.capacity - places_taken(course)
-    if free <= 0:
+    free = rules.places_free(course.capacity, places_taken(course))
+    if free == 0:
         return offered
     waiting = db.session.scalars(
-        select(Enrolment)
-        .where(Enrolment.course_id == course.id, Enrolment.status == EnrolmentStatus.WAITLISTED)
-        .order_by(Enrolment.waitlisted_at, Enrolment.id)
-        .limit(free)
+        select(Enrolment).where(
+            Enrolment.course_id == course.id, Enrolment.status == EnrolmentStatus.WAITLISTED
+        )
     ).all()
-    reply_by = today + timedelta(days=OFFER_REPLY_DAYS)
-    for enrolment in waiting:
+    reply_by = rules.offer_reply_by(today)
+    for enrolment in rules.offered_next(
+        waiting, free, lambda e: rules.waiting_order(e.waitlisted_at, e.id)
+    ):
         enrolment.status = EnrolmentStatus.OFFERED
         enrolment.offer_expires_on = reply_by
         referral = enrolment.referral
@@ -853,8 +846,7 @@ def save_register(
     starting = [
         allowed[entry.enrolment_id].referral
         for entry in entries
-        if entry.status is AttendanceStatus.ATTENDED
-        and allowed[entry.enrolment_id].referral.status is Status.ENROLLED
+        if rules.starts(entry.status, allowed[entry.enrolment_id].referral.status)
     ]
     transition_many(
         actor, starting, Status.STARTED, by=Actor.SYSTEM, on=session.date, note="First attendance"
@@ -898,14 +890,13 @@ def attendance_counts(course_id: int) -> tuple[int, dict[int, int]]:
 def complete_course(actor: Any, course: Course, *, today: date) -> list[Enrolment]:
     """At the course end, mark who completed it and send the message back for each."""
     delivered, attended = attendance_counts(course.id)
-    needed = completion_threshold(delivered)
     completed = []
     for enrolment in db.session.scalars(
         select(Enrolment)
         .where(Enrolment.course_id == course.id, Enrolment.status == EnrolmentStatus.ENROLLED)
         .options(selectinload(Enrolment.referral))
     ):
-        if delivered and attended.get(enrolment.id, 0) >= needed:
+        if rules.completes(attended.get(enrolment.id, 0), delivered):
             enrolment.status = EnrolmentStatus.COMPLETED
             enrolment.completed_at = utcnow()
             completed.append(enrolment)

@@ -4,7 +4,8 @@ people on them, with registers, moods and wellbeing questionnaires.
 `plan_demo_scheme` is pure and deterministic for a seed. It takes the referrals' intake from
 `referrals.seeding.demo_referrals`, lays out each course's runs around `today`, then plays the
 thirteen months forward one event at a time (enrolments, waiting lists, registers, completions,
-withdrawals) by the rules the course services apply, so it knows where every referral ends up.
+withdrawals) by the rules the course services apply (`referrals.courses.rules`, the functions the
+services call), so it knows where every referral ends up.
 Shortly before `today` (`place_freed_at`) someone gives up their place on a full course, and
 the first person waiting is offered it and has not answered yet. `apply_demo_scheme` replays
 the plan in time order through the services, queueing no email or text message for what is
@@ -25,8 +26,8 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import func, insert, select, update
 
 from referrals.auth.models import Organisation, Role, User
+from referrals.courses import rules
 from referrals.courses.models import (
-    HOLDS_PLACE,
     Attendance,
     AttendanceStatus,
     Course,
@@ -36,14 +37,12 @@ from referrals.courses.models import (
 )
 from referrals.courses.schedule import Frequency, Schedule, expand
 from referrals.courses.services import (
-    OFFER_REPLY_DAYS,
     ContractFields,
     CourseFields,
     RegisterEntry,
     VenueFields,
     accept_offer,
     cancel_session,
-    completion_threshold,
     create_course,
     create_venue,
     enrol,
@@ -198,11 +197,7 @@ class DemoCourse:
     wemwbs: bool = False  # the provider also uses the 14-item scale
 
     def accepts(self, pathway: Pathway, age: int) -> bool:
-        return (
-            pathway in self.pathways
-            and (self.min_age is None or age >= self.min_age)
-            and (self.max_age is None or age <= self.max_age)
-        )
+        return pathway in self.pathways and rules.in_age_range(age, self.min_age, self.max_age)
 
 
 _P = Pathway
@@ -751,9 +746,9 @@ SINGLE_CANCELLATIONS = 7
 def place_freed_at(today: date) -> datetime:
     """When someone gives up the place that is still on offer at `today`: late on the last
     working day before it, or yesterday when that leaves the person offered it no time after
-    today to answer (a Monday's demo: offers are held for `OFFER_REPLY_DAYS` days)."""
+    today to answer (a Monday's demo: offers are held for `rules.OFFER_REPLY_DAYS` days)."""
     day = last_planned_day(today)
-    if day + timedelta(days=OFFER_REPLY_DAYS) <= today:
+    if rules.offer_reply_by(day) <= today:
         day = today - timedelta(days=1)
     return datetime.combine(day, time(16, 30), tzinfo=LONDON)
 
@@ -804,6 +799,8 @@ class _Place:
     run: _Run
     status: EnrolmentStatus
     joined_after: int  # sessions the run had delivered when the place was taken
+    number: int  # the order places were taken in, as the services number enrolments
+    waitlisted_at: datetime | None = None
     attended: int = 0
     missed_in_row: int = 0
     last_attended: int | None = None  # session sequence
@@ -824,6 +821,14 @@ class _Run:
 
     def with_status(self, status: EnrolmentStatus) -> list[_Place]:
         return [p for p in self.places if p.status is status]
+
+    def waiting(self) -> list[_Place]:
+        """The waiting list, in the order the services offer freed places."""
+        return rules.in_waiting_order(self.with_status(EnrolmentStatus.WAITLISTED), _waiting_order)
+
+
+def _waiting_order(place: _Place) -> tuple[datetime, int]:
+    return rules.waiting_order(place.waitlisted_at, place.number)
 
 
 @dataclass
@@ -880,9 +885,23 @@ _Event = _Match | _Session | _Cancel | _Review | _Leave | _FreePlace
 
 
 class _SchemeYear:
-    """Plays the matched referrals through the course runs, event by event, by the rules of
-    `referrals.courses.services`: capacity and waiting lists, offers of freed places, starting
-    at the first attendance, completion at 75% (rounded up) of delivered sessions."""
+    """Plays the matched referrals through the course runs, event by event.
+
+    Every course rule it needs comes from `referrals.courses.rules`, the pure functions the
+    course services call: whether a place is free or the person waits (`enrolment_outcome`),
+    who is offered a freed place (`offered_next`, in `waiting_order`) and until when
+    (`offer_reply_by`), the age range, starting at the first attendance (`starts`), the course's
+    end (`course_end`) and completion at 75% of delivered sessions, rounded up (`completes`),
+    and where giving up a place leaves the referral (`referral_after_withdrawal`). What is
+    left here is the people's behaviour: which course they choose, whether they come, when they
+    leave, and what the providers and link workers decide.
+
+    The year is played in memory rather than through the services with the clock moved to each
+    event, because the plan is played up to ten times (terms too thin to run are dropped and the
+    year played again) and the tests read the plan to know what to expect; loading one plan
+    through the services already takes most of `flask seed demo`'s time. `apply_demo_scheme`
+    then replays the plan through the services and stops if they disagree with it.
+    """
 
     def __init__(
         self,
@@ -1037,7 +1056,8 @@ class _SchemeYear:
         return person
 
     def _age(self, person: _Person, run: _Run, on: date) -> int:
-        return age_on(person.draft.referral.person.date_of_birth, max(run.plan.first, on))
+        checked_on = rules.age_checked_on(run.plan.first, on)
+        return age_on(person.draft.referral.person.date_of_birth, checked_on)
 
     def _next_run(self, person: _Person, course: DemoCourse, on: date) -> _Run | None:
         for run in self.by_course[course.key]:
@@ -1084,17 +1104,15 @@ class _SchemeYear:
 
     @staticmethod
     def _places_held(run: _Run) -> int:
-        """Places taken: enrolled, or offered from the waiting list and not yet answered."""
-        return sum(p.status in HOLDS_PLACE for p in run.places)
+        return sum(rules.holds_place(p.status) for p in run.places)
 
     def _is_full(self, run: _Run) -> bool:
-        return self._places_held(run) >= run.course.capacity
+        return rules.is_full(run.course.capacity, self._places_held(run))
 
     def _place(self, person: _Person, run: _Run, at: datetime) -> None:
+        """As `enrol`: a place while one is free, else the waiting list."""
         t = person.draft.timeline
-        full = self._is_full(run)
-        status = EnrolmentStatus.WAITLISTED if full else EnrolmentStatus.ENROLLED
-        result = Status.WAITLISTED if full else Status.ENROLLED
+        status, result = rules.enrolment_outcome(run.course.capacity, self._places_held(run))
         seq = next(self.seq)
         t.enrol(at, run.plan.key, result, seq)
         t.move_at(
@@ -1107,7 +1125,8 @@ class _SchemeYear:
             course=run.plan.title,
             seq=seq,
         )
-        place = _Place(person.index, run, status, joined_after=run.delivered)
+        waitlisted_at = at if status is EnrolmentStatus.WAITLISTED else None
+        place = _Place(person.index, run, status, run.delivered, seq, waitlisted_at)
         run.places.append(place)
         person.place = place
         if person.draft.keep_open:
@@ -1137,7 +1156,8 @@ class _SchemeYear:
         run = place.run
         seq = next(self.seq)
         t.withdraw(at, run.plan.key, reason, seq, offer_taken=offer_taken)
-        if t.status in (Status.ENROLLED, Status.WAITLISTED):
+        after = rules.referral_after_withdrawal(t.status)
+        if after is Status.ASSESSED:
             t.move_at(
                 at,
                 Status.ASSESSED,
@@ -1148,26 +1168,27 @@ class _SchemeYear:
                 course=run.plan.title,
                 seq=seq,
             )
-        elif t.status is Status.STARTED:
+        elif after is not None:
             t.move_at(
                 at,
-                Status.WITHDRAWN,
+                after,
                 effect=True,
                 by=by,
                 reason=reason,
                 course=run.plan.title,
                 seq=seq,
             )
-        held_place = place.status in HOLDS_PLACE
+        held_place = rules.holds_place(place.status)
         place.status = EnrolmentStatus.WITHDRAWN
         if not held_place:
             return
-        free = run.course.capacity - self._places_held(run)
-        for offered in run.with_status(EnrolmentStatus.WAITLISTED)[: max(free, 0)]:
+        free = rules.places_free(run.course.capacity, self._places_held(run))
+        waiting = run.with_status(EnrolmentStatus.WAITLISTED)
+        for offered in rules.offered_next(waiting, free, _waiting_order):
             if not offer_taken:
                 offered.status = EnrolmentStatus.OFFERED
-                behind = run.with_status(EnrolmentStatus.WAITLISTED)
-                reply_by = at.date() + timedelta(days=OFFER_REPLY_DAYS)
+                behind = run.waiting()
+                reply_by = rules.offer_reply_by(at.date())
                 self.open_offers.append(
                     PlannedOffer(
                         at, offered.index, run.plan.key, reply_by, tuple(p.index for p in behind)
@@ -1193,10 +1214,7 @@ class _SchemeYear:
         """The link worker closes the referral, then gives up its place on the course."""
         t = person.draft.timeline
         t.move_at(at, target, reason=reason, seq=next(self.seq))
-        if person.place is not None and person.place.status in (
-            EnrolmentStatus.ENROLLED,
-            EnrolmentStatus.WAITLISTED,
-        ):
+        if person.place is not None and rules.is_active(person.place.status):
             self._withdraw(at, person.place, reason, t.link_worker)
 
     # Handling each event.
@@ -1276,8 +1294,8 @@ class _SchemeYear:
                 entries.append(PlannedAttendance(place.index, AttendanceStatus.ATTENDED, *moods))
                 if place.attended == 1:
                     self._baseline(run, sequence, place, artist)
-                    if person.draft.timeline.status is Status.ENROLLED:
-                        starting.append(person)
+                if rules.starts(AttendanceStatus.ATTENDED, person.draft.timeline.status):
+                    starting.append(person)
             else:
                 place.missed_in_row += 1
                 gone = person.kind == "dropout" and place.attended >= person.stop_after
@@ -1336,7 +1354,8 @@ class _SchemeYear:
                     _moment(rng, day, time(9, 30), time(16, 30)),
                     _Leave(place.index, "dropout", place),
                 )
-        if sequence == len(run.plan.dates):
+        not_cancelled = (day for n, day in enumerate(run.plan.dates, 1) if n not in run.cancelled)
+        if session_day == rules.course_end(not_cancelled):
             self._complete(at, run, artist, seq)
 
     def _call_off(self, run: _Run, sequence: int, artist: str) -> None:
@@ -1359,11 +1378,10 @@ class _SchemeYear:
         """As `complete_course`, then the end questionnaires, and a close for anyone who came
         to too few sessions."""
         rng = self.rng
-        needed = completion_threshold(run.delivered)
         for place in run.with_status(EnrolmentStatus.ENROLLED):
             person = self.people[place.index]
             t = person.draft.timeline
-            if place.attended >= needed:
+            if rules.completes(place.attended, run.delivered):
                 place.status = EnrolmentStatus.COMPLETED
                 t.move_at(
                     at,

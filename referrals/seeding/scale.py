@@ -55,6 +55,7 @@ from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.auth.passwords import hash_password
 from referrals.clock import LONDON
+from referrals.courses import rules
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -68,7 +69,6 @@ from referrals.courses.models import (
     course_artist,
 )
 from referrals.courses.schedule import Frequency, Schedule, expand
-from referrals.courses.services import completion_threshold
 from referrals.extensions import db
 from referrals.intake.lifecycle import (
     CLOSED_STATUSES,
@@ -1336,9 +1336,8 @@ class _Emitter:
                 leave_course(day, lambda: rng.choice(WITHDRAWN_FROM_COURSE))
         elif course.finished_by < today:
             last_day = course.finished_by
-            needed = completion_threshold(len(delivered))
             end_at = _session_end(last_day, course.start_time, course.duration)
-            if attended_count >= needed and current() is Status.STARTED:
+            if rules.completes(attended_count, len(delivered)) and current() is Status.STARTED:
                 move(
                     Status.COMPLETED,
                     end_at,
