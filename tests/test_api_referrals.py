@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 
 from referrals.api.referrals import request_fingerprint
 from referrals.audit import AuditEvent
@@ -27,6 +27,7 @@ from referrals.intake.services import (
 )
 from referrals.vocab import ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
 from tests import factories
+from tests.query_counts import counting_queries
 
 URL = "/api/v1/referrals"
 _serial = itertools.count(400_000_001)  # the range England allocates from
@@ -620,16 +621,8 @@ def test_a_referrer_filtering_by_another_practice_sees_nothing(referrer, link_wo
 
 
 def _count_list_queries(client, headers) -> int:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with counting_queries() as statements:
         response = client.get(f"{URL}?per_page=100", headers=headers)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     assert response.status_code == 200
     return len(statements)
 
