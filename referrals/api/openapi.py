@@ -225,7 +225,9 @@ def _problem_responses(
     return {
         str(status): {
             "description": "; ".join(dict.fromkeys(kinds)) or plain.get(status, "Problem details"),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
         | ({"headers": {"Retry-After": wait}} if status == 429 else {})
         for status, kinds in sorted(by_status.items())
@@ -387,7 +389,7 @@ def _operations(app: Flask) -> Iterable[tuple[str, str, dict[str, Any]]]:
                 yield url.rule, method.lower(), op
 
 
-def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
+def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document: every operation, its models as components."""
     wanted: list[tuple[Any, Any]] = [(Problem, "serialization")]
     for _rule, _method, op in _operations(app):
@@ -395,14 +397,17 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
         wanted += [(models[k], "validation") for k in ("body", "query") if models[k]]
         if models["answer"] is not None:
             wanted.append((models["answer"], "serialization"))
-    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template="#/$defs/{model}")
+    refs, defs = models_json_schema(
+        list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"
+    )
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in _operations(app):
         models = op["x-models"]
         entry = {k: v for k, v in op.items() if k not in ("x-models", "x-refusal")}
         entry["parameters"] = _path_parameters(path)
         if models["query"] is not None:
-            query_schema = defs["$defs"][refs[(models["query"], "validation")]["$ref"][8:]]
+            name = refs[(models["query"], "validation")]["$ref"].rpartition("/")[2]
+            query_schema = defs["$defs"][name]
             entry["parameters"] += _query_parameters(models["query"], query_schema)
         entry["parameters"] += entry.pop("x-parameters")
         if models["body"] is not None:
@@ -438,18 +443,4 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
             "schemas": dict(sorted(defs.get("$defs", {}).items())),
         },
     }
-    # One reference style throughout: pydantic's `#/$defs/X` become component references.
-    return _components(document)
-
-
-def _components(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: ("#/components/schemas/" + item[8:])
-            if key == "$ref" and isinstance(item, str) and item.startswith("#/$defs/")
-            else _components(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_components(item) for item in value]
-    return value
+    return document
