@@ -110,6 +110,7 @@ def either(first: str, both: str, neither: str) -> AfterValidator:
             raise refuse(neither, first)
         return value
 
+    check.either_first = first  # type: ignore[attr-defined]  # for the document: `Body`
     return AfterValidator(check)
 
 
@@ -132,10 +133,27 @@ def _flag(value: Any) -> Any:
 Flag = Annotated[bool, BeforeValidator(_flag)]
 
 
+def _one_of_each_pair(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The document's word for an `either` pair: exactly one of the two, not null."""
+    for later, field in model.model_fields.items():
+        for check in field.metadata:
+            first = getattr(getattr(check, "func", None), "either_first", None)
+            if first is not None:
+                schema["oneOf"] = [
+                    {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                    for name in (first, later)
+                ]
+
+
 class Body(BaseModel):
     """A request body: unknown fields refused, types strict as JSON writes them."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        str_strip_whitespace=True,
+        json_schema_extra=_one_of_each_pair,
+    )
     # What to say when a required field (dotted name) is missing or empty.
     required: ClassVar[dict[str, str]] = {}
 

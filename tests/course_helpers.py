@@ -14,7 +14,6 @@ from referrals.courses.services import (
 )
 from referrals.intake.services import record_conversation
 from tests import factories
-from tests.factories import make_contract  # noqa: F401  (imported from here by test_api_kpi)
 from tests.intake_helpers import make_referral, nhs_numbers
 
 _numbers = nhs_numbers()

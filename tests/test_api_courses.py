@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
@@ -29,13 +29,7 @@ from referrals.courses.models import (
 )
 from referrals.courses.schedule import Frequency, Schedule
 from referrals.courses.services import (
-    ContractFields,
-    CourseFields,
-    VenueFields,
-    create_course,
-    create_venue,
     enrol,
-    save_contract,
     save_register,
 )
 from referrals.extensions import db
@@ -47,6 +41,7 @@ from referrals.vocab import ArtForm, Pathway
 from tests import factories
 from tests.course_helpers import from_start
 from tests.intake_helpers import make_referral, nhs_numbers
+from tests.query_counts import counting_queries
 
 API = "/api/v1"
 _nhs = nhs_numbers()
@@ -65,62 +60,38 @@ def count(model: Any, *where: Any) -> int:
 
 
 def make_contract(commissioner: Organisation | None = None) -> Contract:
-    return save_contract(
-        None,
-        ContractFields(
-            name=f"Contract {next(_serial)}",
-            commissioner=commissioner or factories.make_organisation(OrganisationKind.COMMISSIONER),
-            start_date=date(2026, 1, 1),
-            end_date=date(2027, 12, 31),
-        ),
-        today=london_today(),
+    return factories.make_contract(
+        commissioner=commissioner, start_date=date(2026, 1, 1), end_date=date(2027, 12, 31)
     )
-
-
-def make_venue(**overrides: Any) -> Venue:
-    fields = {
-        "name": "Friends Meeting House",
-        "address": "1 Greyfriars\nGloucester",
-        "postcode": "GL1 2AB",
-        "accessibility": "Step-free entrance; hearing loop",
-    }
-    fields.update(overrides)
-    return create_venue(None, VenueFields(**fields))
 
 
 def make_course(
     provider: Organisation,
     *,
-    contract: Contract | None = None,
-    capacity: int = 10,
     start: date | None = None,
     frequency: Frequency = Frequency.WEEKLY,
-    art_form: ArtForm = ArtForm.SINGING,
     pathways: tuple[Pathway, ...] = (Pathway.COPD_ASTHMA,),
     **overrides: Any,
 ) -> Course:
     """A course whose first session was two days ago (bank holidays not skipped, so the
     session dates are predictable)."""
-    fields: dict[str, Any] = {
-        "title": f"Singing for Better Breathing {next(_serial)}",
-        "art_form": art_form,
-        "provider": provider,
-        "contract": contract or make_contract(),
-        "venue": make_venue(),
-        "capacity": capacity,
-        "schedule": Schedule(
-            start_date=start or london_today() - timedelta(days=2),
-            start_time=time(10, 0),
-            duration_minutes=120,
-            frequency=frequency,
-            sessions=8,
-            skip_bank_holidays=False,
-        ),
-        "pathways": pathways,
-        "cost_per_session_pence": 3300,
-    }
-    fields.update(overrides)
-    return create_course(None, CourseFields(**fields))
+    schedule = Schedule(
+        start_date=start or london_today() - timedelta(days=2),
+        start_time=time(10, 0),
+        duration_minutes=120,
+        frequency=frequency,
+        sessions=8,
+        skip_bank_holidays=False,
+    )
+    return factories.make_course(
+        provider,
+        title=f"Singing for Better Breathing {next(_serial)}",
+        contract=overrides.pop("contract", None) or make_contract(),
+        schedule=schedule,
+        pathways=pathways,
+        cost_per_session_pence=3300,
+        **overrides,
+    )
 
 
 def assessed_referral(link_worker: User, practice: Organisation, **overrides: Any) -> Referral:
@@ -312,16 +283,8 @@ def test_the_directory_filters(world, as_user):
 
 
 def _statements_for(caller: Caller, path: str) -> int:
-    statements: list[str] = []
-
-    def counter(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", counter)
-    try:
+    with counting_queries() as statements:
         response = caller.get(path)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", counter)
     assert response.status_code == 200
     return len(statements)
 

@@ -20,7 +20,7 @@ from referrals.reports.models import KpiReturn
 from referrals.reports.periods import Period
 from referrals.reports.services import make_return, regenerate_return
 from tests import factories
-from tests.course_helpers import make_contract
+from tests.factories import make_contract
 from tests.intake_helpers import make_referral, nhs_numbers
 
 TODAY = datetime.now(ZoneInfo("Europe/London")).date()

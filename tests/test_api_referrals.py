@@ -11,22 +11,20 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 
-from referrals.api.referrals import request_fingerprint
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
+from referrals.idempotency import request_fingerprint
 from referrals.intake.lifecycle import SNOMED_REFERRED_TO_SOCIAL_PRESCRIBING, Actor, Status
 from referrals.intake.models import IdempotentRequest, Patient, Referral, ReferralTransition
 from referrals.intake.services import (
-    PatientDetails,
-    ReferralDetails,
-    create_referral,
     transition,
 )
-from referrals.vocab import ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
-from tests import factories
+from referrals.vocab import Pathway
+from tests import factories, intake_helpers
+from tests.query_counts import counting_queries
 
 URL = "/api/v1/referrals"
 _serial = itertools.count(400_000_001)  # the range England allocates from
@@ -115,26 +113,14 @@ def link_worker(api_client):
 
 def make_referral(actor, practice, *, pathway=Pathway.MENTAL_HEALTH, moves=()) -> Referral:
     """A referral recorded through the service, then moved through `moves`."""
-    details = ReferralDetails(
-        patient=PatientDetails(
-            nhs_number=new_nhs_number(),
-            given_name="Test",
-            family_name="Person",
-            date_of_birth=date(1960, 1, 1),
-            sex=Sex.OTHER,
-            ethnicity=Ethnicity.NOT_STATED,
-            postcode="GL1 2AB",
-            phone="01632960001",
-            email=None,
-            preferred_contact=ContactMethod.PHONE,
-        ),
-        gp_practice=practice,
-        referrer_type=ReferrerType.GP,
+    referral = intake_helpers.make_referral(
+        actor,
+        practice,
+        nhs=new_nhs_number(),
+        today=london_today(),
         pathway=pathway,
-        reason="Isolated",
         received_on=london_today() - timedelta(days=10),
     )
-    referral = create_referral(actor, details, today=london_today())
     for target in moves:
         by = Actor.SYSTEM if target in (Status.ENROLLED, Status.WAITLISTED) else Actor.PERSON
         transition(actor, referral, target, reason="because", by=by, today=london_today())
@@ -620,16 +606,8 @@ def test_a_referrer_filtering_by_another_practice_sees_nothing(referrer, link_wo
 
 
 def _count_list_queries(client, headers) -> int:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
+    with counting_queries() as statements:
         response = client.get(f"{URL}?per_page=100", headers=headers)
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
     assert response.status_code == 200
     return len(statements)
 

@@ -27,7 +27,7 @@ from referrals.intake.validation import (
     clean_nhs_number,
 )
 from tests import factories
-from tests.test_api_courses import assessed_referral, make_contract, make_venue
+from tests.test_api_courses import assessed_referral, make_contract
 
 
 def _nhs_number(first_nine: str) -> str | None:
@@ -76,7 +76,7 @@ def _records_named(users: dict[Role, User]) -> dict[str, Any]:
         "commissioner_id": users[Role.COMMISSIONER].organisation_id,
         "provider_id": provider.id,
         "contract_id": contract.id,
-        "venue_id": make_venue().id,
+        "venue_id": factories.make_venue().id,
         "lead_artist_ids": [users[Role.ARTIST].id],
         "referral_id": assessed_referral(
             users[Role.LINK_WORKER], users[Role.REFERRER].organisation

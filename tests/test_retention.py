@@ -362,7 +362,8 @@ def build_scheme() -> Scheme:
         ]
     )
     # The API's stored first answer, which shows her record.
-    from referrals.api.referrals import referral_json
+    from referrals.api.openapi import dump
+    from referrals.api.referrals import Referral
 
     db.session.flush()
     db.session.add(
@@ -372,7 +373,7 @@ def build_scheme() -> Scheme:
             endpoint="api.create_referral_view",
             request_hash="0" * 64,
             status_code=201,
-            body=json.loads(json.dumps(referral_json(referral))),
+            body=json.loads(json.dumps(dump(Referral, referral))),
         )
     )
     db.session.commit()

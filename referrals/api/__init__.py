@@ -54,31 +54,21 @@ def _answer_problem(error: ApiProblem) -> Response:
     return error.response()
 
 
-def _refusal() -> tuple[int, str, str | None]:
-    view = current_app.view_functions.get(request.endpoint or "")
-    operation = getattr(view, OPENAPI_ATTRIBUTE, {})
-    return operation.get("x-refusal", (409, "course-rule", None))
-
-
 @bp.errorhandler(CourseRuleBroken)
-def _rule_broken(error: CourseRuleBroken) -> Response:
-    """A request the course rules refuse; nothing it started is kept. A missing reason is the
-    caller's to correct (422)."""
+@bp.errorhandler(TransitionRefused)
+def _rule_broken(error: CourseRuleBroken | TransitionRefused) -> Response:
+    """A request a rule refuses, answered as its operation says (`refusal`); nothing it started
+    is kept. A missing reason is the caller's to correct (422)."""
     db.session.rollback()
     if isinstance(error, RegisterRefused) and error.errors:
         return validation_problem(error.errors).response()
-    status, kind, field = _refusal()
-    field = _BODY_FIELD.get(error.field or "", error.field) or field
-    status = 422 if error.field == "reason" else status
-    errors = {field: [str(error)]} if field else None
-    return problem(status, detail=str(error), kind=kind, errors=errors)
-
-
-@bp.errorhandler(TransitionRefused)
-def _transition_refused(error: TransitionRefused) -> Response:
-    db.session.rollback()
-    status, kind, field = _refusal()
-    field = "reason" if str(error) == "Give a reason" else field
+    view = current_app.view_functions.get(request.endpoint or "")
+    status, kind, field = getattr(view, OPENAPI_ATTRIBUTE, {})["x-refusal"]
+    if isinstance(error, CourseRuleBroken):
+        named, status = error.field, 422 if error.field == "reason" else status
+    else:
+        named = "reason" if str(error) == "Give a reason" else None
+    field = _BODY_FIELD.get(named or "", named) or field
     errors = {field: [str(error)]} if field else None
     return problem(status, detail=str(error), kind=kind, errors=errors)
 
@@ -92,20 +82,18 @@ def _clash(error: IntegrityError) -> Response:
 
 
 @bp.errorhandler(InvalidSchedule)
-def _invalid_schedule(error: InvalidSchedule) -> Response:
-    db.session.rollback()
-    return validation_problem({f"schedule.{k}": v for k, v in error.errors.items()}).response()
-
-
 @bp.errorhandler(InvalidScores)
-def _invalid_scores(error: InvalidScores) -> Response:
-    db.session.rollback()
-    return validation_problem(error.errors).response()
-
-
 @bp.errorhandler(InvalidPeriod)
 @bp.errorhandler(ReturnRefused)
-def _period_refused(error: InvalidPeriod | ReturnRefused) -> Response:
+def _fields_refused(
+    error: InvalidSchedule | InvalidScores | InvalidPeriod | ReturnRefused,
+) -> Response:
+    """A rule's refusal of named fields (a schedule's are under `schedule.`): a 422."""
     db.session.rollback()
-    field = getattr(error, "field", None) or "period"
-    return validation_problem({field: [str(error)]}).response()
+    if isinstance(error, InvalidSchedule):
+        errors = {f"schedule.{field}": messages for field, messages in error.errors.items()}
+    elif isinstance(error, InvalidScores):
+        errors = error.errors
+    else:
+        errors = {getattr(error, "field", None) or "period": [str(error)]}
+    return validation_problem(errors).response()

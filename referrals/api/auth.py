@@ -6,6 +6,7 @@ from flask import g, request
 
 from referrals.auth.models import User
 from referrals.auth.services import user_for_api_token
+from referrals.extensions import login_manager
 
 
 def authenticate_bearer() -> User | None:
@@ -19,7 +20,5 @@ def authenticate_bearer() -> User | None:
     if user is not None:
         g._login_user = user
     else:
-        from referrals.extensions import login_manager
-
         g._login_user = login_manager.anonymous_user()
     return user

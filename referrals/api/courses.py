@@ -13,13 +13,12 @@ import datetime as dt
 import re
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
-from flask import jsonify, redirect, request, url_for
+from flask import redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
 from pydantic import (
     AfterValidator,
     BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -28,7 +27,7 @@ from pydantic import (
     computed_field,
     field_validator,
 )
-from sqlalchemy import String, cast, func, select
+from sqlalchemy import Row, func, select
 from sqlalchemy.orm import joinedload
 
 from referrals import clock
@@ -37,19 +36,11 @@ from referrals.api import openapi as api
 from referrals.api.problems import validation_problem
 from referrals.api.referrals import Postcode
 from referrals.auth.models import Organisation, Role, User
+from referrals.courses import models
+from referrals.courses import services as courses
 from referrals.courses.kpi_targets import InvalidTargets, check_targets, targets_schema
-from referrals.courses.models import (
-    HOLDS_PLACE,
-    Attendance,
-    AttendanceStatus,
-    Contract,
-    Course,
-    CourseSession,
-    Enrolment,
-    EnrolmentStatus,
-    SessionStatus,
-    Venue,
-)
+from referrals.courses.models import Attendance, Contract, Course, CourseSession, Enrolment, Venue
+from referrals.courses.queries import DirectoryFilters, directory_query
 from referrals.courses.register_json import RegisterInput
 from referrals.courses.schedule import (
     MAX_DURATION,
@@ -62,37 +53,10 @@ from referrals.courses.schedule import (
     Schedule,
 )
 from referrals.courses.scope import (
-    course_scope,
     get_course_or_404,
     get_enrolment_or_404,
     get_register_session_or_404,
     sees_contract_cost,
-)
-from referrals.courses.services import (
-    ADDRESS_MAX,
-    AGE_MAX,
-    CAPACITY_MAX,
-    CONTRACT_VALUE_MAX_PENCE,
-    COST_MAX_PENCE,
-    TITLE_MAX,
-    ContractFields,
-    CourseFields,
-    VenueFields,
-    can_edit_register,
-    cancel_session,
-    course_end,
-    create_course,
-    create_venue,
-    enrol,
-    enrolment_viewed,
-    people_viewed,
-    places_left,
-    record_wellbeing,
-    register_enrolments,
-    save_contract,
-    save_register,
-    waitlist_position,
-    withdraw,
 )
 from referrals.dates import DateRefused, check_contract, check_recorded
 from referrals.extensions import db
@@ -101,7 +65,7 @@ from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
 from referrals.text import TEXT_MAX
-from referrals.typed import Whole, either, limits
+from referrals.typed import Body, Flag, Id, Text, Whole, dated, either, integral, limits, refuse
 from referrals.vocab import ArtForm, Pathway
 
 R = TypeVar("R")
@@ -116,13 +80,13 @@ ONE_VENUE = "Give the venue, or the venue_id of a known one"
 
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 WEEKDAYS: tuple[str, ...] = get_args(Weekday)
-Title = Annotated[str, api.Text(TITLE_MAX, required=True)]
-Free = Annotated[str, api.Text(TEXT_MAX)]
-Reason = Annotated[str, api.Text(TEXT_MAX, required=True)]
+Title = Annotated[str, Text(courses.TITLE_MAX, required=True)]
+Free = Annotated[str, Text(TEXT_MAX)]
+Reason = Annotated[str, Text(TEXT_MAX, required=True)]
 
 
-Pence = Annotated[int, Field(ge=0, le=COST_MAX_PENCE), BeforeValidator(api.integral)]
-Age = Annotated[int, Field(ge=0, le=AGE_MAX), BeforeValidator(api.integral)]
+Pence = Annotated[int, Field(ge=0, le=courses.COST_MAX_PENCE), BeforeValidator(integral)]
+Age = Annotated[int, Field(ge=0, le=courses.AGE_MAX), BeforeValidator(integral)]
 _CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::00)?$")
 
 
@@ -131,7 +95,7 @@ def _clock(value: Any) -> dt.time:
         return value
     match = _CLOCK.match(value) if isinstance(value, str) else None
     if match is None:
-        raise api.refuse("Enter a time as HH:MM on the 24-hour clock, for example 10:00")
+        raise refuse("Enter a time as HH:MM on the 24-hour clock, for example 10:00")
     return dt.time(int(match[1]), int(match[2]))
 
 
@@ -153,14 +117,14 @@ Clock = Annotated[
 # Requests ---------------------------------------------------------------------------------
 
 
-class VenueInput(api.Body):
+class VenueInput(Body):
     name: Title
-    address: Annotated[str, api.Text(ADDRESS_MAX, required=True)]
+    address: Annotated[str, Text(courses.ADDRESS_MAX, required=True)]
     postcode: Postcode
     accessibility: Free = ""
 
 
-class ScheduleInput(api.Body):
+class ScheduleInput(Body):
     """Sessions are generated on the start date's weekday; occurrences on England bank holidays
     are skipped and the course runs on, so `sessions` (plus `taster_sessions`, held first)
     sessions are always created. Every session must fall inside the course's contract."""
@@ -173,28 +137,20 @@ class ScheduleInput(api.Body):
     taster_sessions: Annotated[Whole, limits(MIN_TASTERS, MAX_TASTERS, default=0)] = 0
 
 
-class CourseInput(api.Body):
+class CourseInput(Body):
     """Give the venue either as `venue` (a new venue) or as `venue_id`."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["venue"], "properties": {"venue": {"type": "object"}}},
-                {"required": ["venue_id"], "properties": {"venue_id": {"type": "integer"}}},
-            ]
-        }
-    )
     title: Title
     description: Free = ""
     art_form: ArtForm
-    provider_id: api.Id = Field(description="An organisation of kind provider")
-    contract_id: api.Id
+    provider_id: Id = Field(description="An organisation of kind provider")
+    contract_id: Id
     venue: VenueInput | None = None
     venue_id: Annotated[
-        api.Id | None,
+        Id | None,
         either("venue", "Give venue or venue_id, not both", ONE_VENUE),
     ] = Field(default=None, validate_default=True)
-    capacity: Annotated[int, Field(ge=1, le=CAPACITY_MAX), BeforeValidator(api.integral)]
+    capacity: Annotated[int, Field(ge=1, le=courses.CAPACITY_MAX), BeforeValidator(integral)]
     cost_per_session_pence: Pence = Field(
         default=0, description="What the contract pays the provider for one session, in pence"
     )
@@ -204,7 +160,7 @@ class CourseInput(api.Body):
     pathways: list[Pathway] = []
     min_age: Age | None = None
     max_age: Age | None = None
-    lead_artist_ids: list[api.Id] = Field(
+    lead_artist_ids: list[Id] = Field(
         default=[], max_length=100, description="Artists (users) of the provider who lead it"
     )
     schedule: ScheduleInput
@@ -226,8 +182,8 @@ class CourseInput(api.Body):
     }
 
 
-class EnrolmentInput(api.Body):
-    referral_id: api.Id = Field(description="An assessed referral")
+class EnrolmentInput(Body):
+    referral_id: Id = Field(description="An assessed referral")
     late_start_confirmed: bool = Field(
         default=False,
         description="Needed when so few sessions are left that the person cannot complete the "
@@ -236,18 +192,18 @@ class EnrolmentInput(api.Body):
     required = {"referral_id": "Give the referral to enrol"}
 
 
-class WithdrawInput(api.Body):
+class WithdrawInput(Body):
     reason: Reason
     required = {"reason": "Give a reason"}
 
 
 def _only_cancelled(status: str) -> str:
-    if status != SessionStatus.CANCELLED.value:
-        raise api.refuse("Only cancelled can be set; saving the register delivers it")
+    if status != models.SessionStatus.CANCELLED.value:
+        raise refuse("Only cancelled can be set; saving the register delivers it")
     return status
 
 
-class SessionPatch(api.Body):
+class SessionPatch(Body):
     status: Annotated[str, AfterValidator(_only_cancelled), WithJsonSchema({"const": "cancelled"})]
     reason: Reason
     required = {
@@ -256,7 +212,7 @@ class SessionPatch(api.Body):
     }
 
 
-class WellbeingInput(api.Body):
+class WellbeingInput(Body):
     instrument: Instrument
     timepoint: Timepoint
     items: list[Any] = Field(
@@ -264,9 +220,9 @@ class WellbeingInput(api.Body):
         description="One answer per item, in order: 7 for SWEMWBS, 14 for WEMWBS",
         json_schema_extra={"items": {"type": "integer", "minimum": ITEM_MIN, "maximum": ITEM_MAX}},
     )
-    recorded_on: (
-        Annotated[dt.date, api.formatted("past-date"), api.dated(check_recorded)] | None
-    ) = Field(default=None, description="Default today; from 2000-01-01, never in the future")
+    recorded_on: Annotated[dt.date, api.formatted("past-date"), dated(check_recorded)] | None = (
+        Field(default=None, description="Default today; from 2000-01-01, never in the future")
+    )
     required = {
         "instrument": "Choose SWEMWBS or WEMWBS",
         "timepoint": "Choose baseline, end or follow_up",
@@ -274,15 +230,15 @@ class WellbeingInput(api.Body):
     }
 
 
-class ContractInput(api.Body):
+class ContractInput(Body):
     name: Title
-    commissioner_id: api.Id = Field(description="An organisation of kind commissioner")
+    commissioner_id: Id = Field(description="An organisation of kind commissioner")
     start_date: Annotated[dt.date, api.formatted("term-date")]
     end_date: Annotated[dt.date, api.formatted("term-date")] = Field(
         description="On or after start_date; a contract runs for at most 10 years"
     )
     value_pence: (
-        Annotated[int, Field(ge=0, le=CONTRACT_VALUE_MAX_PENCE), BeforeValidator(api.integral)]
+        Annotated[int, Field(ge=0, le=courses.CONTRACT_VALUE_MAX_PENCE), BeforeValidator(integral)]
         | None
     ) = Field(default=None, description="What the contract is worth over its whole term, in pence")
     targets: Any = Field(default=None, json_schema_extra=targets_schema())
@@ -300,7 +256,7 @@ class ContractInput(api.Body):
             try:
                 check_contract(info.data["start_date"], end, (info.context or {})["today"])
             except DateRefused as refused:
-                raise api.refuse(str(refused), refused.field) from refused
+                raise refuse(str(refused), refused.field) from refused
         return end
 
 
@@ -313,8 +269,8 @@ class CourseQuery(api.PageQuery):
         ]
         | None
     ) = Field(default=None, description="Courses that meet on this day")
-    provider_id: api.Id | None = None
-    has_places: api.Flag | None = Field(
+    provider_id: Id | None = None
+    has_places: Flag | None = Field(
         default=None, description="true: only courses with a place left; false: only full courses"
     )
 
@@ -376,11 +332,17 @@ class CourseOut(api.Answer):
     max_age: int | None
     schedule: CourseSchedule
 
-    source = Course
+    source = (Course, Row)
 
     @classmethod
     def read(cls, course: Any, context: dict[str, Any]) -> Any:
-        """The course with its places left and last session (`places`, `last` in context)."""
+        """The course with its places left and last session, counted here or given by the
+        directory's row; the contract's cost per session only for those who may see it."""
+        if isinstance(course, Row):  # see `directory_query`
+            row, course = course, course[0]
+            places, last = max(0, course.capacity - row.taken), row.ends_on
+        else:
+            places, last = courses.places_left(course), courses.course_end(course.id)
         schedule = {
             "start_date": course.start_date,
             "start_time": course.start_time,
@@ -389,13 +351,15 @@ class CourseOut(api.Answer):
             "weekday": WEEKDAYS[course.start_date.weekday()],
             "sessions": course.session_count,
             "taster_sessions": course.taster_count,
-            "end_date": context.get("last"),
+            "end_date": last,
         }
         fields = {name: getattr(course, name, None) for name in cls.model_fields}
+        if not sees_contract_cost(context["viewer"]):
+            del fields["cost_per_session_pence"]
         return fields | {
             "provider_name": course.provider.name,
             "pathways": list(course.pathways or []),
-            "places_left": context.get("places", 0),
+            "places_left": places,
             "schedule": schedule,
         }
 
@@ -406,7 +370,7 @@ class SessionOut(Timed):
     sequence: int
     date: dt.date
     is_taster: bool
-    status: SessionStatus
+    status: models.SessionStatus
     moved_from: dt.date | None
     cancelled_reason: str
     register_saved_at: dt.datetime | None
@@ -417,7 +381,7 @@ class CourseWithSessions(CourseOut):
 
 
 class Mark(api.Answer):
-    status: AttendanceStatus
+    status: models.AttendanceStatus
     mood_before: int | None
     mood_after: int | None
     note: str
@@ -459,7 +423,7 @@ class EnrolmentOut(api.Answer):
     id: int
     course_id: int
     course_title: str
-    status: EnrolmentStatus
+    status: models.EnrolmentStatus
     waitlist_position: int | None = Field(
         default=None, description="1 for the next person offered a place; null unless waitlisted"
     )
@@ -490,7 +454,7 @@ class EnrolmentOut(api.Answer):
             return shown | {"person": _person(enrolment)}
         named = (*_DATES, "referral_id", "withdrawn_at", "withdrawn_reason")
         shown |= {name: getattr(enrolment, name) for name in named}
-        return shown | {"waitlist_position": waitlist_position(enrolment)}
+        return shown | {"waitlist_position": courses.waitlist_position(enrolment)}
 
 
 class WithdrawnEnrolment(EnrolmentOut):
@@ -536,16 +500,6 @@ class ContractOut(api.Answer):
     )
 
 
-def course_json(course: Course, places: int, last: dt.date | None, shape: Any = CourseOut) -> Any:
-    hidden = set() if sees_contract_cost(current_user) else {"cost_per_session_pence"}
-    shown = shape.model_validate(course, context={"places": places, "last": last})
-    return shown.model_dump(mode="json", exclude=hidden)
-
-
-def enrolment_json(enrolment: Enrolment, shape: Any = EnrolmentOut, **context: Any) -> Any:
-    return api.dump(shape, enrolment, viewer=current_user, **context)
-
-
 COURSE = api.scoped(get_course_or_404)
 ENROLMENT = api.scoped(get_enrolment_or_404)
 REGISTER = api.scoped(get_register_session_or_404)
@@ -570,81 +524,35 @@ def _found(kind: type[R], record_id: int | None, errors: dict[str, list[str]], f
 # The directory ----------------------------------------------------------------------------
 
 
-def _places_taken() -> Any:
-    return (
-        select(func.count(Enrolment.id))
-        .where(Enrolment.course_id == Course.id, Enrolment.status.in_(HOLDS_PLACE))
-        .correlate(Course)
-        .scalar_subquery()
-    )
-
-
-def _last_session() -> Any:
-    return (
-        select(func.max(CourseSession.date))
-        .where(
-            CourseSession.course_id == Course.id, CourseSession.status != SessionStatus.CANCELLED
-        )
-        .correlate(Course)
-        .scalar_subquery()
-    )
-
-
-def _directory_filters(query: CourseQuery) -> list[Any]:
-    clauses = [Course.art_form == query.art_form] if query.art_form else []
-    if query.pathway:
-        # Pathways are a JSON list of plain codes; matching the quoted code works on every
-        # database the service runs on.
-        quoted = f'"{query.pathway.value}"'
-        clauses.append(cast(Course.pathways, String).contains(quoted, autoescape=True))
-    if query.weekday:
-        # Courses meet on their start date's weekday; SQL numbers the days from Sunday.
-        sunday_first = (WEEKDAYS.index(query.weekday) + 1) % 7
-        if db.session.get_bind().dialect.name == "sqlite":
-            clauses.append(func.strftime("%w", Course.start_date) == str(sunday_first))
-        else:
-            clauses.append(func.extract("dow", Course.start_date) == sunday_first)
-    if query.provider_id:
-        clauses.append(Course.provider_id == query.provider_id)
-    if query.has_places is not None:
-        taken = _places_taken()
-        clauses.append(taken < Course.capacity if query.has_places else taken >= Course.capacity)
-    return clauses
-
-
 @bp.get("/courses")
 @allow(STAFF)
-@api.operation("courses", query=CourseQuery, answer=api.Page[CourseOut])
-def list_courses(query: CourseQuery) -> ResponseReturnValue:
+@api.operation("courses", answer=api.Page[CourseOut])
+def list_courses(query: CourseQuery) -> Any:
     """The course directory, earliest start first
 
     Places left and end dates come in one query.
 
     Who may call it: all staff (artists see their own provider's courses)."""
-    found = select(Course, _places_taken().label("taken"), _last_session().label("last"))
-    found = found.where(course_scope(current_user), *_directory_filters(query))
-    found = found.options(joinedload(Course.venue), joinedload(Course.provider))
-    page = api.paginate(
-        found.order_by(Course.start_date, Course.id), query, lambda row: row, rows=True
+    filters = DirectoryFilters(
+        **query.model_dump(include={"art_form", "pathway", "provider_id", "has_places"}),
+        weekday=WEEKDAYS.index(query.weekday) if query.weekday else None,
+        include_finished=True,
     )
-    page["items"] = [
-        course_json(course, max(0, course.capacity - taken), last)
-        for course, taken, last in page["items"]
-    ]
-    return jsonify(page)
+    found = directory_query(current_user, filters, clock.today()).order_by(None)
+    return api.paginate(found.order_by(Course.start_date, Course.id), query, rows=True)
 
 
 @bp.get("/courses/<int:course_id>")
 @allow(STAFF)
 @api.operation("courses", answer=CourseOut, load=COURSE)
-def get_course(course: Course) -> ResponseReturnValue:
+def get_course(course: Course) -> Course:
     """A course in the directory
 
     Who may call it: all staff (artists: their own provider's courses)."""
-    return jsonify(course_json(course, places_left(course), course_end(course.id)))
+    return course
 
 
-def _course_fields(body: CourseInput) -> CourseFields:
+def _course_fields(body: CourseInput) -> courses.CourseFields:
     """The course as the service records it; the records its ids name must exist."""
     errors: dict[str, list[str]] = {}
     provider = _found(Organisation, body.provider_id, errors, "provider_id")
@@ -657,8 +565,8 @@ def _course_fields(body: CourseInput) -> CourseFields:
     if errors:
         raise validation_problem(errors)
     if body.venue is not None:
-        venue = create_venue(current_user, VenueFields(**body.venue.model_dump()))
-    return CourseFields(
+        venue = courses.create_venue(current_user, courses.VenueFields(**body.venue.model_dump()))
+    return courses.CourseFields(
         **body.model_dump(include={"title", "description", "art_form", "capacity", "min_age"}),
         **body.model_dump(include={"max_age", "cost_per_session_pence", "participant_fee_pence"}),
         provider=provider,
@@ -672,31 +580,24 @@ def _course_fields(body: CourseInput) -> CourseFields:
 
 @bp.post("/courses")
 @allow(Role.ADMIN)
-@api.operation(
-    "courses", body=CourseInput, answer=CourseWithSessions, status=201, refusal=FIELD_RULE
-)
-def create_course_view(body: CourseInput) -> ResponseReturnValue:
+@api.operation("courses", answer=CourseWithSessions, refusal=FIELD_RULE, created="api.get_course")
+def create_course_view(body: CourseInput) -> Course:
     """Create a course and its sessions
 
     Who may call it: admin."""
-    course = create_course(current_user, _course_fields(body))
-    return api.saved(
-        course_json(course, course.capacity, course_end(course.id), CourseWithSessions),
-        201,
-        url_for("api.get_course", course_id=course.id),
-    )
+    return courses.create_course(current_user, _course_fields(body))
 
 
 @bp.get("/courses/<int:course_id>/sessions")
 @allow(STAFF)
-@api.operation("courses", query=api.PageQuery, answer=api.Page[SessionOut], load=COURSE)
-def list_course_sessions(course: Course, query: api.PageQuery) -> ResponseReturnValue:
+@api.operation("courses", answer=api.Page[SessionOut], load=COURSE)
+def list_course_sessions(course: Course, query: api.PageQuery) -> Any:
     """A course's sessions in date order
 
     Who may call it: all staff who can see the course."""
     sessions = select(CourseSession).where(CourseSession.course_id == course.id)
     sessions = sessions.order_by(CourseSession.date, CourseSession.start_time, CourseSession.id)
-    return jsonify(api.paginate(sessions, query, lambda session: api.dump(SessionOut, session)))
+    return api.paginate(sessions, query)
 
 
 # Enrolments -------------------------------------------------------------------------------
@@ -705,9 +606,9 @@ def list_course_sessions(course: Course, query: api.PageQuery) -> ResponseReturn
 @bp.post("/courses/<int:course_id>/enrolments")
 @allow(*ENROLLING)
 @api.operation(
-    "enrolments", body=EnrolmentInput, answer=EnrolmentOut, status=201, load=COURSE, refusal=ENROL
+    "enrolments", answer=EnrolmentOut, load=COURSE, refusal=ENROL, created="api.get_enrolment"
 )
-def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValue:
+def create_enrolment(course: Course, body: EnrolmentInput) -> Enrolment:
     """Enrol an assessed referral, or put them on the waiting list
 
     The course rules may refuse it (not assessed, already on a course, outside the
@@ -720,51 +621,46 @@ def create_enrolment(course: Course, body: EnrolmentInput) -> ResponseReturnValu
     )
     if referral is None:
         raise validation_problem({"referral_id": ["No referral with this id"]})
-    enrolment = enrol(
+    return courses.enrol(
         current_user,
         referral,
         course,
         today=clock.today(),
         late_start_confirmed=body.late_start_confirmed,
     )
-    return api.saved(
-        enrolment_json(enrolment), 201, url_for("api.get_enrolment", enrolment_id=enrolment.id)
-    )
 
 
 @bp.get("/enrolments/<int:enrolment_id>")
 @allow(*ENROLMENT_READERS)
 @api.operation("enrolments", answer=EnrolmentOut, load=ENROLMENT)
-def get_enrolment(enrolment: Enrolment) -> ResponseReturnValue:
+def get_enrolment(enrolment: Enrolment) -> Enrolment:
     """An enrolment, its status and attendance
 
     Who may call it: admin, link_worker, referrer (their practice's referrals), artist (people on
     their provider's registers, shown with only what a register needs)."""
-    shown = enrolment_json(enrolment)
-    enrolment_viewed(current_user, enrolment)
-    return jsonify(shown)
+    courses.enrolment_viewed(current_user, enrolment)
+    return enrolment
 
 
 @bp.post("/enrolments/<int:enrolment_id>/withdraw")
 @allow(*ENROLLING)
-@api.operation(
-    "enrolments", body=WithdrawInput, answer=WithdrawnEnrolment, load=ENROLMENT, refusal=RULE
-)
-def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> ResponseReturnValue:
+@api.operation("enrolments", answer=WithdrawnEnrolment, load=ENROLMENT, refusal=RULE)
+def withdraw_enrolment(enrolment: Enrolment, body: WithdrawInput) -> api.Shown:
     """Take someone off a course or its waiting list
 
     `offered_to` names the waiting enrolment offered the freed place.
 
     Who may call it: link_worker, admin."""
-    offered = withdraw(current_user, enrolment, body.reason, today=clock.today())
-    return api.saved(enrolment_json(enrolment, WithdrawnEnrolment, offered=offered))
+    offered = courses.withdraw(current_user, enrolment, body.reason, today=clock.today())
+    return api.Shown(enrolment, {"offered": offered})
 
 
 # Registers and sessions -------------------------------------------------------------------
 
 
-def register_json(session: CourseSession) -> Any:
-    people = register_enrolments(session)
+def register_of(session: CourseSession) -> tuple[dict[str, Any], list[Enrolment]]:
+    """The register as `Register` reads it, and the people on it."""
+    people = courses.register_enrolments(session)
     if people:  # one query for everyone's details, not one per person
         ids = [enrolment.referral_id for enrolment in people]
         found = select(Referral).where(Referral.id.in_(ids))
@@ -774,48 +670,48 @@ def register_json(session: CourseSession) -> Any:
     entries = [
         {"enrolment_id": one.id, "mark": marked.get(one.id), **_person(one)} for one in people
     ]
-    editable = can_edit_register(current_user, session, clock.today())
+    editable = courses.can_edit_register(current_user, session, clock.today())
     shown = {"session": session, "course_title": session.course.title, "entries": entries}
-    return api.dump(Register, shown | {"editable": editable}), people
+    return shown | {"editable": editable}, people
 
 
 @bp.get("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
 @api.operation("registers", answer=Register, load=REGISTER)
-def get_register(session: CourseSession) -> ResponseReturnValue:
+def get_register(session: CourseSession) -> dict[str, Any]:
     """A session's register: who is expected, and what has been recorded
 
     Who may call it: artist (their provider's courses), admin."""
-    shown, people = register_json(session)
-    people_viewed(current_user, "register.viewed", people, session_id=session.id)
-    return jsonify(shown)
+    shown, people = register_of(session)
+    courses.people_viewed(current_user, "register.viewed", people, session_id=session.id)
+    return shown
 
 
 @bp.put("/sessions/<int:session_id>/register")
 @allow(*REGISTER_TAKERS)
-@api.operation("registers", body=RegisterInput, answer=Register, load=REGISTER, refusal=REFUSED)
-def save_register_view(session: CourseSession, body: RegisterInput) -> ResponseReturnValue:
+@api.operation("registers", answer=Register, load=REGISTER, refusal=REFUSED)
+def save_register_view(session: CourseSession, body: RegisterInput) -> dict[str, Any]:
     """Save a session's register; the session becomes delivered
 
     Invalid entries are named like `entries.2.mood_after`; nothing is saved.
 
     Who may call it: artist of the course's provider (on the day and for 7 days after), admin
     (any date from the day of the session)."""
-    save_register(current_user, session, body.register_entries(), today=clock.today())
-    return api.saved(register_json(session)[0])
+    courses.save_register(current_user, session, body.register_entries(), today=clock.today())
+    return register_of(session)[0]
 
 
 @bp.patch("/sessions/<int:session_id>")
 @allow(*REGISTER_TAKERS)
-@api.operation("registers", body=SessionPatch, answer=SessionOut, load=REGISTER, refusal=RULE)
-def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturnValue:
+@api.operation("registers", answer=SessionOut, load=REGISTER, refusal=RULE)
+def update_session(session: CourseSession, body: SessionPatch) -> CourseSession:
     """Cancel a session
 
     A session with a register cannot be cancelled.
 
     Who may call it: artist of the course's provider, admin."""
-    cancel_session(current_user, session, body.reason)
-    return api.saved(api.dump(SessionOut, session))
+    courses.cancel_session(current_user, session, body.reason)
+    return session
 
 
 # Wellbeing --------------------------------------------------------------------------------
@@ -824,33 +720,26 @@ def update_session(session: CourseSession, body: SessionPatch) -> ResponseReturn
 @bp.post("/enrolments/<int:enrolment_id>/wellbeing")
 @allow(*WELLBEING_RECORDERS)
 @api.operation(
-    "wellbeing",
-    body=WellbeingInput,
-    answer=Wellbeing,
-    status=201,
-    headers={},
-    load=ENROLMENT,
-    refusal=FIELD_RULE,
+    "wellbeing", answer=Wellbeing, status=201, headers={}, load=ENROLMENT, refusal=FIELD_RULE
 )
-def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> ResponseReturnValue:
+def create_wellbeing(enrolment: Enrolment, body: WellbeingInput) -> Any:
     """Record a wellbeing questionnaire
 
     Who may call it: artist (people on their provider's registers), link_worker, admin."""
     today = clock.today()
-    assessment = record_wellbeing(
+    return courses.record_wellbeing(
         current_user,
         enrolment,
         **body.model_dump(include={"instrument", "timepoint", "items"}),
         recorded_on=body.recorded_on or today,
         today=today,
     )
-    return api.saved(api.dump(Wellbeing, assessment), 201)
 
 
 # Contracts --------------------------------------------------------------------------------
 
 
-def _contract_fields(body: ContractInput) -> ContractFields:
+def _contract_fields(body: ContractInput) -> courses.ContractFields:
     """The contract as the service records it: a new name, a known commissioner, targets by
     the one targets rule (the admin form's too)."""
     errors: dict[str, list[str]] = {}
@@ -865,33 +754,30 @@ def _contract_fields(body: ContractInput) -> ContractFields:
     if errors:
         raise validation_problem(errors)
     fields = body.model_dump(include={"name", "start_date", "end_date", "value_pence"})
-    return ContractFields(**fields, commissioner=commissioner, targets=targets)
+    return courses.ContractFields(**fields, commissioner=commissioner, targets=targets)
 
 
 @bp.post("/contracts")
 @allow(Role.ADMIN)
-@api.operation(
-    "contracts", body=ContractInput, answer=ContractOut, status=201, headers={}, refusal=FIELD_RULE
-)
-def create_contract(body: ContractInput) -> ResponseReturnValue:
+@api.operation("contracts", answer=ContractOut, status=201, headers={}, refusal=FIELD_RULE)
+def create_contract(body: ContractInput) -> Contract:
     """Create a contract with its monthly KPI targets
 
     Who may call it: admin."""
-    contract = save_contract(current_user, _contract_fields(body), today=clock.today())
-    return api.saved(api.dump(ContractOut, contract), 201)
+    return courses.save_contract(current_user, _contract_fields(body), today=clock.today())
 
 
 @bp.get("/contracts")
 @allow(*CONTRACT_READERS)
-@api.operation("contracts", query=api.PageQuery, answer=api.Page[ContractOut])
-def list_contracts(query: api.PageQuery) -> ResponseReturnValue:
+@api.operation("contracts", answer=api.Page[ContractOut])
+def list_contracts(query: api.PageQuery) -> Any:
     """List contracts
 
     Who may call it: admin (all), commissioner (their organisation's)."""
     contracts = select(Contract).order_by(Contract.start_date.desc(), Contract.id)
     if current_user.role != Role.ADMIN:
         contracts = contracts.where(Contract.commissioner_id == current_user.organisation_id)
-    return jsonify(api.paginate(contracts, query, lambda contract: api.dump(ContractOut, contract)))
+    return api.paginate(contracts, query)
 
 
 # Open Referral UK -------------------------------------------------------------------------
@@ -899,7 +785,7 @@ def list_contracts(query: api.PageQuery) -> ResponseReturnValue:
 
 @bp.get("/openreferral/services")
 @public
-@api.operation("courses", status=308, public=True)
+@api.operation("courses", status=308)
 def openreferral_services() -> ResponseReturnValue:
     """Moved: the same services at /openreferral/services (Open Referral UK 3.0)
 

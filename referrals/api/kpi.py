@@ -11,28 +11,22 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from flask import jsonify, url_for
+from flask import jsonify
 from flask.typing import ResponseReturnValue
 from flask_login import current_user
-from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from referrals import clock
 from referrals.api import bp
 from referrals.api.openapi import (
     Answer,
-    Body,
-    Flag,
-    Id,
     Page,
     PageQuery,
     Query,
-    answer,
     dump,
     format_schema,
     operation,
     paginate,
-    refuse,
-    rule,
     scoped,
 )
 from referrals.api.problems import validation_problem
@@ -50,7 +44,7 @@ from referrals.reports.periods import InvalidPeriod, Period, check_reportable
 from referrals.reports.scope import get_return_or_404, scoped_returns
 from referrals.reports.services import make_return
 from referrals.security import allow, refuse_access
-from referrals.typed import either
+from referrals.typed import Body, Flag, Id, either, refuse, rule
 
 KPI_READERS = (Role.ADMIN, Role.COMMISSIONER)
 ALL_SCOPE = "all"
@@ -93,8 +87,8 @@ class KpiReturnSummary(Answer):
 
     @classmethod
     def read(cls, made: Any, context: dict[str, Any]) -> Any:
-        """As the caller may see it: `raw` (admins) adds what only admins are shown."""
-        raw = context.get("raw", False)
+        """As the caller may see it: admins are shown more."""
+        raw = _raw(context)
         shown = {name: getattr(made, name) for name in _STORED}
         shown |= {
             "scope": ALL_SCOPE if made.contract_id is None else "contract",
@@ -110,6 +104,11 @@ class KpiReturnSummary(Answer):
 
 
 _STORED = ("id", "contract_id", "period", "version", "spec_version", "provisional")
+
+
+def _raw(context: dict[str, Any]) -> bool:
+    """Whether the caller is shown the unrounded figures: admins only."""
+    return getattr(context.get("viewer"), "role", None) == Role.ADMIN
 
 
 def _generated_by(made: KpiReturn) -> str | None:
@@ -147,12 +146,12 @@ class KpiFigure(Answer):
 
     @classmethod
     def read(cls, figure: Any, context: dict[str, Any]) -> Any:
-        """A stored figure as the caller may see it: `raw_value` only when `raw` (admins)."""
+        """A stored figure as the caller may see it: `raw_value` for admins only."""
         shown = {key: figure.get(key) for key in FIGURE_FIELDS}
         target = figure_target(figure, None) or {}
         shown |= {f"target_{level}": target.get(level) for level in TARGET_LEVELS}
         shown |= {"suppressed": bool(shown["suppressed"]), "span": span_of(figure)}
-        if context.get("raw"):
+        if _raw(context):
             shown["raw_value"] = figure.get("raw_value")
         return shown
 
@@ -196,14 +195,6 @@ ONE_SCOPE = 'Give a contract_id, or scope "all" for all activity'
 class ReturnRequest(Body):
     """Give either `contract_id` or `scope: all`, and a finished month."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "oneOf": [
-                {"required": ["contract_id"], "properties": {"contract_id": {"type": "integer"}}},
-                {"required": ["scope"], "properties": {"scope": {"const": ALL_SCOPE}}},
-            ]
-        }
-    )
     contract_id: Id | None = None
     scope: Annotated[
         Literal["all"] | None,
@@ -227,8 +218,8 @@ class ReturnRequest(Body):
 
 @bp.get("/kpi/returns")
 @allow(*KPI_READERS)
-@operation("kpi", query=ReturnsQuery, answer=Page[KpiReturnSummary])
-def list_kpi_returns(query: ReturnsQuery) -> ResponseReturnValue:
+@operation("kpi", answer=Page[KpiReturnSummary])
+def list_kpi_returns(query: ReturnsQuery) -> Any:
     """List KPI returns, newest period first, without figures
 
     Who may call it: admin (all), commissioner (their organisation's contracts; never all
@@ -238,9 +229,7 @@ def list_kpi_returns(query: ReturnsQuery) -> ResponseReturnValue:
         clauses.append(KpiReturn.contract_id == query.contract_id)
     if query.period is not None:
         clauses.append(KpiReturn.period == query.period)
-    found = scoped_returns(current_user).where(*clauses).order_by(*_NEWEST_FIRST)
-    raw = current_user.role == Role.ADMIN
-    return jsonify(paginate(found, query, lambda item: dump(KpiReturnSummary, item, raw=raw)))
+    return paginate(scoped_returns(current_user).where(*clauses).order_by(*_NEWEST_FIRST), query)
 
 
 _NEWEST_FIRST = (
@@ -256,8 +245,8 @@ FOUND = {200: "The return already made for this scope and month"}
 
 @bp.post("/kpi/returns")
 @allow(Role.ADMIN)
-@operation("kpi", body=ReturnRequest, answer=KpiReturnOut, status=201, others=FOUND)
-def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
+@operation("kpi", answer=KpiReturnOut, others=FOUND, created="api.show_kpi_return")
+def make_kpi_return(body: ReturnRequest) -> Any:
     """Make a KPI return, or find the one already made
 
     Who may call it: admin."""
@@ -265,10 +254,9 @@ def make_kpi_return(body: ReturnRequest) -> ResponseReturnValue:
         raise validation_problem({"contract_id": ["There is no contract with this id"]})
     period = Period.parse(body.period)
     made = make_return(body.contract_id, period, today=clock.today(), actor=current_user)
-    shown = dump(KpiReturnOut, made.kpi_return, raw=True)
     if not made.created:
-        return jsonify(shown)
-    return answer(shown, 201, url_for("api.show_kpi_return", return_id=made.kpi_return.id))
+        return jsonify(dump(KpiReturnOut, made.kpi_return, viewer=current_user))
+    return made.kpi_return
 
 
 RETURN = scoped(get_return_or_404)
@@ -288,17 +276,17 @@ PDF_DESCRIPTION = (
 @bp.get("/kpi/returns/<int:return_id>")
 @allow(*KPI_READERS)
 @operation("kpi", answer=KpiReturnOut, load=RETURN)
-def show_kpi_return(kpi_return: KpiReturn) -> ResponseReturnValue:
+def show_kpi_return(kpi_return: KpiReturn) -> KpiReturn:
     """One KPI return with its figures
 
     Who may call it: admin (all), commissioner (their organisation's contracts); raw_value for
     admins only."""
-    return jsonify(dump(KpiReturnOut, kpi_return, raw=current_user.role == Role.ADMIN))
+    return kpi_return
 
 
 @bp.get("/kpi/returns/<int:return_id>.csv")
 @allow(*KPI_READERS)
-@operation("kpi", query=RawQuery, load=RETURN, files={"text/csv": CSV_DESCRIPTION})
+@operation("kpi", load=RETURN, files={"text/csv": CSV_DESCRIPTION})
 def kpi_return_csv(kpi_return: KpiReturn, query: RawQuery) -> ResponseReturnValue:
     """A KPI return as CSV
 

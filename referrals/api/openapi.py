@@ -12,11 +12,12 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from types import SimpleNamespace
+from typing import Annotated, Any, ClassVar, Generic, NamedTuple, TypeVar
 
-from flask import Flask, abort, jsonify, request
-from flask.typing import ResponseReturnValue
+from flask import Flask, Response, abort, current_app, jsonify, request, url_for
 from flask_login import current_user
 from pydantic import (
     BaseModel,
@@ -36,17 +37,8 @@ from referrals.api.problems import validation_problem as body_problem
 from referrals.config import Defaults as Config
 from referrals.extensions import db
 from referrals.ids import MAX_ID
-
-# The typed request reading the API shares with the pages, re-exported as the API's own.
-from referrals.typed import Body as Body
-from referrals.typed import Flag as Flag
-from referrals.typed import Id as Id
-from referrals.typed import Text as Text
-from referrals.typed import dated as dated
-from referrals.typed import field_errors as field_errors
-from referrals.typed import integral as integral
-from referrals.typed import refuse as refuse
-from referrals.typed import rule as rule
+from referrals.security import ACCESS_ATTRIBUTE, PUBLIC
+from referrals.typed import Body, Text, field_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -108,7 +100,7 @@ class Answer(BaseModel):
     is set reads such a record with its own `read(record, context)` instead."""
 
     model_config = ConfigDict(from_attributes=True)
-    source: ClassVar[type | None] = None
+    source: ClassVar[type | tuple[type, ...] | None] = None
 
     @model_validator(mode="before")
     @classmethod
@@ -142,7 +134,15 @@ class Problem(BaseModel):
 def dump(model: type[BaseModel], value: Any, **context: Any) -> dict[str, Any]:
     """The answer as JSON. A field the model's reader leaves out (one the caller may not see)
     is not written."""
-    return model.model_validate(value, context=context).model_dump(mode="json", exclude_unset=True)
+    shown = model.model_validate(value, context=context)
+    return shown.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class Shown(NamedTuple):
+    """A view's answer with what its model's reader needs beside the viewer."""
+
+    value: Any
+    context: dict[str, Any]
 
 
 def scoped(get: Callable[[int, Any], T]) -> Callable[..., T]:
@@ -159,33 +159,13 @@ def scoped(get: Callable[[int, Any], T]) -> Callable[..., T]:
     return load
 
 
-def paginate(
-    query: Select[Any], paging: PageQuery, shape: Callable[[Any], Any], *, rows: bool = False
-) -> dict[str, Any]:
-    """A page of `query`'s records (or of its `rows`, when it selects more than a record)."""
+def paginate(query: Select[Any], paging: PageQuery, *, rows: bool = False) -> dict[str, Any]:
+    """A page of `query`'s records (or of its `rows`, when it selects more than a record), for
+    the operation's `Page` model to write."""
     total = db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     window = query.limit(paging.per_page).offset((paging.page - 1) * paging.per_page)
     found = db.session.execute(window).all() if rows else db.session.scalars(window).all()
-    return {
-        "items": [shape(row) for row in found],
-        "page": paging.page,
-        "per_page": paging.per_page,
-        "total": total or 0,
-    }
-
-
-def answer(body: Any, status: int = 200, location: str | None = None) -> ResponseReturnValue:
-    response = jsonify(body)
-    response.status_code = status
-    if location:
-        response.headers["Location"] = location
-    return response
-
-
-def saved(shown: Any, status: int = 200, location: str | None = None) -> ResponseReturnValue:
-    """Commit the write, then answer with what was read of it before the commit expired it."""
-    db.session.commit()
-    return answer(shown, status, location)
+    return {"items": found, "page": paging.page, "per_page": paging.per_page, "total": total or 0}
 
 
 # Reading requests -------------------------------------------------------------------------
@@ -245,7 +225,9 @@ def _problem_responses(
     return {
         str(status): {
             "description": "; ".join(dict.fromkeys(kinds)) or plain.get(status, "Problem details"),
-            "content": {"application/problem+json": {"schema": {"$ref": "#/$defs/Problem"}}},
+            "content": {
+                "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+            },
         }
         | ({"headers": {"Retry-After": wait}} if status == 429 else {})
         for status, kinds in sorted(by_status.items())
@@ -266,26 +248,26 @@ def operation(
     answer: Any = None,
     status: int = 200,
     others: Mapping[int, str] | None = None,
-    body: type[Body] | None = None,
-    query: type[Query] | None = None,
     problems: Iterable[int | str] = (),
     files: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
-    public: bool = False,
     load: Callable[..., Any] | None = None,
     parameters: Sequence[dict[str, Any]] = (),
     refusal: tuple[int, str, str | None] | None = None,
+    created: str | None = None,
 ) -> Callable[[F], F]:
     """Declare a view's operation; its docstring gives the summary, description and roles.
     `load` finds the record its path names (404 first, before the body is read) and is passed
-    first; `body` and `query` are read and passed as `body=` and `query=`; `answer` is the
-    model of its success (`status`, and any `others` with their descriptions); `problems` the
-    problem kinds (or plain statuses) it may answer with, 401, 403 and 429 always listed;
-    `refusal` the status, kind and default field of a rule's refusal (see the handlers in
-    `referrals.api`)."""
-    problems = [*problems, 401, 403, 429, *([404] if load else [])]
-    problems += ["validation", "conflict"] if body else []  # a write may meet another
-    problems += ["invalid-query"] if query else []
+    first; the models the view's `body` and `query` parameters are annotated with are read and
+    passed by those names; `answer` is the model of its success (`status`, and any `others`
+    with their descriptions), which writes what the view returns (a record, or `Shown`) for the
+    caller (`viewer` in its context); `created` is the endpoint of a record the view creates
+    (a 201 with its `Location`); an operation with a body commits its write after the answer is
+    read. `problems` the problem kinds (or plain statuses) it may answer with, 401, 403 and
+    429 always listed; `refusal` the status, kind and default field of a rule's refusal (see
+    the handlers in `referrals.api`)."""
+    if created is not None:
+        status, headers = 201, {"Location": "The new record's URL"}
     success: dict[str, Any] = {"description": "Done"}
     if files:
         success["content"] = {m: {"schema": {"type": "string"}} for m in files}
@@ -299,17 +281,15 @@ def operation(
         }
     successes = {str(status): success}
     successes |= {str(code): {"description": text} for code, text in (others or {}).items()}
-    op: dict[str, Any] = {
-        "tags": list(tags),
-        "responses": successes | _problem_responses(problems, refusal),
-        "x-models": {"body": body, "query": query, "answer": answer},
-        "x-parameters": list(parameters),
-        "x-refusal": refusal or (409, "course-rule", None),
-    }
-    if public:
-        op["security"] = []
 
     def decorate(view: F) -> F:
+        hints = _request_models(view)
+        body: type[Body] | None = hints.get("body")
+        query: type[Query] | None = hints.get("query")
+        listed = [*problems, 401, 403, 429, *([404] if load else [])]
+        listed += ["validation", "conflict"] if body else []  # a write may meet another
+        listed += ["invalid-query"] if query else []
+
         @functools.wraps(view)
         def run(**kwargs: Any) -> Any:
             found = (load(**kwargs),) if load is not None else ()
@@ -318,20 +298,47 @@ def operation(
                 kwargs["query"] = read_query(query)
             if body is not None:
                 kwargs["body"] = read_body(body, today=clock.today())
-            return view(*found, **kwargs)
+            result = view(*found, **kwargs)
+            response = result
+            if answer is not None and not isinstance(result, Response):
+                value, context = result if isinstance(result, Shown) else (result, {})
+                # Read before the commit, which expires what was read.
+                response = jsonify(dump(answer, value, viewer=current_user, **context))
+                response.status_code = status
+                if created is not None:
+                    response.headers["Location"] = _url_of(created, value)
+            if body is not None:
+                db.session.commit()
+            return response
 
         described = _described(view)
-        responses = op["responses"]
+        responses = successes | _problem_responses(listed, refusal)
         if not files:
-            responses = responses | {str(status): success | {"description": described["summary"]}}
-        setattr(
-            run,
-            OPENAPI_ATTRIBUTE,
-            op | described | {"responses": responses, "operationId": view.__name__},
-        )
+            responses |= {str(status): success | {"description": described["summary"]}}
+        op: dict[str, Any] = {
+            "tags": list(tags),
+            "x-models": {"body": body, "query": query, "answer": answer},
+            "x-parameters": list(parameters),
+            "x-refusal": refusal or (409, "course-rule", None),
+        }
+        op |= described | {"responses": responses, "operationId": view.__name__}
+        setattr(run, OPENAPI_ATTRIBUTE, op)
         return run  # type: ignore[return-value]
 
     return decorate
+
+
+def _request_models(view: Callable[..., Any]) -> dict[str, Any]:
+    """The models a view's `body` and `query` parameters are annotated with."""
+    wanted = {k: v for k, v in view.__annotations__.items() if k in ("body", "query")}
+    names = SimpleNamespace(__annotations__=wanted, __globals__=view.__globals__)
+    return typing.get_type_hints(names)
+
+
+def _url_of(endpoint: str, record: Any) -> str:
+    """The URL of `record` at `endpoint`, whose one path argument is the record's id."""
+    (argument,) = next(current_app.url_map.iter_rules(endpoint)).arguments
+    return url_for(endpoint, **{argument: record.id})
 
 
 # The document -----------------------------------------------------------------------------
@@ -373,13 +380,16 @@ def _path_parameters(rule: str) -> list[dict[str, Any]]:
 
 def _operations(app: Flask) -> Iterable[tuple[str, str, dict[str, Any]]]:
     for url in app.url_map.iter_rules():
-        op = getattr(app.view_functions[url.endpoint], OPENAPI_ATTRIBUTE, None)
+        view = app.view_functions[url.endpoint]
+        op = getattr(view, OPENAPI_ATTRIBUTE, None)
         if url.rule.startswith(API_PREFIX) and op is not None:
+            # An operation open to all (`@public`) asks for no token.
+            op = op | ({"security": []} if getattr(view, ACCESS_ATTRIBUTE, None) == PUBLIC else {})
             for method in sorted((url.methods or set()) - {"HEAD", "OPTIONS"}):
                 yield url.rule, method.lower(), op
 
 
-def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
+def build_document(app: Flask) -> dict[str, Any]:
     """The OpenAPI 3.1 document: every operation, its models as components."""
     wanted: list[tuple[Any, Any]] = [(Problem, "serialization")]
     for _rule, _method, op in _operations(app):
@@ -387,14 +397,17 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
         wanted += [(models[k], "validation") for k in ("body", "query") if models[k]]
         if models["answer"] is not None:
             wanted.append((models["answer"], "serialization"))
-    refs, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template="#/$defs/{model}")
+    refs, defs = models_json_schema(
+        list(dict.fromkeys(wanted)), ref_template="#/components/schemas/{model}"
+    )
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in _operations(app):
         models = op["x-models"]
         entry = {k: v for k, v in op.items() if k not in ("x-models", "x-refusal")}
         entry["parameters"] = _path_parameters(path)
         if models["query"] is not None:
-            query_schema = defs["$defs"][refs[(models["query"], "validation")]["$ref"][8:]]
+            name = refs[(models["query"], "validation")]["$ref"].rpartition("/")[2]
+            query_schema = defs["$defs"][name]
             entry["parameters"] += _query_parameters(models["query"], query_schema)
         entry["parameters"] += entry.pop("x-parameters")
         if models["body"] is not None:
@@ -430,18 +443,4 @@ def build_document(app: Flask, *, extra: Sequence[Any] = ()) -> dict[str, Any]:
             "schemas": dict(sorted(defs.get("$defs", {}).items())),
         },
     }
-    # One reference style throughout: pydantic's `#/$defs/X` become component references.
-    return _components(document)
-
-
-def _components(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: ("#/components/schemas/" + item[8:])
-            if key == "$ref" and isinstance(item, str) and item.startswith("#/$defs/")
-            else _components(item)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_components(item) for item in value]
-    return value
+    return document

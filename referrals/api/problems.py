@@ -93,28 +93,15 @@ def problem(
 
 
 class ApiProblem(Exception):
-    """Raise from an API view or service to answer with a problem document."""
+    """Raise from an API view or service to answer with a problem document (`problem`'s
+    `kind`, `errors` and extra members by name)."""
 
-    def __init__(
-        self,
-        status: int,
-        detail: str | None = None,
-        *,
-        kind: str | None = None,
-        errors: Mapping[str, Sequence[str]] | None = None,
-        **extra: Any,
-    ) -> None:
+    def __init__(self, status: int, detail: str | None = None, **members: Any) -> None:
         super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.kind = kind
-        self.errors = errors
-        self.extra = extra
+        self.status, self.detail, self.members = status, detail, members
 
     def response(self) -> Response:
-        return problem(
-            self.status, detail=self.detail, kind=self.kind, errors=self.errors, **self.extra
-        )
+        return problem(self.status, detail=self.detail, **self.members)
 
 
 def validation_problem(errors: Mapping[str, Sequence[str]]) -> ApiProblem:

@@ -7,8 +7,7 @@ from datetime import date, datetime
 from functools import partial
 from typing import Annotated, Any, Literal, get_type_hints
 
-from flask import Response, jsonify, request, url_for
-from flask.typing import ResponseReturnValue
+from flask import Response, make_response, request, url_for
 from flask_login import current_user
 from pydantic import (
     BeforeValidator,
@@ -24,24 +23,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
 
-from referrals import clock
+from referrals import clock, idempotency
 from referrals.api import bp
 from referrals.api.openapi import (
     Answer,
-    Body,
-    Id,
     Page,
     PageQuery,
-    Text,
-    answer,
-    dated,
+    dump,
     formatted,
     json_body,
     operation,
     paginate,
-    refuse,
-    rule,
-    saved,
     scoped,
     text_schema,
 )
@@ -51,21 +43,14 @@ from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
 from referrals.dates import check_past, check_received
 from referrals.extensions import db
-from referrals.idempotency import (
-    IDEMPOTENCY_HEADER,
-    claim,
-    replayed,
-    request_fingerprint,
-    same_request,
-    stored_answer,
-)
+from referrals.idempotency import IDEMPOTENCY_HEADER
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
 from referrals.intake.models import IDEMPOTENCY_KEY_MAX, IdempotentRequest, ReferralTransition
 from referrals.intake.models import Patient as PatientRecord
 from referrals.intake.models import Referral as ReferralRecord
-from referrals.intake.scope import get_referral_or_404, scoped_referrals
+from referrals.intake.scope import REFERRING, TRIAGING, get_referral_or_404, scoped_referrals
 from referrals.intake.services import (
     OPEN_ELSEWHERE,
     DuplicateOpenReferral,
@@ -88,10 +73,9 @@ from referrals.intake.validation import (
     clean_postcode,
 )
 from referrals.security import allow
+from referrals.typed import Body, Id, Text, dated, refuse, rule
 from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
 
-REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
-TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
 Free = Annotated[str, Text(TEXT_MAX)]
 Postcode = Annotated[
     str, Text(12, required=True), rule(clean_postcode, InvalidValue), formatted("uk-postcode")
@@ -330,12 +314,6 @@ class Referral(Answer):
         return {**fields, "timeline": referral.transitions}
 
 
-def referral_json(referral: ReferralRecord, viewer: Any = None) -> dict[str, Any]:
-    return Referral.model_validate(referral, context={"viewer": viewer}).model_dump(
-        mode="json", by_alias=True
-    )
-
-
 # Idempotency: the first successful answer to a key is stored with the referral it created, in
 # the same transaction, and replayed on a retry. Refusals (422, 409) create nothing, are not
 # stored, and a retry is simply checked again.
@@ -352,7 +330,7 @@ def _idempotency_key() -> str | None:
 
 
 def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
-    if not same_request(stored, request.endpoint, fingerprint):
+    if not idempotency.same_request(stored, request.endpoint, fingerprint):
         message = (
             "This Idempotency-Key was already used for a different request. "
             "Send a new key with a new request"
@@ -364,7 +342,7 @@ def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
     # The answer shows the person's record again, so it is audited as a view.
     record(current_user, "referral.viewed", object_type="referral", object_id=referral_id)
     db.session.commit()
-    response = replayed(stored)
+    response = idempotency.replayed(stored)
     if referral_id is not None:
         response.headers["Location"] = url_for("api.get_referral", referral_id=referral_id)
     return response
@@ -439,32 +417,34 @@ IDEMPOTENCY_PARAMETER = {
 @allow(*REFERRING)
 @operation(
     "referrals",
-    body=ReferralInput,
     answer=Referral,
     status=201,
     headers=REPLAY_HEADERS,
     problems=["duplicate-open-referral", "idempotency-key-reused", "conflict"],
     parameters=[IDEMPOTENCY_PARAMETER],
 )
-def create_referral_view(body: ReferralInput) -> ResponseReturnValue:
+def create_referral_view(body: ReferralInput) -> Response:
     """Refer a person
 
     Who may call it: referrer (for their own practice), link_worker, admin."""
-    key, fingerprint = _idempotency_key(), request_fingerprint(json_body())
-    if key is not None and (stored := stored_answer(current_user, key)) is not None:
+    key, fingerprint = _idempotency_key(), idempotency.request_fingerprint(json_body())
+    if key is not None and (stored := idempotency.stored_answer(current_user, key)) is not None:
         return _replay(stored, fingerprint)
     details = _details(body)
-    claimed = claim(current_user, key, request.endpoint, fingerprint) if key else None
+    claimed = idempotency.claim(current_user, key, request.endpoint, fingerprint) if key else None
     if key is not None and claimed is None:
-        if (stored := stored_answer(current_user, key)) is None:  # the other request gave up
+        if (
+            stored := idempotency.stored_answer(current_user, key)
+        ) is None:  # the other request gave up
             raise ApiProblem(409, "A request with this Idempotency-Key was interrupted")
         return _replay(stored, fingerprint)
     referral = _record(details)
     db.session.expire(referral, ["transitions"])  # the service added the first step by id
-    body_json = referral_json(referral, current_user)
+    shown = dump(Referral, referral, viewer=current_user)
     if claimed is not None:
-        claimed.status_code, claimed.body = 201, body_json
-    return saved(body_json, 201, url_for("api.get_referral", referral_id=referral.id))
+        claimed.status_code, claimed.body = 201, shown
+    location = url_for("api.get_referral", referral_id=referral.id)
+    return make_response(shown, 201, {"Location": location})
 
 
 def _record(details: ReferralDetails) -> ReferralRecord:
@@ -483,8 +463,8 @@ def _record(details: ReferralDetails) -> ReferralRecord:
 
 @bp.get("/referrals")
 @allow(*REFERRING)
-@operation("referrals", query=ReferralQuery, answer=Page[Referral])
-def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
+@operation("referrals", answer=Page[Referral])
+def list_referrals(query: ReferralQuery) -> Any:
     """List referrals, most recently received first
 
     Who may call it: referrer (their practice's referrals), link_worker and admin (all)."""
@@ -507,21 +487,20 @@ def list_referrals(query: ReferralQuery) -> ResponseReturnValue:
         )
         .order_by(ReferralRecord.received_on.desc(), ReferralRecord.id.desc())
     )
-    page = paginate(rows, query, lambda referral: referral)
+    page = paginate(rows, query)
     referrals_listed(current_user, page["items"])
-    page["items"] = [referral_json(referral, current_user) for referral in page["items"]]
-    return jsonify(page)
+    return page
 
 
 @bp.get("/referrals/<int:referral_id>")
 @allow(*REFERRING)
 @operation("referrals", answer=Referral, load=scoped(get_referral_or_404))
-def get_referral(referral: ReferralRecord) -> ResponseReturnValue:
+def get_referral(referral: ReferralRecord) -> ReferralRecord:
     """A referral with its patient and timeline
 
     Who may call it: referrer (their practice's referrals), link_worker, admin."""
     referral_viewed(current_user, referral)
-    return jsonify(referral_json(referral, current_user))
+    return referral
 
 
 def _locked_referral(referral_id: int) -> ReferralRecord:
@@ -538,10 +517,8 @@ LOCKED, MOVE = _locked_referral, (422, "transition-refused", "to")
 
 @bp.post("/referrals/<int:referral_id>/transitions")
 @allow(*TRIAGING)
-@operation(
-    "referrals", body=TransitionInput, answer=Referral, status=201, load=LOCKED, refusal=MOVE
-)
-def create_transition(referral: ReferralRecord, body: TransitionInput) -> ResponseReturnValue:
+@operation("referrals", answer=Referral, status=201, load=LOCKED, refusal=MOVE)
+def create_transition(referral: ReferralRecord, body: TransitionInput) -> ReferralRecord:
     """Move a referral along its lifecycle
 
     Who may call it: link_worker, admin."""
@@ -551,5 +528,5 @@ def create_transition(referral: ReferralRecord, body: TransitionInput) -> Respon
     close_referral(
         current_user, referral, body.to, **body.model_dump(exclude={"to"}), today=clock.today()
     )
-    db.session.commit()
-    return answer(referral_json(referral, current_user), 201)
+    db.session.expire(referral, ["transitions"])  # the service inserts its steps by id
+    return referral

@@ -11,8 +11,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from referrals.api import bp
-from referrals.api.openapi import Answer, Page, PageQuery, build_document, dump, operation
-from referrals.api.openapi import paginate as page_of
+from referrals.api.openapi import Answer, Page, PageQuery, build_document, operation, paginate
 from referrals.api.problems import KINDS
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.security import STAFF, allow, public
@@ -37,22 +36,21 @@ class OrganisationOut(Answer):
 @bp.get("/me")
 @allow(STAFF)
 @operation("accounts", answer=Me)
-def me() -> ResponseReturnValue:
+def me() -> Any:
     """The user the token acts as
 
     Who may call it: anyone with a token."""
-    return jsonify(dump(Me, current_user))
+    return current_user
 
 
 @bp.get("/organisations")
 @allow(Role.ADMIN)
-@operation("accounts", query=PageQuery, answer=Page[OrganisationOut])
-def organisations(query: PageQuery) -> ResponseReturnValue:
+@operation("accounts", answer=Page[OrganisationOut])
+def organisations(query: PageQuery) -> Any:
     """List organisations
 
     Who may call it: admin."""
-    rows = select(Organisation).order_by(Organisation.name, Organisation.id)
-    return jsonify(page_of(rows, query, lambda row: dump(OrganisationOut, row)))
+    return paginate(select(Organisation).order_by(Organisation.name, Organisation.id), query)
 
 
 def _document() -> dict[str, Any]:
@@ -61,7 +59,7 @@ def _document() -> dict[str, Any]:
 
 @bp.get("/openapi.json")
 @public
-@operation("meta", public=True)
+@operation("meta")
 def openapi_document() -> ResponseReturnValue:
     """This OpenAPI 3.1 document
 
@@ -71,9 +69,7 @@ def openapi_document() -> ResponseReturnValue:
 
 @bp.get("/docs")
 @public
-@operation(
-    "meta", public=True, files={"text/html": "Every operation, schema and problem type, readable."}
-)
+@operation("meta", files={"text/html": "Every operation, schema and problem type, readable."})
 def api_docs() -> ResponseReturnValue:
     """The API's reference page
 
@@ -83,7 +79,7 @@ def api_docs() -> ResponseReturnValue:
 
 @bp.get("/problems/<kind>")
 @public
-@operation("meta", public=True, problems=[404], files={"text/html": "The problem explained."})
+@operation("meta", problems=[404], files={"text/html": "The problem explained."})
 def problem_type(kind: str) -> ResponseReturnValue:
     """What a problem type means
 

@@ -33,8 +33,9 @@ class DirectoryFilters:
     pathway: str | None = None
     weekday: int | None = None  # Monday 0 … Sunday 6
     area: str = ""  # a postcode district ("GL1"), a postcode area ("GL") or a whole postcode
-    has_places: bool = False
+    has_places: bool | None = None  # True: a place left; False: full; None: either
     include_finished: bool = False
+    provider_id: int | None = None
 
 
 def _taken_counts(courses: Any = None) -> Any:
@@ -130,8 +131,11 @@ def directory_query(user: Any, filters: DirectoryFilters, today: date) -> Select
         where = understand(filters.area)
         # Whole districts only: GL1 is not GL16. Text that is no postcode matches nothing.
         query = query.where(postcode_clause(Venue.postcode, where) if where else false())
-    if filters.has_places:
-        query = query.where(taken_n < Course.capacity)
+    if filters.provider_id is not None:
+        query = query.where(Course.provider_id == filters.provider_id)
+    if filters.has_places is not None:
+        full = taken_n >= Course.capacity
+        query = query.where(~full if filters.has_places else full)
     return query.order_by(ends.c.starts_on, Course.title, Course.id)
 
 

@@ -106,7 +106,7 @@ def _directory_filters() -> DirectoryFilters:
         pathway=args.get("pathway") if args.get("pathway") in Pathway._value2member_map_ else None,
         weekday=int(weekday) if weekday in {"0", "1", "2", "3", "4", "5", "6"} else None,
         area="".join(ch for ch in args.get("area", "")[:8] if ch.isalnum()),
-        has_places=args.get("has_places") == "1",
+        has_places=args.get("has_places") == "1" or None,
         include_finished=args.get("finished") == "1",
     )
 

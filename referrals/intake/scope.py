@@ -10,6 +10,10 @@ from referrals.auth.models import Role
 from referrals.extensions import db
 from referrals.intake.models import Patient, Referral
 
+# Who may refer (the pages' and the API's), and who triages and moves referrals on.
+REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
+TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
+
 
 def referral_scope(user: Any) -> Any:
     """A WHERE clause limiting referrals to those the user may see."""

@@ -47,7 +47,7 @@ from referrals.intake.queries import (
     practice_query,
     search_kind,
 )
-from referrals.intake.scope import find_patient_in_scope, get_referral_or_404
+from referrals.intake.scope import REFERRING, TRIAGING, find_patient_in_scope, get_referral_or_404
 from referrals.intake.services import (
     OPEN_ELSEWHERE,
     DuplicateOpenReferral,
@@ -78,9 +78,6 @@ from referrals.vocab import (
     ReferrerType,
     Sex,
 )
-
-REFERRING = (Role.REFERRER, Role.LINK_WORKER, Role.ADMIN)
-TRIAGING = (Role.LINK_WORKER, Role.ADMIN)
 
 
 def _practice_choices() -> list[SelectChoice]:
