@@ -52,6 +52,7 @@ SCALES = {
     "small": Scale("small", 2_000, 20_000),
     "medium": Scale("medium", 20_000, 200_000),
     "full": Scale("full", 100_000, 1_000_000),
+    "huge": Scale("huge", 1_000_000, 10_000_000),
 }
 
 

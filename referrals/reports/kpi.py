@@ -28,6 +28,8 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     exists,
@@ -38,7 +40,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 
 from referrals.courses.kpi_targets import DIRECTIONS, target_for
 from referrals.courses.models import (
@@ -170,6 +172,14 @@ def _attended_at_delivered() -> Any:
         Attendance.status == AttendanceStatus.ATTENDED,
         CourseSession.status == SessionStatus.DELIVERED,
     )
+
+
+def _among(column: Any, ids: list[int]) -> Any:
+    """`column IN ids`. On PostgreSQL the ids go as one array parameter: a parameter per id
+    costs more to render, send and parse than the lookups they select."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def _rows(query: Select[*tuple[Any, ...]]) -> Sequence[Any]:
@@ -334,6 +344,20 @@ class _Tally:
     waits: list[int] = field(default_factory=list)
 
 
+def _merged(parts: list[_Tally]) -> _Tally:
+    """One tally for the records of every part given."""
+    moods = [part.mood_total for part in parts if part.mood_total is not None]
+    return _Tally(
+        people=set().union(*(part.people for part in parts)),
+        recorded_people=set().union(*(part.recorded_people for part in parts)),
+        mood_people=set().union(*(part.mood_people for part in parts)),
+        attendances=sum(part.attendances for part in parts),
+        records=sum(part.records for part in parts),
+        mood_records=sum(part.mood_records for part in parts),
+        mood_total=sum(moods) if moods else None,
+    )
+
+
 @dataclass(frozen=True)
 class _Person:
     """Someone supported in the month (B1): their first attended session in it, and who they
@@ -388,7 +412,7 @@ def _attendance_tallies(
         )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .where(
-            CourseSession.course_id.in_([course_id for (course_id,) in meeting]),
+            _among(CourseSession.course_id, [course_id for (course_id,) in meeting]),
             CourseSession.date <= end,
             or_(CourseSession.date >= starts[0], _attended_at_delivered()),
         )
@@ -410,28 +434,23 @@ def _attendance_tallies(
         .join(Referral, Referral.id == Enrolment.referral_id)
         .join(Patient, Patient.id == Referral.patient_id)
     )
-    tallies = [_Tally() for _ in spans]
-    # The spans each part belongs to: none before the widest span.
-    in_spans: list[list[_Tally]] = [[]] + [
-        [tally for window, tally in zip(spans, tallies, strict=True) if start >= window.start]
-        for start in starts
-    ]
+    # Each part is tallied once; a span's tally is the union of the parts it covers.
+    parts = [_Tally() for _ in range(len(starts) + 1)]
     firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
     month = len(starts)  # the month is the latest start: the last part
     supported: dict[int, _Person] = {}
     for row in rows:
         enrolment_id, at, went_, records, moods, total, first_on, patient, received = row[:9]
-        for tally in in_spans[at]:
-            tally.records += records
-            tally.recorded_people.add(patient)
-            if went_:
-                tally.attendances += records
-                tally.people.add(patient)
-                if moods:
-                    tally.mood_records += moods
-                    tally.mood_total = (tally.mood_total or 0) + total
-                    tally.mood_people.add(patient)
+        tally = parts[at]
+        tally.records += records
+        tally.recorded_people.add(patient)
         if went_:
+            tally.attendances += records
+            tally.people.add(patient)
+            if moods:
+                tally.mood_records += moods
+                tally.mood_total = (tally.mood_total or 0) + total
+                tally.mood_people.add(patient)
             known = firsts.get(enrolment_id)
             if known is None or first_on < known[0]:
                 firsts[enrolment_id] = (first_on, received)
@@ -439,10 +458,16 @@ def _attendance_tallies(
                 person = supported.get(patient)
                 if person is None or first_on < person.first_on:
                     supported[patient] = _Person(first_on, *row[9:])
+    # The spans' tallies from their parts: none before the widest span (part 0).
+    tallies = [
+        _merged([parts[i + 1] for i, start in enumerate(starts) if start >= window.start])
+        for window in spans
+    ]
     for first_on, received in firsts.values():
+        wait = (first_on - received).days
         for window, tally in zip(spans, tallies, strict=True):
             if first_on >= window.start:
-                tally.waits.append((first_on - received).days)
+                tally.waits.append(wait)
     return tallies, supported
 
 
@@ -520,8 +545,8 @@ def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]
         .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
         .where(
             _attended_at_delivered(),
-            CourseSession.course_id.in_(ids),
-            Enrolment.course_id.in_(ids),
+            _among(CourseSession.course_id, ids),
+            _among(Enrolment.course_id, ids),
         )
         .group_by(Enrolment.id, Enrolment.course_id, CourseSession.course_id)
     )
@@ -541,6 +566,10 @@ def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]
         if not delivered:
             continue
         needed = (delivered * 3 + 3) // 4
+        # Every course here ended in the widest span, so all the counts are the widest
+        # span's: short of that, the enrolment completed in no span.
+        if sum(n for _, n in counts) < needed:
+            continue
         for window, done in zip(spans, completed, strict=True):
             if sum(n for on, n in counts if on >= window.start) >= needed:
                 done.add(enrolment_id)
@@ -610,14 +639,15 @@ def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
 
 
 def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list[Figure]]:
-    """Sections B, C and E over every span (five queries, and one for each span's
-    follow-ups), and section D."""
+    """Sections B, C and E over every span (six queries, whatever the spans), and
+    section D."""
     tallies, supported = _attendance_tallies(scope, spans)
     courses = _courses_meeting(scope, spans)
     widest, end = min(w.start for w in spans), spans[0].end
     ended = [c for c in courses if widest <= c.ends_on <= end]
     completions = _completions(ended, spans)
     paired = _paired_scores(ended)
+    follow_ups = _follow_ups(scope, spans)
     figures: list[Figure] = []
     for n, (window, tally, completed) in enumerate(zip(spans, tallies, completions, strict=True)):
         span = window.span.value
@@ -656,7 +686,7 @@ def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list
                 people=len(tally.mood_people),
             )
         )
-        figures += _follow_up(scope, window)
+        figures += follow_ups[n]
         figures += [
             Figure("E1", Kind.MONEY, _pounds(cost_pence), span=span),
             Figure("E2", Kind.COST, _per(cost_pence, people), span=span, people=people),
@@ -686,7 +716,7 @@ def _paired_scores(ended: list[_CourseRow]) -> dict[int, tuple[int, int]]:
     """The chosen baseline and end scores (hundredths) of every enrolment with both, on the
     courses that ended in any span: every span's completions are among them (one query)."""
     chosen = _chosen_scores(
-        select(Enrolment.id).where(Enrolment.course_id.in_([c.course_id for c in ended])),
+        select(Enrolment.id).where(_among(Enrolment.course_id, [c.course_id for c in ended])),
         WellbeingAssessment.timepoint.in_((Timepoint.BASELINE, Timepoint.END)),
     )
     return {
@@ -746,43 +776,91 @@ def _centi_total(total: Any) -> Decimal | None:
     return None if total is None else Decimal(int(total)) / 100
 
 
-def _follow_up(scope: Scope, window: Window) -> list[Figure]:
-    """C8 and C9: in-scope enrolments with a follow-up recorded in the span and a baseline
-    (one query)."""
-    span = window.span.value
+def _follow_ups(scope: Scope, spans: list[Window]) -> list[list[Figure]]:
+    """C8 and C9 for every span: in-scope enrolments with a follow-up recorded in the span and
+    a baseline (one query).
+
+    The score at each timepoint is chosen as `_chosen_scores` chooses it. A baseline's choice
+    is the same in every span; a follow-up's is among those recorded in the span, so every
+    follow-up recorded in the widest span is read, with what ranks it, and ranked here."""
+    widest, end = min(w.start for w in spans), spans[0].end
+    in_widest = and_(
+        WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
+        WellbeingAssessment.recorded_on >= widest,
+        WellbeingAssessment.recorded_on <= end,
+    )
     followed_up = (
         select(WellbeingAssessment.enrolment_id)
         .join(Enrolment, Enrolment.id == WellbeingAssessment.enrolment_id)
         .join(Course, Course.id == Enrolment.course_id)
-        .where(
-            _courses_in(scope),
-            WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
-            WellbeingAssessment.recorded_on >= window.start,
-            WellbeingAssessment.recorded_on <= window.end,
+        .where(_courses_in(scope), in_widest)
+    )
+    centi = _score_centi()
+    is_baseline = WellbeingAssessment.timepoint == Timepoint.BASELINE
+    swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+    ranked = (
+        select(
+            WellbeingAssessment.enrolment_id,
+            is_baseline.label("is_baseline"),
+            centi.label("centi"),
+            swemwbs_first.label("swemwbs_first"),
+            WellbeingAssessment.recorded_on,
+            WellbeingAssessment.id,
+            func.row_number()
+            .over(
+                partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
+                order_by=(
+                    swemwbs_first,
+                    WellbeingAssessment.recorded_on.desc(),
+                    WellbeingAssessment.id.desc(),
+                ),
+            )
+            .label("rank"),
         )
+        .where(
+            WellbeingAssessment.enrolment_id.in_(followed_up),
+            centi.is_not(None),
+            or_(is_baseline, in_widest),
+        )
+        .subquery()
     )
-    chosen = _chosen_scores(
-        followed_up,
-        or_(
-            WellbeingAssessment.timepoint == Timepoint.BASELINE,
-            and_(
-                WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
-                WellbeingAssessment.recorded_on >= window.start,
-                WellbeingAssessment.recorded_on <= window.end,
-            ),
-        ),
-    )
-    changes = [
-        scores[Timepoint.FOLLOW_UP.value] - scores[Timepoint.BASELINE.value]
-        for scores in chosen.values()
-        if len(scores) == 2
-    ]
-    pairs = len(changes)
-    total = _centi_total(sum(changes)) if changes else None
-    return [
-        Figure("C8", Kind.COUNT, pairs, span=span),
-        Figure("C9", Kind.MEAN, _quantised(total, pairs), span=span, people=pairs),
-    ]
+    baselines: dict[int, int] = {}
+    follow_ups: list[tuple[int, tuple[int, int, int], int, date]] = []
+    for enrolment_id, baseline, score, swemwbs_rank, recorded_on, assessment_id in _rows(
+        select(
+            ranked.c.enrolment_id,
+            ranked.c.is_baseline,
+            ranked.c.centi,
+            ranked.c.swemwbs_first,
+            ranked.c.recorded_on,
+            ranked.c.id,
+        ).where(or_(ranked.c.rank == 1, ~ranked.c.is_baseline))
+    ):
+        if baseline:
+            baselines[enrolment_id] = int(score)
+        else:
+            # The first in _chosen_scores' order ranks lowest.
+            order = (swemwbs_rank, -recorded_on.toordinal(), -assessment_id)
+            follow_ups.append((enrolment_id, order, int(score), recorded_on))
+    figures = []
+    for window in spans:
+        chosen: dict[int, tuple[tuple[int, int, int], int]] = {}
+        for enrolment_id, order, score, recorded_on in follow_ups:
+            if recorded_on >= window.start and enrolment_id in baselines:
+                best = chosen.get(enrolment_id)
+                if best is None or order < best[0]:
+                    chosen[enrolment_id] = (order, score)
+        changes = [score - baselines[e] for e, (_, score) in chosen.items()]
+        pairs = len(changes)
+        total = _centi_total(sum(changes)) if changes else None
+        span = window.span.value
+        figures.append(
+            [
+                Figure("C8", Kind.COUNT, pairs, span=span),
+                Figure("C9", Kind.MEAN, _quantised(total, pairs), span=span, people=pairs),
+            ]
+        )
+    return figures
 
 
 # Section D: equalities ------------------------------------------------------------------
@@ -869,12 +947,16 @@ def _without_jit() -> None:
     if db.session.get_bind().dialect.name == "postgresql":
         # PostgreSQL compiles a statement it estimates as costly (JIT): tens of milliseconds
         # for each of these, more than the statement itself takes once planned by index.
-        db.session.execute(text("SET LOCAL jit = off"))
         # The engine reads a few thousand sessions' records out of millions: along the
         # indexes, each probe is a page already in memory (or on solid-state storage), so a
         # random page costs about what a sequential one does, not PostgreSQL's default four
-        # times as much, which makes it read whole tables instead.
-        db.session.execute(text("SET LOCAL random_page_cost = 1.1"))
+        # times as much, which makes it read whole tables instead. Both settings last until
+        # the transaction ends (SET LOCAL), set in one statement.
+        db.session.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), set_config('random_page_cost', '1.1', true)"
+            )
+        )
 
 
 # Publishing: suppression and ratings -------------------------------------------------------
