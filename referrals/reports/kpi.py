@@ -382,6 +382,9 @@ def _attendance_tallies(
     pass: its course's earlier attendances are grouped into a part of their own (0), counted
     in no span. A register lists only its own course's enrolments, so an enrolment that
     attended in the widest span attended before it, if at all, at a course that met in it.
+    Those groups are then gathered into one row per enrolment (a column for each part), so
+    that each enrolment's referral and person are looked up once, and each part's people are
+    counted once; a span's tally is the union of its parts'.
     """
     starts = sorted({w.start for w in spans})
     end = spans[0].end
@@ -419,9 +422,40 @@ def _attendance_tallies(
         .group_by(Attendance.enrolment_id, part, went)
         .subquery()
     )
+    # Then one row per enrolment, so that it is joined to its referral and person once: for
+    # each part of the widest span its records, attendances, moods and their total, and the
+    # first attended session (anywhere, and in the month).
+    month = len(starts)  # the month is the latest start: the last part
+    attended = groups.c.went == 1
+
+    def total(value: Any, *where: Any, none: Any = 0) -> Any:
+        return cast(func.sum(case((and_(*where), value), else_=none)), Integer)
+
+    per_part = [
+        column
+        for at in range(1, month + 1)
+        for column in (
+            total(groups.c.records, groups.c.part == at),
+            total(groups.c.records, groups.c.part == at, attended),
+            total(groups.c.moods, groups.c.part == at, attended),
+            total(groups.c.mood_total, groups.c.part == at, attended, none=None),
+        )
+    ]
+    enrolments = (
+        select(
+            groups.c.enrolment_id,
+            func.min(case((attended, groups.c.first_on))).label("first_on"),
+            func.min(case((and_(attended, groups.c.part == month), groups.c.first_on))).label(
+                "month_first_on"
+            ),
+            *per_part,
+        )
+        .group_by(groups.c.enrolment_id)
+        .subquery()
+    )
     rows = _rows(
         select(
-            groups,
+            enrolments,
             Referral.patient_id,
             Referral.received_on,
             Patient.date_of_birth,
@@ -430,40 +464,44 @@ def _attendance_tallies(
             type_coerce(Patient.sex, String),
             type_coerce(Patient.ethnicity, String),
         )
-        .join(Enrolment, Enrolment.id == groups.c.enrolment_id)
+        .join(Enrolment, Enrolment.id == enrolments.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
         .join(Patient, Patient.id == Referral.patient_id)
     )
     # Each part is tallied once; a span's tally is the union of the parts it covers.
-    parts = [_Tally() for _ in range(len(starts) + 1)]
-    firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
-    month = len(starts)  # the month is the latest start: the last part
+    parts = [_Tally() for _ in range(month + 1)]
+    firsts: list[tuple[date, date]] = []  # each enrolment's first attended, referral received
     supported: dict[int, _Person] = {}
+    width = 3 + 4 * month
     for row in rows:
-        enrolment_id, at, went_, records, moods, total, first_on, patient, received = row[:9]
-        tally = parts[at]
-        tally.records += records
-        tally.recorded_people.add(patient)
-        if went_:
-            tally.attendances += records
-            tally.people.add(patient)
-            if moods:
-                tally.mood_records += moods
-                tally.mood_total = (tally.mood_total or 0) + total
-                tally.mood_people.add(patient)
-            known = firsts.get(enrolment_id)
-            if known is None or first_on < known[0]:
-                firsts[enrolment_id] = (first_on, received)
-            if at == month:
-                person = supported.get(patient)
-                if person is None or first_on < person.first_on:
-                    supported[patient] = _Person(first_on, *row[9:])
+        first_on, month_first_on = row[1], row[2]
+        patient, received, *person = row[width:]
+        for at in range(1, month + 1):
+            records, attendances, moods, mood_total = row[4 * at - 1 : 4 * at + 3]
+            if not records:
+                continue
+            tally = parts[at]
+            tally.records += records
+            tally.recorded_people.add(patient)
+            if attendances:
+                tally.attendances += attendances
+                tally.people.add(patient)
+                if moods:
+                    tally.mood_records += moods
+                    tally.mood_total = (tally.mood_total or 0) + mood_total
+                    tally.mood_people.add(patient)
+        if first_on is not None:
+            firsts.append((first_on, received))
+        if month_first_on is not None:
+            known = supported.get(patient)
+            if known is None or month_first_on < known.first_on:
+                supported[patient] = _Person(month_first_on, *person)
     # The spans' tallies from their parts: none before the widest span (part 0).
     tallies = [
         _merged([parts[i + 1] for i, start in enumerate(starts) if start >= window.start])
         for window in spans
     ]
-    for first_on, received in firsts.values():
+    for first_on, received in firsts:
         wait = (first_on - received).days
         for window, tally in zip(spans, tallies, strict=True):
             if first_on >= window.start:
@@ -536,10 +574,33 @@ def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]
     (rounded up) of its delivered sessions (one query).
 
     Attendance counts at the sessions of the span's ended courses, as the specification words
-    it; it is read once for every course that ended in any span, by course."""
+    it; it is read once for every course that ended in any span, and counted into each span
+    in SQL. Each course's end (its last session not cancelled) and delivered sessions are
+    those of `_courses_meeting`, worked out again beside the count. Only the enrolments that
+    completed in the widest span come back: every course here ended in it, so no other
+    completed in any span."""
     ids = [c.course_id for c in ended]
-    rows = _rows(
-        select(Enrolment.id, Enrolment.course_id, CourseSession.course_id, func.count().label("n"))
+    delivered = CourseSession.status == SessionStatus.DELIVERED
+    ends = (
+        select(
+            CourseSession.course_id,
+            func.max(
+                case((CourseSession.status != SessionStatus.CANCELLED, CourseSession.date))
+            ).label("ends_on"),
+            func.sum(case((delivered, 1), else_=0)).label("delivered"),
+        )
+        .where(_among(CourseSession.course_id, ids))
+        .group_by(CourseSession.course_id)
+        .cte("ends")
+    )
+    # Attended records of each enrolment by the course whose session it was.
+    attended = (
+        select(
+            Enrolment.id.label("enrolment_id"),
+            Enrolment.course_id,
+            CourseSession.course_id.label("met_id"),
+            func.count().label("records"),
+        )
         .select_from(Attendance)
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
@@ -549,29 +610,25 @@ def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]
             _among(Enrolment.course_id, ids),
         )
         .group_by(Enrolment.id, Enrolment.course_id, CourseSession.course_id)
+        .subquery("attended")
     )
-    ends_on = {c.course_id: c.ends_on for c in ended}
-    delivered_of = {c.course_id: c.delivered for c in ended}
-    # Attended sessions of each enrolment at courses that ended on or after each date.
-    attended: dict[int, list[tuple[date, int]]] = {}
-    course_of: dict[int, int] = {}
-    for enrolment_id, course_id, session_course_id, count in rows:
-        course_of[enrolment_id] = course_id
-        attended.setdefault(enrolment_id, []).append(
-            (min(ends_on[course_id], ends_on[session_course_id]), count)
-        )
+    own, met = ends.alias("own"), ends.alias("met")  # the enrolment's course, the session's
+    # Records count in a span when both courses ended in it: from the earlier end on.
+    counts_from = case((own.c.ends_on < met.c.ends_on, own.c.ends_on), else_=met.c.ends_on)
+    needed = (own.c.delivered * 3 + 3) // 4
+    in_span = [func.sum(case((counts_from >= w.start, attended.c.records), else_=0)) for w in spans]
+    rows = _rows(
+        select(attended.c.enrolment_id, needed, *in_span)
+        .join(own, own.c.course_id == attended.c.course_id)
+        .join(met, met.c.course_id == attended.c.met_id)
+        .where(own.c.delivered > 0)
+        .group_by(attended.c.enrolment_id, own.c.delivered)
+        .having(func.sum(attended.c.records) >= needed)
+    )
     completed: list[set[int]] = [set() for _ in spans]
-    for enrolment_id, counts in attended.items():
-        delivered = delivered_of[course_of[enrolment_id]]
-        if not delivered:
-            continue
-        needed = (delivered * 3 + 3) // 4
-        # Every course here ended in the widest span, so all the counts are the widest
-        # span's: short of that, the enrolment completed in no span.
-        if sum(n for _, n in counts) < needed:
-            continue
-        for window, done in zip(spans, completed, strict=True):
-            if sum(n for on, n in counts if on >= window.start) >= needed:
+    for enrolment_id, at_least, *attended in rows:
+        for done, count in zip(completed, attended, strict=True):
+            if count >= at_least:
                 done.add(enrolment_id)
     return completed
 
