@@ -776,8 +776,9 @@ def _paired_scores(ended: list[_CourseRow]) -> dict[int, tuple[int, int]]:
         select(Enrolment.id).where(_among(Enrolment.course_id, [c.course_id for c in ended])),
         WellbeingAssessment.timepoint.in_((Timepoint.BASELINE, Timepoint.END)),
     )
+    baseline, end = Timepoint.BASELINE.value, Timepoint.END.value
     return {
-        enrolment_id: (scores[Timepoint.BASELINE.value], scores[Timepoint.END.value])
+        enrolment_id: (scores[baseline], scores[end])
         for enrolment_id, scores in chosen.items()
         if len(scores) == 2
     }
@@ -937,6 +938,12 @@ def _age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+@functools.cache
+def _stored(vocabulary: type[Sex] | type[Ethnicity], value: str) -> str:
+    """A stored value of a vocabulary, checked against it once."""
+    return vocabulary(value).value
+
+
 def _section_d(supported: dict[int, _Person]) -> list[Figure]:
     """Each person supported in the month, counted once, as they were at their first attended
     in-scope session in the month (from the attendance pass: no query of its own)."""
@@ -953,8 +960,8 @@ def _section_d(supported: dict[int, _Person]) -> list[Figure]:
             unknown_age += count
         else:
             bands[_age_band(int(age))] += count
-        sexes[Sex(sex).value] += count
-        groups[Ethnicity(ethnicity).value] += count
+        sexes[_stored(Sex, sex)] += count
+        groups[_stored(Ethnicity, ethnicity)] += count
     figures = [Figure("D1", Kind.COUNT, n, f"age_band={band}") for band, n in bands.items()]
     if unknown_age:
         figures.append(Figure("D1", Kind.COUNT, unknown_age, "age_band=unknown"))
