@@ -28,6 +28,8 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
+    bindparam,
     case,
     cast,
     exists,
@@ -38,7 +40,7 @@ from sqlalchemy import (
     text,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 
 from referrals.courses.kpi_targets import DIRECTIONS, target_for
 from referrals.courses.models import (
@@ -170,6 +172,14 @@ def _attended_at_delivered() -> Any:
         Attendance.status == AttendanceStatus.ATTENDED,
         CourseSession.status == SessionStatus.DELIVERED,
     )
+
+
+def _among(column: Any, ids: list[int]) -> Any:
+    """`column IN ids`. On PostgreSQL the ids go as one array parameter: a parameter per id
+    costs more to render, send and parse than the lookups they select."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def _rows(query: Select[*tuple[Any, ...]]) -> Sequence[Any]:
@@ -334,6 +344,20 @@ class _Tally:
     waits: list[int] = field(default_factory=list)
 
 
+def _merged(parts: list[_Tally]) -> _Tally:
+    """One tally for the records of every part given."""
+    moods = [part.mood_total for part in parts if part.mood_total is not None]
+    return _Tally(
+        people=set().union(*(part.people for part in parts)),
+        recorded_people=set().union(*(part.recorded_people for part in parts)),
+        mood_people=set().union(*(part.mood_people for part in parts)),
+        attendances=sum(part.attendances for part in parts),
+        records=sum(part.records for part in parts),
+        mood_records=sum(part.mood_records for part in parts),
+        mood_total=sum(moods) if moods else None,
+    )
+
+
 @dataclass(frozen=True)
 class _Person:
     """Someone supported in the month (B1): their first attended session in it, and who they
@@ -358,6 +382,9 @@ def _attendance_tallies(
     pass: its course's earlier attendances are grouped into a part of their own (0), counted
     in no span. A register lists only its own course's enrolments, so an enrolment that
     attended in the widest span attended before it, if at all, at a course that met in it.
+    Those groups are then gathered into one row per enrolment (a column for each part), so
+    that each enrolment's referral and person are looked up once, and each part's people are
+    counted once; a span's tally is the union of its parts'.
     """
     starts = sorted({w.start for w in spans})
     end = spans[0].end
@@ -388,16 +415,47 @@ def _attendance_tallies(
         )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .where(
-            CourseSession.course_id.in_([course_id for (course_id,) in meeting]),
+            _among(CourseSession.course_id, [course_id for (course_id,) in meeting]),
             CourseSession.date <= end,
             or_(CourseSession.date >= starts[0], _attended_at_delivered()),
         )
         .group_by(Attendance.enrolment_id, part, went)
         .subquery()
     )
+    # Then one row per enrolment, so that it is joined to its referral and person once: for
+    # each part of the widest span its records, attendances, moods and their total, and the
+    # first attended session (anywhere, and in the month).
+    month = len(starts)  # the month is the latest start: the last part
+    attended = groups.c.went == 1
+
+    def total(value: Any, *where: Any, none: Any = 0) -> Any:
+        return cast(func.sum(case((and_(*where), value), else_=none)), Integer)
+
+    per_part = [
+        column
+        for at in range(1, month + 1)
+        for column in (
+            total(groups.c.records, groups.c.part == at),
+            total(groups.c.records, groups.c.part == at, attended),
+            total(groups.c.moods, groups.c.part == at, attended),
+            total(groups.c.mood_total, groups.c.part == at, attended, none=None),
+        )
+    ]
+    enrolments = (
+        select(
+            groups.c.enrolment_id,
+            func.min(case((attended, groups.c.first_on))).label("first_on"),
+            func.min(case((and_(attended, groups.c.part == month), groups.c.first_on))).label(
+                "month_first_on"
+            ),
+            *per_part,
+        )
+        .group_by(groups.c.enrolment_id)
+        .subquery()
+    )
     rows = _rows(
         select(
-            groups,
+            enrolments,
             Referral.patient_id,
             Referral.received_on,
             Patient.date_of_birth,
@@ -406,43 +464,48 @@ def _attendance_tallies(
             type_coerce(Patient.sex, String),
             type_coerce(Patient.ethnicity, String),
         )
-        .join(Enrolment, Enrolment.id == groups.c.enrolment_id)
+        .join(Enrolment, Enrolment.id == enrolments.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
         .join(Patient, Patient.id == Referral.patient_id)
     )
-    tallies = [_Tally() for _ in spans]
-    # The spans each part belongs to: none before the widest span.
-    in_spans: list[list[_Tally]] = [[]] + [
-        [tally for window, tally in zip(spans, tallies, strict=True) if start >= window.start]
-        for start in starts
-    ]
-    firsts: dict[int, tuple[date, date]] = {}  # enrolment: first attended, referral received
-    month = len(starts)  # the month is the latest start: the last part
+    # Each part is tallied once; a span's tally is the union of the parts it covers.
+    parts = [_Tally() for _ in range(month + 1)]
+    firsts: list[tuple[date, date]] = []  # each enrolment's first attended, referral received
     supported: dict[int, _Person] = {}
+    width = 3 + 4 * month
     for row in rows:
-        enrolment_id, at, went_, records, moods, total, first_on, patient, received = row[:9]
-        for tally in in_spans[at]:
+        first_on, month_first_on = row[1], row[2]
+        patient, received, *person = row[width:]
+        for at in range(1, month + 1):
+            records, attendances, moods, mood_total = row[4 * at - 1 : 4 * at + 3]
+            if not records:
+                continue
+            tally = parts[at]
             tally.records += records
             tally.recorded_people.add(patient)
-            if went_:
-                tally.attendances += records
+            if attendances:
+                tally.attendances += attendances
                 tally.people.add(patient)
                 if moods:
                     tally.mood_records += moods
-                    tally.mood_total = (tally.mood_total or 0) + total
+                    tally.mood_total = (tally.mood_total or 0) + mood_total
                     tally.mood_people.add(patient)
-        if went_:
-            known = firsts.get(enrolment_id)
-            if known is None or first_on < known[0]:
-                firsts[enrolment_id] = (first_on, received)
-            if at == month:
-                person = supported.get(patient)
-                if person is None or first_on < person.first_on:
-                    supported[patient] = _Person(first_on, *row[9:])
-    for first_on, received in firsts.values():
+        if first_on is not None:
+            firsts.append((first_on, received))
+        if month_first_on is not None:
+            known = supported.get(patient)
+            if known is None or month_first_on < known.first_on:
+                supported[patient] = _Person(month_first_on, *person)
+    # The spans' tallies from their parts: none before the widest span (part 0).
+    tallies = [
+        _merged([parts[i + 1] for i, start in enumerate(starts) if start >= window.start])
+        for window in spans
+    ]
+    for first_on, received in firsts:
+        wait = (first_on - received).days
         for window, tally in zip(spans, tallies, strict=True):
             if first_on >= window.start:
-                tally.waits.append((first_on - received).days)
+                tally.waits.append(wait)
     return tallies, supported
 
 
@@ -511,38 +574,61 @@ def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]
     (rounded up) of its delivered sessions (one query).
 
     Attendance counts at the sessions of the span's ended courses, as the specification words
-    it; it is read once for every course that ended in any span, by course."""
+    it; it is read once for every course that ended in any span, and counted into each span
+    in SQL. Each course's end (its last session not cancelled) and delivered sessions are
+    those of `_courses_meeting`, worked out again beside the count. Only the enrolments that
+    completed in the widest span come back: every course here ended in it, so no other
+    completed in any span."""
     ids = [c.course_id for c in ended]
-    rows = _rows(
-        select(Enrolment.id, Enrolment.course_id, CourseSession.course_id, func.count().label("n"))
+    delivered = CourseSession.status == SessionStatus.DELIVERED
+    ends = (
+        select(
+            CourseSession.course_id,
+            func.max(
+                case((CourseSession.status != SessionStatus.CANCELLED, CourseSession.date))
+            ).label("ends_on"),
+            func.sum(case((delivered, 1), else_=0)).label("delivered"),
+        )
+        .where(_among(CourseSession.course_id, ids))
+        .group_by(CourseSession.course_id)
+        .cte("ends")
+    )
+    # Attended records of each enrolment by the course whose session it was.
+    attended = (
+        select(
+            Enrolment.id.label("enrolment_id"),
+            Enrolment.course_id,
+            CourseSession.course_id.label("met_id"),
+            func.count().label("records"),
+        )
         .select_from(Attendance)
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .join(Enrolment, Enrolment.id == Attendance.enrolment_id)
         .where(
             _attended_at_delivered(),
-            CourseSession.course_id.in_(ids),
-            Enrolment.course_id.in_(ids),
+            _among(CourseSession.course_id, ids),
+            _among(Enrolment.course_id, ids),
         )
         .group_by(Enrolment.id, Enrolment.course_id, CourseSession.course_id)
+        .subquery("attended")
     )
-    ends_on = {c.course_id: c.ends_on for c in ended}
-    delivered_of = {c.course_id: c.delivered for c in ended}
-    # Attended sessions of each enrolment at courses that ended on or after each date.
-    attended: dict[int, list[tuple[date, int]]] = {}
-    course_of: dict[int, int] = {}
-    for enrolment_id, course_id, session_course_id, count in rows:
-        course_of[enrolment_id] = course_id
-        attended.setdefault(enrolment_id, []).append(
-            (min(ends_on[course_id], ends_on[session_course_id]), count)
-        )
+    own, met = ends.alias("own"), ends.alias("met")  # the enrolment's course, the session's
+    # Records count in a span when both courses ended in it: from the earlier end on.
+    counts_from = case((own.c.ends_on < met.c.ends_on, own.c.ends_on), else_=met.c.ends_on)
+    needed = (own.c.delivered * 3 + 3) // 4
+    in_span = [func.sum(case((counts_from >= w.start, attended.c.records), else_=0)) for w in spans]
+    rows = _rows(
+        select(attended.c.enrolment_id, needed, *in_span)
+        .join(own, own.c.course_id == attended.c.course_id)
+        .join(met, met.c.course_id == attended.c.met_id)
+        .where(own.c.delivered > 0)
+        .group_by(attended.c.enrolment_id, own.c.delivered)
+        .having(func.sum(attended.c.records) >= needed)
+    )
     completed: list[set[int]] = [set() for _ in spans]
-    for enrolment_id, counts in attended.items():
-        delivered = delivered_of[course_of[enrolment_id]]
-        if not delivered:
-            continue
-        needed = (delivered * 3 + 3) // 4
-        for window, done in zip(spans, completed, strict=True):
-            if sum(n for on, n in counts if on >= window.start) >= needed:
+    for enrolment_id, at_least, *attended in rows:
+        for done, count in zip(completed, attended, strict=True):
+            if count >= at_least:
                 done.add(enrolment_id)
     return completed
 
@@ -610,14 +696,15 @@ def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
 
 
 def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list[Figure]]:
-    """Sections B, C and E over every span (five queries, and one for each span's
-    follow-ups), and section D."""
+    """Sections B, C and E over every span (six queries, whatever the spans), and
+    section D."""
     tallies, supported = _attendance_tallies(scope, spans)
     courses = _courses_meeting(scope, spans)
     widest, end = min(w.start for w in spans), spans[0].end
     ended = [c for c in courses if widest <= c.ends_on <= end]
     completions = _completions(ended, spans)
     paired = _paired_scores(ended)
+    follow_ups = _follow_ups(scope, spans)
     figures: list[Figure] = []
     for n, (window, tally, completed) in enumerate(zip(spans, tallies, completions, strict=True)):
         span = window.span.value
@@ -656,7 +743,7 @@ def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list
                 people=len(tally.mood_people),
             )
         )
-        figures += _follow_up(scope, window)
+        figures += follow_ups[n]
         figures += [
             Figure("E1", Kind.MONEY, _pounds(cost_pence), span=span),
             Figure("E2", Kind.COST, _per(cost_pence, people), span=span, people=people),
@@ -686,11 +773,12 @@ def _paired_scores(ended: list[_CourseRow]) -> dict[int, tuple[int, int]]:
     """The chosen baseline and end scores (hundredths) of every enrolment with both, on the
     courses that ended in any span: every span's completions are among them (one query)."""
     chosen = _chosen_scores(
-        select(Enrolment.id).where(Enrolment.course_id.in_([c.course_id for c in ended])),
+        select(Enrolment.id).where(_among(Enrolment.course_id, [c.course_id for c in ended])),
         WellbeingAssessment.timepoint.in_((Timepoint.BASELINE, Timepoint.END)),
     )
+    baseline, end = Timepoint.BASELINE.value, Timepoint.END.value
     return {
-        enrolment_id: (scores[Timepoint.BASELINE.value], scores[Timepoint.END.value])
+        enrolment_id: (scores[baseline], scores[end])
         for enrolment_id, scores in chosen.items()
         if len(scores) == 2
     }
@@ -746,43 +834,91 @@ def _centi_total(total: Any) -> Decimal | None:
     return None if total is None else Decimal(int(total)) / 100
 
 
-def _follow_up(scope: Scope, window: Window) -> list[Figure]:
-    """C8 and C9: in-scope enrolments with a follow-up recorded in the span and a baseline
-    (one query)."""
-    span = window.span.value
+def _follow_ups(scope: Scope, spans: list[Window]) -> list[list[Figure]]:
+    """C8 and C9 for every span: in-scope enrolments with a follow-up recorded in the span and
+    a baseline (one query).
+
+    The score at each timepoint is chosen as `_chosen_scores` chooses it. A baseline's choice
+    is the same in every span; a follow-up's is among those recorded in the span, so every
+    follow-up recorded in the widest span is read, with what ranks it, and ranked here."""
+    widest, end = min(w.start for w in spans), spans[0].end
+    in_widest = and_(
+        WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
+        WellbeingAssessment.recorded_on >= widest,
+        WellbeingAssessment.recorded_on <= end,
+    )
     followed_up = (
         select(WellbeingAssessment.enrolment_id)
         .join(Enrolment, Enrolment.id == WellbeingAssessment.enrolment_id)
         .join(Course, Course.id == Enrolment.course_id)
-        .where(
-            _courses_in(scope),
-            WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
-            WellbeingAssessment.recorded_on >= window.start,
-            WellbeingAssessment.recorded_on <= window.end,
+        .where(_courses_in(scope), in_widest)
+    )
+    centi = _score_centi()
+    is_baseline = WellbeingAssessment.timepoint == Timepoint.BASELINE
+    swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+    ranked = (
+        select(
+            WellbeingAssessment.enrolment_id,
+            is_baseline.label("is_baseline"),
+            centi.label("centi"),
+            swemwbs_first.label("swemwbs_first"),
+            WellbeingAssessment.recorded_on,
+            WellbeingAssessment.id,
+            func.row_number()
+            .over(
+                partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
+                order_by=(
+                    swemwbs_first,
+                    WellbeingAssessment.recorded_on.desc(),
+                    WellbeingAssessment.id.desc(),
+                ),
+            )
+            .label("rank"),
         )
+        .where(
+            WellbeingAssessment.enrolment_id.in_(followed_up),
+            centi.is_not(None),
+            or_(is_baseline, in_widest),
+        )
+        .subquery()
     )
-    chosen = _chosen_scores(
-        followed_up,
-        or_(
-            WellbeingAssessment.timepoint == Timepoint.BASELINE,
-            and_(
-                WellbeingAssessment.timepoint == Timepoint.FOLLOW_UP,
-                WellbeingAssessment.recorded_on >= window.start,
-                WellbeingAssessment.recorded_on <= window.end,
-            ),
-        ),
-    )
-    changes = [
-        scores[Timepoint.FOLLOW_UP.value] - scores[Timepoint.BASELINE.value]
-        for scores in chosen.values()
-        if len(scores) == 2
-    ]
-    pairs = len(changes)
-    total = _centi_total(sum(changes)) if changes else None
-    return [
-        Figure("C8", Kind.COUNT, pairs, span=span),
-        Figure("C9", Kind.MEAN, _quantised(total, pairs), span=span, people=pairs),
-    ]
+    baselines: dict[int, int] = {}
+    follow_ups: list[tuple[int, tuple[int, int, int], int, date]] = []
+    for enrolment_id, baseline, score, swemwbs_rank, recorded_on, assessment_id in _rows(
+        select(
+            ranked.c.enrolment_id,
+            ranked.c.is_baseline,
+            ranked.c.centi,
+            ranked.c.swemwbs_first,
+            ranked.c.recorded_on,
+            ranked.c.id,
+        ).where(or_(ranked.c.rank == 1, ~ranked.c.is_baseline))
+    ):
+        if baseline:
+            baselines[enrolment_id] = int(score)
+        else:
+            # The first in _chosen_scores' order ranks lowest.
+            order = (swemwbs_rank, -recorded_on.toordinal(), -assessment_id)
+            follow_ups.append((enrolment_id, order, int(score), recorded_on))
+    figures = []
+    for window in spans:
+        chosen: dict[int, tuple[tuple[int, int, int], int]] = {}
+        for enrolment_id, order, score, recorded_on in follow_ups:
+            if recorded_on >= window.start and enrolment_id in baselines:
+                best = chosen.get(enrolment_id)
+                if best is None or order < best[0]:
+                    chosen[enrolment_id] = (order, score)
+        changes = [score - baselines[e] for e, (_, score) in chosen.items()]
+        pairs = len(changes)
+        total = _centi_total(sum(changes)) if changes else None
+        span = window.span.value
+        figures.append(
+            [
+                Figure("C8", Kind.COUNT, pairs, span=span),
+                Figure("C9", Kind.MEAN, _quantised(total, pairs), span=span, people=pairs),
+            ]
+        )
+    return figures
 
 
 # Section D: equalities ------------------------------------------------------------------
@@ -802,6 +938,12 @@ def _age_on(born: date, on: date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
+@functools.cache
+def _stored(vocabulary: type[Sex] | type[Ethnicity], value: str) -> str:
+    """A stored value of a vocabulary, checked against it once."""
+    return vocabulary(value).value
+
+
 def _section_d(supported: dict[int, _Person]) -> list[Figure]:
     """Each person supported in the month, counted once, as they were at their first attended
     in-scope session in the month (from the attendance pass: no query of its own)."""
@@ -818,8 +960,8 @@ def _section_d(supported: dict[int, _Person]) -> list[Figure]:
             unknown_age += count
         else:
             bands[_age_band(int(age))] += count
-        sexes[Sex(sex).value] += count
-        groups[Ethnicity(ethnicity).value] += count
+        sexes[_stored(Sex, sex)] += count
+        groups[_stored(Ethnicity, ethnicity)] += count
     figures = [Figure("D1", Kind.COUNT, n, f"age_band={band}") for band, n in bands.items()]
     if unknown_age:
         figures.append(Figure("D1", Kind.COUNT, unknown_age, "age_band=unknown"))
@@ -869,12 +1011,16 @@ def _without_jit() -> None:
     if db.session.get_bind().dialect.name == "postgresql":
         # PostgreSQL compiles a statement it estimates as costly (JIT): tens of milliseconds
         # for each of these, more than the statement itself takes once planned by index.
-        db.session.execute(text("SET LOCAL jit = off"))
         # The engine reads a few thousand sessions' records out of millions: along the
         # indexes, each probe is a page already in memory (or on solid-state storage), so a
         # random page costs about what a sequential one does, not PostgreSQL's default four
-        # times as much, which makes it read whole tables instead.
-        db.session.execute(text("SET LOCAL random_page_cost = 1.1"))
+        # times as much, which makes it read whole tables instead. Both settings last until
+        # the transaction ends (SET LOCAL), set in one statement.
+        db.session.execute(
+            text(
+                "SELECT set_config('jit', 'off', true), set_config('random_page_cost', '1.1', true)"
+            )
+        )
 
 
 # Publishing: suppression and ratings -------------------------------------------------------
