@@ -11,7 +11,8 @@ headers, and renders the same NHS.UK chrome (`_layout.html`) around the page's o
 The pages: a GP's and a link worker's home page (`/`, by role), a GP's referral list and a link
 worker's caseload (`/referrals/`, by role), one referral's page as either sees it
 (`/referrals/<id>`; a referral with details to check, or one a GP's practice knows only as it sent
-it, answers 501), and an artist's register (`/sessions/<id>/register`).
+it, answers 501), the staff course directory unfiltered (`/courses/`; a filter answers 501), and
+an artist's register (`/sessions/<id>/register`).
 Each answer is the service's byte for byte apart from the nonce and the token; `same_page` says
 so, and bench.throughput fails if it does not. Served by gunicorn like the service:
 `bench.baseline:create_app()`.
@@ -72,6 +73,7 @@ NAVIGATION = {
         ("Public profile", "/providers/profile"),
     ],
 }
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ICONS = {
     False: (
         '    <link rel="icon" href="/static/nhsuk/assets/images/favicon.ico" sizes="48x48">\n'
@@ -146,6 +148,8 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     from referrals.auth.models import Role
     from referrals.config import Defaults as Config
     from referrals.courses.models import AttendanceStatus
+    from referrals.courses.presenters import schedule_text
+    from referrals.courses.progress import SessionsLeft
     from referrals.courses.register_rules import REGISTER_EDIT_DAYS, on_register_until
     from referrals.intake.letters import (
         SNOMED_TERMS,
@@ -167,7 +171,7 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     from referrals.main.context import local_date, local_datetime, phone_display, phone_link
     from referrals.outcomes.scoring import Instrument, Timepoint
     from referrals.outcomes.timepoints import CourseDays, timepoint_for
-    from referrals.vocab import Pathway, ReferrerType
+    from referrals.vocab import ArtForm, Pathway, ReferrerType
 
     app = Flask(__name__)
     app.config.update(
@@ -222,7 +226,9 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         local_datetime=local_datetime,
         phone=phone_display,
     )
+    referral_env.filters["schedule_text"] = schedule_text
     referral_template = referral_env.get_template("referral.html")
+    directory_template = referral_env.get_template("directory.html")
     layout = plain.get_template("_layout.html")
     pager_template = plain.get_template("_pager.html")
     referral_list_template = plain.get_template("referral_list.html")
@@ -370,11 +376,12 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         )
         return total, number, pages, ids
 
-    def pager(total: int, number: int, pages: int) -> Markup:
+    def pager(total: int, number: int, pages: int, path: str = "/referrals/") -> Markup:
         if pages <= 1:
             return Markup("")
         return Markup(  # noqa: S704  (rendered by an autoescaping template)
             pager_template.render(
+                path=path,
                 page=number,
                 pages=pages,
                 total=total,
@@ -1011,6 +1018,137 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
             ' href="/referrals/">Back to referrals</a></div></nav>'
         )
         return page(me, Markup("Referral R{}").format(referral_id), main, back)
+
+    @app.get("/courses/", endpoint="courses.directory")
+    def directory() -> Any:
+        """The courses still to run, soonest start first, as staff other than artists find
+        them with no filter chosen."""
+        if set(request.args) - {"page"}:
+            abort(501)  # the baseline serves the unfiltered directory
+        with engine.connect() as db:
+            me = signed_in(db, (Role.REFERRER.value, Role.LINK_WORKER.value))
+            if isinstance(me, Response):
+                return me
+            today = _today()
+            running = [
+                i
+                for (i,) in db.execute(
+                    select((course_session.c.course_id + 0).label("course_id"))
+                    .where(course_session.c.date >= today, course_session.c.status != "cancelled")
+                    .distinct()
+                )
+            ]
+            taken = (
+                select(enrolment.c.course_id, func.count().label("taken"))
+                .where(
+                    enrolment.c.status.in_(("offered", "enrolled")),
+                    enrolment.c.course_id.in_(running),
+                )
+                .group_by(enrolment.c.course_id)
+                .subquery()
+            )
+            waiting = (
+                select(enrolment.c.course_id, func.count().label("waiting"))
+                .where(enrolment.c.status == "waitlisted", enrolment.c.course_id.in_(running))
+                .group_by(enrolment.c.course_id)
+                .subquery()
+            )
+            ends = (
+                select(
+                    course_session.c.course_id,
+                    func.max(course_session.c.date).label("ends_on"),
+                    func.min(course_session.c.date).label("starts_on"),
+                )
+                .where(
+                    course_session.c.status != "cancelled", course_session.c.course_id.in_(running)
+                )
+                .group_by(course_session.c.course_id)
+                .subquery()
+            )
+            scope = and_(course.c.id.in_(running), ends.c.ends_on >= today)
+            listed = (
+                course.join(venue, venue.c.id == course.c.venue_id)
+                .outerjoin(taken, taken.c.course_id == course.c.id)
+                .outerjoin(waiting, waiting.c.course_id == course.c.id)
+                .outerjoin(ends, ends.c.course_id == course.c.id)
+            )
+            total = db.scalar(select(func.count()).select_from(listed).where(scope)) or 0
+            pages = max(1, -(-total // PER_PAGE))
+            raw = request.args.get("page", "1")
+            ok = raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE
+            number = min(int(raw) if ok else 1, pages)
+            provider = org.alias("provider")
+            rows = db.execute(
+                select(
+                    course.c.id,
+                    course.c.title,
+                    course.c.capacity,
+                    course.c.art_form,
+                    course.c.start_date,
+                    course.c.start_time,
+                    course.c.duration_minutes,
+                    course.c.frequency,
+                    course.c.session_count,
+                    course.c.taster_count,
+                    provider.c.name.label("provider"),
+                    venue.c.name.label("venue"),
+                    venue.c.postcode,
+                    func.coalesce(taken.c.taken, 0).label("taken"),
+                    func.coalesce(waiting.c.waiting, 0).label("waiting"),
+                    ends.c.starts_on,
+                    ends.c.ends_on,
+                )
+                .select_from(listed.join(provider, provider.c.id == course.c.provider_id))
+                .where(scope)
+                .order_by(ends.c.starts_on, course.c.title, course.c.id)
+                .limit(PER_PAGE)
+                .offset((number - 1) * PER_PAGE)
+            ).all()
+            to_come = (course_session.c.date >= today) & (course_session.c.status == "planned")
+            found = {
+                course_id: SessionsLeft(left, count)
+                for course_id, count, left in db.execute(
+                    select(
+                        course_session.c.course_id,
+                        func.count(),
+                        func.count(case((to_come, course_session.c.id))),
+                    )
+                    .where(
+                        course_session.c.course_id.in_([r.id for r in rows]),
+                        course_session.c.status != "cancelled",
+                    )
+                    .group_by(course_session.c.course_id)
+                )
+            }
+            db.rollback()
+        items = [
+            (
+                _Obj(
+                    r,
+                    art_form=ArtForm(r.art_form),
+                    provider=_Obj(None, name=r.provider),
+                    venue=_Obj(None, name=r.venue, postcode=r.postcode),
+                ),
+                r.taken,
+                r.waiting,
+                r.starts_on,
+                r.ends_on,
+            )
+            for r in rows
+        ]
+
+        def main(token: str) -> str:
+            return directory_template.render(
+                page=_Obj(None, items=items, total=total),
+                ArtForm=ArtForm,
+                Pathway=Pathway,
+                weekdays=WEEKDAYS,
+                progress={r.id: found.get(r.id, SessionsLeft(0, 0)) for r in rows},
+                today=today,
+                pager=pager(total, number, pages, "/courses/"),
+            )
+
+        return page(me, Markup("Course directory"), main)
 
     @app.after_request
     def security_headers(response: Response) -> Response:

@@ -126,6 +126,7 @@ def work_table(results: list[dict[str, Any]]) -> str:
         ("home_referrer", "GP's home page"),
         ("referral_detail", "Referral page (link worker)"),
         ("referral_detail_gp", "Referral page (GP)"),
+        ("course_directory", "Course directory (staff)"),
     ):
         versus = [
             f"{label} against the minimal implementation (bench/baseline.py)",

@@ -245,6 +245,7 @@ PAGES = (
     "home_referrer",
     "referral_detail",
     "referral_detail_gp",
+    "course_directory",
 )
 BASELINE_PAGES = PAGES
 
@@ -259,6 +260,7 @@ def page_paths(found: common.Targets) -> dict[str, tuple[str, str]]:
         "home_referrer": (found.gp_email, "/"),
         "referral_detail": (found.link_worker_email, f"/referrals/{found.referral_id}"),
         "referral_detail_gp": (found.gp_email, f"/referrals/{found.gp_referral_id}"),
+        "course_directory": (found.link_worker_email, "/courses/"),
     }
     return {name: paths[name] for name in PAGES}
 

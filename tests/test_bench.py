@@ -171,7 +171,14 @@ def test_the_baseline_serves_each_page_byte_for_byte(scheme):
         scheme.config["SQLALCHEMY_DATABASE_URI"], scheme.config["SECRET_KEY"]
     ).test_client()
     register = f"/sessions/{found.register_session_id}/register"
-    lists = ("/", "/referrals/", "/referrals/?page=2", "/referrals/?page=999")
+    lists = (
+        "/",
+        "/referrals/",
+        "/referrals/?page=2",
+        "/referrals/?page=999",
+        "/courses/",
+        "/courses/?page=2",
+    )
     gp_referral, held_referral = (
         f"/referrals/{found.gp_referral_id}",
         f"/referrals/{found.referral_id}",
