@@ -9,7 +9,10 @@ the same audit entries as the service, sets the CSP nonce, the CSRF token and th
 headers, and renders the same NHS.UK chrome (`_layout.html`) around the page's own content.
 
 The pages: a GP's and a link worker's home page (`/`, by role), a GP's referral list and a link
-worker's caseload (`/referrals/`, by role), and an artist's register (`/sessions/<id>/register`).
+worker's caseload (`/referrals/`, by role), one referral's page as either sees it
+(`/referrals/<id>`; a referral with details to check, or one a GP's practice knows only as it sent
+it, answers 501), the staff course directory unfiltered (`/courses/`; a filter answers 501), and
+an artist's register (`/sessions/<id>/register`).
 Each answer is the service's byte for byte apart from the nonce and the token; `same_page` says
 so, and bench.throughput fails if it does not. Served by gunicorn like the service:
 `bench.baseline:create_app()`.
@@ -24,7 +27,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import jinja2
 from flask import Flask, Response, abort, g, redirect, request, session
@@ -43,6 +46,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     update,
 )
 
@@ -69,6 +73,7 @@ NAVIGATION = {
         ("Public profile", "/providers/profile"),
     ],
 }
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _ICONS = {
     False: (
         '    <link rel="icon" href="/static/nhsuk/assets/images/favicon.ico" sizes="48x48">\n'
@@ -143,13 +148,30 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     from referrals.auth.models import Role
     from referrals.config import Defaults as Config
     from referrals.courses.models import AttendanceStatus
+    from referrals.courses.presenters import schedule_text
+    from referrals.courses.progress import SessionsLeft
     from referrals.courses.register_rules import REGISTER_EDIT_DAYS, on_register_until
-    from referrals.intake.lifecycle import OPEN_STATUSES, Status
-    from referrals.intake.presenters import STATUS_COLOURS
-    from referrals.intake.queries import contact_due_by
-    from referrals.main.context import phone_display, phone_link
+    from referrals.intake.letters import (
+        SNOMED_TERMS,
+        OutcomeSummary,
+        _headline,
+        _reported_step,
+        letter_event,
+    )
+    from referrals.intake.lifecycle import OPEN_STATUSES, Status, next_steps
+    from referrals.intake.presenters import (
+        STATUS_COLOURS,
+        age,
+        art_forms,
+        nhs_number,
+        status_tag,
+        timeline,
+    )
+    from referrals.intake.queries import contact_due_by, is_overdue
+    from referrals.main.context import local_date, local_datetime, phone_display, phone_link
+    from referrals.outcomes.scoring import Instrument, Timepoint
     from referrals.outcomes.timepoints import CourseDays, timepoint_for
-    from referrals.vocab import Pathway
+    from referrals.vocab import ArtForm, Pathway, ReferrerType
 
     app = Flask(__name__)
     app.config.update(
@@ -170,6 +192,10 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
     course, course_session, venue = t["course"], t["course_session"], t["venue"]
     enrolment, attendance = t["enrolment"], t["attendance"]
     audit = t["audit_event"]
+    transition, attempt = t["referral_transition"], t["contact_attempt"]
+    conversation, assessment = t["conversation"], t["wellbeing_assessment"]
+    referral_practice, referrer = org.alias("referral_practice"), user.alias("referrer")
+    worker, actor, interest = user.alias("worker"), user.alias("actor"), course.alias("interest")
     csrf = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token")
     folder = jinja2.FileSystemLoader(str(BENCH_ROOT / "baseline"))
     plain = jinja2.Environment(loader=folder, autoescape=True, keep_trailing_newline=True)
@@ -181,6 +207,28 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # The referral's page keeps the service's template logic and its NHS.UK summary lists.
+    referral_env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([folder, jinja2.PackageLoader("nhsuk_frontend_jinja")]),
+        undefined=jinja2.ChainableUndefined,
+        autoescape=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    referral_env.filters.update(
+        status_tag=status_tag,
+        timeline=timeline,
+        art_forms=art_forms,
+        nhs_number=nhs_number,
+        age=age,
+        local_date=local_date,
+        local_datetime=local_datetime,
+        phone=phone_display,
+    )
+    referral_env.filters["schedule_text"] = schedule_text
+    referral_template = referral_env.get_template("referral.html")
+    directory_template = referral_env.get_template("directory.html")
     layout = plain.get_template("_layout.html")
     pager_template = plain.get_template("_pager.html")
     referral_list_template = plain.get_template("referral_list.html")
@@ -328,11 +376,12 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         )
         return total, number, pages, ids
 
-    def pager(total: int, number: int, pages: int) -> Markup:
+    def pager(total: int, number: int, pages: int, path: str = "/referrals/") -> Markup:
         if pages <= 1:
             return Markup("")
         return Markup(  # noqa: S704  (rendered by an autoescaping template)
             pager_template.render(
+                path=path,
                 page=number,
                 pages=pages,
                 total=total,
@@ -758,6 +807,349 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
         )
         return page(me, Markup("Register: {}, {}").format(found.title, date_text), main, back)
 
+    @app.get("/referrals/<int:referral_id>", endpoint="intake.referral")
+    def referral_page(referral_id: int) -> Any:
+        """One referral, as a GP (their practice's) or a link worker (any) sees it."""
+        with engine.connect() as db:
+            me = signed_in(db, (Role.REFERRER.value, Role.LINK_WORKER.value))
+            if isinstance(me, Response):
+                return me
+            gp = me.role == Role.REFERRER.value
+            scope = referral.c.gp_practice_id == me.organisation_id if gp else true()
+            found = db.execute(
+                select(
+                    referral,
+                    patient.c.gp_practice_id.label("registered_at"),
+                    referral_practice.c.name.label("practice"),
+                    referrer.c.name.label("referred_by"),
+                    worker.c.name.label("link_worker"),
+                    interest.c.title.label("course_of_interest"),
+                    task.c.id.label("task_id"),
+                )
+                .join(patient, patient.c.id == referral.c.patient_id)
+                .join(referral_practice, referral_practice.c.id == referral.c.gp_practice_id)
+                .outerjoin(referrer, referrer.c.id == referral.c.referred_by_id)
+                .outerjoin(worker, worker.c.id == referral.c.assigned_to_id)
+                .outerjoin(interest, interest.c.id == referral.c.course_of_interest_id)
+                .outerjoin(task, task.c.referral_id == referral.c.id)
+                .where(referral.c.id == referral_id, scope)
+            ).first()
+            if found is None:
+                abort(404)
+            person = db.execute(
+                select(patient, org.c.name.label("practice"))
+                .join(org, org.c.id == patient.c.gp_practice_id)
+                .where(patient.c.id == found.patient_id)
+            ).one()
+            if found.task_id is not None or (gp and person.gp_practice_id != me.organisation_id):
+                # Details to check, or a person the practice knows only as it sent them: the
+                # benchmarked referral has neither.
+                abort(501)
+            steps = [
+                _Obj(row, actor=_named(row.actor))
+                for row in db.execute(
+                    select(transition, actor.c.name.label("actor"))
+                    .outerjoin(actor, actor.c.id == transition.c.actor_id)
+                    .where(transition.c.referral_id == referral_id)
+                    .order_by(transition.c.id)
+                )
+            ]
+            attempts = [
+                _Obj(row, actor=_named(row.actor))
+                for row in db.execute(
+                    select(attempt, actor.c.name.label("actor"))
+                    .outerjoin(actor, actor.c.id == attempt.c.actor_id)
+                    .where(attempt.c.referral_id == referral_id)
+                    .order_by(attempt.c.id)
+                )
+            ]
+            conversations = [
+                _Obj(row, actor=_named(row.actor))
+                for row in db.execute(
+                    select(conversation, actor.c.name.label("actor"))
+                    .outerjoin(actor, actor.c.id == conversation.c.actor_id)
+                    .where(conversation.c.referral_id == referral_id)
+                    .order_by(conversation.c.id)
+                )
+            ]
+            courses = db.execute(
+                select(enrolment, course.c.title)
+                .join(course, course.c.id == enrolment.c.course_id)
+                .where(enrolment.c.referral_id == referral_id)
+                .order_by(enrolment.c.created_at.desc(), enrolment.c.id.desc())
+            ).all()
+            counts: dict[int, tuple[int, dict[int, int]]] = {}
+            for course_id in {e.course_id for e in courses}:
+                delivered = db.scalar(
+                    select(func.count()).where(
+                        course_session.c.course_id == course_id,
+                        course_session.c.status == "delivered",
+                    )
+                )
+                attended: dict[int, int] = dict(
+                    db.execute(
+                        select(attendance.c.enrolment_id, func.count())
+                        .join(course_session, course_session.c.id == attendance.c.session_id)
+                        .where(
+                            course_session.c.course_id == course_id,
+                            course_session.c.status == "delivered",
+                            attendance.c.status == "attended",
+                        )
+                        .group_by(attendance.c.enrolment_id)
+                    ).all()
+                )
+                counts[course_id] = (delivered or 0, attended)
+            enrolments = []
+            for e in courses:
+                position = None
+                if e.status == "waitlisted" and e.waitlisted_at is not None:
+                    ahead = db.scalar(
+                        select(func.count()).where(
+                            enrolment.c.course_id == e.course_id,
+                            enrolment.c.status == "waitlisted",
+                            (enrolment.c.waitlisted_at < e.waitlisted_at)
+                            | (
+                                (enrolment.c.waitlisted_at == e.waitlisted_at)
+                                & (enrolment.c.id < e.id)
+                            ),
+                        )
+                    )
+                    position = (ahead or 0) + 1
+                delivered, attended = counts[e.course_id]
+                enrolments.append(
+                    {
+                        "enrolment": _Obj(e, course=_Obj(None, title=e.title)),
+                        "position": position,
+                        "attended": attended.get(e.id, 0),
+                        "delivered": delivered,
+                    }
+                )
+            history = db.execute(
+                select(referral.c.id, referral.c.received_on, referral.c.pathway, referral.c.status)
+                .where(
+                    referral.c.patient_id == found.patient_id, referral.c.id != referral_id, scope
+                )
+                .order_by(referral.c.received_on.desc(), referral.c.id.desc())
+            ).all()
+            event = letter_event(cast(Any, found))
+            summary = OutcomeSummary()
+            if event is not None and courses:
+                latest = courses[0]
+                delivered, attended = counts[latest.course_id]
+                scores = {
+                    timepoint: score
+                    for timepoint, score in db.execute(
+                        select(assessment.c.timepoint, assessment.c.metric_score)
+                        .where(
+                            assessment.c.enrolment_id == latest.id,
+                            assessment.c.instrument == Instrument.SWEMWBS,
+                        )
+                        .order_by(assessment.c.recorded_on, assessment.c.id)
+                    )
+                }
+                start, end = scores.get(Timepoint.BASELINE), scores.get(Timepoint.END)
+                summary = OutcomeSummary(
+                    course=latest.title,
+                    sessions_attended=attended.get(latest.id, 0),
+                    sessions_delivered=delivered,
+                    wellbeing_baseline=float(start) if start is not None else None,
+                    wellbeing_end=float(end) if end is not None else None,
+                )
+            audited(
+                db,
+                me,
+                "referral.viewed",
+                [("referral", referral_id, found.patient_id, {"patient_id": found.patient_id})],
+            )
+        today = _today()
+        status = Status(found.status)
+        item: Any = _Obj(
+            found,
+            status=status,
+            pathway=Pathway(found.pathway),
+            referrer_type=ReferrerType(found.referrer_type),
+            is_open=status in OPEN_STATUSES,
+            gp_practice=_Obj(None, name=found.practice),
+            referred_by=_named(found.referred_by),
+            assigned_to=_named(found.link_worker),
+            course_of_interest=None
+            if found.course_of_interest is None
+            else _Obj(None, title=found.course_of_interest),
+            transitions=steps,
+            contact_attempts=attempts,
+            conversations=conversations,
+        )
+        who = _Obj(
+            person,
+            full_name=f"{person.given_name} {person.family_name}",
+            gp_practice=_Obj(None, name=person.practice),
+        )
+        message: Any = None
+        if event is not None:
+            step = _reported_step(item, event)
+            message = _Obj(
+                None,
+                headline=_headline(cast(Any, _Obj(item, patient=who, reconciliation=None)), event),
+                summary=summary,
+                code=step.snomed_code if step is not None else None,
+            )
+            message.code_term = SNOMED_TERMS[message.code] if message.code else ""
+        can_triage = me.role == Role.LINK_WORKER.value
+
+        def main(token: str) -> str:
+            return referral_template.render(
+                referral=item,
+                person=who,
+                history=[
+                    _Obj(r, pathway=Pathway(r.pathway), status=Status(r.status)) for r in history
+                ],
+                reconciliation=None,
+                differences=[],
+                enrolments=[_Obj(None, **e) for e in enrolments],
+                can_triage=can_triage,
+                moves=next_steps(status) if can_triage else [],
+                overdue=is_overdue(item, today),
+                today=today,
+                message_back=message,
+            )
+
+        back = (
+            '<nav aria-label="Back"><div class="nhsuk-back-link"><a class="nhsuk-back-link__link"'
+            ' href="/referrals/">Back to referrals</a></div></nav>'
+        )
+        return page(me, Markup("Referral R{}").format(referral_id), main, back)
+
+    @app.get("/courses/", endpoint="courses.directory")
+    def directory() -> Any:
+        """The courses still to run, soonest start first, as staff other than artists find
+        them with no filter chosen."""
+        if set(request.args) - {"page"}:
+            abort(501)  # the baseline serves the unfiltered directory
+        with engine.connect() as db:
+            me = signed_in(db, (Role.REFERRER.value, Role.LINK_WORKER.value))
+            if isinstance(me, Response):
+                return me
+            today = _today()
+            running = [
+                i
+                for (i,) in db.execute(
+                    select((course_session.c.course_id + 0).label("course_id"))
+                    .where(course_session.c.date >= today, course_session.c.status != "cancelled")
+                    .distinct()
+                )
+            ]
+            taken = (
+                select(enrolment.c.course_id, func.count().label("taken"))
+                .where(
+                    enrolment.c.status.in_(("offered", "enrolled")),
+                    enrolment.c.course_id.in_(running),
+                )
+                .group_by(enrolment.c.course_id)
+                .subquery()
+            )
+            waiting = (
+                select(enrolment.c.course_id, func.count().label("waiting"))
+                .where(enrolment.c.status == "waitlisted", enrolment.c.course_id.in_(running))
+                .group_by(enrolment.c.course_id)
+                .subquery()
+            )
+            ends = (
+                select(
+                    course_session.c.course_id,
+                    func.max(course_session.c.date).label("ends_on"),
+                    func.min(course_session.c.date).label("starts_on"),
+                )
+                .where(
+                    course_session.c.status != "cancelled", course_session.c.course_id.in_(running)
+                )
+                .group_by(course_session.c.course_id)
+                .subquery()
+            )
+            scope = and_(course.c.id.in_(running), ends.c.ends_on >= today)
+            listed = (
+                course.join(venue, venue.c.id == course.c.venue_id)
+                .outerjoin(taken, taken.c.course_id == course.c.id)
+                .outerjoin(waiting, waiting.c.course_id == course.c.id)
+                .outerjoin(ends, ends.c.course_id == course.c.id)
+            )
+            total = db.scalar(select(func.count()).select_from(listed).where(scope)) or 0
+            pages = max(1, -(-total // PER_PAGE))
+            raw = request.args.get("page", "1")
+            ok = raw.isascii() and raw.isdigit() and 0 < int(raw) <= MAX_PAGE
+            number = min(int(raw) if ok else 1, pages)
+            provider = org.alias("provider")
+            rows = db.execute(
+                select(
+                    course.c.id,
+                    course.c.title,
+                    course.c.capacity,
+                    course.c.art_form,
+                    course.c.start_date,
+                    course.c.start_time,
+                    course.c.duration_minutes,
+                    course.c.frequency,
+                    course.c.session_count,
+                    course.c.taster_count,
+                    provider.c.name.label("provider"),
+                    venue.c.name.label("venue"),
+                    venue.c.postcode,
+                    func.coalesce(taken.c.taken, 0).label("taken"),
+                    func.coalesce(waiting.c.waiting, 0).label("waiting"),
+                    ends.c.starts_on,
+                    ends.c.ends_on,
+                )
+                .select_from(listed.join(provider, provider.c.id == course.c.provider_id))
+                .where(scope)
+                .order_by(ends.c.starts_on, course.c.title, course.c.id)
+                .limit(PER_PAGE)
+                .offset((number - 1) * PER_PAGE)
+            ).all()
+            to_come = (course_session.c.date >= today) & (course_session.c.status == "planned")
+            found = {
+                course_id: SessionsLeft(left, count)
+                for course_id, count, left in db.execute(
+                    select(
+                        course_session.c.course_id,
+                        func.count(),
+                        func.count(case((to_come, course_session.c.id))),
+                    )
+                    .where(
+                        course_session.c.course_id.in_([r.id for r in rows]),
+                        course_session.c.status != "cancelled",
+                    )
+                    .group_by(course_session.c.course_id)
+                )
+            }
+            db.rollback()
+        items = [
+            (
+                _Obj(
+                    r,
+                    art_form=ArtForm(r.art_form),
+                    provider=_Obj(None, name=r.provider),
+                    venue=_Obj(None, name=r.venue, postcode=r.postcode),
+                ),
+                r.taken,
+                r.waiting,
+                r.starts_on,
+                r.ends_on,
+            )
+            for r in rows
+        ]
+
+        def main(token: str) -> str:
+            return directory_template.render(
+                page=_Obj(None, items=items, total=total),
+                ArtForm=ArtForm,
+                Pathway=Pathway,
+                weekdays=WEEKDAYS,
+                progress={r.id: found.get(r.id, SessionsLeft(0, 0)) for r in rows},
+                today=today,
+                pager=pager(total, number, pages, "/courses/"),
+            )
+
+        return page(me, Markup("Course directory"), main)
+
     @app.after_request
     def security_headers(response: Response) -> Response:
         nonce = g.get("nonce")
@@ -812,6 +1204,20 @@ def _name(row: Any, practice_id: int) -> str:
         return f"{row.given_name} {row.family_name}"
     sent = row.sent
     return f"{sent.get('given_name', '')} {sent.get('family_name', '')}"
+
+
+class _Obj:
+    """A row's columns as attributes, with some replaced or added (the service's templates and
+    presenters read a referral's parts as attributes)."""
+
+    def __init__(self, row: Any, **extra: Any) -> None:
+        if row is not None:
+            self.__dict__.update(row._mapping if hasattr(row, "_mapping") else vars(row))
+        self.__dict__.update(extra)
+
+
+def _named(name: str | None) -> _Obj | None:
+    return None if name is None else _Obj(None, name=name)
 
 
 def same_page(service_html: str, baseline_html: str) -> bool:

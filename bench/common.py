@@ -314,6 +314,7 @@ class Targets:
     artist_email: str
     commissioner_email: str
     referral_id: int
+    gp_referral_id: int  # the newest referral of the GP's practice for someone registered there
     register_session_id: int
     register_size: int
     contract_id: int
@@ -345,6 +346,7 @@ def targets(app: Flask) -> Targets:
                 "the artist has no register from the last seven days: the benchmark database "
                 "is too old, drop it and run again"
             )
+        gp_referral_id = _gp_referral(found.emails["referrer"])
         db.session.remove()
     return Targets(
         password=DEMO_PASSWORD,
@@ -353,10 +355,38 @@ def targets(app: Flask) -> Targets:
         artist_email=found.emails["artist"],
         commissioner_email=found.emails["commissioner"],
         referral_id=found.referral_id,
+        gp_referral_id=gp_referral_id,
         register_session_id=found.session_id,
         register_size=found.register_size,
         contract_id=found.contract_id,
     )
+
+
+def _gp_referral(email: str) -> int:
+    """The top of the GP's referral list among people registered with their practice and
+    without details to check: the page a GP most often opens."""
+    from sqlalchemy import select
+
+    from referrals.auth.models import User
+    from referrals.extensions import db
+    from referrals.intake.models import Patient, PatientReconciliation, Referral
+
+    practice = select(User.organisation_id).where(User.email == email).scalar_subquery()
+    found = db.session.scalar(
+        select(Referral.id)
+        .join(Patient, Patient.id == Referral.patient_id)
+        .outerjoin(PatientReconciliation, PatientReconciliation.referral_id == Referral.id)
+        .where(
+            Referral.gp_practice_id == practice,
+            Patient.gp_practice_id == practice,
+            PatientReconciliation.id.is_(None),
+        )
+        .order_by(Referral.received_on.desc(), Referral.id.desc())
+        .limit(1)
+    )
+    if found is None:
+        raise RuntimeError("the GP's practice has no referrals")
+    return int(found)
 
 
 _CSRF = re.compile(r'name="csrf_token" (?:type="hidden" )?value="([^"]+)"')

@@ -124,6 +124,9 @@ def work_table(results: list[dict[str, Any]]) -> str:
         ("register_page", "Register page"),
         ("home_link_worker", "Link worker's home page"),
         ("home_referrer", "GP's home page"),
+        ("referral_detail", "Referral page (link worker)"),
+        ("referral_detail_gp", "Referral page (GP)"),
+        ("course_directory", "Course directory (staff)"),
     ):
         versus = [
             f"{label} against the minimal implementation (bench/baseline.py)",

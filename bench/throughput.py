@@ -237,7 +237,16 @@ def measured(
 
 
 # The service's pages measured under load, and which of them bench/baseline.py also serves.
-PAGES = ("referral_list", "caseload", "register_page", "home_link_worker", "home_referrer")
+PAGES = (
+    "referral_list",
+    "caseload",
+    "register_page",
+    "home_link_worker",
+    "home_referrer",
+    "referral_detail",
+    "referral_detail_gp",
+    "course_directory",
+)
 BASELINE_PAGES = PAGES
 
 
@@ -249,6 +258,9 @@ def page_paths(found: common.Targets) -> dict[str, tuple[str, str]]:
         "register_page": (found.artist_email, f"/sessions/{found.register_session_id}/register"),
         "home_link_worker": (found.link_worker_email, "/"),
         "home_referrer": (found.gp_email, "/"),
+        "referral_detail": (found.link_worker_email, f"/referrals/{found.referral_id}"),
+        "referral_detail_gp": (found.gp_email, f"/referrals/{found.gp_referral_id}"),
+        "course_directory": (found.link_worker_email, "/courses/"),
     }
     return {name: paths[name] for name in PAGES}
 

@@ -171,12 +171,21 @@ def test_the_baseline_serves_each_page_byte_for_byte(scheme):
         scheme.config["SQLALCHEMY_DATABASE_URI"], scheme.config["SECRET_KEY"]
     ).test_client()
     register = f"/sessions/{found.register_session_id}/register"
+    lists = (
+        "/",
+        "/referrals/",
+        "/referrals/?page=2",
+        "/referrals/?page=999",
+        "/courses/",
+        "/courses/?page=2",
+    )
+    gp_referral, held_referral = (
+        f"/referrals/{found.gp_referral_id}",
+        f"/referrals/{found.referral_id}",
+    )
     for who, paths in (
-        (found.gp_email, ("/", "/referrals/", "/referrals/?page=2", "/referrals/?page=999")),
-        (
-            found.link_worker_email,
-            ("/", "/referrals/", "/referrals/?page=2", "/referrals/?page=999"),
-        ),
+        (found.gp_email, (*lists, gp_referral)),
+        (found.link_worker_email, (*lists, held_referral, gp_referral)),
         (found.artist_email, (register,)),
     ):
         service = common.signed_in_client(scheme, who, found.password)
