@@ -657,28 +657,37 @@ def _score_centi() -> Any:
     )
 
 
+def _swemwbs_first() -> Any:
+    """0 for a SWEMWBS questionnaire, 1 for a WEMWBS one: SWEMWBS counts first."""
+    return case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+
+
+def _counting_rank(swemwbs_first: Any) -> Any:
+    """Each assessment's rank among its enrolment's at the same timepoint, 1 for the one that
+    counts: the most recent SWEMWBS, or where there is none, the most recent WEMWBS."""
+    return func.row_number().over(
+        partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
+        order_by=(
+            swemwbs_first,
+            WellbeingAssessment.recorded_on.desc(),
+            WellbeingAssessment.id.desc(),
+        ),
+    )
+
+
 def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
     """One score per enrolment and timepoint: its most recent SWEMWBS, or where it has no
     SWEMWBS at that timepoint, its most recent WEMWBS (as SWEMWBS), in hundredths (one query).
 
     `which` selects the assessments considered (the timepoints, and any dates)."""
     centi = _score_centi()
-    swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+    swemwbs_first = _swemwbs_first()
     ranked = (
         select(
             WellbeingAssessment.enrolment_id,
             WellbeingAssessment.timepoint,
             centi.label("centi"),
-            func.row_number()
-            .over(
-                partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
-                order_by=(
-                    swemwbs_first,
-                    WellbeingAssessment.recorded_on.desc(),
-                    WellbeingAssessment.id.desc(),
-                ),
-            )
-            .label("rank"),
+            _counting_rank(swemwbs_first).label("rank"),
         )
         .where(WellbeingAssessment.enrolment_id.in_(enrolments), centi.is_not(None), *which)
         .subquery()
@@ -855,7 +864,7 @@ def _follow_ups(scope: Scope, spans: list[Window]) -> list[list[Figure]]:
     )
     centi = _score_centi()
     is_baseline = WellbeingAssessment.timepoint == Timepoint.BASELINE
-    swemwbs_first = case((WellbeingAssessment.instrument == Instrument.SWEMWBS, 0), else_=1)
+    swemwbs_first = _swemwbs_first()
     ranked = (
         select(
             WellbeingAssessment.enrolment_id,
@@ -864,16 +873,7 @@ def _follow_ups(scope: Scope, spans: list[Window]) -> list[list[Figure]]:
             swemwbs_first.label("swemwbs_first"),
             WellbeingAssessment.recorded_on,
             WellbeingAssessment.id,
-            func.row_number()
-            .over(
-                partition_by=(WellbeingAssessment.enrolment_id, WellbeingAssessment.timepoint),
-                order_by=(
-                    swemwbs_first,
-                    WellbeingAssessment.recorded_on.desc(),
-                    WellbeingAssessment.id.desc(),
-                ),
-            )
-            .label("rank"),
+            _counting_rank(swemwbs_first).label("rank"),
         )
         .where(
             WellbeingAssessment.enrolment_id.in_(followed_up),
