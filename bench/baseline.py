@@ -845,33 +845,22 @@ def create_app(url: str | None = None, secret_key: str | None = None) -> Flask:
                 # Details to check, or a person the practice knows only as it sent them: the
                 # benchmarked referral has neither.
                 abort(501)
-            steps = [
-                _Obj(row, actor=_named(row.actor))
-                for row in db.execute(
-                    select(transition, actor.c.name.label("actor"))
-                    .outerjoin(actor, actor.c.id == transition.c.actor_id)
-                    .where(transition.c.referral_id == referral_id)
-                    .order_by(transition.c.id)
-                )
-            ]
-            attempts = [
-                _Obj(row, actor=_named(row.actor))
-                for row in db.execute(
-                    select(attempt, actor.c.name.label("actor"))
-                    .outerjoin(actor, actor.c.id == attempt.c.actor_id)
-                    .where(attempt.c.referral_id == referral_id)
-                    .order_by(attempt.c.id)
-                )
-            ]
-            conversations = [
-                _Obj(row, actor=_named(row.actor))
-                for row in db.execute(
-                    select(conversation, actor.c.name.label("actor"))
-                    .outerjoin(actor, actor.c.id == conversation.c.actor_id)
-                    .where(conversation.c.referral_id == referral_id)
-                    .order_by(conversation.c.id)
-                )
-            ]
+
+            def with_actor(table: Any) -> list[_Obj]:
+                """The referral's rows of `table`, oldest first, each with its actor's name."""
+                return [
+                    _Obj(row, actor=_named(row.actor))
+                    for row in db.execute(
+                        select(table, actor.c.name.label("actor"))
+                        .outerjoin(actor, actor.c.id == table.c.actor_id)
+                        .where(table.c.referral_id == referral_id)
+                        .order_by(table.c.id)
+                    )
+                ]
+
+            steps = with_actor(transition)
+            attempts = with_actor(attempt)
+            conversations = with_actor(conversation)
             courses = db.execute(
                 select(enrolment, course.c.title)
                 .join(course, course.c.id == enrolment.c.course_id)
