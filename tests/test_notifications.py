@@ -36,6 +36,7 @@ def test_organisation_messages_reach_everyone_in_it_with_their_own_read_state(lo
     assert unread_count(gp1) == 0
     assert unread_count(gp2) == 1
     assert "Mrs A has started" in client2.get("/").get_data(as_text=True)
+    assert "Mrs A has started" not in login_as(outsider).get("/").get_data(as_text=True)
 
 
 def test_someone_elses_message_is_not_found(login_as, app):
@@ -77,6 +78,10 @@ def test_the_gp_home_counts_every_referral_and_its_messages_open_the_referral(lo
     gp = factories.make_user(Role.REFERRER, organisation=practice)
     numbers = nhs_numbers()
     referrals = [make_referral(gp, practice, nhs=next(numbers)) for _ in range(7)]
+    elsewhere = factories.make_organisation("gp_practice")
+    make_referral(
+        factories.make_user(Role.REFERRER, organisation=elsewhere), elsewhere, nhs=next(numbers)
+    )  # another practice's: neither counted nor listed
     for referral in referrals[:2]:
         transition(gp, referral, Status.DECLINED, reason="Not for now")
     db.session.commit()

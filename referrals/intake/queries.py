@@ -6,10 +6,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
 from referrals.extensions import db
@@ -150,14 +151,13 @@ class ListedReferral:
     link_worker_name: str | None
 
 
-def listed_referrals(ids: Sequence[int], user: Any) -> list[ListedReferral]:
-    """The list rows of the referrals with these ids, in this order, in one statement."""
+@cache
+def _listed_statement() -> Select[*tuple[Any, ...]]:
+    """The list rows' statement, built once per process: only the ids change between pages."""
     from referrals.auth.models import Organisation, User
-    from referrals.intake.identity import name_as_sent
     from referrals.intake.models import PatientReconciliation
-    from referrals.intake.scope import sees_patient
 
-    found = db.session.execute(
+    return (
         select(
             Referral.id,
             Referral.patient_id,
@@ -178,8 +178,16 @@ def listed_referrals(ids: Sequence[int], user: Any) -> list[ListedReferral]:
         .join(Organisation, Organisation.id == Referral.gp_practice_id)
         .outerjoin(PatientReconciliation, PatientReconciliation.referral_id == Referral.id)
         .outerjoin(User, User.id == Referral.assigned_to_id)
-        .where(Referral.id.in_(ids))
-    ).all()
+        .where(Referral.id.in_(bindparam("ids", expanding=True)))
+    )
+
+
+def listed_referrals(ids: Sequence[int], user: Any) -> list[ListedReferral]:
+    """The list rows of the referrals with these ids, in this order, in one statement."""
+    from referrals.intake.identity import name_as_sent
+    from referrals.intake.scope import sees_patient
+
+    found = db.session.execute(_listed_statement(), {"ids": list(ids)}).all()
 
     def person_name(row: Any) -> str:
         # `person_seen_by`: the stored record within the user's scope, otherwise the person as

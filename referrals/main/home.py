@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from referrals import clock
 from referrals.audit import AuditEvent
-from referrals.auth.models import Organisation, User
+from referrals.auth.models import Organisation, Role, User
 from referrals.courses.queries import my_sessions
 from referrals.extensions import db
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
@@ -20,13 +22,13 @@ from referrals.intake.queries import (
     practice_query,
 )
 from referrals.intake.scope import referral_scope
-from referrals.notifications.services import inbox_query
+from referrals.notifications.services import latest_messages
 from referrals.reports.queries import contract_summaries
 
 
 def home_context(user: Any) -> dict[str, Any]:
     context: dict[str, Any] = {
-        "recent_messages": db.session.execute(inbox_query(user).limit(5)).all(),
+        "recent_messages": latest_messages(user, 5),
     }
     if user.role == "admin":
         context.update(_admin_overview())
@@ -48,16 +50,11 @@ def referral_overview(user: Any) -> dict[str, Any]:
     """
 
     if user.role == "referrer":
+        count, latest = _practice_statements()
+        practice = {"practice_id": user.organisation_id}
         return {
-            "all_referrals": db.session.scalar(
-                select(func.count()).select_from(Referral).where(referral_scope(user))
-            ),
-            "recent_referrals": listed_referrals(
-                db.session.scalars(
-                    practice_query(user).with_only_columns(Referral.id).limit(5)
-                ).all(),
-                user,
-            ),
+            "all_referrals": db.session.scalar(count, practice),
+            "recent_referrals": listed_referrals(db.session.scalars(latest, practice).all(), user),
         }
     open_by_status = dict(
         db.session.execute(
@@ -75,6 +72,17 @@ def referral_overview(user: Any) -> dict[str, Any]:
             )
         ),
     }
+
+
+@cache
+def _practice_statements() -> tuple[Select[Any], Select[Any]]:
+    """A GP's home page statements (the practice's referrals counted, and its five latest),
+    built once per process from the referrer's own scope: only the practice changes."""
+    referrer = SimpleNamespace(role=Role.REFERRER, organisation_id=bindparam("practice_id"))
+    return (
+        select(func.count()).select_from(Referral).where(referral_scope(referrer)),
+        practice_query(referrer).with_only_columns(Referral.id).limit(5),
+    )
 
 
 def _admin_overview() -> dict[str, Any]:

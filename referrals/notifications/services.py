@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Row, Select, and_, bindparam, exists, func, or_, select
 
 from referrals.auth.models import Organisation, User
 from referrals.extensions import db
@@ -58,6 +60,26 @@ def inbox_query(user: Any) -> Select[Any]:
         select(Notification, _is_read(user).label("is_read"))
         .where(_addressed_to(user))
         .order_by(Notification.created_at.desc(), Notification.id.desc())
+    )
+
+
+@cache
+def _latest_messages_statement(count: int) -> Select[Any]:
+    """The inbox's newest `count` messages for anyone, built once per process: only who is
+    asking changes between requests."""
+    addressee = SimpleNamespace(
+        id=bindparam("user_id"), organisation_id=bindparam("organisation_id")
+    )
+    return inbox_query(addressee).limit(count)
+
+
+def latest_messages(user: Any, count: int) -> list[Row[Any]]:
+    """The user's newest `count` messages, each (notification, is_read), as the inbox lists them."""
+    return list(
+        db.session.execute(
+            _latest_messages_statement(count),
+            {"user_id": user.id, "organisation_id": user.organisation_id},
+        ).all()
     )
 
 
