@@ -36,7 +36,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from werkzeug.wrappers import Response
 
 from referrals import audit_spool
-from referrals.db import is_lock_timeout, short_write, unit_of_work_writes, utcnow
+from referrals.db import end_reads, is_lock_timeout, short_write, unit_of_work_writes, utcnow
 from referrals.extensions import db
 from referrals.ids import parse_id
 
@@ -314,6 +314,7 @@ def _write_at_once(rows: list[dict[str, Any]]) -> None:
     by the next entry written at once (here) or after the next scheduled job
     (`move_spooled_in`), kept with the time they were made.
     """
+    end_reads(db.session)  # a reading request's snapshot would pin SQLite's log through the write
     folder = audit_spool.folder()
     claimed: list[Any] = []
     moved: list[Any] = []

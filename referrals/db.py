@@ -128,6 +128,26 @@ def is_lock_timeout(error: BaseException) -> bool:
     return getattr(original, "sqlstate", None) in _POSTGRES_LOCK_CODES
 
 
+def end_reads(session: Session | scoped_session[Any]) -> None:
+    """End a reading unit of work's open transaction, keeping what it loaded (nothing is
+    expired), before a short write on another connection (`short_write`).
+
+    On SQLite an open read transaction pins the write-ahead log: the write's commit cannot
+    checkpoint the log past it, so every such commit costs more and the log keeps growing. A
+    unit of work with unsaved changes is left as it is; the next statement starts a new
+    transaction.
+    """
+    orm = session() if isinstance(session, scoped_session) else session
+    if not orm.in_transaction() or orm.new or orm.dirty or orm.deleted:
+        return
+    expiring = orm.expire_on_commit
+    orm.expire_on_commit = False
+    try:
+        orm.commit()
+    finally:
+        orm.expire_on_commit = expiring
+
+
 @contextmanager
 def short_write(engine: Engine, wait_ms: int) -> Iterator[Connection]:
     """A short transaction on a connection of its own whose write waits at most `wait_ms` for
