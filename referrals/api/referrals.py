@@ -71,9 +71,12 @@ from referrals.intake.validation import (
     clean_nhs_number,
     clean_phone,
     clean_postcode,
+    contactable,
+    reachable,
+    risk_described,
 )
 from referrals.security import allow
-from referrals.typed import Body, Id, Text, dated, refuse, rule
+from referrals.typed import Body, Id, Text, dated, refuse_any, rule
 from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
 
 Free = Annotated[str, Text(TEXT_MAX)]
@@ -146,17 +149,14 @@ class PatientInput(Body):
     @field_validator("email")
     @classmethod
     def _contactable(cls, email: str | None, info: ValidationInfo) -> str | None:
-        if "phone" in info.data and not (info.data["phone"] or email):
-            raise refuse("Enter a phone number or an email address", "phone")
+        if "phone" in info.data:  # not when the phone number was refused itself
+            refuse_any(contactable(info.data["phone"], email))
         return email
 
     @field_validator("preferred_contact")
     @classmethod
     def _reachable(cls, preferred: str | None, info: ValidationInfo) -> str | None:
-        if preferred in ("phone", "text") and not info.data.get("phone"):
-            raise refuse("Enter a phone number, or choose another way to contact them")
-        if preferred == "email" and not info.data.get("email"):
-            raise refuse("Enter an email address, or choose another way to contact them")
+        refuse_any(reachable(preferred, info.data.get("phone"), info.data.get("email")))
         return preferred
 
 
@@ -206,8 +206,7 @@ class ReferralInput(Body):
     @field_validator("risk_note")
     @classmethod
     def _risk(cls, note: str, info: ValidationInfo) -> str:
-        if info.data.get("risk_flag") and not note:
-            raise refuse("Describe the concern or risk")
+        refuse_any(risk_described(bool(info.data.get("risk_flag")), note))
         return note
 
 
