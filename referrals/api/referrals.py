@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import partial
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 from flask import Response, make_response, request, url_for
 from flask_login import current_user
@@ -65,6 +65,7 @@ from referrals.intake.services import (
     referrals_listed,
 )
 from referrals.intake.validation import (
+    DETAIL_NEEDED_BY,
     InvalidValue,
     clean_date_of_birth,
     clean_email,
@@ -92,11 +93,37 @@ def _given(name: str, form: str) -> JsonDict:
     return {"required": [name], "properties": {name: {"type": "string", "format": form}}}
 
 
-# The person's contact rules, in the document: a phone number or an email address, and the one
-# their preferred way of contact needs.
-_PHONE, _EMAIL = _given("phone", "uk-phone"), _given("email", "email")
-_CONTACTABLE: JsonDict = {"anyOf": [_PHONE, _EMAIL]}
-# A risk is described when flagged.
+# The person's contact rules (`contactable`, `reachable`), in the document: a phone number or an
+# email address, and the one their preferred way of contact needs (`DETAIL_NEEDED_BY`).
+Preferred = Literal["phone", "email", "text", "letter"]
+_GIVEN: dict[str, JsonDict] = {
+    "phone": _given("phone", "uk-phone"),
+    "email": _given("email", "email"),
+}
+_CONTACTABLE: JsonDict = {"anyOf": [*_GIVEN.values()]}
+
+
+def _ways_needing(detail: str | None) -> list[str]:
+    """The preferred ways of contact that need this detail (None: that need neither)."""
+    return [way for way in get_args(Preferred) if DETAIL_NEEDED_BY.get(way) == detail]
+
+
+def _preferred_is(*ways: str | None) -> JsonDict:
+    allowed: JsonDict = {"const": ways[0]} if len(ways) == 1 else {"enum": [*ways]}
+    return {"properties": {"preferred_contact": allowed}}
+
+
+def _given_for_its_ways(detail: str) -> JsonDict:
+    return {"allOf": [_GIVEN[detail], _preferred_is(*_ways_needing(detail))]}
+
+
+_REACHABLE: JsonDict = {
+    "anyOf": [
+        _preferred_is(*_ways_needing(None), None),
+        *[_given_for_its_ways(detail) for detail in _GIVEN],
+    ]
+}
+# A risk is described when flagged (`risk_described`).
 _DESCRIBED: JsonDict = {
     "anyOf": [
         {"properties": {"risk_flag": {"const": False}}},
@@ -104,13 +131,6 @@ _DESCRIBED: JsonDict = {
             "required": ["risk_note"],
             "properties": {"risk_note": text_schema(TEXT_MAX, required=True)},
         },
-    ]
-}
-_REACHABLE: JsonDict = {
-    "anyOf": [
-        {"properties": {"preferred_contact": {"enum": ["letter", None]}}},
-        {"allOf": [_PHONE, {"properties": {"preferred_contact": {"enum": ["phone", "text"]}}}]},
-        {"allOf": [_EMAIL, {"properties": {"preferred_contact": {"const": "email"}}}]},
     ]
 }
 
@@ -140,7 +160,7 @@ class PatientInput(Body):
     email: Annotated[str, Text(254), rule(clean_email, InvalidValue), formatted("email")] | None = (
         Field(default=None, validate_default=True)
     )
-    preferred_contact: Literal["phone", "email", "text", "letter"] | None = Field(
+    preferred_contact: Preferred | None = Field(
         default=None, description="Default: phone when a phone number is given, else email"
     )
     communication_needs: Free = ""
