@@ -44,6 +44,7 @@ from referrals.courses.services import close_referral, lock_courses_of
 from referrals.dates import check_past, check_received
 from referrals.extensions import db
 from referrals.idempotency import IDEMPOTENCY_HEADER
+from referrals.intake import validation as intake_rules
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
@@ -65,16 +66,12 @@ from referrals.intake.services import (
     referrals_listed,
 )
 from referrals.intake.validation import (
-    DETAIL_NEEDED_BY,
     InvalidValue,
     clean_date_of_birth,
     clean_email,
     clean_nhs_number,
     clean_phone,
     clean_postcode,
-    contactable,
-    reachable,
-    risk_described,
 )
 from referrals.security import allow
 from referrals.typed import Body, Id, Text, dated, refuse_any, rule
@@ -105,7 +102,7 @@ _CONTACTABLE: JsonDict = {"anyOf": [*_GIVEN.values()]}
 
 def _ways_needing(detail: str | None) -> list[str]:
     """The preferred ways of contact that need this detail (None: that need neither)."""
-    return [way for way in get_args(Preferred) if DETAIL_NEEDED_BY.get(way) == detail]
+    return [way for way in get_args(Preferred) if intake_rules.DETAIL_NEEDED_BY.get(way) == detail]
 
 
 def _preferred_is(*ways: str | None) -> JsonDict:
@@ -170,13 +167,14 @@ class PatientInput(Body):
     @classmethod
     def _contactable(cls, email: str | None, info: ValidationInfo) -> str | None:
         if "phone" in info.data:  # not when the phone number was refused itself
-            refuse_any(contactable(info.data["phone"], email))
+            refuse_any(intake_rules.contactable(info.data["phone"], email))
         return email
 
     @field_validator("preferred_contact")
     @classmethod
     def _reachable(cls, preferred: str | None, info: ValidationInfo) -> str | None:
-        refuse_any(reachable(preferred, info.data.get("phone"), info.data.get("email")))
+        phone, email = info.data.get("phone"), info.data.get("email")
+        refuse_any(intake_rules.reachable(preferred, phone, email))
         return preferred
 
 
@@ -226,7 +224,7 @@ class ReferralInput(Body):
     @field_validator("risk_note")
     @classmethod
     def _risk(cls, note: str, info: ValidationInfo) -> str:
-        refuse_any(risk_described(bool(info.data.get("risk_flag")), note))
+        refuse_any(intake_rules.risk_described(bool(info.data.get("risk_flag")), note))
         return note
 
 
