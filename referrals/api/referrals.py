@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict, JsonValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -93,33 +93,22 @@ def _given(name: str, form: str) -> JsonDict:
 # The person's contact rules (`contactable`, `reachable`), in the document: a phone number or an
 # email address, and the one their preferred way of contact needs (`DETAIL_NEEDED_BY`).
 Preferred = Literal["phone", "email", "text", "letter"]
-_GIVEN: dict[str, JsonDict] = {
-    "phone": _given("phone", "uk-phone"),
-    "email": _given("email", "email"),
-}
-_CONTACTABLE: JsonDict = {"anyOf": [*_GIVEN.values()]}
+_FORMATS = {"phone": "uk-phone", "email": "email"}
+_CONTACTABLE: JsonDict = {"anyOf": [_given(name, form) for name, form in _FORMATS.items()]}
 
 
-def _ways_needing(detail: str | None) -> list[str]:
-    """The preferred ways of contact that need this detail (None: that need neither)."""
-    return [way for way in get_args(Preferred) if intake_rules.DETAIL_NEEDED_BY.get(way) == detail]
+def _preferred_needing(detail: str | None) -> JsonDict:
+    """A preferred way of contact that needs this detail, and the detail given (None: a way
+    that needs neither, or none chosen)."""
+    needing = intake_rules.DETAIL_NEEDED_BY.get
+    ways: list[JsonValue] = [way for way in get_args(Preferred) if needing(way) == detail]
+    ways += [None] if detail is None else []
+    allowed: JsonDict = {"const": ways[0]} if len(ways) == 1 else {"enum": ways}
+    preferred: JsonDict = {"properties": {"preferred_contact": allowed}}
+    return preferred if detail is None else {"allOf": [_given(detail, _FORMATS[detail]), preferred]}
 
 
-def _preferred_is(*ways: str | None) -> JsonDict:
-    allowed: JsonDict = {"const": ways[0]} if len(ways) == 1 else {"enum": [*ways]}
-    return {"properties": {"preferred_contact": allowed}}
-
-
-def _given_for_its_ways(detail: str) -> JsonDict:
-    return {"allOf": [_GIVEN[detail], _preferred_is(*_ways_needing(detail))]}
-
-
-_REACHABLE: JsonDict = {
-    "anyOf": [
-        _preferred_is(*_ways_needing(None), None),
-        *[_given_for_its_ways(detail) for detail in _GIVEN],
-    ]
-}
+_REACHABLE: JsonDict = {"anyOf": [_preferred_needing(detail) for detail in (None, *_FORMATS)]}
 # A risk is described when flagged (`risk_described`).
 _DESCRIBED: JsonDict = {
     "anyOf": [
