@@ -33,6 +33,13 @@ def refuse(message: str, field: str | None = None) -> PydanticCustomError:
     return PydanticCustomError("rule", message, {"field": field} if field else None)
 
 
+def refuse_any(refused: dict[str, str]) -> None:
+    """A cross-field rule's refusal ({field: message}, as the rules modules give them), said at
+    its field."""
+    for field, message in refused.items():
+        raise refuse(message, field)
+
+
 def integral(value: Any) -> Any:
     """JSON has one number type: 5.0 is the whole number 5."""
     return int(value) if isinstance(value, float) and value.is_integer() else value

@@ -1,4 +1,5 @@
-"""Patient detail checks: NHS number, postcode, date of birth, phone."""
+"""Patient detail checks: NHS number, postcode, date of birth, phone, and the referral's contact
+and risk rules."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ from referrals.intake.validation import (
     clean_nhs_number,
     clean_phone,
     clean_postcode,
+    contactable,
     format_nhs_number,
+    reachable,
+    risk_described,
 )
 from referrals.text import has_control_characters, without_control_characters
 
@@ -156,3 +160,41 @@ def test_one_rule_says_which_text_holds_control_characters(
     assert has_control_characters(text) is in_lines
     assert has_control_characters(text, single_line=True) is on_one_line
     assert not has_control_characters(without_control_characters(text), single_line=True)
+
+
+def test_a_person_needs_a_phone_number_or_an_email_address():
+    assert contactable("01632960001", None) == {}
+    assert contactable(None, "a@example.com") == {}
+    assert contactable("", None) == {"phone": "Enter a phone number or an email address"}
+
+
+@pytest.mark.parametrize(
+    ("preferred", "phone", "email", "refused"),
+    [
+        ("phone", "01632960001", None, {}),
+        ("text", "07700900982", None, {}),
+        ("email", None, "a@example.com", {}),
+        ("letter", None, None, {}),
+        (None, None, None, {}),
+        (
+            "text",
+            None,
+            "a@example.com",
+            {"preferred_contact": "Enter a phone number, or choose another way to contact them"},
+        ),
+        (
+            "email",
+            "01632960001",
+            "",
+            {"preferred_contact": "Enter an email address, or choose another way to contact them"},
+        ),
+    ],
+)
+def test_the_preferred_way_of_contact_needs_its_detail(preferred, phone, email, refused):
+    assert reachable(preferred, phone, email) == refused
+
+
+def test_a_flagged_risk_is_described():
+    assert risk_described(False, "") == {}
+    assert risk_described(True, "Lives alone") == {}
+    assert risk_described(True, "   ") == {"risk_note": "Describe the concern or risk"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import partial
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 from flask import Response, make_response, request, url_for
 from flask_login import current_user
@@ -18,7 +18,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonDict
+from pydantic.json_schema import JsonDict, JsonValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -44,6 +44,7 @@ from referrals.courses.services import close_referral, lock_courses_of
 from referrals.dates import check_past, check_received
 from referrals.extensions import db
 from referrals.idempotency import IDEMPOTENCY_HEADER
+from referrals.intake import validation as intake_rules
 from referrals.intake.forms import NAME_MAX, TEXT_MAX
 from referrals.intake.identity import PersonAsSent, person_seen_by
 from referrals.intake.lifecycle import Status
@@ -73,7 +74,7 @@ from referrals.intake.validation import (
     clean_postcode,
 )
 from referrals.security import allow
-from referrals.typed import Body, Id, Text, dated, refuse, rule
+from referrals.typed import Body, Id, Text, dated, refuse_any, rule
 from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, ReferrerType, Sex
 
 Free = Annotated[str, Text(TEXT_MAX)]
@@ -89,11 +90,26 @@ def _given(name: str, form: str) -> JsonDict:
     return {"required": [name], "properties": {name: {"type": "string", "format": form}}}
 
 
-# The person's contact rules, in the document: a phone number or an email address, and the one
-# their preferred way of contact needs.
-_PHONE, _EMAIL = _given("phone", "uk-phone"), _given("email", "email")
-_CONTACTABLE: JsonDict = {"anyOf": [_PHONE, _EMAIL]}
-# A risk is described when flagged.
+# The person's contact rules (`contactable`, `reachable`), in the document: a phone number or an
+# email address, and the one their preferred way of contact needs (`DETAIL_NEEDED_BY`).
+Preferred = Literal["phone", "email", "text", "letter"]
+_FORMATS = {"phone": "uk-phone", "email": "email"}
+_CONTACTABLE: JsonDict = {"anyOf": [_given(name, form) for name, form in _FORMATS.items()]}
+
+
+def _preferred_needing(detail: str | None) -> JsonDict:
+    """A preferred way of contact that needs this detail, and the detail given (None: a way
+    that needs neither, or none chosen)."""
+    needing = intake_rules.DETAIL_NEEDED_BY.get
+    ways: list[JsonValue] = [way for way in get_args(Preferred) if needing(way) == detail]
+    ways += [None] if detail is None else []
+    allowed: JsonDict = {"const": ways[0]} if len(ways) == 1 else {"enum": ways}
+    preferred: JsonDict = {"properties": {"preferred_contact": allowed}}
+    return preferred if detail is None else {"allOf": [_given(detail, _FORMATS[detail]), preferred]}
+
+
+_REACHABLE: JsonDict = {"anyOf": [_preferred_needing(detail) for detail in (None, *_FORMATS)]}
+# A risk is described when flagged (`risk_described`).
 _DESCRIBED: JsonDict = {
     "anyOf": [
         {"properties": {"risk_flag": {"const": False}}},
@@ -101,13 +117,6 @@ _DESCRIBED: JsonDict = {
             "required": ["risk_note"],
             "properties": {"risk_note": text_schema(TEXT_MAX, required=True)},
         },
-    ]
-}
-_REACHABLE: JsonDict = {
-    "anyOf": [
-        {"properties": {"preferred_contact": {"enum": ["letter", None]}}},
-        {"allOf": [_PHONE, {"properties": {"preferred_contact": {"enum": ["phone", "text"]}}}]},
-        {"allOf": [_EMAIL, {"properties": {"preferred_contact": {"const": "email"}}}]},
     ]
 }
 
@@ -137,7 +146,7 @@ class PatientInput(Body):
     email: Annotated[str, Text(254), rule(clean_email, InvalidValue), formatted("email")] | None = (
         Field(default=None, validate_default=True)
     )
-    preferred_contact: Literal["phone", "email", "text", "letter"] | None = Field(
+    preferred_contact: Preferred | None = Field(
         default=None, description="Default: phone when a phone number is given, else email"
     )
     communication_needs: Free = ""
@@ -146,17 +155,15 @@ class PatientInput(Body):
     @field_validator("email")
     @classmethod
     def _contactable(cls, email: str | None, info: ValidationInfo) -> str | None:
-        if "phone" in info.data and not (info.data["phone"] or email):
-            raise refuse("Enter a phone number or an email address", "phone")
+        if "phone" in info.data:  # not when the phone number was refused itself
+            refuse_any(intake_rules.contactable(info.data["phone"], email))
         return email
 
     @field_validator("preferred_contact")
     @classmethod
     def _reachable(cls, preferred: str | None, info: ValidationInfo) -> str | None:
-        if preferred in ("phone", "text") and not info.data.get("phone"):
-            raise refuse("Enter a phone number, or choose another way to contact them")
-        if preferred == "email" and not info.data.get("email"):
-            raise refuse("Enter an email address, or choose another way to contact them")
+        phone, email = info.data.get("phone"), info.data.get("email")
+        refuse_any(intake_rules.reachable(preferred, phone, email))
         return preferred
 
 
@@ -206,8 +213,7 @@ class ReferralInput(Body):
     @field_validator("risk_note")
     @classmethod
     def _risk(cls, note: str, info: ValidationInfo) -> str:
-        if info.data.get("risk_flag") and not note:
-            raise refuse("Describe the concern or risk")
+        refuse_any(intake_rules.risk_described(bool(info.data.get("risk_flag")), note))
         return note
 
 

@@ -20,6 +20,9 @@ from referrals.intake.validation import (
     clean_nhs_number,
     clean_phone,
     clean_postcode,
+    contactable,
+    reachable,
+    risk_described,
 )
 
 # The API reads TEXT_MAX through here too; `referrals.text` is where it is written.
@@ -51,6 +54,12 @@ def _cleaned_by(cleaner: Any) -> Any:
             raise ValidationError(str(error)) from error
 
     return check
+
+
+def _refuse(refused: dict[str, str]) -> None:
+    """A cross-field rule's refusal, said at the field being validated."""
+    for message in refused.values():
+        raise ValidationError(message)
 
 
 def name_field(label: str, missing: str) -> StrippedStringField:
@@ -185,20 +194,17 @@ class ReferralForm(Form):
     def validate(self, extra_validators: Any = None) -> bool:
         valid = super().validate(extra_validators)
         # Checked here: the fields' Optional() validators stop their own chains when empty.
-        if not self.phone.data and not self.email.data and not self.phone.errors:
-            self.phone.errors = [*self.phone.errors, "Enter a phone number or an email address"]
+        if not self.phone.errors and (refused := contactable(self.phone.data, self.email.data)):
+            for name, message in refused.items():
+                self[name].errors = [*self[name].errors, message]
             valid = False
         return valid
 
     def validate_preferred_contact(self, field: Any) -> None:
-        if field.data in ("phone", "text") and not self.phone.data:
-            raise ValidationError("Enter a phone number, or choose another way to contact them")
-        if field.data == "email" and not self.email.data:
-            raise ValidationError("Enter an email address, or choose another way to contact them")
+        _refuse(reachable(field.data, self.phone.data, self.email.data))
 
     def validate_risk_note(self, field: Any) -> None:
-        if self.risk_flag.data and not (field.data or "").strip():
-            raise ValidationError("Describe the concern or risk")
+        _refuse(risk_described(self.risk_flag.data, field.data))
 
     def validate_gp_practice(self, field: Any) -> None:
         if not field.data:

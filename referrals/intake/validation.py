@@ -100,3 +100,34 @@ def clean_email(raw: str) -> str:
     except email_validator.EmailNotValidError as error:
         raise InvalidValue(EMAIL_MESSAGE) from error
     return raw.lower()
+
+
+# Rules across a referral's fields. Each returns its refusal as {field: message}, empty when the
+# details keep the rule; the referral form and the API both call them.
+
+# The contact detail each preferred way of contact needs; a letter needs neither.
+DETAIL_NEEDED_BY = {"phone": "phone", "text": "phone", "email": "email"}
+_DETAIL_MISSING = {
+    "phone": "Enter a phone number, or choose another way to contact them",
+    "email": "Enter an email address, or choose another way to contact them",
+}
+
+
+def contactable(phone: str | None, email: str | None) -> dict[str, str]:
+    """The person can be contacted: a phone number, an email address or both."""
+    return {} if phone or email else {"phone": "Enter a phone number or an email address"}
+
+
+def reachable(preferred: str | None, phone: str | None, email: str | None) -> dict[str, str]:
+    """Their preferred way of contact has the detail it needs."""
+    needed = DETAIL_NEEDED_BY.get(preferred or "")
+    if needed is not None and not {"phone": phone, "email": email}[needed]:
+        return {"preferred_contact": _DETAIL_MISSING[needed]}
+    return {}
+
+
+def risk_described(flagged: bool, note: str | None) -> dict[str, str]:
+    """A flagged concern or risk is described for the link worker."""
+    if flagged and not (note or "").strip():
+        return {"risk_note": "Describe the concern or risk"}
+    return {}
