@@ -62,6 +62,7 @@ from referrals.dates import DateRefused, check_contract, check_recorded
 from referrals.extensions import db
 from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
+from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
 from referrals.security import STAFF, allow, public
 from referrals.text import TEXT_MAX
@@ -290,11 +291,7 @@ class Timed(api.Answer):
 
 
 class VenueOut(api.Answer):
-    id: int
-    name: str
-    address: str
-    postcode: str
-    accessibility: str
+    __annotations__ = api.columns(Venue, "id name address postcode accessibility")
 
 
 class CourseSchedule(Timed):
@@ -307,11 +304,7 @@ class CourseSchedule(Timed):
 
 
 class CourseOut(api.Answer):
-    id: int
-    title: str
-    description: str
-    art_form: ArtForm
-    provider_id: int
+    __annotations__ = api.columns(Course, "id title description art_form provider_id")
     provider_name: str
     contract_id: int
     venue: VenueOut
@@ -365,15 +358,10 @@ class CourseOut(api.Answer):
 
 
 class SessionOut(Timed):
-    id: int
-    course_id: int
-    sequence: int
-    date: dt.date
-    is_taster: bool
-    status: models.SessionStatus
-    moved_from: dt.date | None
-    cancelled_reason: str
-    register_saved_at: dt.datetime | None
+    __annotations__ = api.columns(
+        CourseSession,
+        "id course_id sequence date is_taster status moved_from cancelled_reason register_saved_at",
+    )
 
 
 class CourseWithSessions(CourseOut):
@@ -381,10 +369,7 @@ class CourseWithSessions(CourseOut):
 
 
 class Mark(api.Answer):
-    status: models.AttendanceStatus
-    mood_before: int | None
-    mood_after: int | None
-    note: str
+    __annotations__ = api.columns(Attendance, "status mood_before mood_after note")
 
 
 _MARKED = ("session_id", "status", "mood_before", "mood_after", "note")
@@ -476,12 +461,9 @@ class Register(api.Answer):
 
 
 class Wellbeing(api.Answer):
-    id: int
-    enrolment_id: int
-    instrument: Instrument
-    timepoint: Timepoint
-    items: list[int]
-    raw_score: int
+    __annotations__ = api.columns(
+        WellbeingAssessment, "id enrolment_id instrument timepoint items raw_score"
+    )
     metric_score: float = Field(
         description="SWEMWBS: the raw total converted with the published table"
     )
@@ -489,12 +471,9 @@ class Wellbeing(api.Answer):
 
 
 class ContractOut(api.Answer):
-    id: int
-    name: str
-    commissioner_id: int
-    start_date: dt.date
-    end_date: dt.date
-    value_pence: int | None
+    __annotations__ = api.columns(
+        Contract, "id name commissioner_id start_date end_date value_pence"
+    )
     targets: dict[str, Any] = Field(
         description="KPI code to span (month, year_to_date) to levels: minimum, expected, stretch"
     )

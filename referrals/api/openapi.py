@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import sys
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import SimpleNamespace
@@ -112,6 +113,17 @@ class Answer(BaseModel):
     @classmethod
     def read(cls, record: Any, context: dict[str, Any]) -> Any:
         return record
+
+
+def columns(record: type, names: str) -> dict[str, Any]:
+    """Answer fields typed as the record's mapped columns (`Mapped[T]` is `T`), named in this
+    order (separated by spaces): an answer names the columns it shows, not their types."""
+    fields = {}
+    for name in names.split():
+        owner = next(k for k in record.__mro__ if name in vars(k).get("__annotations__", {}))
+        mapped = _hints({name: vars(owner)["__annotations__"][name]}, owner)[name]
+        fields[name] = typing.get_args(mapped)[0]
+    return fields
 
 
 class Page(Answer, Generic[T]):
@@ -331,8 +343,13 @@ def operation(
 def _request_models(view: Callable[..., Any]) -> dict[str, Any]:
     """The models a view's `body` and `query` parameters are annotated with."""
     wanted = {k: v for k, v in view.__annotations__.items() if k in ("body", "query")}
-    names = SimpleNamespace(__annotations__=wanted, __globals__=view.__globals__)
-    return typing.get_type_hints(names)
+    return _hints(wanted, view)
+
+
+def _hints(annotations: dict[str, Any], owner: Any) -> Any:
+    """The annotations resolved in the module `owner` was written in."""
+    module = vars(sys.modules[owner.__module__])
+    return typing.get_type_hints(SimpleNamespace(__annotations__=annotations, __globals__=module))
 
 
 def _url_of(endpoint: str, record: Any) -> str:

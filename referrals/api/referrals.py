@@ -29,6 +29,7 @@ from referrals.api.openapi import (
     Answer,
     Page,
     PageQuery,
+    columns,
     dump,
     formatted,
     json_body,
@@ -275,33 +276,19 @@ class Transition(Answer):
 
     from_status: Status | None = Field(serialization_alias="from")
     to_status: Status = Field(serialization_alias="to")
-    at: datetime
-    effective_on: date
+    __annotations__ |= columns(ReferralTransition, "at effective_on reason note snomed_code")
     actor: Annotated[str | None, BeforeValidator(lambda user: getattr(user, "name", user))]
-    reason: str
-    note: str
-    snomed_code: str | None
 
 
 class Referral(Answer):
-    id: int
-    status: Status
-    pathway: Pathway
-    referrer_type: ReferrerType
-    reason: str
+    __annotations__ = columns(
+        ReferralRecord,
+        "id status pathway referrer_type reason consent risk_flag risk_note received_on "
+        "first_contact_at closed_on snomed_code new_episode_reason gp_practice_id "
+        "referred_by_id assigned_to_id",
+    )
     interests: list[ArtForm]
-    consent: bool
-    risk_flag: bool
-    risk_note: str
-    received_on: date
     status_changed_at: datetime | None
-    first_contact_at: datetime | None
-    closed_on: date | None
-    snomed_code: str | None
-    new_episode_reason: str
-    gp_practice_id: int
-    referred_by_id: int | None
-    assigned_to_id: int | None
     created_at: datetime | None
     patient: Patient  # type: ignore[valid-type]
     timeline: list[Transition]

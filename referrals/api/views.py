@@ -11,26 +11,26 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from referrals.api import bp
-from referrals.api.openapi import Answer, Page, PageQuery, build_document, operation, paginate
+from referrals.api.openapi import (
+    Answer,
+    Page,
+    PageQuery,
+    build_document,
+    columns,
+    operation,
+    paginate,
+)
 from referrals.api.problems import KINDS
-from referrals.auth.models import Organisation, OrganisationKind, Role
+from referrals.auth.models import Organisation, Role, User
 from referrals.security import STAFF, allow, public
 
 
 class Me(Answer):
-    id: int
-    email: str
-    name: str
-    role: Role
-    organisation_id: int
+    __annotations__ = columns(User, "id email name role organisation_id")
 
 
 class OrganisationOut(Answer):
-    id: int
-    name: str
-    kind: OrganisationKind
-    ods_code: str | None
-    active: bool
+    __annotations__ = columns(Organisation, "id name kind ods_code active")
 
 
 @bp.get("/me")
