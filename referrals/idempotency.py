@@ -1,17 +1,19 @@
 """Idempotent writes: a caller's `Idempotency-Key` claims a write, its first successful answer
 is stored with what the write recorded (in the same transaction) and replayed on a retry.
 
-Used by the referral API and by the offline register's send; each says its own refusals. The
-unique (user_id, key) constraint makes a second, concurrent claim of a key wait, then fail.
+Used by the referral API and by the offline register's send through `retried` and
+`claim_or_retried`; each says its own refusals. The unique (user_id, key) constraint makes a
+second, concurrent claim of a key wait, then fail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from flask import Response, jsonify
+from flask import Response, jsonify, request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +22,7 @@ from referrals.extensions import db
 from referrals.intake.models import IdempotentRequest
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+R = TypeVar("R")
 
 
 def request_fingerprint(payload: Any) -> str:
@@ -68,3 +71,44 @@ def claim(user: User, key: str, endpoint: str | None, fingerprint: str) -> Idemp
         db.session.rollback()
         return None
     return claimed
+
+
+def retried(
+    user: User,
+    key: str,
+    fingerprint: str,
+    other: Callable[[], R],
+    replay: Callable[[IdempotentRequest], R | Response] = replayed,
+) -> R | Response | None:
+    """The answer to a retry: the stored one (`replay`), or `other()` when the key was first
+    used for a different request; None for a key not used before."""
+    stored = stored_answer(user, key)
+    return None if stored is None else _answer_to(stored, fingerprint, other, replay)
+
+
+def claim_or_retried(
+    user: User,
+    key: str,
+    fingerprint: str,
+    other: Callable[[], R],
+    busy: Callable[[], R],
+    replay: Callable[[IdempotentRequest], R | Response] = replayed,
+) -> IdempotentRequest | R | Response:
+    """The key claimed for this request, or, when a concurrent request with it got there first,
+    that request's answer (as `retried` says it), or `busy()` while it has none."""
+    claimed = claim(user, key, request.endpoint, fingerprint)
+    if claimed is not None:
+        return claimed
+    stored = stored_answer(user, key)
+    if stored is None or stored.status_code == 0:
+        return busy()
+    return _answer_to(stored, fingerprint, other, replay)
+
+
+def _answer_to(
+    stored: IdempotentRequest,
+    fingerprint: str,
+    other: Callable[[], R],
+    replay: Callable[[IdempotentRequest], R | Response],
+) -> R | Response:
+    return replay(stored) if same_request(stored, request.endpoint, fingerprint) else other()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import partial
-from typing import Annotated, Any, Literal, get_args, get_type_hints
+from typing import Annotated, Any, Literal, NoReturn, get_args, get_type_hints
 
 from flask import Response, make_response, request, url_for
 from flask_login import current_user
@@ -322,15 +322,20 @@ def _idempotency_key() -> str | None:
     return key.strip() if key is not None else None
 
 
-def _replay(stored: IdempotentRequest, fingerprint: str) -> Response:
-    if not idempotency.same_request(stored, request.endpoint, fingerprint):
-        message = (
-            "This Idempotency-Key was already used for a different request. "
-            "Send a new key with a new request"
-        )
-        raise ApiProblem(
-            422, message, kind="idempotency-key-reused", errors={IDEMPOTENCY_HEADER: [message]}
-        )
+def _key_reused() -> NoReturn:
+    message = (
+        "This Idempotency-Key was already used for a different request. "
+        "Send a new key with a new request"
+    )
+    errors = {IDEMPOTENCY_HEADER: [message]}
+    raise ApiProblem(422, message, kind="idempotency-key-reused", errors=errors)
+
+
+def _interrupted() -> NoReturn:  # the other request with the key gave up
+    raise ApiProblem(409, "A request with this Idempotency-Key was interrupted")
+
+
+def _replay(stored: IdempotentRequest) -> Response:
     referral_id = stored.body.get("id")
     # The answer shows the person's record again, so it is audited as a view.
     record(current_user, "referral.viewed", object_type="referral", object_id=referral_id)
@@ -421,16 +426,13 @@ def create_referral_view(body: ReferralInput) -> Response:
 
     Who may call it: referrer (for their own practice), link_worker, admin."""
     key, fingerprint = _idempotency_key(), idempotency.request_fingerprint(json_body())
-    if key is not None and (stored := idempotency.stored_answer(current_user, key)) is not None:
-        return _replay(stored, fingerprint)
+    once = (current_user, key, fingerprint, _key_reused) if key is not None else None
+    if once and (retry := idempotency.retried(*once, _replay)) is not None:
+        return retry
     details = _details(body)
-    claimed = idempotency.claim(current_user, key, request.endpoint, fingerprint) if key else None
-    if key is not None and claimed is None:
-        if (
-            stored := idempotency.stored_answer(current_user, key)
-        ) is None:  # the other request gave up
-            raise ApiProblem(409, "A request with this Idempotency-Key was interrupted")
-        return _replay(stored, fingerprint)
+    claimed = idempotency.claim_or_retried(*once, _interrupted, _replay) if once else None
+    if isinstance(claimed, Response):
+        return claimed
     referral = _record(details)
     db.session.expire(referral, ["transitions"])  # the service added the first step by id
     shown = dump(Referral, referral, viewer=current_user)

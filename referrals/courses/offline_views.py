@@ -43,11 +43,9 @@ from referrals.courses.services import CourseRuleBroken, RegisterRefused, people
 from referrals.extensions import db
 from referrals.idempotency import (
     IDEMPOTENCY_HEADER,
-    claim,
-    replayed,
+    claim_or_retried,
     request_fingerprint,
-    same_request,
-    stored_answer,
+    retried,
 )
 from referrals.intake.lifecycle import TransitionRefused
 from referrals.intake.models import IDEMPOTENCY_KEY_MAX, IdempotentRequest
@@ -221,15 +219,17 @@ def _sent_message(
     return f"Register for {what} sent: {attended} of {len(entries)} attended"
 
 
-def _replay(stored: IdempotentRequest, fingerprint: str) -> ResponseReturnValue:
-    if not same_request(stored, request.endpoint, fingerprint):
-        return _answer(
-            422,
-            status="invalid",
-            message="This register was already sent with different marks",
-            errors={IDEMPOTENCY_HEADER: ["Already used for a different register"]},
-        )
-    return replayed(stored)
+def _sent_before() -> ResponseReturnValue:
+    return _answer(
+        422,
+        status="invalid",
+        message="This register was already sent with different marks",
+        errors={IDEMPOTENCY_HEADER: ["Already used for a different register"]},
+    )
+
+
+def _busy() -> ResponseReturnValue:  # the same register, sent twice at once: the first records it
+    return _answer(409, status="busy", message="This register is being sent already")
 
 
 @bp.post("/sessions/<int:session_id>/register/send")
@@ -248,10 +248,9 @@ def send_register(session_id: int) -> ResponseReturnValue:
     payload = request.get_json(silent=True)
     if not isinstance(payload, dict):
         return _answer(422, status="invalid", message="Send a JSON object", errors={})
-    fingerprint = request_fingerprint(payload)
-    stored = stored_answer(current_user, key)
-    if stored is not None:
-        return _replay(stored, fingerprint)
+    once = (current_user, key, request_fingerprint(payload), _sent_before)
+    if (retry := retried(*once)) is not None:
+        return retry
 
     errors: dict[str, list[str]] = {}
     # Without entries, only the questionnaires: the artist kept the register saved meanwhile.
@@ -279,12 +278,9 @@ def send_register(session_id: int) -> ResponseReturnValue:
         )
     assert isinstance(based_on, str)
 
-    claimed = claim(current_user, key, request.endpoint, fingerprint)
-    if claimed is None:  # the same register, sent twice at once: the first one records it
-        stored = stored_answer(current_user, key)
-        if stored is None or stored.status_code == 0:
-            return _answer(409, status="busy", message="This register is being sent already")
-        return _replay(stored, fingerprint)
+    claimed = claim_or_retried(*once, _busy)
+    if not isinstance(claimed, IdempotentRequest):
+        return claimed
 
     try:
         save_offline_register(
