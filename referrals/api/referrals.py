@@ -18,7 +18,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.json_schema import JsonDict, JsonValue
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload, selectinload
@@ -87,45 +86,19 @@ Postcode = Annotated[
 # Requests ---------------------------------------------------------------------------------
 
 
-def _given(name: str, form: str) -> JsonDict:
-    return {"required": [name], "properties": {name: {"type": "string", "format": form}}}
-
-
-# The person's contact rules (`contactable`, `reachable`), in the document: a phone number or an
-# email address, and the one their preferred way of contact needs (`DETAIL_NEEDED_BY`).
 Preferred = Literal["phone", "email", "text", "letter"]
-_FORMATS = {"phone": "uk-phone", "email": "email"}
-_CONTACTABLE: JsonDict = {"anyOf": [_given(name, form) for name, form in _FORMATS.items()]}
-
-
-def _preferred_needing(detail: str | None) -> JsonDict:
-    """A preferred way of contact that needs this detail, and the detail given (None: a way
-    that needs neither, or none chosen)."""
-    needing = intake_rules.DETAIL_NEEDED_BY.get
-    ways: list[JsonValue] = [way for way in get_args(Preferred) if needing(way) == detail]
-    ways += [None] if detail is None else []
-    allowed: JsonDict = {"const": ways[0]} if len(ways) == 1 else {"enum": ways}
-    preferred: JsonDict = {"properties": {"preferred_contact": allowed}}
-    return preferred if detail is None else {"allOf": [_given(detail, _FORMATS[detail]), preferred]}
-
-
-_REACHABLE: JsonDict = {"anyOf": [_preferred_needing(detail) for detail in (None, *_FORMATS)]}
-# A risk is described when flagged (`risk_described`).
-_DESCRIBED: JsonDict = {
-    "anyOf": [
-        {"properties": {"risk_flag": {"const": False}}},
-        {
-            "required": ["risk_note"],
-            "properties": {"risk_note": text_schema(TEXT_MAX, required=True)},
-        },
-    ]
+_CONTACT = {
+    name: {"type": "string", "format": form}
+    for name, form in (("phone", "uk-phone"), ("email", "email"))
 }
 
 
 class PatientInput(Body):
     """The person referred. Give a phone number, an email address or both."""
 
-    model_config = ConfigDict(json_schema_extra={"allOf": [_CONTACTABLE, _REACHABLE]})
+    model_config = ConfigDict(
+        json_schema_extra=intake_rules.contact_schema(get_args(Preferred), _CONTACT)
+    )
 
     nhs_number: Annotated[
         str,
@@ -169,7 +142,9 @@ class PatientInput(Body):
 
 
 class ReferralInput(Body):
-    model_config = ConfigDict(json_schema_extra=_DESCRIBED)
+    model_config = ConfigDict(
+        json_schema_extra=intake_rules.risk_schema(text_schema(TEXT_MAX, required=True))
+    )
 
     patient: PatientInput
     gp_practice_id: Id | None = Field(

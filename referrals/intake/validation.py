@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 import email_validator
 import nhs_number
@@ -131,3 +133,32 @@ def risk_described(flagged: bool, note: str | None) -> dict[str, str]:
     if flagged and not (note or "").strip():
         return {"risk_note": "Describe the concern or risk"}
     return {}
+
+
+# The same rules in the API's document, as JSON Schema made from the definitions above.
+
+
+def _given(name: str, schema: Mapping[str, Any]) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: dict(schema)}}
+
+
+def contact_schema(ways: Sequence[str], details: Mapping[str, Any]) -> dict[str, Any]:
+    """`contactable` and `reachable`: one of the `details` given (each with its schema), and
+    the one the preferred way of contact (one of `ways`, or none) needs."""
+
+    def needing(detail: str | None) -> dict[str, Any]:
+        allowed: list[Any] = [way for way in ways if DETAIL_NEEDED_BY.get(way) == detail]
+        allowed += [None] if detail is None else []
+        chosen = {"const": allowed[0]} if len(allowed) == 1 else {"enum": allowed}
+        preferred = {"properties": {"preferred_contact": chosen}}
+        return (
+            preferred if detail is None else {"allOf": [_given(detail, details[detail]), preferred]}
+        )
+
+    contact = {"anyOf": [_given(name, schema) for name, schema in details.items()]}
+    return {"allOf": [contact, {"anyOf": [needing(detail) for detail in (None, *details)]}]}
+
+
+def risk_schema(note: Mapping[str, Any]) -> dict[str, Any]:
+    """`risk_described`: not flagged, or a note (`note`, its schema) given."""
+    return {"anyOf": [{"properties": {"risk_flag": {"const": False}}}, _given("risk_note", note)]}
