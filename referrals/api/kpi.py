@@ -36,7 +36,7 @@ from referrals.courses.kpi_targets import TARGET_LEVELS
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
-from referrals.reports.csv_export import FIGURE_FIELDS
+from referrals.reports.csv_export import ADMIN_COLUMNS, COLUMNS, FIGURE_FIELDS, FLAG_COLUMNS
 from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.labels import changed_since_made, figure_target, span_of
 from referrals.reports.models import KpiReturn
@@ -261,10 +261,9 @@ def make_kpi_return(body: ReturnRequest) -> Any:
 
 RETURN = scoped(get_return_or_404)
 CSV_DESCRIPTION = (
-    "One row per KPI, span and breakdown cell: period, scope, span, code, name, breakdown, "
-    "value, suppressed, target_minimum, target_expected, target_stretch, target_rating, "
-    "version, generated_at, then provisional (and, when an admin asks for raw figures, "
-    "changed_since_made and raw_value). UTF-8 with a BOM; cells a spreadsheet would run as "
+    f"One row per KPI, span and breakdown cell: {', '.join(COLUMNS)}, then "
+    f"{', '.join(FLAG_COLUMNS)} (and, when an admin asks for raw figures, "
+    f"{' and '.join(ADMIN_COLUMNS)}). UTF-8 with a BOM; cells a spreadsheet would run as "
     "formulas are neutralised."
 )
 PDF_DESCRIPTION = (

@@ -278,8 +278,7 @@ def operation(
     read. `problems` the problem kinds (or plain statuses) it may answer with, 401, 403 and
     429 always listed; `refusal` the status, kind and default field of a rule's refusal (see
     the handlers in `referrals.api`)."""
-    if created is not None:
-        status, headers = 201, {"Location": "The new record's URL"}
+    status = 201 if created is not None else status
     success: dict[str, Any] = {"description": "Done"}
     if files:
         success["content"] = {m: {"schema": {"type": "string"}} for m in files}
