@@ -23,9 +23,9 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, InternalServerError, MethodNotAllowed
 
-from referrals.api.problems import problem
 from referrals.db import is_lock_timeout, only_reads_from_now
 from referrals.extensions import db, login_manager
+from referrals.problems import problem
 from referrals.security import is_api_request
 
 log = logging.getLogger(__name__)

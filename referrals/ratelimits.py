@@ -25,8 +25,8 @@ from flask.typing import ResponseReturnValue
 from flask_limiter import Limiter, RateLimitExceeded
 
 from referrals.api import bp as api_bp
-from referrals.api.problems import problem
 from referrals.auth.throttle import client_address
+from referrals.problems import problem
 from referrals.security import ACCESS_ATTRIBUTE, PUBLIC, is_api_request
 
 EXTENSION = "referrals.limiter"

@@ -33,7 +33,6 @@ from sqlalchemy.orm import joinedload
 from referrals import clock
 from referrals.api import bp
 from referrals.api import openapi as api
-from referrals.api.problems import validation_problem
 from referrals.api.referrals import Postcode
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses import models
@@ -64,6 +63,7 @@ from referrals.intake.models import Referral
 from referrals.intake.scope import scoped_referrals
 from referrals.outcomes.models import WellbeingAssessment
 from referrals.outcomes.scoring import ITEM_MAX, ITEM_MIN, Instrument, Timepoint
+from referrals.problems import validation_problem
 from referrals.security import STAFF, allow, public
 from referrals.text import TEXT_MAX
 from referrals.typed import Body, Flag, Id, Text, Whole, dated, either, integral, limits, refuse

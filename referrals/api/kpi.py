@@ -29,13 +29,13 @@ from referrals.api.openapi import (
     paginate,
     scoped,
 )
-from referrals.api.problems import validation_problem
 from referrals.audit import record_now
 from referrals.auth.models import Role
 from referrals.courses.kpi_targets import TARGET_LEVELS
 from referrals.courses.models import Contract
 from referrals.exports import send_bytes
 from referrals.extensions import db
+from referrals.problems import validation_problem
 from referrals.reports.csv_export import ADMIN_COLUMNS, COLUMNS, FIGURE_FIELDS, FLAG_COLUMNS
 from referrals.reports.exporting import export_return, scope_label
 from referrals.reports.labels import changed_since_made, figure_target, span_of

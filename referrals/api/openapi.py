@@ -33,11 +33,11 @@ from pydantic.json_schema import models_json_schema
 from sqlalchemy import Select, func, select
 
 from referrals import clock
-from referrals.api.problems import KINDS, PROBLEM_BASE, query_problem
-from referrals.api.problems import validation_problem as body_problem
 from referrals.config import Defaults as Config
 from referrals.extensions import db
 from referrals.ids import MAX_ID
+from referrals.problems import KINDS, PROBLEM_BASE, query_problem
+from referrals.problems import validation_problem as body_problem
 from referrals.security import ACCESS_ATTRIBUTE, PUBLIC
 from referrals.typed import Body, Text, field_errors
 

@@ -37,7 +37,6 @@ from referrals.api.openapi import (
     scoped,
     text_schema,
 )
-from referrals.api.problems import ApiProblem, validation_problem
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
@@ -73,6 +72,7 @@ from referrals.intake.validation import (
     clean_phone,
     clean_postcode,
 )
+from referrals.problems import ApiProblem, validation_problem
 from referrals.security import allow
 from referrals.typed import Body, Id, Text, dated, refuse_any, rule
 from referrals.vocab import ArtForm, ContactMethod, Ethnicity, Pathway, ReferrerType, Sex

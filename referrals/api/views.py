@@ -20,8 +20,8 @@ from referrals.api.openapi import (
     operation,
     paginate,
 )
-from referrals.api.problems import KINDS
 from referrals.auth.models import Organisation, Role, User
+from referrals.problems import KINDS
 from referrals.security import STAFF, allow, public
 
 

@@ -20,8 +20,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import NotFound
 
 from referrals import clock
-from referrals.api.problems import ApiProblem, validation_problem
 from referrals.places.services import Where, understand
+from referrals.problems import ApiProblem, validation_problem
 from referrals.public import openreferral_bp as bp
 from referrals.public.catalogue import BYDAY, Listing, Provider, Search, published, search
 from referrals.security import public

@@ -1,5 +1,6 @@
-"""RFC 9457 problem details: every API error has this shape, and every `type` is a page here
-that explains it (`/api/v1/problems/<kind>`)."""
+"""RFC 9457 problem details: every JSON error of the service (the API, the Open Referral feed,
+rate limits, the error handlers) has this shape, and every `type` is a page that explains it
+(`/api/v1/problems/<kind>`)."""
 
 from __future__ import annotations
 
