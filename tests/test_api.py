@@ -7,10 +7,10 @@ import re
 
 from sqlalchemy import select
 
-from referrals.api.openapi import openapi_path
 from referrals.auth.models import ApiToken, OrganisationKind, Role
 from referrals.auth.services import deactivate_user, revoke_api_tokens
 from referrals.extensions import db
+from referrals.openapi import openapi_path
 from tests import factories
 
 

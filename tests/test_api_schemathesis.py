@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from referrals.api.openapi import FORMATS
 from referrals.auth.models import Role, User
 from referrals.auth.services import issue_api_token
 from referrals.dates import EARLIEST, latest_planned
@@ -25,6 +24,7 @@ from referrals.intake.validation import (
     clean_date_of_birth,
     clean_nhs_number,
 )
+from referrals.openapi import FORMATS
 from referrals.problems import PROBLEM_BASE
 from tests import factories
 from tests.test_api_courses import assessed_referral, make_contract

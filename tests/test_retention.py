@@ -362,8 +362,8 @@ def build_scheme() -> Scheme:
         ]
     )
     # The API's stored first answer, which shows her record.
-    from referrals.api.openapi import dump
     from referrals.api.referrals import Referral
+    from referrals.openapi import dump
 
     db.session.flush()
     db.session.add(

@@ -9,11 +9,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import IntegrityError
 
-from referrals.api.openapi import OPENAPI_ATTRIBUTE, json_body
 from referrals.courses.schedule import InvalidSchedule
 from referrals.courses.services import CourseRuleBroken, RegisterRefused
 from referrals.extensions import db
 from referrals.intake.lifecycle import TransitionRefused
+from referrals.openapi import OPENAPI_ATTRIBUTE, json_body
 from referrals.outcomes.scoring import InvalidScores
 from referrals.problems import ApiProblem, problem, validation_problem
 from referrals.reports.periods import InvalidPeriod

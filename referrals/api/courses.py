@@ -31,8 +31,8 @@ from sqlalchemy import Row, func, select
 from sqlalchemy.orm import joinedload
 
 from referrals import clock
+from referrals import openapi as api
 from referrals.api import bp
-from referrals.api import openapi as api
 from referrals.api.referrals import Postcode
 from referrals.auth.models import Organisation, Role, User
 from referrals.courses import models

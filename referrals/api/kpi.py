@@ -18,7 +18,13 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from referrals import clock
 from referrals.api import bp
-from referrals.api.openapi import (
+from referrals.audit import record_now
+from referrals.auth.models import Role
+from referrals.courses.kpi_targets import TARGET_LEVELS
+from referrals.courses.models import Contract
+from referrals.exports import send_bytes
+from referrals.extensions import db
+from referrals.openapi import (
     Answer,
     Page,
     PageQuery,
@@ -29,12 +35,6 @@ from referrals.api.openapi import (
     paginate,
     scoped,
 )
-from referrals.audit import record_now
-from referrals.auth.models import Role
-from referrals.courses.kpi_targets import TARGET_LEVELS
-from referrals.courses.models import Contract
-from referrals.exports import send_bytes
-from referrals.extensions import db
 from referrals.problems import validation_problem
 from referrals.reports.csv_export import ADMIN_COLUMNS, COLUMNS, FIGURE_FIELDS, FLAG_COLUMNS
 from referrals.reports.exporting import export_return, scope_label

@@ -24,19 +24,6 @@ from sqlalchemy.orm import joinedload, selectinload
 
 from referrals import clock, idempotency
 from referrals.api import bp
-from referrals.api.openapi import (
-    Answer,
-    Page,
-    PageQuery,
-    columns,
-    dump,
-    formatted,
-    json_body,
-    operation,
-    paginate,
-    scoped,
-    text_schema,
-)
 from referrals.audit import record
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.services import close_referral, lock_courses_of
@@ -71,6 +58,19 @@ from referrals.intake.validation import (
     clean_nhs_number,
     clean_phone,
     clean_postcode,
+)
+from referrals.openapi import (
+    Answer,
+    Page,
+    PageQuery,
+    columns,
+    dump,
+    formatted,
+    json_body,
+    operation,
+    paginate,
+    scoped,
+    text_schema,
 )
 from referrals.problems import ApiProblem, validation_problem
 from referrals.security import allow

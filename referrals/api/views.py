@@ -11,7 +11,8 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from referrals.api import bp
-from referrals.api.openapi import (
+from referrals.auth.models import Organisation, Role, User
+from referrals.openapi import (
     Answer,
     Page,
     PageQuery,
@@ -20,7 +21,6 @@ from referrals.api.openapi import (
     operation,
     paginate,
 )
-from referrals.auth.models import Organisation, Role, User
 from referrals.problems import KINDS
 from referrals.security import STAFF, allow, public
 
