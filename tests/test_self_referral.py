@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
 from referrals.intake.models import Patient, PatientReconciliation, Referral
+from referrals.intake.validation import contactable, reachable
 from referrals.notifications.models import Notification
 from referrals.vocab import ReferrerType
 from tests import factories
@@ -162,6 +163,26 @@ def test_bad_input_is_named_at_its_field_and_the_rest_kept(client, scene, change
     assert message in page
     assert f'href="#{field}' in page
     assert "A chair near the door" in page  # what was typed is kept
+    assert referral_count() == 0
+
+
+def test_the_way_of_contact_follows_the_referral_forms_rule_said_to_the_person(client, scene):
+    said = reachable("text", "", "ada@example.com", to_the_person=True)["preferred_contact"]
+    page = send(client, scene, preferred_contact="text", phone="", email="ada@example.com")
+    assert said in page.get_data(as_text=True)
+    assert 'href="#preferred_contact' in page.get_data(as_text=True)
+    assert referral_count() == 0
+
+
+def test_with_no_way_of_contact_chosen_the_person_still_hears_one_detail_is_needed(
+    client, scene
+):
+    data = {**form(scene, phone="", email=""), "csrf_token": csrf_token(client, URL)}
+    del data["preferred_contact"]
+    page = client.post(URL, data=data).get_data(as_text=True)
+    assert "Select how we should contact you" in page
+    assert contactable("", "")["phone"] in page
+    assert 'href="#phone' in page
     assert referral_count() == 0
 
 
