@@ -174,9 +174,7 @@ def test_the_way_of_contact_follows_the_referral_forms_rule_said_to_the_person(c
     assert referral_count() == 0
 
 
-def test_with_no_way_of_contact_chosen_the_person_still_hears_one_detail_is_needed(
-    client, scene
-):
+def test_with_no_way_of_contact_chosen_the_person_still_hears_one_detail_is_needed(client, scene):
     data = {**form(scene, phone="", email=""), "csrf_token": csrf_token(client, URL)}
     del data["preferred_contact"]
     page = client.post(URL, data=data).get_data(as_text=True)
