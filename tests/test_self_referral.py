@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
 from referrals.intake.models import Patient, PatientReconciliation, Referral
@@ -125,7 +126,7 @@ def test_a_known_person_without_an_open_referral_goes_to_reconciliation(client, 
     nhs = "9434765919"
     staff = factories.make_user(Role.LINK_WORKER)
     old = make_referral(staff, scene["practice"], nhs=nhs, family_name="Original")
-    transition(staff, old, Status.DECLINED, reason="Not now", today=date.today())
+    transition(staff, old, Status.DECLINED, reason="Not now", today=clock.today())
     db.session.commit()
     assert send(client, scene, nhs_number="9434765919", family_name="Changed").status_code == 302
     db.session.expire_all()
@@ -143,7 +144,7 @@ def test_a_known_person_without_an_open_referral_goes_to_reconciliation(client, 
         ({"given_name": ""}, "given_name", "Enter your first name"),
         ({"date_of_birth": "31 2 1990"}, "date_of_birth", "Enter a real date"),
         (
-            {"date_of_birth": (date.today() + timedelta(days=2)).strftime("%d %m %Y")},
+            {"date_of_birth": (clock.today() + timedelta(days=2)).strftime("%d %m %Y")},
             "date_of_birth",
             "must be today or in the past",
         ),
