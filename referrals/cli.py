@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from flask import Flask
-from flask.cli import AppGroup
+from flask import Flask, current_app
+from flask.cli import AppGroup, FlaskGroup
 from sqlalchemy import select
 
 from referrals import clock, create_app
@@ -320,8 +320,6 @@ def _report_run(run: Any) -> None:
 @scheduler_cli.command("run")
 def scheduler_run() -> None:
     """Run the scheduler in the foreground (its own process; one or more per deployment)."""
-    from flask import current_app
-
     click.echo("Scheduler started. Jobs: " + "; ".join(job.description for job in JOBS) + ".")
     run_forever(current_app._get_current_object())  # type: ignore[attr-defined]
 
@@ -339,8 +337,6 @@ _TODAY_OPTION = click.option(
 @_TODAY_OPTION
 def scheduler_catch_up(today: datetime | None) -> None:
     """Make every missing return for finished months now, then stop."""
-    from flask import current_app
-
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     _report_run(execute(app, MONTHLY_RETURNS, today.date() if today else None))
 
@@ -350,8 +346,6 @@ def scheduler_catch_up(today: datetime | None) -> None:
 @_TODAY_OPTION
 def scheduler_run_job(job_id: str, today: datetime | None) -> None:
     """Run one job now (for operators), recorded like a scheduled run."""
-    from flask import current_app
-
     if job_id not in JOBS_BY_ID:
         raise click.BadParameter(f"choose one of {', '.join(JOBS_BY_ID)}", param_hint="JOB_ID")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -430,8 +424,6 @@ def backup_restore(file: Path, force: bool, by_email: str) -> None:
 @retention_cli.command("due")
 def retention_due() -> None:
     """List the people the retention job would pseudonymise today (by id), changing nothing."""
-    from flask import current_app
-
     years = int(current_app.config["RETENTION_YEARS"])
     ids = db.session.scalars(
         expired_patients(clock.today(), years).with_only_columns(Patient.id)
@@ -444,8 +436,6 @@ def retention_due() -> None:
 @retention_cli.command("run")
 def retention_run() -> None:
     """Run the retention job now, recorded like a scheduled run."""
-    from flask import current_app
-
     _report_run(execute(current_app._get_current_object(), RETENTION))  # type: ignore[attr-defined]
 
 
@@ -547,8 +537,6 @@ def command_line() -> click.Group:
     from any directory (systemd units, containers, cron) with no variable or dotenv file to
     forget, and names the service it runs.
     """
-    from flask.cli import FlaskGroup
-
     return FlaskGroup(
         name="referrals",
         create_app=create_app,

@@ -17,6 +17,8 @@ from typing import Any
 
 from flask import Flask
 
+from referrals.auth.models import Role
+
 ENV_PREFIX = "REFERRALS_"
 # Everyone who sees people's records across practices, or every practice's figures.
 PRODUCTION_MFA_ROLES = ("admin", "commissioner", "link_worker")
@@ -208,8 +210,6 @@ def _mfa_required_roles(config: Any) -> list[str]:
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, list | tuple | set | frozenset):
         raise RuntimeError("MFA_REQUIRED_ROLES must be a list of role names")
-    from referrals.auth.models import Role
-
     names = [str(name) for name in value]
     unknown = sorted(set(names) - {role.value for role in Role})
     if unknown:

@@ -19,6 +19,7 @@ import pytest
 from flask import Flask, has_app_context
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
+from hypothesis import settings
 from sqlalchemy import text
 
 from referrals import create_app
@@ -29,6 +30,12 @@ from referrals.ratelimits import limiter_for
 from tests import factories
 
 TEST_PASSWORD = factories.TEST_PASSWORD
+
+# Property tests judge behaviour, not speed: Hypothesis's default deadline per example is a
+# wall-clock assert, and fails on a busy machine. Timings belong in bench/.
+settings.register_profile("no-deadline", deadline=None)
+settings.load_profile("no-deadline")
+
 # Debian's Chromium, which the browser journeys in tests/browser drive (see its conftest).
 CHROMIUM = Path("/usr/bin/chromium")
 

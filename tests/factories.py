@@ -10,6 +10,7 @@ import itertools
 from datetime import date, time, timedelta
 from typing import Any
 
+from referrals import clock
 from referrals.auth.models import (
     ROLE_ORGANISATION_KINDS,
     Organisation,
@@ -95,7 +96,7 @@ def make_contract(name: str | None = None, **overrides: Any) -> Contract:
         "end_date": date(2027, 3, 31),
     }
     fields.update(overrides)
-    return save_contract(None, ContractFields(**fields), today=date.today())
+    return save_contract(None, ContractFields(**fields), today=clock.today())
 
 
 def make_venue(name: str = "St Mary's Church Hall", **overrides: Any) -> Venue:
@@ -124,7 +125,7 @@ def make_course(
     a new provider, contract and venue each unless given. Overrides name any other field of
     `CourseFields` (`schedule`, `lead_artists`, `pathways`, ...)."""
     schedule = Schedule(
-        start_date=start or date.today() - timedelta(days=14),
+        start_date=start or clock.today() - timedelta(days=14),
         start_time=time(10, 0),
         duration_minutes=120,
         frequency=Frequency.WEEKLY,

@@ -11,6 +11,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import select
 
+from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.courses.kpi_targets import TARGETABLE_BY_CODE, TARGETABLE_KPIS
 from referrals.courses.models import Contract, Course, CourseSession, Venue
@@ -809,7 +810,7 @@ def test_a_contract_name_taken_by_a_concurrent_request_is_shown_at_the_field(
     commissioner_id = catalogue["commissioner"].id
     with app.test_request_context("/admin/contracts/new", method="POST", data=data):
         form = ContractForm(
-            meta={"csrf": False}, commissioners=commissioner_choices(), today=date.today()
+            meta={"csrf": False}, commissioners=commissioner_choices(), today=clock.today()
         )
         assert form.validate()
         db.session.rollback()
@@ -824,7 +825,7 @@ def test_a_contract_name_taken_by_a_concurrent_request_is_shown_at_the_field(
                 )
             )
         saved = _saved(
-            form, lambda: save_contract(None, form.contract_fields(), today=date.today())
+            form, lambda: save_contract(None, form.contract_fields(), today=clock.today())
         )
         assert not saved
         assert form.name.errors == ["A contract with this name already exists"]

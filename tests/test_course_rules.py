@@ -54,3 +54,17 @@ def test_age_is_checked_on_the_day_the_person_would_join() -> None:
     assert rules.age_checked_on(date(2026, 2, 1), date(2026, 3, 1)) == date(2026, 3, 1)
     assert rules.in_age_range(16, 16, 25) and not rules.in_age_range(26, 16, 25)
     assert rules.in_age_range(90, None, None)
+
+
+def test_a_register_lists_the_places_on_the_course_taken_by_the_end_of_its_day() -> None:
+    winter, summer = date(2026, 3, 9), date(2026, 7, 6)  # GMT, then BST: the day ends at 23:00
+    late, too_late = datetime(2026, 3, 9, 23, 59, tzinfo=UTC), datetime(2026, 3, 10, tzinfo=UTC)
+    assert rules.on_register(EnrolmentStatus.ENROLLED, late, winter)
+    assert not rules.on_register(EnrolmentStatus.ENROLLED, too_late, winter)
+    assert not rules.on_register(
+        EnrolmentStatus.ENROLLED, datetime(2026, 7, 6, 23, 30, tzinfo=UTC), summer
+    )
+    assert rules.on_register(EnrolmentStatus.COMPLETED, late, summer)
+    assert rules.on_register(EnrolmentStatus.ENROLLED, None, winter)
+    for status in (EnrolmentStatus.WITHDRAWN, EnrolmentStatus.WAITLISTED, EnrolmentStatus.OFFERED):
+        assert not rules.on_register(status, late, summer)

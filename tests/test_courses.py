@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
+from referrals.clock import LONDON
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -89,7 +91,7 @@ def test_enrolling_on_a_full_course_waitlists_and_withdrawal_promotes(link_worke
     promoted = db.session.scalar(select(Enrolment).where(Enrolment.referral_id == second.id))
     # Offered, not enrolled: the place is held for them, and nobody else can take it.
     assert promoted.status is EnrolmentStatus.OFFERED
-    assert promoted.offer_expires_on == date.today() + timedelta(days=3)
+    assert promoted.offer_expires_on == clock.today() + timedelta(days=3)
     assert second.status is Status.WAITLISTED
     assert course_places(course) == Places(capacity=1, enrolled=0, waiting=0, offered=1)
     assert first.status is Status.ASSESSED  # back to matching
@@ -122,7 +124,7 @@ def test_an_unanswered_offer_passes_to_the_next_person_once_its_day_is_over(app,
 
     worker = factories.make_user(Role.LINK_WORKER)
     course = make_course(provider, capacity=1)
-    today = date.today()
+    today = clock.today()
     people = [assessed_referral(worker) for _ in range(3)]
     first, second, third = (enrol(worker, r, course, today=today) for r in people)
     assert [e.status for e in (first, second, third)] == [
@@ -173,7 +175,7 @@ def test_an_unanswered_offer_passes_to_the_next_person_once_its_day_is_over(app,
 def test_a_course_with_an_offer_open_is_full_to_everyone_else(app, provider):
     worker = factories.make_user(Role.LINK_WORKER)
     course = make_course(provider, capacity=1)
-    today = date.today()
+    today = clock.today()
     first, second = (
         enrol(worker, assessed_referral(worker), course, today=today) for _ in range(2)
     )
@@ -219,7 +221,7 @@ def test_directory_filters_and_places(link_worker, provider):
     assert "Watercolour Wellbeing" in page and "Singing for Better" not in page
     page = link_worker.get("/courses/?pathway=copd_asthma").get_data(as_text=True)
     assert "Singing for Better" in page and "Watercolour" not in page
-    weekday = (date.today() - timedelta(days=14)).weekday()
+    weekday = (clock.today() - timedelta(days=14)).weekday()
     page = link_worker.get(f"/courses/?weekday={weekday}").get_data(as_text=True)
     assert "Singing for Better" in page and "Watercolour" in page
     page = link_worker.get(f"/courses/?weekday={(weekday + 1) % 7}").get_data(as_text=True)
@@ -231,7 +233,7 @@ def test_directory_filters_and_places(link_worker, provider):
 def _today_session(course):
     """make_course starts two weeks ago, so its third session is today."""
     session = _sessions(course)[2]
-    assert session.date == date.today()
+    assert session.date == clock.today()
     return session
 
 
@@ -312,7 +314,7 @@ def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, l
         link_worker.user,
         assessed_referral(link_worker.user),
         make_course(provider),
-        today=date.today(),
+        today=clock.today(),
     )
     artist_user = factories.make_user(Role.ARTIST, organisation=provider)
     sessions = _sessions(course)
@@ -321,7 +323,7 @@ def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, l
             artist_user,
             sessions[2],
             [RegisterEntry(outsider.id, AttendanceStatus.ATTENDED)],
-            today=date.today(),
+            today=clock.today(),
         )
     assert "entries.0.enrolment_id" in refused.value.errors
     sessions[1].status = SessionStatus.CANCELLED
@@ -330,14 +332,14 @@ def test_service_refuses_strangers_cancelled_sessions_and_the_future(provider, l
             artist_user,
             sessions[1],
             [RegisterEntry(enrolment.id, AttendanceStatus.ATTENDED)],
-            today=date.today(),
+            today=clock.today(),
         )
     with pytest.raises(RegisterRefused, match="on the day"):
         save_register(
             artist_user,
             sessions[-1],
             [RegisterEntry(enrolment.id, AttendanceStatus.ATTENDED)],
-            today=date.today(),
+            today=clock.today(),
         )
     assert db.session.scalar(select(func.count()).select_from(Attendance)) == 0
 
@@ -356,7 +358,7 @@ def test_another_providers_artist_gets_404(login_as, provider, link_worker):
 def test_register_edit_window_for_artists_and_audited_admin_corrections(
     artist, provider, link_worker, login_as
 ):
-    course = make_course(provider, start=date.today() - timedelta(days=21))
+    course = make_course(provider, start=clock.today() - timedelta(days=21))
     enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
     old = _sessions(course)[0]  # three weeks ago
@@ -403,7 +405,7 @@ def test_saving_a_register_uses_a_bounded_number_of_queries(artist, provider, li
 def test_completing_the_course_completes_the_referral_and_tells_the_practice(
     artist, provider, link_worker, login_as
 ):
-    start = date.today() - timedelta(days=7 * 3)
+    start = clock.today() - timedelta(days=7 * 3)
     course = make_course(provider, start=start, sessions=4)
     keen = assessed_referral(link_worker.user, given_name="Keen")
     patchy = assessed_referral(link_worker.user, given_name="Patchy")
@@ -476,7 +478,7 @@ def test_wellbeing_questionnaire_is_scored_and_shown(artist, provider, link_work
         {
             "timepoint": "baseline",
             "instrument": "SWEMWBS",
-            "recorded_on": date.today().strftime("%d/%m/%Y"),
+            "recorded_on": clock.today().strftime("%d/%m/%Y"),
             **items,
         },
     )
@@ -500,7 +502,7 @@ def test_a_questionnaire_date_out_of_bounds_is_shown_at_the_field(
 ):
     course = make_course(provider)
     enrolment = enrol(
-        link_worker.user, assessed_referral(link_worker.user), course, today=date.today()
+        link_worker.user, assessed_referral(link_worker.user), course, today=clock.today()
     )
     db.session.commit()
     items = {f"item_{n}": "3" for n in range(1, 8)}
@@ -531,7 +533,7 @@ def test_wellbeing_missing_items_are_field_errors(artist, provider, link_worker)
 
 
 def test_cancel_and_move_sessions(artist, provider):
-    course = make_course(provider, start=date.today() + timedelta(days=7))
+    course = make_course(provider, start=clock.today() + timedelta(days=7))
     db.session.commit()
     first, second = _sessions(course)[:2]
     response = submit(artist, f"/sessions/{first.id}/cancel", {"reason": ""})
@@ -553,7 +555,7 @@ def test_cancel_and_move_sessions(artist, provider):
 
 
 def test_my_sessions_puts_today_first(artist, provider):
-    make_course(provider, start=date.today(), title="Today's Choir")
+    make_course(provider, start=clock.today(), title="Today's Choir")
     db.session.commit()
     page = artist.get("/sessions/").get_data(as_text=True)
     assert page.index("Today") < page.index("Today&#39;s Choir") < page.index("Next two weeks")
@@ -624,7 +626,7 @@ def test_closing_an_enrolled_referral_gives_up_its_place(link_worker, provider):
 
 
 def test_the_artists_home_page_leads_to_todays_register(artist, provider):
-    course = make_course(provider, start=date.today(), title="Tuesday Choir")
+    course = make_course(provider, start=clock.today(), title="Tuesday Choir")
     db.session.commit()
     session = _sessions(course)[0]
     page = artist.get("/").get_data(as_text=True)
@@ -657,13 +659,12 @@ def test_everyone_sees_the_same_place_counts_and_only_their_own_names(
 
 def test_a_letter_is_dated_with_its_message_and_carries_the_code_its_move_recorded(login_as):
     from datetime import datetime, time
-    from zoneinfo import ZoneInfo
 
     from referrals.intake.services import record_conversation, transition
     from tests.intake_helpers import make_referral, nhs_numbers
 
-    accepted_on = date.today() - timedelta(days=40)
-    at = datetime.combine(accepted_on, time(14), tzinfo=ZoneInfo("Europe/London"))
+    accepted_on = clock.today() - timedelta(days=40)
+    at = datetime.combine(accepted_on, time(14), tzinfo=LONDON)
     practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
     link_worker = factories.make_user(Role.LINK_WORKER)
     numbers = nhs_numbers()
@@ -677,7 +678,7 @@ def test_a_letter_is_dated_with_its_message_and_carries_the_code_its_move_record
 
     letter = pdf_text(gp.get(f"/referrals/{accepted.id}/letter.pdf").data)
     assert f"Date: {accepted_on:%-d %B %Y}" in letter
-    assert f"Date: {date.today():%-d %B %Y}" not in letter
+    assert f"Date: {clock.today():%-d %B %Y}" not in letter
     assert "SNOMED CT 871731000000106" in letter
     letter = pdf_text(gp.get(f"/referrals/{declined.id}/letter.pdf").data)
     assert f"Date: {accepted_on:%-d %B %Y}" in letter
@@ -693,7 +694,7 @@ def _checked_timepoint(page: str) -> list[str]:
 def test_the_register_asks_for_the_questionnaire_the_session_calls_for(
     artist, provider, link_worker, login_as
 ):
-    today = date.today()
+    today = clock.today()
     course = make_course(provider, start=today - timedelta(days=21), sessions=10)
     regular = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Regular"))
     late = enrol_from_start(link_worker.user, course, assessed_referral(given_name="Late"))
@@ -730,7 +731,7 @@ def test_the_register_asks_for_the_questionnaire_the_session_calls_for(
 
 
 def test_the_last_register_asks_for_the_end_of_course_questionnaire(artist, provider, link_worker):
-    today = date.today()
+    today = clock.today()
     course = make_course(provider, start=today - timedelta(days=21), sessions=4)
     enrolment = enrol_from_start(link_worker.user, course)
     db.session.commit()
@@ -744,7 +745,7 @@ def test_the_last_register_asks_for_the_end_of_course_questionnaire(artist, prov
 def test_a_course_too_far_gone_warns_and_enrols_only_when_the_late_start_is_confirmed(
     link_worker, provider
 ):
-    today = date.today()
+    today = clock.today()
     # 10 weekly sessions, 8 already delivered: 2 left, and completing needs 8.
     course = make_course(provider, start=today - timedelta(weeks=7), sessions=10)
     admin = factories.make_user(Role.ADMIN)
@@ -775,7 +776,7 @@ def test_a_course_too_far_gone_warns_and_enrols_only_when_the_late_start_is_conf
 
 
 def test_a_course_with_enough_sessions_left_enrols_without_a_warning(link_worker, provider):
-    today = date.today()
+    today = clock.today()
     course = make_course(provider, start=today - timedelta(weeks=2), sessions=10)
     referral = assessed_referral(link_worker.user)
     db.session.commit()

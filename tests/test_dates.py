@@ -9,6 +9,7 @@ from datetime import date, time, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind, Role
 from referrals.courses.models import Contract, Course, CourseSession
 from referrals.courses.services import (
@@ -145,7 +146,7 @@ def test_the_referral_service_refuses_a_received_date_out_of_bounds(app):
 
 
 def test_wellbeing_and_moved_sessions_are_bounded_by_the_services(app):
-    today = date.today()
+    today = clock.today()
     contract = make_contract(start_date=today, end_date=today + timedelta(days=30))
     course = make_course(contract=contract, start=today + timedelta(days=7), sessions=1)
     referral = assessed_referral()

@@ -34,7 +34,7 @@ from referrals.courses.models import (
 from referrals.courses.progress import completion_threshold
 from referrals.courses.queries import sessions_for_user
 from referrals.courses.rules import OFFER_REPLY_DAYS
-from referrals.courses.services import attendance_counts, course_end
+from referrals.courses.services import attendance_counts, course_end, register_enrolments
 from referrals.extensions import db
 from referrals.intake.lifecycle import TRANSITIONS, Status
 from referrals.intake.models import Referral, ReferralTransition
@@ -279,6 +279,20 @@ def test_registers_record_realistic_attendance_and_moods(today: date) -> None:
     assert all(a.mood_before is None for a in rows if a.status is not AttendanceStatus.ATTENDED)
     assert 0.8 <= statistics.mean(uplifts) <= 2.5
     assert sum(u > 0 for u in uplifts) / len(uplifts) > 0.7
+
+
+def test_each_register_lists_the_people_the_services_put_on_it(today: date) -> None:
+    """The demo takes its registers by `rules.on_register`, as `register_enrolments` lists
+    them: nobody on a course by a session's day is missing from its register."""
+    sessions = db.session.scalars(
+        select(CourseSession)
+        .where(CourseSession.status == SessionStatus.DELIVERED)
+        .options(selectinload(CourseSession.attendance))
+    ).all()
+    assert len(sessions) > 100
+    for session in sessions:
+        listed = {e.id for e in register_enrolments(session)}
+        assert {a.enrolment_id for a in session.attendance} == listed, session.id
 
 
 def test_wellbeing_pairs_for_most_completers_scored_by_the_table(today: date) -> None:

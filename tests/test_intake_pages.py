@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
@@ -143,7 +144,7 @@ def test_link_worker_contacts_assesses_and_the_timeline_shows_every_step(gp, lin
         link_worker,
         f"{url}/conversation",
         {
-            "held_on": date.today().strftime("%d/%m/%Y"),
+            "held_on": clock.today().strftime("%d/%m/%Y"),
             "what_matters": "Getting out of the house; she misses singing",
             "preferred_art_forms": ["singing"],
         },
@@ -246,7 +247,7 @@ def test_caseload_puts_new_and_flagged_first_and_highlights_late_contact(link_wo
     practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
     actor = link_worker.user
     numbers = nhs_numbers()
-    today = date.today()
+    today = clock.today()
     old = make_referral(
         actor,
         practice,
@@ -344,7 +345,7 @@ def test_every_page_of_the_lists_shows_the_next_records_in_order(link_worker, lo
     practice = factories.make_organisation(OrganisationKind.GP_PRACTICE)
     gp_user = factories.make_user(Role.REFERRER, organisation=practice)
     numbers = nhs_numbers()
-    today = date.today()
+    today = clock.today()
     made = [
         make_referral(
             gp_user,

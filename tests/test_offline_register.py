@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role, User
 from referrals.courses.models import Attendance, AttendanceStatus, Course, CourseSession
@@ -22,11 +22,9 @@ from tests import factories
 from tests.course_helpers import assessed_referral
 from tests.factories import make_course
 
-LONDON = ZoneInfo("Europe/London")
-
 
 def london_today() -> Any:
-    return datetime.now(LONDON).date()
+    return clock.today()
 
 
 def _course(start: Any, title: str = "Clay Together") -> tuple[Any, Course, list[Any]]:

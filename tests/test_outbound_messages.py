@@ -11,13 +11,14 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from sqlalchemy import select
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind, Role
+from referrals.clock import LONDON
 from referrals.courses.models import Course, CourseSession, Enrolment
 from referrals.courses.services import cancel_session, enrol
 from referrals.extensions import db
@@ -33,8 +34,7 @@ from tests.factories import make_course, make_venue
 from tests.intake_helpers import make_referral, pdf_text
 from tests.outbound_servers import API_KEY, Mailbox, NotifyStub, start_mailbox
 
-LONDON = ZoneInfo("Europe/London")
-TODAY = date.today()
+TODAY = clock.today()
 TOMORROW = TODAY + timedelta(days=1)
 EMAIL_TEMPLATE = "f33517ff-2a88-4f6e-b855-c550268ce08a"
 SMS_TEMPLATE = "a2b6e4e8-0e3b-4c5a-9f55-7a0c8d1f3e21"

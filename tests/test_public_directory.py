@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind
 from referrals.extensions import db
 from referrals.places.models import Place
@@ -100,13 +101,13 @@ def directory(app):
         art_form=ArtForm.DANCE,
         pathways=[],
         venue=make_venue(name="Spa Rooms", postcode="GL50 1QA"),
-        start=date.today() + timedelta(days=3),
+        start=clock.today() + timedelta(days=3),
     )
     finished = make_course(
         provider,
         title="Last Year's Choir",
         venue=make_venue(postcode="GL1 1AA"),
-        start=date.today() - timedelta(days=300),
+        start=clock.today() - timedelta(days=300),
     )
     db.session.commit()
     return {

@@ -18,7 +18,6 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from referrals import audit_spool
+from referrals import audit_spool, clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role, UserSession
 from referrals.auth.services import issue_api_token
@@ -300,7 +299,7 @@ def test_kpi_commands_and_the_monthly_job_compute_holding_no_write_lock(
     from tests.factories import make_contract, make_course
 
     admin = factories.make_user(Role.ADMIN)
-    last_month = Period.containing(date.today()).previous()
+    last_month = Period.containing(clock.today()).previous()
     contract = make_contract(start_date=last_month.previous().start)
     make_course(factories.make_organisation(OrganisationKind.PROVIDER), contract=contract)
     db.session.commit()
@@ -315,7 +314,7 @@ def test_kpi_commands_and_the_monthly_job_compute_holding_no_write_lock(
     )  # fmt: skip
     assert again.exit_code == 0, again.output
     db.session.commit()
-    run = execute(app, MONTHLY_RETURNS, today=date.today())
+    run = execute(app, MONTHLY_RETURNS, today=clock.today())
     assert run.error == "", run.error
 
     names = {name for name, _free in lock_checks}
@@ -336,7 +335,7 @@ def test_a_job_moves_spooled_access_entries_in(
     audit_spool.keep(audit_spool.folder(), rows)
     before = _count(AuditEvent)
     db.session.commit()
-    execute(app, JOBS[0].id, today=date.today())
+    execute(app, JOBS[0].id, today=clock.today())
     assert audit_spool.waiting(audit_spool.folder()) == 0
     moved = db.session.scalar(select(AuditEvent).where(AuditEvent.object_id == "7"))
     assert moved is not None and moved.at == rows[0]["at"]

@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
+from referrals.clock import LONDON
 from referrals.courses.models import (
     Attendance,
     AttendanceStatus,
@@ -58,7 +59,6 @@ from tests.course_helpers import from_start
 from tests.factories import make_organisation, make_user
 from tests.intake_helpers import make_referral, nhs_numbers, pdf_text
 
-LONDON = ZoneInfo("Europe/London")
 NAMES = (("Ada", "Lovelace"), ("Bill", "Bloggs"), ("Cara", "Jones"))
 _NHS_NUMBERS = nhs_numbers()
 
@@ -75,7 +75,7 @@ def reload(model: type[T], ident: int) -> T:
 
 
 def london_today() -> date:
-    return datetime.now(LONDON).date()
+    return clock.today()
 
 
 @dataclass

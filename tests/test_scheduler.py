@@ -15,6 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask_migrate import upgrade
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Role, User
 from referrals.courses.models import CourseSession
@@ -47,7 +48,7 @@ from tests import factories
 from tests.conftest import make_app
 from tests.factories import make_contract, make_course
 
-TODAY = date.today()
+TODAY = clock.today()
 THIS_MONTH = Period.containing(TODAY)
 LAST_CLOSED = latest_closed_period(TODAY)
 # A day whose last month's registers have closed: returns for March 2026 are due.

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
 from referrals.intake.models import Patient, PatientReconciliation, Referral
+from referrals.intake.validation import contactable, reachable
 from referrals.notifications.models import Notification
 from referrals.vocab import ReferrerType
 from tests import factories
@@ -124,7 +126,7 @@ def test_a_known_person_without_an_open_referral_goes_to_reconciliation(client, 
     nhs = "9434765919"
     staff = factories.make_user(Role.LINK_WORKER)
     old = make_referral(staff, scene["practice"], nhs=nhs, family_name="Original")
-    transition(staff, old, Status.DECLINED, reason="Not now", today=date.today())
+    transition(staff, old, Status.DECLINED, reason="Not now", today=clock.today())
     db.session.commit()
     assert send(client, scene, nhs_number="9434765919", family_name="Changed").status_code == 302
     db.session.expire_all()
@@ -142,7 +144,7 @@ def test_a_known_person_without_an_open_referral_goes_to_reconciliation(client, 
         ({"given_name": ""}, "given_name", "Enter your first name"),
         ({"date_of_birth": "31 2 1990"}, "date_of_birth", "Enter a real date"),
         (
-            {"date_of_birth": (date.today() + timedelta(days=2)).strftime("%d %m %Y")},
+            {"date_of_birth": (clock.today() + timedelta(days=2)).strftime("%d %m %Y")},
             "date_of_birth",
             "must be today or in the past",
         ),
@@ -162,6 +164,24 @@ def test_bad_input_is_named_at_its_field_and_the_rest_kept(client, scene, change
     assert message in page
     assert f'href="#{field}' in page
     assert "A chair near the door" in page  # what was typed is kept
+    assert referral_count() == 0
+
+
+def test_the_way_of_contact_follows_the_referral_forms_rule_said_to_the_person(client, scene):
+    said = reachable("text", "", "ada@example.com", to_the_person=True)["preferred_contact"]
+    page = send(client, scene, preferred_contact="text", phone="", email="ada@example.com")
+    assert said in page.get_data(as_text=True)
+    assert 'href="#preferred_contact' in page.get_data(as_text=True)
+    assert referral_count() == 0
+
+
+def test_with_no_way_of_contact_chosen_the_person_still_hears_one_detail_is_needed(client, scene):
+    data = {**form(scene, phone="", email=""), "csrf_token": csrf_token(client, URL)}
+    del data["preferred_contact"]
+    page = client.post(URL, data=data).get_data(as_text=True)
+    assert "Select how we should contact you" in page
+    assert contactable("", "")["phone"] in page
+    assert 'href="#phone' in page
     assert referral_count() == 0
 
 

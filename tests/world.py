@@ -14,10 +14,10 @@ The acting user of each role is the "a" one (`world.users[role]["a"]`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
+from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.auth.services import api_tokens_of, issue_api_token
 from referrals.courses.models import AttendanceStatus, CourseSession
@@ -32,13 +32,12 @@ from tests.course_helpers import from_start
 from tests.factories import make_contract, make_course, make_venue
 from tests.intake_helpers import make_referral
 
-LONDON = ZoneInfo("Europe/London")
 ROLES = (Role.ADMIN, Role.REFERRER, Role.LINK_WORKER, Role.ARTIST, Role.COMMISSIONER)
 MISSING_ID = 2_000_000_000  # a possible id that never exists: always a 404
 
 
 def london_today() -> date:
-    return datetime.now(LONDON).date()
+    return clock.today()
 
 
 @dataclass(frozen=True)

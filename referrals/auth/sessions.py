@@ -34,6 +34,7 @@ from sqlalchemy.orm.util import identity_key
 from referrals.auth.models import SecuritySetting, User, UserSession
 from referrals.db import is_lock_timeout, short_write, utcnow
 from referrals.extensions import db
+from referrals.notifications.services import unread_count_of
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,7 @@ def session_expired(row: UserSession, now: datetime) -> bool:
 def _identity_statement() -> Select[Any]:
     """The per-request identity statement (see `load_user_for_session`), built once: only the
     session token's digest changes between requests."""
-    from referrals.auth.mfa import REQUIRED_ROLES_SETTING
-    from referrals.notifications.services import unread_count_of
+    from referrals.auth.mfa import REQUIRED_ROLES_SETTING  # mfa builds on this module
 
     return (
         select(

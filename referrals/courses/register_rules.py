@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from referrals import clock
 from referrals.courses.models import AttendanceStatus
-from referrals.text import has_control_characters
+from referrals.text import control_characters_refused, has_control_characters
 
 MOOD_MIN, MOOD_MAX = 0, 10
 # An artist may change a session's register for this many days after it; then it is closed.
@@ -84,7 +84,7 @@ def entry_problems(
         if len(entry.note) > NOTE_MAX:
             errors[key + "note"] = [f"Note must be {NOTE_MAX} characters or fewer"]
         elif has_control_characters(entry.note):
-            errors[key + "note"] = ["Note must not contain control characters"]
+            errors[key + "note"] = [control_characters_refused("Note")]
     return errors
 
 

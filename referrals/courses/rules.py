@@ -1,5 +1,6 @@
 """The rules of a course's places: capacity and the waiting list, offers of freed places,
-starting, completion and where a referral goes when its place is given up.
+who is on a session's register, starting, completion and where a referral goes when its place
+is given up.
 
 Pure functions of their arguments. The course services apply them to the database; the demo
 generator (`referrals.seeding.demo_courses`) plays its year forward with the same functions, so
@@ -19,10 +20,13 @@ from referrals.courses.models import (
     EnrolmentStatus,
 )
 from referrals.courses.progress import completion_threshold
+from referrals.courses.register_rules import on_register_until
 from referrals.intake.lifecycle import Status
 
 # A place offered from the waiting list is held this many days (to the end of the last).
 OFFER_REPLY_DAYS = 3
+# The places a register lists: people on the course, and those who have completed it.
+ON_REGISTER = (EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)
 
 Place = TypeVar("Place")
 
@@ -87,6 +91,14 @@ def age_checked_on(course_start: date, today: date) -> date:
 
 def in_age_range(age: int, min_age: int | None, max_age: int | None) -> bool:
     return (min_age is None or age >= min_age) and (max_age is None or age <= max_age)
+
+
+def on_register(status: EnrolmentStatus, enrolled_at: datetime | None, session_day: date) -> bool:
+    """Whether a place belongs on the register of a session on `session_day`: on the course (or
+    completed it), so not withdrawn nor waiting, and taken by the end of that day. Someone
+    already marked at the session stays on its register whatever happened since."""
+    joined_by_then = enrolled_at is None or enrolled_at < on_register_until(session_day)
+    return status in ON_REGISTER and joined_by_then
 
 
 def starts(attendance: AttendanceStatus, referral_status: Status) -> bool:

@@ -7,13 +7,8 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, false, or_, select, true
 
 from referrals.auth.models import Role
-from referrals.courses.models import (
-    Attendance,
-    Course,
-    CourseSession,
-    Enrolment,
-    EnrolmentStatus,
-)
+from referrals.courses.models import Attendance, Course, CourseSession, Enrolment
+from referrals.courses.rules import ON_REGISTER
 from referrals.extensions import db
 from referrals.intake.models import Referral
 
@@ -74,7 +69,7 @@ def enrolment_scope(user: Any) -> Any:
         return and_(
             Course.provider_id == user.organisation_id,
             or_(
-                Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
+                Enrolment.status.in_(ON_REGISTER),
                 exists().where(Attendance.enrolment_id == Enrolment.id),
             ),
         )

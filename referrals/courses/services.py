@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, select
+from sqlalchemy import case, exists, func, insert, select
 from sqlalchemy.orm import selectinload
 
 from referrals import clock, dates
@@ -38,7 +38,6 @@ from referrals.courses.register_rules import (
     REGISTER_EDIT_DAYS,
     RegisterEntry,
     entry_problems,
-    on_register_until,
 )
 from referrals.courses.schedule import Schedule, expand
 from referrals.db import utcnow
@@ -741,27 +740,25 @@ class RegisterRefused(CourseRuleBroken):
 
 
 def register_enrolments(session: CourseSession) -> list[Enrolment]:
-    """The people a register lists: those on the course (enrolled or completed) who had joined
-    it by the session's day, plus anyone already marked at it."""
-    marked = select(Attendance.enrolment_id).where(Attendance.session_id == session.id)
-    joined_by_then = Enrolment.enrolled_at.is_(None) | (
-        Enrolment.enrolled_at < on_register_until(session.date)
+    """The people a register lists: each place `rules.on_register` for the session's day, plus
+    anyone already marked at it."""
+    marked = exists().where(
+        Attendance.session_id == session.id, Attendance.enrolment_id == Enrolment.id
     )
-    return list(
-        db.session.scalars(
-            select(Enrolment)
-            .where(
-                Enrolment.course_id == session.course_id,
-                and_(
-                    Enrolment.status.in_((EnrolmentStatus.ENROLLED, EnrolmentStatus.COMPLETED)),
-                    joined_by_then,
-                )
-                | Enrolment.id.in_(marked),
-            )
-            .options(selectinload(Enrolment.referral).selectinload(Referral.patient))
-            .order_by(Enrolment.id)
+    rows = db.session.execute(
+        select(Enrolment, marked.label("marked"))
+        .where(
+            Enrolment.course_id == session.course_id,
+            Enrolment.status.in_(rules.ON_REGISTER) | marked,
         )
-    )
+        .options(selectinload(Enrolment.referral).selectinload(Referral.patient))
+        .order_by(Enrolment.id)
+    ).all()
+    return [
+        enrolment
+        for enrolment, was_marked in rows
+        if was_marked or rules.on_register(enrolment.status, enrolment.enrolled_at, session.date)
+    ]
 
 
 def can_edit_register(user: Any, session: CourseSession, today: date) -> bool:

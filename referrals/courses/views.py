@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -297,8 +298,6 @@ def answer_offer(enrolment_id: int) -> ResponseReturnValue:
 def sessions() -> ResponseReturnValue:
     day = clock.today()
     if current_user.role == Role.ADMIN:
-        from datetime import timedelta
-
         page = Page.from_request(
             sessions_for_user(current_user, day - timedelta(days=60), day + timedelta(days=60)),
             per_page=50,

@@ -56,7 +56,7 @@ def _cleaned_by(cleaner: Any) -> Any:
     return check
 
 
-def _refuse(refused: dict[str, str]) -> None:
+def raise_refusal(refused: dict[str, str]) -> None:
     """A cross-field rule's refusal, said at the field being validated."""
     for message in refused.values():
         raise ValidationError(message)
@@ -201,10 +201,10 @@ class ReferralForm(Form):
         return valid
 
     def validate_preferred_contact(self, field: Any) -> None:
-        _refuse(reachable(field.data, self.phone.data, self.email.data))
+        raise_refusal(reachable(field.data, self.phone.data, self.email.data))
 
     def validate_risk_note(self, field: Any) -> None:
-        _refuse(risk_described(self.risk_flag.data, field.data))
+        raise_refusal(risk_described(self.risk_flag.data, field.data))
 
     def validate_gp_practice(self, field: Any) -> None:
         if not field.data:

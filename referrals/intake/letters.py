@@ -12,6 +12,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Spacer, Table, TableStyle
+from sqlalchemy import select
 
 from referrals import clock
 from referrals.courses.models import Enrolment
@@ -56,8 +57,6 @@ class OutcomeSummary:
 
 def outcome_summary(referral: Referral) -> OutcomeSummary:
     """Attendance and wellbeing on the person's latest course; empty before any course."""
-    from sqlalchemy import select
-
     enrolment = db.session.scalars(
         select(Enrolment)
         .where(Enrolment.referral_id == referral.id)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from typing import Any
 
 from flask import Flask
+from flask_login import current_user
 from markupsafe import Markup
 
 from referrals.intake.identity import person_seen_by
@@ -79,8 +80,6 @@ def age(date_of_birth: date | None, today: date) -> Any:
 
 def person(referral: Referral) -> Any:
     """The person on a referral as the signed-in user may see them."""
-    from flask_login import current_user
-
     return person_seen_by(current_user, referral)
 
 

@@ -13,16 +13,19 @@ from typing import Any, ClassVar
 from sqlalchemy import Select, and_, bindparam, case, func, or_, select
 from sqlalchemy.orm import joinedload, selectinload
 
+from referrals.auth.models import Organisation, User
 from referrals.extensions import db
+from referrals.intake.identity import name_as_sent
 from referrals.intake.lifecycle import OPEN_STATUSES, Status
 from referrals.intake.models import (
     ContactAttempt,
     Conversation,
     Patient,
+    PatientReconciliation,
     Referral,
     ReferralTransition,
 )
-from referrals.intake.scope import patient_scope, referral_scope, scoped_referrals
+from referrals.intake.scope import patient_scope, referral_scope, scoped_referrals, sees_patient
 from referrals.pagination import by_key
 from referrals.vocab import Pathway
 from referrals.workdays import add_working_days
@@ -154,9 +157,6 @@ class ListedReferral:
 @cache
 def _listed_statement() -> Select[*tuple[Any, ...]]:
     """The list rows' statement, built once per process: only the ids change between pages."""
-    from referrals.auth.models import Organisation, User
-    from referrals.intake.models import PatientReconciliation
-
     return (
         select(
             Referral.id,
@@ -184,9 +184,6 @@ def _listed_statement() -> Select[*tuple[Any, ...]]:
 
 def listed_referrals(ids: Sequence[int], user: Any) -> list[ListedReferral]:
     """The list rows of the referrals with these ids, in this order, in one statement."""
-    from referrals.intake.identity import name_as_sent
-    from referrals.intake.scope import sees_patient
-
     found = db.session.execute(_listed_statement(), {"ids": list(ids)}).all()
 
     def person_name(row: Any) -> str:

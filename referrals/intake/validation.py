@@ -113,6 +113,11 @@ _DETAIL_MISSING = {
     "phone": "Enter a phone number, or choose another way to contact them",
     "email": "Enter an email address, or choose another way to contact them",
 }
+# The same refusals said to the person themselves, on the public self-referral form.
+_YOUR_DETAIL_MISSING = {
+    "phone": "Enter a phone number so that we can contact you that way",
+    "email": "Enter an email address so that we can contact you that way",
+}
 
 
 def contactable(phone: str | None, email: str | None) -> dict[str, str]:
@@ -120,11 +125,15 @@ def contactable(phone: str | None, email: str | None) -> dict[str, str]:
     return {} if phone or email else {"phone": "Enter a phone number or an email address"}
 
 
-def reachable(preferred: str | None, phone: str | None, email: str | None) -> dict[str, str]:
-    """Their preferred way of contact has the detail it needs."""
+def reachable(
+    preferred: str | None, phone: str | None, email: str | None, *, to_the_person: bool = False
+) -> dict[str, str]:
+    """Their preferred way of contact has the detail it needs; `to_the_person` words the
+    refusal for someone referring themselves."""
     needed = DETAIL_NEEDED_BY.get(preferred or "")
     if needed is not None and not {"phone": phone, "email": email}[needed]:
-        return {"preferred_contact": _DETAIL_MISSING[needed]}
+        messages = _YOUR_DETAIL_MISSING if to_the_person else _DETAIL_MISSING
+        return {"preferred_contact": messages[needed]}
     return {}
 
 

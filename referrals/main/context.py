@@ -10,8 +10,9 @@ import phonenumbers
 from flask import Flask, current_app, g, request, url_for
 from flask_login import current_user
 
-from referrals import clock
+from referrals import chrome, clock
 from referrals.auth.models import Role
+from referrals.auth.sessions import UNREAD_AT_START
 from referrals.notifications.services import unread_count
 
 ADMINS = frozenset({Role.ADMIN})
@@ -92,8 +93,6 @@ def _inject() -> dict[str, Any]:
 def _unread_count() -> int:
     """As the request's identity query found it, on a page that changes nothing; counted
     afresh after a request that may have sent or read a message."""
-    from referrals.auth.sessions import UNREAD_AT_START
-
     if request.method in ("GET", "HEAD") and UNREAD_AT_START in g:
         return int(g.get(UNREAD_AT_START) or 0)
     return unread_count(current_user)
@@ -145,8 +144,6 @@ def phone_link(value: str | None) -> str:
 
 
 def init_app(app: Flask) -> None:
-    from referrals import chrome
-
     app.context_processor(_inject)
     app.jinja_env.globals["chrome_header"] = chrome.header
     app.jinja_env.globals["chrome_footer"] = chrome.footer

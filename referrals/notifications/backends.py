@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from flask import current_app
+from flask_mailman import EmailMessage
+from notifications_python_client import prepare_upload
+from notifications_python_client.errors import APIError
+from notifications_python_client.notifications import NotificationsAPIClient
 
 from referrals.extensions import mail
 from referrals.notifications.models import Channel
@@ -53,8 +57,6 @@ class SmtpBackend:
     """Email through the organisation's own mail server (MAIL_* settings)."""
 
     def send(self, message: Outgoing) -> str:
-        from flask_mailman import EmailMessage
-
         if message.channel is not Channel.EMAIL:
             raise PermanentFailure("SMTP sends email only")
         config = current_app.config
@@ -104,17 +106,12 @@ class NotifyBackend:
     ((body)) (and ((link_to_file)) for a letter) we fill in."""
 
     def __init__(self) -> None:
-        from notifications_python_client.notifications import NotificationsAPIClient
-
         config = current_app.config
         self.client = NotificationsAPIClient(
             config["NOTIFY_API_KEY"], base_url=config["NOTIFY_BASE_URL"], timeout=30
         )
 
     def send(self, message: Outgoing) -> str:
-        from notifications_python_client import prepare_upload
-        from notifications_python_client.errors import APIError
-
         config = current_app.config
         try:
             if message.channel is Channel.SMS:

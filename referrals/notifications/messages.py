@@ -40,7 +40,7 @@ from referrals.notifications.outbound import (
     staff_address,
     when_text,
 )
-from referrals.notifications.sending import LETTER_ATTACHMENT, session_occasion
+from referrals.notifications.sending import LETTER_ATTACHMENT, send_due, session_occasion
 
 REGISTER_OVERDUE_AFTER = timedelta(days=2)
 
@@ -314,8 +314,6 @@ def deliver_due(today: date) -> str:
 
     The scheduler's job and `referrals notifications send` both do exactly this.
     """
-    from referrals.notifications.sending import send_due
-
     queued = queue_time_due(today, utcnow())
     db.session.commit()
     return f"{queued} queued; " + send_due().summary()

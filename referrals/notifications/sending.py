@@ -105,6 +105,7 @@ def still_wanted(message: OutboundMessage) -> str | None:
 def _attachments(message: OutboundMessage) -> list[Attachment]:
     if message.attachment != LETTER_ATTACHMENT:
         return []
+    # Letters build on the course services, which send through this module.
     from referrals.intake.letters import build_outcome_letter, message_back
 
     referral = db.session.get(Referral, message.about_id)

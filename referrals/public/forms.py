@@ -17,12 +17,15 @@ from referrals.intake.forms import (
     name_field,
     phone_field,
     postcode_field,
+    raise_refusal,
 )
 from referrals.intake.validation import (
     NHS_NUMBER_TYPED_MAX,
     InvalidValue,
     clean_date_of_birth,
     clean_nhs_number,
+    contactable,
+    reachable,
 )
 from referrals.public.models import AREA_MAX, DESCRIPTION_MAX
 from referrals.vocab import ArtForm, ContactMethod, Pathway, ProviderType
@@ -102,11 +105,25 @@ class SelfReferralForm(Form):
         if not field.data:
             raise ValidationError("You need to agree so that we can contact you")
 
+    def _unreachable(self) -> dict[str, str]:
+        return reachable(
+            self.preferred_contact.data, self.phone.data, self.email.data, to_the_person=True
+        )
+
     def validate_preferred_contact(self, field: Any) -> None:
-        needs = "email" if field.data == ContactMethod.EMAIL.value else "phone"
-        if not getattr(self, needs).data and not getattr(self, needs).errors:
-            where = "an email address" if needs == "email" else "a phone number"
-            raise ValidationError(f"Enter {where} so that we can contact you that way")
+        raise_refusal(self._unreachable())
+
+    def validate(self, extra_validators: Any = None) -> bool:
+        valid = super().validate(extra_validators)
+        # Checked here: the contact fields' Optional() validators stop their own chains when
+        # empty. Where the preferred way's refusal already names the missing detail, it is
+        # said once; without a way chosen, the person still hears that one is needed.
+        said = self._unreachable().values()
+        if not self.phone.errors and not set(said) & set(self.preferred_contact.errors):
+            for name, message in contactable(self.phone.data, self.email.data).items():
+                self[name].errors = [*self[name].errors, message]
+                valid = False
+        return valid
 
     @property
     def from_a_program(self) -> bool:

@@ -64,6 +64,6 @@ def export_return(kpi_return: KpiReturn, fmt: str, *, raw: bool = False) -> tupl
     if fmt == "csv":
         content = build_return_csv(kpi_return, scope_label=scope_label(kpi_return), raw=raw)
         return content, f"{file_stem(kpi_return)}.csv", "text/csv"
-    from referrals.reports.pdf import build_return_pdf
+    from referrals.reports.pdf import build_return_pdf  # the PDF builder uses this module
 
     return build_return_pdf(kpi_return, raw=raw), f"{file_stem(kpi_return)}.pdf", "application/pdf"

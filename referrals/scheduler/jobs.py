@@ -17,6 +17,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, g
@@ -180,8 +181,6 @@ def run_outbound(today: date) -> str:
 def run_backup(today: date) -> str:
     """Back up the database into BACKUP_DIR (SQLite online backup, or pg_dump), then keep only
     the newest BACKUP_KEEP scheduled backups there. Skipped, saying so, when BACKUP_DIR is unset."""
-    from pathlib import Path
-
     folder = current_app.config.get("BACKUP_DIR")
     if not folder:
         raise JobSkipped("not configured: set REFERRALS_BACKUP_DIR to a folder for backups")

@@ -8,10 +8,16 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
+from sqlalchemy import or_, select
+
 from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role
 from referrals.auth.services import OrganisationFields, UserFields, create_organisation, create_user
+from referrals.courses.models import CourseSession, Enrolment, EnrolmentStatus, SessionStatus
+from referrals.extensions import db
+from referrals.intake.models import Patient, Referral
 from referrals.seeding.demo_courses import seed_demo_scheme
+from referrals.vocab import ContactMethod
 
 # Documented in the README. Demo data only: never use it on a real deployment.
 DEMO_PASSWORD = "choir-painting-dance"  # noqa: S105
@@ -107,13 +113,6 @@ def _messages_due_from_today(today: date) -> None:
     course with a place on offer, chose email (at a reserved example address) and consented,
     so that with email set up, the demo's reminders and its place on offer reach people on
     the day it is loaded, and the offer passes to the next person by email too."""
-    from sqlalchemy import or_, select
-
-    from referrals.courses.models import CourseSession, Enrolment, EnrolmentStatus, SessionStatus
-    from referrals.extensions import db
-    from referrals.intake.models import Patient, Referral
-    from referrals.vocab import ContactMethod
-
     meeting_tomorrow = select(CourseSession.course_id).where(
         CourseSession.date == today + timedelta(days=1),
         CourseSession.status == SessionStatus.PLANNED,

@@ -59,6 +59,7 @@ from referrals.intake.validation import age_on
 from referrals.notifications.models import Notification, NotificationRead
 from referrals.notifications.outbound import loading_history
 from referrals.outcomes.scoring import Instrument, Timepoint
+from referrals.outcomes.timepoints import CourseDays, timepoint_problem
 from referrals.seeding.demo_referrals import (
     CLOSE_REASONS,
     LINK_WORKER,
@@ -801,7 +802,9 @@ class _Place:
     joined_after: int  # sessions the run had delivered when the place was taken
     number: int  # the order places were taken in, as the services number enrolments
     waitlisted_at: datetime | None = None
+    enrolled_at: datetime | None = None  # when the place was taken, as `Enrolment.enrolled_at`
     attended: int = 0
+    attended_on: list[date] = field(default_factory=list)
     missed_in_row: int = 0
     last_attended: int | None = None  # session sequence
     leaving: bool = False
@@ -825,6 +828,20 @@ class _Run:
     def waiting(self) -> list[_Place]:
         """The waiting list, in the order the services offer freed places."""
         return rules.in_waiting_order(self.with_status(EnrolmentStatus.WAITLISTED), _waiting_order)
+
+    def register(self, session_day: date) -> list[_Place]:
+        """Who the register of the session on `session_day` lists (`rules.on_register`)."""
+        return [p for p in self.places if rules.on_register(p.status, p.enrolled_at, session_day)]
+
+    def days(self, place: _Place) -> CourseDays:
+        """The days that decide `place`'s questionnaire timepoints: the sessions not cancelled
+        so far, and the ones the person came to."""
+        sessions = [day for n, day in enumerate(self.plan.dates, 1) if n not in self.cancelled]
+        return CourseDays(sessions=sessions, attended=place.attended_on)
+
+    def takes(self, place: _Place, timepoint: Timepoint, on: date) -> bool:
+        """Whether `place`'s questionnaire on `on` is at `timepoint` (`timepoint_problem`)."""
+        return timepoint_problem(timepoint, on, self.days(place)) is None
 
 
 def _waiting_order(place: _Place) -> tuple[datetime, int]:
@@ -890,9 +907,11 @@ class _SchemeYear:
     Every course rule it needs comes from `referrals.courses.rules`, the pure functions the
     course services call: whether a place is free or the person waits (`enrolment_outcome`),
     who is offered a freed place (`offered_next`, in `waiting_order`) and until when
-    (`offer_reply_by`), the age range, starting at the first attendance (`starts`), the course's
-    end (`course_end`) and completion at 75% of delivered sessions, rounded up (`completes`),
-    and where giving up a place leaves the referral (`referral_after_withdrawal`). What is
+    (`offer_reply_by`), the age range, who is on each session's register (`on_register`),
+    starting at the first attendance (`starts`), the course's end (`course_end`) and completion
+    at 75% of delivered sessions, rounded up (`completes`), and where giving up a place leaves
+    the referral (`referral_after_withdrawal`); and from `referrals.outcomes.timepoints`, the
+    days each questionnaire is taken on (`timepoint_problem`). What is
     left here is the people's behaviour: which course they choose, whether they come, when they
     leave, and what the providers and link workers decide.
 
@@ -1126,7 +1145,8 @@ class _SchemeYear:
             seq=seq,
         )
         waitlisted_at = at if status is EnrolmentStatus.WAITLISTED else None
-        place = _Place(person.index, run, status, run.delivered, seq, waitlisted_at)
+        enrolled_at = at if status is EnrolmentStatus.ENROLLED else None
+        place = _Place(person.index, run, status, run.delivered, seq, waitlisted_at, enrolled_at)
         run.places.append(place)
         person.place = place
         if person.draft.keep_open:
@@ -1196,6 +1216,7 @@ class _SchemeYear:
                 )
                 continue
             offered.status = EnrolmentStatus.ENROLLED
+            offered.enrolled_at = at
             offered.joined_after = run.delivered
             lucky = self.people[offered.index]
             lucky.must_attend = True
@@ -1271,17 +1292,20 @@ class _SchemeYear:
             return
         rng = self.rng
         artist = LEAD_ARTISTS[run.course.provider]
-        if not run.with_status(EnrolmentStatus.ENROLLED):
+        session_day = run.plan.dates[sequence - 1]
+        register = run.register(session_day)
+        if not register:
             self._call_off(run, sequence, artist)
             return
         seq = next(self.seq)
         entries: list[PlannedAttendance] = []
         starting: list[_Person] = []
-        for place in run.with_status(EnrolmentStatus.ENROLLED):
+        for place in register:
             person = self.people[place.index]
             nth = run.delivered - place.joined_after + 1
             if self._attends(person, place, nth):
                 place.attended += 1
+                place.attended_on.append(session_day)
                 place.missed_in_row = 0
                 place.last_attended = sequence
                 moods: tuple[int | None, int | None] = (None, None)
@@ -1292,7 +1316,7 @@ class _SchemeYear:
                     )
                     moods = (before, _clip(before + uplift, 0, 10))
                 entries.append(PlannedAttendance(place.index, AttendanceStatus.ATTENDED, *moods))
-                if place.attended == 1:
+                if run.takes(place, Timepoint.BASELINE, session_day):
                     self._baseline(run, sequence, place, artist)
                 if rules.starts(AttendanceStatus.ATTENDED, person.draft.timeline.status):
                     starting.append(person)
@@ -1328,7 +1352,6 @@ class _SchemeYear:
                 course=run.plan.title,
                 seq=seq,
             )
-        session_day = run.plan.dates[sequence - 1]
         if run.delivered == 2:
             for place in run.with_status(EnrolmentStatus.ENROLLED):
                 if place.joined_after == 0 and place.attended == 0 and not place.leaving:
@@ -1538,7 +1561,8 @@ class _SchemeYear:
         )
 
     def _baseline(self, run: _Run, sequence: int, place: _Place, artist: str) -> None:
-        """At the first session they come to, most people fill in SWEMWBS; some also WEMWBS."""
+        """At the first session they come to (the baseline's day), most people fill in SWEMWBS;
+        some also WEMWBS."""
         rng = self.rng
         if rng.random() >= 0.9:
             return
@@ -1564,11 +1588,16 @@ class _SchemeYear:
         """At the course's last session (when it `completed`: the end questionnaire's day);
         and for some, a follow-up three months on."""
         rng = self.rng
-        if place.baseline is None or place.last_attended is None or rng.random() >= 0.9:
+        at = completed - timedelta(minutes=10)
+        if (
+            place.baseline is None
+            or place.last_attended is None
+            or not run.takes(place, Timepoint.END, at.date())
+            or rng.random() >= 0.9
+        ):
             return
         sequence = place.last_attended
         end = _clip(place.baseline + person.change, 7, 35)
-        at = completed - timedelta(minutes=10)
         self._questionnaire(
             run, sequence, place, artist, Instrument.SWEMWBS, Timepoint.END, end, at=at
         )
@@ -1584,7 +1613,11 @@ class _SchemeYear:
                 at=at,
             )
         follow_up = add_working_days(run.plan.last + timedelta(weeks=12), rng.randint(0, 10))
-        if follow_up <= self.last_day and rng.random() < 0.3:
+        if (
+            follow_up <= self.last_day
+            and run.takes(place, Timepoint.FOLLOW_UP, follow_up)
+            and rng.random() < 0.3
+        ):
             self._questionnaire(
                 run,
                 sequence,

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, expect
 
+from referrals import clock
 from tests.browser.accessibility import audit
 from tests.factories import TEST_PASSWORD
 
@@ -20,7 +20,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 def london_today() -> date:
     """The service's 'today' (the views use London time, not the machine's zone)."""
-    return datetime.now(ZoneInfo("Europe/London")).date()
+    return clock.today()
 
 
 def screenshot(page: Page, name: str, tmp_path: Path) -> Path:

@@ -12,16 +12,15 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
 from sqlalchemy import select
 
+from referrals import clock
 from referrals.auth.models import Organisation
 from referrals.courses.models import Contract
 from referrals.extensions import db
@@ -36,7 +35,6 @@ from tests.browser.helpers import screenshot, sign_in
 from tests.conftest import _empty_all_tables
 from tests.intake_helpers import pdf_text
 
-LONDON = ZoneInfo("Europe/London")
 COMMISSIONER = "commissioner@demo.test"
 ICB = "NHS Severnvale Integrated Care Board"
 RATING_WORDS = {"Red", "Amber", "Green", "Stretch met", "Not rated"}
@@ -69,7 +67,7 @@ def demo_scheme(live_server: Any) -> Iterator[DemoScheme]:
     began); every table is emptied after the module."""
     app = live_server.app
     started = time.monotonic()
-    today = datetime.now(LONDON).date()
+    today = clock.today()
     try:
         with app.app_context():
             seed_demo(today=today)

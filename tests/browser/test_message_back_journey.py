@@ -8,12 +8,12 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from playwright.sync_api import expect
 from sqlalchemy import select
 
 from referrals.auth.models import OrganisationKind, Role
+from referrals.clock import LONDON
 from referrals.courses.models import AttendanceStatus, CourseSession, Enrolment, EnrolmentStatus
 from referrals.courses.services import RegisterEntry, enrol, record_wellbeing, save_register
 from referrals.extensions import db
@@ -39,7 +39,6 @@ BASELINE_ANSWERS = [3, 3, 2, 3, 3, 2, 3]
 END_ANSWERS = [4, 4, 3, 4, 4, 3, 4]
 
 
-LONDON = ZoneInfo("Europe/London")
 MRS_ATKINS = {
     "given_name": "Margaret",
     "family_name": "Atkins",

@@ -4,12 +4,13 @@ keyboard alone; the request reaches the link worker's caseload. Every public pag
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from referrals import clock
 from referrals.auth.models import OrganisationKind, Role
 from referrals.intake.models import Referral
 from referrals.places.services import load_places
@@ -31,12 +32,12 @@ def test_a_person_finds_a_course_by_postcode_and_refers_themselves_by_keyboard(
     make_course(
         title="Harbour Voices Choir",
         venue=make_venue(name="Riverside Arts Studio", postcode="GL1 2LG"),
-        start=date.today() + timedelta(days=2),
+        start=clock.today() + timedelta(days=2),
     )
     make_course(
         title="Forest Painting Group",
         venue=make_venue(name="Deanbury Hall", postcode="GL16 8HB"),
-        start=date.today() + timedelta(days=2),
+        start=clock.today() + timedelta(days=2),
     )
     live_data.commit()
 
