@@ -22,6 +22,7 @@ from werkzeug.exceptions import Forbidden, NotFound, Unauthorized
 from werkzeug.routing import IntegerConverter
 
 from referrals.audit import record_now
+from referrals.auth.bearer import authenticate_bearer
 from referrals.auth.mfa import challenge_is_open, enrolment_due
 from referrals.auth.models import Role
 from referrals.auth.sessions import refresh_last_seen
@@ -89,8 +90,6 @@ def enforce_access() -> ResponseReturnValue | None:
     if rule == SECOND_STEP:
         return None if challenge_is_open() else redirect(url_for("auth.login"))
     if is_api_request():
-        from referrals.api.auth import authenticate_bearer
-
         if authenticate_bearer() is None:
             raise Unauthorized("A valid bearer token is required")
     elif not current_user.is_authenticated:

@@ -7,14 +7,14 @@ import itertools
 import json
 import threading
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
 from referrals.courses.models import (
@@ -48,10 +48,6 @@ _nhs = nhs_numbers()
 _serial = itertools.count(1)
 
 
-def london_today() -> date:
-    return datetime.now(ZoneInfo("Europe/London")).date()
-
-
 def count(model: Any, *where: Any) -> int:
     return db.session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
@@ -76,7 +72,7 @@ def make_course(
     """A course whose first session was two days ago (bank holidays not skipped, so the
     session dates are predictable)."""
     schedule = Schedule(
-        start_date=start or london_today() - timedelta(days=2),
+        start_date=start or clock.today() - timedelta(days=2),
         start_time=time(10, 0),
         duration_minutes=120,
         frequency=frequency,
@@ -96,9 +92,9 @@ def make_course(
 
 def assessed_referral(link_worker: User, practice: Organisation, **overrides: Any) -> Referral:
     referral = make_referral(
-        link_worker, practice, nhs=next(_nhs), today=london_today(), **overrides
+        link_worker, practice, nhs=next(_nhs), today=clock.today(), **overrides
     )
-    record_conversation(link_worker, referral, held_on=london_today(), what_matters="Singing")
+    record_conversation(link_worker, referral, held_on=clock.today(), what_matters="Singing")
     return referral
 
 
@@ -124,9 +120,7 @@ class World:
 
     def enrol(self, referral: Referral, course: Course | None = None) -> Enrolment:
         course = course or self.course
-        return enrol(
-            self.link_worker, referral, course, today=london_today(), at=from_start(course)
-        )
+        return enrol(self.link_worker, referral, course, today=clock.today(), at=from_start(course))
 
     def person(self, **overrides: Any) -> Referral:
         return assessed_referral(self.link_worker, self.practice, **overrides)
@@ -209,7 +203,7 @@ def test_the_directory_shows_courses_with_places_left_and_schedule(world, as_use
     assert item["pathways"] == ["copd_asthma"]
     assert item["venue"]["postcode"] == "GL1 2AB"
     assert item["venue"]["accessibility"].startswith("Step-free")
-    start = london_today() - timedelta(days=2)
+    start = clock.today() - timedelta(days=2)
     assert item["schedule"] == {
         "start_date": start.isoformat(),
         "start_time": "10:00",
@@ -240,7 +234,7 @@ def test_the_cost_to_the_contract_is_never_given_to_referrers_as_a_price(world, 
 
 def test_the_directory_filters(world, as_user):
     other_provider = factories.make_organisation(OrganisationKind.PROVIDER)
-    monday = london_today() - timedelta(days=london_today().weekday())
+    monday = clock.today() - timedelta(days=clock.today().weekday())
     dance = make_course(
         other_provider,
         art_form=ArtForm.DANCE,
@@ -659,7 +653,7 @@ def register(world: World) -> tuple[CourseSession, list[Enrolment]]:
     people = [world.enrol(world.person()) for _ in range(3)]
     session = first_session(world.course)
     db.session.commit()
-    assert session.date == london_today() - timedelta(days=2)
+    assert session.date == clock.today() - timedelta(days=2)
     return session, people
 
 
@@ -826,7 +820,7 @@ def test_only_artists_and_admins_take_registers(world, as_user, register, role):
 
 
 def test_artists_have_an_edit_window_and_admins_do_not(world, as_user):
-    course = make_course(world.provider, start=london_today() - timedelta(days=10))
+    course = make_course(world.provider, start=clock.today() - timedelta(days=10))
     person = world.enrol(world.person(), course)
     old, recent = db.session.scalars(
         select(CourseSession)
@@ -888,7 +882,7 @@ def test_a_swemwbs_questionnaire_is_scored_with_the_metric_conversion(world, as_
     assert body["raw_score"] == 21
     assert body["metric_score"] == 19.25  # the published table, not the raw total
     assert isinstance(body["metric_score"], float)
-    assert body["recorded_on"] == london_today().isoformat()
+    assert body["recorded_on"] == clock.today().isoformat()
 
     response = as_user(world.link_worker).post(
         f"/enrolments/{people[1].id}/wellbeing",
@@ -896,7 +890,7 @@ def test_a_swemwbs_questionnaire_is_scored_with_the_metric_conversion(world, as_
             "instrument": "WEMWBS",
             "timepoint": "baseline",
             "items": [4] * 14,
-            "recorded_on": (london_today() - timedelta(days=1)).isoformat(),
+            "recorded_on": (clock.today() - timedelta(days=1)).isoformat(),
         },
     )
     assert response.status_code == 201
@@ -1199,7 +1193,7 @@ def test_a_course_runs_inside_its_contract(world, as_user, start, message):
 
 
 def test_enrolling_too_late_to_complete_needs_the_late_start_confirmed(world, as_user):
-    today = london_today()
+    today = clock.today()
     course = make_course(world.provider, start=today - timedelta(weeks=6))
     for session in course.sessions[:6]:
         save_register(world.admin, session, [], today=today)

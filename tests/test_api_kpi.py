@@ -7,11 +7,11 @@ import importlib.util
 import io
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
@@ -23,7 +23,7 @@ from tests import factories
 from tests.factories import make_contract
 from tests.intake_helpers import make_referral, nhs_numbers
 
-TODAY = datetime.now(ZoneInfo("Europe/London")).date()
+TODAY = clock.today()
 PERIOD = Period.containing(TODAY).previous().previous()  # a finished month
 THIS_MONTH = Period.containing(TODAY)
 URL = "/api/v1/kpi/returns"

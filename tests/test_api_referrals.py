@@ -6,13 +6,14 @@ import copy
 import itertools
 import threading
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, insert, select
 
+from referrals import clock
 from referrals.audit import AuditEvent
 from referrals.auth.models import OrganisationKind, Role
 from referrals.extensions import db
@@ -28,10 +29,6 @@ from tests.query_counts import counting_queries
 
 URL = "/api/v1/referrals"
 _serial = itertools.count(400_000_001)  # the range England allocates from
-
-
-def london_today() -> date:
-    return datetime.now(ZoneInfo("Europe/London")).date()
 
 
 def new_nhs_number() -> str:
@@ -117,13 +114,13 @@ def make_referral(actor, practice, *, pathway=Pathway.MENTAL_HEALTH, moves=()) -
         actor,
         practice,
         nhs=new_nhs_number(),
-        today=london_today(),
+        today=clock.today(),
         pathway=pathway,
-        received_on=london_today() - timedelta(days=10),
+        received_on=clock.today() - timedelta(days=10),
     )
     for target in moves:
         by = Actor.SYSTEM if target in (Status.ENROLLED, Status.WAITLISTED) else Actor.PERSON
-        transition(actor, referral, target, reason="because", by=by, today=london_today())
+        transition(actor, referral, target, reason="because", by=by, today=clock.today())
     db.session.commit()
     return referral
 
@@ -141,7 +138,7 @@ def test_a_referrer_refers_for_their_own_practice(referrer):
     assert data["gp_practice_id"] == user.organisation_id
     assert data["referred_by_id"] == user.id
     assert data["interests"] == ["singing", "crafts"]
-    assert data["received_on"] == london_today().isoformat()
+    assert data["received_on"] == clock.today().isoformat()
     patient = data["patient"]
     assert patient["nhs_number"] == "9434765919"
     assert patient["postcode"] == "GL1 2AB"
@@ -164,7 +161,7 @@ def test_a_link_worker_refers_for_a_named_practice(link_worker):
         gp_practice_id=practice.id,
         referrer_type="link_worker",
         patient__phone=None,
-        received_on=(london_today() - timedelta(days=30)).isoformat(),
+        received_on=(clock.today() - timedelta(days=30)).isoformat(),
         risk_flag=True,
         risk_note="Lives alone",
         patient__communication_needs="Uses BSL",
@@ -176,7 +173,7 @@ def test_a_link_worker_refers_for_a_named_practice(link_worker):
     assert data["gp_practice_id"] == practice.id
     assert data["assigned_to_id"] == user.id
     assert data["risk_flag"] is True and data["risk_note"] == "Lives alone"
-    assert data["received_on"] == (london_today() - timedelta(days=30)).isoformat()
+    assert data["received_on"] == (clock.today() - timedelta(days=30)).isoformat()
     assert data["timeline"][0]["effective_on"] == data["received_on"]
     assert data["patient"]["preferred_contact"] == "email"  # no phone given
     assert data["patient"]["communication_needs"] == "Uses BSL"
@@ -216,7 +213,7 @@ def test_a_referrer_cannot_refer_for_another_practice(referrer):
 
 
 def _years_ago(years: int, days: int = 0) -> str:
-    today = london_today()
+    today = clock.today()
     return (today.replace(year=today.year - years) - timedelta(days=days)).isoformat()
 
 
@@ -274,7 +271,7 @@ BAD_INPUT = [
     ({"risk_flag": True}, "risk_note"),
     ({"risk_flag": "yes"}, "risk_flag"),
     ({"risk_note": "x" * 4001}, "risk_note"),
-    ({"received_on": (london_today() + timedelta(days=1)).isoformat()}, "received_on"),
+    ({"received_on": (clock.today() + timedelta(days=1)).isoformat()}, "received_on"),
     ({"received_on": "yesterday"}, "received_on"),
     ({"received_on": "0001-01-01"}, "received_on"),
     ({"received_on": "1999-12-31"}, "received_on"),
@@ -639,7 +636,7 @@ def test_a_link_worker_moves_a_referral_along(link_worker):
     client, headers, user = link_worker
     referral = make_referral(user, factories.make_organisation())
     url = f"{URL}/{referral.id}/transitions"
-    on = (london_today() - timedelta(days=2)).isoformat()
+    on = (clock.today() - timedelta(days=2)).isoformat()
     response = client.post(
         url, json={"to": "contacting", "note": "Rang twice", "on": on}, headers=headers
     )
@@ -653,7 +650,7 @@ def test_a_link_worker_moves_a_referral_along(link_worker):
     closing = {"to": "declined", "reason": "Prefers a walking group"}
     data = client.post(url, json=closing, headers=headers).get_json()
     assert data["status"] == "declined"
-    assert data["closed_on"] == london_today().isoformat()
+    assert data["closed_on"] == clock.today().isoformat()
     assert data["timeline"][-1]["reason"] == "Prefers a walking group"
     assert audit_actions().count("referral.transition") == 2
 
@@ -716,8 +713,8 @@ def test_moves_the_lifecycle_refuses_are_422_with_its_message(
         ({}, "to"),
         ({"to": "lost"}, "to"),
         ({"to": 3}, "to"),
-        ({"to": "contacting", "on": (london_today() + timedelta(days=1)).isoformat()}, "on"),
-        ({"to": "contacting", "on": (london_today() - timedelta(days=11)).isoformat()}, "on"),
+        ({"to": "contacting", "on": (clock.today() + timedelta(days=1)).isoformat()}, "on"),
+        ({"to": "contacting", "on": (clock.today() - timedelta(days=11)).isoformat()}, "on"),
         ({"to": "contacting", "on": "last week"}, "on"),
         ({"to": "contacting", "note": "x" * 4001}, "note"),
         ({"to": "declined", "reason": "x" * 4001}, "reason"),

@@ -1,4 +1,4 @@
-"""Bearer-token authentication for the API. Cookies are never accepted here."""
+"""Bearer-token authentication for the API: the token, never a cookie, says who is calling."""
 
 from __future__ import annotations
 
