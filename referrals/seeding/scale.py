@@ -521,8 +521,9 @@ def _at(day: date, rng: random.Random, start: int = 9, end: int = 17) -> datetim
     return midnight + (timedelta(minutes=minutes) - _london_offset(day))
 
 
-# Every register of a session is recorded at the same time, so each is worked out once.
-@functools.cache
+# Every register of a session is recorded at the same time, so each is worked out once while
+# its course's people are written (they are written close together).
+@functools.lru_cache(maxsize=1 << 14)
 def _session_end(day: date, start: time, duration: int) -> datetime:
     local = datetime.combine(day, start, tzinfo=LONDON) + timedelta(minutes=duration)
     return local.astimezone(UTC)
@@ -791,7 +792,7 @@ class _Table:
             if not isinstance(kind, JSON):
                 # The same statuses, days and register times come over and over: each
                 # value is converted once (JSON values are lists, which cannot be kept).
-                processor = functools.lru_cache(maxsize=1 << 16, typed=True)(processor)
+                processor = functools.lru_cache(maxsize=1 << 12, typed=True)(processor)
             self.convert.append((i, processor))
         quote = dialect.identifier_preparer.quote
         self.target = f"{quote(table.name)} ({', '.join(quote(n) for n in self.names)})"
