@@ -28,28 +28,34 @@ The shape, for `--referrals N --attendances M` (figures for N = 100,000, M = 1,0
 - Attendance: exactly M rows when the referrals allow it (at most about 11 per referral),
   otherwise as many as they allow; the report says how many were made.
 
-The arguments are checked before anything is planned or written (`check_arguments`). Rows are
-written with bulk Core inserts in batches, ids assigned here, so nothing needs a RETURNING round
-trip; each batch is committed, so the database's journal and the process's memory stay bounded
-whatever the size, and `progress` hears how far it has got. A run that stops part-way leaves
-the batches written so far: empty the database and run it again. Audit entries and messages
-back are not generated. Deterministic for a seed and a `today`.
+The arguments are checked before anything is planned or written (`check_arguments`). The plan
+is kept as columns of numbers; the referrals and everything that happened to them are then
+written in batches, ids assigned here, each batch handed to the database driver in one
+statement per table (COPY on PostgreSQL, an executemany of tuples on SQLite, values converted
+as SQLAlchemy would) and committed, so the database's journal and the process's memory stay
+bounded whatever the size, and `progress` hears how far it has got. While they are loaded, those
+tables' secondary indexes are dropped, to be built once at the end, and SQLite neither syncs each
+batch to disk nor keeps its small page cache (`_bulk_load`). A run that stops part-way leaves
+the batches written so far, with the indexes built again: empty the database and run it again.
+Audit entries and messages back are not generated. Deterministic for a seed and a `today`.
 """
 
 from __future__ import annotations
 
 import functools
 import math
+import operator
 import random
 from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from time import perf_counter
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Table, case, func, insert, select
+from sqlalchemy import JSON, Connection, Dialect, Table, bindparam, case, func, insert, select, text
 
 from referrals import clock
 from referrals.auth.models import Organisation, OrganisationKind, Role, User
@@ -499,12 +505,25 @@ def _working_day_on_or_before(day: date) -> date:
     return day
 
 
+@functools.cache
+def _london_offset(day: date) -> timedelta:
+    """London's offset from UTC in the day's waking hours: the clocks change at 01:00 UTC,
+    before any time generated here, so one offset serves the whole day."""
+    offset = datetime.combine(day, time(12), tzinfo=LONDON).utcoffset()
+    assert offset is not None
+    return offset
+
+
 def _at(day: date, rng: random.Random, start: int = 9, end: int = 17) -> datetime:
+    """A time in London's working hours that day, in UTC."""
     minutes = rng.randrange(start * 60, end * 60)
-    local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=LONDON)
-    return local.astimezone(UTC)
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return midnight + (timedelta(minutes=minutes) - _london_offset(day))
 
 
+# Every register of a session is recorded at the same time, so each is worked out once while
+# its course's people are written (they are written close together).
+@functools.lru_cache(maxsize=1 << 14)
 def _session_end(day: date, start: time, duration: int) -> datetime:
     local = datetime.combine(day, start, tzinfo=LONDON) + timedelta(minutes=duration)
     return local.astimezone(UTC)
@@ -751,8 +770,121 @@ def _tune(plan: list[_Course], target: int, today: date) -> int:
 # --- Writing -----------------------------------------------------------------------------------
 
 
+class _Table:
+    """How one table's rows go to the driver: its columns in a fixed order, each with the
+    conversion SQLAlchemy would apply to it (so the stored values are the ones a Core insert
+    stores), and the statement that loads a batch."""
+
+    def __init__(self, table: Table, names: Sequence[str], dialect: Dialect) -> None:
+        omitted = [c for c in table.columns if c.name not in names]
+        defaulted = [c.name for c in omitted if c.default is not None or c.server_default]
+        if defaulted:
+            raise RuntimeError(f"{table.name}: give {', '.join(defaulted)} (they have defaults)")
+        self.table = table
+        self.names = tuple(names)
+        self.pick = operator.itemgetter(*self.names)
+        self.convert: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, name in enumerate(self.names):
+            kind = table.c[name].type
+            processor = kind.dialect_impl(dialect).bind_processor(dialect)
+            if processor is None:
+                continue
+            if not isinstance(kind, JSON):
+                # The same statuses, days and register times come over and over: each
+                # value is converted once (JSON values are lists, which cannot be kept).
+                processor = functools.lru_cache(maxsize=1 << 12, typed=True)(processor)
+            self.convert.append((i, processor))
+        quote = dialect.identifier_preparer.quote
+        self.target = f"{quote(table.name)} ({', '.join(quote(n) for n in self.names)})"
+        self.copy = dialect.driver == "psycopg"  # psycopg 3 streams rows through COPY
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        marks = ", ".join([mark] * len(self.names))
+        # The names come from the schema and every value is bound.
+        self.insert = f"INSERT INTO {self.target} VALUES ({marks})"  # noqa: S608
+
+    def row(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        row = list(self.pick(values))
+        for i, processor in self.convert:
+            row[i] = processor(row[i])
+        return tuple(row)
+
+    def load(self, connection: Any, rows: list[tuple[Any, ...]]) -> None:
+        """One batch in one statement: COPY on PostgreSQL, an executemany elsewhere."""
+        cursor = connection.cursor()
+        try:
+            if self.copy:
+                with cursor.copy(f"COPY {self.target} FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(self.insert, rows)
+        finally:
+            cursor.close()
+
+
+# SQLite's page cache while loading (KiB, as `PRAGMA cache_size` takes a negative number).
+LOAD_CACHE_KIB = 128 * 1024
+
+
+@contextmanager
+def _bulk_load(tables: Sequence[Table]) -> Iterator[Connection]:
+    """A connection of its own to load the tables through, committing batch by batch.
+
+    The tables' secondary indexes are dropped while their rows are loaded and built again at
+    the end from the whole table at once, far quicker than keeping them up row by row in
+    random order; SQLite meanwhile keeps a larger page cache and does not wait for each batch
+    to reach the disk (a run cut short is begun again on an empty database anyway). Keys and
+    unique and foreign-key constraints stay in force throughout. However the load ends, the
+    indexes are built again and the connection's settings restored."""
+    names = {"names": [t.name for t in tables]}
+    with db.engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        with connection.begin():
+            found = connection.execute(_SQLITE_INDEXES if sqlite else _PG_INDEXES, names).all()
+            quote = connection.dialect.identifier_preparer.quote
+            for name, _definition in found:
+                connection.exec_driver_sql(f"DROP INDEX {quote(name)}")
+        driver = connection.connection.dbapi_connection
+        assert driver is not None
+        settings: list[tuple[str, int]] = []
+        if sqlite:  # outside any transaction: the driver is in autocommit (see referrals.db)
+            for pragma, value in (("synchronous", 0), ("cache_size", -LOAD_CACHE_KIB)):
+                settings.append((pragma, int(driver.execute(f"PRAGMA {pragma}").fetchone()[0])))
+                driver.execute(f"PRAGMA {pragma} = {value:d}")
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            with connection.begin():
+                if not sqlite:
+                    connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")
+                for _name, definition in found:
+                    connection.exec_driver_sql(definition)
+            for pragma, previous in settings:
+                driver.execute(f"PRAGMA {pragma} = {previous:d}")
+
+
+# The indexes a load drops and builds again: all but those that keep a key or a constraint.
+_SQLITE_INDEXES = text(
+    "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    " AND tbl_name IN :names ORDER BY name"
+).bindparams(bindparam("names", expanding=True))
+_PG_INDEXES = text(
+    "SELECT indexname, indexdef FROM pg_indexes i"
+    " WHERE schemaname = current_schema() AND tablename IN :names"
+    " AND NOT EXISTS (SELECT FROM pg_constraint c WHERE c.conname = i.indexname)"
+    " ORDER BY indexname"
+).bindparams(bindparam("names", expanding=True))
+
+
 class _Writer:
-    """Buffers rows per table and writes them with bulk inserts, parents before children."""
+    """Buffers rows per table, converted as they come, and hands each table's batch to the
+    database driver in one statement, parents before children.
+
+    SQLAlchemy's bulk insert builds and converts a parameter dictionary per row; at millions
+    of rows that costs more than the database's own work, so rows go straight to the driver
+    (`_Table` converts each value as SQLAlchemy would)."""
 
     ORDER = (
         Patient.__table__,
@@ -765,18 +897,24 @@ class _Writer:
         WellbeingAssessment.__table__,
     )
 
-    def __init__(self) -> None:
-        self.rows: dict[Table, list[dict[str, Any]]] = {t: [] for t in self.ORDER}
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.tables: dict[Table, _Table] = {}
+        self.rows: dict[Table, list[tuple[Any, ...]]] = {t: [] for t in self.ORDER}
         self.counts: dict[str, int] = {t.name: 0 for t in self.ORDER}
         self.buffered = 0
 
-    def add(self, table: Any, row: dict[str, Any]) -> int:
-        self.rows[table].append(row)
+    def add(self, table: Table, row: dict[str, Any]) -> int:
+        loader = self.tables.get(table)
+        if loader is None:  # the first row names the columns every later row gives
+            loader = self.tables[table] = _Table(table, list(row), self.dialect)
+        self.rows[table].append(loader.row(row))
         self.counts[table.name] += 1
         self.buffered += 1
         return self.counts[table.name]
 
-    def next_id(self, table: Any) -> int:
+    def next_id(self, table: Table) -> int:
         return self.counts[table.name] + 1
 
     def maybe_flush(self) -> None:
@@ -784,13 +922,14 @@ class _Writer:
             self.flush()
 
     def flush(self) -> None:
-        """Insert what is buffered and commit it: the journal, and memory, stay one batch."""
-        for table in self.ORDER:
-            rows = self.rows[table]
-            if rows:
-                db.session.execute(insert(table), rows)
-                rows.clear()
-        db.session.commit()
+        """Load what is buffered and commit it: the journal, and memory, stay one batch."""
+        with self.connection.begin():
+            driver = self.connection.connection.dbapi_connection
+            for table in self.ORDER:
+                rows = self.rows[table]
+                if rows:
+                    self.tables[table].load(driver, rows)
+                    rows.clear()
         self.buffered = 0
 
 
@@ -1512,18 +1651,20 @@ def seed_scale(
     counts |= _write_courses(plan, world, today)
     db.session.commit()
     report(f"Wrote {counts['course']:,} courses and {counts['course_session']:,} sessions.")
-    writer = _Writer()
-    emitter = _Emitter(world, plan, today, seed, writer)
     step = max(CHUNK_ROWS, referrals // 20)
-    for index, ref in enumerate(refs):
-        emitter.referral(ref)
-        writer.maybe_flush()
-        if progress is not None and (index + 1) % step == 0:
-            report(
-                f"{index + 1:,} of {referrals:,} referrals, "
-                f"{writer.counts[Attendance.__tablename__]:,} attendance records"
-            )
-    writer.flush()
+    with _bulk_load(_Writer.ORDER) as connection:
+        writer = _Writer(connection)
+        emitter = _Emitter(world, plan, today, seed, writer)
+        for index, ref in enumerate(refs):
+            emitter.referral(ref)
+            writer.maybe_flush()
+            if progress is not None and (index + 1) % step == 0:
+                report(
+                    f"{index + 1:,} of {referrals:,} referrals, "
+                    f"{writer.counts[Attendance.__tablename__]:,} attendance records"
+                )
+        writer.flush()
+        report("Building the indexes ...")
     counts |= writer.counts
     _reset_sequences()
     db.session.commit()
