@@ -43,6 +43,7 @@ Audit entries and messages back are not generated. Deterministic for a seed and 
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import operator
 import random
@@ -823,7 +824,7 @@ class _Table:
 
 
 # SQLite's page cache while loading (KiB, as `PRAGMA cache_size` takes a negative number).
-LOAD_CACHE_KIB = 128 * 1024
+LOAD_CACHE_KIB = 32 * 1024
 
 
 @contextmanager
@@ -1664,6 +1665,9 @@ def seed_scale(
                     f"{writer.counts[Attendance.__tablename__]:,} attendance records"
                 )
         writer.flush()
+        # The plan is done with: let it go before the indexes are built, the load's peak.
+        del emitter, refs, plan
+        gc.collect()
         report("Building the indexes ...")
     counts |= writer.counts
     _reset_sequences()
