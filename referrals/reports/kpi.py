@@ -6,9 +6,9 @@ never sums of months). The records are aggregated in SQL, once for every span: a
 enrolment (and by the part of the widest span it falls in), sessions by course, outcome scores
 by enrolment; Python adds those into each span, counts each span's distinct people and takes
 the median of B3's waits (one value per new starter). The number of queries is fixed, whatever
-the size of the data. The engine returns true figures; `publish` applies the small-number rule
-for commissioners and rates figures against targets. Decisions the specification leaves open
-are written in docs/kpi.md.
+the size of the data (one more where someone attended another course's session, for B7). The
+engine returns true figures; `publish` applies the small-number rule for commissioners and rates
+figures against targets. Decisions the specification leaves open are written in docs/kpi.md.
 """
 
 from __future__ import annotations
