@@ -369,15 +369,10 @@ class _Person:
     ethnicity: Any
 
 
-@dataclass(frozen=True)
-class _Attended:
-    """An enrolment's attended records at delivered sessions read by the attendance pass (at
-    any date up to the period's end), for B7: its own course, how many, and whether any was
-    at another course's session."""
-
-    course_id: int
-    records: int
-    elsewhere: bool
+# An enrolment's attended records at delivered sessions read by the attendance pass (at any
+# date up to the period's end), for B7: its own course, how many, and whether any was at
+# another course's session. A tuple: one is made for each of up to 16,000 enrolments.
+_Attended = tuple[int, int, bool]
 
 
 def _attendance_tallies(
@@ -497,8 +492,10 @@ def _attendance_tallies(
         first_on, month_first_on = row[1], row[2]
         went, met_low, met_high, patient, received, born, sex, ethnicity, course_id = row[width:]
         if went:
-            attended_records[row[0]] = _Attended(
-                course_id, went, met_low != course_id or met_high != course_id
+            attended_records[row[0]] = (
+                course_id,
+                went,
+                met_low != course_id or met_high != course_id,
             )
         for at in range(1, month + 1):
             records, attendances, moods, mood_total = row[4 * at - 1 : 4 * at + 3]
@@ -604,18 +601,26 @@ def _completed(
     completed in a span when that course ended in it and it attended at least 75% (rounded
     up) of its delivered sessions. Where any enrolment on an ended course attended another
     course's session, the records count by both courses' ends, which `_completions` reads."""
-    by_id = {course.course_id: course for course in ended}
-    if any(a.elsewhere for a in attended.values() if a.course_id in by_id):
-        return _completions(ended, spans)
     completed: list[set[int]] = [set() for _ in spans]
-    for enrolment_id, records in attended.items():
-        course = by_id.get(records.course_id)
-        if course is None or not course.delivered:
+    # Each ended course's attendances needed, and the spans it ended in.
+    rule = {
+        course.course_id: (
+            (course.delivered * 3 + 3) // 4,
+            [done for done, w in zip(completed, spans, strict=True) if course.ends_on >= w.start],
+        )
+        for course in ended
+        if course.delivered
+    }
+    ended_ids = {course.course_id for course in ended}
+    for enrolment_id, (course_id, records, elsewhere) in attended.items():
+        if course_id not in ended_ids:
             continue
-        if records.records >= (course.delivered * 3 + 3) // 4:
-            for done, window in zip(completed, spans, strict=True):
-                if course.ends_on >= window.start:
-                    done.add(enrolment_id)
+        if elsewhere:
+            return _completions(ended, spans)
+        needed = rule.get(course_id)
+        if needed is not None and records >= needed[0]:
+            for done in needed[1]:
+                done.add(enrolment_id)
     return completed
 
 
