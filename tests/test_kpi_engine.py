@@ -1103,6 +1103,27 @@ def test_b7_needs_75_percent_rounded_up(app: Any, delivered: int) -> None:
     assert values(compute(Scope(x.id), MARCH))[("B7", "")] == 1
 
 
+def test_b7_counts_a_session_of_another_course_from_the_later_end(app: Any) -> None:
+    """Someone on K (four sessions in March: three needed) attended two of them and one
+    session of L, another of the contract's courses, which ended in February. Their records
+    at L count in a span only when both courses ended in it: in the year to date they reach
+    three (a completion), in March alone two (not one)."""
+    b, x, _ = new_builder()
+    b.course("K", x, [(d(M, day), D_) for day in (2, 9, 16, 23)])
+    b.course("L", x, [(d(F, 2), D_), (d(F, 9), D_)])
+    b.referral("P", d(1, 5), [(S.ASSESSED, d(1, 6)), (S.ENROLLED, d(1, 7))])
+    enrolment = b.enrol("K", "P", "AAnn")
+    db.session.add(
+        Attendance(
+            session=b.sessions["L"][0], enrolment=enrolment, status=AttendanceStatus.ATTENDED
+        )
+    )
+    db.session.commit()
+    result = compute(Scope(x.id), MARCH)
+    assert values(result)[("B7", "")] == 0
+    assert values(result, "year_to_date")[("B7", "")] == 1
+
+
 def test_age_band_uses_the_first_attended_session_in_scope(app: Any) -> None:
     """D is "B1 broken down by age band at the session date", and B1 is limited to the courses
     in scope: for a contract, the session that sets the age is that person's first attended

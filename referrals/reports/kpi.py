@@ -6,9 +6,9 @@ never sums of months). The records are aggregated in SQL, once for every span: a
 enrolment (and by the part of the widest span it falls in), sessions by course, outcome scores
 by enrolment; Python adds those into each span, counts each span's distinct people and takes
 the median of B3's waits (one value per new starter). The number of queries is fixed, whatever
-the size of the data. The engine returns true figures; `publish` applies the small-number rule
-for commissioners and rates figures against targets. Decisions the specification leaves open
-are written in docs/kpi.md.
+the size of the data (one more where someone attended another course's session, for B7). The
+engine returns true figures; `publish` applies the small-number rule for commissioners and rates
+figures against targets. Decisions the specification leaves open are written in docs/kpi.md.
 """
 
 from __future__ import annotations
@@ -369,9 +369,15 @@ class _Person:
     ethnicity: Any
 
 
+# An enrolment's attended records at delivered sessions read by the attendance pass (at any
+# date up to the period's end), for B7: its own course, how many, and whether any was at
+# another course's session. A tuple: one is made for each of up to 16,000 enrolments.
+_Attended = tuple[int, int, bool]
+
+
 def _attendance_tallies(
     scope: Scope, spans: list[Window]
-) -> tuple[list[_Tally], dict[int, _Person]]:
+) -> tuple[list[_Tally], dict[int, _Person], dict[int, _Attended]]:
     """B1, B2, B3, B5, B6 and C7 for every span from one pass over the widest span's records
     (two queries), and the people supported in the month for section D.
 
@@ -385,6 +391,9 @@ def _attendance_tallies(
     Those groups are then gathered into one row per enrolment (a column for each part), so
     that each enrolment's referral and person are looked up once, and each part's people are
     counted once; a span's tally is the union of its parts'.
+
+    The same rows carry each enrolment's attended records at delivered sessions over the whole
+    pass, with the courses whose sessions they were, from which B7 is counted (`_completed`).
     """
     starts = sorted({w.start for w in spans})
     end = spans[0].end
@@ -412,6 +421,7 @@ def _attendance_tallies(
             func.count(mood_change).label("moods"),
             func.sum(mood_change).label("mood_total"),
             func.min(CourseSession.date).label("first_on"),
+            CourseSession.course_id.label("met_id"),
         )
         .join(CourseSession, CourseSession.id == Attendance.session_id)
         .where(
@@ -419,7 +429,7 @@ def _attendance_tallies(
             CourseSession.date <= end,
             or_(CourseSession.date >= starts[0], _attended_at_delivered()),
         )
-        .group_by(Attendance.enrolment_id, part, went)
+        .group_by(Attendance.enrolment_id, part, went, CourseSession.course_id)
         .subquery()
     )
     # Then one row per enrolment, so that it is joined to its referral and person once: for
@@ -449,6 +459,9 @@ def _attendance_tallies(
                 "month_first_on"
             ),
             *per_part,
+            total(groups.c.records, attended),
+            func.min(case((attended, groups.c.met_id))),
+            func.max(case((attended, groups.c.met_id))),
         )
         .group_by(groups.c.enrolment_id)
         .subquery()
@@ -463,6 +476,7 @@ def _attendance_tallies(
             # than the rest of the row; section D converts each person's once.
             type_coerce(Patient.sex, String),
             type_coerce(Patient.ethnicity, String),
+            Enrolment.course_id,
         )
         .join(Enrolment, Enrolment.id == enrolments.c.enrolment_id)
         .join(Referral, Referral.id == Enrolment.referral_id)
@@ -472,10 +486,17 @@ def _attendance_tallies(
     parts = [_Tally() for _ in range(month + 1)]
     firsts: list[tuple[date, date]] = []  # each enrolment's first attended, referral received
     supported: dict[int, _Person] = {}
+    attended_records: dict[int, _Attended] = {}
     width = 3 + 4 * month
     for row in rows:
         first_on, month_first_on = row[1], row[2]
-        patient, received, *person = row[width:]
+        went, met_low, met_high, patient, received, born, sex, ethnicity, course_id = row[width:]
+        if went:
+            attended_records[row[0]] = (
+                course_id,
+                went,
+                met_low != course_id or met_high != course_id,
+            )
         for at in range(1, month + 1):
             records, attendances, moods, mood_total = row[4 * at - 1 : 4 * at + 3]
             if not records:
@@ -495,7 +516,7 @@ def _attendance_tallies(
         if month_first_on is not None:
             known = supported.get(patient)
             if known is None or month_first_on < known.first_on:
-                supported[patient] = _Person(month_first_on, *person)
+                supported[patient] = _Person(month_first_on, born, sex, ethnicity)
     # The spans' tallies from their parts: none before the widest span (part 0).
     tallies = [
         _merged([parts[i + 1] for i, start in enumerate(starts) if start >= window.start])
@@ -506,7 +527,7 @@ def _attendance_tallies(
         for window, tally in zip(spans, tallies, strict=True):
             if first_on >= window.start:
                 tally.waits.append(wait)
-    return tallies, supported
+    return tallies, supported, attended_records
 
 
 @dataclass(frozen=True)
@@ -567,6 +588,40 @@ def _courses_meeting(scope: Scope, spans: list[Window]) -> list[_CourseRow]:
         )
         for row in rows
     ]
+
+
+def _completed(
+    ended: list[_CourseRow], spans: list[Window], attended: dict[int, _Attended]
+) -> list[set[int]]:
+    """B7's enrolments in each span, from the attendance pass (no query of its own).
+
+    The pass reads every attended record at a delivered session of the courses that ended in
+    any span: each of them met in the widest span and ended by its end, so all their delivered
+    sessions are in the pass. An enrolment whose records were all at its own course's sessions
+    completed in a span when that course ended in it and it attended at least 75% (rounded
+    up) of its delivered sessions. Where any enrolment on an ended course attended another
+    course's session, the records count by both courses' ends, which `_completions` reads."""
+    completed: list[set[int]] = [set() for _ in spans]
+    # Each ended course's attendances needed, and the spans it ended in.
+    rule = {
+        course.course_id: (
+            (course.delivered * 3 + 3) // 4,
+            [done for done, w in zip(completed, spans, strict=True) if course.ends_on >= w.start],
+        )
+        for course in ended
+        if course.delivered
+    }
+    ended_ids = {course.course_id for course in ended}
+    for enrolment_id, (course_id, records, elsewhere) in attended.items():
+        if course_id not in ended_ids:
+            continue
+        if elsewhere:
+            return _completions(ended, spans)
+        needed = rule.get(course_id)
+        if needed is not None and records >= needed[0]:
+            for done in needed[1]:
+                done.add(enrolment_id)
+    return completed
 
 
 def _completions(ended: list[_CourseRow], spans: list[Window]) -> list[set[int]]:
@@ -705,13 +760,13 @@ def _chosen_scores(enrolments: Any, *which: Any) -> dict[int, dict[str, int]]:
 
 
 def _span_figures(scope: Scope, spans: list[Window]) -> tuple[list[Figure], list[Figure]]:
-    """Sections B, C and E over every span (six queries, whatever the spans), and
-    section D."""
-    tallies, supported = _attendance_tallies(scope, spans)
+    """Sections B, C and E over every span (five queries, whatever the spans; one more
+    where someone on a course that ended attended another course's session), and section D."""
+    tallies, supported, attended = _attendance_tallies(scope, spans)
     courses = _courses_meeting(scope, spans)
     widest, end = min(w.start for w in spans), spans[0].end
     ended = [c for c in courses if widest <= c.ends_on <= end]
-    completions = _completions(ended, spans)
+    completions = _completed(ended, spans, attended)
     paired = _paired_scores(ended)
     follow_ups = _follow_ups(scope, spans)
     figures: list[Figure] = []
