@@ -78,7 +78,7 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
         ForeignKey("user_account.id", ondelete="SET NULL")
     )
     assigned_to_id: Mapped[int | None] = mapped_column(
-        ForeignKey("user_account.id", ondelete="SET NULL"), index=True
+        ForeignKey("user_account.id", ondelete="SET NULL")
     )
     referrer_type: Mapped[ReferrerType] = mapped_column(enum_column(ReferrerType))
     pathway: Mapped[Pathway] = mapped_column(enum_column(Pathway))
@@ -123,6 +123,8 @@ class Referral(TimestampMixin, db.Model):  # type: ignore[name-defined]
         Index("ix_referral_pathway_received_on", "pathway", "received_on"),
         Index("ix_referral_received_on", "received_on"),
         Index("ix_referral_closed_on", "closed_on"),
+        # A link worker's own open referrals, counted without reading the ones long closed.
+        Index("ix_referral_assigned_to_id_status", "assigned_to_id", "status"),
     )
 
     @property
